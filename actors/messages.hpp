@@ -1,0 +1,53 @@
+#pragma once
+
+// The message vocabulary of the actor graph. Included only by actor
+// translation units: it pulls in CAF.
+
+#include "runtime/kafka/consumer.hpp"
+#include "runtime/record.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+
+#include <map>
+#include <vector>
+
+namespace sluice::actors {
+
+/// Final offsets (next offset to read) per partition.
+using offset_map = std::map<kafka::topic_partition, std::int64_t>;
+using assignment = std::vector<kafka::assigned_partition>;
+using partition_list = std::vector<kafka::topic_partition>;
+
+// Consumer actor: read more records now / the queue has records / periodic poll.
+using poll_atom = caf::atom_constant<caf::atom("poll")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+// Sink -> consumer: the batch starting at an offset is fully handled (credit back).
+using ack_atom = caf::atom_constant<caf::atom("ack")>;
+// Stop reading, wait for in-flight records, reply.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+// Sink -> itself: a delivery failed / the producer queue has room again.
+using failed_atom = caf::atom_constant<caf::atom("failed")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+// Consumer -> checkpoint: a partition's watermark and counters.
+using report_atom = caf::atom_constant<caf::atom("report")>;
+// Checkpoint: epoch timer; hand over final offsets; current watermark of one partition.
+using epoch_atom = caf::atom_constant<caf::atom("epoch")>;
+using take_atom = caf::atom_constant<caf::atom("take")>;
+using watermark_atom = caf::atom_constant<caf::atom("watermark")>;
+// Supervisor: partitions assigned / revoked, restart one chain, a fatal error.
+using assign_atom = caf::atom_constant<caf::atom("assign")>;
+using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
+using restart_atom = caf::atom_constant<caf::atom("restart")>;
+using fatal_atom = caf::atom_constant<caf::atom("fatal")>;
+// Supervisor: kill every chain now (no drain) and quit.
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+
+} // namespace sluice::actors
+
+// Local-only messages: never serialized, so no inspect() needed.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::batch_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::offset_map)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::assignment)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::partition_list)

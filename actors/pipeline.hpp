@@ -1,0 +1,59 @@
+#pragma once
+
+#include "runtime/options.hpp"
+#include "runtime/progress.hpp"
+#include "runtime/record.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace sluice {
+
+/// What a finished run did.
+struct run_summary {
+  bool ok = true;
+  std::string error; ///< why the run failed, when !ok
+  std::int64_t input_rows = 0;
+  std::int64_t output_rows = 0;
+  std::int64_t dlq_rows = 0;
+  std::map<std::string, std::int64_t> rows_by_topic; ///< outputs and DLQ rows per topic
+  std::int64_t max_in_flight = 0;                    ///< highest in-flight count of a partition
+  std::int64_t pauses = 0;                           ///< times a partition ran out of credit
+  std::int64_t restarts = 0;                         ///< partition chains restarted
+  double seconds = 0;            ///< whole run, including joining the group
+  double processing_seconds = 0; ///< from the first assignment to the end
+};
+
+/// A Kafka -> parse -> route -> Kafka pipeline on actors: the library's
+/// entry point, and what `sluice run` drives. Construct it (bad options throw
+/// config_error, before anything runs), optionally add a stage, then run().
+/// run() blocks until stop(), the end of an availableNow run, or a fatal
+/// error; it drains in-flight records and commits before it returns.
+class pipeline {
+public:
+  explicit pipeline(pipeline_config config);
+  ~pipeline();
+  pipeline(const pipeline&) = delete;
+  pipeline& operator=(const pipeline&) = delete;
+
+  /// Adds a user stage that sees every batch after routing, before the sink.
+  /// It runs inside the partition's chain; an exception restarts the chain.
+  void set_stage(std::function<void(record_batch&)> fn);
+
+  /// Called once per epoch with its progress report (from an actor thread).
+  void on_progress(std::function<void(const epoch_progress&)> fn);
+
+  run_summary run();
+
+  /// Asks a running pipeline to drain, commit and return. Thread-safe.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace sluice

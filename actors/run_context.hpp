@@ -1,0 +1,67 @@
+#pragma once
+
+#include "runtime/kafka/consumer.hpp"
+#include "runtime/kafka/producer.hpp"
+#include "runtime/options.hpp"
+#include "runtime/progress.hpp"
+#include "runtime/record_router.hpp"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace sluice::actors {
+
+/// A user stage: runs on every batch between the router and the sink, in the
+/// partition chain's own actor. Throwing fails the chain (it is restarted).
+using batch_function = std::function<void(record_batch&)>;
+
+/// Counters of a whole run, updated by the actors, read by anyone.
+struct run_metrics {
+  std::atomic<std::int64_t> input_rows{0};
+  std::atomic<std::int64_t> output_rows{0};
+  std::atomic<std::int64_t> dlq_rows{0};
+  std::atomic<std::int64_t> max_in_flight{0}; ///< highest in-flight count of any partition
+  std::atomic<std::int64_t> pauses{0};
+  std::atomic<std::int64_t> restarts{0};
+
+  void add_rows_to(const std::string& topic, std::int64_t n) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    rows_by_topic_[topic] += n;
+  }
+  std::map<std::string, std::int64_t> rows_by_topic() const {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return rows_by_topic_;
+  }
+  void observe_in_flight(std::int64_t n) {
+    auto seen = max_in_flight.load();
+    while (n > seen && !max_in_flight.compare_exchange_weak(seen, n)) {
+    }
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::int64_t> rows_by_topic_;
+};
+
+/// Everything the actors of one run share. Owned by the pipeline, which
+/// outlives every actor it spawns.
+struct run_context {
+  const pipeline_config& config;
+  kafka::group_consumer& consumer;
+  kafka::producer& producer;
+  record_router router;
+  batch_function user_stage;
+  run_metrics metrics;
+  /// availableNow: the end offsets snapshotted at start.
+  std::map<kafka::topic_partition, std::int64_t> end_offsets;
+  std::string query_id;
+  std::string run_id;
+  std::function<void(const epoch_progress&)> on_progress;
+  std::function<void()> on_complete;
+  std::function<void(const std::string&)> on_fatal;
+};
+
+} // namespace sluice::actors

@@ -1,0 +1,69 @@
+#include "apps/sluice/commands.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/kafka/mock_cluster.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+
+namespace sluice::app {
+
+void block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+bool wait_stop_signal(int timeout_ms) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  if (timeout_ms < 0) {
+    int sig = 0;
+    sigwait(&set, &sig);
+    return true;
+  }
+  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+  return sigtimedwait(&set, nullptr, &ts) > 0;
+}
+
+int run_broker(const broker_args& args) {
+  block_stop_signals();
+  if (args.brokers < 1)
+    throw config_error("--brokers", "expected a positive number of brokers");
+  std::vector<std::pair<std::string, int>> topics;
+  for (auto& t : args.topics) {
+    auto colon = t.rfind(':');
+    int partitions = 0;
+    try {
+      partitions = colon == std::string::npos ? 0 : std::stoi(t.substr(colon + 1));
+    } catch (...) {
+    }
+    if (colon == 0 || partitions < 1)
+      throw config_error("--topic", "expected NAME:PARTITIONS like orders:4, got `" + t + "`");
+    topics.emplace_back(t.substr(0, colon), partitions);
+  }
+  kafka::mock_cluster cluster(args.brokers);
+  for (auto& [name, partitions] : topics)
+    cluster.create_topic(name, partitions);
+  auto line = "bootstrap.servers=" + cluster.bootstrap_servers();
+  if (!args.bootstrap_file.empty()) {
+    // Written whole, then renamed: a reader never sees half a line.
+    auto tmp = args.bootstrap_file + ".tmp";
+    std::ofstream(tmp) << line << "\n";
+    std::rename(tmp.c_str(), args.bootstrap_file.c_str());
+  }
+  std::cout << line << std::endl;
+  spdlog::info("embedded broker: {} broker(s), {} topic(s); stop with SIGINT or SIGTERM",
+               args.brokers, topics.size());
+  wait_stop_signal(-1);
+  spdlog::info("embedded broker stopping");
+  return 0;
+}
+
+} // namespace sluice::app

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace sluice::app {
+
+struct broker_args {
+  int brokers = 3;
+  std::vector<std::string> topics; ///< NAME:PARTITIONS
+  std::string bootstrap_file;
+};
+
+struct produce_args {
+  std::string bootstrap;
+  std::string topic;
+  std::int64_t count = 0;
+  std::optional<double> rate;
+  double malformed_fraction = 0.0;
+  std::uint64_t seed = 1;
+};
+
+struct run_args {
+  std::string pipeline_file;
+  std::vector<std::string> overrides;
+};
+
+struct demo_args {
+  std::int64_t events = 300000;
+  double malformed_fraction = 0.02;
+};
+
+int run_broker(const broker_args& args);
+int run_produce(const produce_args& args);
+int run_pipeline(const run_args& args);
+int run_demo(const demo_args& args);
+void print_options(std::ostream& out);
+
+/// Blocks SIGINT and SIGTERM in every thread started afterwards, so that one
+/// watcher thread can take them with sigwait. Call first thing.
+void block_stop_signals();
+
+/// Waits (up to `timeout_ms`, or forever when negative) for SIGINT/SIGTERM.
+bool wait_stop_signal(int timeout_ms);
+
+} // namespace sluice::app

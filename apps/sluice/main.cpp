@@ -1,0 +1,81 @@
+// sluice: run Kafka pipelines, host an embedded broker, generate load, demo.
+// Thin: parse options, build, run (the work lives in runtime/ and actors/).
+
+#include "actors/pipeline.hpp"
+#include "apps/sluice/commands.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/logging.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  using namespace sluice::app;
+  CLI::App app{"Sluice: Kafka stream processing on actors"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+    ->capture_default_str();
+
+  broker_args broker;
+  auto* broker_cmd = app.add_subcommand("broker", "Host an embedded Kafka broker (librdkafka's "
+                                                  "mock cluster) until SIGINT/SIGTERM");
+  broker_cmd->add_option("--brokers", broker.brokers, "number of brokers")->capture_default_str();
+  broker_cmd->add_option("--topic", broker.topics, "NAME:PARTITIONS, repeatable");
+  broker_cmd->add_option("--bootstrap-file", broker.bootstrap_file,
+                         "also write bootstrap.servers=... to this file");
+
+  produce_args produce;
+  auto* produce_cmd = app.add_subcommand("produce", "Write generated order events");
+  produce_cmd->add_option("--bootstrap", produce.bootstrap, "bootstrap servers")->required();
+  produce_cmd->add_option("--topic", produce.topic, "topic")->required();
+  produce_cmd->add_option("--count", produce.count, "number of events")->required();
+  produce_cmd->add_option("--rate", produce.rate, "events per second (default: unlimited)");
+  produce_cmd->add_option("--malformed-fraction", produce.malformed_fraction,
+                          "share of broken events, 0..1")
+    ->check(CLI::Range(0.0, 1.0))
+    ->capture_default_str();
+  produce_cmd->add_option("--seed", produce.seed, "generator seed")->capture_default_str();
+
+  run_args run;
+  auto* run_cmd = app.add_subcommand("run", "Run a pipeline described in a JSON file");
+  run_cmd->add_option("pipeline", run.pipeline_file, "PIPELINE.json")->required();
+  run_cmd->add_option("--set", run.overrides, "section.option=value, repeatable");
+
+  demo_args demo;
+  auto* demo_cmd = app.add_subcommand("demo", "Embedded broker + load + the priority-routing "
+                                              "pipeline, with a summary");
+  demo_cmd->add_option("--events", demo.events, "events to produce")->capture_default_str();
+  demo_cmd->add_option("--malformed-fraction", demo.malformed_fraction, "share of broken events")
+    ->check(CLI::Range(0.0, 1.0))
+    ->capture_default_str();
+
+  app.add_subcommand("options", "Print the pipeline option reference (Markdown)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    sluice::init_logging(log_level);
+    if (broker_cmd->parsed())
+      return run_broker(broker);
+    if (produce_cmd->parsed())
+      return run_produce(produce);
+    if (run_cmd->parsed())
+      return run_pipeline(run);
+    if (demo_cmd->parsed())
+      return run_demo(demo);
+    print_options(std::cout);
+    return 0;
+  } catch (const sluice::config_error& e) {
+    std::cerr << "sluice: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "sluice: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,53 @@
+#include "actors/pipeline.hpp"
+#include "apps/sluice/commands.hpp"
+#include "runtime/options.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+namespace sluice::app {
+
+int run_pipeline(const run_args& args) {
+  block_stop_signals();
+  auto config = load_pipeline_config(args.pipeline_file, args.overrides);
+  pipeline p(std::move(config));
+  p.on_progress([](const epoch_progress& progress) {
+    auto line = to_json(progress);
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  });
+  std::atomic<bool> finished{false};
+  std::thread watcher([&] {
+    while (!finished.load())
+      if (wait_stop_signal(200)) {
+        spdlog::info("signal received: draining, committing, then exiting");
+        p.stop();
+        return;
+      }
+  });
+  auto summary = p.run();
+  finished.store(true);
+  watcher.join();
+  spdlog::info("run ended: {} in, {} out, {} to the DLQ, {:.2f} s", summary.input_rows,
+               summary.output_rows, summary.dlq_rows, summary.seconds);
+  if (!summary.ok) {
+    std::cerr << "sluice: run failed: " << summary.error << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+void print_options(std::ostream& out) {
+  out << "| section | option | type | default | meaning |\n"
+      << "|---|---|---|---|---|\n";
+  for (auto& o : option_table())
+    out << "| " << (o.section.empty() ? "(top)" : o.section) << " | `" << o.name << "` | "
+        << o.type << " | " << o.default_value << " | " << o.doc << " |\n";
+}
+
+} // namespace sluice::app

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace sluice {
+
+/// A bad configuration or command-line option, found at start. The message
+/// names the option and the expected form; the run does not start.
+class config_error : public std::runtime_error {
+public:
+  config_error(const std::string& option, const std::string& what)
+    : std::runtime_error("option `" + option + "`: " + what), option_(option) {}
+
+  const std::string& option() const noexcept { return option_; }
+
+private:
+  std::string option_;
+};
+
+/// A failure that ends the run (for example a restart budget spent, or a Kafka
+/// error that retrying cannot fix). The message says what to fix.
+class fatal_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+} // namespace sluice

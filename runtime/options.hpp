@@ -1,0 +1,114 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice {
+
+/// Where a run starts reading a partition that has no committed offset.
+enum class starting_offsets { earliest, latest };
+
+/// The types a schema field can have (Spark's names).
+enum class field_type { string_t, int_t, long_t, double_t, boolean_t, timestamp_t };
+
+std::string_view to_string(field_type t);
+
+struct source_options {
+  std::string bootstrap_servers;
+  std::vector<std::string> subscribe;
+  starting_offsets starting = starting_offsets::latest;
+  std::string group_id;
+  bool include_headers = false;
+  /// librdkafka consumer properties, `kafka.` prefix stripped.
+  std::map<std::string, std::string> kafka;
+};
+
+struct schema_field {
+  std::string name;
+  field_type type;
+};
+
+struct parse_options {
+  std::vector<schema_field> fields; ///< empty: any JSON object is accepted as is
+  std::vector<std::string> required;
+};
+
+struct route_options {
+  std::string topic; ///< fixed target; empty when routing by field
+  std::string field;
+  std::map<std::string, std::string> topics; ///< field value -> topic
+  std::string default_topic;                 ///< empty: unmatched records go to the DLQ
+};
+
+struct sink_options {
+  std::string bootstrap_servers;
+  /// librdkafka producer properties, `kafka.` prefix stripped.
+  std::map<std::string, std::string> kafka;
+};
+
+struct dlq_options {
+  std::string topic;
+};
+
+struct trigger_options {
+  enum class kind { continuous, processing_time, available_now };
+  kind mode = kind::continuous;
+  /// Epoch length: the processingTime interval, or the commit interval.
+  std::chrono::milliseconds interval{1000};
+};
+
+/// How the actors run: flow-control and supervision settings.
+struct runtime_options {
+  std::size_t max_in_flight_per_partition = 10000;
+  std::size_t max_batch_records = 500;
+  int restart_budget = 5;
+  std::chrono::milliseconds restart_backoff{200};
+};
+
+/// A whole pipeline, as read from `sluice run PIPELINE.json`.
+struct pipeline_config {
+  std::string name = "sluice";
+  source_options source;
+  parse_options parse;
+  route_options route;
+  sink_options sink;
+  std::optional<dlq_options> dlq;
+  trigger_options trigger;
+  runtime_options runtime;
+};
+
+/// One row of the option table: the single source of the README reference.
+struct option_doc {
+  std::string_view section;
+  std::string_view name;
+  std::string_view type;
+  std::string_view default_value;
+  std::string_view doc;
+};
+
+/// Every option `sluice run` understands, in the order the README lists them.
+const std::vector<option_doc>& option_table();
+
+/// Parses a pipeline from JSON text (comments and trailing commas allowed).
+/// Each override is `section.option=value` and replaces or adds that option
+/// before validation. Throws config_error naming the first bad option.
+pipeline_config parse_pipeline_config(std::string_view json_text,
+                                      const std::vector<std::string>& overrides = {});
+
+/// Reads and parses a pipeline file; config_error when unreadable or invalid.
+pipeline_config load_pipeline_config(const std::string& path,
+                                     const std::vector<std::string>& overrides = {});
+
+/// Parses Spark-style durations: "1 second", "500 milliseconds", "2 minutes",
+/// "250ms", "5s". Throws config_error naming `option`.
+std::chrono::milliseconds parse_duration(std::string_view text, const std::string& option);
+
+/// True when a client property holds a secret that must never be printed.
+bool is_secret_property(std::string_view name);
+
+} // namespace sluice

@@ -1,0 +1,111 @@
+#include "runtime/progress.hpp"
+
+#include <boost/json.hpp>
+
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <random>
+
+namespace json = boost::json;
+
+namespace sluice {
+
+namespace {
+
+std::string format_uuid(std::uint64_t hi, std::uint64_t lo) {
+  hi = (hi & ~0xF000ull) | 0x4000ull;                   // version 4
+  lo = (lo & ~(0xC000ull << 48)) | (0x8000ull << 48); // RFC 4122 variant
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
+                static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
+  return buf;
+}
+
+double per_second(std::int64_t rows, std::int64_t ms) {
+  return ms > 0 ? static_cast<double>(rows) * 1000.0 / static_cast<double>(ms) : 0.0;
+}
+
+} // namespace
+
+std::string iso8601_utc(std::int64_t epoch_ms) {
+  std::time_t secs = static_cast<std::time_t>(epoch_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(epoch_ms % 1000));
+  return buf;
+}
+
+std::string random_uuid() {
+  static thread_local std::mt19937_64 gen{std::random_device{}()};
+  return format_uuid(gen(), gen());
+}
+
+std::string stable_uuid(const std::string& seed) {
+  std::mt19937_64 gen{std::hash<std::string>{}(seed)};
+  return format_uuid(gen(), gen());
+}
+
+std::string to_json(const epoch_progress& p) {
+  // Offsets are grouped topic -> partition -> value, as in Spark's Kafka source.
+  auto offsets = [&](auto member) {
+    json::object out;
+    for (auto& pp : p.partitions) {
+      auto& topic = out[pp.topic];
+      if (!topic.is_object())
+        topic = json::object();
+      topic.get_object()[std::to_string(pp.partition)] = pp.*member;
+    }
+    return out;
+  };
+  json::object lag;
+  std::int64_t in_flight = 0;
+  for (auto& pp : p.partitions) {
+    auto& topic = lag[pp.topic];
+    if (!topic.is_object())
+      topic = json::object();
+    auto behind = pp.latest_offset >= 0 && pp.end_offset >= 0
+                    ? std::max<std::int64_t>(0, pp.latest_offset - pp.end_offset)
+                    : 0;
+    topic.get_object()[std::to_string(pp.partition)] = behind;
+    in_flight += pp.in_flight;
+  }
+  auto input_rate = per_second(p.num_input_rows, p.duration_ms);
+  auto processed_rate = per_second(p.num_processed_rows, p.duration_ms);
+  json::object source{
+    {"description", p.source_description},
+    {"startOffset", offsets(&partition_progress::start_offset)},
+    {"endOffset", offsets(&partition_progress::end_offset)},
+    {"latestOffset", offsets(&partition_progress::latest_offset)},
+    {"numInputRows", p.num_input_rows},
+    {"inputRowsPerSecond", input_rate},
+    {"processedRowsPerSecond", processed_rate},
+    {"numInputRowsByPartition", offsets(&partition_progress::num_input_rows)},
+  };
+  json::object out{
+    {"id", p.id},
+    {"runId", p.run_id},
+    {"name", p.name},
+    {"timestamp", iso8601_utc(p.timestamp_ms)},
+    {"batchId", p.batch_id},
+    {"numInputRows", p.num_input_rows},
+    {"inputRowsPerSecond", input_rate},
+    {"processedRowsPerSecond", processed_rate},
+    {"durationMs", json::object{{"triggerExecution", p.duration_ms}}},
+    {"sources", json::array{source}},
+    {"sink", json::object{{"description", p.sink_description},
+                          {"numOutputRows", p.num_output_rows}}},
+    {"numDlqRows", p.num_dlq_rows},
+    {"inFlightRows", in_flight},
+    {"lag", lag},
+  };
+  return json::serialize(out);
+}
+
+} // namespace sluice

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+/// One partition's share of an epoch.
+struct partition_progress {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t start_offset = -1;  ///< watermark when the epoch began
+  std::int64_t end_offset = -1;    ///< watermark committed at its end
+  std::int64_t latest_offset = -1; ///< broker's high watermark, as last seen
+  std::int64_t num_input_rows = 0;
+  std::int64_t in_flight = 0;
+};
+
+/// What one epoch did: printed as one JSON line with Spark's
+/// StreamingQueryProgress field names, plus Sluice's own counters.
+struct epoch_progress {
+  std::string id;     ///< stable across restarts of the same pipeline and group
+  std::string run_id; ///< new for every run
+  std::string name;
+  std::int64_t batch_id = 0;
+  std::int64_t timestamp_ms = 0; ///< epoch start, wall clock
+  std::int64_t duration_ms = 0;
+  std::int64_t num_input_rows = 0;
+  std::int64_t num_processed_rows = 0; ///< outputs + DLQ rows acknowledged
+  std::int64_t num_output_rows = 0;
+  std::int64_t num_dlq_rows = 0;
+  std::string source_description;
+  std::string sink_description;
+  std::vector<partition_progress> partitions;
+};
+
+/// Renders the progress line (single line, no trailing newline).
+std::string to_json(const epoch_progress& p);
+
+/// Formats epoch milliseconds as ISO-8601 UTC with milliseconds, like Spark.
+std::string iso8601_utc(std::int64_t epoch_ms);
+
+/// A random RFC 4122 version-4 UUID.
+std::string random_uuid();
+
+/// A UUID derived from `seed`, so the same pipeline keeps the same query id.
+std::string stable_uuid(const std::string& seed);
+
+} // namespace sluice

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+/// One Kafka record header. Values may be binary; a null value is kept apart
+/// from an empty one.
+struct header {
+  std::string name;
+  std::optional<std::string> value;
+};
+
+/// Why a record could not be processed; travels with it to the dead-letter queue.
+struct record_error {
+  std::string type;    ///< machine-readable class, e.g. `missing_field`
+  std::string message; ///< what was wrong, for a human
+};
+
+/// One record as it moves through a partition chain. Its source coordinates
+/// (batch topic and partition, `offset`) stay with it to the sink, so every
+/// output can be traced back to its input.
+struct record {
+  std::int64_t offset = 0;
+  std::int64_t timestamp_ms = -1;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<header> headers;
+
+  /// Filled by the parser: the record as a JSON object (schema fields only).
+  boost::json::object parsed;
+  /// Set by any stage that rejects the record: it goes to the DLQ instead.
+  std::optional<record_error> error;
+  /// Set by the router: the topic the record is written to.
+  std::string target_topic;
+};
+
+/// A batch of consecutive records of one partition: the unit that travels
+/// between actors and that the checkpoint acknowledges. It covers the source
+/// offsets [`begin_offset`, `end_offset`), which may contain more offsets than
+/// records (compaction and transaction markers leave gaps).
+struct record_batch {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t begin_offset = 0;
+  std::int64_t end_offset = 0;
+  /// Generation of the partition chain that produced it; a restarted chain
+  /// ignores acknowledgements of batches from an older one.
+  std::uint32_t generation = 0;
+  std::vector<record> records;
+};
+
+/// Batches are handed from stage to stage by pointer; one stage owns it at a time.
+using batch_ptr = std::shared_ptr<record_batch>;
+
+} // namespace sluice

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace sluice::workload {
+
+/// One generated order event, as written to Kafka.
+struct order_event {
+  std::string key;   ///< customer_id
+  std::string value; ///< JSON, or deliberately broken bytes
+  std::string correlation_id;
+  std::string priority; ///< high, medium or low; empty when malformed
+  std::string order_id;
+  /// Empty for a good event; otherwise how it is broken: truncated,
+  /// wrong_type, missing_order_id, not_utf8, empty_value.
+  std::string malformation;
+};
+
+/// Deterministic order events: the same seed gives the same sequence, so a
+/// test can regenerate what was written and compare it with what came out.
+class order_generator {
+public:
+  order_generator(std::uint64_t seed, double malformed_fraction, int customers = 5000);
+
+  /// The event with sequence number `i`; independent of call order.
+  order_event make(std::int64_t i) const;
+
+private:
+  std::uint64_t seed_;
+  double malformed_fraction_;
+  int customers_;
+};
+
+/// Writes `count` events to `topic` (at most `rate` per second when given)
+/// and waits for every delivery. Returns how many were malformed. Throws
+/// fatal_error when a delivery fails.
+std::int64_t produce_orders(const std::string& bootstrap, const std::string& topic,
+                            std::int64_t count, std::optional<double> rate,
+                            double malformed_fraction, std::uint64_t seed);
+
+} // namespace sluice::workload
