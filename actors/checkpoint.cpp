@@ -141,7 +141,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       return it == self->state.parts.end() ? -1 : it->second.watermark;
     },
     [=](take_atom, const partition_list& which) -> offset_map {
-      close_epoch(true);
+      close_epoch(!self->state.parts.empty());
       offset_map out;
       auto& parts = self->state.parts;
       for (auto it = parts.begin(); it != parts.end();) {

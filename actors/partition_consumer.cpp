@@ -56,7 +56,16 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self, run_
     st.end_offset = it->second;
 
   // The chain behind this actor, linked so that any failure ends all of it.
-  st.next = spawn_stages(self, ctx, generation);
+  auto chain_error = std::make_shared<std::string>();
+  st.next = spawn_stages(self, ctx, generation, chain_error);
+  self->set_exit_handler([self, chain_error](caf::exit_msg& m) {
+    if (!m.reason)
+      return;
+    if (!chain_error->empty())
+      self->quit(caf::make_error(caf::sec::runtime_error, *chain_error));
+    else
+      self->quit(m.reason);
+  });
 
   st.queue = ctx->consumer.queue(tp);
   st.queue->on_ready([weak = caf::actor_cast<caf::weak_actor_ptr>(self)] {

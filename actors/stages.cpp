@@ -12,20 +12,29 @@
 
 namespace sluice::actors {
 
-void fail_on_exception(caf::scheduled_actor* self) {
-  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& ptr) -> caf::error {
-    try {
-      std::rethrow_exception(ptr);
-    } catch (const std::exception& e) {
-      return caf::make_error(caf::sec::runtime_error, std::string(e.what()));
-    } catch (...) {
-      return caf::make_error(caf::sec::runtime_error, std::string("unknown exception"));
-    }
-  });
+void fail_on_exception(caf::scheduled_actor* self, std::shared_ptr<std::string> chain_error) {
+  self->set_exception_handler(
+    [chain_error](caf::scheduled_actor*, std::exception_ptr& ptr) -> caf::error {
+      std::string what = "unknown exception";
+      try {
+        std::rethrow_exception(ptr);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      if (chain_error && chain_error->empty())
+        *chain_error = what;
+      return caf::make_error(caf::sec::runtime_error, what);
+    });
 }
 
-caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts, caf::actor next) {
-  fail_on_exception(self);
+namespace {
+
+/// Parses every record of a batch (JSON + schema); invalid ones get an error.
+
+caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts, caf::actor next,
+                           std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
   auto parser = std::make_shared<record_parser>(std::move(opts));
   return {[=](batch_ptr& batch) {
     for (auto& rec : batch->records)
@@ -35,8 +44,10 @@ caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts, caf
   }};
 }
 
-caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx, caf::actor next) {
-  fail_on_exception(self);
+/// Chooses each valid record's output topic.
+caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx, caf::actor next,
+                           std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
   return {[=](batch_ptr& batch) {
     for (auto& rec : batch->records)
       if (!rec.error)
@@ -45,8 +56,10 @@ caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx, caf::
   }};
 }
 
-caf::behavior function_stage(caf::event_based_actor* self, batch_function fn, caf::actor next) {
-  fail_on_exception(self);
+/// Runs the user's batch function.
+caf::behavior function_stage(caf::event_based_actor* self, batch_function fn, caf::actor next,
+                             std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
   return {[=](batch_ptr& batch) {
     fn(*batch);
     self->send(next, std::move(batch));
@@ -77,7 +90,6 @@ struct sink_state {
   }
 };
 
-namespace {
 
 kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
                                          const record_batch& batch, const record& rec) {
@@ -93,13 +105,13 @@ kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
                             rec.timestamp_ms);
 }
 
-} // namespace
 
 /// Writes outputs and DLQ records; acknowledges each batch to `consumer`
 /// once every record of it is delivered.
 caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx,
-                         caf::actor consumer, std::uint32_t generation) {
-  fail_on_exception(self);
+                         caf::actor consumer, std::uint32_t generation,
+                         std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
   // Sends what is pending, in order, until done or the producer queue is full.
   auto pump = [self, ctx, consumer, generation] {
     auto& st = self->state;
@@ -181,14 +193,16 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
   };
 }
 
+} // namespace
+
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        std::uint32_t generation) {
+                        std::uint32_t generation, std::shared_ptr<std::string> chain_error) {
   auto me = caf::actor_cast<caf::actor>(owner);
-  caf::actor next = owner->spawn<caf::linked>(sink_stage, ctx, me, generation);
+  caf::actor next = owner->spawn<caf::linked>(sink_stage, ctx, me, generation, chain_error);
   if (ctx->user_stage)
-    next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next);
-  next = owner->spawn<caf::linked>(router_stage, ctx, next);
-  return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next);
+    next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next, chain_error);
+  next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);
+  return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error);
 }
 
 } // namespace sluice::actors

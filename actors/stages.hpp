@@ -10,25 +10,23 @@
 #include <caf/fwd.hpp>
 
 #include <cstdint>
+#include <memory>
+#include <string>
 
 namespace sluice::actors {
-
-/// Parses every record of a batch (JSON + schema); invalid ones get an error.
-caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts, caf::actor next);
-
-/// Chooses each valid record's output topic.
-caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx, caf::actor next);
-
-/// Runs the user's batch function.
-caf::behavior function_stage(caf::event_based_actor* self, batch_function fn, caf::actor next);
 
 /// Spawns parser -> router -> [user stage] -> sink, each linked to `owner`
 /// (the partition's consumer actor, which the sink acknowledges), and
 /// returns the first stage.
+/// A stage that fails writes its error here before it quits: the exit
+/// message its link partners receive does not reliably carry the reason in
+/// CAF 0.17.6 (seen as `unreachable`), and the supervisor needs the text.
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        std::uint32_t generation);
+                        std::uint32_t generation, std::shared_ptr<std::string> chain_error);
 
-/// Turns exceptions into the actor's exit reason, keeping their text.
-void fail_on_exception(caf::scheduled_actor* self);
+/// Turns exceptions into the actor's exit reason, keeping their text, and
+/// records it in `chain_error` when given.
+void fail_on_exception(caf::scheduled_actor* self,
+                       std::shared_ptr<std::string> chain_error = nullptr);
 
 } // namespace sluice::actors

@@ -58,10 +58,12 @@ order_event order_generator::make(std::int64_t i) const {
       e.malformation = "truncated";
       e.value.resize(e.value.size() / 2);
       break;
-    case 1:
+    case 1: {
       e.malformation = "wrong_type";
-      e.value.replace(e.value.find("\"quantity\":") + 11, 1, "\"many\",\"x\":");
+      auto start = e.value.find("\"quantity\":") + 11;
+      e.value.replace(start, e.value.find(',', start) - start, "\"many\"");
       break;
+    }
     case 2: {
       e.malformation = "missing_order_id";
       auto end = e.value.find(',');
@@ -82,8 +84,11 @@ order_event order_generator::make(std::int64_t i) const {
 
 std::int64_t produce_orders(const std::string& bootstrap, const std::string& topic,
                             std::int64_t count, std::optional<double> rate,
-                            double malformed_fraction, std::uint64_t seed) {
-  kafka::producer out({{"bootstrap.servers", bootstrap}, {"linger.ms", "20"}}, "produce");
+                            double malformed_fraction, std::uint64_t seed,
+                            std::map<std::string, std::string> props) {
+  props["bootstrap.servers"] = bootstrap;
+  props.try_emplace("linger.ms", "20");
+  kafka::producer out(std::move(props), "produce");
   order_generator gen(seed, malformed_fraction);
   std::atomic<bool> done{false};
   std::string failure;

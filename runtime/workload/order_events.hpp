@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -35,9 +36,11 @@ private:
 
 /// Writes `count` events to `topic` (at most `rate` per second when given)
 /// and waits for every delivery. Returns how many were malformed. Throws
-/// fatal_error when a delivery fails.
+/// fatal_error when a delivery fails. `props` are extra librdkafka producer
+/// properties (e.g. compression.type).
 std::int64_t produce_orders(const std::string& bootstrap, const std::string& topic,
                             std::int64_t count, std::optional<double> rate,
-                            double malformed_fraction, std::uint64_t seed);
+                            double malformed_fraction, std::uint64_t seed,
+                            std::map<std::string, std::string> props = {});
 
 } // namespace sluice::workload

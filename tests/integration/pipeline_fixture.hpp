@@ -1,0 +1,146 @@
+#pragma once
+
+// A mock cluster with the order topics, the generator that filled it, and
+// checks of what a pipeline wrote back.
+
+#include "actors/pipeline.hpp"
+#include "runtime/kafka/mock_cluster.hpp"
+#include "runtime/options.hpp"
+#include "runtime/workload/order_events.hpp"
+#include "tests/support/kafka_testing.hpp"
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+#include <set>
+
+namespace sluice::testing {
+
+struct order_cluster {
+  kafka::mock_cluster cluster{3};
+  std::string bootstrap = cluster.bootstrap_servers();
+  std::uint64_t seed = 11;
+  double malformed_fraction = 0.03;
+  std::int64_t count = 0;
+
+  explicit order_cluster(int input_partitions = 4) {
+    cluster.create_topic("orders", input_partitions);
+    for (auto t : {"orders-high", "orders-medium", "orders-low"})
+      cluster.create_topic(t, 4);
+    cluster.create_topic("orders-dlq", 2);
+  }
+
+  /// Writes `n` events, lz4-compressed so that 100k fit the mock's 5 MiB per partition.
+  void produce(std::int64_t n) {
+    count = n;
+    workload::produce_orders(bootstrap, "orders", n, std::nullopt, malformed_fraction, seed,
+                             {{"compression.type", "lz4"}});
+  }
+
+  /// The priority-routing pipeline of the demo, with `overrides` applied.
+  pipeline_config config(const std::string& group, std::vector<std::string> overrides = {},
+                         const std::string& sink_bootstrap = "") const {
+    std::string text = R"({
+      "name": "it",
+      "source": {"kafka.bootstrap.servers": ")" + bootstrap + R"(", "subscribe": "orders",
+                 "startingOffsets": "earliest", "includeHeaders": true,
+                 "kafka.group.id": ")" + group + R"(", "kafka.session.timeout.ms": 6000,
+                 "kafka.fetch.wait.max.ms": 50},
+      "parse": {"format": "json",
+                "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
+                           "quantity": "int", "price": "double", "order_time": "timestamp",
+                           "priority": "string"},
+                "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
+      "route": {"field": "priority", "topics": {"high": "orders-high", "medium": "orders-medium",
+                "low": "orders-low"}},
+      "sink": {"kafka.bootstrap.servers": ")" +
+                       (sink_bootstrap.empty() ? bootstrap : sink_bootstrap) + R"(",
+               "kafka.compression.type": "lz4", "kafka.linger.ms": 5},
+      "dlq": {"topic": "orders-dlq"},
+      "trigger": {"availableNow": true}
+    })";
+    return parse_pipeline_config(text, overrides);
+  }
+
+  /// Sequence number of an event, from its correlation-id header.
+  static std::int64_t sequence_of(const consumed& c) {
+    auto id = c.header_value("correlation-id");
+    BOOST_REQUIRE_MESSAGE(id, "a record lost its correlation-id header");
+    return std::stoll(id->substr(id->rfind('-') + 1));
+  }
+};
+
+/// How many times each valid event reached its topic, after checking that
+/// every output is exactly the parsed event, in its topic, with its key and
+/// headers, and that per-key order holds within each output partition.
+inline std::map<std::int64_t, int> check_outputs(const order_cluster& oc,
+                                                 const std::string& bootstrap) {
+  namespace json = boost::json;
+  workload::order_generator gen(oc.seed, oc.malformed_fraction);
+  std::map<std::int64_t, int> seen;
+  for (auto topic : {"orders-high", "orders-medium", "orders-low"}) {
+    std::map<std::pair<std::int32_t, std::string>, std::int64_t> last_by_key;
+    for (auto& c : read_topic(bootstrap, topic)) {
+      auto i = order_cluster::sequence_of(c);
+      auto e = gen.make(i);
+      BOOST_TEST_CONTEXT("event " << i << " in " << topic) {
+        BOOST_TEST(e.malformation.empty());
+        BOOST_TEST(topic == "orders-" + e.priority);
+        BOOST_TEST(c.key.value_or("") == e.key);
+        BOOST_TEST(json::parse(c.value.value_or("")) == json::parse(e.value));
+        // Per key, outputs appear in input order (a replay may repeat a tail).
+        auto& last = last_by_key.try_emplace({c.partition, e.key}, -1).first->second;
+        BOOST_TEST((seen[i] > 0 || i > last), "key " << e.key << " out of order");
+        last = std::max(last, i);
+      }
+      ++seen[i];
+    }
+  }
+  return seen;
+}
+
+/// How many times each malformed event reached the DLQ, after checking its
+/// bytes and headers against the input record its headers point to.
+inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc, const std::string& bootstrap) {
+  workload::order_generator gen(oc.seed, oc.malformed_fraction);
+  std::map<std::pair<std::int32_t, std::int64_t>, consumed> input;
+  for (auto& c : read_topic(oc.bootstrap, "orders"))
+    input[{c.partition, c.offset}] = c;
+  static const std::map<std::string, std::string> reason = {
+    {"truncated", "malformed_json"},    {"wrong_type", "wrong_type"},
+    {"missing_order_id", "missing_field"}, {"not_utf8", "malformed_json"},
+    {"empty_value", "empty_value"}};
+  std::map<std::int64_t, int> seen;
+  for (auto& c : read_topic(bootstrap, "orders-dlq")) {
+    auto i = order_cluster::sequence_of(c);
+    auto e = gen.make(i);
+    BOOST_TEST_CONTEXT("DLQ record of event " << i) {
+      BOOST_TEST(!e.malformation.empty());
+      BOOST_TEST(c.header_value("sluice.error.type").value_or("") == reason.at(e.malformation));
+      BOOST_TEST(!c.header_value("sluice.error.message").value_or("").empty());
+      BOOST_TEST(c.header_value("sluice.source.topic").value_or("") == "orders");
+      auto part = std::stoi(c.header_value("sluice.source.partition").value_or("-1"));
+      auto off = std::stoll(c.header_value("sluice.source.offset").value_or("-1"));
+      auto it = input.find({part, off});
+      BOOST_REQUIRE(it != input.end());
+      BOOST_TEST(it->second.key.value_or("(null)") == c.key.value_or("(null)")); // key bytes unchanged
+      BOOST_TEST(it->second.value.value_or("") == c.value.value_or("")); // value bytes unchanged
+      BOOST_TEST(c.value.value_or("") == e.value);
+    }
+    ++seen[i];
+  }
+  return seen;
+}
+
+/// Splits the generated events into valid and malformed sequence numbers.
+inline std::pair<std::set<std::int64_t>, std::set<std::int64_t>> expected_events(
+  const order_cluster& oc) {
+  workload::order_generator gen(oc.seed, oc.malformed_fraction);
+  std::set<std::int64_t> valid, malformed;
+  for (std::int64_t i = 0; i < oc.count; ++i)
+    (gen.make(i).malformation.empty() ? valid : malformed).insert(i);
+  return {valid, malformed};
+}
+
+} // namespace sluice::testing

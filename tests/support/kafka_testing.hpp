@@ -1,0 +1,49 @@
+#pragma once
+
+// Test helpers: read whole topics back with a plain librdkafka consumer (not
+// Sluice's), read a group's committed offsets, and wait for conditions.
+
+#include "runtime/kafka/topic_partition.hpp"
+#include "runtime/record.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::testing {
+
+/// A record read back from a topic.
+struct consumed {
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<header> headers;
+
+  /// The first header with that name, if any.
+  std::optional<std::string> header_value(const std::string& name) const;
+};
+
+/// Reads every record of `topic` from the beginning up to the current end.
+std::vector<consumed> read_topic(const std::string& bootstrap, const std::string& topic);
+
+/// The committed offsets of `group` for every partition of `topic` (-1: none).
+std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& bootstrap,
+                                                       const std::string& group,
+                                                       const std::string& topic);
+
+/// The end offset of every partition of `topic`.
+std::map<std::int32_t, std::int64_t> end_offsets(const std::string& bootstrap,
+                                                 const std::string& topic);
+
+/// Timeouts scale with SLUICE_TEST_TIMEOUT_MULTIPLIER (e.g. 3 under sanitizers).
+std::chrono::milliseconds scaled(std::chrono::milliseconds base);
+
+/// Polls `cond` every 10 ms until it holds or `timeout` (scaled) passes.
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
+
+} // namespace sluice::testing

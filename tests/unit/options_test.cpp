@@ -1,0 +1,194 @@
+#include "runtime/errors.hpp"
+#include "runtime/options.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+#include <sstream>
+
+using namespace sluice;
+
+namespace {
+
+const char* minimal = R"({
+  // comments are allowed
+  "source": {"kafka.bootstrap.servers": "b:9092", "subscribe": "orders, returns"},
+  "route": {"topic": "out"},
+  "sink": {"kafka.bootstrap.servers": "s:9092"},
+})";
+
+/// The message of the config_error that parsing `text` throws.
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_pipeline_config(text, overrides);
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string with(const std::string& section_json) {
+  return R"({"source": {"kafka.bootstrap.servers": "b:9092", "subscribe": "orders"},
+             "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "s:9092"}, )" +
+         section_json + "}";
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(options)
+
+BOOST_AUTO_TEST_CASE(minimal_pipeline_gets_spark_defaults) {
+  auto cfg = parse_pipeline_config(minimal);
+  BOOST_TEST(cfg.source.bootstrap_servers == "b:9092");
+  BOOST_TEST(cfg.source.subscribe == (std::vector<std::string>{"orders", "returns"}));
+  BOOST_TEST((cfg.source.starting == starting_offsets::latest));
+  BOOST_TEST(cfg.source.group_id == "sluice-sluice");
+  BOOST_TEST(!cfg.source.include_headers);
+  BOOST_TEST(!cfg.dlq.has_value());
+  BOOST_TEST((cfg.trigger.mode == trigger_options::kind::continuous));
+  BOOST_TEST(cfg.trigger.interval.count() == 1000);
+  BOOST_TEST(cfg.runtime.max_in_flight_per_partition == 10000u);
+}
+
+BOOST_AUTO_TEST_CASE(kafka_properties_pass_through_without_prefix) {
+  auto cfg = parse_pipeline_config(R"({
+    "source": {"kafka.bootstrap.servers": "b:9092", "subscribe": "t", "kafka.group.id": "g",
+               "kafka.session.timeout.ms": 6000, "kafka.fetch.wait.max.ms": "10"},
+    "route": {"topic": "out"},
+    "sink": {"kafka.bootstrap.servers": "s:9092", "kafka.acks": "all", "kafka.linger.ms": 5}})");
+  BOOST_TEST(cfg.source.group_id == "g");
+  BOOST_TEST(cfg.source.kafka.at("session.timeout.ms") == "6000");
+  BOOST_TEST(cfg.source.kafka.at("fetch.wait.max.ms") == "10");
+  BOOST_TEST(!cfg.source.kafka.contains("group.id"));
+  BOOST_TEST(!cfg.source.kafka.contains("bootstrap.servers"));
+  BOOST_TEST(cfg.sink.kafka.at("acks") == "all");
+  BOOST_TEST(cfg.sink.kafka.at("linger.ms") == "5");
+}
+
+BOOST_AUTO_TEST_CASE(routing_by_field_reads_topics_and_default) {
+  auto cfg = parse_pipeline_config(R"({
+    "source": {"kafka.bootstrap.servers": "b", "subscribe": "t"},
+    "route": {"field": "priority", "topics": {"high": "h", "low": "l"}, "default": "d"},
+    "sink": {"kafka.bootstrap.servers": "s"}})");
+  BOOST_TEST(cfg.route.field == "priority");
+  BOOST_TEST(cfg.route.topics.at("high") == "h");
+  BOOST_TEST(cfg.route.default_topic == "d");
+}
+
+BOOST_AUTO_TEST_CASE(schema_types_and_required_fields_are_read) {
+  auto cfg = parse_pipeline_config(with(
+    R"("parse": {"format": "json", "schema": {"id": "string", "n": "int", "t": "timestamp"},
+                 "required": ["id"]})"));
+  BOOST_TEST(cfg.parse.fields.size() == 3u);
+  BOOST_TEST(cfg.parse.fields[1].name == "n");
+  BOOST_TEST((cfg.parse.fields[1].type == field_type::int_t));
+  BOOST_TEST((cfg.parse.fields[2].type == field_type::timestamp_t));
+  BOOST_TEST(cfg.parse.required == std::vector<std::string>{"id"});
+}
+
+BOOST_AUTO_TEST_CASE(triggers_parse_durations_and_available_now) {
+  auto pt = parse_pipeline_config(with(R"("trigger": {"processingTime": "2 seconds"})"));
+  BOOST_TEST((pt.trigger.mode == trigger_options::kind::processing_time));
+  BOOST_TEST(pt.trigger.interval.count() == 2000);
+  auto an = parse_pipeline_config(with(R"("trigger": {"availableNow": true})"));
+  BOOST_TEST((an.trigger.mode == trigger_options::kind::available_now));
+  BOOST_TEST(parse_duration("500 milliseconds", "x").count() == 500);
+  BOOST_TEST(parse_duration("1 minute", "x").count() == 60000);
+  BOOST_TEST(parse_duration("250ms", "x").count() == 250);
+}
+
+BOOST_AUTO_TEST_CASE(overrides_replace_and_add_options) {
+  auto cfg = parse_pipeline_config(minimal, {"source.startingOffsets=earliest",
+                                             "source.kafka.group.id=g2", "trigger.availableNow=true",
+                                             "dlq.topic=dead", "name=orders-job"});
+  BOOST_TEST((cfg.source.starting == starting_offsets::earliest));
+  BOOST_TEST(cfg.source.group_id == "g2");
+  BOOST_TEST((cfg.trigger.mode == trigger_options::kind::available_now));
+  BOOST_TEST(cfg.dlq->topic == "dead");
+  BOOST_TEST(cfg.name == "orders-job");
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_option_and_the_expected_form) {
+  auto e = error_of(minimal, {"source.startingOffsets=earlist"});
+  BOOST_TEST(e.find("option `source.startingOffsets`") != std::string::npos, e);
+  BOOST_TEST(e.find("earliest or latest") != std::string::npos, e);
+  BOOST_TEST(e.find("earlist") != std::string::npos, e);
+
+  e = error_of(R"({"source": {"subscribe": "t"}, "route": {"topic": "o"},
+                   "sink": {"kafka.bootstrap.servers": "s"}})");
+  BOOST_TEST(e.find("`source.kafka.bootstrap.servers`") != std::string::npos, e);
+
+  e = error_of(R"({"source": {"kafka.bootstrap.servers": "b"}, "route": {"topic": "o"},
+                   "sink": {"kafka.bootstrap.servers": "s"}})");
+  BOOST_TEST(e.find("`source.subscribe`") != std::string::npos, e);
+
+  e = error_of(with(R"("sourc": {})"));
+  BOOST_TEST(e.find("`sourc`") != std::string::npos, e);
+  BOOST_TEST(e.find("unknown option") != std::string::npos, e);
+
+  e = error_of(minimal, {"source.startOffsets=earliest"});
+  BOOST_TEST(e.find("`source.startOffsets`") != std::string::npos, e);
+
+  e = error_of(with(R"("parse": {"schema": {"n": "integer"}})"));
+  BOOST_TEST(e.find("`parse.schema.n`") != std::string::npos, e);
+  BOOST_TEST(e.find("string, int, long, double, boolean, timestamp") != std::string::npos, e);
+
+  e = error_of(with(R"("trigger": {"processingTime": "soon"})"));
+  BOOST_TEST(e.find("`trigger.processingTime`") != std::string::npos, e);
+
+  e = error_of(with(R"("runtime": {"maxInFlightPerPartition": 0})"));
+  BOOST_TEST(e.find("`runtime.maxInFlightPerPartition`") != std::string::npos, e);
+
+  e = error_of(R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "t"},
+                   "route": {"field": "p"}, "sink": {"kafka.bootstrap.servers": "s"}})");
+  BOOST_TEST(e.find("`route.topics`") != std::string::npos, e);
+
+  e = error_of("{ not json");
+  BOOST_TEST(e.find("not valid JSON") != std::string::npos, e);
+
+  e = error_of(minimal, {"nonsense"});
+  BOOST_TEST(e.find("`--set`") != std::string::npos, e);
+}
+
+BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
+  auto e = error_of(minimal, {"source.kafka.key.deserializer=org.apache.StringDeserializer"});
+  BOOST_TEST(e.find("`source.kafka.key.deserializer`") != std::string::npos, e);
+  e = error_of(minimal, {"source.kafka.enable.auto.commit=true"});
+  BOOST_TEST(e.find("commits offsets itself") != std::string::npos, e);
+  e = error_of(minimal, {"source.kafka.auto.offset.reset=earliest"});
+  BOOST_TEST(e.find("startingOffsets") != std::string::npos, e);
+
+  auto cfg = parse_pipeline_config(
+    minimal, {"source.kafka.sasl.jaas.config=org.apache.kafka.common.security.plain."
+              "PlainLoginModule required username=\"alice\" password=\"s3cret\";"});
+  BOOST_TEST(cfg.source.kafka.at("sasl.username") == "alice");
+  BOOST_TEST(cfg.source.kafka.at("sasl.password") == "s3cret");
+  BOOST_TEST(cfg.source.kafka.at("sasl.mechanisms") == "PLAIN");
+  BOOST_TEST(!cfg.source.kafka.contains("sasl.jaas.config"));
+
+  e = error_of(minimal, {"source.kafka.sasl.jaas.config=com.sun.security.auth.module."
+                         "Krb5LoginModule required password=\"topsecret\";"});
+  BOOST_TEST(e.find("`source.kafka.sasl.jaas.config`") != std::string::npos, e);
+  BOOST_TEST(e.find("topsecret") == std::string::npos, "a secret leaked into: " + e);
+}
+
+BOOST_AUTO_TEST_CASE(secret_properties_are_recognised) {
+  BOOST_TEST(is_secret_property("sasl.password"));
+  BOOST_TEST(is_secret_property("ssl.key.password"));
+  BOOST_TEST(is_secret_property("sasl.oauthbearer.client.secret"));
+  BOOST_TEST(!is_secret_property("sasl.username"));
+  BOOST_TEST(!is_secret_property("linger.ms"));
+}
+
+BOOST_AUTO_TEST_CASE(readme_documents_every_option) {
+  std::ifstream in(SLUICE_SOURCE_DIR "/README.md");
+  BOOST_REQUIRE(in);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  auto readme = buf.str();
+  for (auto& o : option_table())
+    BOOST_TEST(readme.find("`" + std::string(o.name) + "`") != std::string::npos,
+               "README.md does not document `" << o.name << "` (" << o.section << ")");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

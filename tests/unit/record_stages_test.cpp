@@ -1,0 +1,197 @@
+#include "runtime/record_parser.hpp"
+#include "runtime/record_router.hpp"
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+using namespace sluice;
+namespace json = boost::json;
+
+namespace {
+
+parse_options order_schema() {
+  parse_options o;
+  o.fields = {{"order_id", field_type::string_t}, {"quantity", field_type::int_t},
+              {"total", field_type::long_t},      {"price", field_type::double_t},
+              {"gift", field_type::boolean_t},    {"at", field_type::timestamp_t}};
+  o.required = {"order_id", "quantity"};
+  return o;
+}
+
+record with_value(std::optional<std::string> v) {
+  record r;
+  r.value = std::move(v);
+  return r;
+}
+
+record parsed(const std::string& v) {
+  record_parser p(order_schema());
+  auto r = with_value(v);
+  p.parse(r);
+  return r;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(record_parsing)
+
+BOOST_AUTO_TEST_CASE(valid_record_keeps_schema_fields_in_schema_order) {
+  auto r = parsed(R"({"extra": 1, "quantity": 3, "order_id": "o1", "price": 5,
+                      "gift": true, "at": "2026-01-02T03:04:05.123Z", "total": 9000000000})");
+  BOOST_REQUIRE(!r.error);
+  std::vector<std::string> keys;
+  for (auto& kv : r.parsed)
+    keys.emplace_back(kv.key());
+  BOOST_TEST(keys == (std::vector<std::string>{"order_id", "quantity", "total", "price", "gift",
+                                               "at"}));
+  BOOST_TEST(r.parsed.at("quantity").as_int64() == 3);
+  BOOST_TEST(r.parsed.at("total").as_int64() == 9000000000);
+  BOOST_TEST(r.parsed.at("price").is_double()); // an int given for a double field becomes one
+  BOOST_TEST(r.parsed.at("price").as_double() == 5.0);
+  BOOST_TEST(r.parsed.at("at").as_string() == "2026-01-02T03:04:05.123Z");
+}
+
+BOOST_AUTO_TEST_CASE(optional_fields_may_be_missing_or_null) {
+  auto r = parsed(R"({"order_id": "o1", "quantity": 1, "price": null})");
+  BOOST_REQUIRE(!r.error);
+  BOOST_TEST(r.parsed.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_records_get_a_typed_reason) {
+  struct example {
+    std::optional<std::string> value;
+    std::string type;
+    std::string mentions;
+  };
+  std::vector<example> examples = {
+    {std::nullopt, "empty_value", "no value"},
+    {std::string(), "empty_value", "no value"},
+    {R"({"order_id": "o1", "quan)", "malformed_json", "not valid JSON"},
+    {"{\"order_id\": \"o\xff\xfe\", \"quantity\": 1}", "malformed_json", "not valid JSON"},
+    {R"({"order_id": "o1", "quantity": 1} trailing)", "malformed_json", "not valid JSON"},
+    {R"([1, 2])", "not_an_object", "array"},
+    {R"({"quantity": 1})", "missing_field", "`order_id`"},
+    {R"({"order_id": null, "quantity": 1})", "missing_field", "`order_id`"},
+    {R"({"order_id": "o1", "quantity": "many"})", "wrong_type", "`quantity` should be int"},
+    {R"({"order_id": "o1", "quantity": 3000000000})", "wrong_type", "`quantity`"},
+    {R"({"order_id": "o1", "quantity": 1.5})", "wrong_type", "`quantity`"},
+    {R"({"order_id": 7, "quantity": 1})", "wrong_type", "`order_id` should be string"},
+    {R"({"order_id": "o", "quantity": 1, "gift": "yes"})", "wrong_type", "`gift`"},
+    {R"({"order_id": "o", "quantity": 1, "at": "yesterday"})", "wrong_type", "`at`"},
+  };
+  for (auto& ex : examples) {
+    record_parser p(order_schema());
+    auto r = with_value(ex.value);
+    p.parse(r);
+    BOOST_TEST_CONTEXT("value " << (ex.value ? *ex.value : "(null)")) {
+      BOOST_REQUIRE(r.error.has_value());
+      BOOST_TEST(r.error->type == ex.type);
+      BOOST_TEST(r.error->message.find(ex.mentions) != std::string::npos, r.error->message);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(without_schema_any_object_passes_whole) {
+  record_parser p(parse_options{});
+  auto r = with_value(R"({"a": [1, {"b": null}]})");
+  p.parse(r);
+  BOOST_REQUIRE(!r.error);
+  BOOST_TEST(json::serialize(r.parsed) == R"({"a":[1,{"b":null}]})");
+}
+
+BOOST_AUTO_TEST_CASE(parser_is_reusable_after_errors) {
+  record_parser p(order_schema());
+  auto bad = with_value("{oops");
+  p.parse(bad);
+  auto good = with_value(R"({"order_id": "o2", "quantity": 2})");
+  p.parse(good);
+  BOOST_TEST(bad.error.has_value());
+  BOOST_TEST(!good.error.has_value());
+  BOOST_TEST(good.parsed.at("order_id").as_string() == "o2");
+}
+
+BOOST_AUTO_TEST_CASE(iso8601_timestamps_are_checked) {
+  for (auto ok : {"2026-01-02", "2026-01-02T03:04", "2026-01-02T03:04:05", "2026-01-02 03:04:05",
+                  "2026-01-02T03:04:05Z", "2026-01-02T03:04:05.123456789+02:00",
+                  "2026-12-31T23:59:60-0530"})
+    BOOST_TEST(is_iso8601_timestamp(ok), ok);
+  for (auto bad : {"", "2026", "2026-13-01", "2026-01-32", "2026-01-02T24:00", "2026-01-02T03:60",
+                   "2026-01-02T03:04:05.", "2026-01-02T03:04:05ZZ", "2026/01/02", "yesterday",
+                   "2026-01-02T03:04:05+2"})
+    BOOST_TEST(!is_iso8601_timestamp(bad), bad);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(record_routing)
+
+namespace {
+
+record with_priority(std::optional<std::string> p) {
+  record r;
+  if (p)
+    r.parsed["priority"] = *p;
+  return r;
+}
+
+route_options by_priority(std::string default_topic) {
+  route_options o;
+  o.field = "priority";
+  o.topics = {{"high", "orders-high"}, {"low", "orders-low"}};
+  o.default_topic = std::move(default_topic);
+  return o;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(fixed_topic_takes_every_record) {
+  route_options o;
+  o.topic = "out";
+  record_router router(o);
+  auto r = with_priority("high");
+  router.route(r);
+  BOOST_TEST(r.target_topic == "out");
+  BOOST_TEST(router.targets() == std::vector<std::string>{"out"});
+}
+
+BOOST_AUTO_TEST_CASE(field_value_picks_the_mapped_topic) {
+  record_router router(by_priority("orders-other"));
+  auto high = with_priority("high"), low = with_priority("low"), odd = with_priority("urgent");
+  auto none = with_priority(std::nullopt);
+  for (auto* r : {&high, &low, &odd, &none})
+    router.route(*r);
+  BOOST_TEST(high.target_topic == "orders-high");
+  BOOST_TEST(low.target_topic == "orders-low");
+  BOOST_TEST(odd.target_topic == "orders-other");
+  BOOST_TEST(none.target_topic == "orders-other");
+  BOOST_TEST(router.targets() ==
+             (std::vector<std::string>{"orders-high", "orders-low", "orders-other"}));
+}
+
+BOOST_AUTO_TEST_CASE(non_string_values_route_by_their_json_text) {
+  route_options o;
+  o.field = "tier";
+  o.topics = {{"1", "tier-one"}, {"true", "flagged"}};
+  record_router router(o);
+  record one, flag;
+  one.parsed["tier"] = 1;
+  flag.parsed["tier"] = true;
+  router.route(one);
+  router.route(flag);
+  BOOST_TEST(one.target_topic == "tier-one");
+  BOOST_TEST(flag.target_topic == "flagged");
+}
+
+BOOST_AUTO_TEST_CASE(unmatched_value_without_default_is_unroutable) {
+  record_router router(by_priority(""));
+  auto odd = with_priority("urgent"), none = with_priority(std::nullopt);
+  router.route(odd);
+  router.route(none);
+  BOOST_REQUIRE(odd.error.has_value());
+  BOOST_TEST(odd.error->type == "unroutable");
+  BOOST_TEST(odd.error->message.find("urgent") != std::string::npos);
+  BOOST_REQUIRE(none.error.has_value());
+  BOOST_TEST(none.error->message.find("missing") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
