@@ -3,6 +3,7 @@
 #include "actors/messages.hpp"
 
 #include <caf/all.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -13,8 +14,8 @@ namespace {
 
 std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 struct partition_state {
@@ -50,8 +51,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     auto& st = self->state;
     std::map<kafka::topic_partition, std::int64_t> to_commit;
     for (auto& [tp, p] : st.parts)
-      if (p.watermark >= 0 && p.watermark != p.committed)
-        to_commit[tp] = p.watermark;
+      if (p.watermark >= 0 && p.watermark != p.committed) to_commit[tp] = p.watermark;
     if (auto err = ctx->consumer.commit(to_commit, false))
       spdlog::warn("offset commit failed: {} (retried at the next epoch)", *err);
     else
@@ -96,8 +96,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     if (force_report || active || now - st.last_report_ms >= idle_report_ms) {
       st.last_report_ms = now;
       ++st.batch_id;
-      if (ctx->on_progress)
-        ctx->on_progress(p);
+      if (ctx->on_progress) ctx->on_progress(p);
     }
     st.epoch_start_ms = now;
     st.outputs_at_epoch_start = outputs;
@@ -106,57 +105,53 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
 
   auto check_complete = [self, ctx] {
     auto& st = self->state;
-    if (st.complete || ctx->end_offsets.empty())
-      return;
+    if (st.complete || ctx->end_offsets.empty()) return;
     for (auto& [tp, end] : ctx->end_offsets) {
       auto it = st.parts.find(tp);
-      if (it == st.parts.end() || it->second.watermark < end)
-        return;
+      if (it == st.parts.end() || it->second.watermark < end) return;
     }
     st.complete = true;
-    if (ctx->on_complete)
-      ctx->on_complete();
+    if (ctx->on_complete) ctx->on_complete();
   };
 
   self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
   return {
-    [=](report_atom, const std::string& topic, std::int32_t partition, std::int64_t watermark,
-        std::int64_t consumed, std::int64_t in_flight, std::int64_t latest) {
-      auto& p = self->state.parts[{topic, partition}];
-      if (p.epoch_start < 0)
-        p.epoch_start = watermark;
-      p.watermark = watermark;
-      p.consumed = consumed;
-      p.in_flight = in_flight;
-      if (latest >= 0)
-        p.latest = latest;
-      check_complete();
-    },
-    [=](epoch_atom) {
-      close_epoch(false);
-      self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
-    },
-    [=](watermark_atom, const std::string& topic, std::int32_t partition) -> std::int64_t {
-      auto it = self->state.parts.find({topic, partition});
-      return it == self->state.parts.end() ? -1 : it->second.watermark;
-    },
-    [=](take_atom, const partition_list& which) -> offset_map {
-      close_epoch(!self->state.parts.empty());
-      offset_map out;
-      auto& parts = self->state.parts;
-      for (auto it = parts.begin(); it != parts.end();) {
-        bool wanted = which.empty() ||
-                      std::find(which.begin(), which.end(), it->first) != which.end();
-        if (!wanted) {
-          ++it;
-          continue;
+      [=](report_atom, const std::string& topic, std::int32_t partition,
+          std::int64_t watermark, std::int64_t consumed, std::int64_t in_flight,
+          std::int64_t latest) {
+        auto& p = self->state.parts[{topic, partition}];
+        if (p.epoch_start < 0) p.epoch_start = watermark;
+        p.watermark = watermark;
+        p.consumed = consumed;
+        p.in_flight = in_flight;
+        if (latest >= 0) p.latest = latest;
+        check_complete();
+      },
+      [=](epoch_atom) {
+        close_epoch(false);
+        self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
+      },
+      [=](watermark_atom, const std::string& topic,
+          std::int32_t partition) -> std::int64_t {
+        auto it = self->state.parts.find({topic, partition});
+        return it == self->state.parts.end() ? -1 : it->second.watermark;
+      },
+      [=](take_atom, const partition_list& which) -> offset_map {
+        close_epoch(!self->state.parts.empty());
+        offset_map out;
+        auto& parts = self->state.parts;
+        for (auto it = parts.begin(); it != parts.end();) {
+          bool wanted = which.empty() ||
+                        std::find(which.begin(), which.end(), it->first) != which.end();
+          if (!wanted) {
+            ++it;
+            continue;
+          }
+          if (it->second.watermark >= 0) out[it->first] = it->second.watermark;
+          it = parts.erase(it);
         }
-        if (it->second.watermark >= 0)
-          out[it->first] = it->second.watermark;
-        it = parts.erase(it);
-      }
-      return out;
-    },
+        return out;
+      },
   };
 }
 

@@ -5,6 +5,7 @@
 #include "runtime/offset_watermark.hpp"
 
 #include <caf/all.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -41,9 +42,10 @@ constexpr auto idle_poll = std::chrono::milliseconds(20);
 
 namespace {
 
-caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self, run_context* ctx,
-                                 kafka::topic_partition tp, std::int64_t start_offset,
-                                 std::uint32_t generation, caf::actor checkpoint) {
+caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
+                                 run_context* ctx, kafka::topic_partition tp,
+                                 std::int64_t start_offset, std::uint32_t generation,
+                                 caf::actor checkpoint) {
   fail_on_exception(self);
   auto& st = self->state;
   st.tp = tp;
@@ -59,8 +61,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self, run_
   auto chain_error = std::make_shared<std::string>();
   st.next = spawn_stages(self, ctx, generation, chain_error);
   self->set_exit_handler([self, chain_error](caf::exit_msg& m) {
-    if (!m.reason)
-      return;
+    if (!m.reason) return;
     if (!chain_error->empty())
       self->quit(caf::make_error(caf::sec::runtime_error, *chain_error));
     else
@@ -92,8 +93,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self, run_
   auto fetch = [self, ctx, check_end] {
     auto& st = self->state;
     check_end();
-    if (st.draining || st.finished)
-      return;
+    if (st.draining || st.finished) return;
     auto room = st.credit - st.in_flight;
     if (room <= 0) {
       if (!st.paused) {
@@ -117,8 +117,9 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self, run_
     });
     recs.erase(recs.begin(), first_new);
     if (st.end_offset) {
-      auto past_end = std::find_if(recs.begin(), recs.end(),
-                                   [&](const record& r) { return r.offset >= *st.end_offset; });
+      auto past_end = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
+        return r.offset >= *st.end_offset;
+      });
       recs.erase(past_end, recs.end());
     }
     if (!recs.empty()) {
@@ -153,40 +154,37 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self, run_
   st.poll_scheduled = true;
 
   return {
-    [=](poll_atom) {
-      self->state.poll_scheduled = false;
-      fetch();
-    },
-    [=](wake_atom) { fetch(); },
-    [=](tick_atom) {
-      self->state.tick_scheduled = false;
-      fetch();
-    },
-    [=](ack_atom, std::int64_t begin, std::uint32_t gen, std::int64_t rows) {
-      auto& st = self->state;
-      if (gen != st.generation || !st.watermark.ack(begin))
-        return;
-      st.in_flight -= rows;
-      report();
-      if (st.paused && st.in_flight <= st.credit / 2) {
-        st.paused = false;
-        if (!st.finished)
-          ctx->consumer.resume(st.tp);
+      [=](poll_atom) {
+        self->state.poll_scheduled = false;
         fetch();
-      }
-      if (st.drained && st.in_flight == 0) {
-        st.drained->deliver(st.watermark.watermark());
-        st.drained.reset();
-      }
-    },
-    [=](drain_atom) -> caf::result<std::int64_t> {
-      auto& st = self->state;
-      st.draining = true;
-      if (st.in_flight == 0)
-        return st.watermark.watermark();
-      st.drained = self->make_response_promise<std::int64_t>();
-      return *st.drained;
-    },
+      },
+      [=](wake_atom) { fetch(); },
+      [=](tick_atom) {
+        self->state.tick_scheduled = false;
+        fetch();
+      },
+      [=](ack_atom, std::int64_t begin, std::uint32_t gen, std::int64_t rows) {
+        auto& st = self->state;
+        if (gen != st.generation || !st.watermark.ack(begin)) return;
+        st.in_flight -= rows;
+        report();
+        if (st.paused && st.in_flight <= st.credit / 2) {
+          st.paused = false;
+          if (!st.finished) ctx->consumer.resume(st.tp);
+          fetch();
+        }
+        if (st.drained && st.in_flight == 0) {
+          st.drained->deliver(st.watermark.watermark());
+          st.drained.reset();
+        }
+      },
+      [=](drain_atom) -> caf::result<std::int64_t> {
+        auto& st = self->state;
+        st.draining = true;
+        if (st.in_flight == 0) return st.watermark.watermark();
+        st.drained = self->make_response_promise<std::int64_t>();
+        return *st.drained;
+      },
   };
 }
 

@@ -9,6 +9,7 @@
 #include "runtime/kafka/producer.hpp"
 
 #include <caf/all.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
@@ -37,8 +38,7 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   void fail(const std::string& why) {
     std::lock_guard<std::mutex> guard{mutex};
-    if (!fatal)
-      fatal = why;
+    if (!fatal) fatal = why;
     changed.notify_all();
   }
 
@@ -47,7 +47,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   void on_assigned(const std::vector<kafka::assigned_partition>& parts) override {
     std::string list;
     for (auto& p : parts)
-      list += (list.empty() ? "" : ", ") + p.tp.str() + "@" + std::to_string(p.start_offset);
+      list +=
+          (list.empty() ? "" : ", ") + p.tp.str() + "@" + std::to_string(p.start_offset);
     spdlog::info("assigned: {}", list.empty() ? "(none)" : list);
     {
       std::lock_guard<std::mutex> guard{mutex};
@@ -56,16 +57,19 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     caf::scoped_actor self{*system};
     self->request(supervisor_actor, caf::infinite, assign_atom::value, assignment(parts))
-      .receive([](bool) {}, [&](caf::error& err) {
-        fail("cannot start partition chains: " + system->render(err));
-      });
+        .receive([](bool) {},
+                 [&](caf::error& err) {
+                   fail("cannot start partition chains: " + system->render(err));
+                 });
   }
 
   void on_revoked(const std::vector<kafka::topic_partition>& parts) override {
     spdlog::info("revoked {} partition(s): draining and committing", parts.size());
     caf::scoped_actor self{*system};
-    self->request(supervisor_actor, caf::infinite, revoke_atom::value, partition_list(parts))
-      .receive([](bool) {}, [](caf::error&) {}); // a stopped supervisor has nothing to drain
+    self->request(supervisor_actor, caf::infinite, revoke_atom::value,
+                  partition_list(parts))
+        .receive([](bool) {},
+                 [](caf::error&) {}); // a stopped supervisor has nothing to drain
     commit_final(self, partition_list(parts));
   }
 
@@ -81,11 +85,11 @@ struct pipeline::impl : kafka::rebalance_listener {
   void commit_final(caf::scoped_actor& self, partition_list parts) {
     offset_map offsets;
     self->request(checkpoint_actor, caf::infinite, take_atom::value, std::move(parts))
-      .receive([&](offset_map& m) { offsets = std::move(m); }, [](caf::error&) {});
-    if (offsets.empty())
-      return;
+        .receive([&](offset_map& m) { offsets = std::move(m); }, [](caf::error&) {});
+    if (offsets.empty()) return;
     if (auto err = consumer->commit(offsets, true))
-      spdlog::error("final offset commit failed: {}; those records will be read again", *err);
+      spdlog::error("final offset commit failed: {}; those records will be read again",
+                    *err);
     else
       spdlog::info("committed the offsets of {} partition(s)", offsets.size());
     for (auto& [tp, off] : offsets)
@@ -104,7 +108,9 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
 
 pipeline::~pipeline() = default;
 
-void pipeline::set_stage(std::function<void(record_batch&)> fn) { impl_->stage = std::move(fn); }
+void pipeline::set_stage(std::function<void(record_batch&)> fn) {
+  impl_->stage = std::move(fn);
+}
 
 void pipeline::on_progress(std::function<void(const epoch_progress&)> fn) {
   impl_->progress = std::move(fn);
@@ -138,15 +144,16 @@ run_summary pipeline::run() {
                   },
                   [&im](const std::string& why) { im.fail(why); }};
   if (cfg.trigger.mode == trigger_options::kind::available_now) {
-    ctx.end_offsets = im.consumer->end_offsets(cfg.source.subscribe, std::chrono::seconds(30));
+    ctx.end_offsets =
+        im.consumer->end_offsets(cfg.source.subscribe, std::chrono::seconds(30));
     spdlog::info("availableNow: reading up to the end offsets of {} partition(s)",
                  ctx.end_offsets.size());
   }
   std::string topics;
   for (auto& t : cfg.source.subscribe)
     topics += (topics.empty() ? "" : ",") + t;
-  spdlog::info("pipeline `{}` (run {}): {} from {} as group `{}` -> {}", cfg.name, ctx.run_id,
-               topics, cfg.source.bootstrap_servers, cfg.source.group_id,
+  spdlog::info("pipeline `{}` (run {}): {} from {} as group `{}` -> {}", cfg.name,
+               ctx.run_id, topics, cfg.source.bootstrap_servers, cfg.source.group_id,
                cfg.sink.bootstrap_servers);
   {
     caf::actor_system_config system_config;
@@ -160,16 +167,17 @@ run_summary pipeline::run() {
       im.changed.wait(lock, [&] { return im.stop_requested || im.complete || im.fatal; });
     }
     bool failed = im.fatal.has_value();
-    spdlog::info(failed ? "stopping after a fatal error" : "stopping: draining in-flight records");
+    spdlog::info(failed ? "stopping after a fatal error"
+                        : "stopping: draining in-flight records");
     caf::scoped_actor self{system};
     if (!failed)
       self->request(im.supervisor_actor, caf::infinite, drain_atom::value)
-        .receive([](bool) {}, [](caf::error&) {});
+          .receive([](bool) {}, [](caf::error&) {});
     // Only acknowledged offsets are in the checkpoint: committing is safe
     // even after a failure.
     im.commit_final(self, {});
     self->request(im.supervisor_actor, caf::infinite, stop_atom::value)
-      .receive([](bool) {}, [](caf::error&) {});
+        .receive([](bool) {}, [](caf::error&) {});
     im.consumer->close();
     self->send_exit(im.checkpoint_actor, caf::exit_reason::user_shutdown);
     // Every delivery report must arrive while the actors can still take it.
@@ -195,7 +203,8 @@ run_summary pipeline::run() {
   auto ended = std::chrono::steady_clock::now();
   out.seconds = std::chrono::duration<double>(ended - started).count();
   if (im.first_assigned)
-    out.processing_seconds = std::chrono::duration<double>(ended - *im.first_assigned).count();
+    out.processing_seconds =
+        std::chrono::duration<double>(ended - *im.first_assigned).count();
   return out;
 }
 

@@ -20,11 +20,11 @@ struct run_summary {
   std::int64_t output_rows = 0;
   std::int64_t dlq_rows = 0;
   std::map<std::string, std::int64_t> rows_by_topic; ///< outputs and DLQ rows per topic
-  std::int64_t max_in_flight = 0;                    ///< highest in-flight count of a partition
-  std::int64_t pauses = 0;                           ///< times a partition ran out of credit
-  std::int64_t restarts = 0;                         ///< partition chains restarted
-  double seconds = 0;            ///< whole run, including joining the group
-  double processing_seconds = 0; ///< from the first assignment to the end
+  std::int64_t max_in_flight = 0; ///< highest in-flight count of a partition
+  std::int64_t pauses = 0;        ///< times a partition ran out of credit
+  std::int64_t restarts = 0;      ///< partition chains restarted
+  double seconds = 0;             ///< whole run, including joining the group
+  double processing_seconds = 0;  ///< from the first assignment to the end
 };
 
 /// A Kafka -> parse -> route -> Kafka pipeline on actors: the library's

@@ -5,6 +5,7 @@
 #include "runtime/record_parser.hpp"
 
 #include <caf/all.hpp>
+
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -12,53 +13,51 @@
 
 namespace sluice::actors {
 
-void fail_on_exception(caf::scheduled_actor* self, std::shared_ptr<std::string> chain_error) {
+void fail_on_exception(caf::scheduled_actor* self,
+                       std::shared_ptr<std::string> chain_error) {
   self->set_exception_handler(
-    [chain_error](caf::scheduled_actor*, std::exception_ptr& ptr) -> caf::error {
-      std::string what = "unknown exception";
-      try {
-        std::rethrow_exception(ptr);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      if (chain_error && chain_error->empty())
-        *chain_error = what;
-      return caf::make_error(caf::sec::runtime_error, what);
-    });
+      [chain_error](caf::scheduled_actor*, std::exception_ptr& ptr) -> caf::error {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ptr);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        if (chain_error && chain_error->empty()) *chain_error = what;
+        return caf::make_error(caf::sec::runtime_error, what);
+      });
 }
 
 namespace {
 
 /// Parses every record of a batch (JSON + schema); invalid ones get an error.
 
-caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts, caf::actor next,
-                           std::shared_ptr<std::string> chain_error) {
+caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts,
+                           caf::actor next, std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
   auto parser = std::make_shared<record_parser>(std::move(opts));
   return {[=](batch_ptr& batch) {
     for (auto& rec : batch->records)
-      if (!rec.error)
-        parser->parse(rec);
+      if (!rec.error) parser->parse(rec);
     self->send(next, std::move(batch));
   }};
 }
 
 /// Chooses each valid record's output topic.
-caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx, caf::actor next,
-                           std::shared_ptr<std::string> chain_error) {
+caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx,
+                           caf::actor next, std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
   return {[=](batch_ptr& batch) {
     for (auto& rec : batch->records)
-      if (!rec.error)
-        ctx->router.route(rec);
+      if (!rec.error) ctx->router.route(rec);
     self->send(next, std::move(batch));
   }};
 }
 
 /// Runs the user's batch function.
-caf::behavior function_stage(caf::event_based_actor* self, batch_function fn, caf::actor next,
-                             std::shared_ptr<std::string> chain_error) {
+caf::behavior function_stage(caf::event_based_actor* self, batch_function fn,
+                             caf::actor next, std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
   return {[=](batch_ptr& batch) {
     fn(*batch);
@@ -85,11 +84,9 @@ struct sink_state {
   std::vector<header> dlq_headers;
 
   ~sink_state() {
-    if (group)
-      group->abandon();
+    if (group) group->abandon();
   }
 };
-
 
 kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
                                          const record_batch& batch, const record& rec) {
@@ -104,7 +101,6 @@ kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
   return ctx->producer.send(st.group, ctx->config.dlq->topic, rec.key, value, hs,
                             rec.timestamp_ms);
 }
-
 
 /// Writes outputs and DLQ records; acknowledges each batch to `consumer`
 /// once every record of it is delivered.
@@ -127,7 +123,8 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           // Runs on the producer's poll thread.
           if (g.error()) {
             if (auto strong = me.lock())
-              caf::anon_send(caf::actor_cast<caf::actor>(strong), failed_atom::value, *g.error());
+              caf::anon_send(caf::actor_cast<caf::actor>(strong), failed_atom::value,
+                             *g.error());
             return;
           }
           ctx->metrics.output_rows += outcome->outputs;
@@ -142,9 +139,10 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         kafka::producer::send_result res;
         if (rec.error) {
           if (!ctx->config.dlq) {
-            ctx->on_fatal("record " + batch.topic + "/" + std::to_string(batch.partition) + "@" +
-                          std::to_string(rec.offset) + " is invalid (" + rec.error->type + ": " +
-                          rec.error->message + ") and no `dlq` is configured");
+            ctx->on_fatal("record " + batch.topic + "/" +
+                          std::to_string(batch.partition) + "@" +
+                          std::to_string(rec.offset) + " is invalid (" + rec.error->type +
+                          ": " + rec.error->message + ") and no `dlq` is configured");
             self->quit();
             return;
           }
@@ -178,27 +176,28 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
     }
   };
   return {
-    [=](batch_ptr& batch) {
-      self->state.pending.push_back(std::move(batch));
-      if (!self->state.retry_scheduled)
+      [=](batch_ptr& batch) {
+        self->state.pending.push_back(std::move(batch));
+        if (!self->state.retry_scheduled) pump();
+      },
+      [=](retry_atom) {
+        self->state.retry_scheduled = false;
         pump();
-    },
-    [=](retry_atom) {
-      self->state.retry_scheduled = false;
-      pump();
-    },
-    [=](failed_atom, const std::string& why) {
-      throw fatal_error("delivery to Kafka failed: " + why);
-    },
+      },
+      [=](failed_atom, const std::string& why) {
+        throw fatal_error("delivery to Kafka failed: " + why);
+      },
   };
 }
 
 } // namespace
 
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        std::uint32_t generation, std::shared_ptr<std::string> chain_error) {
+                        std::uint32_t generation,
+                        std::shared_ptr<std::string> chain_error) {
   auto me = caf::actor_cast<caf::actor>(owner);
-  caf::actor next = owner->spawn<caf::linked>(sink_stage, ctx, me, generation, chain_error);
+  caf::actor next =
+      owner->spawn<caf::linked>(sink_stage, ctx, me, generation, chain_error);
   if (ctx->user_stage)
     next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next, chain_error);
   next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);

@@ -22,7 +22,8 @@ namespace sluice::actors {
 /// message its link partners receive does not reliably carry the reason in
 /// CAF 0.17.6 (seen as `unreachable`), and the supervisor needs the text.
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        std::uint32_t generation, std::shared_ptr<std::string> chain_error);
+                        std::uint32_t generation,
+                        std::shared_ptr<std::string> chain_error);
 
 /// Turns exceptions into the actor's exit reason, keeping their text, and
 /// records it in `chain_error` when given.

@@ -10,7 +10,7 @@ namespace sluice {
 class config_error : public std::runtime_error {
 public:
   config_error(const std::string& option, const std::string& what)
-    : std::runtime_error("option `" + option + "`: " + what), option_(option) {}
+      : std::runtime_error("option `" + option + "`: " + what), option_(option) {}
 
   const std::string& option() const noexcept { return option_; }
 

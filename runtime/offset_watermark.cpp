@@ -13,15 +13,15 @@ void offset_watermark::issue(std::int64_t begin, std::int64_t end) {
   if (ranges_.empty() && watermark_ == issued_end_)
     watermark_ = begin; // offsets skipped before the first range hold no records
   else if (begin != issued_end_)
-    ranges_.emplace(issued_end_, range{begin, true}); // a gap between reads: nothing to handle
+    ranges_.emplace(issued_end_,
+                    range{begin, true}); // a gap between reads: nothing to handle
   ranges_.emplace(begin, range{end, false});
   issued_end_ = end;
 }
 
 bool offset_watermark::ack(std::int64_t begin) {
   auto it = ranges_.find(begin);
-  if (it == ranges_.end() || it->second.acked)
-    return false;
+  if (it == ranges_.end() || it->second.acked) return false;
   it->second.acked = true;
   while (!ranges_.empty() && ranges_.begin()->first == watermark_ &&
          ranges_.begin()->second.acked) {

@@ -17,78 +17,110 @@ namespace sluice {
 
 std::string_view to_string(field_type t) {
   switch (t) {
-    case field_type::string_t: return "string";
-    case field_type::int_t: return "int";
-    case field_type::long_t: return "long";
-    case field_type::double_t: return "double";
-    case field_type::boolean_t: return "boolean";
-    case field_type::timestamp_t: return "timestamp";
+  case field_type::string_t:
+    return "string";
+  case field_type::int_t:
+    return "int";
+  case field_type::long_t:
+    return "long";
+  case field_type::double_t:
+    return "double";
+  case field_type::boolean_t:
+    return "boolean";
+  case field_type::timestamp_t:
+    return "timestamp";
   }
   return "?";
 }
 
 const std::vector<option_doc>& option_table() {
   static const std::vector<option_doc> table = {
-    {"", "name", "string", "sluice", "Pipeline name; the default consumer group is `sluice-<name>`."},
-    {"source", "kafka.bootstrap.servers", "host:port list", "(required)", "Brokers to read from."},
-    {"source", "subscribe", "comma list", "(required)", "Topics to read."},
-    {"source", "startingOffsets", "earliest | latest", "latest", "Where to start a partition that has no committed offset."},
-    {"source", "kafka.group.id", "string", "sluice-<name>", "Consumer group; committed offsets live there."},
-    {"source", "includeHeaders", "boolean", "false", "Read record headers and keep them on outputs."},
-    {"source", "kafka.*", "string", "", "Any librdkafka consumer property, prefix stripped."},
-    {"parse", "format", "json", "json", "Payload format."},
-    {"parse", "schema", "{field: type}", "{}", "Field types: string, int, long, double, boolean, timestamp (ISO-8601). Output keeps only these fields."},
-    {"parse", "required", "[field, ...]", "[]", "Fields that must be present and non-null."},
-    {"route", "topic", "string", "", "Write every record to this topic."},
-    {"route", "field", "string", "", "Route by this field's value ..."},
-    {"route", "topics", "{value: topic}", "{}", "... to the topic mapped to the value."},
-    {"route", "default", "string", "", "Topic for values not in `topics`; without it they go to the DLQ."},
-    {"sink", "kafka.bootstrap.servers", "host:port list", "(required)", "Brokers to write to."},
-    {"sink", "kafka.*", "string", "", "Any librdkafka producer property, e.g. kafka.acks, kafka.compression.type, kafka.linger.ms."},
-    {"dlq", "topic", "string", "", "Dead-letter topic (on the sink's brokers). Without a DLQ an invalid record stops the run."},
-    {"trigger", "processingTime", "duration", "", "Epoch length, e.g. \"1 second\"."},
-    {"trigger", "availableNow", "boolean", "false", "Process up to the end offsets seen at start, commit, exit 0."},
-    {"runtime", "maxInFlightPerPartition", "integer", "10000", "Credit: records read but not yet acknowledged, per partition."},
-    {"runtime", "maxBatchRecords", "integer", "500", "Records per batch between actors."},
-    {"runtime", "restartBudget", "integer", "5", "Restarts of one partition chain before the run fails."},
-    {"runtime", "restartBackoff", "duration", "200 milliseconds", "First restart delay; doubles on each restart."},
+      {"", "name", "string", "sluice",
+       "Pipeline name; the default consumer group is `sluice-<name>`."},
+      {"source", "kafka.bootstrap.servers", "host:port list", "(required)",
+       "Brokers to read from."},
+      {"source", "subscribe", "comma list", "(required)", "Topics to read."},
+      {"source", "startingOffsets", "earliest or latest", "latest",
+       "Where to start a partition that has no committed offset."},
+      {"source", "kafka.group.id", "string", "sluice-<name>",
+       "Consumer group; committed offsets live there."},
+      {"source", "includeHeaders", "boolean", "false",
+       "Read record headers and keep them on outputs."},
+      {"source", "kafka.*", "string", "",
+       "Any librdkafka consumer property, prefix stripped."},
+      {"parse", "format", "json", "json", "Payload format."},
+      {"parse", "schema", "{field: type}", "{}",
+       "Field types: string, int, long, double, boolean, timestamp (ISO-8601). Output "
+       "keeps only these fields."},
+      {"parse", "required", "[field, ...]", "[]",
+       "Fields that must be present and non-null."},
+      {"route", "topic", "string", "", "Write every record to this topic."},
+      {"route", "field", "string", "", "Route by this field's value ..."},
+      {"route", "topics", "{value: topic}", "{}",
+       "... to the topic mapped to the value."},
+      {"route", "default", "string", "",
+       "Topic for values not in `topics`; without it they go to the DLQ."},
+      {"sink", "kafka.bootstrap.servers", "host:port list", "(required)",
+       "Brokers to write to."},
+      {"sink", "kafka.*", "string", "",
+       "Any librdkafka producer property, e.g. kafka.acks, kafka.compression.type, "
+       "kafka.linger.ms."},
+      {"dlq", "topic", "string", "",
+       "Dead-letter topic (on the sink's brokers). Without a DLQ an invalid record stops "
+       "the run."},
+      {"trigger", "processingTime", "duration", "", "Epoch length, e.g. \"1 second\"."},
+      {"trigger", "availableNow", "boolean", "false",
+       "Process up to the end offsets seen at start, commit, exit 0."},
+      {"runtime", "maxInFlightPerPartition", "integer", "10000",
+       "Credit: records read but not yet acknowledged, per partition."},
+      {"runtime", "maxBatchRecords", "integer", "500",
+       "Records per batch between actors."},
+      {"runtime", "restartBudget", "integer", "5",
+       "Restarts of one partition chain before the run fails."},
+      {"runtime", "restartBackoff", "duration", "200 milliseconds",
+       "First restart delay; doubles on each restart."},
   };
   return table;
+}
+
+std::string option_reference_markdown() {
+  std::string out =
+      "| section | option | type | default | meaning |\n|---|---|---|---|---|\n";
+  for (auto& o : option_table()) {
+    out += "| " + std::string(o.section.empty() ? "(top)" : o.section) + " | `" +
+           std::string(o.name) + "` | " + std::string(o.type) + " | " +
+           std::string(o.default_value) + " | " + std::string(o.doc) + " |\n";
+  }
+  return out;
 }
 
 namespace {
 
 std::string describe(const json::value& v) {
   auto s = json::serialize(v);
-  if (s.size() > 60)
-    s = s.substr(0, 57) + "...";
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
 }
 
 std::string as_string(const json::value& v, const std::string& option,
                       const std::string& expected = "a string") {
-  if (v.is_string())
-    return std::string(v.get_string());
+  if (v.is_string()) return std::string(v.get_string());
   throw config_error(option, "expected " + expected + ", got " + describe(v));
 }
 
 /// kafka.* values may be written as JSON strings, numbers or booleans.
 std::string as_property(const json::value& v, const std::string& option) {
-  if (v.is_string())
-    return std::string(v.get_string());
+  if (v.is_string()) return std::string(v.get_string());
   if (v.is_int64() || v.is_uint64() || v.is_double() || v.is_bool())
     return json::serialize(v);
   throw config_error(option, "expected a string, number or boolean, got " + describe(v));
 }
 
 bool as_bool(const json::value& v, const std::string& option) {
-  if (v.is_bool())
-    return v.get_bool();
+  if (v.is_bool()) return v.get_bool();
   if (v.is_string()) {
-    if (v.get_string() == "true")
-      return true;
-    if (v.get_string() == "false")
-      return false;
+    if (v.get_string() == "true") return true;
+    if (v.get_string() == "false") return false;
   }
   throw config_error(option, "expected true or false, got " + describe(v));
 }
@@ -103,8 +135,7 @@ std::int64_t as_positive(const json::value& v, const std::string& option) {
     try {
       std::size_t used = 0;
       n = std::stoll(std::string(v.get_string()), &used);
-      if (used != v.get_string().size())
-        n = 0;
+      if (used != v.get_string().size()) n = 0;
     } catch (...) {
       n = 0;
     }
@@ -124,39 +155,39 @@ void reject_unknown(const json::object& obj, const std::string& section,
                     std::initializer_list<std::string_view> known, bool allow_kafka) {
   for (auto& [k, v] : obj) {
     std::string_view key = k;
-    if (allow_kafka && key.starts_with("kafka."))
-      continue;
+    if (allow_kafka && key.starts_with("kafka.")) continue;
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       std::string list;
       for (auto n : known)
         list += (list.empty() ? "" : ", ") + std::string(n);
-      if (allow_kafka)
-        list += ", kafka.*";
-      throw config_error(section.empty() ? std::string(key) : section + "." + std::string(key),
+      if (allow_kafka) list += ", kafka.*";
+      throw config_error(section.empty() ? std::string(key)
+                                         : section + "." + std::string(key),
                          "unknown option; expected one of " + list);
     }
   }
 }
 
 /// Maps a JAAS line pasted from a Java client to librdkafka's SASL properties.
-void translate_jaas(std::map<std::string, std::string>& kafka, const std::string& option) {
+void translate_jaas(std::map<std::string, std::string>& kafka,
+                    const std::string& option) {
   auto it = kafka.find("sasl.jaas.config");
-  if (it == kafka.end())
-    return;
+  if (it == kafka.end()) return;
   std::string jaas = it->second;
   kafka.erase(it);
   bool plain = jaas.find("PlainLoginModule") != std::string::npos;
   bool scram = jaas.find("ScramLoginModule") != std::string::npos;
   if (!plain && !scram)
-    throw config_error(option, "only PlainLoginModule and ScramLoginModule have librdkafka "
-                               "equivalents; use kafka.sasl.oauthbearer.* or "
-                               "kafka.sasl.kerberos.* for other mechanisms");
+    throw config_error(option,
+                       "only PlainLoginModule and ScramLoginModule have librdkafka "
+                       "equivalents; use kafka.sasl.oauthbearer.* or "
+                       "kafka.sasl.kerberos.* for other mechanisms");
   auto field = [&](const char* name) {
     std::regex re(std::string(name) + R"(\s*=\s*\"([^\"]*)\")");
     std::smatch m;
     if (!std::regex_search(jaas, m, re))
       throw config_error(option, std::string("expected ") + name +
-                                   "=\"...\" in the JAAS line (value not shown)");
+                                     "=\"...\" in the JAAS line (value not shown)");
     return m[1].str();
   };
   kafka["sasl.username"] = field("username");
@@ -165,14 +196,12 @@ void translate_jaas(std::map<std::string, std::string>& kafka, const std::string
     kafka["sasl.mechanisms"] = plain ? "PLAIN" : "SCRAM-SHA-512";
 }
 
-std::map<std::string, std::string> kafka_properties(const json::object& obj,
-                                                    const std::string& section,
-                                                    bool consumer) {
+std::map<std::string, std::string>
+kafka_properties(const json::object& obj, const std::string& section, bool consumer) {
   std::map<std::string, std::string> out;
   for (auto& [k, v] : obj) {
     std::string_view key = k;
-    if (!key.starts_with("kafka."))
-      continue;
+    if (!key.starts_with("kafka.")) continue;
     auto name = std::string(key.substr(6));
     auto option = section + "." + std::string(key);
     if (name == "bootstrap.servers" || name == "group.id")
@@ -185,7 +214,8 @@ std::map<std::string, std::string> kafka_properties(const json::object& obj,
       throw config_error(option, "not supported: Sluice commits offsets itself after the "
                                  "outputs are acknowledged; remove this option");
     if (consumer && name == "auto.offset.reset")
-      throw config_error(option, "not supported: use `startingOffsets` (earliest or latest)");
+      throw config_error(option,
+                         "not supported: use `startingOffsets` (earliest or latest)");
     out[name] = as_property(v, option);
   }
   translate_jaas(out, section + ".kafka.sasl.jaas.config");
@@ -194,9 +224,9 @@ std::map<std::string, std::string> kafka_properties(const json::object& obj,
 
 field_type parse_field_type(const json::value& v, const std::string& option) {
   static const std::map<std::string, field_type, std::less<>> types = {
-    {"string", field_type::string_t},   {"int", field_type::int_t},
-    {"long", field_type::long_t},       {"double", field_type::double_t},
-    {"boolean", field_type::boolean_t}, {"timestamp", field_type::timestamp_t},
+      {"string", field_type::string_t},   {"int", field_type::int_t},
+      {"long", field_type::long_t},       {"double", field_type::double_t},
+      {"boolean", field_type::boolean_t}, {"timestamp", field_type::timestamp_t},
   };
   const std::string expected = "one of string, int, long, double, boolean, timestamp";
   auto name = as_string(v, option, expected);
@@ -212,15 +242,16 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   if (auto* v = obj.if_contains("kafka.bootstrap.servers"))
     src.bootstrap_servers = as_string(*v, "source.kafka.bootstrap.servers");
   if (src.bootstrap_servers.empty())
-    throw config_error("source.kafka.bootstrap.servers",
-                       "required: the brokers to read from, like \"host1:9092,host2:9092\"");
+    throw config_error(
+        "source.kafka.bootstrap.servers",
+        "required: the brokers to read from, like \"host1:9092,host2:9092\"");
   if (auto* v = obj.if_contains("subscribe")) {
-    std::stringstream in(as_string(*v, "source.subscribe", "a comma-separated topic list"));
+    std::stringstream in(
+        as_string(*v, "source.subscribe", "a comma-separated topic list"));
     for (std::string t; std::getline(in, t, ',');) {
       t.erase(0, t.find_first_not_of(" \t"));
       t.erase(t.find_last_not_of(" \t") + 1);
-      if (!t.empty())
-        src.subscribe.push_back(t);
+      if (!t.empty()) src.subscribe.push_back(t);
     }
   }
   if (src.subscribe.empty())
@@ -234,12 +265,12 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
     else if (s == "latest")
       src.starting = starting_offsets::latest;
     else
-      throw config_error("source.startingOffsets", "expected " + expected + ", got `" + s + "`");
+      throw config_error("source.startingOffsets",
+                         "expected " + expected + ", got `" + s + "`");
   }
   if (auto* v = obj.if_contains("kafka.group.id"))
     src.group_id = as_string(*v, "source.kafka.group.id");
-  if (src.group_id.empty())
-    src.group_id = "sluice-" + cfg.name;
+  if (src.group_id.empty()) src.group_id = "sluice-" + cfg.name;
   if (auto* v = obj.if_contains("includeHeaders"))
     src.include_headers = as_bool(*v, "source.includeHeaders");
   src.kafka = kafka_properties(obj, "source", true);
@@ -250,22 +281,26 @@ void parse_parse(const json::object& obj, pipeline_config& cfg) {
   if (auto* v = obj.if_contains("format")) {
     auto f = as_string(*v, "parse.format", "json");
     if (f != "json")
-      throw config_error("parse.format", "expected json (the only format so far), got `" + f + "`");
+      throw config_error("parse.format",
+                         "expected json (the only format so far), got `" + f + "`");
   }
   if (auto* v = obj.if_contains("schema")) {
     for (auto& [name, type] : as_object(*v, "parse.schema"))
       cfg.parse.fields.push_back(
-        {std::string(name), parse_field_type(type, "parse.schema." + std::string(name))});
+          {std::string(name),
+           parse_field_type(type, "parse.schema." + std::string(name))});
   }
   if (auto* v = obj.if_contains("required")) {
     if (!v->is_array())
-      throw config_error("parse.required", "expected a list of field names, got " + describe(*v));
+      throw config_error("parse.required",
+                         "expected a list of field names, got " + describe(*v));
     for (auto& f : v->get_array()) {
       auto name = as_string(f, "parse.required", "a list of field names");
       if (!cfg.parse.fields.empty() &&
           std::none_of(cfg.parse.fields.begin(), cfg.parse.fields.end(),
                        [&](auto& sf) { return sf.name == name; }))
-        throw config_error("parse.required", "field `" + name + "` is not in parse.schema");
+        throw config_error("parse.required",
+                           "field `" + name + "` is not in parse.schema");
       cfg.parse.required.push_back(name);
     }
   }
@@ -274,18 +309,18 @@ void parse_parse(const json::object& obj, pipeline_config& cfg) {
 void parse_route(const json::object& obj, pipeline_config& cfg) {
   reject_unknown(obj, "route", {"topic", "field", "topics", "default"}, false);
   auto& r = cfg.route;
-  if (auto* v = obj.if_contains("topic"))
-    r.topic = as_string(*v, "route.topic");
-  if (auto* v = obj.if_contains("field"))
-    r.field = as_string(*v, "route.field");
+  if (auto* v = obj.if_contains("topic")) r.topic = as_string(*v, "route.topic");
+  if (auto* v = obj.if_contains("field")) r.field = as_string(*v, "route.field");
   if (auto* v = obj.if_contains("topics"))
     for (auto& [value, topic] : as_object(*v, "route.topics"))
-      r.topics[std::string(value)] = as_string(topic, "route.topics." + std::string(value));
+      r.topics[std::string(value)] =
+          as_string(topic, "route.topics." + std::string(value));
   if (auto* v = obj.if_contains("default"))
     r.default_topic = as_string(*v, "route.default");
   if (r.topic.empty() == r.field.empty())
-    throw config_error("route", "expected either {\"topic\": T} or "
-                                "{\"field\": F, \"topics\": {value: topic}, \"default\": T}");
+    throw config_error("route",
+                       "expected either {\"topic\": T} or "
+                       "{\"field\": F, \"topics\": {value: topic}, \"default\": T}");
   if (!r.field.empty() && r.topics.empty() && r.default_topic.empty())
     throw config_error("route.topics", "routing by field needs `topics` or `default`");
 }
@@ -305,10 +340,12 @@ void parse_trigger(const json::object& obj, pipeline_config& cfg) {
   auto& t = cfg.trigger;
   if (auto* v = obj.if_contains("processingTime")) {
     t.mode = trigger_options::kind::processing_time;
-    t.interval = parse_duration(as_string(*v, "trigger.processingTime", "a duration like \"1 second\""),
-                                "trigger.processingTime");
+    t.interval = parse_duration(
+        as_string(*v, "trigger.processingTime", "a duration like \"1 second\""),
+        "trigger.processingTime");
   }
-  if (auto* v = obj.if_contains("availableNow"); v && as_bool(*v, "trigger.availableNow")) {
+  if (auto* v = obj.if_contains("availableNow");
+      v && as_bool(*v, "trigger.availableNow")) {
     if (t.mode == trigger_options::kind::processing_time)
       throw config_error("trigger", "choose one of processingTime and availableNow");
     t.mode = trigger_options::kind::available_now;
@@ -316,20 +353,22 @@ void parse_trigger(const json::object& obj, pipeline_config& cfg) {
 }
 
 void parse_runtime(const json::object& obj, pipeline_config& cfg) {
-  reject_unknown(obj, "runtime",
-                 {"maxInFlightPerPartition", "maxBatchRecords", "restartBudget", "restartBackoff"},
-                 false);
+  reject_unknown(
+      obj, "runtime",
+      {"maxInFlightPerPartition", "maxBatchRecords", "restartBudget", "restartBackoff"},
+      false);
   auto& r = cfg.runtime;
   if (auto* v = obj.if_contains("maxInFlightPerPartition"))
     r.max_in_flight_per_partition =
-      static_cast<std::size_t>(as_positive(*v, "runtime.maxInFlightPerPartition"));
+        static_cast<std::size_t>(as_positive(*v, "runtime.maxInFlightPerPartition"));
   if (auto* v = obj.if_contains("maxBatchRecords"))
-    r.max_batch_records = static_cast<std::size_t>(as_positive(*v, "runtime.maxBatchRecords"));
+    r.max_batch_records =
+        static_cast<std::size_t>(as_positive(*v, "runtime.maxBatchRecords"));
   if (auto* v = obj.if_contains("restartBudget"))
     r.restart_budget = static_cast<int>(as_positive(*v, "runtime.restartBudget"));
   if (auto* v = obj.if_contains("restartBackoff"))
-    r.restart_backoff = parse_duration(as_string(*v, "runtime.restartBackoff"),
-                                       "runtime.restartBackoff");
+    r.restart_backoff =
+        parse_duration(as_string(*v, "runtime.restartBackoff"), "runtime.restartBackoff");
   r.max_batch_records = std::min(r.max_batch_records, r.max_in_flight_per_partition);
 }
 
@@ -344,8 +383,7 @@ void apply_override(json::object& root, const std::string& text) {
   json::value value;
   std::error_code ec;
   value = json::parse(raw, ec);
-  if (ec)
-    value = json::string(raw);
+  if (ec) value = json::string(raw);
   auto dot = path.find('.');
   if (dot == std::string::npos) {
     root[path] = value;
@@ -353,25 +391,27 @@ void apply_override(json::object& root, const std::string& text) {
   }
   auto section = path.substr(0, dot);
   auto& slot = root[section];
-  if (slot.is_null())
-    slot = json::object();
-  if (!slot.is_object())
-    throw config_error(section, "expected a JSON object");
+  if (slot.is_null()) slot = json::object();
+  if (!slot.is_object()) throw config_error(section, "expected a JSON object");
+  // A trigger given on the command line replaces the file's trigger.
+  if (section == "trigger") slot.get_object().clear();
   slot.get_object()[path.substr(dot + 1)] = value;
 }
 
 } // namespace
 
-std::chrono::milliseconds parse_duration(std::string_view text, const std::string& option) {
+std::chrono::milliseconds parse_duration(std::string_view text,
+                                         const std::string& option) {
   static const std::regex re(R"(^\s*(\d+)\s*([a-zA-Z]*)\s*$)");
   std::string s(text);
   std::smatch m;
   auto fail = [&]() -> std::chrono::milliseconds {
-    throw config_error(option, "expected a duration like \"1 second\", \"500 milliseconds\" "
-                               "or \"2 minutes\", got `" + s + "`");
+    throw config_error(option,
+                       "expected a duration like \"1 second\", \"500 milliseconds\" "
+                       "or \"2 minutes\", got `" +
+                           s + "`");
   };
-  if (!std::regex_match(s, m, re))
-    return fail();
+  if (!std::regex_match(s, m, re)) return fail();
   auto n = std::stoll(m[1].str());
   auto unit = m[2].str();
   std::transform(unit.begin(), unit.end(), unit.begin(), ::tolower);
@@ -381,15 +421,14 @@ std::chrono::milliseconds parse_duration(std::string_view text, const std::strin
     return std::chrono::seconds(n);
   if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes")
     return std::chrono::minutes(n);
-  if (unit == "h" || unit == "hour" || unit == "hours")
-    return std::chrono::hours(n);
+  if (unit == "h" || unit == "hour" || unit == "hours") return std::chrono::hours(n);
   return fail();
 }
 
 bool is_secret_property(std::string_view name) {
-  for (auto word : {"password", "secret", "jaas", "token", "key.pem", "keystore", "credential"})
-    if (name.find(word) != std::string_view::npos)
-      return true;
+  for (auto word :
+       {"password", "secret", "jaas", "token", "key.pem", "keystore", "credential"})
+    if (name.find(word) != std::string_view::npos) return true;
   return false;
 }
 
@@ -400,20 +439,19 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   opts.allow_trailing_commas = true;
   std::error_code ec;
   auto root_value = json::parse(json_text, ec, {}, opts);
-  if (ec)
-    throw config_error("pipeline", "the file is not valid JSON: " + ec.message());
+  if (ec) throw config_error("pipeline", "the file is not valid JSON: " + ec.message());
   if (!root_value.is_object())
     throw config_error("pipeline", "expected a JSON object with sections source, parse, "
                                    "route, sink, dlq, trigger");
   auto& root = root_value.get_object();
   for (auto& o : overrides)
     apply_override(root, o);
-  reject_unknown(root, "",
-                 {"name", "source", "parse", "route", "sink", "dlq", "trigger", "runtime"}, false);
+  reject_unknown(
+      root, "", {"name", "source", "parse", "route", "sink", "dlq", "trigger", "runtime"},
+      false);
 
   pipeline_config cfg;
-  if (auto* v = root.if_contains("name"))
-    cfg.name = as_string(*v, "name");
+  if (auto* v = root.if_contains("name")) cfg.name = as_string(*v, "name");
   static const json::object empty;
   auto section = [&](const char* name) -> const json::object& {
     auto* v = root.if_contains(name);
@@ -424,7 +462,8 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   parse_source(section("source"), cfg);
   parse_parse(section("parse"), cfg);
   if (!root.contains("route"))
-    throw config_error("route", "required section: {\"topic\": T} or {\"field\": F, ...}");
+    throw config_error("route",
+                       "required section: {\"topic\": T} or {\"field\": F, ...}");
   parse_route(section("route"), cfg);
   if (!root.contains("sink"))
     throw config_error("sink", "required section: where to write to");
@@ -433,8 +472,7 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
     auto& d = section("dlq");
     reject_unknown(d, "dlq", {"topic"}, false);
     dlq_options dlq;
-    if (auto* v = d.if_contains("topic"))
-      dlq.topic = as_string(*v, "dlq.topic");
+    if (auto* v = d.if_contains("topic")) dlq.topic = as_string(*v, "dlq.topic");
     if (dlq.topic.empty())
       throw config_error("dlq.topic", "required: the dead-letter topic name");
     cfg.dlq = dlq;
@@ -447,8 +485,7 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
 pipeline_config load_pipeline_config(const std::string& path,
                                      const std::vector<std::string>& overrides) {
   std::ifstream in(path);
-  if (!in)
-    throw config_error("pipeline", "cannot read `" + path + "`");
+  if (!in) throw config_error("pipeline", "cannot read `" + path + "`");
   std::stringstream buf;
   buf << in.rdbuf();
   return parse_pipeline_config(buf.str(), overrides);

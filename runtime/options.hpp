@@ -94,6 +94,10 @@ struct option_doc {
 /// Every option `sluice run` understands, in the order the README lists them.
 const std::vector<option_doc>& option_table();
 
+/// The option table as Markdown: printed by `sluice options`, and found
+/// verbatim in README.md (a unit test checks it).
+std::string option_reference_markdown();
+
 /// Parses a pipeline from JSON text (comments and trailing commas allowed).
 /// Each override is `section.option=value` and replaces or adds that option
 /// before validation. Throws config_error naming the first bad option.
@@ -106,7 +110,8 @@ pipeline_config load_pipeline_config(const std::string& path,
 
 /// Parses Spark-style durations: "1 second", "500 milliseconds", "2 minutes",
 /// "250ms", "5s". Throws config_error naming `option`.
-std::chrono::milliseconds parse_duration(std::string_view text, const std::string& option);
+std::chrono::milliseconds parse_duration(std::string_view text,
+                                         const std::string& option);
 
 /// True when a client property holds a secret that must never be printed.
 bool is_secret_property(std::string_view name);

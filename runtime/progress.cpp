@@ -15,11 +15,12 @@ namespace sluice {
 namespace {
 
 std::string format_uuid(std::uint64_t hi, std::uint64_t lo) {
-  hi = (hi & ~0xF000ull) | 0x4000ull;                   // version 4
+  hi = (hi & ~0xF000ull) | 0x4000ull;                 // version 4
   lo = (lo & ~(0xC000ull << 48)) | (0x8000ull << 48); // RFC 4122 variant
   char buf[37];
   std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
+                static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xFFFF),
                 static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
   return buf;
@@ -58,8 +59,7 @@ std::string to_json(const epoch_progress& p) {
     json::object out;
     for (auto& pp : p.partitions) {
       auto& topic = out[pp.topic];
-      if (!topic.is_object())
-        topic = json::object();
+      if (!topic.is_object()) topic = json::object();
       topic.get_object()[std::to_string(pp.partition)] = pp.*member;
     }
     return out;
@@ -68,42 +68,41 @@ std::string to_json(const epoch_progress& p) {
   std::int64_t in_flight = 0;
   for (auto& pp : p.partitions) {
     auto& topic = lag[pp.topic];
-    if (!topic.is_object())
-      topic = json::object();
+    if (!topic.is_object()) topic = json::object();
     auto behind = pp.latest_offset >= 0 && pp.end_offset >= 0
-                    ? std::max<std::int64_t>(0, pp.latest_offset - pp.end_offset)
-                    : 0;
+                      ? std::max<std::int64_t>(0, pp.latest_offset - pp.end_offset)
+                      : 0;
     topic.get_object()[std::to_string(pp.partition)] = behind;
     in_flight += pp.in_flight;
   }
   auto input_rate = per_second(p.num_input_rows, p.duration_ms);
   auto processed_rate = per_second(p.num_processed_rows, p.duration_ms);
   json::object source{
-    {"description", p.source_description},
-    {"startOffset", offsets(&partition_progress::start_offset)},
-    {"endOffset", offsets(&partition_progress::end_offset)},
-    {"latestOffset", offsets(&partition_progress::latest_offset)},
-    {"numInputRows", p.num_input_rows},
-    {"inputRowsPerSecond", input_rate},
-    {"processedRowsPerSecond", processed_rate},
-    {"numInputRowsByPartition", offsets(&partition_progress::num_input_rows)},
+      {"description", p.source_description},
+      {"startOffset", offsets(&partition_progress::start_offset)},
+      {"endOffset", offsets(&partition_progress::end_offset)},
+      {"latestOffset", offsets(&partition_progress::latest_offset)},
+      {"numInputRows", p.num_input_rows},
+      {"inputRowsPerSecond", input_rate},
+      {"processedRowsPerSecond", processed_rate},
+      {"numInputRowsByPartition", offsets(&partition_progress::num_input_rows)},
   };
   json::object out{
-    {"id", p.id},
-    {"runId", p.run_id},
-    {"name", p.name},
-    {"timestamp", iso8601_utc(p.timestamp_ms)},
-    {"batchId", p.batch_id},
-    {"numInputRows", p.num_input_rows},
-    {"inputRowsPerSecond", input_rate},
-    {"processedRowsPerSecond", processed_rate},
-    {"durationMs", json::object{{"triggerExecution", p.duration_ms}}},
-    {"sources", json::array{source}},
-    {"sink", json::object{{"description", p.sink_description},
-                          {"numOutputRows", p.num_output_rows}}},
-    {"numDlqRows", p.num_dlq_rows},
-    {"inFlightRows", in_flight},
-    {"lag", lag},
+      {"id", p.id},
+      {"runId", p.run_id},
+      {"name", p.name},
+      {"timestamp", iso8601_utc(p.timestamp_ms)},
+      {"batchId", p.batch_id},
+      {"numInputRows", p.num_input_rows},
+      {"inputRowsPerSecond", input_rate},
+      {"processedRowsPerSecond", processed_rate},
+      {"durationMs", json::object{{"triggerExecution", p.duration_ms}}},
+      {"sources", json::array{source}},
+      {"sink", json::object{{"description", p.sink_description},
+                            {"numOutputRows", p.num_output_rows}}},
+      {"numDlqRows", p.num_dlq_rows},
+      {"inFlightRows", in_flight},
+      {"lag", lag},
   };
   return json::serialize(out);
 }

@@ -12,8 +12,7 @@ namespace sluice {
 namespace {
 
 bool digits(std::string_view s, std::size_t pos, std::size_t n) {
-  if (pos + n > s.size())
-    return false;
+  if (pos + n > s.size()) return false;
   return std::all_of(s.begin() + pos, s.begin() + pos + n,
                      [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -29,39 +28,48 @@ int number(std::string_view s, std::size_t pos, std::size_t n) {
 /// `double` fields so outputs carry one type per field.
 bool conforms(json::value& v, field_type t) {
   switch (t) {
-    case field_type::string_t: return v.is_string();
-    case field_type::int_t:
-      if (v.is_int64())
-        return v.get_int64() >= std::numeric_limits<std::int32_t>::min() &&
-               v.get_int64() <= std::numeric_limits<std::int32_t>::max();
-      return v.is_uint64() && v.get_uint64() <= std::numeric_limits<std::int32_t>::max();
-    case field_type::long_t:
-      return v.is_int64() ||
-             (v.is_uint64() && v.get_uint64() <= std::numeric_limits<std::int64_t>::max());
-    case field_type::double_t:
-      if (v.is_double())
-        return true;
-      if (v.is_int64() || v.is_uint64()) {
-        v = v.to_number<double>();
-        return true;
-      }
-      return false;
-    case field_type::boolean_t: return v.is_bool();
-    case field_type::timestamp_t: return v.is_string() && is_iso8601_timestamp(v.get_string());
+  case field_type::string_t:
+    return v.is_string();
+  case field_type::int_t:
+    if (v.is_int64())
+      return v.get_int64() >= std::numeric_limits<std::int32_t>::min() &&
+             v.get_int64() <= std::numeric_limits<std::int32_t>::max();
+    return v.is_uint64() && v.get_uint64() <= std::numeric_limits<std::int32_t>::max();
+  case field_type::long_t:
+    return v.is_int64() ||
+           (v.is_uint64() && v.get_uint64() <= std::numeric_limits<std::int64_t>::max());
+  case field_type::double_t:
+    if (v.is_double()) return true;
+    if (v.is_int64() || v.is_uint64()) {
+      v = v.to_number<double>();
+      return true;
+    }
+    return false;
+  case field_type::boolean_t:
+    return v.is_bool();
+  case field_type::timestamp_t:
+    return v.is_string() && is_iso8601_timestamp(v.get_string());
   }
   return false;
 }
 
 std::string_view kind_of(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "boolean";
-    case json::kind::int64:
-    case json::kind::uint64: return "integer";
-    case json::kind::double_: return "double";
-    case json::kind::string: return "string";
-    case json::kind::array: return "array";
-    case json::kind::object: return "object";
+  case json::kind::null:
+    return "null";
+  case json::kind::bool_:
+    return "boolean";
+  case json::kind::int64:
+  case json::kind::uint64:
+    return "integer";
+  case json::kind::double_:
+    return "double";
+  case json::kind::string:
+    return "string";
+  case json::kind::array:
+    return "array";
+  case json::kind::object:
+    return "object";
   }
   return "?";
 }
@@ -70,45 +78,35 @@ std::string_view kind_of(const json::value& v) {
 
 bool is_iso8601_timestamp(std::string_view s) {
   // Date: YYYY-MM-DD
-  if (!digits(s, 0, 4) || s.size() < 10 || s[4] != '-' || !digits(s, 5, 2) || s[7] != '-' ||
-      !digits(s, 8, 2))
+  if (!digits(s, 0, 4) || s.size() < 10 || s[4] != '-' || !digits(s, 5, 2) ||
+      s[7] != '-' || !digits(s, 8, 2))
     return false;
   int month = number(s, 5, 2), day = number(s, 8, 2);
-  if (month < 1 || month > 12 || day < 1 || day > 31)
-    return false;
-  if (s.size() == 10)
-    return true;
+  if (month < 1 || month > 12 || day < 1 || day > 31) return false;
+  if (s.size() == 10) return true;
   // Time: [T ]HH:MM[:SS[.fraction]]
-  if ((s[10] != 'T' && s[10] != ' ') || !digits(s, 11, 2) || s.size() < 16 || s[13] != ':' ||
-      !digits(s, 14, 2))
+  if ((s[10] != 'T' && s[10] != ' ') || !digits(s, 11, 2) || s.size() < 16 ||
+      s[13] != ':' || !digits(s, 14, 2))
     return false;
-  if (number(s, 11, 2) > 23 || number(s, 14, 2) > 59)
-    return false;
+  if (number(s, 11, 2) > 23 || number(s, 14, 2) > 59) return false;
   std::size_t pos = 16;
   if (pos < s.size() && s[pos] == ':') {
-    if (!digits(s, pos + 1, 2) || number(s, pos + 1, 2) > 60)
-      return false;
+    if (!digits(s, pos + 1, 2) || number(s, pos + 1, 2) > 60) return false;
     pos += 3;
     if (pos < s.size() && s[pos] == '.') {
       std::size_t start = ++pos;
       while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9')
         ++pos;
-      if (pos == start || pos - start > 9)
-        return false;
+      if (pos == start || pos - start > 9) return false;
     }
   }
   // Zone: Z, ±HH:MM, ±HHMM, or none (local time)
-  if (pos == s.size())
-    return true;
-  if (s[pos] == 'Z')
-    return pos + 1 == s.size();
-  if (s[pos] != '+' && s[pos] != '-')
-    return false;
-  if (!digits(s, pos + 1, 2))
-    return false;
+  if (pos == s.size()) return true;
+  if (s[pos] == 'Z') return pos + 1 == s.size();
+  if (s[pos] != '+' && s[pos] != '-') return false;
+  if (!digits(s, pos + 1, 2)) return false;
   pos += 3;
-  if (pos < s.size() && s[pos] == ':')
-    ++pos;
+  if (pos < s.size() && s[pos] == ':') ++pos;
   return digits(s, pos, 2) && pos + 2 == s.size();
 }
 
@@ -123,20 +121,22 @@ void record_parser::parse(record& rec) {
   parser_.reset();
   parser_.write(rec.value->data(), rec.value->size(), ec); // expects one complete text
   if (ec) {
-    rec.error = record_error{"malformed_json", "the value is not valid JSON: " + ec.message()};
+    rec.error =
+        record_error{"malformed_json", "the value is not valid JSON: " + ec.message()};
     return;
   }
   auto doc = parser_.release();
   if (!doc.is_object()) {
     rec.error = record_error{"not_an_object", "expected a JSON object, got a JSON " +
-                                                std::string(kind_of(doc))};
+                                                  std::string(kind_of(doc))};
     return;
   }
   auto& obj = doc.get_object();
   for (auto& name : opts_.required) {
     auto* v = obj.if_contains(name);
     if (!v || v->is_null()) {
-      rec.error = record_error{"missing_field", "required field `" + name + "` is missing"};
+      rec.error =
+          record_error{"missing_field", "required field `" + name + "` is missing"};
       return;
     }
   }
@@ -149,13 +149,12 @@ void record_parser::parse(record& rec) {
   out.reserve(opts_.fields.size());
   for (auto& f : opts_.fields) {
     auto* v = obj.if_contains(f.name);
-    if (!v || v->is_null())
-      continue;
+    if (!v || v->is_null()) continue;
     if (!conforms(*v, f.type)) {
       rec.error = record_error{"wrong_type", "field `" + f.name + "` should be " +
-                                               std::string(to_string(f.type)) + ", got " +
-                                               std::string(kind_of(*v)) + " " +
-                                               json::serialize(*v).substr(0, 40)};
+                                                 std::string(to_string(f.type)) +
+                                                 ", got " + std::string(kind_of(*v)) +
+                                                 " " + json::serialize(*v).substr(0, 40)};
       return;
     }
     out.emplace(f.name, std::move(*v));

@@ -21,21 +21,19 @@ void record_router::route(record& rec) const {
   } else if (!opts_.default_topic.empty()) {
     rec.target_topic = opts_.default_topic;
   } else {
-    rec.error = record_error{"unroutable", key.empty()
-                                             ? "field `" + opts_.field + "` is missing"
-                                             : "no topic for " + opts_.field + "=`" + key +
-                                                 "` and no route.default"};
+    rec.error =
+        record_error{"unroutable", key.empty() ? "field `" + opts_.field + "` is missing"
+                                               : "no topic for " + opts_.field + "=`" +
+                                                     key + "` and no route.default"};
   }
 }
 
 std::vector<std::string> record_router::targets() const {
   std::set<std::string> all;
-  if (!opts_.topic.empty())
-    all.insert(opts_.topic);
+  if (!opts_.topic.empty()) all.insert(opts_.topic);
   for (auto& [value, topic] : opts_.topics)
     all.insert(topic);
-  if (!opts_.default_topic.empty())
-    all.insert(opts_.default_topic);
+  if (!opts_.default_topic.empty()) all.insert(opts_.default_topic);
   return {all.begin(), all.end()};
 }
 

@@ -45,7 +45,8 @@ int run_broker(const broker_args& args) {
     } catch (...) {
     }
     if (colon == 0 || partitions < 1)
-      throw config_error("--topic", "expected NAME:PARTITIONS like orders:4, got `" + t + "`");
+      throw config_error("--topic",
+                         "expected NAME:PARTITIONS like orders:4, got `" + t + "`");
     topics.emplace_back(t.substr(0, colon), partitions);
   }
   kafka::mock_cluster cluster(args.brokers);

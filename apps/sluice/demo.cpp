@@ -57,14 +57,17 @@ int run_demo(const demo_args& args) {
   std::printf("embedded broker: %s\n", bootstrap.c_str());
 
   const std::uint64_t seed = 42;
-  std::printf("producing %lld order events (%.1f%% malformed) to `orders` (%d partitions)...\n",
-              static_cast<long long>(args.events), args.malformed_fraction * 100,
-              input_partitions);
+  std::printf(
+      "producing %lld order events (%.1f%% malformed) to `orders` (%d partitions)...\n",
+      static_cast<long long>(args.events), args.malformed_fraction * 100,
+      input_partitions);
   auto t0 = std::chrono::steady_clock::now();
-  auto malformed = workload::produce_orders(bootstrap, "orders", args.events, std::nullopt,
-                                            args.malformed_fraction, seed);
-  double produce_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("  wrote %lld events in %.2f s\n", static_cast<long long>(args.events), produce_secs);
+  auto malformed = workload::produce_orders(bootstrap, "orders", args.events,
+                                            std::nullopt, args.malformed_fraction, seed);
+  double produce_secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("  wrote %lld events in %.2f s\n", static_cast<long long>(args.events),
+              produce_secs);
 
   // What the pipeline must produce, from the same generator.
   std::map<std::string, std::int64_t> expected;
@@ -91,14 +94,16 @@ int run_demo(const demo_args& args) {
     std::printf("  out %-15s %lld%s\n", (std::string(t) + ":").c_str(),
                 static_cast<long long>(got), match ? "" : "  (MISMATCH)");
   }
-  std::printf("  malformed produced: %lld (all in orders-dlq with the reason in headers)\n",
-              static_cast<long long>(malformed));
+  std::printf(
+      "  malformed produced: %lld (all in orders-dlq with the reason in headers)\n",
+      static_cast<long long>(malformed));
   std::printf("  run time:           %.2f s (%.2f s joining the consumer group)\n",
               summary.seconds, summary.seconds - summary.processing_seconds);
-  std::printf("  throughput:         %.0f records/s (from assignment to the last commit)\n",
-              summary.processing_seconds > 0
-                ? static_cast<double>(summary.input_rows) / summary.processing_seconds
-                : 0);
+  std::printf(
+      "  throughput:         %.0f records/s (from assignment to the last commit)\n",
+      summary.processing_seconds > 0
+          ? static_cast<double>(summary.input_rows) / summary.processing_seconds
+          : 0);
   std::printf("  max in flight per partition: %lld (credit %zu)\n",
               static_cast<long long>(summary.max_in_flight),
               runtime_options{}.max_in_flight_per_partition);

@@ -17,27 +17,33 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-    ->capture_default_str();
+      ->capture_default_str();
 
   broker_args broker;
-  auto* broker_cmd = app.add_subcommand("broker", "Host an embedded Kafka broker (librdkafka's "
-                                                  "mock cluster) until SIGINT/SIGTERM");
-  broker_cmd->add_option("--brokers", broker.brokers, "number of brokers")->capture_default_str();
+  auto* broker_cmd =
+      app.add_subcommand("broker", "Host an embedded Kafka broker (librdkafka's "
+                                   "mock cluster) until SIGINT/SIGTERM");
+  broker_cmd->add_option("--brokers", broker.brokers, "number of brokers")
+      ->capture_default_str();
   broker_cmd->add_option("--topic", broker.topics, "NAME:PARTITIONS, repeatable");
   broker_cmd->add_option("--bootstrap-file", broker.bootstrap_file,
                          "also write bootstrap.servers=... to this file");
 
   produce_args produce;
   auto* produce_cmd = app.add_subcommand("produce", "Write generated order events");
-  produce_cmd->add_option("--bootstrap", produce.bootstrap, "bootstrap servers")->required();
+  produce_cmd->add_option("--bootstrap", produce.bootstrap, "bootstrap servers")
+      ->required();
   produce_cmd->add_option("--topic", produce.topic, "topic")->required();
   produce_cmd->add_option("--count", produce.count, "number of events")->required();
-  produce_cmd->add_option("--rate", produce.rate, "events per second (default: unlimited)");
-  produce_cmd->add_option("--malformed-fraction", produce.malformed_fraction,
-                          "share of broken events, 0..1")
-    ->check(CLI::Range(0.0, 1.0))
-    ->capture_default_str();
-  produce_cmd->add_option("--seed", produce.seed, "generator seed")->capture_default_str();
+  produce_cmd->add_option("--rate", produce.rate,
+                          "events per second (default: unlimited)");
+  produce_cmd
+      ->add_option("--malformed-fraction", produce.malformed_fraction,
+                   "share of broken events, 0..1")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  produce_cmd->add_option("--seed", produce.seed, "generator seed")
+      ->capture_default_str();
 
   run_args run;
   auto* run_cmd = app.add_subcommand("run", "Run a pipeline described in a JSON file");
@@ -45,12 +51,16 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--set", run.overrides, "section.option=value, repeatable");
 
   demo_args demo;
-  auto* demo_cmd = app.add_subcommand("demo", "Embedded broker + load + the priority-routing "
-                                              "pipeline, with a summary");
-  demo_cmd->add_option("--events", demo.events, "events to produce")->capture_default_str();
-  demo_cmd->add_option("--malformed-fraction", demo.malformed_fraction, "share of broken events")
-    ->check(CLI::Range(0.0, 1.0))
-    ->capture_default_str();
+  auto* demo_cmd =
+      app.add_subcommand("demo", "Embedded broker + load + the priority-routing "
+                                 "pipeline, with a summary");
+  demo_cmd->add_option("--events", demo.events, "events to produce")
+      ->capture_default_str();
+  demo_cmd
+      ->add_option("--malformed-fraction", demo.malformed_fraction,
+                   "share of broken events")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
 
   app.add_subcommand("options", "Print the pipeline option reference (Markdown)");
 
@@ -61,14 +71,10 @@ int main(int argc, char** argv) {
   }
   try {
     sluice::init_logging(log_level);
-    if (broker_cmd->parsed())
-      return run_broker(broker);
-    if (produce_cmd->parsed())
-      return run_produce(produce);
-    if (run_cmd->parsed())
-      return run_pipeline(run);
-    if (demo_cmd->parsed())
-      return run_demo(demo);
+    if (broker_cmd->parsed()) return run_broker(broker);
+    if (produce_cmd->parsed()) return run_produce(produce);
+    if (run_cmd->parsed()) return run_pipeline(run);
+    if (demo_cmd->parsed()) return run_demo(demo);
     print_options(std::cout);
     return 0;
   } catch (const sluice::config_error& e) {

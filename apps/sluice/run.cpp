@@ -43,11 +43,7 @@ int run_pipeline(const run_args& args) {
 }
 
 void print_options(std::ostream& out) {
-  out << "| section | option | type | default | meaning |\n"
-      << "|---|---|---|---|---|\n";
-  for (auto& o : option_table())
-    out << "| " << (o.section.empty() ? "(top)" : o.section) << " | `" << o.name << "` | "
-        << o.type << " | " << o.default_value << " | " << o.doc << " |\n";
+  out << option_reference_markdown();
 }
 
 } // namespace sluice::app

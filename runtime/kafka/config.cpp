@@ -14,7 +14,8 @@ rd_kafka_conf_s* make_conf(const std::map<std::string, std::string>& props,
     if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof err) !=
         RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
-      throw config_error(option_prefix + ".kafka." + name, std::string("rejected by librdkafka: ") + err);
+      throw config_error(option_prefix + ".kafka." + name,
+                         std::string("rejected by librdkafka: ") + err);
     }
   }
   return conf;

@@ -30,7 +30,7 @@ tp_list* one(const topic_partition& tp, std::int64_t offset = RD_KAFKA_OFFSET_IN
 // -- partition_queue ----------------------------------------------------------
 
 partition_queue::partition_queue(rd_kafka_queue_s* q, bool include_headers)
-  : q_(q), include_headers_(include_headers) {
+    : q_(q), include_headers_(include_headers) {
   // Enabled once: librdkafka calls the trampoline under its queue lock, so
   // on_ready() must not touch the queue while holding wake_mutex_.
   rd_kafka_queue_cb_event_enable(q_, trampoline, this);
@@ -44,8 +44,7 @@ partition_queue::~partition_queue() {
 void partition_queue::trampoline(rd_kafka_s*, void* self) {
   auto* q = static_cast<partition_queue*>(self);
   std::lock_guard<std::mutex> guard{q->wake_mutex_};
-  if (q->wake_)
-    q->wake_();
+  if (q->wake_) q->wake_();
 }
 
 void partition_queue::on_ready(std::function<void()> wake) {
@@ -53,7 +52,8 @@ void partition_queue::on_ready(std::function<void()> wake) {
   wake_ = std::move(wake);
 }
 
-std::optional<std::string> partition_queue::poll(std::vector<record>& out, std::size_t max) {
+std::optional<std::string> partition_queue::poll(std::vector<record>& out,
+                                                 std::size_t max) {
   thread_local std::vector<rd_kafka_message_t*> msgs;
   msgs.resize(max);
   auto n = rd_kafka_consume_batch_queue(q_, 0, msgs.data(), max);
@@ -69,12 +69,11 @@ std::optional<std::string> partition_queue::poll(std::vector<record>& out, std::
     auto& rec = out.emplace_back();
     rec.offset = m->offset;
     rec.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
-    if (m->key)
-      rec.key.emplace(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload)
-      rec.value.emplace(static_cast<const char*>(m->payload), m->len);
+    if (m->key) rec.key.emplace(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) rec.value.emplace(static_cast<const char*>(m->payload), m->len);
     rd_kafka_headers_t* hdrs = nullptr;
-    if (include_headers_ && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (include_headers_ &&
+        rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
       const char* name;
       const void* value;
       size_t size;
@@ -83,8 +82,7 @@ std::optional<std::string> partition_queue::poll(std::vector<record>& out, std::
            ++idx) {
         auto& h = rec.headers.emplace_back();
         h.name = name;
-        if (value)
-          h.value.emplace(static_cast<const char*>(value), size);
+        if (value) h.value.emplace(static_cast<const char*>(value), size);
       }
     }
     rd_kafka_message_destroy(m);
@@ -107,14 +105,15 @@ group_consumer::group_consumer(const source_options& opts) : opts_(opts) {
   set_default(props, "log_level", "4");
   auto* conf = make_conf(props, "source");
   rd_kafka_conf_set_rebalance_cb(
-    conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, tp_list* parts, void* opaque) {
-      rebalance_trampoline(rk, err, parts, opaque);
-    });
+      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, tp_list* parts, void* opaque) {
+        rebalance_trampoline(rk, err, parts, opaque);
+      });
   rd_kafka_conf_set_offset_commit_cb(
-    conf, [](rd_kafka_t*, rd_kafka_resp_err_t err, tp_list*, void*) {
-      if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        spdlog::warn("offset commit failed: {} (retried at the next epoch)", rd_kafka_err2str(err));
-    });
+      conf, [](rd_kafka_t*, rd_kafka_resp_err_t err, tp_list*, void*) {
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+          spdlog::warn("offset commit failed: {} (retried at the next epoch)",
+                       rd_kafka_err2str(err));
+      });
   rd_kafka_conf_set_opaque(conf, this);
   char err[512];
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
@@ -132,7 +131,8 @@ group_consumer::~group_consumer() {
 
 void group_consumer::start(rebalance_listener& listener) {
   listener_ = &listener;
-  auto* topics = rd_kafka_topic_partition_list_new(static_cast<int>(opts_.subscribe.size()));
+  auto* topics =
+      rd_kafka_topic_partition_list_new(static_cast<int>(opts_.subscribe.size()));
   list_guard guard{topics};
   for (auto& t : opts_.subscribe)
     rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
@@ -141,16 +141,16 @@ void group_consumer::start(rebalance_listener& listener) {
   poller_ = std::thread([this] {
     while (!stop_.load()) {
       auto* m = rd_kafka_consumer_poll(rk_, 100);
-      if (!m)
-        continue;
+      if (!m) continue;
       if (m->err) {
         bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
         listener_->on_error(rd_kafka_message_errstr(m), fatal);
       } else {
         // Every assigned partition is read from its own queue; a record here
         // would bypass its chain and the watermark, so stop rather than lose it.
-        listener_->on_error("internal: a record of " + std::string(rd_kafka_topic_name(m->rkt)) +
-                              " arrived on the main queue",
+        listener_->on_error("internal: a record of " +
+                                std::string(rd_kafka_topic_name(m->rkt)) +
+                                " arrived on the main queue",
                             true);
       }
       rd_kafka_message_destroy(m);
@@ -163,8 +163,7 @@ std::shared_ptr<partition_queue> group_consumer::queue(const topic_partition& tp
   auto& q = queues_[tp];
   if (!q) {
     auto* raw = rd_kafka_queue_get_partition(rk_, tp.topic.c_str(), tp.partition);
-    if (!raw)
-      throw fatal_error("no queue for partition " + tp.str());
+    if (!raw) throw fatal_error("no queue for partition " + tp.str());
     rd_kafka_queue_forward(raw, nullptr); // take it off the main queue
     q = std::make_shared<partition_queue>(raw, opts_.include_headers);
   }
@@ -189,15 +188,16 @@ void group_consumer::seek(const topic_partition& tp, std::int64_t offset) {
   // Asynchronous (timeout 0): callers are actors. The version barrier is set
   // before this returns, so records fetched before the seek are never served.
   if (auto* err = rd_kafka_seek_partitions(rk_, l, 0)) {
-    spdlog::warn("seek {} to {} failed: {}", tp.str(), offset, rd_kafka_error_string(err));
+    spdlog::warn("seek {} to {} failed: {}", tp.str(), offset,
+                 rd_kafka_error_string(err));
     rd_kafka_error_destroy(err);
   }
 }
 
 std::optional<std::string>
-group_consumer::commit(const std::map<topic_partition, std::int64_t>& offsets, bool sync) {
-  if (offsets.empty())
-    return std::nullopt;
+group_consumer::commit(const std::map<topic_partition, std::int64_t>& offsets,
+                       bool sync) {
+  if (offsets.empty()) return std::nullopt;
   auto* l = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
   list_guard guard{l};
   for (auto& [tp, off] : offsets)
@@ -226,7 +226,8 @@ group_consumer::end_offsets(const std::vector<std::string>& topics,
     auto err = rd_kafka_metadata(rk_, 0, rkt, &md, ms);
     rd_kafka_topic_destroy(rkt);
     if (err)
-      throw fatal_error("cannot read metadata of topic `" + name + "`: " + rd_kafka_err2str(err));
+      throw fatal_error("cannot read metadata of topic `" + name +
+                        "`: " + rd_kafka_err2str(err));
     for (int t = 0; t < md->topic_cnt; ++t) {
       auto& mt = md->topics[t];
       if (mt.err) {
@@ -237,10 +238,11 @@ group_consumer::end_offsets(const std::vector<std::string>& topics,
       for (int p = 0; p < mt.partition_cnt; ++p) {
         int64_t lo = 0, hi = 0;
         auto id = mt.partitions[p].id;
-        if (auto e = rd_kafka_query_watermark_offsets(rk_, name.c_str(), id, &lo, &hi, ms)) {
+        if (auto e =
+                rd_kafka_query_watermark_offsets(rk_, name.c_str(), id, &lo, &hi, ms)) {
           rd_kafka_metadata_destroy(md);
-          throw fatal_error("cannot read end offset of " + name + "/" + std::to_string(id) +
-                            ": " + rd_kafka_err2str(e));
+          throw fatal_error("cannot read end offset of " + name + "/" +
+                            std::to_string(id) + ": " + rd_kafka_err2str(e));
         }
         out[{name, id}] = hi;
       }
@@ -251,19 +253,17 @@ group_consumer::end_offsets(const std::vector<std::string>& topics,
 }
 
 void group_consumer::close() {
-  if (closed_)
-    return;
+  if (closed_) return;
   closed_ = true;
   stop_.store(true);
-  if (poller_.joinable())
-    poller_.join();
-  if (listener_)
-    rd_kafka_consumer_close(rk_); // revokes through the rebalance callback
+  if (poller_.joinable()) poller_.join();
+  if (listener_) rd_kafka_consumer_close(rk_); // revokes through the rebalance callback
   std::lock_guard<std::mutex> guard{queues_mutex_};
   queues_.clear();
 }
 
-void group_consumer::rebalance_trampoline(rd_kafka_s*, int err, void* parts, void* opaque) {
+void group_consumer::rebalance_trampoline(rd_kafka_s*, int err, void* parts,
+                                          void* opaque) {
   static_cast<group_consumer*>(opaque)->on_rebalance(err, parts);
 }
 
@@ -275,8 +275,8 @@ void group_consumer::on_rebalance(int err, void* raw) {
     auto* committed = rd_kafka_topic_partition_list_copy(parts);
     list_guard guard{committed};
     if (auto e = rd_kafka_committed(rk_, committed, 10000))
-      listener_->on_error(std::string("cannot read committed offsets: ") + rd_kafka_err2str(e),
-                          true);
+      listener_->on_error(
+          std::string("cannot read committed offsets: ") + rd_kafka_err2str(e), true);
     std::vector<assigned_partition> assigned;
     for (int i = 0; i < parts->cnt; ++i) {
       auto& p = parts->elems[i];
@@ -287,9 +287,10 @@ void group_consumer::on_rebalance(int err, void* raw) {
       if (start < 0) {
         start = opts_.starting == starting_offsets::earliest ? lo : hi;
       } else if (start < lo) {
-        spdlog::warn("{}: committed offset {} is below the log start {}: records [{}, {}) were "
-                     "deleted before they were read",
-                     tp.str(), start, lo, start, lo);
+        spdlog::warn(
+            "{}: committed offset {} is below the log start {}: records [{}, {}) were "
+            "deleted before they were read",
+            tp.str(), start, lo, start, lo);
         start = lo;
       }
       p.offset = start;

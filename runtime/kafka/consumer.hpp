@@ -90,15 +90,15 @@ public:
 
   /// Commits offsets (next offset to read) to the group. Async commits report
   /// failures on the poll thread's log; a sync commit returns its error.
-  std::optional<std::string> commit(const std::map<topic_partition, std::int64_t>& offsets,
-                                    bool sync);
+  std::optional<std::string>
+  commit(const std::map<topic_partition, std::int64_t>& offsets, bool sync);
 
   /// Low and high watermark from the last fetch response (no request).
   std::pair<std::int64_t, std::int64_t> cached_watermarks(const topic_partition& tp);
 
   /// Asks the brokers for the current end offset of every partition of `topics`.
-  std::map<topic_partition, std::int64_t> end_offsets(const std::vector<std::string>& topics,
-                                                      std::chrono::milliseconds timeout);
+  std::map<topic_partition, std::int64_t>
+  end_offsets(const std::vector<std::string>& topics, std::chrono::milliseconds timeout);
 
   /// Stops the poll thread and leaves the group (revoking through the listener).
   void close();

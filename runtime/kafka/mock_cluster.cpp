@@ -11,26 +11,25 @@ namespace sluice::kafka {
 struct mock_cluster::host {
   rd_kafka_t* rk = nullptr;
   ~host() {
-    if (rk)
-      rd_kafka_destroy(rk);
+    if (rk) rd_kafka_destroy(rk);
   }
 };
 
-mock_cluster::mock_cluster(int brokers) : host_(std::make_unique<host>()), brokers_(brokers) {
+mock_cluster::mock_cluster(int brokers)
+    : host_(std::make_unique<host>()), brokers_(brokers) {
   char err[512];
   auto* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
   host_->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!host_->rk)
-    throw std::runtime_error(std::string("cannot create the mock cluster's host: ") + err);
+    throw std::runtime_error(std::string("cannot create the mock cluster's host: ") +
+                             err);
   cluster_ = rd_kafka_mock_cluster_new(host_->rk, brokers);
-  if (!cluster_)
-    throw std::runtime_error("cannot create the mock cluster");
+  if (!cluster_) throw std::runtime_error("cannot create the mock cluster");
 }
 
 mock_cluster::~mock_cluster() {
-  if (cluster_)
-    rd_kafka_mock_cluster_destroy(cluster_);
+  if (cluster_) rd_kafka_mock_cluster_destroy(cluster_);
 }
 
 std::string mock_cluster::bootstrap_servers() const {
@@ -40,7 +39,8 @@ std::string mock_cluster::bootstrap_servers() const {
 void mock_cluster::create_topic(const std::string& name, int partitions) {
   auto err = rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1);
   if (err)
-    throw std::runtime_error("cannot create topic " + name + ": " + rd_kafka_err2str(err));
+    throw std::runtime_error("cannot create topic " + name + ": " +
+                             rd_kafka_err2str(err));
 }
 
 void mock_cluster::set_broker_rtt(int broker_id, int rtt_ms) {

@@ -13,16 +13,14 @@ void delivery_group::report(bool ok, const char* why) {
     delivered_.fetch_add(1);
   } else {
     std::lock_guard<std::mutex> guard{error_mutex_};
-    if (!error_)
-      error_ = why;
+    if (!error_) error_ = why;
   }
   release();
 }
 
 void delivery_group::release() {
   if (remaining_.fetch_sub(1) == 1) {
-    if (!abandoned_.load())
-      on_done_(*this);
+    if (!abandoned_.load()) on_done_(*this);
     delete this;
   }
 }
@@ -36,7 +34,8 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
 
 } // namespace
 
-producer::producer(std::map<std::string, std::string> props, const std::string& option_prefix) {
+producer::producer(std::map<std::string, std::string> props,
+                   const std::string& option_prefix) {
   // Idempotence keeps per-partition order across internal retries; murmur2
   // places keys on the same partitions as Java clients do.
   set_default(props, "enable.idempotence", "true");
@@ -49,7 +48,8 @@ producer::producer(std::map<std::string, std::string> props, const std::string& 
   rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk_) {
     rd_kafka_conf_destroy(conf);
-    throw config_error(option_prefix + ".kafka", std::string("cannot create the producer: ") + err);
+    throw config_error(option_prefix + ".kafka",
+                       std::string("cannot create the producer: ") + err);
   }
   poller_ = std::thread([this] {
     while (!stop_.load())
@@ -80,25 +80,23 @@ producer::send_result producer::send(delivery_group* group, std::string_view top
   }
   group->expect_one();
   auto err = rd_kafka_producev(
-    rk_, RD_KAFKA_V_TOPIC(std::string(topic).c_str()),
-    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-    RD_KAFKA_V_KEY((key ? key->data() : nullptr), (key ? key->size() : 0)),
-    RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-    RD_KAFKA_V_TIMESTAMP(timestamp_ms > 0 ? timestamp_ms : 0),
-    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(group), RD_KAFKA_V_END);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    return send_result::queued;
+      rk_, RD_KAFKA_V_TOPIC(std::string(topic).c_str()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY((key ? key->data() : nullptr), (key ? key->size() : 0)),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_TIMESTAMP(timestamp_ms > 0 ? timestamp_ms : 0), RD_KAFKA_V_HEADERS(hdrs),
+      RD_KAFKA_V_OPAQUE(group), RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return send_result::queued;
   group->cancel_one();
-  if (hdrs)
-    rd_kafka_headers_destroy(hdrs); // not taken over on failure
-  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-    return send_result::queue_full;
+  if (hdrs) rd_kafka_headers_destroy(hdrs); // not taken over on failure
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return send_result::queue_full;
   throw fatal_error("cannot produce to topic `" + std::string(topic) +
                     "`: " + rd_kafka_err2str(err));
 }
 
 bool producer::flush(std::chrono::milliseconds timeout) {
-  return rd_kafka_flush(rk_, static_cast<int>(timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  return rd_kafka_flush(rk_, static_cast<int>(timeout.count())) ==
+         RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 } // namespace sluice::kafka

@@ -23,11 +23,14 @@ std::uint64_t mix(std::uint64_t x) {
 
 } // namespace
 
-order_generator::order_generator(std::uint64_t seed, double malformed_fraction, int customers)
-  : seed_(seed), malformed_fraction_(malformed_fraction), customers_(customers) {}
+order_generator::order_generator(std::uint64_t seed, double malformed_fraction,
+                                 int customers)
+    : seed_(seed), malformed_fraction_(malformed_fraction), customers_(customers) {}
 
 order_event order_generator::make(std::int64_t i) const {
-  auto r = [&](std::uint64_t salt) { return mix(seed_ * 1000003ull + static_cast<std::uint64_t>(i) * 31ull + salt); };
+  auto r = [&](std::uint64_t salt) {
+    return mix(seed_ * 1000003ull + static_cast<std::uint64_t>(i) * 31ull + salt);
+  };
   order_event e;
   char buf[512];
   e.order_id = "ord-" + std::to_string(seed_) + "-" + std::to_string(i);
@@ -35,18 +38,21 @@ order_event order_generator::make(std::int64_t i) const {
   e.correlation_id = "corr-" + std::to_string(seed_) + "-" + std::to_string(i);
   static const char* priorities[] = {"high", "medium", "low"};
   auto pick = r(2) % 10; // 20% high, 30% medium, 50% low
-  std::string priority = pick < 2 ? priorities[0] : pick < 5 ? priorities[1] : priorities[2];
+  std::string priority = pick < 2   ? priorities[0]
+                         : pick < 5 ? priorities[1]
+                                    : priorities[2];
   auto quantity = static_cast<int>(1 + r(3) % 20);
   auto cents = static_cast<int>(99 + r(4) % 50000);
   // Order times fall in 2026, one second apart per sequence number.
   auto t = 1767225600000ll + i * 1000;
   auto when = iso8601_utc(t);
   auto product = "prod-" + std::to_string(r(5) % 800);
-  std::snprintf(buf, sizeof buf,
-                "{\"order_id\":\"%s\",\"customer_id\":\"%s\",\"product_id\":\"%s\","
-                "\"quantity\":%d,\"price\":%d.%02d,\"order_time\":\"%s\",\"priority\":\"%s\"}",
-                e.order_id.c_str(), e.key.c_str(), product.c_str(), quantity, cents / 100,
-                cents % 100, when.c_str(), priority.c_str());
+  std::snprintf(
+      buf, sizeof buf,
+      "{\"order_id\":\"%s\",\"customer_id\":\"%s\",\"product_id\":\"%s\","
+      "\"quantity\":%d,\"price\":%d.%02d,\"order_time\":\"%s\",\"priority\":\"%s\"}",
+      e.order_id.c_str(), e.key.c_str(), product.c_str(), quantity, cents / 100,
+      cents % 100, when.c_str(), priority.c_str());
   e.value = buf;
   auto roll = static_cast<double>(r(6) % 1000000) / 1000000.0;
   if (roll >= malformed_fraction_) {
@@ -54,30 +60,30 @@ order_event order_generator::make(std::int64_t i) const {
     return e;
   }
   switch (r(7) % 5) {
-    case 0:
-      e.malformation = "truncated";
-      e.value.resize(e.value.size() / 2);
-      break;
-    case 1: {
-      e.malformation = "wrong_type";
-      auto start = e.value.find("\"quantity\":") + 11;
-      e.value.replace(start, e.value.find(',', start) - start, "\"many\"");
-      break;
-    }
-    case 2: {
-      e.malformation = "missing_order_id";
-      auto end = e.value.find(',');
-      e.value.erase(1, end);
-      break;
-    }
-    case 3:
-      e.malformation = "not_utf8";
-      e.value.insert(e.value.find("prod-") + 5, "\xff\xfe\xc3");
-      break;
-    default:
-      e.malformation = "empty_value";
-      e.value.clear();
-      break;
+  case 0:
+    e.malformation = "truncated";
+    e.value.resize(e.value.size() / 2);
+    break;
+  case 1: {
+    e.malformation = "wrong_type";
+    auto start = e.value.find("\"quantity\":") + 11;
+    e.value.replace(start, e.value.find(',', start) - start, "\"many\"");
+    break;
+  }
+  case 2: {
+    e.malformation = "missing_order_id";
+    auto end = e.value.find(',');
+    e.value.erase(1, end);
+    break;
+  }
+  case 3:
+    e.malformation = "not_utf8";
+    e.value.insert(e.value.find("prod-") + 5, "\xff\xfe\xc3");
+    break;
+  default:
+    e.malformation = "empty_value";
+    e.value.clear();
+    break;
   }
   return e;
 }
@@ -110,7 +116,8 @@ std::int64_t produce_orders(const std::string& bootstrap, const std::string& top
            kafka::producer::send_result::queue_full)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (rate && *rate > 0) {
-      auto due = start + std::chrono::duration<double>(static_cast<double>(i + 1) / *rate);
+      auto due =
+          start + std::chrono::duration<double>(static_cast<double>(i + 1) / *rate);
       std::this_thread::sleep_until(due);
     }
   }

@@ -34,18 +34,21 @@ struct order_cluster {
   /// Writes `n` events, lz4-compressed so that 100k fit the mock's 5 MiB per partition.
   void produce(std::int64_t n) {
     count = n;
-    workload::produce_orders(bootstrap, "orders", n, std::nullopt, malformed_fraction, seed,
-                             {{"compression.type", "lz4"}});
+    workload::produce_orders(bootstrap, "orders", n, std::nullopt, malformed_fraction,
+                             seed, {{"compression.type", "lz4"}});
   }
 
   /// The priority-routing pipeline of the demo, with `overrides` applied.
-  pipeline_config config(const std::string& group, std::vector<std::string> overrides = {},
+  pipeline_config config(const std::string& group,
+                         std::vector<std::string> overrides = {},
                          const std::string& sink_bootstrap = "") const {
     std::string text = R"({
       "name": "it",
-      "source": {"kafka.bootstrap.servers": ")" + bootstrap + R"(", "subscribe": "orders",
+      "source": {"kafka.bootstrap.servers": ")" +
+                       bootstrap + R"(", "subscribe": "orders",
                  "startingOffsets": "earliest", "includeHeaders": true,
-                 "kafka.group.id": ")" + group + R"(", "kafka.session.timeout.ms": 6000,
+                 "kafka.group.id": ")" +
+                       group + R"(", "kafka.session.timeout.ms": 6000,
                  "kafka.fetch.wait.max.ms": 50},
       "parse": {"format": "json",
                 "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
@@ -102,30 +105,36 @@ inline std::map<std::int64_t, int> check_outputs(const order_cluster& oc,
 
 /// How many times each malformed event reached the DLQ, after checking its
 /// bytes and headers against the input record its headers point to.
-inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc, const std::string& bootstrap) {
+inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc,
+                                             const std::string& bootstrap) {
   workload::order_generator gen(oc.seed, oc.malformed_fraction);
   std::map<std::pair<std::int32_t, std::int64_t>, consumed> input;
   for (auto& c : read_topic(oc.bootstrap, "orders"))
     input[{c.partition, c.offset}] = c;
   static const std::map<std::string, std::string> reason = {
-    {"truncated", "malformed_json"},    {"wrong_type", "wrong_type"},
-    {"missing_order_id", "missing_field"}, {"not_utf8", "malformed_json"},
-    {"empty_value", "empty_value"}};
+      {"truncated", "malformed_json"},
+      {"wrong_type", "wrong_type"},
+      {"missing_order_id", "missing_field"},
+      {"not_utf8", "malformed_json"},
+      {"empty_value", "empty_value"}};
   std::map<std::int64_t, int> seen;
   for (auto& c : read_topic(bootstrap, "orders-dlq")) {
     auto i = order_cluster::sequence_of(c);
     auto e = gen.make(i);
     BOOST_TEST_CONTEXT("DLQ record of event " << i) {
       BOOST_TEST(!e.malformation.empty());
-      BOOST_TEST(c.header_value("sluice.error.type").value_or("") == reason.at(e.malformation));
+      BOOST_TEST(c.header_value("sluice.error.type").value_or("") ==
+                 reason.at(e.malformation));
       BOOST_TEST(!c.header_value("sluice.error.message").value_or("").empty());
       BOOST_TEST(c.header_value("sluice.source.topic").value_or("") == "orders");
       auto part = std::stoi(c.header_value("sluice.source.partition").value_or("-1"));
       auto off = std::stoll(c.header_value("sluice.source.offset").value_or("-1"));
       auto it = input.find({part, off});
       BOOST_REQUIRE(it != input.end());
-      BOOST_TEST(it->second.key.value_or("(null)") == c.key.value_or("(null)")); // key bytes unchanged
-      BOOST_TEST(it->second.value.value_or("") == c.value.value_or("")); // value bytes unchanged
+      BOOST_TEST(it->second.key.value_or("(null)") ==
+                 c.key.value_or("(null)")); // key bytes unchanged
+      BOOST_TEST(it->second.value.value_or("") ==
+                 c.value.value_or("")); // value bytes unchanged
       BOOST_TEST(c.value.value_or("") == e.value);
     }
     ++seen[i];
@@ -134,8 +143,8 @@ inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc, const std:
 }
 
 /// Splits the generated events into valid and malformed sequence numbers.
-inline std::pair<std::set<std::int64_t>, std::set<std::int64_t>> expected_events(
-  const order_cluster& oc) {
+inline std::pair<std::set<std::int64_t>, std::set<std::int64_t>>
+expected_events(const order_cluster& oc) {
   workload::order_generator gen(oc.seed, oc.malformed_fraction);
   std::set<std::int64_t> valid, malformed;
   for (std::int64_t i = 0; i < oc.count; ++i)

@@ -41,7 +41,8 @@ BOOST_AUTO_TEST_CASE(every_valid_record_reaches_its_topic_and_every_invalid_one_
 BOOST_AUTO_TEST_CASE(progress_reports_count_what_was_read) {
   order_cluster oc;
   oc.produce(20000);
-  auto cfg = oc.config("it-progress", {"trigger.availableNow=false", "trigger.processingTime=200ms"});
+  auto cfg = oc.config("it-progress",
+                       {"trigger.availableNow=false", "trigger.processingTime=200ms"});
   cfg.trigger.mode = trigger_options::kind::processing_time;
   pipeline p(cfg);
   std::mutex m;
@@ -90,12 +91,14 @@ BOOST_AUTO_TEST_CASE(a_run_stopped_midway_and_restarted_loses_and_repeats_nothin
   auto [valid, malformed] = expected_events(oc);
 
   // First run: continuous, slowed by a stage so that the stop lands midway.
-  auto cfg = oc.config("it-restart", {"trigger.availableNow=false", "runtime.maxBatchRecords=100",
-                                      "runtime.maxInFlightPerPartition=500"});
+  auto cfg = oc.config("it-restart",
+                       {"trigger.availableNow=false", "runtime.maxBatchRecords=100",
+                        "runtime.maxInFlightPerPartition=500"});
   run_summary first;
   {
     pipeline p(cfg);
-    p.set_stage([](record_batch&) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); });
+    p.set_stage(
+        [](record_batch&) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); });
     std::thread runner([&] { first = p.run(); });
     auto committed_some = [&] {
       std::int64_t sum = 0;
@@ -156,10 +159,12 @@ BOOST_AUTO_TEST_CASE(a_failed_chain_is_restarted_from_its_watermark_and_nothing_
              end_offsets(oc.bootstrap, "orders"));
 }
 
-BOOST_AUTO_TEST_CASE(a_spent_restart_budget_fails_the_run_without_committing_past_the_failure) {
+BOOST_AUTO_TEST_CASE(
+    a_spent_restart_budget_fails_the_run_without_committing_past_the_failure) {
   order_cluster oc;
   oc.produce(4000);
-  pipeline p(oc.config("it-budget", {"runtime.restartBudget=2", "runtime.restartBackoff=10ms"}));
+  pipeline p(
+      oc.config("it-budget", {"runtime.restartBudget=2", "runtime.restartBackoff=10ms"}));
   std::atomic<int> failures{0};
   p.set_stage([&](record_batch& b) {
     if (b.partition == 0) {
@@ -171,8 +176,10 @@ BOOST_AUTO_TEST_CASE(a_spent_restart_budget_fails_the_run_without_committing_pas
   BOOST_TEST(!summary.ok);
   BOOST_TEST(summary.error.find("partition orders/0 failed 3 times") != std::string::npos,
              summary.error);
-  BOOST_TEST(summary.error.find("runtime.restartBudget") != std::string::npos, summary.error);
-  BOOST_TEST(summary.error.find("partition 0 always fails") != std::string::npos, summary.error);
+  BOOST_TEST(summary.error.find("runtime.restartBudget") != std::string::npos,
+             summary.error);
+  BOOST_TEST(summary.error.find("partition 0 always fails") != std::string::npos,
+             summary.error);
   BOOST_TEST(failures.load() == 3);
   auto committed = committed_offsets(oc.bootstrap, "it-budget", "orders");
   BOOST_TEST(committed[0] <= 0); // nothing of partition 0 was handled
@@ -186,7 +193,8 @@ BOOST_AUTO_TEST_CASE(an_invalid_record_without_a_dlq_stops_the_run_before_its_of
   pipeline p(cfg);
   auto summary = p.run();
   BOOST_TEST(!summary.ok);
-  BOOST_TEST(summary.error.find("no `dlq` is configured") != std::string::npos, summary.error);
+  BOOST_TEST(summary.error.find("no `dlq` is configured") != std::string::npos,
+             summary.error);
   // No committed offset passes an invalid record.
   std::map<std::int32_t, std::int64_t> first_invalid;
   workload::order_generator gen(oc.seed, oc.malformed_fraction);
@@ -212,9 +220,9 @@ BOOST_AUTO_TEST_CASE(a_slow_sink_keeps_in_flight_records_under_the_credit) {
     slow.create_topic(t, 4);
   slow.create_topic("orders-dlq", 2);
   slow.set_broker_rtt(1, 100);
-  pipeline p(oc.config("it-slow", {"runtime.maxInFlightPerPartition=200",
-                                   "runtime.maxBatchRecords=50"},
-                       slow.bootstrap_servers()));
+  pipeline p(oc.config(
+      "it-slow", {"runtime.maxInFlightPerPartition=200", "runtime.maxBatchRecords=50"},
+      slow.bootstrap_servers()));
   auto summary = p.run();
   BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
   BOOST_TEST(summary.max_in_flight == 200); // reached, never passed

@@ -20,8 +20,7 @@ rd_kafka_t* make_consumer(const std::string& bootstrap, const std::string& group
                                 "test");
   char err[512];
   auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  if (!rk)
-    throw std::runtime_error(err);
+  if (!rk) throw std::runtime_error(err);
   return rk;
 }
 
@@ -41,8 +40,7 @@ int partition_count(rd_kafka_t* rk, const std::string& topic) {
 
 std::optional<std::string> consumed::header_value(const std::string& name) const {
   for (auto& h : headers)
-    if (h.name == name)
-      return h.value;
+    if (h.name == name) return h.value;
   return std::nullopt;
 }
 
@@ -65,38 +63,34 @@ std::vector<consumed> read_topic(const std::string& bootstrap, const std::string
   auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(60));
   while (!ends.empty() && std::chrono::steady_clock::now() < deadline) {
     auto* m = rd_kafka_consumer_poll(rk, 100);
-    if (!m)
-      continue;
+    if (!m) continue;
     if (!m->err) {
       auto& c = out.emplace_back();
       c.partition = m->partition;
       c.offset = m->offset;
-      if (m->key)
-        c.key.emplace(static_cast<const char*>(m->key), m->key_len);
-      if (m->payload)
-        c.value.emplace(static_cast<const char*>(m->payload), m->len);
+      if (m->key) c.key.emplace(static_cast<const char*>(m->key), m->key_len);
+      if (m->payload) c.value.emplace(static_cast<const char*>(m->payload), m->len);
       rd_kafka_headers_t* hdrs = nullptr;
       if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const char* name;
         const void* value;
         size_t size;
-        for (size_t i = 0;
-             rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                           RD_KAFKA_RESP_ERR_NO_ERROR;
              ++i)
-          c.headers.push_back(
-            {name, value ? std::optional<std::string>(std::string(static_cast<const char*>(value),
-                                                                  size))
-                         : std::nullopt});
+          c.headers.push_back({name, value ? std::optional<std::string>(std::string(
+                                                 static_cast<const char*>(value), size))
+                                           : std::nullopt});
       }
-      if (auto it = ends.find(m->partition); it != ends.end() && m->offset + 1 >= it->second)
+      if (auto it = ends.find(m->partition);
+          it != ends.end() && m->offset + 1 >= it->second)
         ends.erase(it);
     }
     rd_kafka_message_destroy(m);
   }
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
-  if (!ends.empty())
-    throw std::runtime_error("timed out reading " + topic);
+  if (!ends.empty()) throw std::runtime_error("timed out reading " + topic);
   return out;
 }
 
@@ -137,14 +131,14 @@ std::chrono::milliseconds scaled(std::chrono::milliseconds base) {
   double m = 1.0;
   if (auto* env = std::getenv("SLUICE_TEST_TIMEOUT_MULTIPLIER"))
     m = std::max(1.0, std::atof(env));
-  return std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) * m));
+  return std::chrono::milliseconds(
+      static_cast<std::int64_t>(static_cast<double>(base.count()) * m));
 }
 
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (cond())
-      return true;
+    if (cond()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return cond();

@@ -44,7 +44,8 @@ BOOST_AUTO_TEST_CASE(unknown_and_repeated_acknowledgements_change_nothing) {
 BOOST_AUTO_TEST_CASE(first_range_may_start_after_the_start_offset) {
   // Offsets below the first record hold nothing (compaction, markers, log start).
   offset_watermark w(100);
-  w.issue(100, 120); // the consumer issues from its position; the first record may be later
+  w.issue(100,
+          120); // the consumer issues from its position; the first record may be later
   BOOST_TEST(w.ack(100));
   BOOST_TEST(w.watermark() == 120);
   offset_watermark fresh(0);

@@ -18,7 +18,8 @@ const char* minimal = R"({
 })";
 
 /// The message of the config_error that parsing `text` throws.
-std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+std::string error_of(const std::string& text,
+                     const std::vector<std::string>& overrides = {}) {
   try {
     parse_pipeline_config(text, overrides);
   } catch (const config_error& e) {
@@ -77,7 +78,7 @@ BOOST_AUTO_TEST_CASE(routing_by_field_reads_topics_and_default) {
 
 BOOST_AUTO_TEST_CASE(schema_types_and_required_fields_are_read) {
   auto cfg = parse_pipeline_config(with(
-    R"("parse": {"format": "json", "schema": {"id": "string", "n": "int", "t": "timestamp"},
+      R"("parse": {"format": "json", "schema": {"id": "string", "n": "int", "t": "timestamp"},
                  "required": ["id"]})"));
   BOOST_TEST(cfg.parse.fields.size() == 3u);
   BOOST_TEST(cfg.parse.fields[1].name == "n");
@@ -98,14 +99,20 @@ BOOST_AUTO_TEST_CASE(triggers_parse_durations_and_available_now) {
 }
 
 BOOST_AUTO_TEST_CASE(overrides_replace_and_add_options) {
-  auto cfg = parse_pipeline_config(minimal, {"source.startingOffsets=earliest",
-                                             "source.kafka.group.id=g2", "trigger.availableNow=true",
-                                             "dlq.topic=dead", "name=orders-job"});
+  auto cfg = parse_pipeline_config(
+      minimal, {"source.startingOffsets=earliest", "source.kafka.group.id=g2",
+                "trigger.availableNow=true", "dlq.topic=dead", "name=orders-job"});
   BOOST_TEST((cfg.source.starting == starting_offsets::earliest));
   BOOST_TEST(cfg.source.group_id == "g2");
   BOOST_TEST((cfg.trigger.mode == trigger_options::kind::available_now));
   BOOST_TEST(cfg.dlq->topic == "dead");
   BOOST_TEST(cfg.name == "orders-job");
+}
+
+BOOST_AUTO_TEST_CASE(a_trigger_override_replaces_the_files_trigger) {
+  auto cfg = parse_pipeline_config(with(R"("trigger": {"processingTime": "5 seconds"})"),
+                                   {"trigger.availableNow=true"});
+  BOOST_TEST((cfg.trigger.mode == trigger_options::kind::available_now));
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_option_and_the_expected_form) {
@@ -131,7 +138,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_option_and_the_expected_form) {
 
   e = error_of(with(R"("parse": {"schema": {"n": "integer"}})"));
   BOOST_TEST(e.find("`parse.schema.n`") != std::string::npos, e);
-  BOOST_TEST(e.find("string, int, long, double, boolean, timestamp") != std::string::npos, e);
+  BOOST_TEST(e.find("string, int, long, double, boolean, timestamp") != std::string::npos,
+             e);
 
   e = error_of(with(R"("trigger": {"processingTime": "soon"})"));
   BOOST_TEST(e.find("`trigger.processingTime`") != std::string::npos, e);
@@ -151,7 +159,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_option_and_the_expected_form) {
 }
 
 BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
-  auto e = error_of(minimal, {"source.kafka.key.deserializer=org.apache.StringDeserializer"});
+  auto e =
+      error_of(minimal, {"source.kafka.key.deserializer=org.apache.StringDeserializer"});
   BOOST_TEST(e.find("`source.kafka.key.deserializer`") != std::string::npos, e);
   e = error_of(minimal, {"source.kafka.enable.auto.commit=true"});
   BOOST_TEST(e.find("commits offsets itself") != std::string::npos, e);
@@ -159,8 +168,8 @@ BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
   BOOST_TEST(e.find("startingOffsets") != std::string::npos, e);
 
   auto cfg = parse_pipeline_config(
-    minimal, {"source.kafka.sasl.jaas.config=org.apache.kafka.common.security.plain."
-              "PlainLoginModule required username=\"alice\" password=\"s3cret\";"});
+      minimal, {"source.kafka.sasl.jaas.config=org.apache.kafka.common.security.plain."
+                "PlainLoginModule required username=\"alice\" password=\"s3cret\";"});
   BOOST_TEST(cfg.source.kafka.at("sasl.username") == "alice");
   BOOST_TEST(cfg.source.kafka.at("sasl.password") == "s3cret");
   BOOST_TEST(cfg.source.kafka.at("sasl.mechanisms") == "PLAIN");
@@ -186,6 +195,8 @@ BOOST_AUTO_TEST_CASE(readme_documents_every_option) {
   std::stringstream buf;
   buf << in.rdbuf();
   auto readme = buf.str();
+  BOOST_TEST(readme.find(option_reference_markdown()) != std::string::npos,
+             "README.md's option table differs from `sluice options`; paste its output");
   for (auto& o : option_table())
     BOOST_TEST(readme.find("`" + std::string(o.name) + "`") != std::string::npos,
                "README.md does not document `" << o.name << "` (" << o.section << ")");

@@ -22,7 +22,8 @@ BOOST_AUTO_TEST_CASE(report_uses_spark_field_names_and_adds_lag_and_dlq) {
   p.num_dlq_rows = 10;
   p.source_description = "KafkaV2[Subscribe[orders]]";
   p.sink_description = "KafkaSink[b:9092]";
-  p.partitions = {{"orders", 0, 100, 250, 400, 150, 5}, {"orders", 1, 0, 250, 250, 250, 0}};
+  p.partitions = {{"orders", 0, 100, 250, 400, 150, 5},
+                  {"orders", 1, 0, 250, 250, 250, 0}};
   auto v = json::parse(to_json(p)).as_object();
   BOOST_TEST(v.at("id").as_string() == "id-1");
   BOOST_TEST(v.at("runId").as_string() == "run-1");

@@ -42,11 +42,12 @@ BOOST_AUTO_TEST_CASE(valid_record_keeps_schema_fields_in_schema_order) {
   std::vector<std::string> keys;
   for (auto& kv : r.parsed)
     keys.emplace_back(kv.key());
-  BOOST_TEST(keys == (std::vector<std::string>{"order_id", "quantity", "total", "price", "gift",
-                                               "at"}));
+  BOOST_TEST(keys == (std::vector<std::string>{"order_id", "quantity", "total", "price",
+                                               "gift", "at"}));
   BOOST_TEST(r.parsed.at("quantity").as_int64() == 3);
   BOOST_TEST(r.parsed.at("total").as_int64() == 9000000000);
-  BOOST_TEST(r.parsed.at("price").is_double()); // an int given for a double field becomes one
+  BOOST_TEST(
+      r.parsed.at("price").is_double()); // an int given for a double field becomes one
   BOOST_TEST(r.parsed.at("price").as_double() == 5.0);
   BOOST_TEST(r.parsed.at("at").as_string() == "2026-01-02T03:04:05.123Z");
 }
@@ -64,20 +65,23 @@ BOOST_AUTO_TEST_CASE(invalid_records_get_a_typed_reason) {
     std::string mentions;
   };
   std::vector<example> examples = {
-    {std::nullopt, "empty_value", "no value"},
-    {std::string(), "empty_value", "no value"},
-    {R"({"order_id": "o1", "quan)", "malformed_json", "not valid JSON"},
-    {"{\"order_id\": \"o\xff\xfe\", \"quantity\": 1}", "malformed_json", "not valid JSON"},
-    {R"({"order_id": "o1", "quantity": 1} trailing)", "malformed_json", "not valid JSON"},
-    {R"([1, 2])", "not_an_object", "array"},
-    {R"({"quantity": 1})", "missing_field", "`order_id`"},
-    {R"({"order_id": null, "quantity": 1})", "missing_field", "`order_id`"},
-    {R"({"order_id": "o1", "quantity": "many"})", "wrong_type", "`quantity` should be int"},
-    {R"({"order_id": "o1", "quantity": 3000000000})", "wrong_type", "`quantity`"},
-    {R"({"order_id": "o1", "quantity": 1.5})", "wrong_type", "`quantity`"},
-    {R"({"order_id": 7, "quantity": 1})", "wrong_type", "`order_id` should be string"},
-    {R"({"order_id": "o", "quantity": 1, "gift": "yes"})", "wrong_type", "`gift`"},
-    {R"({"order_id": "o", "quantity": 1, "at": "yesterday"})", "wrong_type", "`at`"},
+      {std::nullopt, "empty_value", "no value"},
+      {std::string(), "empty_value", "no value"},
+      {R"({"order_id": "o1", "quan)", "malformed_json", "not valid JSON"},
+      {"{\"order_id\": \"o\xff\xfe\", \"quantity\": 1}", "malformed_json",
+       "not valid JSON"},
+      {R"({"order_id": "o1", "quantity": 1} trailing)", "malformed_json",
+       "not valid JSON"},
+      {R"([1, 2])", "not_an_object", "array"},
+      {R"({"quantity": 1})", "missing_field", "`order_id`"},
+      {R"({"order_id": null, "quantity": 1})", "missing_field", "`order_id`"},
+      {R"({"order_id": "o1", "quantity": "many"})", "wrong_type",
+       "`quantity` should be int"},
+      {R"({"order_id": "o1", "quantity": 3000000000})", "wrong_type", "`quantity`"},
+      {R"({"order_id": "o1", "quantity": 1.5})", "wrong_type", "`quantity`"},
+      {R"({"order_id": 7, "quantity": 1})", "wrong_type", "`order_id` should be string"},
+      {R"({"order_id": "o", "quantity": 1, "gift": "yes"})", "wrong_type", "`gift`"},
+      {R"({"order_id": "o", "quantity": 1, "at": "yesterday"})", "wrong_type", "`at`"},
   };
   for (auto& ex : examples) {
     record_parser p(order_schema());
@@ -86,7 +90,8 @@ BOOST_AUTO_TEST_CASE(invalid_records_get_a_typed_reason) {
     BOOST_TEST_CONTEXT("value " << (ex.value ? *ex.value : "(null)")) {
       BOOST_REQUIRE(r.error.has_value());
       BOOST_TEST(r.error->type == ex.type);
-      BOOST_TEST(r.error->message.find(ex.mentions) != std::string::npos, r.error->message);
+      BOOST_TEST(r.error->message.find(ex.mentions) != std::string::npos,
+                 r.error->message);
     }
   }
 }
@@ -111,13 +116,13 @@ BOOST_AUTO_TEST_CASE(parser_is_reusable_after_errors) {
 }
 
 BOOST_AUTO_TEST_CASE(iso8601_timestamps_are_checked) {
-  for (auto ok : {"2026-01-02", "2026-01-02T03:04", "2026-01-02T03:04:05", "2026-01-02 03:04:05",
-                  "2026-01-02T03:04:05Z", "2026-01-02T03:04:05.123456789+02:00",
-                  "2026-12-31T23:59:60-0530"})
+  for (auto ok : {"2026-01-02", "2026-01-02T03:04", "2026-01-02T03:04:05",
+                  "2026-01-02 03:04:05", "2026-01-02T03:04:05Z",
+                  "2026-01-02T03:04:05.123456789+02:00", "2026-12-31T23:59:60-0530"})
     BOOST_TEST(is_iso8601_timestamp(ok), ok);
-  for (auto bad : {"", "2026", "2026-13-01", "2026-01-32", "2026-01-02T24:00", "2026-01-02T03:60",
-                   "2026-01-02T03:04:05.", "2026-01-02T03:04:05ZZ", "2026/01/02", "yesterday",
-                   "2026-01-02T03:04:05+2"})
+  for (auto bad : {"", "2026", "2026-13-01", "2026-01-32", "2026-01-02T24:00",
+                   "2026-01-02T03:60", "2026-01-02T03:04:05.", "2026-01-02T03:04:05ZZ",
+                   "2026/01/02", "yesterday", "2026-01-02T03:04:05+2"})
     BOOST_TEST(!is_iso8601_timestamp(bad), bad);
 }
 
@@ -129,8 +134,7 @@ namespace {
 
 record with_priority(std::optional<std::string> p) {
   record r;
-  if (p)
-    r.parsed["priority"] = *p;
+  if (p) r.parsed["priority"] = *p;
   return r;
 }
 
@@ -156,7 +160,8 @@ BOOST_AUTO_TEST_CASE(fixed_topic_takes_every_record) {
 
 BOOST_AUTO_TEST_CASE(field_value_picks_the_mapped_topic) {
   record_router router(by_priority("orders-other"));
-  auto high = with_priority("high"), low = with_priority("low"), odd = with_priority("urgent");
+  auto high = with_priority("high"), low = with_priority("low"),
+       odd = with_priority("urgent");
   auto none = with_priority(std::nullopt);
   for (auto* r : {&high, &low, &odd, &none})
     router.route(*r);

@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""End-to-end: the real `sluice` binary as processes, checked by independent
+clients (kcat and python3-confluent-kafka), against `sluice broker`.
+
+Usage: cli_test.py PATH/TO/sluice
+Prints one line per check and closes with 'N passed, N failed'.
+"""
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+
+SLUICE = os.path.abspath(sys.argv[1])
+MULT = float(os.environ.get("SLUICE_TEST_TIMEOUT_MULTIPLIER", "1"))
+WORK = tempfile.mkdtemp(prefix="sluice-e2e-")
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + str(detail)),
+          flush=True)
+    return ok
+
+
+def wait_for(cond, timeout):
+    deadline = time.time() + timeout * MULT
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+class Lines:
+    """Collects a process's stdout lines on a thread."""
+
+    def __init__(self, proc):
+        self.lines = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.lines)
+
+
+def read_all(bootstrap, topic):
+    """Every record of a topic, read with confluent-kafka (not Sluice)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-reader",
+                  "enable.auto.commit": False})
+    md = c.list_topics(topic, timeout=10)
+    parts = list(md.topics[topic].partitions.keys())
+    ends = {}
+    assign = []
+    for p in parts:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if hi > lo:
+            ends[p] = hi
+            assign.append(TopicPartition(topic, p, lo))
+    c.assign(assign)
+    out = []
+    deadline = time.time() + 60 * MULT
+    while ends and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        out.append(m)
+        if m.offset() + 1 >= ends.get(m.partition(), 0):
+            ends.pop(m.partition(), None)
+    c.close()
+    if ends:
+        raise RuntimeError("timed out reading " + topic)
+    return out
+
+
+def run(args, **kw):
+    return subprocess.run([SLUICE] + args, capture_output=True, text=True,
+                          timeout=300 * MULT, **kw)
+
+
+# -- the broker -----------------------------------------------------------------
+bootstrap_file = os.path.join(WORK, "bootstrap")
+broker = subprocess.Popen(
+    [SLUICE, "broker", "--brokers", "3", "--topic", "orders:4", "--topic", "orders-high:4",
+     "--topic", "orders-medium:4", "--topic", "orders-low:4", "--topic", "orders-dlq:2",
+     "--bootstrap-file", bootstrap_file],
+    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+ready, _, _ = select.select([broker.stdout], [], [], 30 * MULT)
+first = broker.stdout.readline().strip() if ready else ""
+check("broker prints bootstrap.servers first", first.startswith("bootstrap.servers="), first)
+bootstrap = first.split("=", 1)[1]
+check("broker writes the bootstrap file", open(bootstrap_file).read().strip() == first)
+
+try:
+    listing = subprocess.run(["kcat", "-b", bootstrap, "-L"], capture_output=True, text=True,
+                             timeout=30).stdout
+    check("kcat lists the broker's topics",
+          all(f'topic "{t}"' in listing for t in
+              ["orders", "orders-high", "orders-medium", "orders-low", "orders-dlq"]), listing)
+    subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", "kcat-check", "-k", "k1"],
+                   input="hello from kcat\n", text=True, timeout=30, check=True)
+    got = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", "kcat-check", "-e", "-o",
+                          "beginning", "-f", "%k=%s\\n"], capture_output=True, text=True,
+                         timeout=30).stdout
+    check("kcat produces to and consumes from the broker", "k1=hello from kcat" in got, got)
+
+    # -- a pipeline run stopped by a signal midway, then resumed ------------------
+    pipeline = os.path.join(WORK, "pipeline.json")
+    with open(pipeline, "w") as f:
+        f.write("""{
+  // Priority routing, as in the demo; comments are allowed.
+  "name": "e2e",
+  "source": {"kafka.bootstrap.servers": "%s", "subscribe": "orders",
+             "startingOffsets": "earliest", "includeHeaders": true,
+             "kafka.group.id": "e2e-group", "kafka.session.timeout.ms": 6000,
+             "kafka.fetch.wait.max.ms": 50},
+  "parse": {"format": "json",
+            "schema": {"order_id": "string", "customer_id": "string", "quantity": "int",
+                       "price": "double", "order_time": "timestamp", "priority": "string"},
+            "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
+  "route": {"field": "priority",
+            "topics": {"high": "orders-high", "medium": "orders-medium", "low": "orders-low"}},
+  "sink": {"kafka.bootstrap.servers": "%s", "kafka.acks": "all"},
+  "dlq": {"topic": "orders-dlq"},
+  "trigger": {"processingTime": "300 milliseconds"},
+}""" % (bootstrap, bootstrap))
+
+    first_run = subprocess.Popen([SLUICE, "run", pipeline], stdout=subprocess.PIPE,
+                                 stderr=open(os.path.join(WORK, "run1.log"), "w"), text=True)
+    progress = Lines(first_run)
+    count = 30000
+    producer = subprocess.Popen(
+        [SLUICE, "produce", "--bootstrap", bootstrap, "--topic", "orders", "--count", str(count),
+         "--rate", "6000", "--malformed-fraction", "0.05", "--seed", "9"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def processed():
+        total = 0
+        for line in progress.snapshot():
+            p = json.loads(line)
+            total += p["sink"]["numOutputRows"] + p["numDlqRows"]
+        return total
+
+    midway = wait_for(lambda: processed() >= 5000, 90)
+    first_run.send_signal(signal.SIGTERM)
+    code = first_run.wait(timeout=120 * MULT)
+    progress.thread.join(timeout=10)
+    check("the run had processed records when signalled", midway, processed())
+    check("SIGTERM drains, commits and exits 0", code == 0, code)
+    lines = progress.snapshot()
+    reports = [json.loads(l) for l in lines]
+    fields = ["id", "runId", "batchId", "timestamp", "numInputRows", "inputRowsPerSecond",
+              "processedRowsPerSecond", "durationMs", "sources", "sink", "numDlqRows", "lag"]
+    check("one JSON progress line per epoch with Spark's field names",
+          bool(reports) and all(all(k in r for k in fields) for r in reports), lines[:1])
+    check("batchIds count up from 0", [r["batchId"] for r in reports] == list(range(len(reports))))
+    src = reports[-1]["sources"][0] if reports else {}
+    check("sources[] carry per-partition offsets",
+          all(k in src for k in ["startOffset", "endOffset", "latestOffset", "numInputRows"]) and
+          set(src.get("endOffset", {}).get("orders", {}).keys()) == {"0", "1", "2", "3"}, src)
+
+    out, _ = producer.communicate(timeout=120 * MULT)
+    check("produce reports what it wrote", out.startswith("wrote %d records" % count), out)
+    malformed = int(out.split("(")[1].split()[0])
+    first_processed = processed()
+    check("the signal landed midway", first_processed < count, first_processed)
+
+    second = run(["run", pipeline, "--set", "trigger.availableNow=true"])
+    check("the resumed availableNow run exits 0", second.returncode == 0, second.stderr[-2000:])
+
+    # -- what was written, read back by confluent-kafka ---------------------------
+    valid = count - malformed
+    outputs = {}
+    for topic in ["orders-high", "orders-medium", "orders-low"]:
+        for m in read_all(bootstrap, topic):
+            v = json.loads(m.value())
+            ok = topic == "orders-" + v["priority"] and m.key().decode() == v["customer_id"]
+            outputs.setdefault(v["order_id"], []).append(ok)
+            headers = dict(m.headers() or [])
+            if "correlation-id" not in headers:
+                outputs[v["order_id"]].append(False)
+    check("every valid event is in its priority topic, keyed, with its headers",
+          len(outputs) == valid and all(all(v) for v in outputs.values()),
+          "%d distinct of %d" % (len(outputs), valid))
+    check("a graceful stop and resume writes nothing twice",
+          sum(len(v) for v in outputs.values()) == sum(1 for v in outputs.values() for _ in v)
+          and all(len(v) == 1 for v in outputs.values()))
+    dead = read_all(bootstrap, "orders-dlq")
+    coords = {(dict(m.headers())["sluice.source.partition"],
+               dict(m.headers())["sluice.source.offset"]) for m in dead}
+    check("every malformed event is in the DLQ once", len(dead) == malformed == len(coords),
+          "%d records, %d distinct, %d malformed" % (len(dead), len(coords), malformed))
+
+    kcat_dlq = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", "orders-dlq", "-e", "-o",
+                               "beginning", "-f", "%h\\n"], capture_output=True, text=True,
+                              timeout=60).stdout.splitlines()
+    types = {h.split("sluice.error.type=")[1].split(",")[0] for h in kcat_dlq
+             if "sluice.error.type=" in h}
+    check("kcat reads the DLQ reasons",
+          len(kcat_dlq) == malformed and types <= {"malformed_json", "wrong_type", "missing_field",
+                                                   "empty_value"} and len(types) >= 3, types)
+
+    # -- errors at start name the option --------------------------------------------
+    bad = os.path.join(WORK, "bad.json")
+    with open(bad, "w") as f:
+        f.write(open(pipeline).read().replace('"earliest"', '"earlist"'))
+    r = run(["run", bad])
+    check("a bad option fails at start with exit 2, naming it",
+          r.returncode == 2 and "option `source.startingOffsets`" in r.stderr
+          and "earliest or latest" in r.stderr, r.stderr)
+    r = run(["run", pipeline, "--set", "sink.kafka.sasl.password=hunter2",
+             "--set", "sink.kafka.no.such=1"])
+    check("an unknown librdkafka property fails at start, secrets unprinted",
+          r.returncode == 2 and "`sink.kafka.no.such`" in r.stderr and "hunter2" not in r.stderr,
+          r.stderr)
+    r = run(["options"])
+    check("`sluice options` prints the option table",
+          r.returncode == 0 and "`maxInFlightPerPartition`" in r.stdout)
+finally:
+    broker.send_signal(signal.SIGINT)
+    try:
+        code = broker.wait(timeout=30 * MULT)
+    except subprocess.TimeoutExpired:
+        broker.kill()
+        code = None
+    check("the broker exits 0 on SIGINT", code == 0, code)
+
+passed = sum(1 for r in results if r)
+failed = len(results) - passed
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(0 if failed == 0 else 1)

@@ -1,0 +1,56 @@
+#include "runtime/record_parser.hpp"
+#include "runtime/workload/order_events.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+
+using namespace sluice;
+
+BOOST_AUTO_TEST_SUITE(order_events)
+
+BOOST_AUTO_TEST_CASE(malformed_events_are_invalid_for_the_reason_their_kind_says) {
+  parse_options schema;
+  schema.fields = {
+      {"order_id", field_type::string_t},   {"customer_id", field_type::string_t},
+      {"product_id", field_type::string_t}, {"quantity", field_type::int_t},
+      {"price", field_type::double_t},      {"order_time", field_type::timestamp_t},
+      {"priority", field_type::string_t}};
+  schema.required = {"order_id", "customer_id", "quantity", "price", "priority"};
+  static const std::map<std::string, std::string> reason = {
+      {"truncated", "malformed_json"},
+      {"wrong_type", "wrong_type"},
+      {"missing_order_id", "missing_field"},
+      {"not_utf8", "malformed_json"},
+      {"empty_value", "empty_value"}};
+  record_parser parser(schema);
+  workload::order_generator gen(7, 0.5);
+  std::map<std::string, int> kinds;
+  for (std::int64_t i = 0; i < 20000; ++i) {
+    auto e = gen.make(i);
+    record r;
+    r.value = e.value;
+    parser.parse(r);
+    BOOST_TEST_CONTEXT("event " << i << ": " << e.value) {
+      if (e.malformation.empty()) {
+        BOOST_TEST(!r.error.has_value());
+        BOOST_TEST(r.parsed.at("priority").as_string() == e.priority);
+        BOOST_TEST(r.parsed.at("customer_id").as_string() == e.key);
+      } else {
+        BOOST_REQUIRE(r.error.has_value());
+        BOOST_TEST(r.error->type == reason.at(e.malformation));
+        ++kinds[e.malformation];
+      }
+    }
+  }
+  BOOST_TEST(kinds.size() == reason.size()); // every kind of breakage occurs
+}
+
+BOOST_AUTO_TEST_CASE(the_same_seed_gives_the_same_events) {
+  workload::order_generator a(3, 0.1), b(3, 0.1), c(4, 0.1);
+  BOOST_TEST(a.make(123).value == b.make(123).value);
+  BOOST_TEST(a.make(123).value != c.make(123).value);
+  BOOST_TEST(a.make(5).correlation_id == "corr-3-5");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
