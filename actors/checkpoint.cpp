@@ -21,7 +21,6 @@ std::int64_t wall_ms() {
 struct partition_state {
   std::int64_t epoch_start = -1; ///< watermark when the epoch began
   std::int64_t watermark = -1;
-  std::int64_t committed = -1;
   std::int64_t latest = -1;
   std::int64_t consumed = 0;
   std::int64_t consumed_at_epoch_start = 0;
@@ -49,14 +48,13 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
   // Commits what changed, reports the epoch, starts the next one.
   auto close_epoch = [self, ctx](bool force_report) {
     auto& st = self->state;
+    // Every known watermark, every epoch: an async commit that failed is
+    // simply retried by the next one.
     std::map<kafka::topic_partition, std::int64_t> to_commit;
     for (auto& [tp, p] : st.parts)
-      if (p.watermark >= 0 && p.watermark != p.committed) to_commit[tp] = p.watermark;
+      if (p.watermark >= 0) to_commit[tp] = p.watermark;
     if (auto err = ctx->consumer.commit(to_commit, false))
       spdlog::warn("offset commit failed: {} (retried at the next epoch)", *err);
-    else
-      for (auto& [tp, off] : to_commit)
-        st.parts[tp].committed = off;
 
     auto now = wall_ms();
     epoch_progress p;

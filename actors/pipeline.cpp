@@ -161,7 +161,11 @@ run_summary pipeline::run() {
     im.system = &system;
     im.checkpoint_actor = spawn_checkpoint(system, &ctx);
     im.supervisor_actor = spawn_supervisor(system, &ctx, im.checkpoint_actor);
-    im.consumer->start(im);
+    try {
+      im.consumer->start(im);
+    } catch (const std::exception& e) {
+      im.fail(e.what()); // the shutdown below still stops every actor
+    }
     {
       std::unique_lock<std::mutex> lock{im.mutex};
       im.changed.wait(lock, [&] { return im.stop_requested || im.complete || im.fatal; });

@@ -2,11 +2,11 @@
 
 #include "actors/messages.hpp"
 #include "runtime/errors.hpp"
+#include "runtime/json_writer.hpp"
 #include "runtime/record_parser.hpp"
 
 #include <caf/all.hpp>
 
-#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <deque>
@@ -153,7 +153,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           }
         } else {
           st.output_buffer.clear();
-          st.output_buffer = boost::json::serialize(rec.parsed);
+          write_json(rec.parsed, st.output_buffer);
           res = ctx->producer.send(st.group, rec.target_topic, rec.key, st.output_buffer,
                                    rec.headers, rec.timestamp_ms);
           if (res == kafka::producer::send_result::queued) {

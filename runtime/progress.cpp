@@ -1,5 +1,7 @@
 #include "runtime/progress.hpp"
 
+#include "runtime/json_writer.hpp"
+
 #include <boost/json.hpp>
 
 #include <cstdio>
@@ -104,7 +106,9 @@ std::string to_json(const epoch_progress& p) {
       {"inFlightRows", in_flight},
       {"lag", lag},
   };
-  return json::serialize(out);
+  std::string line;
+  write_json(out, line);
+  return line;
 }
 
 } // namespace sluice

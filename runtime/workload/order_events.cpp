@@ -23,6 +23,12 @@ std::uint64_t mix(std::uint64_t x) {
 
 } // namespace
 
+std::string expected_error_type(const std::string& malformation) {
+  if (malformation == "truncated" || malformation == "not_utf8") return "malformed_json";
+  if (malformation == "missing_order_id") return "missing_field";
+  return malformation; // wrong_type, empty_value
+}
+
 order_generator::order_generator(std::uint64_t seed, double malformed_fraction,
                                  int customers)
     : seed_(seed), malformed_fraction_(malformed_fraction), customers_(customers) {}

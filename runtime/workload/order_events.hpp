@@ -19,6 +19,10 @@ struct order_event {
   std::string malformation;
 };
 
+/// The `sluice.error.type` a pipeline with the order schema (all fields typed,
+/// order_id required) gives an event broken this way.
+std::string expected_error_type(const std::string& malformation);
+
 /// Deterministic order events: the same seed gives the same sequence, so a
 /// test can regenerate what was written and compare it with what came out.
 class order_generator {

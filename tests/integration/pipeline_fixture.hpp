@@ -111,12 +111,6 @@ inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc,
   std::map<std::pair<std::int32_t, std::int64_t>, consumed> input;
   for (auto& c : read_topic(oc.bootstrap, "orders"))
     input[{c.partition, c.offset}] = c;
-  static const std::map<std::string, std::string> reason = {
-      {"truncated", "malformed_json"},
-      {"wrong_type", "wrong_type"},
-      {"missing_order_id", "missing_field"},
-      {"not_utf8", "malformed_json"},
-      {"empty_value", "empty_value"}};
   std::map<std::int64_t, int> seen;
   for (auto& c : read_topic(bootstrap, "orders-dlq")) {
     auto i = order_cluster::sequence_of(c);
@@ -124,7 +118,7 @@ inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc,
     BOOST_TEST_CONTEXT("DLQ record of event " << i) {
       BOOST_TEST(!e.malformation.empty());
       BOOST_TEST(c.header_value("sluice.error.type").value_or("") ==
-                 reason.at(e.malformation));
+                 workload::expected_error_type(e.malformation));
       BOOST_TEST(!c.header_value("sluice.error.message").value_or("").empty());
       BOOST_TEST(c.header_value("sluice.source.topic").value_or("") == "orders");
       auto part = std::stoi(c.header_value("sluice.source.partition").value_or("-1"));

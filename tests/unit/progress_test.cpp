@@ -47,9 +47,13 @@ BOOST_AUTO_TEST_CASE(report_uses_spark_field_names_and_adds_lag_and_dlq) {
   BOOST_TEST(v.at("inFlightRows").as_int64() == 5);
 }
 
-BOOST_AUTO_TEST_CASE(line_is_a_single_line) {
+BOOST_AUTO_TEST_CASE(line_is_a_single_line_with_plain_rates) {
   epoch_progress p;
-  BOOST_TEST(to_json(p).find('\n') == std::string::npos);
+  p.num_input_rows = 41190;
+  p.duration_ms = 1000;
+  auto line = to_json(p);
+  BOOST_TEST(line.find('\n') == std::string::npos);
+  BOOST_TEST(line.find(R"("inputRowsPerSecond":41190.0)") != std::string::npos, line);
 }
 
 BOOST_AUTO_TEST_CASE(query_id_is_stable_and_run_id_is_not) {
