@@ -37,8 +37,7 @@ rd_kafka_t* client(rd_kafka_type_t type, const std::string& bootstrap,
     if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK)
       throw std::runtime_error(err);
   auto* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (!rk)
-    throw std::runtime_error(err);
+  if (!rk) throw std::runtime_error(err);
   return rk;
 }
 
@@ -47,11 +46,13 @@ double copy_loop(const std::string& bootstrap, int partitions, std::int64_t even
   auto* consumer = client(RD_KAFKA_CONSUMER, bootstrap,
                           {{"group.id", "bench-copy"}, {"enable.auto.commit", "false"}});
   auto* producer = client(RD_KAFKA_PRODUCER, bootstrap,
-                          {{"linger.ms", "5"}, {"queue.buffering.max.messages", "1000000"},
+                          {{"linger.ms", "5"},
+                           {"queue.buffering.max.messages", "1000000"},
                            {"enable.idempotence", "true"}});
   auto* parts = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; ++p)
-    rd_kafka_topic_partition_list_add(parts, "bench-in", p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(parts, "bench-in", p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
   rd_kafka_assign(consumer, parts);
   rd_kafka_topic_partition_list_destroy(parts);
   auto* queue = rd_kafka_queue_get_consumer(consumer);
@@ -69,8 +70,8 @@ double copy_loop(const std::string& bootstrap, int partitions, std::int64_t even
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                  RD_KAFKA_V_KEY(m->key, m->key_len),
                                  RD_KAFKA_V_VALUE(m->payload, m->len),
-                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                 RD_KAFKA_V_HEADERS(hdrs),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
           rd_kafka_poll(producer, 10);
         ++copied;
       }
@@ -91,23 +92,21 @@ double copy_loop(const std::string& bootstrap, int partitions, std::int64_t even
 double sluice_run(const std::string& bootstrap) {
   auto text = R"({
     "name": "bench",
-    "source": {"kafka.bootstrap.servers": ")" + bootstrap + R"(", "subscribe": "bench-in",
+    "source": {"kafka.bootstrap.servers": ")" +
+              bootstrap + R"(", "subscribe": "bench-in",
                "startingOffsets": "earliest", "includeHeaders": true,
                "kafka.session.timeout.ms": 6000},
-    "parse": {"format": "json",
-              "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
-                         "quantity": "int", "price": "double", "order_time": "timestamp",
-                         "priority": "string"},
-              "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
+    "parse": )" +
+              workload::order_parse_section() + R"(,
     "route": {"topic": "bench-sluice-out"},
-    "sink": {"kafka.bootstrap.servers": ")" + bootstrap + R"(", "kafka.linger.ms": 5},
+    "sink": {"kafka.bootstrap.servers": ")" +
+              bootstrap + R"(", "kafka.linger.ms": 5},
     "dlq": {"topic": "bench-dlq"},
     "trigger": {"availableNow": true}
   })";
   pipeline p(parse_pipeline_config(text));
   auto summary = p.run();
-  if (!summary.ok)
-    throw std::runtime_error(summary.error);
+  if (!summary.ok) throw std::runtime_error(summary.error);
   return summary.processing_seconds;
 }
 
@@ -140,9 +139,10 @@ int main(int argc, char** argv) {
   auto sluice_secs = sluice_run(bootstrap);
   auto copy_rate = static_cast<double>(events) / copy_secs;
   auto sluice_rate = static_cast<double>(events) / sluice_secs;
-  std::printf("| events | partitions | copy loop msgs/s | sluice msgs/s | sluice / copy |\n");
+  std::printf(
+      "| events | partitions | copy loop msgs/s | sluice msgs/s | sluice / copy |\n");
   std::printf("|---|---|---|---|---|\n");
-  std::printf("| %lld | %d | %.0f | %.0f | %.2f |\n", static_cast<long long>(events), partitions,
-              copy_rate, sluice_rate, sluice_rate / copy_rate);
+  std::printf("| %lld | %d | %.0f | %.0f | %.2f |\n", static_cast<long long>(events),
+              partitions, copy_rate, sluice_rate, sluice_rate / copy_rate);
   return 0;
 }

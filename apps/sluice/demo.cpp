@@ -26,13 +26,8 @@ std::string demo_pipeline(const std::string& bootstrap) {
       "includeHeaders": true,
       "kafka.session.timeout.ms": 6000
     },
-    "parse": {
-      "format": "json",
-      "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
-                 "quantity": "int", "price": "double", "order_time": "timestamp",
-                 "priority": "string"},
-      "required": ["order_id", "customer_id", "quantity", "price", "priority"]
-    },
+    "parse": )" +
+         workload::order_parse_section() + R"(,
     "route": {"field": "priority",
               "topics": {"high": "orders-high", "medium": "orders-medium", "low": "orders-low"},
               "default": "orders-low"},

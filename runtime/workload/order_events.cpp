@@ -23,6 +23,14 @@ std::uint64_t mix(std::uint64_t x) {
 
 } // namespace
 
+std::string order_parse_section() {
+  return R"({"format": "json",
+    "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
+               "quantity": "int", "price": "double", "order_time": "timestamp",
+               "priority": "string"},
+    "required": ["order_id", "customer_id", "quantity", "price", "priority"]})";
+}
+
 std::string expected_error_type(const std::string& malformation) {
   if (malformation == "truncated" || malformation == "not_utf8") return "malformed_json";
   if (malformation == "missing_order_id") return "missing_field";

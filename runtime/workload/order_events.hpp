@@ -19,6 +19,11 @@ struct order_event {
   std::string malformation;
 };
 
+/// The pipeline `parse` section for order events, as JSON text: every field
+/// typed, the fields a consumer needs required. Shared by the demo, the tests
+/// and the benchmarks so that they validate the same way.
+std::string order_parse_section();
+
 /// The `sluice.error.type` a pipeline with the order schema (all fields typed,
 /// order_id required) gives an event broken this way.
 std::string expected_error_type(const std::string& malformation);

@@ -50,11 +50,8 @@ struct order_cluster {
                  "kafka.group.id": ")" +
                        group + R"(", "kafka.session.timeout.ms": 6000,
                  "kafka.fetch.wait.max.ms": 50},
-      "parse": {"format": "json",
-                "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
-                           "quantity": "int", "price": "double", "order_time": "timestamp",
-                           "priority": "string"},
-                "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
+      "parse": )" + workload::order_parse_section() +
+                       R"(,
       "route": {"field": "priority", "topics": {"high": "orders-high", "medium": "orders-medium",
                 "low": "orders-low"}},
       "sink": {"kafka.bootstrap.servers": ")" +

@@ -10,14 +10,14 @@ using namespace sluice;
 BOOST_AUTO_TEST_SUITE(order_events)
 
 BOOST_AUTO_TEST_CASE(malformed_events_are_invalid_for_the_reason_their_kind_says) {
-  parse_options schema;
-  schema.fields = {
-      {"order_id", field_type::string_t},   {"customer_id", field_type::string_t},
-      {"product_id", field_type::string_t}, {"quantity", field_type::int_t},
-      {"price", field_type::double_t},      {"order_time", field_type::timestamp_t},
-      {"priority", field_type::string_t}};
-  schema.required = {"order_id", "customer_id", "quantity", "price", "priority"};
-  record_parser parser(schema);
+  // The schema the demo, tests and benchmarks use, read like any pipeline.
+  auto cfg = parse_pipeline_config(
+      R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "orders"},
+        "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "b"},
+        "parse": )" +
+      workload::order_parse_section() + "}");
+  BOOST_TEST(cfg.parse.fields.size() == 7u);
+  record_parser parser(cfg.parse);
   workload::order_generator gen(7, 0.5);
   std::map<std::string, int> kinds;
   for (std::int64_t i = 0; i < 20000; ++i) {
