@@ -19,12 +19,21 @@ std::int64_t wall_ms() {
 }
 
 struct partition_state {
-  std::int64_t epoch_start = -1; ///< watermark when the epoch began
+  std::int64_t epoch_start = -1; ///< committed offset when the epoch began
   std::int64_t watermark = -1;
+  std::int64_t committed = -1; ///< last offset the group confirmed
   std::int64_t latest = -1;
   std::int64_t consumed = 0;
   std::int64_t consumed_at_epoch_start = 0;
   std::int64_t in_flight = 0;
+};
+
+/// An epoch's report waiting for its commit's outcome, so that `endOffset`
+/// shows what the group really holds.
+struct pending_report {
+  std::uint64_t commit_seq = 0;
+  epoch_progress progress;
+  std::map<kafka::topic_partition, std::int64_t> prior_committed;
 };
 
 /// Print an idle epoch at least this often, as a heartbeat.
@@ -39,25 +48,52 @@ struct checkpoint_state {
   std::int64_t last_report_ms = 0;
   std::int64_t outputs_at_epoch_start = 0;
   std::int64_t dlq_at_epoch_start = 0;
+  std::uint64_t next_commit_seq = 1;
+  std::optional<pending_report> pending;
+  std::uint64_t final_commit_seq = 0;
   bool complete = false;
 };
 
 namespace {
 
 caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_context* ctx) {
-  // Commits what changed, reports the epoch, starts the next one.
-  auto close_epoch = [self, ctx](bool force_report) {
-    auto& st = self->state;
-    // Every known watermark, every epoch: an async commit that failed is
-    // simply retried by the next one.
-    std::map<kafka::topic_partition, std::int64_t> to_commit;
-    for (auto& [tp, p] : st.parts)
-      if (p.watermark >= 0) to_commit[tp] = p.watermark;
-    if (auto err = ctx->consumer.commit(to_commit, false))
-      spdlog::warn("offset commit failed: {} (retried at the next epoch)", *err);
+  auto publish = [self, ctx](epoch_progress& p) {
+    if (!ctx->on_progress) return;
+    try {
+      ctx->on_progress(p);
+    } catch (const std::exception& e) {
+      // A broken progress callback must not stop commits.
+      spdlog::error("progress callback failed: {}", e.what());
+    } catch (...) {
+      spdlog::error("progress callback failed");
+    }
+  };
 
+  // Sets each partition's endOffset from what the commit confirmed, then publishes.
+  auto finish_report = [self, publish](pending_report& r,
+                                       const kafka::commit_outcome* o) {
+    for (auto& pp : r.progress.partitions) {
+      kafka::topic_partition tp{pp.topic, pp.partition};
+      if (o && o->committed.contains(tp))
+        pp.end_offset = o->committed.at(tp);
+      else if (auto prior = r.prior_committed.find(tp); prior != r.prior_committed.end())
+        pp.end_offset = prior->second;
+    }
+    if (!o)
+      r.progress.message = "offset commit still pending; endOffset shows what the group "
+                           "held before it";
+    else if (o->error)
+      r.progress.message = "offset commit failed (" + *o->error +
+                           "); endOffset shows what the group holds";
+    publish(r.progress);
+  };
+
+  // Closes the epoch: builds its report with the counters' deltas.
+  auto build_report = [self, ctx](bool force) -> std::optional<pending_report> {
+    auto& st = self->state;
     auto now = wall_ms();
-    epoch_progress p;
+    pending_report r;
+    auto& p = r.progress;
     p.id = ctx->query_id;
     p.run_id = ctx->run_id;
     p.name = ctx->config.name;
@@ -80,25 +116,89 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       pp.topic = tp.topic;
       pp.partition = tp.partition;
       pp.start_offset = ps.epoch_start;
-      pp.end_offset = ps.watermark;
+      pp.end_offset = ps.watermark; // replaced by the commit's outcome
       pp.latest_offset = ps.latest;
+      // A partition's counter restarts when it is assigned anew.
+      if (ps.consumed < ps.consumed_at_epoch_start) ps.consumed_at_epoch_start = 0;
       pp.num_input_rows = ps.consumed - ps.consumed_at_epoch_start;
       pp.in_flight = ps.in_flight;
       in_flight += ps.in_flight;
       p.num_input_rows += pp.num_input_rows;
       p.partitions.push_back(pp);
-      ps.epoch_start = ps.watermark;
+      r.prior_committed[tp] = ps.committed;
       ps.consumed_at_epoch_start = ps.consumed;
     }
-    bool active = p.num_input_rows > 0 || p.num_processed_rows > 0 || in_flight > 0;
-    if (force_report || active || now - st.last_report_ms >= idle_report_ms) {
-      st.last_report_ms = now;
-      ++st.batch_id;
-      if (ctx->on_progress) ctx->on_progress(p);
-    }
+    // The run's state, as Spark's status message says it.
+    auto source_down = ctx->consumer.health().down_for();
+    auto sink_down = ctx->producer.health().down_for();
+    if (source_down.count() > 0)
+      p.message = "cannot reach the source cluster for " +
+                  std::to_string(source_down.count() / 1000) +
+                  " s: " + ctx->consumer.health().last_error();
+    else if (sink_down.count() > 0)
+      p.message = "cannot reach the sink cluster for " +
+                  std::to_string(sink_down.count() / 1000) +
+                  " s: " + ctx->producer.health().last_error();
+    else if (p.num_input_rows > 0 || in_flight > 0)
+      p.message = "Processing new data";
+    else
+      p.message = "Waiting for data to arrive";
+    bool active = p.num_input_rows > 0 || p.num_processed_rows > 0 || in_flight > 0 ||
+                  source_down.count() > 0 || sink_down.count() > 0;
     st.epoch_start_ms = now;
     st.outputs_at_epoch_start = outputs;
     st.dlq_at_epoch_start = dlq;
+    if (!force && !active && now - st.last_report_ms < idle_report_ms)
+      return std::nullopt;
+    st.last_report_ms = now;
+    ++st.batch_id;
+    return r;
+  };
+
+  // Fails the run when a cluster stayed unreachable longer than brokerTimeout.
+  auto check_health = [ctx] {
+    auto limit = ctx->config.runtime.broker_timeout;
+    auto fail = [&](const char* which, const std::string& servers,
+                    const kafka::cluster_health& h) {
+      auto down = h.down_for();
+      if (down <= limit) return;
+      ctx->on_fatal(
+          "cannot reach the " + std::string(which) + " cluster at " + servers + " for " +
+          std::to_string(down.count() / 1000) + " s (runtime.brokerTimeout is " +
+          std::to_string(limit.count() / 1000) + " s); last error: " + h.last_error());
+    };
+    fail("source", ctx->config.source.bootstrap_servers, ctx->consumer.health());
+    fail("sink", ctx->config.sink.bootstrap_servers, ctx->producer.health());
+  };
+
+  auto close_epoch = [self, ctx, build_report, finish_report] {
+    auto& st = self->state;
+    if (st.pending) {
+      // The previous epoch's commit has not answered: report it as it stands.
+      finish_report(*st.pending, nullptr);
+      st.pending.reset();
+    }
+    auto report = build_report(false);
+    // Commit every watermark the group does not hold yet.
+    kafka::offset_map to_commit;
+    for (auto& [tp, p] : st.parts) {
+      if (p.watermark >= 0 && p.watermark != p.committed) to_commit[tp] = p.watermark;
+      p.epoch_start = p.committed >= 0 ? p.committed : p.watermark;
+    }
+    if (to_commit.empty()) {
+      if (report) finish_report(*report, nullptr);
+      return;
+    }
+    auto seq = st.next_commit_seq++;
+    if (report) {
+      report->commit_seq = seq;
+      st.pending = std::move(report);
+    }
+    auto me = caf::actor_cast<caf::actor>(self);
+    ctx->consumer.commit_async(
+        to_commit, st.batch_id - 1, [me, seq](kafka::commit_outcome outcome) {
+          caf::anon_send(me, committed_atom::value, seq, std::move(outcome));
+        });
   };
 
   auto check_complete = [self, ctx] {
@@ -122,33 +222,79 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         p.watermark = watermark;
         p.consumed = consumed;
         p.in_flight = in_flight;
-        if (latest >= 0) p.latest = latest;
+        if (latest >= 0) p.latest = std::max(p.latest, latest);
         check_complete();
       },
       [=](epoch_atom) {
-        close_epoch(false);
+        check_health();
+        close_epoch();
         self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
+      },
+      [=](committed_atom, std::uint64_t seq, kafka::commit_outcome& outcome) {
+        auto& st = self->state;
+        for (auto& [tp, off] : outcome.committed)
+          if (auto it = st.parts.find(tp); it != st.parts.end())
+            it->second.committed = off;
+        if (outcome.error)
+          spdlog::warn("offset commit failed: {} (retried at the next epoch)",
+                       *outcome.error);
+        if (st.pending && st.pending->commit_seq == seq) {
+          finish_report(*st.pending, &outcome);
+          st.pending.reset();
+        }
+      },
+      [=](resume_atom, std::int64_t last_batch_id) {
+        auto& st = self->state;
+        st.batch_id = std::max(st.batch_id, last_batch_id + 1);
       },
       [=](watermark_atom, const std::string& topic,
           std::int32_t partition) -> std::int64_t {
         auto it = self->state.parts.find({topic, partition});
         return it == self->state.parts.end() ? -1 : it->second.watermark;
       },
-      [=](take_atom, const partition_list& which) -> offset_map {
-        close_epoch(!self->state.parts.empty());
+      [=](take_atom,
+          const partition_list& which) -> std::tuple<offset_map, std::int64_t> {
+        // The caller commits these synchronously and sends the outcome back
+        // (`committed_atom, outcome`), which publishes this epoch's report.
+        auto& st = self->state;
+        if (st.pending) {
+          finish_report(*st.pending, nullptr);
+          st.pending.reset();
+        }
+        auto report = build_report(!st.parts.empty());
         offset_map out;
-        auto& parts = self->state.parts;
-        for (auto it = parts.begin(); it != parts.end();) {
+        for (auto it = st.parts.begin(); it != st.parts.end();) {
           bool wanted = which.empty() ||
                         std::find(which.begin(), which.end(), it->first) != which.end();
           if (!wanted) {
             ++it;
             continue;
           }
-          if (it->second.watermark >= 0) out[it->first] = it->second.watermark;
-          it = parts.erase(it);
+          if (it->second.watermark >= 0 && it->second.watermark != it->second.committed)
+            out[it->first] = it->second.watermark;
+          it = st.parts.erase(it);
         }
-        return out;
+        if (report) {
+          report->commit_seq = st.next_commit_seq++;
+          st.pending = std::move(report);
+          if (out.empty()) {
+            kafka::commit_outcome nothing;
+            finish_report(*st.pending, &nothing);
+            st.pending.reset();
+          } else {
+            st.final_commit_seq = st.pending->commit_seq;
+          }
+        }
+        return {std::move(out), st.batch_id - 1};
+      },
+      [=](committed_atom, kafka::commit_outcome& outcome) {
+        // The outcome of the commit of what take_atom handed over.
+        auto& st = self->state;
+        if (outcome.error) spdlog::error("offset commit failed: {}", *outcome.error);
+        if (st.pending && st.pending->commit_seq == st.final_commit_seq) {
+          finish_report(*st.pending, &outcome);
+          st.pending.reset();
+        }
       },
   };
 }

@@ -7,15 +7,20 @@
 namespace sluice::actors {
 
 /// Collects every partition's watermark and counters (reported by the
-/// consumer actors), and at the end of each epoch commits the watermarks to
-/// the consumer group (asynchronously: it never blocks) and publishes one
-/// progress report. For availableNow, tells the run when every partition's
-/// watermark reached its end offset.
+/// consumer actors), and at the end of each epoch commits the watermarks the
+/// group does not hold yet (asynchronously: it never blocks), then publishes
+/// one progress report once the commit answered, with `endOffset` what the
+/// group holds. Fails the run when a cluster stays unreachable longer than
+/// `runtime.brokerTimeout`. For availableNow, tells the run when every
+/// partition's watermark reached its end offset.
 ///
 /// Messages: `report_atom, topic, partition, watermark, consumed, in_flight,
-/// latest`; `watermark_atom, topic, partition` -> int64_t;
-/// `take_atom, partition_list` -> offset_map: closes an epoch, hands over the
-/// watermarks of those partitions (all when empty) and forgets them.
+/// latest`; `watermark_atom, topic, partition` -> int64_t; `resume_atom,
+/// batch_id` (continue the numbering after it); `take_atom, partition_list`
+/// -> (offset_map, batch_id): closes an epoch, hands over the uncommitted
+/// watermarks of those partitions (all when empty) and forgets them; the
+/// caller commits them and answers `committed_atom, commit_outcome`, which
+/// publishes that epoch's report.
 caf::actor spawn_checkpoint(caf::actor_system& system, run_context* ctx);
 
 } // namespace sluice::actors

@@ -4,6 +4,7 @@
 // translation units: it pulls in CAF.
 
 #include "runtime/kafka/consumer.hpp"
+#include "runtime/kafka/producer.hpp"
 #include "runtime/record.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -15,7 +16,25 @@
 namespace sluice::actors {
 
 /// Final offsets (next offset to read) per partition.
-using offset_map = std::map<kafka::topic_partition, std::int64_t>;
+using offset_map = kafka::offset_map;
+
+/// Sink -> consumer: a batch is fully handled (credit back), and what it wrote.
+struct batch_ack {
+  std::int64_t begin = 0;
+  std::uint32_t generation = 0;
+  std::int64_t rows = 0;
+  std::int64_t bytes = 0;
+  std::int64_t outputs = 0;
+  std::int64_t dlq = 0;
+  std::map<std::string, std::int64_t> rows_by_topic;
+};
+
+/// Producer thread -> sink: records of a batch the broker refused for good;
+/// they go to the DLQ, then the batch is acknowledged.
+struct refused_records {
+  batch_ack ack;
+  std::vector<kafka::delivery_failure> failures;
+};
 using assignment = std::vector<kafka::assigned_partition>;
 using partition_list = std::vector<kafka::topic_partition>;
 
@@ -30,12 +49,18 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 // Sink -> itself: a delivery failed / the producer queue has room again.
 using failed_atom = caf::atom_constant<caf::atom("failed")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+// Sink -> itself: records the broker refused for good.
+using refused_atom = caf::atom_constant<caf::atom("refused")>;
 // Consumer -> checkpoint: a partition's watermark and counters.
 using report_atom = caf::atom_constant<caf::atom("report")>;
 // Checkpoint: epoch timer; hand over final offsets; current watermark of one partition.
 using epoch_atom = caf::atom_constant<caf::atom("epoch")>;
 using take_atom = caf::atom_constant<caf::atom("take")>;
 using watermark_atom = caf::atom_constant<caf::atom("watermark")>;
+// Poll thread -> checkpoint: the outcome of an epoch's commit.
+using committed_atom = caf::atom_constant<caf::atom("committed")>;
+// Checkpoint: continue the epoch numbering after this batch id.
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
 // Supervisor: partitions assigned / revoked, restart one chain, a fatal error.
 using assign_atom = caf::atom_constant<caf::atom("assign")>;
 using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
@@ -48,6 +73,9 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 
 // Local-only messages: never serialized, so no inspect() needed.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::batch_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::batch_ack)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::refused_records)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::kafka::commit_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::offset_map)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::assignment)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::partition_list)

@@ -16,50 +16,68 @@ namespace sluice::actors {
 struct consumer_state {
   kafka::topic_partition tp;
   std::shared_ptr<kafka::partition_queue> queue;
+  std::shared_ptr<partition_shared> shared;
   offset_watermark watermark{0};
   std::uint32_t generation = 0;
   caf::actor next;
   caf::actor checkpoint;
+  run_metrics* metrics = nullptr;
   std::int64_t credit = 0;
+  std::int64_t byte_credit = 0;
   std::int64_t batch_records = 0;
   std::int64_t in_flight = 0;
-  std::int64_t consumed = 0;
-  std::optional<std::int64_t> end_offset; ///< availableNow: stop here
-  bool paused = false;
+  std::int64_t bytes_in_flight = 0;
+  /// Acknowledged batches the watermark has not passed yet: their outputs
+  /// count once it does, so a replay after a restart counts nothing twice.
+  std::map<std::int64_t, batch_ack> acked;
+  /// Records are polled into this; a batch is allocated only when it has some.
+  std::vector<record> scratch;
+  std::optional<std::int64_t> end_offset; ///< bounded run: stop here
+  bool stalled = false;                   ///< out of credit
   bool finished = false;
   bool draining = false;
   bool poll_scheduled = false;
   bool tick_scheduled = false;
   std::optional<caf::typed_response_promise<std::int64_t>> drained;
+
+  ~consumer_state() {
+    // What a dead chain held no longer counts against the byte credit.
+    if (metrics) metrics->bytes_in_flight -= bytes_in_flight;
+  }
 };
 
 namespace {
 
 /// Poll interval when the queue is empty; the queue's wake-up usually comes first.
 constexpr auto idle_poll = std::chrono::milliseconds(20);
-
-} // namespace
-
-namespace {
+/// Retry interval while the run-wide byte credit is spent.
+constexpr auto byte_credit_poll = std::chrono::milliseconds(5);
 
 caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
                                  run_context* ctx, kafka::topic_partition tp,
                                  std::int64_t start_offset, std::uint32_t generation,
+                                 std::shared_ptr<partition_shared> shared,
+                                 std::shared_ptr<chain_deliveries> deliveries,
                                  caf::actor checkpoint) {
   fail_on_exception(self);
   auto& st = self->state;
   st.tp = tp;
+  st.shared = shared;
   st.watermark = offset_watermark{start_offset};
+  st.shared->watermark = start_offset;
+  if (st.shared->counted_until < 0) st.shared->counted_until = start_offset;
   st.generation = generation;
   st.checkpoint = checkpoint;
+  st.metrics = &ctx->metrics;
   st.credit = static_cast<std::int64_t>(ctx->config.runtime.max_in_flight_per_partition);
+  st.byte_credit = static_cast<std::int64_t>(ctx->config.runtime.max_in_flight_bytes);
   st.batch_records = static_cast<std::int64_t>(ctx->config.runtime.max_batch_records);
   if (auto it = ctx->end_offsets.find(tp); it != ctx->end_offsets.end())
     st.end_offset = it->second;
 
   // The chain behind this actor, linked so that any failure ends all of it.
   auto chain_error = std::make_shared<std::string>();
-  st.next = spawn_stages(self, ctx, generation, chain_error);
+  st.next = spawn_stages(self, ctx, generation, std::move(deliveries), chain_error);
   self->set_exit_handler([self, chain_error](caf::exit_msg& m) {
     if (!m.reason) return;
     if (!chain_error->empty())
@@ -73,13 +91,15 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     if (auto strong = weak.lock())
       caf::anon_send(caf::actor_cast<caf::actor>(strong), wake_atom::value);
   });
-  ctx->consumer.resume(tp); // a failed predecessor may have paused it
+  ctx->consumer.resume(tp); // a finished predecessor may have paused it
 
   auto report = [self, ctx] {
     auto& st = self->state;
-    auto latest = ctx->consumer.cached_watermarks(st.tp).second;
+    auto latest =
+        std::max(ctx->consumer.cached_watermarks(st.tp).second, st.shared->latest.load());
     self->send(st.checkpoint, report_atom::value, st.tp.topic, st.tp.partition,
-               st.watermark.watermark(), st.consumed, st.in_flight, latest);
+               st.watermark.watermark(), st.shared->consumed.load(), st.in_flight,
+               latest);
   };
 
   auto check_end = [self, ctx] {
@@ -90,26 +110,36 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     }
   };
 
-  auto fetch = [self, ctx, check_end] {
+  auto schedule_tick = [self](std::chrono::milliseconds after) {
+    auto& st = self->state;
+    if (st.tick_scheduled) return;
+    st.tick_scheduled = true;
+    self->delayed_send(self, after, tick_atom::value);
+  };
+
+  auto fetch = [self, ctx, check_end, schedule_tick, report] {
     auto& st = self->state;
     check_end();
     if (st.draining || st.finished) return;
     auto room = st.credit - st.in_flight;
-    if (room <= 0) {
-      if (!st.paused) {
-        st.paused = true;
+    bool bytes_spent = ctx->metrics.bytes_in_flight.load() >= st.byte_credit;
+    if (room <= 0 || bytes_spent) {
+      // Out of credit: stop reading, but keep librdkafka's prefetch (pausing
+      // the partition would discard it). Acks wake us; the byte credit is
+      // shared by every partition, so it is polled for.
+      if (!st.stalled) {
+        st.stalled = true;
         ++ctx->metrics.pauses;
-        ctx->consumer.pause(st.tp);
       }
+      if (room > 0) schedule_tick(byte_credit_poll);
       return;
     }
+    st.stalled = false;
     auto want = std::min(room, st.batch_records);
-    auto batch = std::make_shared<record_batch>();
-    batch->records.reserve(static_cast<std::size_t>(want));
-    if (auto err = st.queue->poll(batch->records, static_cast<std::size_t>(want)))
-      spdlog::warn("{}: {}", st.tp.str(), *err);
-    auto polled = static_cast<std::int64_t>(batch->records.size());
-    auto& recs = batch->records;
+    auto& recs = st.scratch;
+    recs.clear();
+    auto polled = st.queue->poll(recs, static_cast<std::size_t>(want));
+    if (polled.error) spdlog::warn("{}: {}", st.tp.str(), *polled.error);
     // Records before the read position are re-deliveries of issued offsets;
     // records at or past the end offset belong to a later run.
     auto first_new = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
@@ -123,28 +153,53 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       recs.erase(past_end, recs.end());
     }
     if (!recs.empty()) {
+      auto batch = std::make_shared<record_batch>();
       batch->topic = st.tp.topic;
       batch->partition = st.tp.partition;
       batch->generation = st.generation;
       batch->begin_offset = st.watermark.issued_end();
       batch->end_offset = recs.back().offset + 1;
+      batch->bytes = static_cast<std::int64_t>(polled.bytes);
+      // Input counts each offset once: not again when a restart replays it.
+      auto counted_until = st.shared->counted_until.load();
+      auto fresh = std::count_if(recs.begin(), recs.end(), [&](const record& r) {
+        return r.offset >= counted_until;
+      });
+      st.shared->counted_until = std::max(counted_until, batch->end_offset);
+      st.shared->consumed += fresh;
+      ctx->metrics.input_rows += fresh;
+      batch->records = std::move(recs);
+      recs = {};
       st.watermark.issue(batch->begin_offset, batch->end_offset);
-      auto n = static_cast<std::int64_t>(recs.size());
+      auto n = static_cast<std::int64_t>(batch->records.size());
       st.in_flight += n;
-      st.consumed += n;
-      ctx->metrics.input_rows += n;
+      st.bytes_in_flight += batch->bytes;
+      run_metrics::raise(ctx->metrics.max_bytes_in_flight,
+                         ctx->metrics.bytes_in_flight += batch->bytes);
       ctx->metrics.observe_in_flight(st.in_flight);
       self->send(st.next, std::move(batch));
     }
+    if (polled.end_of_log) {
+      // librdkafka's fetch position passed offsets that produced no record
+      // (transaction markers, aborted records): they are handled.
+      auto end = *polled.end_of_log;
+      if (st.end_offset) end = std::min(end, *st.end_offset);
+      if (end > st.watermark.issued_end()) {
+        auto begin = st.watermark.issued_end();
+        st.watermark.issue(begin, end);
+        st.watermark.ack(begin);
+        st.shared->watermark = st.watermark.watermark();
+        report();
+      }
+    }
     check_end();
-    if (polled == want && !st.finished) {
+    if (polled.events == static_cast<std::size_t>(want) && !st.finished) {
       if (!st.poll_scheduled) {
         st.poll_scheduled = true;
         self->send(self, poll_atom::value); // more is ready: go on after other messages
       }
-    } else if (!st.tick_scheduled) {
-      st.tick_scheduled = true;
-      self->delayed_send(self, idle_poll, tick_atom::value);
+    } else {
+      schedule_tick(idle_poll);
     }
   };
 
@@ -163,16 +218,25 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         self->state.tick_scheduled = false;
         fetch();
       },
-      [=](ack_atom, std::int64_t begin, std::uint32_t gen, std::int64_t rows) {
+      [=](ack_atom, batch_ack& ack) {
         auto& st = self->state;
-        if (gen != st.generation || !st.watermark.ack(begin)) return;
-        st.in_flight -= rows;
-        report();
-        if (st.paused && st.in_flight <= st.credit / 2) {
-          st.paused = false;
-          if (!st.finished) ctx->consumer.resume(st.tp);
-          fetch();
+        if (ack.generation != st.generation || !st.watermark.ack(ack.begin)) return;
+        st.in_flight -= ack.rows;
+        st.bytes_in_flight -= ack.bytes;
+        ctx->metrics.bytes_in_flight -= ack.bytes;
+        st.acked.emplace(ack.begin, std::move(ack));
+        auto watermark = st.watermark.watermark();
+        while (!st.acked.empty() && st.acked.begin()->first < watermark) {
+          auto& done = st.acked.begin()->second;
+          ctx->metrics.output_rows += done.outputs;
+          ctx->metrics.dlq_rows += done.dlq;
+          for (auto& [topic, n] : done.rows_by_topic)
+            if (n != 0) ctx->metrics.add_rows_to(topic, n);
+          st.acked.erase(st.acked.begin());
         }
+        st.shared->watermark = watermark;
+        report();
+        if (st.stalled && st.in_flight <= st.credit - st.batch_records) fetch();
         if (st.drained && st.in_flight == 0) {
           st.drained->deliver(st.watermark.watermark());
           st.drained.reset();
@@ -192,9 +256,12 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
 
 caf::actor spawn_partition_consumer(caf::event_based_actor* owner, run_context* ctx,
                                     kafka::topic_partition tp, std::int64_t start_offset,
-                                    std::uint32_t generation, caf::actor checkpoint) {
+                                    std::uint32_t generation,
+                                    std::shared_ptr<partition_shared> shared,
+                                    std::shared_ptr<chain_deliveries> deliveries,
+                                    caf::actor checkpoint) {
   return owner->spawn(partition_consumer, ctx, std::move(tp), start_offset, generation,
-                      std::move(checkpoint));
+                      std::move(shared), std::move(deliveries), std::move(checkpoint));
 }
 
 } // namespace sluice::actors

@@ -5,6 +5,7 @@
 #include "actors/run_context.hpp"
 #include "actors/supervisor.hpp"
 #include "runtime/errors.hpp"
+#include "runtime/kafka/config.hpp"
 #include "runtime/kafka/consumer.hpp"
 #include "runtime/kafka/producer.hpp"
 
@@ -46,9 +47,12 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   void on_assigned(const std::vector<kafka::assigned_partition>& parts) override {
     std::string list;
-    for (auto& p : parts)
+    std::int64_t last_batch_id = -1;
+    for (auto& p : parts) {
       list +=
           (list.empty() ? "" : ", ") + p.tp.str() + "@" + std::to_string(p.start_offset);
+      last_batch_id = std::max(last_batch_id, p.batch_id);
+    }
     spdlog::info("assigned: {}", list.empty() ? "(none)" : list);
     {
       std::lock_guard<std::mutex> guard{mutex};
@@ -56,7 +60,10 @@ struct pipeline::impl : kafka::rebalance_listener {
         first_assigned = std::chrono::steady_clock::now();
     }
     caf::scoped_actor self{*system};
-    self->request(supervisor_actor, caf::infinite, assign_atom::value, assignment(parts))
+    if (last_batch_id >= 0)
+      self->send(checkpoint_actor, resume_atom::value, last_batch_id);
+    // Never wait without a bound from librdkafka's thread.
+    self->request(supervisor_actor, actor_timeout, assign_atom::value, assignment(parts))
         .receive([](bool) {},
                  [&](caf::error& err) {
                    fail("cannot start partition chains: " + system->render(err));
@@ -66,11 +73,25 @@ struct pipeline::impl : kafka::rebalance_listener {
   void on_revoked(const std::vector<kafka::topic_partition>& parts) override {
     spdlog::info("revoked {} partition(s): draining and committing", parts.size());
     caf::scoped_actor self{*system};
-    self->request(supervisor_actor, caf::infinite, revoke_atom::value,
-                  partition_list(parts))
-        .receive([](bool) {},
-                 [](caf::error&) {}); // a stopped supervisor has nothing to drain
-    commit_final(self, partition_list(parts));
+    if (!parts.empty())
+      self->request(supervisor_actor, drain_timeout(), revoke_atom::value,
+                    partition_list(parts))
+          .receive(
+              [&](bool clean) {
+                if (!clean)
+                  fail("revoked partitions could not be drained: outputs were still in "
+                       "flight after the producer's message.timeout.ms");
+              },
+              [&](caf::error& err) {
+                if (err != caf::sec::request_receiver_down)
+                  fail("revoked partitions could not be drained in time: " +
+                       system->render(err));
+              });
+    auto outcome = commit_final(self, partition_list(parts));
+    if (outcome.error)
+      spdlog::warn("the commit on revocation failed ({}); the next owner reads those "
+                   "records again",
+                   *outcome.error);
   }
 
   void on_error(const std::string& what, bool is_fatal) override {
@@ -80,30 +101,86 @@ struct pipeline::impl : kafka::rebalance_listener {
       spdlog::warn("Kafka consumer: {}", what);
   }
 
-  /// Takes the watermarks of `parts` (all when empty) from the checkpoint and
-  /// commits them synchronously.
-  void commit_final(caf::scoped_actor& self, partition_list parts) {
+  /// Bounds a revocation: drains, then waits for the chains' deliveries.
+  std::chrono::milliseconds drain_timeout() const {
+    return 3 * producer->delivery_timeout() + std::chrono::seconds(30);
+  }
+
+  /// Takes the uncommitted watermarks of `parts` (all when empty) from the
+  /// checkpoint and commits them, waiting at most commit_timeout.
+  kafka::commit_outcome commit_final(caf::scoped_actor& self, partition_list parts) {
     offset_map offsets;
-    self->request(checkpoint_actor, caf::infinite, take_atom::value, std::move(parts))
-        .receive([&](offset_map& m) { offsets = std::move(m); }, [](caf::error&) {});
-    if (offsets.empty()) return;
-    if (auto err = consumer->commit(offsets, true))
-      spdlog::error("final offset commit failed: {}; those records will be read again",
-                    *err);
-    else
+    std::int64_t batch_id = -1;
+    self->request(checkpoint_actor, actor_timeout, take_atom::value, std::move(parts))
+        .receive(
+            [&](offset_map& m, std::int64_t id) {
+              offsets = std::move(m);
+              batch_id = id;
+            },
+            [](caf::error&) {});
+    if (offsets.empty()) return {};
+    auto outcome = consumer->commit_sync(offsets, batch_id, commit_timeout);
+    self->send(checkpoint_actor, committed_atom::value, outcome);
+    if (!outcome.error)
       spdlog::info("committed the offsets of {} partition(s)", offsets.size());
     for (auto& [tp, off] : offsets)
       spdlog::debug("committed {} at {}", tp.str(), off);
+    // What could not be committed is read again: name it.
+    if (outcome.error) {
+      std::string missed;
+      for (auto& [tp, off] : offsets)
+        if (!outcome.committed.contains(tp))
+          missed +=
+              (missed.empty() ? "" : ", ") + tp.str() + " below " + std::to_string(off);
+      outcome.error = *outcome.error + "; the records of " + missed +
+                      " since the last successful commit will be read again";
+    }
+    return outcome;
   }
+
+  /// Requests into actors from threads outside CAF never wait forever.
+  static constexpr auto actor_timeout = std::chrono::seconds(30);
+  static constexpr auto commit_timeout = std::chrono::seconds(15);
 };
+
+namespace {
+
+/// librdkafka prefetches into each partition's queue up to
+/// `queued.min.messages` and `queued.max.messages.kbytes`, per partition once
+/// the queues are split (64 MiB and 100,000 messages by default: gigabytes
+/// for 64 partitions). Sized from the credit, a partition holds about one
+/// credit's worth, so memory is bounded by what the credit allows.
+source_options with_prefetch_limits(const pipeline_config& cfg) {
+  auto src = cfg.source;
+  auto& rt = cfg.runtime;
+  auto kib = std::clamp<std::size_t>(rt.max_in_flight_bytes / 1024 / 64, 64, 65536);
+  kafka::set_default(src.kafka, "queued.max.messages.kbytes", std::to_string(kib));
+  // Fewer than a credit's worth starves the chain (measured: a quarter of
+  // it halves throughput against the embedded broker).
+  kafka::set_default(src.kafka, "queued.min.messages",
+                     std::to_string(rt.max_in_flight_per_partition));
+  // One fetch response holds at most this per partition / in all.
+  kafka::set_default(src.kafka, "fetch.message.max.bytes",
+                     std::to_string(std::min<std::size_t>(kib * 1024, 1 << 20)));
+  kafka::set_default(src.kafka, "fetch.max.bytes",
+                     std::to_string(std::clamp<std::size_t>(rt.max_in_flight_bytes / 2,
+                                                            1 << 20, 50u << 20)));
+  return src;
+}
+
+} // namespace
 
 pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
   impl_->config = std::move(config);
   auto& cfg = impl_->config;
   auto sink_props = cfg.sink.kafka;
   sink_props["bootstrap.servers"] = cfg.sink.bootstrap_servers;
+  // Every message is reported within this; drains and restarts wait for it,
+  // so it must stay well below the group's max.poll.interval.ms (300 s).
+  kafka::set_default(sink_props, "message.timeout.ms", "60000");
   impl_->producer = std::make_unique<kafka::producer>(std::move(sink_props), "sink");
-  impl_->consumer = std::make_unique<kafka::group_consumer>(cfg.source);
+  impl_->consumer = std::make_unique<kafka::group_consumer>(with_prefetch_limits(cfg),
+                                                            cfg.runtime.broker_timeout);
 }
 
 pipeline::~pipeline() = default;
@@ -124,8 +201,27 @@ void pipeline::stop() {
 
 run_summary pipeline::run() {
   auto& im = *impl_;
-  auto& cfg = im.config;
   auto started = std::chrono::steady_clock::now();
+  run_summary out;
+  try {
+    out = run_until_stopped();
+  } catch (const std::exception& e) {
+    // Whatever went wrong, the caller gets a failed run, never an exception.
+    out.ok = false;
+    out.error = e.what();
+  }
+  auto ended = std::chrono::steady_clock::now();
+  out.seconds = std::chrono::duration<double>(ended - started).count();
+  if (im.first_assigned)
+    out.processing_seconds =
+        std::chrono::duration<double>(ended - *im.first_assigned).count();
+  return out;
+}
+
+run_summary pipeline::run_until_stopped() {
+  auto& im = *impl_;
+  auto& cfg = im.config;
+  run_summary out;
   // Declared before the actor system: it must outlive every actor.
   run_context ctx{cfg,
                   *im.consumer,
@@ -144,8 +240,33 @@ run_summary pipeline::run() {
                   },
                   [&im](const std::string& why) { im.fail(why); }};
   if (cfg.trigger.mode == trigger_options::kind::available_now) {
-    ctx.end_offsets =
-        im.consumer->end_offsets(cfg.source.subscribe, std::chrono::seconds(30));
+    // Retried in short steps, so that a stop request is honoured meanwhile,
+    // until runtime.brokerTimeout.
+    auto deadline = std::chrono::steady_clock::now() + cfg.runtime.broker_timeout;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> guard{im.mutex};
+        if (im.stop_requested) {
+          spdlog::info("stopped before the end offsets could be read");
+          return out;
+        }
+      }
+      try {
+        ctx.end_offsets =
+            im.consumer->end_offsets(cfg.source.subscribe, std::chrono::seconds(2));
+        break;
+      } catch (const fatal_error& e) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+          out.ok = false;
+          out.error = "cannot read the end offsets at " + cfg.source.bootstrap_servers +
+                      " within runtime.brokerTimeout (" +
+                      std::to_string(cfg.runtime.broker_timeout.count() / 1000) +
+                      " s): " + e.what();
+          return out;
+        }
+        spdlog::warn("{} (retrying)", e.what());
+      }
+    }
     spdlog::info("availableNow: reading up to the end offsets of {} partition(s)",
                  ctx.end_offsets.size());
   }
@@ -175,17 +296,24 @@ run_summary pipeline::run() {
                         : "stopping: draining in-flight records");
     caf::scoped_actor self{system};
     if (!failed)
-      self->request(im.supervisor_actor, caf::infinite, drain_atom::value)
+      self->request(im.supervisor_actor, im.drain_timeout(), drain_atom::value)
           .receive([](bool) {}, [](caf::error&) {});
     // Only acknowledged offsets are in the checkpoint: committing is safe
     // even after a failure.
-    im.commit_final(self, {});
-    self->request(im.supervisor_actor, caf::infinite, stop_atom::value)
+    auto final_commit = im.commit_final(self, {});
+    if (final_commit.error) {
+      spdlog::error("final offset commit failed: {}", *final_commit.error);
+      im.fail("final offset commit failed: " + *final_commit.error);
+    }
+    self->request(im.supervisor_actor, impl::actor_timeout, stop_atom::value)
         .receive([](bool) {}, [](caf::error&) {});
-    im.consumer->close();
+    // A cluster that cannot be reached does not get to delay the exit.
+    im.consumer->close(im.consumer->health().down() ? std::chrono::seconds(1)
+                                                    : std::chrono::seconds(10));
     self->send_exit(im.checkpoint_actor, caf::exit_reason::user_shutdown);
     // Every delivery report must arrive while the actors can still take it.
-    if (!im.producer->flush(std::chrono::seconds(30))) {
+    if (!im.producer->flush(im.producer->health().down() ? std::chrono::seconds(1)
+                                                         : std::chrono::seconds(30))) {
       spdlog::error("some outputs were not acknowledged in time; their inputs were not "
                     "committed and will be read again");
       im.producer->purge();
@@ -194,7 +322,6 @@ run_summary pipeline::run() {
     im.checkpoint_actor = nullptr;
     im.system = nullptr;
   }
-  run_summary out;
   out.ok = !im.fatal;
   out.error = im.fatal.value_or("");
   out.input_rows = ctx.metrics.input_rows.load();
@@ -202,13 +329,9 @@ run_summary pipeline::run() {
   out.dlq_rows = ctx.metrics.dlq_rows.load();
   out.rows_by_topic = ctx.metrics.rows_by_topic();
   out.max_in_flight = ctx.metrics.max_in_flight.load();
+  out.max_bytes_in_flight = ctx.metrics.max_bytes_in_flight.load();
   out.pauses = ctx.metrics.pauses.load();
   out.restarts = ctx.metrics.restarts.load();
-  auto ended = std::chrono::steady_clock::now();
-  out.seconds = std::chrono::duration<double>(ended - started).count();
-  if (im.first_assigned)
-    out.processing_seconds =
-        std::chrono::duration<double>(ended - *im.first_assigned).count();
   return out;
 }
 

@@ -20,18 +20,20 @@ struct run_summary {
   std::int64_t output_rows = 0;
   std::int64_t dlq_rows = 0;
   std::map<std::string, std::int64_t> rows_by_topic; ///< outputs and DLQ rows per topic
-  std::int64_t max_in_flight = 0; ///< highest in-flight count of a partition
-  std::int64_t pauses = 0;        ///< times a partition ran out of credit
-  std::int64_t restarts = 0;      ///< partition chains restarted
-  double seconds = 0;             ///< whole run, including joining the group
-  double processing_seconds = 0;  ///< from the first assignment to the end
+  std::int64_t max_in_flight = 0;       ///< highest in-flight count of a partition
+  std::int64_t max_bytes_in_flight = 0; ///< highest byte credit in use, all partitions
+  std::int64_t pauses = 0;              ///< times a partition ran out of credit
+  std::int64_t restarts = 0;            ///< partition chains restarted
+  double seconds = 0;                   ///< whole run, including joining the group
+  double processing_seconds = 0;        ///< from the first assignment to the end
 };
 
 /// A Kafka -> parse -> route -> Kafka pipeline on actors: the library's
 /// entry point, and what `sluice run` drives. Construct it (bad options throw
 /// config_error, before anything runs), optionally add a stage, then run().
 /// run() blocks until stop(), the end of an availableNow run, or a fatal
-/// error; it drains in-flight records and commits before it returns.
+/// error; it drains in-flight records and commits before it returns. It
+/// never throws: a failure is a summary with `ok` false and the reason.
 class pipeline {
 public:
   explicit pipeline(pipeline_config config);
@@ -52,6 +54,8 @@ public:
   void stop();
 
 private:
+  run_summary run_until_stopped();
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

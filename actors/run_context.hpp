@@ -18,7 +18,10 @@ namespace sluice::actors {
 /// partition chain's own actor. Throwing fails the chain (it is restarted).
 using batch_function = std::function<void(record_batch&)>;
 
-/// Counters of a whole run, updated by the actors, read by anyone.
+/// Counters of a whole run, updated by the actors, read by anyone. Input rows
+/// count each offset once, when first read; outputs and DLQ rows count when
+/// the watermark passes them, so a restarted chain's replay counts nothing
+/// twice and, once everything is handled, input = outputs + DLQ rows.
 struct run_metrics {
   std::atomic<std::int64_t> input_rows{0};
   std::atomic<std::int64_t> output_rows{0};
@@ -27,6 +30,9 @@ struct run_metrics {
       0}; ///< highest in-flight count of any partition
   std::atomic<std::int64_t> pauses{0};
   std::atomic<std::int64_t> restarts{0};
+  /// Bytes read and not yet acknowledged, all partitions (the byte credit).
+  std::atomic<std::int64_t> bytes_in_flight{0};
+  std::atomic<std::int64_t> max_bytes_in_flight{0};
 
   void add_rows_to(const std::string& topic, std::int64_t n) {
     std::lock_guard<std::mutex> guard{mutex_};
@@ -36,15 +42,37 @@ struct run_metrics {
     std::lock_guard<std::mutex> guard{mutex_};
     return rows_by_topic_;
   }
-  void observe_in_flight(std::int64_t n) {
-    auto seen = max_in_flight.load();
-    while (n > seen && !max_in_flight.compare_exchange_weak(seen, n)) {
+  static void raise(std::atomic<std::int64_t>& max, std::int64_t n) {
+    auto seen = max.load();
+    while (n > seen && !max.compare_exchange_weak(seen, n)) {
     }
   }
+  void observe_in_flight(std::int64_t n) { raise(max_in_flight, n); }
 
 private:
   mutable std::mutex mutex_;
   std::map<std::string, std::int64_t> rows_by_topic_;
+};
+
+/// What one partition keeps across the restarts of its chain. Owned by the
+/// supervisor's entry for the partition; written by the chain's consumer
+/// actor, read by the supervisor.
+struct partition_shared {
+  /// Every offset below is handled: where a restarted chain resumes.
+  std::atomic<std::int64_t> watermark{-1};
+  /// Input rows are counted for offsets at or above this only (first reads).
+  std::atomic<std::int64_t> counted_until{-1};
+  /// Input rows counted for this partition.
+  std::atomic<std::int64_t> consumed{0};
+  /// The broker's high watermark when the partition was assigned.
+  std::atomic<std::int64_t> latest{-1};
+};
+
+/// One generation of a chain: its sink's delivery groups that librdkafka
+/// has not fully reported yet. A restart waits for zero, so the failed
+/// chain's outputs never land after its replay's.
+struct chain_deliveries {
+  std::atomic<std::int64_t> open{0};
 };
 
 /// Everything the actors of one run share. Owned by the pipeline, which

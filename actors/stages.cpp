@@ -67,26 +67,44 @@ caf::behavior function_stage(caf::event_based_actor* self, batch_function fn,
 
 // -- sink ---------------------------------------------------------------------
 
-/// What one batch wrote, counted while sending, published on delivery.
-struct batch_outcome {
-  std::map<std::string, std::int64_t> rows_by_topic;
-  std::int64_t outputs = 0;
-  std::int64_t dlq = 0;
+/// A batch waiting to be written. `base` is set for the records of a batch
+/// that the broker refused, re-sent to the DLQ: their delivery acknowledges
+/// the original batch, with its counts corrected.
+struct pending_batch {
+  batch_ptr batch;
+  std::optional<batch_ack> base;
 };
 
 struct sink_state {
-  std::deque<batch_ptr> pending; ///< batches in arrival order; the front is being sent
-  std::size_t next_record = 0;   ///< position in the front batch
+  std::deque<pending_batch> pending; ///< in arrival order; the front is being sent
+  std::size_t next_record = 0;       ///< position in the front batch
   kafka::delivery_group* group = nullptr;
-  std::shared_ptr<batch_outcome> outcome;
+  std::shared_ptr<batch_ack> outcome;
   bool retry_scheduled = false;
   std::string output_buffer;
   std::vector<header> dlq_headers;
+  /// Topic handles, so that no message names its topic (a lock and a scan).
+  std::map<std::string, rd_kafka_topic_s*, std::less<>> topics;
+  std::string source_topic;
+  std::int32_t source_partition = 0;
 
   ~sink_state() {
     if (group) group->abandon();
   }
 };
+
+/// Slot index of a message: the source offset, and whether it is a DLQ record.
+std::size_t slot_index(std::int64_t offset, bool dlq) {
+  return (static_cast<std::size_t>(offset) << 1) | (dlq ? 1u : 0u);
+}
+
+rd_kafka_topic_s* topic_handle(run_context* ctx, sink_state& st,
+                               const std::string& name) {
+  auto it = st.topics.find(name);
+  if (it == st.topics.end())
+    it = st.topics.emplace(name, ctx->producer.topic(name)).first;
+  return it->second;
+}
 
 kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
                                          const record_batch& batch, const record& rec) {
@@ -97,46 +115,91 @@ kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
   hs.push_back({"sluice.source.topic", batch.topic});
   hs.push_back({"sluice.source.partition", std::to_string(batch.partition)});
   hs.push_back({"sluice.source.offset", std::to_string(rec.offset)});
+  auto* topic = topic_handle(ctx, st, ctx->config.dlq->topic);
   std::string_view value = rec.value ? std::string_view(*rec.value) : std::string_view();
-  return ctx->producer.send(st.group, ctx->config.dlq->topic, rec.key, value, hs,
-                            rec.timestamp_ms);
+  auto res = ctx->producer.send(st.group, slot_index(rec.offset, true), topic, rec.key,
+                                value, hs, rec.timestamp_ms);
+  if (res == kafka::producer::send_result::too_large) {
+    // The value alone is too large for the sink: keep the record's place in
+    // the DLQ; its bytes stay readable at the source offset.
+    hs.push_back({"sluice.error.value-omitted", std::to_string(value.size()) + " bytes"});
+    res = ctx->producer.send(st.group, slot_index(rec.offset, true), topic, rec.key, {},
+                             hs, rec.timestamp_ms);
+    if (res == kafka::producer::send_result::too_large)
+      throw fatal_error("the DLQ refused record " + batch.topic + "/" +
+                        std::to_string(batch.partition) + "@" +
+                        std::to_string(rec.offset) + " even without its value");
+  }
+  return res;
 }
 
 /// Writes outputs and DLQ records; acknowledges each batch to `consumer`
-/// once every record of it is delivered.
+/// once every record of it is delivered. A record the broker refuses for
+/// good (too large, invalid) goes to the DLQ with the broker's reason; any
+/// other delivery failure fails the chain (it is restarted).
 caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx,
                          caf::actor consumer, std::uint32_t generation,
+                         std::shared_ptr<chain_deliveries> deliveries,
                          std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
   // Sends what is pending, in order, until done or the producer queue is full.
-  auto pump = [self, ctx, consumer, generation] {
+  auto pump = [self, ctx, consumer, generation, deliveries] {
     auto& st = self->state;
     while (!st.pending.empty()) {
-      auto& batch = *st.pending.front();
+      auto& entry = st.pending.front();
+      auto& batch = *entry.batch;
       if (!st.group) {
-        st.outcome = std::make_shared<batch_outcome>();
+        st.outcome = std::make_shared<batch_ack>();
+        if (entry.base) {
+          *st.outcome = *entry.base;
+        } else {
+          st.outcome->begin = batch.begin_offset;
+          st.outcome->generation = generation;
+          st.outcome->rows = static_cast<std::int64_t>(batch.records.size());
+          st.outcome->bytes = batch.bytes;
+        }
         auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
-        auto begin = batch.begin_offset;
-        auto rows = static_cast<std::int64_t>(batch.records.size());
         auto outcome = st.outcome;
+        ++deliveries->open;
         st.group = new kafka::delivery_group([=](const kafka::delivery_group& g) {
           // Runs on the producer's poll thread.
-          if (g.error()) {
-            if (auto strong = me.lock())
-              caf::anon_send(caf::actor_cast<caf::actor>(strong), failed_atom::value,
-                             *g.error());
-            return;
+          auto& failures = g.failures();
+          if (g.abandoned()) {
+            // The chain died: nothing to acknowledge.
+          } else if (failures.empty()) {
+            caf::anon_send(consumer, ack_atom::value, *outcome);
+          } else if (auto strong = me.lock()) {
+            bool permanent = std::all_of(failures.begin(), failures.end(),
+                                         [](auto& f) { return f.permanent; });
+            auto sink = caf::actor_cast<caf::actor>(strong);
+            if (permanent)
+              caf::anon_send(sink, refused_atom::value,
+                             refused_records{*outcome, failures});
+            else
+              caf::anon_send(sink, failed_atom::value, *g.error());
           }
-          ctx->metrics.output_rows += outcome->outputs;
-          ctx->metrics.dlq_rows += outcome->dlq;
-          for (auto& [topic, n] : outcome->rows_by_topic)
-            ctx->metrics.add_rows_to(topic, n);
-          caf::anon_send(consumer, ack_atom::value, begin, generation, rows);
+          --deliveries->open;
         });
       }
       for (; st.next_record < batch.records.size(); ++st.next_record) {
         auto& rec = batch.records[st.next_record];
         kafka::producer::send_result res;
+        if (!rec.error) {
+          st.output_buffer.clear();
+          write_json(rec.parsed, st.output_buffer);
+          res = ctx->producer.send(st.group, slot_index(rec.offset, false),
+                                   topic_handle(ctx, st, rec.target_topic), rec.key,
+                                   st.output_buffer, rec.headers, rec.timestamp_ms);
+          if (res == kafka::producer::send_result::queued) {
+            ++st.outcome->outputs;
+            ++st.outcome->rows_by_topic[rec.target_topic];
+          } else if (res == kafka::producer::send_result::too_large) {
+            rec.error =
+                record_error{"sink-refused",
+                             "the record (" + std::to_string(st.output_buffer.size()) +
+                                 " bytes) is larger than the sink's message.max.bytes"};
+          }
+        }
         if (rec.error) {
           if (!ctx->config.dlq) {
             ctx->on_fatal("record " + batch.topic + "/" +
@@ -150,15 +213,6 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           if (res == kafka::producer::send_result::queued) {
             ++st.outcome->dlq;
             ++st.outcome->rows_by_topic[ctx->config.dlq->topic];
-          }
-        } else {
-          st.output_buffer.clear();
-          write_json(rec.parsed, st.output_buffer);
-          res = ctx->producer.send(st.group, rec.target_topic, rec.key, st.output_buffer,
-                                   rec.headers, rec.timestamp_ms);
-          if (res == kafka::producer::send_result::queued) {
-            ++st.outcome->outputs;
-            ++st.outcome->rows_by_topic[rec.target_topic];
           }
         }
         if (res == kafka::producer::send_result::queue_full) {
@@ -177,12 +231,44 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
   };
   return {
       [=](batch_ptr& batch) {
-        self->state.pending.push_back(std::move(batch));
+        self->state.source_topic = batch->topic;
+        self->state.source_partition = batch->partition;
+        self->state.pending.push_back({std::move(batch), std::nullopt});
         if (!self->state.retry_scheduled) pump();
       },
       [=](retry_atom) {
         self->state.retry_scheduled = false;
         pump();
+      },
+      [=](refused_atom, refused_records& refused) {
+        // The broker refused these records for good: re-send them to the DLQ
+        // with its reason; their delivery acknowledges the original batch.
+        auto batch = std::make_shared<record_batch>();
+        auto base = refused.ack;
+        for (auto& f : refused.failures) {
+          auto offset = static_cast<std::int64_t>(f.index >> 1);
+          if (f.index & 1u || !ctx->config.dlq)
+            throw fatal_error("the broker refused record at offset " +
+                              std::to_string(offset) + " for `" + f.topic + "` (" +
+                              f.reason + ")" +
+                              (ctx->config.dlq ? "" : " and no `dlq` is configured"));
+          auto& rec = batch->records.emplace_back();
+          rec.offset = offset;
+          rec.key = std::move(f.key);
+          rec.value = std::move(f.value);
+          rec.headers = std::move(f.headers);
+          rec.timestamp_ms = f.timestamp_ms;
+          rec.error = record_error{
+              "sink-refused", "topic `" + f.topic + "` refused the record: " + f.reason};
+          --base.outputs;
+          --base.rows_by_topic[f.topic];
+        }
+        spdlog::warn("the sink refused {} record(s) for good; they go to the DLQ",
+                     batch->records.size());
+        batch->topic = self->state.source_topic;
+        batch->partition = self->state.source_partition;
+        self->state.pending.push_back({std::move(batch), base});
+        if (!self->state.retry_scheduled) pump();
       },
       [=](failed_atom, const std::string& why) {
         throw fatal_error("delivery to Kafka failed: " + why);
@@ -194,10 +280,11 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
 
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
                         std::uint32_t generation,
+                        std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error) {
   auto me = caf::actor_cast<caf::actor>(owner);
-  caf::actor next =
-      owner->spawn<caf::linked>(sink_stage, ctx, me, generation, chain_error);
+  caf::actor next = owner->spawn<caf::linked>(sink_stage, ctx, me, generation,
+                                              std::move(deliveries), chain_error);
   if (ctx->user_stage)
     next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next, chain_error);
   next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);

@@ -17,12 +17,14 @@ namespace sluice::actors {
 
 /// Spawns parser -> router -> [user stage] -> sink, each linked to `owner`
 /// (the partition's consumer actor, which the sink acknowledges), and
-/// returns the first stage.
+/// returns the first stage. The sink counts its open delivery groups in
+/// `deliveries`.
 /// A stage that fails writes its error here before it quits: the exit
 /// message its link partners receive does not reliably carry the reason in
 /// CAF 0.17.6 (seen as `unreachable`), and the supervisor needs the text.
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
                         std::uint32_t generation,
+                        std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error);
 
 /// Turns exceptions into the actor's exit reason, keeping their text, and

@@ -7,25 +7,45 @@
 
 #include <spdlog/spdlog.h>
 
+#include <deque>
+
 namespace sluice::actors {
 
 namespace {
 
+using steady = std::chrono::steady_clock;
+
 struct chain {
   caf::actor head; ///< the consumer actor; invalid while waiting to restart
   std::int64_t start_offset = 0;
-  int restarts = 0;
+  std::shared_ptr<partition_shared> shared = std::make_shared<partition_shared>();
+  /// The current generation's open deliveries.
+  std::shared_ptr<chain_deliveries> deliveries;
+  /// When the chain failed, within runtime.restartWindow.
+  std::deque<steady::time_point> failures;
   bool stopping = false;
 };
 
-/// How long a drain waits for in-flight records before giving up on them
-/// (they are not committed, so they are read again by the next owner).
-constexpr auto drain_timeout = std::chrono::seconds(60);
+/// Interval at which a restart or a drain checks that a chain's deliveries
+/// are all reported.
+constexpr auto delivery_check = std::chrono::milliseconds(10);
+/// Added to the producer's delivery timeout where a wait is bounded by it.
+constexpr auto drain_margin = std::chrono::seconds(5);
 
 } // namespace
 
+/// A drain in progress: chains still to stop, deliveries still to report.
+struct pending_drain {
+  caf::typed_response_promise<bool> rp;
+  std::size_t chains = 0;
+  std::vector<std::shared_ptr<chain_deliveries>> open;
+  steady::time_point deadline;
+};
+
 struct supervisor_state {
   std::map<kafka::topic_partition, chain> chains;
+  std::map<std::uint64_t, pending_drain> drains;
+  std::uint64_t next_drain = 1;
   std::uint32_t next_generation = 1;
 };
 
@@ -36,41 +56,54 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
   auto start_chain = [self, ctx, checkpoint](const kafka::topic_partition& tp,
                                              std::int64_t offset) {
     auto& c = self->state.chains[tp];
-    c.start_offset = offset;
-    c.head = spawn_partition_consumer(self, ctx, tp, offset,
-                                      self->state.next_generation++, checkpoint);
+    c.deliveries = std::make_shared<chain_deliveries>();
+    c.head =
+        spawn_partition_consumer(self, ctx, tp, offset, self->state.next_generation++,
+                                 c.shared, c.deliveries, checkpoint);
     self->monitor(c.head);
   };
 
-  // Drains the chains of `which` (all when empty); `done` runs when every one stopped.
-  auto drain = [self](partition_list which, caf::typed_response_promise<bool> rp) {
-    auto& chains = self->state.chains;
-    auto pending = std::make_shared<std::size_t>(1);
-    auto finish_one = [rp, pending]() mutable {
-      if (--*pending == 0) rp.deliver(true);
-    };
-    for (auto& [tp, c] : chains) {
+  // Drains the chains of `which` (all when empty) and answers `rp` once every
+  // one stopped and nothing it wrote is still in flight in the producer.
+  auto drain = [self, ctx](partition_list which, caf::typed_response_promise<bool> rp) {
+    auto& st = self->state;
+    auto id = st.next_drain++;
+    auto& d = st.drains[id];
+    d.rp = rp;
+    d.deadline = steady::now() + 2 * ctx->producer.delivery_timeout() + drain_margin;
+    std::vector<kafka::topic_partition> idle;
+    for (auto& [tp, c] : st.chains) {
       if (!which.empty() && std::find(which.begin(), which.end(), tp) == which.end())
         continue;
       c.stopping = true;
-      if (!c.head) continue; // waiting for a restart: nothing in flight
-      ++*pending;
+      if (c.deliveries) d.open.push_back(c.deliveries);
+      if (!c.head) { // waiting for a restart: nothing in flight
+        idle.push_back(tp);
+        continue;
+      }
+      ++d.chains;
       auto head = c.head;
-      self->request(head, drain_timeout, drain_atom::value)
+      // librdkafka reports every message within its delivery timeout, so a
+      // healthy drain never needs longer.
+      self->request(head, ctx->producer.delivery_timeout() + drain_margin,
+                    drain_atom::value)
           .then(
-              [self, head, finish_one](std::int64_t) mutable {
+              [self, head, id](std::int64_t) {
                 self->send_exit(head, caf::exit_reason::user_shutdown);
-                finish_one();
+                self->send(self, drain_atom::value, id);
               },
-              [self, head, finish_one, tp = tp](caf::error& err) mutable {
+              [self, head, id, tp = tp](caf::error& err) {
                 spdlog::warn(
                     "{}: drain gave up ({}); its in-flight records are not committed",
                     tp.str(), self->system().render(err));
                 self->send_exit(head, caf::exit_reason::user_shutdown);
-                finish_one();
+                self->send(self, drain_atom::value, id);
               });
     }
-    finish_one();
+    for (auto& tp : idle)
+      st.chains.erase(tp);
+    self->send(self, drain_atom::value, id);
+    ++d.chains; // the message just sent
   };
 
   self->set_down_handler([self, ctx](caf::down_msg& dm) {
@@ -84,20 +117,29 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         return;
       }
       auto why = self->system().render(dm.reason);
-      ++c.restarts;
       ++ctx->metrics.restarts;
+      // The budget counts failures within the window, so that transient
+      // failures spread over weeks never end a long run.
+      auto now = steady::now();
+      c.failures.push_back(now);
+      while (!c.failures.empty() &&
+             now - c.failures.front() > ctx->config.runtime.restart_window)
+        c.failures.pop_front();
+      auto recent = static_cast<int>(c.failures.size());
       auto budget = ctx->config.runtime.restart_budget;
-      if (c.restarts > budget) {
-        ctx->on_fatal("partition " + tp.str() + " failed " + std::to_string(c.restarts) +
-                      " times (runtime.restartBudget is " + std::to_string(budget) +
-                      "); last error: " + why);
+      if (recent > budget) {
+        ctx->on_fatal("partition " + tp.str() + " failed " + std::to_string(recent) +
+                      " times within runtime.restartWindow (runtime.restartBudget is " +
+                      std::to_string(budget) + "); last error: " + why);
         return;
       }
       auto backoff =
-          ctx->config.runtime.restart_backoff * (1 << std::min(c.restarts - 1, 10));
+          ctx->config.runtime.restart_backoff * (1 << std::min(recent - 1, 10));
       spdlog::warn("{}: chain failed ({}); restart {} of {} in {} ms", tp.str(), why,
-                   c.restarts, budget, backoff.count());
-      self->delayed_send(self, backoff, restart_atom::value, tp.topic, tp.partition);
+                   recent, budget, backoff.count());
+      auto deadline = now + backoff + ctx->producer.delivery_timeout() + drain_margin;
+      self->delayed_send(self, backoff, restart_atom::value, tp.topic, tp.partition,
+                         deadline.time_since_epoch().count());
       return;
     }
   });
@@ -107,33 +149,44 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         for (auto& p : parts) {
           auto& c = self->state.chains[p.tp];
           c.stopping = false;
-          c.restarts = 0;
+          c.failures.clear();
+          c.shared->latest = p.latest;
           if (c.head) // reassigned before the old chain stopped
             self->send_exit(c.head, caf::exit_reason::user_shutdown);
+          c.start_offset = p.start_offset;
           start_chain(p.tp, p.start_offset);
         }
         return true;
       },
-      [=](restart_atom, const std::string& topic, std::int32_t partition) {
+      [=](restart_atom, const std::string& topic, std::int32_t partition,
+          steady::rep deadline) {
         kafka::topic_partition tp{topic, partition};
         auto it = self->state.chains.find(tp);
         if (it == self->state.chains.end() || it->second.stopping || it->second.head)
           return;
-        self->request(checkpoint, caf::infinite, watermark_atom::value, topic, partition)
-            .then([=](std::int64_t watermark) {
-              auto it = self->state.chains.find(tp);
-              if (it == self->state.chains.end() || it->second.stopping ||
-                  it->second.head)
-                return;
-              auto from = std::max(watermark, it->second.start_offset);
-              ctx->consumer.seek(tp, from);
-              spdlog::info("{}: chain restarted from offset {}", tp.str(), from);
-              start_chain(tp, from);
-            });
+        auto& c = it->second;
+        // The failed chain's outputs still in the producer must land before
+        // the replay's, or a key's records could be written out of order.
+        if (c.deliveries && c.deliveries->open.load() > 0) {
+          if (steady::now().time_since_epoch().count() >= deadline) {
+            ctx->on_fatal("partition " + tp.str() +
+                          ": the failed chain's outputs were not reported within the "
+                          "producer's message.timeout.ms; not restarting");
+            return;
+          }
+          self->delayed_send(self, delivery_check, restart_atom::value, topic, partition,
+                             deadline);
+          return;
+        }
+        auto from = std::max(c.shared->watermark.load(), c.start_offset);
+        ctx->consumer.seek(tp, from);
+        spdlog::info("{}: chain restarted from offset {}", tp.str(), from);
+        start_chain(tp, from);
       },
       [=](revoke_atom, partition_list& which) -> caf::result<bool> {
-        auto rp = self->make_response_promise<bool>();
+        // An empty revoke (a member that held nothing) is answered at once.
         if (which.empty()) return true;
+        auto rp = self->make_response_promise<bool>();
         drain(std::move(which), rp);
         return rp;
       },
@@ -148,6 +201,27 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         auto rp = self->make_response_promise<bool>();
         drain({}, rp);
         return rp;
+      },
+      [=](drain_atom, std::uint64_t id) {
+        // A chain of drain `id` stopped, or a delivery check is due.
+        auto& drains = self->state.drains;
+        auto it = drains.find(id);
+        if (it == drains.end()) return;
+        auto& d = it->second;
+        if (d.chains > 0 && --d.chains > 0) return;
+        // A drain that gave up killed its chain: what that chain had already
+        // handed to librdkafka must be reported before the partition is let go.
+        bool busy = std::any_of(d.open.begin(), d.open.end(),
+                                [](auto& o) { return o->open.load() > 0; });
+        if (busy && steady::now() < d.deadline) {
+          self->delayed_send(self, delivery_check, drain_atom::value, id);
+          return;
+        }
+        if (busy)
+          spdlog::error("outputs of drained partitions were not reported within the "
+                        "producer's message.timeout.ms");
+        d.rp.deliver(!busy);
+        drains.erase(it);
       },
   };
 }

@@ -73,12 +73,20 @@ const std::vector<option_doc>& option_table() {
        "Process up to the end offsets seen at start, commit, exit 0."},
       {"runtime", "maxInFlightPerPartition", "integer", "10000",
        "Credit: records read but not yet acknowledged, per partition."},
+      {"runtime", "maxInFlightBytes", "integer", "67108864",
+       "Credit in bytes (keys, values, headers) read but not yet acknowledged, across "
+       "all partitions; librdkafka's prefetch is sized from it."},
       {"runtime", "maxBatchRecords", "integer", "500",
        "Records per batch between actors."},
       {"runtime", "restartBudget", "integer", "5",
-       "Restarts of one partition chain before the run fails."},
+       "Restarts of one partition chain within `restartWindow` before the run fails."},
+      {"runtime", "restartWindow", "duration", "10 minutes",
+       "Restarts older than this no longer count against the budget."},
       {"runtime", "restartBackoff", "duration", "200 milliseconds",
        "First restart delay; doubles on each restart."},
+      {"runtime", "brokerTimeout", "duration", "60 seconds",
+       "How long a cluster may stay unreachable (or a lookup unanswered) before the run "
+       "fails with exit 1."},
   };
   return table;
 }
@@ -353,14 +361,17 @@ void parse_trigger(const json::object& obj, pipeline_config& cfg) {
 }
 
 void parse_runtime(const json::object& obj, pipeline_config& cfg) {
-  reject_unknown(
-      obj, "runtime",
-      {"maxInFlightPerPartition", "maxBatchRecords", "restartBudget", "restartBackoff"},
-      false);
+  reject_unknown(obj, "runtime",
+                 {"maxInFlightPerPartition", "maxInFlightBytes", "maxBatchRecords",
+                  "restartBudget", "restartWindow", "restartBackoff", "brokerTimeout"},
+                 false);
   auto& r = cfg.runtime;
   if (auto* v = obj.if_contains("maxInFlightPerPartition"))
     r.max_in_flight_per_partition =
         static_cast<std::size_t>(as_positive(*v, "runtime.maxInFlightPerPartition"));
+  if (auto* v = obj.if_contains("maxInFlightBytes"))
+    r.max_in_flight_bytes =
+        static_cast<std::size_t>(as_positive(*v, "runtime.maxInFlightBytes"));
   if (auto* v = obj.if_contains("maxBatchRecords"))
     r.max_batch_records =
         static_cast<std::size_t>(as_positive(*v, "runtime.maxBatchRecords"));
@@ -369,6 +380,14 @@ void parse_runtime(const json::object& obj, pipeline_config& cfg) {
   if (auto* v = obj.if_contains("restartBackoff"))
     r.restart_backoff =
         parse_duration(as_string(*v, "runtime.restartBackoff"), "runtime.restartBackoff");
+  if (auto* v = obj.if_contains("restartWindow"))
+    r.restart_window =
+        parse_duration(as_string(*v, "runtime.restartWindow"), "runtime.restartWindow");
+  if (auto* v = obj.if_contains("brokerTimeout"))
+    r.broker_timeout =
+        parse_duration(as_string(*v, "runtime.brokerTimeout"), "runtime.brokerTimeout");
+  if (r.broker_timeout < std::chrono::seconds(1))
+    throw config_error("runtime.brokerTimeout", "expected at least 1 second");
   r.max_batch_records = std::min(r.max_batch_records, r.max_in_flight_per_partition);
 }
 

@@ -65,9 +65,15 @@ struct trigger_options {
 /// How the actors run: flow-control and supervision settings.
 struct runtime_options {
   std::size_t max_in_flight_per_partition = 10000;
+  /// Bytes read but not yet acknowledged, across all partitions.
+  std::size_t max_in_flight_bytes = 64u << 20;
   std::size_t max_batch_records = 500;
   int restart_budget = 5;
+  /// Restarts older than this no longer count against the budget.
+  std::chrono::milliseconds restart_window{std::chrono::minutes(10)};
   std::chrono::milliseconds restart_backoff{200};
+  /// How long a cluster may stay unreachable before the run fails.
+  std::chrono::milliseconds broker_timeout{std::chrono::seconds(60)};
 };
 
 /// A whole pipeline, as read from `sluice run PIPELINE.json`.

@@ -102,6 +102,7 @@ std::string to_json(const epoch_progress& p) {
       {"sources", json::array{source}},
       {"sink", json::object{{"description", p.sink_description},
                             {"numOutputRows", p.num_output_rows}}},
+      {"message", p.message},
       {"numDlqRows", p.num_dlq_rows},
       {"inFlightRows", in_flight},
       {"lag", lag},

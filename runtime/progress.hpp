@@ -11,7 +11,7 @@ struct partition_progress {
   std::string topic;
   std::int32_t partition = 0;
   std::int64_t start_offset = -1;  ///< watermark when the epoch began
-  std::int64_t end_offset = -1;    ///< watermark committed at its end
+  std::int64_t end_offset = -1;    ///< offset the group holds after the epoch's commit
   std::int64_t latest_offset = -1; ///< broker's high watermark, as last seen
   std::int64_t num_input_rows = 0;
   std::int64_t in_flight = 0;
@@ -30,6 +30,9 @@ struct epoch_progress {
   std::int64_t num_processed_rows = 0; ///< outputs + DLQ rows acknowledged
   std::int64_t num_output_rows = 0;
   std::int64_t num_dlq_rows = 0;
+  /// The run's state in words, like Spark's status message ("Waiting for
+  /// data to arrive", or why the cluster cannot be reached).
+  std::string message;
   std::string source_description;
   std::string sink_description;
   std::vector<partition_progress> partitions;

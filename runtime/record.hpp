@@ -53,6 +53,8 @@ struct record_batch {
   /// Generation of the partition chain that produced it; a restarted chain
   /// ignores acknowledgements of batches from an older one.
   std::uint32_t generation = 0;
+  /// Key, value and header bytes of the records: what the byte credit counts.
+  std::int64_t bytes = 0;
   std::vector<record> records;
 };
 

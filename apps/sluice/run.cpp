@@ -30,9 +30,21 @@ int run_pipeline(const run_args& args) {
         return;
       }
   });
-  auto summary = p.run();
-  finished.store(true);
-  watcher.join();
+  // The watcher is joined whatever happens: a joinable thread at an
+  // exception would end the process with std::terminate.
+  struct joiner {
+    std::atomic<bool>& finished;
+    std::thread& watcher;
+    ~joiner() {
+      finished.store(true);
+      if (watcher.joinable()) watcher.join();
+    }
+  };
+  run_summary summary;
+  {
+    joiner join{finished, watcher};
+    summary = p.run();
+  }
   spdlog::info("run ended: {} in, {} out, {} to the DLQ, {:.2f} s", summary.input_rows,
                summary.output_rows, summary.dlq_rows, summary.seconds);
   if (!summary.ok) {

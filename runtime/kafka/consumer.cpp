@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace sluice::kafka {
@@ -13,6 +14,7 @@ namespace sluice::kafka {
 namespace {
 
 using tp_list = rd_kafka_topic_partition_list_t;
+using steady = std::chrono::steady_clock;
 
 struct list_guard {
   tp_list* list;
@@ -24,6 +26,66 @@ tp_list* one(const topic_partition& tp, std::int64_t offset = RD_KAFKA_OFFSET_IN
   rd_kafka_topic_partition_list_add(l, tp.topic.c_str(), tp.partition)->offset = offset;
   return l;
 }
+
+constexpr std::string_view batch_id_key = "sluice.batchId=";
+
+/// Builds a commit list; every entry carries the epoch id in its metadata.
+tp_list* commit_list(const offset_map& offsets, std::int64_t batch_id) {
+  auto* l = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  auto meta = std::string(batch_id_key) + std::to_string(batch_id);
+  for (auto& [tp, off] : offsets) {
+    auto* e = rd_kafka_topic_partition_list_add(l, tp.topic.c_str(), tp.partition);
+    e->offset = off;
+    if (batch_id >= 0) {
+      // Freed by librdkafka with the list.
+      e->metadata = std::malloc(meta.size());
+      std::memcpy(e->metadata, meta.data(), meta.size());
+      e->metadata_size = meta.size();
+    }
+  }
+  return l;
+}
+
+std::int64_t batch_id_of(const rd_kafka_topic_partition_t& e) {
+  if (!e.metadata || e.metadata_size <= batch_id_key.size()) return -1;
+  std::string_view meta(static_cast<const char*>(e.metadata), e.metadata_size);
+  if (!meta.starts_with(batch_id_key)) return -1;
+  try {
+    return std::stoll(std::string(meta.substr(batch_id_key.size())));
+  } catch (...) {
+    return -1;
+  }
+}
+
+bool is_rebalancing(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+         err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+         err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
+}
+
+commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l) {
+  commit_outcome out;
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    out.error = rd_kafka_err2str(err);
+    out.rebalancing = is_rebalancing(err);
+    return out;
+  }
+  for (int i = 0; l && i < l->cnt; ++i) {
+    auto& e = l->elems[i];
+    if (e.err) {
+      if (!out.error)
+        out.error = std::string(e.topic) + "/" + std::to_string(e.partition) + ": " +
+                    rd_kafka_err2str(e.err);
+      out.rebalancing = out.rebalancing || is_rebalancing(e.err);
+    } else {
+      out.committed[{e.topic, e.partition}] = e.offset;
+    }
+  }
+  return out;
+}
+
+/// Heap-held callback of one asynchronous commit, the commit's opaque.
+using commit_callback = std::function<void(commit_outcome)>;
 
 } // namespace
 
@@ -52,25 +114,39 @@ void partition_queue::on_ready(std::function<void()> wake) {
   wake_ = std::move(wake);
 }
 
-std::optional<std::string> partition_queue::poll(std::vector<record>& out,
-                                                 std::size_t max) {
+poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
   thread_local std::vector<rd_kafka_message_t*> msgs;
   msgs.resize(max);
   auto n = rd_kafka_consume_batch_queue(q_, 0, msgs.data(), max);
-  std::optional<std::string> error;
+  poll_result result;
+  result.events = n > 0 ? static_cast<std::size_t>(n) : 0;
+  out.reserve(out.size() + result.events);
   for (ssize_t i = 0; i < n; ++i) {
     auto* m = msgs[i];
-    if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && !error)
-        error = rd_kafka_message_errstr(m);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      result.end_of_log = m->offset;
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    if (m->err && m->offset < 0) {
+      // A partition-level error (fetch failure...): no record is skipped.
+      if (!result.error) result.error = rd_kafka_message_errstr(m);
       rd_kafka_message_destroy(m);
       continue;
     }
     auto& rec = out.emplace_back();
     rec.offset = m->offset;
+    if (m->err) {
+      // librdkafka skipped a record (or a whole record set) it could not
+      // decode and moved past it: the DLQ gets its offset and the reason.
+      rec.error = record_error{"consume-error", rd_kafka_message_errstr(m)};
+      rd_kafka_message_destroy(m);
+      continue;
+    }
     rec.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
     if (m->key) rec.key.emplace(static_cast<const char*>(m->key), m->key_len);
     if (m->payload) rec.value.emplace(static_cast<const char*>(m->payload), m->len);
+    result.bytes += m->key_len + m->len;
     rd_kafka_headers_t* hdrs = nullptr;
     if (include_headers_ &&
         rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -83,16 +159,19 @@ std::optional<std::string> partition_queue::poll(std::vector<record>& out,
         auto& h = rec.headers.emplace_back();
         h.name = name;
         if (value) h.value.emplace(static_cast<const char*>(value), size);
+        result.bytes += h.name.size() + size;
       }
     }
     rd_kafka_message_destroy(m);
   }
-  return error;
+  return result;
 }
 
 // -- group_consumer -----------------------------------------------------------
 
-group_consumer::group_consumer(const source_options& opts) : opts_(opts) {
+group_consumer::group_consumer(const source_options& opts,
+                               std::chrono::milliseconds broker_timeout)
+    : opts_(opts), broker_timeout_(broker_timeout) {
   auto props = opts.kafka;
   props["bootstrap.servers"] = opts.bootstrap_servers;
   props["group.id"] = opts.group_id;
@@ -102,17 +181,14 @@ group_consumer::group_consumer(const source_options& opts) : opts_(opts) {
   // Start offsets are chosen explicitly on assignment; this only applies when
   // a position falls out of the log's range while running.
   props["auto.offset.reset"] = "earliest";
+  // The end-of-log event carries the fetch position: a bounded run finishes
+  // by it even when the last offsets hold no record (transaction markers).
+  props["enable.partition.eof"] = "true";
   set_default(props, "log_level", "4");
   auto* conf = make_conf(props, "source");
   rd_kafka_conf_set_rebalance_cb(
       conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, tp_list* parts, void* opaque) {
         rebalance_trampoline(rk, err, parts, opaque);
-      });
-  rd_kafka_conf_set_offset_commit_cb(
-      conf, [](rd_kafka_t*, rd_kafka_resp_err_t err, tp_list*, void*) {
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-          spdlog::warn("offset commit failed: {} (retried at the next epoch)",
-                       rd_kafka_err2str(err));
       });
   rd_kafka_conf_set_opaque(conf, this);
   char err[512];
@@ -122,11 +198,17 @@ group_consumer::group_consumer(const source_options& opts) : opts_(opts) {
     throw config_error("source.kafka", std::string("cannot create the consumer: ") + err);
   }
   rd_kafka_poll_set_consumer(rk_);
+  commit_queue_ = rd_kafka_queue_new(rk_);
 }
 
 group_consumer::~group_consumer() {
   close();
-  rd_kafka_destroy(rk_);
+  serve_commit_results(0); // frees the callbacks of commits still answered
+  rd_kafka_queue_destroy(commit_queue_);
+  if (closed_by_timeout_)
+    rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  else
+    rd_kafka_destroy(rk_);
 }
 
 void group_consumer::start(rebalance_listener& listener) {
@@ -140,9 +222,14 @@ void group_consumer::start(rebalance_listener& listener) {
     throw fatal_error(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
   poller_ = std::thread([this] {
     while (!stop_.load()) {
-      auto* m = rd_kafka_consumer_poll(rk_, 100);
+      auto* m = rd_kafka_consumer_poll(rk_, 50);
+      serve_commit_results(0);
+      probe_cluster();
       if (!m) continue;
       if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+            m->err == RD_KAFKA_RESP_ERR__RESOLVE)
+          health_.mark_down(rd_kafka_message_errstr(m));
         bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
         listener_->on_error(rd_kafka_message_errstr(m), fatal);
       } else {
@@ -156,6 +243,35 @@ void group_consumer::start(rebalance_listener& listener) {
       rd_kafka_message_destroy(m);
     }
   });
+}
+
+void group_consumer::probe_cluster() {
+  if (!health_.down()) return;
+  auto now = cluster_health::clock::now();
+  if (now - last_probe_ < std::chrono::seconds(1)) return;
+  last_probe_ = now;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk_, 0, nullptr, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_metadata_destroy(md);
+    spdlog::info("source cluster reachable again after {} ms",
+                 health_.down_for().count());
+    health_.mark_up();
+  }
+}
+
+void group_consumer::serve_commit_results(int timeout_ms) {
+  while (auto* ev = rd_kafka_queue_poll(commit_queue_, timeout_ms)) {
+    timeout_ms = 0;
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+      std::unique_ptr<commit_callback> done(
+          static_cast<commit_callback*>(rd_kafka_event_opaque(ev)));
+      auto outcome =
+          outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+      if (!outcome.error && !outcome.committed.empty()) health_.mark_up();
+      if (done && *done) (*done)(std::move(outcome));
+    }
+    rd_kafka_event_destroy(ev);
+  }
 }
 
 std::shared_ptr<partition_queue> group_consumer::queue(const topic_partition& tp) {
@@ -194,18 +310,52 @@ void group_consumer::seek(const topic_partition& tp, std::int64_t offset) {
   }
 }
 
-std::optional<std::string>
-group_consumer::commit(const std::map<topic_partition, std::int64_t>& offsets,
-                       bool sync) {
-  if (offsets.empty()) return std::nullopt;
-  auto* l = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+void group_consumer::commit_async(const offset_map& offsets, std::int64_t batch_id,
+                                  std::function<void(commit_outcome)> done) {
+  if (offsets.empty()) {
+    if (done) done({});
+    return;
+  }
+  auto* l = commit_list(offsets, batch_id);
   list_guard guard{l};
-  for (auto& [tp, off] : offsets)
-    rd_kafka_topic_partition_list_add(l, tp.topic.c_str(), tp.partition)->offset = off;
-  auto err = rd_kafka_commit(rk_, l, sync ? 0 : 1);
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-    return std::string(rd_kafka_err2str(err));
-  return std::nullopt;
+  auto* opaque = new commit_callback(std::move(done));
+  auto err = rd_kafka_commit_queue(rk_, l, commit_queue_, nullptr, opaque);
+  if (err) {
+    std::unique_ptr<commit_callback> owned(opaque);
+    if (*owned) (*owned)(outcome_of(err, nullptr));
+  }
+}
+
+commit_outcome group_consumer::commit_sync(const offset_map& offsets,
+                                           std::int64_t batch_id,
+                                           std::chrono::milliseconds timeout) {
+  if (offsets.empty()) return {};
+  auto* l = commit_list(offsets, batch_id);
+  list_guard guard{l};
+  auto* q = rd_kafka_queue_new(rk_);
+  commit_outcome outcome;
+  outcome.error = "no answer from the group coordinator within " +
+                  std::to_string(timeout.count()) + " ms";
+  if (auto err = rd_kafka_commit_queue(rk_, l, q, nullptr, nullptr)) {
+    outcome = outcome_of(err, nullptr);
+  } else {
+    auto deadline = steady::now() + timeout;
+    while (steady::now() < deadline) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+      auto* ev =
+          rd_kafka_queue_poll(q, static_cast<int>(std::max<long>(1, left.count())));
+      if (!ev) continue;
+      bool done = rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT;
+      if (done)
+        outcome =
+            outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+      rd_kafka_event_destroy(ev);
+      if (done) break;
+    }
+  }
+  rd_kafka_queue_destroy(q);
+  return outcome;
 }
 
 std::pair<std::int64_t, std::int64_t>
@@ -215,10 +365,9 @@ group_consumer::cached_watermarks(const topic_partition& tp) {
   return {lo, hi};
 }
 
-std::map<topic_partition, std::int64_t>
-group_consumer::end_offsets(const std::vector<std::string>& topics,
-                            std::chrono::milliseconds timeout) {
-  std::map<topic_partition, std::int64_t> out;
+offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
+                                       std::chrono::milliseconds timeout) {
+  offset_map out;
   auto ms = static_cast<int>(timeout.count());
   for (auto& name : topics) {
     auto* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
@@ -228,36 +377,57 @@ group_consumer::end_offsets(const std::vector<std::string>& topics,
     if (err)
       throw fatal_error("cannot read metadata of topic `" + name +
                         "`: " + rd_kafka_err2str(err));
+    std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)>
+        owned(md, rd_kafka_metadata_destroy);
     for (int t = 0; t < md->topic_cnt; ++t) {
       auto& mt = md->topics[t];
-      if (mt.err) {
-        auto what = std::string(rd_kafka_err2str(mt.err));
-        rd_kafka_metadata_destroy(md);
-        throw fatal_error("topic `" + name + "`: " + what);
-      }
+      if (mt.err) throw fatal_error("topic `" + name + "`: " + rd_kafka_err2str(mt.err));
       for (int p = 0; p < mt.partition_cnt; ++p) {
         int64_t lo = 0, hi = 0;
         auto id = mt.partitions[p].id;
         if (auto e =
-                rd_kafka_query_watermark_offsets(rk_, name.c_str(), id, &lo, &hi, ms)) {
-          rd_kafka_metadata_destroy(md);
+                rd_kafka_query_watermark_offsets(rk_, name.c_str(), id, &lo, &hi, ms))
           throw fatal_error("cannot read end offset of " + name + "/" +
                             std::to_string(id) + ": " + rd_kafka_err2str(e));
-        }
         out[{name, id}] = hi;
       }
     }
-    rd_kafka_metadata_destroy(md);
   }
   return out;
 }
 
-void group_consumer::close() {
+void group_consumer::close(std::chrono::milliseconds timeout) {
   if (closed_) return;
   closed_ = true;
   stop_.store(true);
   if (poller_.joinable()) poller_.join();
-  if (listener_) rd_kafka_consumer_close(rk_); // revokes through the rebalance callback
+  if (listener_) {
+    // Leaves the group (revoking through the rebalance callback), but never
+    // waits longer than `timeout` for a coordinator that may be gone.
+    auto* q = rd_kafka_queue_new(rk_);
+    if (auto* e = rd_kafka_consumer_close_queue(rk_, q)) {
+      spdlog::warn("leaving the group: {}", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    } else {
+      auto deadline = steady::now() + timeout;
+      while (!rd_kafka_consumer_closed(rk_) && steady::now() < deadline) {
+        serve_commit_results(0);
+        auto* ev = rd_kafka_queue_poll(q, 100);
+        if (!ev) continue;
+        // Polled as events, a rebalance is ours to answer (or close never ends).
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+          on_rebalance(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+        rd_kafka_event_destroy(ev);
+      }
+      if (!rd_kafka_consumer_closed(rk_)) {
+        spdlog::warn("the group did not answer within {} ms; leaving without it (the "
+                     "group notices after session.timeout.ms)",
+                     timeout.count());
+        closed_by_timeout_ = true;
+      }
+    }
+    rd_kafka_queue_destroy(q);
+  }
   std::lock_guard<std::mutex> guard{queues_mutex_};
   queues_.clear();
 }
@@ -267,42 +437,29 @@ void group_consumer::rebalance_trampoline(rd_kafka_s*, int err, void* parts,
   static_cast<group_consumer*>(opaque)->on_rebalance(err, parts);
 }
 
+namespace {
+
+/// Retries `attempt` (returns an error text, or nothing on success) every
+/// 500 ms until it succeeds, `deadline` passes or `stop` is set; returns the
+/// last error when it gave up.
+template <class Attempt>
+std::optional<std::string> retry_until(steady::time_point deadline,
+                                       const std::atomic<bool>& stop, Attempt attempt) {
+  for (;;) {
+    auto err = attempt();
+    if (!err) return std::nullopt;
+    if (steady::now() >= deadline || stop.load()) return err;
+    spdlog::warn("{} (retrying)", *err);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+} // namespace
+
 void group_consumer::on_rebalance(int err, void* raw) {
   auto* parts = static_cast<tp_list*>(raw);
   bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_), "COOPERATIVE") == 0;
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    // Start from the committed offset; without one, from startingOffsets.
-    auto* committed = rd_kafka_topic_partition_list_copy(parts);
-    list_guard guard{committed};
-    if (auto e = rd_kafka_committed(rk_, committed, 10000))
-      listener_->on_error(
-          std::string("cannot read committed offsets: ") + rd_kafka_err2str(e), true);
-    std::vector<assigned_partition> assigned;
-    for (int i = 0; i < parts->cnt; ++i) {
-      auto& p = parts->elems[i];
-      topic_partition tp{p.topic, p.partition};
-      int64_t lo = 0, hi = 0;
-      rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &lo, &hi, 10000);
-      auto start = committed->elems[i].offset;
-      if (start < 0) {
-        start = opts_.starting == starting_offsets::earliest ? lo : hi;
-      } else if (start < lo) {
-        spdlog::warn(
-            "{}: committed offset {} is below the log start {}: records [{}, {}) were "
-            "deleted before they were read",
-            tp.str(), start, lo, start, lo);
-        start = lo;
-      }
-      p.offset = start;
-      queue(tp); // split the queue off before any record is fetched
-      assigned.push_back({tp, start});
-    }
-    listener_->on_assigned(assigned);
-    if (!cooperative)
-      rd_kafka_assign(rk_, parts);
-    else if (auto* e = rd_kafka_incremental_assign(rk_, parts))
-      rd_kafka_error_destroy(e);
-  } else {
+  if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     std::vector<topic_partition> revoked;
     for (int i = 0; i < parts->cnt; ++i)
       revoked.push_back({parts->elems[i].topic, parts->elems[i].partition});
@@ -311,7 +468,99 @@ void group_consumer::on_rebalance(int err, void* raw) {
       rd_kafka_assign(rk_, nullptr);
     else if (auto* e = rd_kafka_incremental_unassign(rk_, parts))
       rd_kafka_error_destroy(e);
+    return;
   }
+
+  // Start from the committed offset; without one, from startingOffsets. A
+  // failed read is retried and then fails the run: guessing a start could
+  // skip everything since the last commit.
+  auto deadline = steady::now() + broker_timeout_;
+  auto give_up = [&](const std::string& why) {
+    listener_->on_error(why, true);
+    if (!cooperative) rd_kafka_assign(rk_, nullptr);
+  };
+  auto* committed = rd_kafka_topic_partition_list_copy(parts);
+  list_guard guard{committed};
+  auto failed = retry_until(deadline, stop_, [&]() -> std::optional<std::string> {
+    for (int i = 0; i < committed->cnt; ++i) {
+      committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+      committed->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    if (auto e = rd_kafka_committed(rk_, committed, 5000))
+      return std::string("cannot read committed offsets: ") + rd_kafka_err2str(e);
+    for (int i = 0; i < committed->cnt; ++i)
+      if (auto e = committed->elems[i].err)
+        return std::string("cannot read the committed offset of ") +
+               committed->elems[i].topic + "/" +
+               std::to_string(committed->elems[i].partition) + ": " + rd_kafka_err2str(e);
+    return std::nullopt;
+  });
+  if (failed) return give_up(*failed + "; not starting rather than guessing a start");
+
+  if (!known_partitions_) {
+    // What exists now; partitions that appear later start at earliest.
+    std::set<topic_partition> known;
+    bool complete = true;
+    for (auto& name : opts_.subscribe) {
+      auto* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+      const rd_kafka_metadata_t* md = nullptr;
+      if (rd_kafka_metadata(rk_, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int t = 0; t < md->topic_cnt; ++t)
+          for (int p = 0; p < md->topics[t].partition_cnt; ++p)
+            known.insert({name, md->topics[t].partitions[p].id});
+        rd_kafka_metadata_destroy(md);
+      } else {
+        complete = false;
+      }
+      rd_kafka_topic_destroy(rkt);
+    }
+    for (int i = 0; i < parts->cnt; ++i)
+      known.insert({parts->elems[i].topic, parts->elems[i].partition});
+    if (complete) known_partitions_ = std::move(known);
+  }
+
+  std::vector<assigned_partition> assigned;
+  for (int i = 0; i < parts->cnt; ++i) {
+    auto& p = parts->elems[i];
+    assigned_partition a;
+    a.tp = {p.topic, p.partition};
+    int64_t lo = 0, hi = 0;
+    failed = retry_until(deadline, stop_, [&]() -> std::optional<std::string> {
+      if (auto e =
+              rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &lo, &hi, 5000))
+        return "cannot read the log range of " + a.tp.str() + ": " + rd_kafka_err2str(e);
+      return std::nullopt;
+    });
+    if (failed) return give_up(*failed);
+    a.log_start = lo;
+    a.latest = hi;
+    a.batch_id = batch_id_of(committed->elems[i]);
+    auto start = committed->elems[i].offset;
+    if (start < 0) {
+      bool is_new = known_partitions_ && !known_partitions_->contains(a.tp);
+      if (is_new) {
+        spdlog::info("{}: a partition that appeared while running starts at earliest",
+                     a.tp.str());
+        known_partitions_->insert(a.tp);
+      }
+      start = is_new || opts_.starting == starting_offsets::earliest ? lo : hi;
+    } else if (start < lo) {
+      spdlog::warn(
+          "{}: committed offset {} is below the log start {}: records [{}, {}) were "
+          "deleted before they were read",
+          a.tp.str(), start, lo, start, lo);
+      start = lo;
+    }
+    a.start_offset = start;
+    p.offset = start;
+    queue(a.tp); // split the queue off before any record is fetched
+    assigned.push_back(a);
+  }
+  listener_->on_assigned(assigned);
+  if (!cooperative)
+    rd_kafka_assign(rk_, parts);
+  else if (auto* e = rd_kafka_incremental_assign(rk_, parts))
+    rd_kafka_error_destroy(e);
 }
 
 } // namespace sluice::kafka

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "runtime/kafka/cluster_health.hpp"
 #include "runtime/kafka/topic_partition.hpp"
 #include "runtime/options.hpp"
 #include "runtime/record.hpp"
@@ -11,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,15 +22,20 @@ struct rd_kafka_queue_s;
 
 namespace sluice::kafka {
 
+using offset_map = std::map<topic_partition, std::int64_t>;
+
 /// A partition the group gave us, and the offset reading starts from
 /// (the committed offset, or `startingOffsets` when none is committed).
 struct assigned_partition {
   topic_partition tp;
   std::int64_t start_offset = 0;
+  std::int64_t log_start = -1; ///< broker's low watermark at assignment
+  std::int64_t latest = -1;    ///< broker's high watermark at assignment
+  std::int64_t batch_id = -1;  ///< last epoch id kept in the commit metadata
 };
 
 /// Told about assignment changes, on the consumer's poll thread (or on the
-/// thread that closes it). May block: the group waits for it.
+/// thread that closes it). May block, but only for a bounded time.
 class rebalance_listener {
 public:
   virtual ~rebalance_listener() = default;
@@ -37,6 +44,17 @@ public:
   virtual void on_revoked(const std::vector<topic_partition>& parts) = 0;
   /// A consumer error; `fatal` ones end the run.
   virtual void on_error(const std::string& what, bool fatal) = 0;
+};
+
+/// What one non-blocking read of a partition queue found.
+struct poll_result {
+  std::size_t events = 0; ///< records, error records and other events taken
+  std::size_t bytes = 0;  ///< key, value and header bytes of the records
+  /// librdkafka reached the end of the log: the next offset to fetch. Offsets
+  /// below it that produced no record (transaction markers) are handled.
+  std::optional<std::int64_t> end_of_log;
+  /// A partition error that belongs to no offset (logged by the caller).
+  std::optional<std::string> error;
 };
 
 /// One partition's own fetch queue, split off the consumer's main queue so
@@ -48,9 +66,11 @@ public:
   partition_queue(const partition_queue&) = delete;
   partition_queue& operator=(const partition_queue&) = delete;
 
-  /// Appends up to `max` records that are ready; never blocks. Returns a
-  /// consumer error for this partition, if librdkafka reported one.
-  std::optional<std::string> poll(std::vector<record>& out, std::size_t max);
+  /// Appends up to `max` records that are ready; never blocks. A record
+  /// librdkafka could not decode (CRC failure, bad compression...) arrives as
+  /// an error event at its offset: it becomes a record with a `consume-error`
+  /// error, so that it reaches the DLQ instead of vanishing.
+  poll_result poll(std::vector<record>& out, std::size_t max);
 
   /// `wake` runs on a librdkafka thread when the queue turns non-empty;
   /// it must be quick (send a message). An empty function disables it.
@@ -65,13 +85,22 @@ private:
   std::function<void()> wake_;
 };
 
+/// The outcome of an offset commit.
+struct commit_outcome {
+  offset_map committed;             ///< partitions whose offset the broker took
+  std::optional<std::string> error; ///< the first failure, if any partition failed
+  bool rebalancing = false;         ///< failed because the group is rebalancing
+};
+
 /// The Kafka consumer of a run: joins the group, subscribes, and hands each
 /// assigned partition its own queue. A poll thread serves the group protocol
-/// (rebalances, commit results, errors). Other methods are thread-safe.
+/// (rebalances, commit results, errors) and probes the cluster while it is
+/// unreachable. Other methods are thread-safe.
 class group_consumer {
 public:
-  /// Throws config_error for properties librdkafka rejects.
-  explicit group_consumer(const source_options& opts);
+  /// Throws config_error for properties librdkafka rejects. `broker_timeout`
+  /// bounds how long a lookup (committed offsets, watermarks) is retried.
+  group_consumer(const source_options& opts, std::chrono::milliseconds broker_timeout);
   ~group_consumer();
   group_consumer(const group_consumer&) = delete;
   group_consumer& operator=(const group_consumer&) = delete;
@@ -88,35 +117,55 @@ public:
   /// seek are dropped, never served.
   void seek(const topic_partition& tp, std::int64_t offset);
 
-  /// Commits offsets (next offset to read) to the group. Async commits report
-  /// failures on the poll thread's log; a sync commit returns its error.
-  std::optional<std::string>
-  commit(const std::map<topic_partition, std::int64_t>& offsets, bool sync);
+  /// Commits offsets (next offset to read) without blocking; `done` runs on
+  /// the poll thread with the outcome. `batch_id` is kept in the commit
+  /// metadata, so that a restart continues the epoch numbering.
+  void commit_async(const offset_map& offsets, std::int64_t batch_id,
+                    std::function<void(commit_outcome)> done);
+
+  /// Commits and waits for the outcome, at most `timeout`.
+  commit_outcome commit_sync(const offset_map& offsets, std::int64_t batch_id,
+                             std::chrono::milliseconds timeout);
 
   /// Low and high watermark from the last fetch response (no request).
   std::pair<std::int64_t, std::int64_t> cached_watermarks(const topic_partition& tp);
 
-  /// Asks the brokers for the current end offset of every partition of `topics`.
-  std::map<topic_partition, std::int64_t>
-  end_offsets(const std::vector<std::string>& topics, std::chrono::milliseconds timeout);
+  /// Asks the brokers for the current end offset of every partition of
+  /// `topics`; throws fatal_error when they do not answer within `timeout`.
+  offset_map end_offsets(const std::vector<std::string>& topics,
+                         std::chrono::milliseconds timeout);
 
-  /// Stops the poll thread and leaves the group (revoking through the listener).
-  void close();
+  /// Whether the source cluster is reachable, as the poll thread last saw it.
+  const cluster_health& health() const noexcept { return health_; }
+
+  /// Stops the poll thread and leaves the group (revoking through the
+  /// listener), waiting at most `timeout` for the group to answer.
+  void close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   rd_kafka_s* handle() const noexcept { return rk_; }
 
 private:
   static void rebalance_trampoline(rd_kafka_s*, int err, void* parts, void* opaque);
   void on_rebalance(int err, void* parts);
+  void serve_commit_results(int timeout_ms);
+  void probe_cluster();
 
   source_options opts_;
+  std::chrono::milliseconds broker_timeout_;
   rd_kafka_s* rk_ = nullptr;
+  rd_kafka_queue_s* commit_queue_ = nullptr;
   rebalance_listener* listener_ = nullptr;
   std::atomic<bool> stop_{false};
   bool closed_ = false;
+  bool closed_by_timeout_ = false;
   std::thread poller_;
   std::mutex queues_mutex_;
   std::map<topic_partition, std::shared_ptr<partition_queue>> queues_;
+  /// Partitions of the subscribed topics when the first assignment came:
+  /// one found later is new, and starts at earliest (Spark's rule).
+  std::optional<std::set<topic_partition>> known_partitions_;
+  cluster_health health_;
+  cluster_health::clock::time_point last_probe_{};
 };
 
 } // namespace sluice::kafka

@@ -8,28 +8,78 @@
 
 namespace sluice::kafka {
 
-void delivery_group::report(bool ok, const char* why) {
-  if (ok) {
-    delivered_.fetch_add(1);
+void* delivery_group::expect_one(std::size_t index) {
+  remaining_.fetch_add(1);
+  return &slots_.emplace_back(slot{this, index});
+}
+
+void delivery_group::report(void* opaque, const void* message) {
+  auto* s = static_cast<slot*>(opaque);
+  auto* g = s->group;
+  auto* m = static_cast<const rd_kafka_message_t*>(message);
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    g->delivered_.fetch_add(1);
   } else {
-    std::lock_guard<std::mutex> guard{error_mutex_};
-    if (!error_) error_ = why;
+    delivery_failure f;
+    f.index = s->index;
+    f.topic = rd_kafka_topic_name(m->rkt);
+    f.reason = rd_kafka_err2str(m->err);
+    f.permanent = is_permanent_record_error(m->err);
+    if (m->key) f.key.emplace(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) f.value.emplace(static_cast<const char*>(m->payload), m->len);
+    f.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name;
+      const void* value;
+      size_t size;
+      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == 0;
+           ++i) {
+        auto& h = f.headers.emplace_back();
+        h.name = name;
+        if (value) h.value.emplace(static_cast<const char*>(value), size);
+      }
+    }
+    std::lock_guard<std::mutex> guard{g->failures_mutex_};
+    g->failures_.push_back(std::move(f));
   }
-  release();
+  g->release();
 }
 
 void delivery_group::release() {
   if (remaining_.fetch_sub(1) == 1) {
-    if (!abandoned_.load()) on_done_(*this);
+    on_done_(*this);
     delete this;
+  }
+}
+
+bool is_permanent_record_error(int err) {
+  switch (static_cast<rd_kafka_resp_err_t>(err)) {
+  case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+  case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+  case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+  case RD_KAFKA_RESP_ERR_INVALID_MSG:
+  case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+  case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    return true;
+  default:
+    return false;
   }
 }
 
 namespace {
 
-void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
-  if (auto* group = static_cast<delivery_group*>(msg->_private))
-    group->report(msg->err == RD_KAFKA_RESP_ERR_NO_ERROR, rd_kafka_err2str(msg->err));
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    static_cast<cluster_health*>(opaque)->mark_up();
+  if (msg->_private) delivery_group::report(msg->_private, msg);
+}
+
+void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  auto code = static_cast<rd_kafka_resp_err_t>(err);
+  if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE)
+    static_cast<cluster_health*>(opaque)->mark_down(reason);
+  spdlog::warn("Kafka producer: {}", reason);
 }
 
 } // namespace
@@ -43,7 +93,13 @@ producer::producer(std::map<std::string, std::string> props,
   set_default(props, "queue.buffering.max.messages", "1000000");
   set_default(props, "log_level", "4");
   auto* conf = make_conf(props, option_prefix);
+  char value[64];
+  size_t size = sizeof value;
+  if (rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)
+    delivery_timeout_ = std::chrono::milliseconds(std::stoll(value));
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_opaque(conf, &health_);
   char err[512];
   rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk_) {
@@ -52,8 +108,20 @@ producer::producer(std::map<std::string, std::string> props,
                        std::string("cannot create the producer: ") + err);
   }
   poller_ = std::thread([this] {
-    while (!stop_.load())
+    auto last_probe = cluster_health::clock::now();
+    while (!stop_.load()) {
       rd_kafka_poll(rk_, 50);
+      // librdkafka says when every broker is down, never when one is back.
+      auto now = cluster_health::clock::now();
+      if (health_.down() && now - last_probe >= std::chrono::seconds(1)) {
+        last_probe = now;
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(rk_, 0, nullptr, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          rd_kafka_metadata_destroy(md);
+          health_.mark_up();
+        }
+      }
+    }
   });
 }
 
@@ -62,14 +130,27 @@ producer::~producer() {
   stop_.store(true);
   poller_.join();
   rd_kafka_poll(rk_, 0);
+  for (auto& [name, rkt] : topics_)
+    rd_kafka_topic_destroy(rkt);
   rd_kafka_destroy(rk_);
 }
 
-producer::send_result producer::send(delivery_group* group, std::string_view topic,
-                                     const std::optional<std::string>& key,
-                                     std::string_view value,
-                                     const std::vector<header>& headers,
-                                     std::int64_t timestamp_ms) {
+rd_kafka_topic_s* producer::topic(std::string_view name) {
+  std::lock_guard<std::mutex> guard{topics_mutex_};
+  auto it = topics_.find(name);
+  if (it != topics_.end()) return it->second;
+  auto* rkt = rd_kafka_topic_new(rk_, std::string(name).c_str(), nullptr);
+  if (!rkt)
+    throw fatal_error("cannot use topic `" + std::string(name) +
+                      "`: " + rd_kafka_err2str(rd_kafka_last_error()));
+  topics_.emplace(std::string(name), rkt);
+  return rkt;
+}
+
+producer::send_result
+producer::send(delivery_group* group, std::size_t index, rd_kafka_topic_s* topic,
+               const std::optional<std::string>& key, std::string_view value,
+               const std::vector<header>& headers, std::int64_t timestamp_ms) {
   rd_kafka_headers_t* hdrs = nullptr;
   if (!headers.empty()) {
     hdrs = rd_kafka_headers_new(headers.size());
@@ -78,19 +159,20 @@ producer::send_result producer::send(delivery_group* group, std::string_view top
                           h.value ? h.value->data() : nullptr,
                           h.value ? static_cast<ssize_t>(h.value->size()) : 0);
   }
-  group->expect_one();
+  auto* opaque = group->expect_one(index);
   auto err = rd_kafka_producev(
-      rk_, RD_KAFKA_V_TOPIC(std::string(topic).c_str()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      rk_, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY((key ? key->data() : nullptr), (key ? key->size() : 0)),
       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
       RD_KAFKA_V_TIMESTAMP(timestamp_ms > 0 ? timestamp_ms : 0), RD_KAFKA_V_HEADERS(hdrs),
-      RD_KAFKA_V_OPAQUE(group), RD_KAFKA_V_END);
+      RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return send_result::queued;
   group->cancel_one();
   if (hdrs) rd_kafka_headers_destroy(hdrs); // not taken over on failure
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return send_result::queue_full;
-  throw fatal_error("cannot produce to topic `" + std::string(topic) +
+  if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return send_result::too_large;
+  throw fatal_error("cannot produce to topic `" +
+                    std::string(rd_kafka_topic_name(topic)) +
                     "`: " + rd_kafka_err2str(err));
 }
 
@@ -98,10 +180,6 @@ bool producer::flush(std::chrono::milliseconds timeout) {
   return rd_kafka_flush(rk_, static_cast<int>(timeout.count())) ==
          RD_KAFKA_RESP_ERR_NO_ERROR;
 }
-
-} // namespace sluice::kafka
-
-namespace sluice::kafka {
 
 void producer::purge() {
   rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

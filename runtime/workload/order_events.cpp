@@ -120,13 +120,14 @@ std::int64_t produce_orders(const std::string& bootstrap, const std::string& top
     }
     done.store(true);
   });
+  auto* rkt = out.topic(topic);
   std::int64_t malformed = 0;
   auto start = std::chrono::steady_clock::now();
   for (std::int64_t i = 0; i < count; ++i) {
     auto e = gen.make(i);
     malformed += e.malformation.empty() ? 0 : 1;
     std::vector<header> headers{{"correlation-id", e.correlation_id}};
-    while (out.send(group, topic, e.key, e.value, headers, 0) ==
+    while (out.send(group, 0, rkt, e.key, e.value, headers, 0) ==
            kafka::producer::send_result::queue_full)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (rate && *rate > 0) {

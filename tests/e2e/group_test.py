@@ -1,0 +1,463 @@
+#!/usr/bin/python3
+"""End-to-end: several `sluice run` processes in one consumer group, against
+`sluice broker`, checked by an independent client (python3-confluent-kafka).
+
+More instances than partitions join one group (so some idle), one instance that
+holds a partition is killed with SIGKILL while records flow, the survivors take
+its partition over, then every survivor is stopped with SIGTERM. Checks: every
+survivor (the idle ones too) rejoins the group and exits 0 within a bound; every
+valid event is in its output topic and every malformed one in the DLQ, at least
+once, and nothing else (duplicates are allowed after a SIGKILL and reported);
+the group's committed offsets equal the end offsets of the source.
+
+Usage: group_test.py PATH/TO/sluice
+Prints one line per check and closes with 'N passed, N failed'.
+"""
+import atexit
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+from confluent_kafka import Consumer, TopicPartition
+
+SLUICE = os.path.abspath(sys.argv[1])
+MULT = float(os.environ.get("SLUICE_TEST_TIMEOUT_MULTIPLIER", "1"))
+WORK = tempfile.mkdtemp(prefix="sluice-e2e-group-")
+results = []
+procs = []  # every process started, stopped in cleanup()
+
+
+class Abort(Exception):
+    """A check failed that the rest of the test depends on."""
+
+PARTITIONS = 4
+# Two more instances than partitions: one still idles after one holder is killed,
+# so an idle instance lives through both the rebalance and the final SIGTERM.
+INSTANCES = PARTITIONS + 2
+COUNT = 60000
+RATE = 3000            # records/s: producing lasts ~20 s, well past the kill
+SEED = 7
+GROUP = "e2e-group-test"
+OUTPUTS = ["orders-high", "orders-medium", "orders-low"]
+DLQ = "orders-dlq"
+STOP_BOUND = 20.0      # seconds (x multiplier) for each instance to exit on SIGTERM
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + str(detail)),
+          flush=True)
+    return ok
+
+
+def wait_for(cond, timeout):
+    deadline = time.time() + timeout * MULT
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+class Lines:
+    """Collects a process's stdout lines on a thread."""
+
+    def __init__(self, proc):
+        self.lines = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.lines)
+
+
+def start(args, **kw):
+    p = subprocess.Popen([SLUICE] + args, **kw)
+    procs.append(p)
+    return p
+
+
+def cleanup():
+    """Kills whatever is still running (runs first, the broker last), removes WORK."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            if p is procs[0]:          # the broker: let it stop cleanly if it can
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(timeout=10)
+                    continue
+                except subprocess.TimeoutExpired:
+                    pass
+            p.kill()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+atexit.register(cleanup)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` and atexit
+
+
+def topic_partitions(consumer, topic):
+    md = consumer.list_topics(topic, timeout=10)
+    return sorted(md.topics[topic].partitions.keys())
+
+
+def read_all(bootstrap, topic):
+    """Every record of a topic, read with confluent-kafka (not Sluice)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-reader",
+                  "enable.auto.commit": False})
+    ends = {}
+    assign = []
+    for p in topic_partitions(c, topic):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if hi > lo:
+            ends[p] = hi
+            assign.append(TopicPartition(topic, p, lo))
+    c.assign(assign)
+    out = []
+    deadline = time.time() + 60 * MULT
+    while ends and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        out.append(m)
+        if m.offset() + 1 >= ends.get(m.partition(), 0):
+            ends.pop(m.partition(), None)
+    c.close()
+    if ends:
+        raise RuntimeError("timed out reading " + topic)
+    return out
+
+
+def sequence_of(m):
+    """Sequence number of an event, from its correlation-id header (None without one)."""
+    cid = dict(m.headers() or []).get("correlation-id")
+    if cid is None:
+        return None
+    return int(cid.decode().rsplit("-", 1)[1])
+
+
+class Seen:
+    """Reads the outputs and the DLQ as they grow; the sequence numbers seen so far."""
+
+    def __init__(self, bootstrap):
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-watcher",
+                           "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        self.c.assign([TopicPartition(t, p, 0) for t in OUTPUTS + [DLQ]
+                       for p in topic_partitions(self.c, t)])
+        self.seqs = set()
+
+    def poll(self):
+        for m in self.c.consume(5000, 0.2):
+            if not m.error():
+                s = sequence_of(m)
+                if s is not None:
+                    self.seqs.add(s)
+        return self.seqs
+
+    def close(self):
+        self.c.close()
+
+
+def is_valid(value):
+    """The pipeline's parse section, judged independently: is this source value valid?"""
+    if not value:
+        return False
+    try:
+        v = json.loads(value.decode("utf-8"))
+    except ValueError:       # covers UnicodeDecodeError and JSONDecodeError
+        return False
+    if not isinstance(v, dict):
+        return False
+    if any(v.get(f) is None for f in ["order_id", "customer_id", "quantity", "price",
+                                      "priority"]):
+        return False
+    types = {"order_id": str, "customer_id": str, "product_id": str, "order_time": str,
+             "priority": str, "price": (int, float), "quantity": int}
+    for f, t in types.items():
+        if v.get(f) is not None and (not isinstance(v[f], t) or isinstance(v[f], bool)):
+            return False
+    return v["priority"] in ("high", "medium", "low")  # no route default: others are DLQ'd
+
+
+# -- logs of one `sluice run` ---------------------------------------------------------
+ASSIGNED = re.compile(r" assigned: (.*)$")
+REVOKED = re.compile(r" revoked (\d+) partition\(s\)")
+
+
+class Instance:
+    def __init__(self, name, pipeline):
+        self.name = name
+        self.log = os.path.join(WORK, name + ".log")
+        self.proc = start(["run", pipeline], stdout=subprocess.PIPE,
+                          stderr=open(self.log, "w"), text=True)
+        self.progress = Lines(self.proc)
+        self.mark = 0            # events before this index happened before the kill
+        self.exit_seconds = None
+
+    def log_lines(self):
+        with open(self.log, errors="replace") as f:
+            return f.read().splitlines()
+
+    def events(self):
+        """('assigned', {partitions}) and ('revoked', n) in log order."""
+        out = []
+        for line in self.log_lines():
+            a = ASSIGNED.search(line)
+            if a:
+                parts = set()
+                if a.group(1) != "(none)":
+                    parts = {int(x.split("@")[0].split("/")[1]) for x in a.group(1).split(", ")}
+                out.append(("assigned", parts))
+            r = REVOKED.search(line)
+            if r:
+                out.append(("revoked", int(r.group(1))))
+        return out
+
+    def assignment(self):
+        """Partitions held now, or None while not in the group (no assignment since the
+        last revoke, or none since the mark)."""
+        ev = self.events()[self.mark:]
+        if not ev or ev[-1][0] != "assigned":
+            return None
+        return ev[-1][1]
+
+    def processed(self):
+        total = 0
+        for line in self.progress.snapshot():
+            try:
+                p = json.loads(line)
+                total += p["sink"]["numOutputRows"] + p["numDlqRows"]
+            except (ValueError, KeyError, TypeError):
+                pass
+        return total
+
+    def role(self):
+        a = self.assignment()
+        if a is None:
+            return "not in the group"
+        return "idle" if not a else "holds " + ",".join("orders/%d" % p for p in sorted(a))
+
+
+def group_settled(members):
+    """Every member has an assignment and together they hold each partition once."""
+    got = [m.assignment() for m in members]
+    if any(a is None for a in got):
+        return False
+    return (sorted(p for a in got for p in a) == list(range(PARTITIONS)))
+
+
+def describe(members):
+    return "; ".join("%s %s" % (m.name, m.role()) for m in members)
+
+
+try:
+    # -- the broker --------------------------------------------------------------------
+    bootstrap_file = os.path.join(WORK, "bootstrap")
+    broker = start(["broker", "--brokers", "3", "--topic", "orders:%d" % PARTITIONS]
+                   + sum((["--topic", t + ":4"] for t in OUTPUTS), [])
+                   + ["--topic", DLQ + ":2", "--bootstrap-file", bootstrap_file],
+                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ready, _, _ = select.select([broker.stdout], [], [], 30 * MULT)
+    first = broker.stdout.readline().strip() if ready else ""
+    if not check("broker prints bootstrap.servers first", first.startswith("bootstrap.servers="),
+                 first):
+        raise Abort()
+    bootstrap = first.split("=", 1)[1]
+
+    pipeline = os.path.join(WORK, "pipeline.json")
+    with open(pipeline, "w") as f:
+        f.write("""{
+  "name": "e2e-group",
+  "source": {"kafka.bootstrap.servers": "%s", "subscribe": "orders",
+             "startingOffsets": "earliest", "includeHeaders": true,
+             "kafka.group.id": "%s", "kafka.session.timeout.ms": 6000,
+             "kafka.fetch.wait.max.ms": 50},
+  "parse": {"format": "json",
+            "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
+                       "quantity": "int", "price": "double", "order_time": "timestamp",
+                       "priority": "string"},
+            "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
+  "route": {"field": "priority",
+            "topics": {"high": "orders-high", "medium": "orders-medium", "low": "orders-low"}},
+  "sink": {"kafka.bootstrap.servers": "%s", "kafka.acks": "all"},
+  "dlq": {"topic": "%s"},
+  "trigger": {"processingTime": "500 milliseconds"},
+}""" % (bootstrap, GROUP, bootstrap, DLQ))
+
+    # -- the group forms ---------------------------------------------------------------
+    members = [Instance("run%d" % (i + 1), pipeline) for i in range(INSTANCES)]
+    formed = wait_for(lambda: group_settled(members), 30)
+    check("%d instances form one group, each partition held once, %d idle" %
+          (INSTANCES, INSTANCES - PARTITIONS), formed and
+          sum(1 for m in members if m.assignment() == set()) == INSTANCES - PARTITIONS,
+          describe(members))
+    # Go on with whoever is in the group, so that a member stuck outside it is still
+    # signalled (and its hang reported) at the end.
+    if not formed and not group_settled([m for m in members if m.assignment() is not None]):
+        raise Abort()
+
+    # -- records flow; one holder is killed ------------------------------------------------
+    producer = start(["produce", "--bootstrap", bootstrap, "--topic", "orders", "--count",
+                      str(COUNT), "--rate", str(RATE), "--malformed-fraction", "0.02",
+                      "--seed", str(SEED)],
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    victim = next(m for m in members if m.assignment())
+    flowing = wait_for(lambda: victim.processed() >= 500, 60)
+    victim_parts = victim.assignment()
+    for m in members:
+        m.mark = len(m.events())
+    victim.proc.kill()
+    killed_at = time.time()
+    victim.proc.wait(timeout=10 * MULT)
+    survivors = [m for m in members if m is not victim]
+    check("SIGKILL lands on %s (holding %s) while records flow (%d processed by it, "
+          "producer still writing)" % (victim.name, sorted(victim_parts), victim.processed()),
+          flowing and producer.poll() is None, "processed %d, producer exit %s" %
+          (victim.processed(), producer.poll()))
+
+    took_over = wait_for(lambda: group_settled([m for m in survivors if m.assignment()
+                                                is not None]), 90)
+    check("the survivors take over the killed instance's partition (%.1f s after the kill)"
+          % (time.time() - killed_at), took_over, describe(survivors))
+    rejoined = wait_for(lambda: group_settled(survivors), 15)
+    check("every survivor, the idle ones too, is in the group after the rebalance", rejoined,
+          "; ".join("%s %s, last log line: %s" % (m.name, m.role(), (m.log_lines() or [""])[-1])
+                    for m in survivors if m.assignment() is None))
+
+    out, _ = producer.communicate(timeout=120 * MULT)
+    check("produce reports what it wrote", out.startswith("wrote %d records" % COUNT), out)
+    malformed = int(out.split("(")[1].split()[0]) if "(" in out else -1
+
+    # -- outputs + DLQ cover every event ---------------------------------------------------
+    seen = Seen(bootstrap)
+    every = set(range(COUNT))
+    covered = wait_for(lambda: seen.poll() >= every, 90)
+    seen.close()
+    check("outputs + DLQ hold every produced event (%.1f s after the kill)"
+          % (time.time() - killed_at), covered, "%d of %d" % (len(seen.seqs & every), COUNT))
+
+    # -- SIGTERM every survivor ------------------------------------------------------------
+    roles = {m.name: m.role() for m in survivors}
+    signalled = time.time()
+    for m in survivors:
+        m.proc.send_signal(signal.SIGTERM)
+
+    def all_exited():
+        for m in survivors:
+            if m.exit_seconds is None and m.proc.poll() is not None:
+                m.exit_seconds = time.time() - signalled
+        return all(m.exit_seconds is not None for m in survivors)
+
+    wait_for(all_exited, STOP_BOUND)
+    for m in survivors:
+        if m.exit_seconds is None:
+            check("%s (%s) exits on SIGTERM within %.0f s" % (m.name, roles[m.name],
+                                                            STOP_BOUND * MULT), False,
+                  "still running; last log lines: " + " | ".join(m.log_lines()[-3:]))
+            m.proc.kill()
+        else:
+            check("%s (%s) exits 0 on SIGTERM in %.2f s" % (m.name, roles[m.name],
+                                                           m.exit_seconds),
+                  m.proc.returncode == 0,
+                  "exit %s; last log lines: %s" % (m.proc.returncode,
+                                                   " | ".join(m.log_lines()[-3:])))
+
+    # -- what was written, read back by confluent-kafka ------------------------------------
+    source = read_all(bootstrap, "orders")
+    valid_seqs, malformed_seqs = set(), set()
+    for m in source:
+        (valid_seqs if is_valid(m.value()) else malformed_seqs).add(sequence_of(m))
+    check("the source holds every event once; produce's malformed count matches",
+          len(source) == COUNT and valid_seqs | malformed_seqs == set(range(COUNT))
+          and len(malformed_seqs) == malformed,
+          "%d records, %d malformed (produce said %d)" % (len(source), len(malformed_seqs),
+                                                          malformed))
+
+    outputs, stray = {}, []
+    for topic in OUTPUTS:
+        for m in read_all(bootstrap, topic):
+            s = sequence_of(m)
+            try:
+                v = json.loads(m.value())
+            except ValueError:
+                v = {}
+            if not isinstance(v, dict):
+                v = {}
+            if (s not in valid_seqs or topic != "orders-" + str(v.get("priority"))
+                    or v.get("order_id") != "ord-%d-%d" % (SEED, s)
+                    or (m.key() or b"").decode() != v.get("customer_id")):
+                stray.append((topic, m.partition(), m.offset(), s))
+            outputs[s] = outputs.get(s, 0) + 1
+    dead, dead_stray = {}, []
+    for m in read_all(bootstrap, DLQ):
+        s = sequence_of(m)
+        if s not in malformed_seqs or "sluice.error.type" not in dict(m.headers() or []):
+            dead_stray.append((m.partition(), m.offset(), s))
+        dead[s] = dead.get(s, 0) + 1
+    dup_out = sum(n - 1 for n in outputs.values())
+    dup_dlq = sum(n - 1 for n in dead.values())
+    check("every valid event is in its priority topic, keyed, at least once (%d duplicates)"
+          % dup_out, set(outputs) >= valid_seqs,
+          "%d of %d valid events missing" % (len(valid_seqs - set(outputs)), len(valid_seqs)))
+    check("every malformed event is in the DLQ with a reason, at least once (%d duplicates)"
+          % dup_dlq, set(dead) >= malformed_seqs,
+          "%d of %d malformed events missing" % (len(malformed_seqs - set(dead)),
+                                                 len(malformed_seqs)))
+    check("nothing else is in the outputs or the DLQ", not stray and not dead_stray,
+          "outputs: %s; DLQ: %s" % (stray[:5], dead_stray[:5]))
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP,
+                  "enable.auto.commit": False})
+    tps = [TopicPartition("orders", p) for p in range(PARTITIONS)]
+    committed = {tp.partition: tp.offset for tp in c.committed(tps, timeout=10)}
+    ends = {p: c.get_watermark_offsets(TopicPartition("orders", p), timeout=10)[1]
+            for p in range(PARTITIONS)}
+    c.close()
+    check("the group's committed offsets equal the end offsets of orders", committed == ends,
+          "committed %s, end %s" % (committed, ends))
+except Abort:
+    pass
+except Exception:
+    check("the test ran to its end", False, traceback.format_exc().replace("\n", " | "))
+finally:
+    for p in procs[1:]:
+        if p.poll() is None:
+            p.kill()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+    if procs:
+        broker = procs[0]
+        broker.send_signal(signal.SIGINT)
+        try:
+            code = broker.wait(timeout=30 * MULT)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+            code = None
+        check("the broker exits 0 on SIGINT", code == 0, code)
+
+passed = sum(1 for r in results if r)
+failed = len(results) - passed
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(0 if failed == 0 else 1)
