@@ -186,7 +186,8 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       p.epoch_start = p.committed >= 0 ? p.committed : p.watermark;
     }
     if (to_commit.empty()) {
-      if (report) finish_report(*report, nullptr);
+      kafka::commit_outcome nothing; // the group already holds every watermark
+      if (report) finish_report(*report, &nothing);
       return;
     }
     auto seq = st.next_commit_seq++;
@@ -238,6 +239,10 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         if (outcome.error)
           spdlog::warn("offset commit failed: {} (retried at the next epoch)",
                        *outcome.error);
+        if (outcome.rebalancing && !ctx->quiesced.exchange(true))
+          spdlog::info("the group is rebalancing: reading paused until it is over");
+        else if (!outcome.error)
+          ctx->quiesced = false;
         if (st.pending && st.pending->commit_seq == seq) {
           finish_report(*st.pending, &outcome);
           st.pending.reset();

@@ -50,6 +50,10 @@ namespace {
 
 /// Poll interval when the queue is empty; the queue's wake-up usually comes first.
 constexpr auto idle_poll = std::chrono::milliseconds(20);
+bool is_consume_error(const record& r) {
+  return r.error && r.error->type == "consume-error";
+}
+
 /// Retry interval while the run-wide byte credit is spent.
 constexpr auto byte_credit_poll = std::chrono::milliseconds(5);
 
@@ -121,6 +125,10 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     auto& st = self->state;
     check_end();
     if (st.draining || st.finished) return;
+    if (ctx->quiesced.load()) {
+      schedule_tick(idle_poll);
+      return;
+    }
     auto room = st.credit - st.in_flight;
     bool bytes_spent = ctx->metrics.bytes_in_flight.load() >= st.byte_credit;
     if (room <= 0 || bytes_spent) {
@@ -143,9 +151,26 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     // Records before the read position are re-deliveries of issued offsets;
     // records at or past the end offset belong to a later run.
     auto first_new = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
-      return r.offset >= st.watermark.issued_end();
+      return r.offset >= st.watermark.issued_end() || is_consume_error(r);
     });
     recs.erase(recs.begin(), first_new);
+    // A record set librdkafka cannot decode is reported at its first offset,
+    // and librdkafka does not always move past it (it fetches the same set
+    // again when nothing follows it in the response). Each offset it covers
+    // goes to the DLQ, and the read position steps past it, one at a time.
+    auto bad = std::find_if(recs.begin(), recs.end(), is_consume_error);
+    if (bad != recs.end()) {
+      auto at =
+          bad == recs.begin() ? st.watermark.issued_end() : std::prev(bad)->offset + 1;
+      at = std::max(at, bad->offset);
+      if (bad->offset < at)
+        bad->error->message =
+            "offset " + std::to_string(at) +
+            " is inside a record set that failed: " + bad->error->message;
+      bad->offset = at;
+      recs.erase(std::next(bad), recs.end()); // re-read after the step
+      ctx->consumer.seek(st.tp, at + 1);
+    }
     if (st.end_offset) {
       auto past_end = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
         return r.offset >= *st.end_offset;

@@ -34,6 +34,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::optional<std::chrono::steady_clock::time_point> first_assigned;
 
   caf::actor_system* system = nullptr;
+  run_context* ctx = nullptr;
   caf::actor supervisor_actor;
   caf::actor checkpoint_actor;
 
@@ -59,6 +60,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (!first_assigned && !parts.empty())
         first_assigned = std::chrono::steady_clock::now();
     }
+    if (ctx) ctx->quiesced = false; // the rebalance is over
     caf::scoped_actor self{*system};
     if (last_batch_id >= 0)
       self->send(checkpoint_actor, resume_atom::value, last_batch_id);
@@ -121,6 +123,11 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (offsets.empty()) return {};
     auto outcome = consumer->commit_sync(offsets, batch_id, commit_timeout);
     self->send(checkpoint_actor, committed_atom::value, outcome);
+    // A round trip: the checkpoint has published the epoch's report before
+    // anyone stops it.
+    self->request(checkpoint_actor, actor_timeout, watermark_atom::value, std::string(),
+                  std::int32_t{0})
+        .receive([](std::int64_t) {}, [](caf::error&) {});
     if (!outcome.error)
       spdlog::info("committed the offsets of {} partition(s)", offsets.size());
     for (auto& [tp, off] : offsets)
@@ -280,6 +287,7 @@ run_summary pipeline::run_until_stopped() {
     caf::actor_system_config system_config;
     caf::actor_system system{system_config};
     im.system = &system;
+    im.ctx = &ctx;
     im.checkpoint_actor = spawn_checkpoint(system, &ctx);
     im.supervisor_actor = spawn_supervisor(system, &ctx, im.checkpoint_actor);
     try {
@@ -321,6 +329,7 @@ run_summary pipeline::run_until_stopped() {
     im.supervisor_actor = nullptr;
     im.checkpoint_actor = nullptr;
     im.system = nullptr;
+    im.ctx = nullptr;
   }
   out.ok = !im.fatal;
   out.error = im.fatal.value_or("");

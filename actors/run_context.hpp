@@ -91,6 +91,11 @@ struct run_context {
   std::function<void(const epoch_progress&)> on_progress;
   std::function<void()> on_complete;
   std::function<void(const std::string&)> on_fatal;
+  /// Set when a commit failed because the group is rebalancing: the chains
+  /// stop reading until the rebalance is over, because nothing handled from
+  /// now on can be committed before the partitions move (the embedded broker,
+  /// unlike Kafka, refuses commits during a rebalance) and would be read again.
+  std::atomic<bool> quiesced{false};
 };
 
 } // namespace sluice::actors

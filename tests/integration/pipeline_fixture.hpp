@@ -18,13 +18,13 @@
 namespace sluice::testing {
 
 struct order_cluster {
-  kafka::mock_cluster cluster{3};
+  kafka::mock_cluster cluster;
   std::string bootstrap = cluster.bootstrap_servers();
   std::uint64_t seed = 11;
   double malformed_fraction = 0.03;
   std::int64_t count = 0;
 
-  explicit order_cluster(int input_partitions = 4) {
+  explicit order_cluster(int input_partitions = 4, int brokers = 3) : cluster(brokers) {
     cluster.create_topic("orders", input_partitions);
     for (auto t : {"orders-high", "orders-medium", "orders-low"})
       cluster.create_topic(t, 4);

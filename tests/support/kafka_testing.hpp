@@ -40,6 +40,15 @@ std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& bootst
 std::map<std::int32_t, std::int64_t> end_offsets(const std::string& bootstrap,
                                                  const std::string& topic);
 
+/// Kafka protocol request keys, for the embedded broker's error injection
+/// (librdkafka keeps its own names in a private header).
+namespace api_key {
+constexpr std::int16_t produce = 0;
+constexpr std::int16_t fetch = 1;
+constexpr std::int16_t offset_commit = 8;
+constexpr std::int16_t offset_fetch = 9;
+} // namespace api_key
+
 /// Timeouts scale with SLUICE_TEST_TIMEOUT_MULTIPLIER (e.g. 3 under sanitizers).
 std::chrono::milliseconds scaled(std::chrono::milliseconds base);
 

@@ -1,0 +1,120 @@
+// The fault matrix: a pipeline runs while the embedded broker fails in one
+// way; afterwards nothing is lost and the group holds the end offsets.
+
+#include "tests/integration/pipeline_fixture.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <future>
+#include <thread>
+
+using namespace sluice;
+using namespace sluice::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool all_committed(const order_cluster& oc, const std::string& group) {
+  return committed_offsets(oc.bootstrap, group, "orders") ==
+         end_offsets(oc.bootstrap, "orders");
+}
+
+/// Runs the priority pipeline continuously over 2 × 10,000 events; `inject`
+/// runs once the first half is partly committed, before the second half is
+/// written. Checks that every event reached its topic or the DLQ and that
+/// the committed offsets reach the end of the input.
+void survives(const std::string& group, const std::function<void(order_cluster&)>& before,
+              const std::function<void(order_cluster&)>& inject) {
+  order_cluster oc;
+  oc.produce(10000);
+  auto [valid, malformed] = expected_events(oc);
+  before(oc);
+  pipeline p(
+      oc.config(group, {"trigger.availableNow=false", "trigger.processingTime=200ms",
+                        "runtime.restartBackoff=50ms"}));
+  auto result = std::async(std::launch::async, [&] { return p.run(); });
+  auto committed_some = [&] {
+    std::int64_t sum = 0;
+    for (auto& [part, off] : committed_offsets(oc.bootstrap, group, "orders"))
+      sum += std::max<std::int64_t>(0, off);
+    return sum > 0;
+  };
+  bool started = eventually(committed_some, 60s);
+  inject(oc);
+  oc.produce(10000); // the same events again, at new offsets
+  bool finished = eventually([&] { return all_committed(oc, group); }, 90s);
+  p.stop();
+  auto summary = result.get();
+  BOOST_REQUIRE(started);
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(finished);
+  BOOST_TEST(all_committed(oc, group));
+  BOOST_TEST(check_outputs(oc, oc.bootstrap).size() == valid.size());
+  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
+  BOOST_TEST(summary.input_rows == summary.output_rows + summary.dlq_rows);
+}
+
+void push_errors(order_cluster& oc, std::int16_t api, std::size_t n,
+                 rd_kafka_resp_err_t err) {
+  std::vector<rd_kafka_resp_err_t> errors(n, err);
+  rd_kafka_mock_push_request_errors_array(oc.cluster.handle(), api, errors.size(),
+                                          errors.data());
+}
+
+void nothing(order_cluster&) {}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(faults)
+
+BOOST_AUTO_TEST_CASE(fetch_requests_refused) {
+  survives("it-fault-fetch", nothing, [](order_cluster& oc) {
+    push_errors(oc, api_key::fetch, 20, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(produce_requests_refused) {
+  survives("it-fault-produce", nothing, [](order_cluster& oc) {
+    push_errors(oc, api_key::produce, 20, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(offset_commits_refused) {
+  survives("it-fault-commit", nothing, [](order_cluster& oc) {
+    push_errors(oc, api_key::offset_commit, 5,
+                RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(offset_fetches_refused_at_start) {
+  survives(
+      "it-fault-offsetfetch",
+      [](order_cluster& oc) {
+        push_errors(oc, api_key::offset_fetch, 3,
+                    RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+      },
+      nothing);
+}
+
+BOOST_AUTO_TEST_CASE(a_broker_down_and_up_again) {
+  // Broker 1 leads some input and some output partitions: source and sink.
+  survives("it-fault-down", nothing, [](order_cluster& oc) {
+    rd_kafka_mock_broker_set_down(oc.cluster.handle(), 1);
+    std::this_thread::sleep_for(2s); // the outage itself
+    rd_kafka_mock_broker_set_up(oc.cluster.handle(), 1);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(partition_leaders_move) {
+  survives("it-fault-leader", nothing, [](order_cluster& oc) {
+    for (int p = 0; p < 4; ++p) {
+      rd_kafka_mock_partition_set_leader(oc.cluster.handle(), "orders", p,
+                                         1 + (p + 1) % 3);
+      rd_kafka_mock_partition_set_leader(oc.cluster.handle(), "orders-low", p,
+                                         1 + (p + 2) % 3);
+    }
+  });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
