@@ -90,10 +90,15 @@ struct pipeline::impl : kafka::rebalance_listener {
                        system->render(err));
               });
     auto outcome = commit_final(self, partition_list(parts));
-    if (outcome.error)
+    if (outcome.rebalancing) {
+      consumer->commit_after_rebalance(outcome.refused, outcome.batch_id);
+      spdlog::info("the group refused the commit while rebalancing; it is retried as "
+                   "the rebalance ends");
+    } else if (outcome.error) {
       spdlog::warn("the commit on revocation failed ({}); the next owner reads those "
                    "records again",
                    *outcome.error);
+    }
   }
 
   void on_error(const std::string& what, bool is_fatal) override {
@@ -122,6 +127,9 @@ struct pipeline::impl : kafka::rebalance_listener {
             [](caf::error&) {});
     if (offsets.empty()) return {};
     auto outcome = consumer->commit_sync(offsets, batch_id, commit_timeout);
+    outcome.batch_id = batch_id;
+    for (auto& [tp, off] : offsets)
+      if (!outcome.committed.contains(tp)) outcome.refused[tp] = off;
     self->send(checkpoint_actor, committed_atom::value, outcome);
     // A round trip: the checkpoint has published the epoch's report before
     // anyone stops it.

@@ -358,6 +358,14 @@ commit_outcome group_consumer::commit_sync(const offset_map& offsets,
   return outcome;
 }
 
+void group_consumer::commit_after_rebalance(const offset_map& offsets,
+                                            std::int64_t batch_id) {
+  std::lock_guard<std::mutex> guard{deferred_mutex_};
+  for (auto& [tp, off] : offsets)
+    deferred_commit_[tp] = off;
+  deferred_batch_id_ = std::max(deferred_batch_id_, batch_id);
+}
+
 std::pair<std::int64_t, std::int64_t>
 group_consumer::cached_watermarks(const topic_partition& tp) {
   int64_t lo = -1, hi = -1;
@@ -469,6 +477,26 @@ void group_consumer::on_rebalance(int err, void* raw) {
     else if (auto* e = rd_kafka_incremental_unassign(rk_, parts))
       rd_kafka_error_destroy(e);
     return;
+  }
+
+  // What the rebalance refused to commit goes first, so that it is what the
+  // committed offsets below (and, usually, the new owners') read.
+  offset_map deferred;
+  std::int64_t deferred_batch_id = -1;
+  {
+    std::lock_guard<std::mutex> guard{deferred_mutex_};
+    deferred.swap(deferred_commit_);
+    deferred_batch_id = deferred_batch_id_;
+  }
+  if (!deferred.empty()) {
+    auto outcome = commit_sync(deferred, deferred_batch_id, std::chrono::seconds(5));
+    if (outcome.error)
+      spdlog::warn("the offsets refused during the rebalance could not be committed "
+                   "after it either ({}): those records will be read again",
+                   *outcome.error);
+    else
+      spdlog::info("committed the offsets of {} partition(s) the rebalance had refused",
+                   outcome.committed.size());
   }
 
   // Start from the committed offset; without one, from startingOffsets. A

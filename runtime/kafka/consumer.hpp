@@ -90,6 +90,8 @@ struct commit_outcome {
   offset_map committed;             ///< partitions whose offset the broker took
   std::optional<std::string> error; ///< the first failure, if any partition failed
   bool rebalancing = false;         ///< failed because the group is rebalancing
+  offset_map refused;               ///< what was asked and not committed
+  std::int64_t batch_id = -1;       ///< the epoch id the commit carried
 };
 
 /// The Kafka consumer of a run: joins the group, subscribes, and hands each
@@ -126,6 +128,13 @@ public:
   /// Commits and waits for the outcome, at most `timeout`.
   commit_outcome commit_sync(const offset_map& offsets, std::int64_t batch_id,
                              std::chrono::milliseconds timeout);
+
+  /// Keeps offsets whose commit the group refused because it was rebalancing
+  /// (the embedded broker refuses commits then; Kafka accepts them from the
+  /// current generation). They are committed as the next assignment arrives,
+  /// before any committed offset is read: a partition that comes back to
+  /// this member resumes exactly there, and one that moves usually does.
+  void commit_after_rebalance(const offset_map& offsets, std::int64_t batch_id);
 
   /// Low and high watermark from the last fetch response (no request).
   std::pair<std::int64_t, std::int64_t> cached_watermarks(const topic_partition& tp);
@@ -166,6 +175,9 @@ private:
   std::optional<std::set<topic_partition>> known_partitions_;
   cluster_health health_;
   cluster_health::clock::time_point last_probe_{};
+  std::mutex deferred_mutex_;
+  offset_map deferred_commit_;
+  std::int64_t deferred_batch_id_ = -1;
 };
 
 } // namespace sluice::kafka

@@ -71,6 +71,12 @@ BOOST_AUTO_TEST_CASE(progress_reports_count_what_was_read) {
   BOOST_TEST(input == 20000);
   BOOST_TEST(outputs + dlq == 20000);
   BOOST_TEST(dlq == summary.dlq_rows);
+  // latestOffset is the broker's high watermark from the first report on,
+  // even for a partition nothing was fetched from yet (all data was there).
+  for (auto& e : epochs)
+    for (auto& pp : e.partitions)
+      BOOST_TEST(pp.latest_offset == end_offsets(oc.bootstrap, "orders")[pp.partition],
+                 "epoch " << e.batch_id << " partition " << pp.partition);
   // The last report ends at the committed end offsets, with no lag left.
   auto& last = epochs.back();
   auto ends = end_offsets(oc.bootstrap, "orders");
@@ -95,8 +101,10 @@ BOOST_AUTO_TEST_CASE(a_run_stopped_midway_and_restarted_loses_and_repeats_nothin
                        {"trigger.availableNow=false", "runtime.maxBatchRecords=100",
                         "runtime.maxInFlightPerPartition=500"});
   run_summary first;
+  std::atomic<std::int64_t> first_last_batch{-1}, second_first_batch{-1};
   {
     pipeline p(cfg);
+    p.on_progress([&](const epoch_progress& e) { first_last_batch = e.batch_id; });
     p.set_stage(
         [](record_batch&) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); });
     std::thread runner([&] { first = p.run(); });
@@ -116,7 +124,14 @@ BOOST_AUTO_TEST_CASE(a_run_stopped_midway_and_restarted_loses_and_repeats_nothin
 
   // Second run: picks up at the committed offsets and finishes.
   pipeline p(oc.config("it-restart"));
+  p.on_progress([&](const epoch_progress& e) {
+    std::int64_t none = -1;
+    second_first_batch.compare_exchange_strong(none, e.batch_id);
+  });
   auto second = p.run();
+  // Epoch numbering goes on across the restart, from the commit metadata.
+  BOOST_TEST(first_last_batch.load() >= 0);
+  BOOST_TEST(second_first_batch.load() > first_last_batch.load());
   BOOST_REQUIRE_MESSAGE(second.ok, second.error);
   BOOST_TEST(first.input_rows + second.input_rows == 40000);
 

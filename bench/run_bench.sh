@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Whole-process benchmark: Sluice against the raw librdkafka copy loop (C++) and a
+# python3-confluent-kafka copy loop, on one embedded broker, in the same run,
+# alternating rounds, medians. See bench/README.md.
+#
+#   bench/run_bench.sh [--events 1000000] [--partitions 64] [--rounds 3]
+#                      [--build build] [--sluice BIN] [--out DIR]
+#   SLUICE_BIN=/path/to/other/sluice SLUICE_LABEL=before bench/run_bench.sh ...
+#
+# Needs build/apps/sluice and build/bench/copy_loop
+# (cmake --build build --target sluice copy_loop), /usr/bin/python3 with
+# confluent_kafka, and /usr/bin/time.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+events=1000000
+partitions=64
+rounds=3
+build="$root/build"
+out=""
+sluice=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --events) events=$2; shift 2 ;;
+    --partitions) partitions=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --build) build=$(cd "$2" && pwd); shift 2 ;;
+    --sluice) sluice=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "usage: $0 [--events N] [--partitions P] [--rounds R] [--build DIR]" \
+            "[--sluice BIN] [--out DIR]" >&2
+       exit 2 ;;
+  esac
+done
+
+# --sluice: the binary measured as `sluice` (and hosting the broker); default the
+# build's. Pass a copy when someone may rebuild the tree during the run.
+[ -n "$sluice" ] || sluice="$build/apps/sluice"
+copy_loop="$build/bench/copy_loop"
+python=/usr/bin/python3
+for f in "$sluice" "$copy_loop" /usr/bin/time; do
+  [ -x "$f" ] || { echo "missing $f" >&2; exit 2; }
+done
+"$python" -c 'import confluent_kafka' || { echo "$python lacks confluent_kafka" >&2; exit 2; }
+other="${SLUICE_BIN:-}"
+other_label="${SLUICE_LABEL:-sluice-other}"
+if [ -n "$other" ]; then
+  [ -x "$other" ] || { echo "SLUICE_BIN=$other is not executable" >&2; exit 2; }
+fi
+
+[ -n "$out" ] || out=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+mkdir -p "$out"
+tag=$(date +%s)
+results="$out/results.tsv"
+: > "$results"
+
+# The broker: its own process, 3 mock brokers, every topic made up front.
+bootfile="$out/bootstrap"
+rm -f "$bootfile"
+"$sluice" broker --brokers 3 --topic "bench-in:$partitions" \
+  --topic "bench-copy-out:$partitions" --topic "bench-py-out:$partitions" \
+  --topic "bench-sluice-out:$partitions" --topic "bench-other-out:$partitions" \
+  --topic bench-dlq:1 --bootstrap-file "$bootfile" > "$out/broker.log" 2>&1 &
+broker_pid=$!
+trap 'kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$bootfile" ] && break; sleep 0.1; done
+[ -s "$bootfile" ] || { echo "the broker did not start (see $out/broker.log)" >&2; exit 1; }
+bootstrap=$(cut -d= -f2 "$bootfile")
+echo "broker pid $broker_pid at $bootstrap; results in $out" >&2
+
+echo "producing $events events to bench-in ($partitions partitions)..." >&2
+"$sluice" produce --bootstrap "$bootstrap" --topic bench-in --count "$events" \
+  --seed 1 >&2
+
+# The Sluice pipeline: the order parse schema (runtime/workload order_parse_section),
+# a fixed route, a DLQ, availableNow -- the pipeline of bench/copy_ratio.cpp.
+pipeline_json() { # $1 output topic
+  cat <<EOF
+{
+  "name": "bench",
+  "source": {"kafka.bootstrap.servers": "$bootstrap", "subscribe": "bench-in",
+             "startingOffsets": "earliest", "includeHeaders": true,
+             "kafka.session.timeout.ms": 6000, "kafka.fetch.wait.max.ms": 50},
+  "parse": {"format": "json",
+    "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
+               "quantity": "int", "price": "double", "order_time": "timestamp",
+               "priority": "string"},
+    "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
+  "route": {"topic": "$1"},
+  "sink": {"kafka.bootstrap.servers": "$bootstrap", "kafka.linger.ms": 5},
+  "dlq": {"topic": "bench-dlq"},
+  "trigger": {"availableNow": true}
+}
+EOF
+}
+pipeline_json bench-sluice-out > "$out/pipeline-sluice.json"
+pipeline_json bench-other-out > "$out/pipeline-other.json"
+
+contestants=(copy_loop copy_loop.py sluice)
+[ -n "$other" ] && contestants+=("$other_label")
+
+# One whole process under /usr/bin/time; appends one line to results.tsv:
+# round contestant records seconds rate wall_s peak_rss_kb
+run_one() { # $1 round, $2 contestant
+  local r=$1 c=$2 group="bench-$tag-r$1-$2" base="$out/r$1-$2"
+  local rc=0
+  case "$c" in
+    copy_loop)
+      /usr/bin/time -f '%e %M' -o "$base.time" timeout 600 "$copy_loop" \
+        --bootstrap "$bootstrap" --group "$group" --output bench-copy-out \
+        --count "$events" > "$base.out" 2> "$base.err" || rc=$? ;;
+    copy_loop.py)
+      /usr/bin/time -f '%e %M' -o "$base.time" timeout 600 "$python" \
+        "$here/copy_loop.py" --bootstrap "$bootstrap" --group "$group" \
+        --output bench-py-out --count "$events" > "$base.out" 2> "$base.err" || rc=$? ;;
+    *)
+      local bin=$sluice pipe="$out/pipeline-sluice.json"
+      if [ "$c" != sluice ]; then bin=$other; pipe="$out/pipeline-other.json"; fi
+      /usr/bin/time -f '%e %M' -o "$base.time" timeout 600 "$bin" run "$pipe" \
+        --set "source.kafka.group.id=$group" > "$base.out" 2> "$base.err" || rc=$? ;;
+  esac
+  if [ "$rc" != 0 ]; then
+    echo "round $r $c: exit $rc (see $base.err)" >&2
+    return 1
+  fi
+  "$python" - "$r" "$c" "$base" >> "$results" <<'PY'
+import json, re, sys
+from datetime import datetime
+r, c, base = sys.argv[1:]
+wall, rss = open(base + ".time").read().split()[-2:]
+if c.startswith("copy_loop"):
+    j = json.loads(open(base + ".out").read().strip().splitlines()[-1])
+    records, secs = j["records"], j["seconds"]
+else:
+    # Sluice: from its first non-empty "assigned:" log line to its last "committed
+    # the offsets" line (every output acknowledged, then committed): the group-join
+    # wait and the leave/shutdown after the last commit are excluded.
+    ts = lambda line: datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%f")
+    strip = lambda s: re.sub(r"\x1b\[[0-9;]*m", "", s)
+    lines = [strip(l) for l in open(base + ".err")]
+    start = next(ts(l) for l in lines if " assigned: " in l and "(none)" not in l)
+    end_line = next(l for l in lines if " run ended: " in l)
+    end = max(ts(l) for l in lines if " committed the offsets " in l)
+    records = int(re.search(r"run ended: (\d+) in", end_line).group(1))
+    secs = (end - start).total_seconds()
+print("\t".join([r, c, str(records), "%.3f" % secs, "%.0f" % (records / secs),
+                 wall, rss]))
+PY
+  tail -n1 "$results" >&2
+}
+
+failures=0
+for r in $(seq 1 "$rounds"); do
+  # Rotate the order each round so that no contestant always runs first or last.
+  n=${#contestants[@]}
+  for i in $(seq 0 $((n - 1))); do
+    run_one "$r" "${contestants[$(((i + r - 1) % n))]}" || failures=$((failures + 1))
+  done
+done
+[ "$failures" = 0 ] || echo "$failures run(s) failed: left out of the tables" >&2
+
+"$python" - "$results" "$events" "$partitions" "$rounds" <<'PY'
+import statistics, sys
+from collections import OrderedDict
+path, events, partitions, rounds = sys.argv[1:]
+rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
+by = OrderedDict()
+for name in ["copy_loop", "copy_loop.py"]:
+    by[name] = []
+for r, c, records, secs, rate, wall, rss in rows:
+    by.setdefault(c, []).append((int(r), int(records), float(secs), float(rate),
+                                 float(wall), int(rss)))
+med = lambda xs: statistics.median(xs)
+base = med([x[3] for x in by["copy_loop"]])
+print(f"{events} events, {partitions} partitions, {rounds} rounds (medians)\n")
+print("| contestant | msgs/s | / copy_loop | wall s | peak RSS MB |")
+print("|---|---|---|---|---|")
+for c, xs in by.items():
+    if not xs:
+        continue
+    rate = med([x[3] for x in xs])
+    print(f"| {c} | {rate:.0f} | {rate / base:.2f} | {med([x[4] for x in xs]):.1f} "
+          f"| {med([x[5] for x in xs]) / 1024:.0f} |")
+print("\nEvery round:\n")
+print("| round | contestant | records | timed s | msgs/s | wall s | peak RSS MB |")
+print("|---|---|---|---|---|---|---|")
+for r, c, records, secs, rate, wall, rss in sorted(rows, key=lambda x: (int(x[0]),)):
+    print(f"| {r} | {c} | {records} | {float(secs):.2f} | {rate} | {float(wall):.1f} "
+          f"| {int(rss) / 1024:.0f} |")
+PY
