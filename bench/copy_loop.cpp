@@ -2,7 +2,7 @@
 // bench/run_bench.sh measures Sluice (and a Python loop) against.
 //
 //   bench/copy_loop --bootstrap B --group G [--input bench-in] [--output bench-copy-out]
-//                   [--count 1000000]
+//                   [--count 1000000] [--consumer-set key=value ...]
 //
 // One consumer (subscribe, group G, earliest, session.timeout.ms 6000,
 // fetch.wait.max.ms 50 -- as the Sluice runs use) and one producer (idempotent,
@@ -67,7 +67,7 @@ rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
 
 int usage() {
   std::fprintf(stderr, "usage: copy_loop --bootstrap B --group G [--input T] [--output T] "
-                       "[--count N]\n");
+                       "[--count N] [--consumer-set key=value ...]\n");
   return 2;
 }
 
@@ -76,6 +76,13 @@ int usage() {
 int main(int argc, char** argv) try {
   std::string bootstrap, group, input = "bench-in", output = "bench-copy-out";
   std::int64_t count = 1000000;
+  std::vector<std::pair<const char*, std::string>> cprops = {
+      {"auto.offset.reset", "earliest"},
+      {"enable.auto.commit", "false"},
+      {"session.timeout.ms", "6000"},
+      {"fetch.wait.max.ms", "50"}};
+  std::vector<std::string> extra; // keys of --consumer-set, kept alive for cprops
+  extra.reserve(argc);
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc) return usage();
     std::string opt = argv[i], val = argv[i + 1];
@@ -84,16 +91,16 @@ int main(int argc, char** argv) try {
     else if (opt == "--input") input = val;
     else if (opt == "--output") output = val;
     else if (opt == "--count") count = std::stoll(val);
+    else if (opt == "--consumer-set" && val.find('=') != std::string::npos) {
+      extra.push_back(val.substr(0, val.find('=')));
+      cprops.emplace_back(extra.back().c_str(), val.substr(val.find('=') + 1));
+    }
     else return usage();
   }
   if (bootstrap.empty() || group.empty() || count <= 0) return usage();
 
-  auto* consumer = make_client(
-      RD_KAFKA_CONSUMER, make_conf(bootstrap, {{"group.id", group},
-                                               {"auto.offset.reset", "earliest"},
-                                               {"enable.auto.commit", "false"},
-                                               {"session.timeout.ms", "6000"},
-                                               {"fetch.wait.max.ms", "50"}}));
+  cprops.emplace_back("group.id", group);
+  auto* consumer = make_client(RD_KAFKA_CONSUMER, make_conf(bootstrap, cprops));
   delivery_state dstate;
   auto* pconf = make_conf(bootstrap, {{"linger.ms", "5"},
                                       {"enable.idempotence", "true"},
