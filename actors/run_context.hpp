@@ -73,6 +73,9 @@ struct partition_shared {
 /// chain's outputs never land after its replay's.
 struct chain_deliveries {
   std::atomic<std::int64_t> open{0};
+  /// Set by the supervisor once the chain's head is gone: its sink, which
+  /// may still be running, must not start writing anything more.
+  std::atomic<bool> retired{false};
 };
 
 /// Everything the actors of one run share. Owned by the pipeline, which

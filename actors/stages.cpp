@@ -148,6 +148,14 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
     while (!st.pending.empty()) {
       auto& entry = st.pending.front();
       auto& batch = *entry.batch;
+      // A retired chain writes nothing more: its successor may be replaying.
+      if (deliveries->retired.load()) {
+        if (st.group) st.group->abandon();
+        st.group = nullptr;
+        st.pending.clear();
+        self->quit();
+        return;
+      }
       if (!st.group) {
         st.outcome = std::make_shared<batch_ack>();
         if (entry.base) {
@@ -160,7 +168,15 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         }
         auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
         auto outcome = st.outcome;
+        // The count goes up before the flag is read, and the supervisor sets
+        // the flag before it reads the count: one of them sees the other.
         ++deliveries->open;
+        if (deliveries->retired.load()) {
+          --deliveries->open;
+          st.pending.clear();
+          self->quit();
+          return;
+        }
         st.group = new kafka::delivery_group([=](const kafka::delivery_group& g) {
           // Runs on the producer's poll thread.
           auto& failures = g.failures();

@@ -112,6 +112,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
       auto& [tp, c] = *it;
       if (!c.head || c.head.address() != dm.source) continue;
       c.head = nullptr;
+      if (c.deliveries) c.deliveries->retired = true;
       if (c.stopping) {
         chains.erase(it);
         return;

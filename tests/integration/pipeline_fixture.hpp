@@ -133,6 +133,25 @@ inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc,
   return seen;
 }
 
+/// The most times any key's outputs go back in the input order, within one
+/// output partition. A chain restart replays from its watermark: one step
+/// back per restart at most. More means that a failed chain's outputs landed
+/// after its replay's (B, A, B).
+inline int max_rewinds_per_key(const std::string& bootstrap) {
+  int worst = 0;
+  for (auto topic : {"orders-high", "orders-medium", "orders-low"}) {
+    std::map<std::pair<std::int32_t, std::string>, std::pair<std::int64_t, int>> keys;
+    for (auto& c : read_topic(bootstrap, topic)) {
+      auto i = order_cluster::sequence_of(c);
+      auto& [last, rewinds] =
+          keys.try_emplace({c.partition, c.key.value_or("")}, -1, 0).first->second;
+      if (i < last) worst = std::max(worst, ++rewinds);
+      last = i;
+    }
+  }
+  return worst;
+}
+
 /// Splits the generated events into valid and malformed sequence numbers.
 inline std::pair<std::set<std::int64_t>, std::set<std::int64_t>>
 expected_events(const order_cluster& oc) {
