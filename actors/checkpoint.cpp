@@ -51,6 +51,7 @@ struct checkpoint_state {
   std::uint64_t next_commit_seq = 1;
   std::optional<pending_report> pending;
   std::uint64_t final_commit_seq = 0;
+  bool assigned = false; ///< the group assigned this member (maybe nothing)
   bool complete = false;
 };
 
@@ -148,7 +149,9 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     st.epoch_start_ms = now;
     st.outputs_at_epoch_start = outputs;
     st.dlq_at_epoch_start = dlq;
-    if (!force && !active && now - st.last_report_ms < idle_report_ms)
+    // Idle heartbeats start with the first assignment, so that the epoch
+    // numbering can first continue from the commit metadata.
+    if (!force && !active && (!st.assigned || now - st.last_report_ms < idle_report_ms))
       return std::nullopt;
     st.last_report_ms = now;
     ++st.batch_id;
@@ -183,7 +186,8 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     kafka::offset_map to_commit;
     for (auto& [tp, p] : st.parts) {
       if (p.watermark >= 0 && p.watermark != p.committed) to_commit[tp] = p.watermark;
-      p.epoch_start = p.committed >= 0 ? p.committed : p.watermark;
+      // The next epoch starts where this one's commit ends.
+      p.epoch_start = p.watermark;
     }
     if (to_commit.empty()) {
       kafka::commit_outcome nothing; // the group already holds every watermark
@@ -250,6 +254,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       },
       [=](resume_atom, std::int64_t last_batch_id) {
         auto& st = self->state;
+        st.assigned = true;
         st.batch_id = std::max(st.batch_id, last_batch_id + 1);
       },
       [=](watermark_atom, const std::string& topic,

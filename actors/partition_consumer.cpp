@@ -33,12 +33,16 @@ struct consumer_state {
   /// Records are polled into this; a batch is allocated only when it has some.
   std::vector<record> scratch;
   std::optional<std::int64_t> end_offset; ///< bounded run: stop here
-  bool stalled = false;                   ///< out of credit
+  /// First offset of a record set librdkafka cannot decode, while stepping over it.
+  std::optional<std::int64_t> stepping;
+  bool stalled = false; ///< out of credit
   bool finished = false;
   bool draining = false;
   bool poll_scheduled = false;
   bool tick_scheduled = false;
-  std::optional<caf::typed_response_promise<std::int64_t>> drained;
+  /// Drain requests waiting for in-flight records (a revoke and a stop may
+  /// both ask); each gets the answer.
+  std::vector<caf::typed_response_promise<std::int64_t>> drained;
 
   ~consumer_state() {
     // What a dead chain held no longer counts against the byte credit.
@@ -157,19 +161,33 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     // A record set librdkafka cannot decode is reported at its first offset,
     // and librdkafka does not always move past it (it fetches the same set
     // again when nothing follows it in the response). Each offset it covers
-    // goes to the DLQ, and the read position steps past it, one at a time.
+    // goes to the DLQ, and the read position steps past it, one at a time;
+    // what this poll returned after the error is read again after the step.
+    bool cut_short = false;
     auto bad = std::find_if(recs.begin(), recs.end(), is_consume_error);
     if (bad != recs.end()) {
-      auto at =
+      auto next =
           bad == recs.begin() ? st.watermark.issued_end() : std::prev(bad)->offset + 1;
-      at = std::max(at, bad->offset);
-      if (bad->offset < at)
+      std::optional<std::int64_t> at;
+      if (bad->offset >= next) {
+        at = bad->offset; // a new bad set
+        st.stepping = bad->offset;
+      } else if (st.stepping && bad->offset == *st.stepping) {
+        at = next; // the same set again: its next offset
         bad->error->message =
-            "offset " + std::to_string(at) +
+            "offset " + std::to_string(next) +
             " is inside a record set that failed: " + bad->error->message;
-      bad->offset = at;
-      recs.erase(std::next(bad), recs.end()); // re-read after the step
-      ctx->consumer.seek(st.tp, at + 1);
+      }
+      if (at) {
+        bad->offset = *at;
+        recs.erase(std::next(bad), recs.end());
+        cut_short = true;
+        ctx->consumer.seek(st.tp, *at + 1);
+      } else {
+        recs.erase(bad); // stale: from before the read position
+      }
+    } else if (!recs.empty()) {
+      st.stepping.reset();
     }
     if (st.end_offset) {
       auto past_end = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
@@ -194,6 +212,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       st.shared->consumed += fresh;
       ctx->metrics.input_rows += fresh;
       batch->records = std::move(recs);
+      batch->issued_records = static_cast<std::int64_t>(batch->records.size());
       recs = {};
       st.watermark.issue(batch->begin_offset, batch->end_offset);
       auto n = static_cast<std::int64_t>(batch->records.size());
@@ -204,7 +223,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       ctx->metrics.observe_in_flight(st.in_flight);
       self->send(st.next, std::move(batch));
     }
-    if (polled.end_of_log) {
+    if (polled.end_of_log && !cut_short) {
       // librdkafka's fetch position passed offsets that produced no record
       // (transaction markers, aborted records): they are handled.
       auto end = *polled.end_of_log;
@@ -262,17 +281,18 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         st.shared->watermark = watermark;
         report();
         if (st.stalled && st.in_flight <= st.credit - st.batch_records) fetch();
-        if (st.drained && st.in_flight == 0) {
-          st.drained->deliver(st.watermark.watermark());
-          st.drained.reset();
+        if (!st.drained.empty() && st.in_flight == 0) {
+          for (auto& rp : st.drained)
+            rp.deliver(st.watermark.watermark());
+          st.drained.clear();
         }
       },
       [=](drain_atom) -> caf::result<std::int64_t> {
         auto& st = self->state;
         st.draining = true;
         if (st.in_flight == 0) return st.watermark.watermark();
-        st.drained = self->make_response_promise<std::int64_t>();
-        return *st.drained;
+        st.drained.push_back(self->make_response_promise<std::int64_t>());
+        return st.drained.back();
       },
   };
 }

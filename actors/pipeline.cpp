@@ -62,8 +62,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     if (ctx) ctx->quiesced = false; // the rebalance is over
     caf::scoped_actor self{*system};
-    if (last_batch_id >= 0)
-      self->send(checkpoint_actor, resume_atom::value, last_batch_id);
+    self->send(checkpoint_actor, resume_atom::value, last_batch_id);
     // Never wait without a bound from librdkafka's thread.
     self->request(supervisor_actor, actor_timeout, assign_atom::value, assignment(parts))
         .receive([](bool) {},
@@ -89,6 +88,7 @@ struct pipeline::impl : kafka::rebalance_listener {
                   fail("revoked partitions could not be drained in time: " +
                        system->render(err));
               });
+    if (parts.empty()) return; // an empty list would mean "all" to the checkpoint
     auto outcome = commit_final(self, partition_list(parts));
     if (outcome.rebalancing) {
       consumer->commit_after_rebalance(outcome.refused, outcome.batch_id);
@@ -323,6 +323,11 @@ run_summary pipeline::run_until_stopped() {
     }
     self->request(im.supervisor_actor, impl::actor_timeout, stop_atom::value)
         .receive([](bool) {}, [](caf::error&) {});
+    // Offsets a rebalance refused, still waiting for the next assignment.
+    if (auto err = im.consumer->commit_deferred(impl::commit_timeout)) {
+      spdlog::error("final offset commit failed: {}", *err);
+      im.fail("final offset commit failed: " + *err);
+    }
     // A cluster that cannot be reached does not get to delay the exit.
     im.consumer->close(im.consumer->health().down() ? std::chrono::seconds(1)
                                                     : std::chrono::seconds(10));

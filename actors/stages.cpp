@@ -125,10 +125,13 @@ kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
     hs.push_back({"sluice.error.value-omitted", std::to_string(value.size()) + " bytes"});
     res = ctx->producer.send(st.group, slot_index(rec.offset, true), topic, rec.key, {},
                              hs, rec.timestamp_ms);
-    if (res == kafka::producer::send_result::too_large)
-      throw fatal_error("the DLQ refused record " + batch.topic + "/" +
-                        std::to_string(batch.partition) + "@" +
-                        std::to_string(rec.offset) + " even without its value");
+    if (res == kafka::producer::send_result::too_large) {
+      // Retrying cannot help: end the run rather than restart the chain.
+      ctx->on_fatal("the DLQ refused record " + batch.topic + "/" +
+                    std::to_string(batch.partition) + "@" + std::to_string(rec.offset) +
+                    " even without its value");
+      return kafka::producer::send_result::refused;
+    }
   }
   return res;
 }
@@ -163,7 +166,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         } else {
           st.outcome->begin = batch.begin_offset;
           st.outcome->generation = generation;
-          st.outcome->rows = static_cast<std::int64_t>(batch.records.size());
+          st.outcome->rows = batch.issued_records; // a user stage may add or drop
           st.outcome->bytes = batch.bytes;
         }
         auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
@@ -226,6 +229,10 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
             return;
           }
           res = send_to_dlq(ctx, st, batch, rec);
+          if (res == kafka::producer::send_result::refused) {
+            self->quit();
+            return;
+          }
           if (res == kafka::producer::send_result::queued) {
             ++st.outcome->dlq;
             ++st.outcome->rows_by_topic[ctx->config.dlq->topic];
@@ -263,11 +270,15 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         auto base = refused.ack;
         for (auto& f : refused.failures) {
           auto offset = static_cast<std::int64_t>(f.index >> 1);
-          if (f.index & 1u || !ctx->config.dlq)
-            throw fatal_error("the broker refused record at offset " +
-                              std::to_string(offset) + " for `" + f.topic + "` (" +
-                              f.reason + ")" +
-                              (ctx->config.dlq ? "" : " and no `dlq` is configured"));
+          if (f.index & 1u || !ctx->config.dlq) {
+            // Retrying cannot help: end the run rather than restart the chain.
+            ctx->on_fatal("the broker refused record " + self->state.source_topic + "/" +
+                          std::to_string(self->state.source_partition) + "@" +
+                          std::to_string(offset) + " for `" + f.topic + "` (" + f.reason +
+                          ")" + (ctx->config.dlq ? "" : " and no `dlq` is configured"));
+            self->quit();
+            return;
+          }
           auto& rec = batch->records.emplace_back();
           rec.offset = offset;
           rec.key = std::move(f.key);

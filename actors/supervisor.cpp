@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <set>
 
 namespace sluice::actors {
 
@@ -37,7 +38,7 @@ constexpr auto drain_margin = std::chrono::seconds(5);
 /// A drain in progress: chains still to stop, deliveries still to report.
 struct pending_drain {
   caf::typed_response_promise<bool> rp;
-  std::size_t chains = 0;
+  std::set<caf::actor_addr> heads; ///< chains not stopped yet
   std::vector<std::shared_ptr<chain_deliveries>> open;
   steady::time_point deadline;
 };
@@ -81,29 +82,30 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         idle.push_back(tp);
         continue;
       }
-      ++d.chains;
       auto head = c.head;
+      d.heads.insert(head.address());
       // librdkafka reports every message within its delivery timeout, so a
-      // healthy drain never needs longer.
+      // healthy drain never needs longer. A chain that dies meanwhile counts
+      // as stopped (see the down handler).
       self->request(head, ctx->producer.delivery_timeout() + drain_margin,
                     drain_atom::value)
           .then(
               [self, head, id](std::int64_t) {
                 self->send_exit(head, caf::exit_reason::user_shutdown);
-                self->send(self, drain_atom::value, id);
+                self->send(self, drain_atom::value, id, head.address());
               },
               [self, head, id, tp = tp](caf::error& err) {
-                spdlog::warn(
-                    "{}: drain gave up ({}); its in-flight records are not committed",
-                    tp.str(), self->system().render(err));
+                if (err != caf::sec::request_receiver_down)
+                  spdlog::warn(
+                      "{}: drain gave up ({}); its in-flight records are not committed",
+                      tp.str(), self->system().render(err));
                 self->send_exit(head, caf::exit_reason::user_shutdown);
-                self->send(self, drain_atom::value, id);
+                self->send(self, drain_atom::value, id, head.address());
               });
     }
     for (auto& tp : idle)
       st.chains.erase(tp);
-    self->send(self, drain_atom::value, id);
-    ++d.chains; // the message just sent
+    self->send(self, drain_atom::value, id, caf::actor_addr{});
   };
 
   self->set_down_handler([self, ctx](caf::down_msg& dm) {
@@ -114,6 +116,10 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
       c.head = nullptr;
       if (c.deliveries) c.deliveries->retired = true;
       if (c.stopping) {
+        // A drain waiting for this chain need not wait for its answer.
+        for (auto& [id, d] : self->state.drains)
+          if (d.heads.contains(dm.source))
+            self->send(self, drain_atom::value, id, dm.source);
         chains.erase(it);
         return;
       }
@@ -152,8 +158,10 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
           c.stopping = false;
           c.failures.clear();
           c.shared->latest = p.latest;
-          if (c.head) // reassigned before the old chain stopped
+          if (c.head) { // reassigned before the old chain stopped
+            if (c.deliveries) c.deliveries->retired = true;
             self->send_exit(c.head, caf::exit_reason::user_shutdown);
+          }
           c.start_offset = p.start_offset;
           start_chain(p.tp, p.start_offset);
         }
@@ -192,9 +200,15 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         return rp;
       },
       [=](stop_atom) {
-        for (auto& [tp, c] : self->state.chains)
+        for (auto& [tp, c] : self->state.chains) {
+          if (c.deliveries) c.deliveries->retired = true;
           if (c.head) self->send_exit(c.head, caf::exit_reason::user_shutdown);
+        }
         self->state.chains.clear();
+        // Nobody may wait for a drain that can no longer finish.
+        for (auto& [id, d] : self->state.drains)
+          d.rp.deliver(false);
+        self->state.drains.clear();
         self->quit();
         return true;
       },
@@ -203,19 +217,21 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         drain({}, rp);
         return rp;
       },
-      [=](drain_atom, std::uint64_t id) {
+      [=](drain_atom, std::uint64_t id, const caf::actor_addr& stopped) {
         // A chain of drain `id` stopped, or a delivery check is due.
         auto& drains = self->state.drains;
         auto it = drains.find(id);
         if (it == drains.end()) return;
         auto& d = it->second;
-        if (d.chains > 0 && --d.chains > 0) return;
+        if (stopped) d.heads.erase(stopped);
+        if (!d.heads.empty()) return;
         // A drain that gave up killed its chain: what that chain had already
         // handed to librdkafka must be reported before the partition is let go.
         bool busy = std::any_of(d.open.begin(), d.open.end(),
                                 [](auto& o) { return o->open.load() > 0; });
         if (busy && steady::now() < d.deadline) {
-          self->delayed_send(self, delivery_check, drain_atom::value, id);
+          self->delayed_send(self, delivery_check, drain_atom::value, id,
+                             caf::actor_addr{});
           return;
         }
         if (busy)

@@ -55,6 +55,9 @@ struct record_batch {
   std::uint32_t generation = 0;
   /// Key, value and header bytes of the records: what the byte credit counts.
   std::int64_t bytes = 0;
+  /// Records the consumer read into it: what the credit counts, whatever a
+  /// user stage does to `records`.
+  std::int64_t issued_records = 0;
   std::vector<record> records;
 };
 

@@ -23,11 +23,20 @@ int run_pipeline(const run_args& args) {
   });
   std::atomic<bool> finished{false};
   std::thread watcher([&] {
+    bool stopping = false;
     while (!finished.load())
       if (wait_stop_signal(200)) {
-        spdlog::info("signal received: draining, committing, then exiting");
+        if (stopping) {
+          // A second signal: the user will not wait for the drain.
+          spdlog::error("second signal: exiting now, without draining or committing; "
+                        "records since the last commit will be read again");
+          std::fflush(stdout);
+          std::_Exit(1);
+        }
+        spdlog::info("signal received: draining, committing, then exiting (a second "
+                     "signal exits at once)");
         p.stop();
-        return;
+        stopping = true;
       }
   });
   // The watcher is joined whatever happens: a joinable thread at an

@@ -84,6 +84,12 @@ commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l) {
   return out;
 }
 
+/// Errors with which librdkafka skips records it fetched but cannot decode.
+bool is_undecodable(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR__BAD_MSG || err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
+         err == RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED;
+}
+
 /// Heap-held callback of one asynchronous commit, the commit's opaque.
 using commit_callback = std::function<void(commit_outcome)>;
 
@@ -128,8 +134,9 @@ poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
       rd_kafka_message_destroy(m);
       continue;
     }
-    if (m->err && m->offset < 0) {
-      // A partition-level error (fetch failure...): no record is skipped.
+    if (m->err && !is_undecodable(m->err)) {
+      // A partition-level error (a failed fetch...): it carries the fetch
+      // offset, but no record was skipped.
       if (!result.error) result.error = rd_kafka_message_errstr(m);
       rd_kafka_message_destroy(m);
       continue;
@@ -203,7 +210,13 @@ group_consumer::group_consumer(const source_options& opts,
 
 group_consumer::~group_consumer() {
   close();
-  serve_commit_results(0); // frees the callbacks of commits still answered
+  // Frees the callbacks of commits answered late, without calling them: the
+  // actors they would tell are gone.
+  while (auto* ev = rd_kafka_queue_poll(commit_queue_, 0)) {
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT)
+      delete static_cast<commit_callback*>(rd_kafka_event_opaque(ev));
+    rd_kafka_event_destroy(ev);
+  }
   rd_kafka_queue_destroy(commit_queue_);
   if (closed_by_timeout_)
     rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -355,6 +368,7 @@ commit_outcome group_consumer::commit_sync(const offset_map& offsets,
     }
   }
   rd_kafka_queue_destroy(q);
+  if (!outcome.committed.empty()) health_.mark_up();
   return outcome;
 }
 
@@ -364,6 +378,26 @@ void group_consumer::commit_after_rebalance(const offset_map& offsets,
   for (auto& [tp, off] : offsets)
     deferred_commit_[tp] = off;
   deferred_batch_id_ = std::max(deferred_batch_id_, batch_id);
+}
+
+std::optional<std::string>
+group_consumer::commit_deferred(std::chrono::milliseconds timeout) {
+  offset_map deferred;
+  std::int64_t batch_id = -1;
+  {
+    std::lock_guard<std::mutex> guard{deferred_mutex_};
+    deferred.swap(deferred_commit_);
+    batch_id = deferred_batch_id_;
+  }
+  if (deferred.empty()) return std::nullopt;
+  auto outcome = commit_sync(deferred, batch_id, timeout);
+  if (!outcome.error) return std::nullopt;
+  std::string missed;
+  for (auto& [tp, off] : deferred)
+    if (!outcome.committed.contains(tp))
+      missed += (missed.empty() ? "" : ", ") + tp.str() + " below " + std::to_string(off);
+  return *outcome.error + "; the records of " + missed +
+         " since the last successful commit will be read again";
 }
 
 std::pair<std::int64_t, std::int64_t>
@@ -516,6 +550,7 @@ void group_consumer::on_rebalance(int err, void* raw) {
     }
     if (auto e = rd_kafka_committed(rk_, committed, 5000))
       return std::string("cannot read committed offsets: ") + rd_kafka_err2str(e);
+    health_.mark_up(); // the coordinator answered
     for (int i = 0; i < committed->cnt; ++i)
       if (auto e = committed->elems[i].err)
         return std::string("cannot read the committed offset of ") +

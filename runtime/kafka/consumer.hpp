@@ -53,7 +53,8 @@ struct poll_result {
   /// librdkafka reached the end of the log: the next offset to fetch. Offsets
   /// below it that produced no record (transaction markers) are handled.
   std::optional<std::int64_t> end_of_log;
-  /// A partition error that belongs to no offset (logged by the caller).
+  /// A partition error that skipped no record, e.g. a failed fetch (logged
+  /// by the caller).
   std::optional<std::string> error;
 };
 
@@ -135,6 +136,11 @@ public:
   /// before any committed offset is read: a partition that comes back to
   /// this member resumes exactly there, and one that moves usually does.
   void commit_after_rebalance(const offset_map& offsets, std::int64_t batch_id);
+
+  /// Commits what commit_after_rebalance() kept, if anything (a run that
+  /// stops between a refused commit and the next assignment). Returns what
+  /// went wrong, naming what will be read again.
+  std::optional<std::string> commit_deferred(std::chrono::milliseconds timeout);
 
   /// Low and high watermark from the last fetch response (no request).
   std::pair<std::int64_t, std::int64_t> cached_watermarks(const topic_partition& tp);

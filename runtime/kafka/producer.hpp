@@ -103,6 +103,7 @@ public:
     queued,
     queue_full, ///< try again later
     too_large,  ///< larger than the producer's message.max.bytes: never sendable
+    refused,    ///< not sent, and the caller gave up on it (never returned by send)
   };
 
   /// Throws config_error naming `<option_prefix>.kafka.<name>` for bad properties.
