@@ -39,6 +39,7 @@ struct pending_report {
 /// Print an idle epoch at least this often, as a heartbeat.
 constexpr std::int64_t idle_report_ms = 10000;
 
+
 } // namespace
 
 struct checkpoint_state {
@@ -52,6 +53,8 @@ struct checkpoint_state {
   std::optional<pending_report> pending;
   std::uint64_t final_commit_seq = 0;
   bool assigned = false; ///< the group assigned this member (maybe nothing)
+  std::string last_message;
+
   bool complete = false;
 };
 
@@ -80,7 +83,10 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       else if (auto prior = r.prior_committed.find(tp); prior != r.prior_committed.end())
         pp.end_offset = prior->second;
     }
-    if (!o)
+    bool unreachable = r.progress.message.starts_with("cannot reach");
+    if (unreachable) {
+      // That says more than a commit that cannot answer.
+    } else if (!o)
       r.progress.message = "offset commit still pending; endOffset shows what the group "
                            "held before it";
     else if (o->error)
@@ -144,8 +150,10 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       p.message = "Processing new data";
     else
       p.message = "Waiting for data to arrive";
+    // An unreachable cluster is reported when it starts and then at the idle
+    // heartbeat's pace, not every epoch.
     bool active = p.num_input_rows > 0 || p.num_processed_rows > 0 || in_flight > 0 ||
-                  source_down.count() > 0 || sink_down.count() > 0;
+                  (p.message != st.last_message && p.message.starts_with("cannot reach"));
     st.epoch_start_ms = now;
     st.outputs_at_epoch_start = outputs;
     st.dlq_at_epoch_start = dlq;
@@ -154,6 +162,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     if (!force && !active && (!st.assigned || now - st.last_report_ms < idle_report_ms))
       return std::nullopt;
     st.last_report_ms = now;
+    st.last_message = p.message;
     ++st.batch_id;
     return r;
   };

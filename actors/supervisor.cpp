@@ -192,9 +192,24 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         spdlog::info("{}: chain restarted from offset {}", tp.str(), from);
         start_chain(tp, from);
       },
-      [=](revoke_atom, partition_list& which) -> caf::result<bool> {
+      [=](revoke_atom, partition_list& which, bool lost) -> caf::result<bool> {
         // An empty revoke (a member that held nothing) is answered at once.
         if (which.empty()) return true;
+        if (lost) {
+          // Nothing of them can be committed: stop them now, write nothing more.
+          for (auto& tp : which) {
+            auto it = self->state.chains.find(tp);
+            if (it == self->state.chains.end()) continue;
+            auto& c = it->second;
+            c.stopping = true;
+            if (c.deliveries) c.deliveries->retired = true;
+            if (c.head)
+              self->send_exit(c.head, caf::exit_reason::user_shutdown);
+            else
+              self->state.chains.erase(it);
+          }
+          return true;
+        }
         auto rp = self->make_response_promise<bool>();
         drain(std::move(which), rp);
         return rp;

@@ -56,6 +56,9 @@ def main():
         "queue.buffering.max.messages": 1000000,
         "on_delivery": on_delivery,
     })
+    # Learn the output topic's partitions now, as the C++ loop does by creating its
+    # topic handle up front: else the first records wait ~1 s for its metadata.
+    producer.list_topics(topic=args.output, timeout=10)
     consumer.subscribe([args.input])
 
     out = args.output

@@ -6,6 +6,11 @@
 #   bench/run_bench.sh [--events 1000000] [--partitions 64] [--rounds 3]
 #                      [--build build] [--sluice BIN] [--out DIR]
 #   SLUICE_BIN=/path/to/other/sluice SLUICE_LABEL=before bench/run_bench.sh ...
+#   SLUICE_BIN=before=/tmp/a/sluice,head=/tmp/b/sluice bench/run_bench.sh ...
+#
+# SLUICE_BIN adds more sluice binaries (e.g. builds of other commits) to the same
+# rounds: a path (named SLUICE_LABEL, default sluice-other), or a comma list of
+# label=path.
 #
 # Needs build/apps/sluice and build/bench/copy_loop
 # (cmake --build build --target sluice copy_loop), /usr/bin/python3 with
@@ -43,10 +48,18 @@ for f in "$sluice" "$copy_loop" /usr/bin/time; do
   [ -x "$f" ] || { echo "missing $f" >&2; exit 2; }
 done
 "$python" -c 'import confluent_kafka' || { echo "$python lacks confluent_kafka" >&2; exit 2; }
-other="${SLUICE_BIN:-}"
-other_label="${SLUICE_LABEL:-sluice-other}"
-if [ -n "$other" ]; then
-  [ -x "$other" ] || { echo "SLUICE_BIN=$other is not executable" >&2; exit 2; }
+declare -A others=() # label -> binary
+other_labels=()
+if [ -n "${SLUICE_BIN:-}" ]; then
+  IFS=, read -r -a entries <<< "$SLUICE_BIN"
+  for e in "${entries[@]}"; do
+    if [[ "$e" == *=* ]]; then label=${e%%=*}; bin=${e#*=}
+    else label=${SLUICE_LABEL:-sluice-other}; bin=$e; fi
+    [ -x "$bin" ] || { echo "SLUICE_BIN: $bin is not executable" >&2; exit 2; }
+    case "$label" in copy_loop*|sluice) echo "SLUICE_BIN: label $label is taken" >&2; exit 2 ;; esac
+    others[$label]=$bin
+    other_labels+=("$label")
+  done
 fi
 
 [ -n "$out" ] || out=$(mktemp -d /tmp/sluice-bench.XXXXXX)
@@ -102,7 +115,7 @@ pipeline_json bench-other-out > "$out/pipeline-other.json"
 # 64 partitions share, and the loop waits on fetches (measured ~140k msgs/s with
 # 1/3 of a core busy); with a larger limit it prefetches the whole input.
 contestants=(copy_loop copy_loop-prefetch copy_loop.py sluice)
-[ -n "$other" ] && contestants+=("$other_label")
+contestants+=("${other_labels[@]}")
 
 # One whole process under /usr/bin/time; appends one line to results.tsv:
 # round contestant records seconds rate wall_s peak_rss_kb
@@ -125,7 +138,7 @@ run_one() { # $1 round, $2 contestant
         --output bench-py-out --count "$events" > "$base.out" 2> "$base.err" || rc=$? ;;
     *)
       local bin=$sluice pipe="$out/pipeline-sluice.json"
-      if [ "$c" != sluice ]; then bin=$other; pipe="$out/pipeline-other.json"; fi
+      if [ "$c" != sluice ]; then bin=${others[$c]}; pipe="$out/pipeline-other.json"; fi
       /usr/bin/time -f '%e %M' -o "$base.time" timeout 600 "$bin" run "$pipe" \
         --set "source.kafka.group.id=$group" > "$base.out" 2> "$base.err" || rc=$? ;;
   esac

@@ -73,7 +73,7 @@ const std::vector<option_doc>& option_table() {
        "Process up to the end offsets seen at start, commit, exit 0."},
       {"runtime", "maxInFlightPerPartition", "integer", "10000",
        "Credit: records read but not yet acknowledged, per partition."},
-      {"runtime", "maxInFlightBytes", "integer", "67108864",
+      {"runtime", "maxInFlightBytes", "integer", "33554432",
        "Credit in bytes (keys, values, headers) read but not yet acknowledged, across "
        "all partitions; librdkafka's prefetch is sized from it."},
       {"runtime", "maxBatchRecords", "integer", "500",

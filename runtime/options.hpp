@@ -66,7 +66,7 @@ struct trigger_options {
 struct runtime_options {
   std::size_t max_in_flight_per_partition = 10000;
   /// Bytes read but not yet acknowledged, across all partitions.
-  std::size_t max_in_flight_bytes = 64u << 20;
+  std::size_t max_in_flight_bytes = 32u << 20;
   std::size_t max_batch_records = 500;
   int restart_budget = 5;
   /// Restarts older than this no longer count against the budget.

@@ -505,7 +505,7 @@ void group_consumer::on_rebalance(int err, void* raw) {
     std::vector<topic_partition> revoked;
     for (int i = 0; i < parts->cnt; ++i)
       revoked.push_back({parts->elems[i].topic, parts->elems[i].partition});
-    listener_->on_revoked(revoked);
+    listener_->on_revoked(revoked, rd_kafka_assignment_lost(rk_) == 1);
     if (!cooperative)
       rd_kafka_assign(rk_, nullptr);
     else if (auto* e = rd_kafka_incremental_unassign(rk_, parts))

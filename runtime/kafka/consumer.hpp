@@ -41,7 +41,9 @@ public:
   virtual ~rebalance_listener() = default;
   virtual void on_assigned(const std::vector<assigned_partition>& parts) = 0;
   /// Must return only when the partitions' work is committed or given up.
-  virtual void on_revoked(const std::vector<topic_partition>& parts) = 0;
+  /// `lost`: the group moved on without this member (its session expired):
+  /// nothing can be committed any more, and the work is dropped at once.
+  virtual void on_revoked(const std::vector<topic_partition>& parts, bool lost) = 0;
   /// A consumer error; `fatal` ones end the run.
   virtual void on_error(const std::string& what, bool fatal) = 0;
 };
