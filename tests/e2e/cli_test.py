@@ -7,84 +7,16 @@ Prints one line per check and closes with 'N passed, N failed'.
 """
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-from confluent_kafka import Consumer, TopicPartition
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_support import (MULT, SLUICE, check, finish, read_all, start_broker, start_run,
+                         stop_broker, wait_for, write_pipeline)
 
-SLUICE = os.path.abspath(sys.argv[1])
-MULT = float(os.environ.get("SLUICE_TEST_TIMEOUT_MULTIPLIER", "1"))
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-")
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + str(detail)),
-          flush=True)
-    return ok
-
-
-def wait_for(cond, timeout):
-    deadline = time.time() + timeout * MULT
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
-class Lines:
-    """Collects a process's stdout lines on a thread."""
-
-    def __init__(self, proc):
-        self.lines = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self.thread.start()
-
-    def _read(self, proc):
-        for line in proc.stdout:
-            with self.lock:
-                self.lines.append(line.rstrip("\n"))
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.lines)
-
-
-def read_all(bootstrap, topic):
-    """Every record of a topic, read with confluent-kafka (not Sluice)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-reader",
-                  "enable.auto.commit": False})
-    md = c.list_topics(topic, timeout=10)
-    parts = list(md.topics[topic].partitions.keys())
-    ends = {}
-    assign = []
-    for p in parts:
-        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        if hi > lo:
-            ends[p] = hi
-            assign.append(TopicPartition(topic, p, lo))
-    c.assign(assign)
-    out = []
-    deadline = time.time() + 60 * MULT
-    while ends and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is None or m.error():
-            continue
-        out.append(m)
-        if m.offset() + 1 >= ends.get(m.partition(), 0):
-            ends.pop(m.partition(), None)
-    c.close()
-    if ends:
-        raise RuntimeError("timed out reading " + topic)
-    return out
 
 
 def run(args, **kw):
@@ -94,16 +26,10 @@ def run(args, **kw):
 
 # -- the broker -----------------------------------------------------------------
 bootstrap_file = os.path.join(WORK, "bootstrap")
-broker = subprocess.Popen(
-    [SLUICE, "broker", "--brokers", "3", "--topic", "orders:4", "--topic", "orders-high:4",
-     "--topic", "orders-medium:4", "--topic", "orders-low:4", "--topic", "orders-dlq:2",
-     "--bootstrap-file", bootstrap_file],
-    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-ready, _, _ = select.select([broker.stdout], [], [], 30 * MULT)
-first = broker.stdout.readline().strip() if ready else ""
-check("broker prints bootstrap.servers first", first.startswith("bootstrap.servers="), first)
-bootstrap = first.split("=", 1)[1]
-check("broker writes the bootstrap file", open(bootstrap_file).read().strip() == first)
+broker, bootstrap = start_broker(3, ["orders:4", "orders-high:4", "orders-medium:4",
+                                     "orders-low:4", "orders-dlq:2"], bootstrap_file)
+check("broker writes the bootstrap file",
+      open(bootstrap_file).read().strip() == "bootstrap.servers=" + bootstrap)
 
 try:
     listing = subprocess.run(["kcat", "-b", bootstrap, "-L"], capture_output=True, text=True,
@@ -119,30 +45,12 @@ try:
     check("kcat produces to and consumes from the broker", "k1=hello from kcat" in got, got)
 
     # -- a pipeline run stopped by a signal midway, then resumed ------------------
-    pipeline = os.path.join(WORK, "pipeline.json")
-    with open(pipeline, "w") as f:
-        f.write("""{
-  // Priority routing, as in the demo; comments are allowed.
-  "name": "e2e",
-  "source": {"kafka.bootstrap.servers": "%s", "subscribe": "orders",
-             "startingOffsets": "earliest", "includeHeaders": true,
-             "kafka.group.id": "e2e-group", "kafka.session.timeout.ms": 6000,
-             "kafka.fetch.wait.max.ms": 50},
-  "parse": {"format": "json",
-            "schema": {"order_id": "string", "customer_id": "string", "quantity": "int",
-                       "price": "double", "order_time": "timestamp", "priority": "string"},
-            "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
-  "route": {"field": "priority",
-            "topics": {"high": "orders-high", "medium": "orders-medium", "low": "orders-low"}},
-  "sink": {"kafka.bootstrap.servers": "%s", "kafka.acks": "all"},
-  "dlq": {"topic": "orders-dlq"},
-  "trigger": {"processingTime": "300 milliseconds"},
-}""" % (bootstrap, bootstrap))
+    pipeline = write_pipeline(os.path.join(WORK, "pipeline.json"), "e2e", bootstrap, "e2e-group",
+                              '"trigger": {"processingTime": "300 milliseconds"},',
+                              comment="Priority routing, as in the demo; comments are allowed.")
 
     run1_log = os.path.join(WORK, "run1.log")
-    first_run = subprocess.Popen([SLUICE, "run", pipeline], stdout=subprocess.PIPE,
-                                 stderr=open(run1_log, "w"), text=True)
-    progress = Lines(first_run)
+    first_run, progress = start_run([pipeline], run1_log)
     # Produce only once the run owns its partitions, so the signal lands midway
     # however long joining the group takes.
     check("the run joins the group",
@@ -235,15 +143,6 @@ try:
     check("`sluice options` prints the option table",
           r.returncode == 0 and "`maxInFlightPerPartition`" in r.stdout)
 finally:
-    broker.send_signal(signal.SIGINT)
-    try:
-        code = broker.wait(timeout=30 * MULT)
-    except subprocess.TimeoutExpired:
-        broker.kill()
-        code = None
-    check("the broker exits 0 on SIGINT", code == 0, code)
+    stop_broker(broker)
 
-passed = sum(1 for r in results if r)
-failed = len(results) - passed
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(0 if failed == 0 else 1)
+finish()

@@ -14,26 +14,23 @@
 Usage: fault_test.py PATH/TO/sluice
 Prints one line per check and closes with 'N passed, N failed'.
 """
-import atexit
 import json
 import os
-import select
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
 from confluent_kafka import Consumer, TopicPartition
 
-SLUICE = os.path.abspath(sys.argv[1])
-MULT = float(os.environ.get("SLUICE_TEST_TIMEOUT_MULTIPLIER", "1"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_support import (MULT, Abort, check, finish, install_cleanup, procs, reap, start,
+                         start_broker, start_run, wait_for, write_pipeline)
+
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-fault-")
-results = []
-procs = []  # every process started, stopped in cleanup()
+install_cleanup(WORK)
 
 UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1: connections are refused
 BROKER_TIMEOUT = ["--set", 'runtime.brokerTimeout="3 seconds"']
@@ -42,87 +39,8 @@ DLQ = "orders-dlq"
 COUNT = 2000
 
 
-class Abort(Exception):
-    """A check failed that the rest of the test depends on."""
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + str(detail)),
-          flush=True)
-    return ok
-
-
-def wait_for(cond, timeout):
-    deadline = time.time() + timeout * MULT
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
-class Lines:
-    """Collects a process's stdout lines on a thread."""
-
-    def __init__(self, proc):
-        self.lines = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self.thread.start()
-
-    def _read(self, proc):
-        for line in proc.stdout:
-            with self.lock:
-                self.lines.append(line.rstrip("\n"))
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.lines)
-
-
-def start(args, **kw):
-    p = subprocess.Popen([SLUICE] + args, **kw)
-    procs.append(p)
-    return p
-
-
-def cleanup():
-    """Kills whatever is still running, removes WORK."""
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-    shutil.rmtree(WORK, ignore_errors=True)
-
-
-atexit.register(cleanup)
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` and atexit
-
-
-def write_pipeline(name, bootstrap, group, trigger):
-    path = os.path.join(WORK, name + ".json")
-    with open(path, "w") as f:
-        f.write("""{
-  "name": "%s",
-  "source": {"kafka.bootstrap.servers": "%s", "subscribe": "orders",
-             "startingOffsets": "earliest", "includeHeaders": true,
-             "kafka.group.id": "%s", "kafka.session.timeout.ms": 6000,
-             "kafka.fetch.wait.max.ms": 50},
-  "parse": {"format": "json",
-            "schema": {"order_id": "string", "customer_id": "string", "quantity": "int",
-                       "price": "double", "order_time": "timestamp", "priority": "string"},
-            "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
-  "route": {"field": "priority",
-            "topics": {"high": "orders-high", "medium": "orders-medium", "low": "orders-low"}},
-  "sink": {"kafka.bootstrap.servers": "%s", "kafka.acks": "all"},
-  "dlq": {"topic": "%s"},
-  %s
-}""" % (name, bootstrap, group, bootstrap, DLQ, trigger))
-    return path
+def pipeline(name, bootstrap, group, trigger):
+    return write_pipeline(os.path.join(WORK, name + ".json"), name, bootstrap, group, trigger)
 
 
 class Run:
@@ -132,9 +50,7 @@ class Run:
         self.log = os.path.join(WORK, name + ".log")
         self.started = time.time()
         self.since = self.started  # when the exit is timed from
-        self.proc = start(["run"] + args, stdout=subprocess.PIPE,
-                          stderr=open(self.log, "w"), text=True)
-        self.progress = Lines(self.proc)
+        self.proc, self.progress = start_run(args, self.log)
         self.seconds = None
 
     def stderr(self):
@@ -181,8 +97,8 @@ def describe(code, run):
 
 try:
     # -- 1. availableNow, cluster unreachable -----------------------------------------
-    available_now = write_pipeline("unreachable-now", UNREACHABLE, "e2e-fault-1",
-                                   '"trigger": {"availableNow": true}')
+    available_now = pipeline("unreachable-now", UNREACHABLE, "e2e-fault-1",
+                             '"trigger": {"availableNow": true}')
     r = Run("unreachable-now", [available_now] + BROKER_TIMEOUT)
     code = r.wait(15)
     err = r.stderr()
@@ -209,8 +125,8 @@ try:
           % (trying, still_running, describe(code, r)))
 
     # -- 3. continuous, cluster unreachable ---------------------------------------------
-    continuous = write_pipeline("unreachable-continuous", UNREACHABLE, "e2e-fault-3",
-                                '"trigger": {"processingTime": "500 milliseconds"}')
+    continuous = pipeline("unreachable-continuous", UNREACHABLE, "e2e-fault-3",
+                          '"trigger": {"processingTime": "500 milliseconds"}')
     r = Run("unreachable-continuous", [continuous] + BROKER_TIMEOUT)
     code = r.wait(20)
     check("continuous, broker unreachable: exit 1 within 20 s (%s)" % outcome(code, r),
@@ -222,16 +138,8 @@ try:
 
     # -- 4. broker killed under a run with uncommitted work ---------------------------
     bootstrap_file = os.path.join(WORK, "bootstrap")
-    broker = start(["broker", "--brokers", "1", "--topic", "orders:4"]
-                   + sum((["--topic", t + ":4"] for t in OUTPUTS), [])
-                   + ["--topic", DLQ + ":2", "--bootstrap-file", bootstrap_file],
-                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    ready, _, _ = select.select([broker.stdout], [], [], 30 * MULT)
-    first = broker.stdout.readline().strip() if ready else ""
-    if not check("broker prints bootstrap.servers first", first.startswith("bootstrap.servers="),
-                 first):
-        raise Abort()
-    bootstrap = first.split("=", 1)[1]
+    broker, bootstrap = start_broker(1, ["orders:4"] + [t + ":4" for t in OUTPUTS] + [DLQ + ":2"],
+                                     bootstrap_file)
 
     producer = start(["produce", "--bootstrap", bootstrap, "--topic", "orders", "--count",
                       str(COUNT), "--malformed-fraction", "0.05", "--seed", "11"],
@@ -242,8 +150,8 @@ try:
                  "exit %s: %s %s" % (producer.returncode, out, perr[-500:])):
         raise Abort()
 
-    live = write_pipeline("live", bootstrap, "e2e-fault-4",
-                          '"trigger": {"processingTime": "500 milliseconds"}')
+    live = pipeline("live", bootstrap, "e2e-fault-4",
+                    '"trigger": {"processingTime": "500 milliseconds"}')
     # A one-hour epoch: no epoch commits before the stop, so every record processed
     # is uncommitted when the broker goes away.
     r = Run("live", [live, "--set", 'trigger.processingTime="1 hour"'])
@@ -291,14 +199,6 @@ except Exception:
     check("the test ran to its end", False, traceback.format_exc().replace("\n", " | "))
 finally:
     for p in procs:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        reap(p)
 
-passed = sum(1 for r in results if r)
-failed = len(results) - passed
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(0 if failed == 0 else 1)
+finish()

@@ -13,31 +13,25 @@ the group's committed offsets equal the end offsets of the source.
 Usage: group_test.py PATH/TO/sluice
 Prints one line per check and closes with 'N passed, N failed'.
 """
-import atexit
 import json
 import os
 import re
-import select
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
 from confluent_kafka import Consumer, TopicPartition
 
-SLUICE = os.path.abspath(sys.argv[1])
-MULT = float(os.environ.get("SLUICE_TEST_TIMEOUT_MULTIPLIER", "1"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_support import (MULT, SCHEMA_WITH_PRODUCT, Abort, check, finish, install_cleanup,
+                         procs, read_all, reap, start, start_broker, start_run, stop_broker,
+                         topic_partitions, wait_for, write_pipeline)
+
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-group-")
-results = []
-procs = []  # every process started, stopped in cleanup()
-
-
-class Abort(Exception):
-    """A check failed that the rest of the test depends on."""
+install_cleanup(WORK, broker_first=True)
 
 PARTITIONS = 4
 # Two more instances than partitions: one still idles after one holder is killed,
@@ -50,102 +44,6 @@ GROUP = "e2e-group-test"
 OUTPUTS = ["orders-high", "orders-medium", "orders-low"]
 DLQ = "orders-dlq"
 STOP_BOUND = 20.0      # seconds (x multiplier) for each instance to exit on SIGTERM
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + str(detail)),
-          flush=True)
-    return ok
-
-
-def wait_for(cond, timeout):
-    deadline = time.time() + timeout * MULT
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
-class Lines:
-    """Collects a process's stdout lines on a thread."""
-
-    def __init__(self, proc):
-        self.lines = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self.thread.start()
-
-    def _read(self, proc):
-        for line in proc.stdout:
-            with self.lock:
-                self.lines.append(line.rstrip("\n"))
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.lines)
-
-
-def start(args, **kw):
-    p = subprocess.Popen([SLUICE] + args, **kw)
-    procs.append(p)
-    return p
-
-
-def cleanup():
-    """Kills whatever is still running (runs first, the broker last), removes WORK."""
-    for p in reversed(procs):
-        if p.poll() is None:
-            if p is procs[0]:          # the broker: let it stop cleanly if it can
-                p.send_signal(signal.SIGINT)
-                try:
-                    p.wait(timeout=10)
-                    continue
-                except subprocess.TimeoutExpired:
-                    pass
-            p.kill()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-    shutil.rmtree(WORK, ignore_errors=True)
-
-
-atexit.register(cleanup)
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` and atexit
-
-
-def topic_partitions(consumer, topic):
-    md = consumer.list_topics(topic, timeout=10)
-    return sorted(md.topics[topic].partitions.keys())
-
-
-def read_all(bootstrap, topic):
-    """Every record of a topic, read with confluent-kafka (not Sluice)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-reader",
-                  "enable.auto.commit": False})
-    ends = {}
-    assign = []
-    for p in topic_partitions(c, topic):
-        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        if hi > lo:
-            ends[p] = hi
-            assign.append(TopicPartition(topic, p, lo))
-    c.assign(assign)
-    out = []
-    deadline = time.time() + 60 * MULT
-    while ends and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is None or m.error():
-            continue
-        out.append(m)
-        if m.offset() + 1 >= ends.get(m.partition(), 0):
-            ends.pop(m.partition(), None)
-    c.close()
-    if ends:
-        raise RuntimeError("timed out reading " + topic)
-    return out
 
 
 def sequence_of(m):
@@ -208,9 +106,7 @@ class Instance:
     def __init__(self, name, pipeline):
         self.name = name
         self.log = os.path.join(WORK, name + ".log")
-        self.proc = start(["run", pipeline], stdout=subprocess.PIPE,
-                          stderr=open(self.log, "w"), text=True)
-        self.progress = Lines(self.proc)
+        self.proc, self.progress = start_run([pipeline], self.log)
         self.mark = 0            # events before this index happened before the kill
         self.exit_seconds = None
 
@@ -273,36 +169,12 @@ def describe(members):
 try:
     # -- the broker --------------------------------------------------------------------
     bootstrap_file = os.path.join(WORK, "bootstrap")
-    broker = start(["broker", "--brokers", "3", "--topic", "orders:%d" % PARTITIONS]
-                   + sum((["--topic", t + ":4"] for t in OUTPUTS), [])
-                   + ["--topic", DLQ + ":2", "--bootstrap-file", bootstrap_file],
-                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    ready, _, _ = select.select([broker.stdout], [], [], 30 * MULT)
-    first = broker.stdout.readline().strip() if ready else ""
-    if not check("broker prints bootstrap.servers first", first.startswith("bootstrap.servers="),
-                 first):
-        raise Abort()
-    bootstrap = first.split("=", 1)[1]
+    broker, bootstrap = start_broker(3, ["orders:%d" % PARTITIONS] + [t + ":4" for t in OUTPUTS]
+                                     + [DLQ + ":2"], bootstrap_file)
 
-    pipeline = os.path.join(WORK, "pipeline.json")
-    with open(pipeline, "w") as f:
-        f.write("""{
-  "name": "e2e-group",
-  "source": {"kafka.bootstrap.servers": "%s", "subscribe": "orders",
-             "startingOffsets": "earliest", "includeHeaders": true,
-             "kafka.group.id": "%s", "kafka.session.timeout.ms": 6000,
-             "kafka.fetch.wait.max.ms": 50},
-  "parse": {"format": "json",
-            "schema": {"order_id": "string", "customer_id": "string", "product_id": "string",
-                       "quantity": "int", "price": "double", "order_time": "timestamp",
-                       "priority": "string"},
-            "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
-  "route": {"field": "priority",
-            "topics": {"high": "orders-high", "medium": "orders-medium", "low": "orders-low"}},
-  "sink": {"kafka.bootstrap.servers": "%s", "kafka.acks": "all"},
-  "dlq": {"topic": "%s"},
-  "trigger": {"processingTime": "500 milliseconds"},
-}""" % (bootstrap, GROUP, bootstrap, DLQ))
+    pipeline = write_pipeline(os.path.join(WORK, "pipeline.json"), "e2e-group", bootstrap,
+                              GROUP, '"trigger": {"processingTime": "500 milliseconds"},',
+                              schema=SCHEMA_WITH_PRODUCT)
 
     # -- the group forms ---------------------------------------------------------------
     members = [Instance("run%d" % (i + 1), pipeline) for i in range(INSTANCES)]
@@ -441,23 +313,8 @@ except Exception:
     check("the test ran to its end", False, traceback.format_exc().replace("\n", " | "))
 finally:
     for p in procs[1:]:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        reap(p)
     if procs:
-        broker = procs[0]
-        broker.send_signal(signal.SIGINT)
-        try:
-            code = broker.wait(timeout=30 * MULT)
-        except subprocess.TimeoutExpired:
-            broker.kill()
-            code = None
-        check("the broker exits 0 on SIGINT", code == 0, code)
+        stop_broker(procs[0])
 
-passed = sum(1 for r in results if r)
-failed = len(results) - passed
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(0 if failed == 0 else 1)
+finish()

@@ -1,0 +1,210 @@
+"""Helpers shared by the end-to-end scripts (cli_test.py, group_test.py, fault_test.py).
+
+Each script imports this module from its own directory. The path of the `sluice`
+binary is the script's first argument; SLUICE_TEST_TIMEOUT_MULTIPLIER scales the
+timeouts. Checks are recorded in `results`; finish() prints 'N passed, N failed'
+and exits with 0 only when nothing failed.
+"""
+import atexit
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+
+SLUICE = os.path.abspath(sys.argv[1])
+MULT = float(os.environ.get("SLUICE_TEST_TIMEOUT_MULTIPLIER", "1"))
+results = []
+procs = []  # every process started with start(), stopped by the cleanup
+
+
+class Abort(Exception):
+    """A check failed that the rest of the test depends on."""
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + str(detail)),
+          flush=True)
+    return ok
+
+
+def finish():
+    """Prints 'N passed, N failed' and exits, with 1 when a check failed."""
+    passed = sum(1 for r in results if r)
+    failed = len(results) - passed
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(0 if failed == 0 else 1)
+
+
+def wait_for(cond, timeout):
+    deadline = time.time() + timeout * MULT
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+class Lines:
+    """Collects a process's stdout lines on a thread."""
+
+    def __init__(self, proc):
+        self.lines = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.lines)
+
+
+# -- processes --------------------------------------------------------------------------
+def start(args, **kw):
+    """Starts `sluice ARGS...`, remembered in procs."""
+    p = subprocess.Popen([SLUICE] + args, **kw)
+    procs.append(p)
+    return p
+
+
+def start_run(args, log):
+    """Starts `sluice run ARGS...` with stderr in the file log: (process, its Lines)."""
+    proc = start(["run"] + args, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
+    return proc, Lines(proc)
+
+
+def reap(p):
+    """Kills p if it still runs and waits up to 10 s for it."""
+    if p.poll() is None:
+        p.kill()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def install_cleanup(work, broker_first=False):
+    """At exit, kills whatever is still running (the last started first) and removes the
+    directory work. With broker_first, procs[0] is the broker: it gets SIGINT and 10 s to
+    stop cleanly before it is killed. SIGTERM exits with 143, so `finally` and this run."""
+
+    def cleanup():
+        for p in reversed(procs):
+            if p.poll() is None:
+                if broker_first and p is procs[0]:
+                    p.send_signal(signal.SIGINT)
+                    try:
+                        p.wait(timeout=10)
+                        continue
+                    except subprocess.TimeoutExpired:
+                        pass
+                reap(p)
+        shutil.rmtree(work, ignore_errors=True)
+
+    atexit.register(cleanup)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+# -- the broker -------------------------------------------------------------------------
+def start_broker(brokers, topics, bootstrap_file):
+    """Starts `sluice broker` with topics ("name:partitions") and checks that it prints
+    bootstrap.servers first (raises Abort when not): (process, bootstrap servers)."""
+    broker = start(["broker", "--brokers", str(brokers)]
+                   + sum((["--topic", t] for t in topics), [])
+                   + ["--bootstrap-file", bootstrap_file],
+                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ready, _, _ = select.select([broker.stdout], [], [], 30 * MULT)
+    first = broker.stdout.readline().strip() if ready else ""
+    if not check("broker prints bootstrap.servers first", first.startswith("bootstrap.servers="),
+                 first):
+        raise Abort()
+    return broker, first.split("=", 1)[1]
+
+
+def stop_broker(broker):
+    """SIGINT, up to 30 s (x multiplier) to stop, then killed; checks that it exited 0."""
+    broker.send_signal(signal.SIGINT)
+    try:
+        code = broker.wait(timeout=30 * MULT)
+    except subprocess.TimeoutExpired:
+        broker.kill()
+        code = None
+    check("the broker exits 0 on SIGINT", code == 0, code)
+
+
+# -- reading back with confluent-kafka --------------------------------------------------
+def topic_partitions(consumer, topic):
+    md = consumer.list_topics(topic, timeout=10)
+    return sorted(md.topics[topic].partitions.keys())
+
+
+def read_all(bootstrap, topic):
+    """Every record of a topic, read with confluent-kafka (not Sluice)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-reader",
+                  "enable.auto.commit": False})
+    ends = {}
+    assign = []
+    for p in topic_partitions(c, topic):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if hi > lo:
+            ends[p] = hi
+            assign.append(TopicPartition(topic, p, lo))
+    c.assign(assign)
+    out = []
+    deadline = time.time() + 60 * MULT
+    while ends and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        out.append(m)
+        if m.offset() + 1 >= ends.get(m.partition(), 0):
+            ends.pop(m.partition(), None)
+    c.close()
+    if ends:
+        raise RuntimeError("timed out reading " + topic)
+    return out
+
+
+# -- the pipeline -----------------------------------------------------------------------
+SCHEMA = """{"order_id": "string", "customer_id": "string", "quantity": "int",
+                       "price": "double", "order_time": "timestamp", "priority": "string"}"""
+SCHEMA_WITH_PRODUCT = """{"order_id": "string", "customer_id": "string", "product_id": "string",
+                       "quantity": "int", "price": "double", "order_time": "timestamp",
+                       "priority": "string"}"""
+
+
+def write_pipeline(path, name, bootstrap, group, trigger, schema=SCHEMA, comment=None):
+    """Writes the demo's pipeline to path and returns path: orders from the earliest offset,
+    with headers, in consumer group `group`; parsed as JSON with `schema`; routed by priority
+    to orders-high, orders-medium and orders-low; malformed events to orders-dlq. trigger is
+    the text of the "trigger" member (a trailing comma is allowed); comment, when given, is
+    written as a // comment line first."""
+    with open(path, "w") as f:
+        f.write("""{
+%s  "name": "%s",
+  "source": {"kafka.bootstrap.servers": "%s", "subscribe": "orders",
+             "startingOffsets": "earliest", "includeHeaders": true,
+             "kafka.group.id": "%s", "kafka.session.timeout.ms": 6000,
+             "kafka.fetch.wait.max.ms": 50},
+  "parse": {"format": "json",
+            "schema": %s,
+            "required": ["order_id", "customer_id", "quantity", "price", "priority"]},
+  "route": {"field": "priority",
+            "topics": {"high": "orders-high", "medium": "orders-medium", "low": "orders-low"}},
+  "sink": {"kafka.bootstrap.servers": "%s", "kafka.acks": "all"},
+  "dlq": {"topic": "orders-dlq"},
+  %s
+}""" % ("  // %s\n" % comment if comment else "", name, bootstrap, group, schema, bootstrap,
+        trigger))
+    return path
