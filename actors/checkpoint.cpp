@@ -39,7 +39,6 @@ struct pending_report {
 /// Print an idle epoch at least this often, as a heartbeat.
 constexpr std::int64_t idle_report_ms = 10000;
 
-
 } // namespace
 
 struct checkpoint_state {
@@ -49,6 +48,7 @@ struct checkpoint_state {
   std::int64_t last_report_ms = 0;
   std::int64_t outputs_at_epoch_start = 0;
   std::int64_t dlq_at_epoch_start = 0;
+  std::int64_t dropped_at_epoch_start = 0;
   std::uint64_t next_commit_seq = 1;
   std::optional<pending_report> pending;
   std::uint64_t final_commit_seq = 0;
@@ -114,9 +114,11 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     p.sink_description = "KafkaSink[" + ctx->config.sink.bootstrap_servers + "]";
     auto outputs = ctx->metrics.output_rows.load();
     auto dlq = ctx->metrics.dlq_rows.load();
+    auto dropped = ctx->metrics.dropped_rows.load();
     p.num_output_rows = outputs - st.outputs_at_epoch_start;
     p.num_dlq_rows = dlq - st.dlq_at_epoch_start;
-    p.num_processed_rows = p.num_output_rows + p.num_dlq_rows;
+    p.num_dropped_rows = dropped - st.dropped_at_epoch_start;
+    p.num_processed_rows = p.num_output_rows + p.num_dlq_rows + p.num_dropped_rows;
     std::int64_t in_flight = 0;
     for (auto& [tp, ps] : st.parts) {
       partition_progress pp;
@@ -157,6 +159,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     st.epoch_start_ms = now;
     st.outputs_at_epoch_start = outputs;
     st.dlq_at_epoch_start = dlq;
+    st.dropped_at_epoch_start = dropped;
     // Idle heartbeats start with the first assignment, so that the epoch
     // numbering can first continue from the commit metadata.
     if (!force && !active && (!st.assigned || now - st.last_report_ms < idle_report_ms))

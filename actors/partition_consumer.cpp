@@ -274,6 +274,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
           auto& done = st.acked.begin()->second;
           ctx->metrics.output_rows += done.outputs;
           ctx->metrics.dlq_rows += done.dlq;
+          ctx->metrics.dropped_rows += done.dropped;
           for (auto& [topic, n] : done.rows_by_topic)
             if (n != 0) ctx->metrics.add_rows_to(topic, n);
           st.acked.erase(st.acked.begin());

@@ -333,7 +333,8 @@ run_summary pipeline::run_until_stopped() {
     // stop does not wait the whole delivery timeout for them.
     if (!failed)
       self->request(im.supervisor_actor,
-                    im.cluster_down() ? std::chrono::milliseconds(5000) : im.drain_timeout(),
+                    im.cluster_down() ? std::chrono::milliseconds(5000)
+                                      : im.drain_timeout(),
                     drain_atom::value)
           .receive([](bool) {}, [](caf::error&) {});
     // Only acknowledged offsets are in the checkpoint: committing is safe
@@ -371,6 +372,7 @@ run_summary pipeline::run_until_stopped() {
   out.input_rows = ctx.metrics.input_rows.load();
   out.output_rows = ctx.metrics.output_rows.load();
   out.dlq_rows = ctx.metrics.dlq_rows.load();
+  out.dropped_rows = ctx.metrics.dropped_rows.load();
   out.rows_by_topic = ctx.metrics.rows_by_topic();
   out.max_in_flight = ctx.metrics.max_in_flight.load();
   out.max_bytes_in_flight = ctx.metrics.max_bytes_in_flight.load();

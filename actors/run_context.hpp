@@ -26,6 +26,7 @@ struct run_metrics {
   std::atomic<std::int64_t> input_rows{0};
   std::atomic<std::int64_t> output_rows{0};
   std::atomic<std::int64_t> dlq_rows{0};
+  std::atomic<std::int64_t> dropped_rows{0}; ///< on purpose, e.g. tombstones
   std::atomic<std::int64_t> max_in_flight{
       0}; ///< highest in-flight count of any partition
   std::atomic<std::int64_t> pauses{0};

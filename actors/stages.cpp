@@ -203,19 +203,31 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
       for (; st.next_record < batch.records.size(); ++st.next_record) {
         auto& rec = batch.records[st.next_record];
         kafka::producer::send_result res;
+        if (rec.dropped && !rec.error) {
+          ++st.outcome->dropped; // on purpose: handled, counted, not written
+          continue;
+        }
         if (!rec.error) {
-          st.output_buffer.clear();
-          write_json(rec.parsed, st.output_buffer);
+          // Without a schema the value is written byte for byte; with one, as
+          // the schema's fields. A tombstone stays a null value.
+          std::string_view value;
+          if (rec.value && ctx->config.parse.fields.empty()) {
+            value = *rec.value;
+          } else if (rec.value) {
+            st.output_buffer.clear();
+            write_json(rec.parsed, st.output_buffer);
+            value = st.output_buffer;
+          }
           res = ctx->producer.send(st.group, slot_index(rec.offset, false),
                                    topic_handle(ctx, st, rec.target_topic), rec.key,
-                                   st.output_buffer, rec.headers, rec.timestamp_ms);
+                                   value, rec.headers, rec.timestamp_ms);
           if (res == kafka::producer::send_result::queued) {
             ++st.outcome->outputs;
             ++st.outcome->rows_by_topic[rec.target_topic];
           } else if (res == kafka::producer::send_result::too_large) {
             rec.error =
                 record_error{"sink-refused",
-                             "the record (" + std::to_string(st.output_buffer.size()) +
+                             "the record (" + std::to_string(value.size()) +
                                  " bytes) is larger than the sink's message.max.bytes"};
           }
         }

@@ -14,8 +14,8 @@ namespace sluice::actors {
 ///
 /// Messages: `assign_atom, assignment` -> bool; `revoke_atom, partition_list,
 /// lost` -> bool (drains those chains: stop reading, wait for in-flight
-/// records, stop; `lost`: stop them at once, nothing can be committed); `drain_atom` -> bool (all chains); `stop_atom` -> bool (kill every
-/// chain at once, then quit).
+/// records, stop; `lost`: stop them at once, nothing can be committed); `drain_atom` ->
+/// bool (all chains); `stop_atom` -> bool (kill every chain at once, then quit).
 caf::actor spawn_supervisor(caf::actor_system& system, run_context* ctx,
                             caf::actor checkpoint);
 

@@ -54,6 +54,9 @@ const std::vector<option_doc>& option_table() {
        "keeps only these fields."},
       {"parse", "required", "[field, ...]", "[]",
        "Fields that must be present and non-null."},
+      {"parse", "tombstones", "dlq, pass or drop", "dlq",
+       "Records with a null value (deletes on a compacted topic): to the DLQ, passed on "
+       "with their key to `route.topic` or `route.default`, or dropped (counted)."},
       {"route", "topic", "string", "", "Write every record to this topic."},
       {"route", "field", "string", "", "Route by this field's value ..."},
       {"route", "topics", "{value: topic}", "{}",
@@ -285,7 +288,20 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
 }
 
 void parse_parse(const json::object& obj, pipeline_config& cfg) {
-  reject_unknown(obj, "parse", {"format", "schema", "required"}, false);
+  reject_unknown(obj, "parse", {"format", "schema", "required", "tombstones"}, false);
+  if (auto* v = obj.if_contains("tombstones")) {
+    const std::string expected = "dlq, pass or drop";
+    auto t = as_string(*v, "parse.tombstones", expected);
+    if (t == "dlq")
+      cfg.parse.tombstones = tombstone_policy::dlq;
+    else if (t == "pass")
+      cfg.parse.tombstones = tombstone_policy::pass;
+    else if (t == "drop")
+      cfg.parse.tombstones = tombstone_policy::drop;
+    else
+      throw config_error("parse.tombstones",
+                         "expected " + expected + ", got `" + t + "`");
+  }
   if (auto* v = obj.if_contains("format")) {
     auto f = as_string(*v, "parse.format", "json");
     if (f != "json")
@@ -484,6 +500,11 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
     throw config_error("route",
                        "required section: {\"topic\": T} or {\"field\": F, ...}");
   parse_route(section("route"), cfg);
+  if (cfg.parse.tombstones == tombstone_policy::pass && cfg.route.topic.empty() &&
+      cfg.route.default_topic.empty())
+    throw config_error("parse.tombstones",
+                       "pass needs a topic for records without a value: set route.topic "
+                       "or route.default");
   if (!root.contains("sink"))
     throw config_error("sink", "required section: where to write to");
   parse_sink(section("sink"), cfg);

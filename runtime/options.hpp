@@ -33,9 +33,13 @@ struct schema_field {
   field_type type;
 };
 
+/// What happens to a record with a null value (a delete on a compacted topic).
+enum class tombstone_policy { dlq, pass, drop };
+
 struct parse_options {
-  std::vector<schema_field> fields; ///< empty: any JSON object is accepted as is
+  std::vector<schema_field> fields; ///< empty: any JSON object, written byte for byte
   std::vector<std::string> required;
+  tombstone_policy tombstones = tombstone_policy::dlq;
 };
 
 struct route_options {

@@ -104,6 +104,7 @@ std::string to_json(const epoch_progress& p) {
                             {"numOutputRows", p.num_output_rows}}},
       {"message", p.message},
       {"numDlqRows", p.num_dlq_rows},
+      {"numDroppedRows", p.num_dropped_rows},
       {"inFlightRows", in_flight},
       {"lag", lag},
   };

@@ -30,6 +30,7 @@ struct epoch_progress {
   std::int64_t num_processed_rows = 0; ///< outputs + DLQ rows acknowledged
   std::int64_t num_output_rows = 0;
   std::int64_t num_dlq_rows = 0;
+  std::int64_t num_dropped_rows = 0; ///< handled on purpose without a write
   /// The run's state in words, like Spark's status message ("Waiting for
   /// data to arrive", or why the cluster cannot be reached).
   std::string message;

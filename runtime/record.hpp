@@ -39,6 +39,9 @@ struct record {
   std::optional<record_error> error;
   /// Set by the router: the topic the record is written to.
   std::string target_topic;
+  /// Set by a stage that drops the record on purpose (a tombstone with
+  /// `parse.tombstones` drop): handled, counted, not written.
+  bool dropped = false;
 };
 
 /// A batch of consecutive records of one partition: the unit that travels

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace json = boost::json;
@@ -39,12 +40,9 @@ bool conforms(json::value& v, field_type t) {
     return v.is_int64() ||
            (v.is_uint64() && v.get_uint64() <= std::numeric_limits<std::int64_t>::max());
   case field_type::double_t:
-    if (v.is_double()) return true;
-    if (v.is_int64() || v.is_uint64()) {
-      v = v.to_number<double>();
-      return true;
-    }
-    return false;
+    // An integer is a double value too, and is written as the integer it is.
+    if (v.is_double()) return std::isfinite(v.get_double());
+    return v.is_int64() || v.is_uint64();
   case field_type::boolean_t:
     return v.is_bool();
   case field_type::timestamp_t:
@@ -81,8 +79,12 @@ bool is_iso8601_timestamp(std::string_view s) {
   if (!digits(s, 0, 4) || s.size() < 10 || s[4] != '-' || !digits(s, 5, 2) ||
       s[7] != '-' || !digits(s, 8, 2))
     return false;
-  int month = number(s, 5, 2), day = number(s, 8, 2);
-  if (month < 1 || month > 12 || day < 1 || day > 31) return false;
+  // A real calendar date (proleptic Gregorian: 2024-02-29 yes, 2023-02-29 no).
+  int year = number(s, 0, 4), month = number(s, 5, 2), day = number(s, 8, 2);
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  static constexpr int days_in[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1) return false;
+  if (day > days_in[month - 1] + (month == 2 && leap ? 1 : 0)) return false;
   if (s.size() == 10) return true;
   // Time: [T ]HH:MM[:SS[.fraction]]
   if ((s[10] != 'T' && s[10] != ' ') || !digits(s, 11, 2) || s.size() < 16 ||
@@ -104,17 +106,36 @@ bool is_iso8601_timestamp(std::string_view s) {
   if (pos == s.size()) return true;
   if (s[pos] == 'Z') return pos + 1 == s.size();
   if (s[pos] != '+' && s[pos] != '-') return false;
+  // Offsets range over ±18:00, as in ISO-8601 practice (java.time's limit).
   if (!digits(s, pos + 1, 2)) return false;
+  int hours = number(s, pos + 1, 2);
   pos += 3;
   if (pos < s.size() && s[pos] == ':') ++pos;
-  return digits(s, pos, 2) && pos + 2 == s.size();
+  if (!digits(s, pos, 2) || pos + 2 != s.size()) return false;
+  int minutes = number(s, pos, 2);
+  return minutes < 60 && hours * 60 + minutes <= 18 * 60;
 }
 
 record_parser::record_parser(parse_options opts) : opts_(std::move(opts)) {}
 
 void record_parser::parse(record& rec) {
-  if (!rec.value || rec.value->empty()) {
-    rec.error = record_error{"empty_value", "the record has no value"};
+  if (!rec.value) {
+    // A tombstone: a delete on a compacted topic.
+    switch (opts_.tombstones) {
+    case tombstone_policy::dlq:
+      rec.error = record_error{"empty_value", "the record has a null value (a tombstone; "
+                                              "set parse.tombstones to pass or drop)"};
+      break;
+    case tombstone_policy::pass:
+      break; // the router sends it on, key and null value
+    case tombstone_policy::drop:
+      rec.dropped = true;
+      break;
+    }
+    return;
+  }
+  if (rec.value->empty()) {
+    rec.error = record_error{"empty_value", "the record has an empty value"};
     return;
   }
   std::error_code ec;
@@ -150,6 +171,12 @@ void record_parser::parse(record& rec) {
   for (auto& f : opts_.fields) {
     auto* v = obj.if_contains(f.name);
     if (!v || v->is_null()) continue;
+    if (v->is_double() && !std::isfinite(v->get_double())) {
+      rec.error =
+          record_error{"wrong_type", "field `" + f.name + "` is out of range for " +
+                                         std::string(to_string(f.type))};
+      return;
+    }
     if (!conforms(*v, f.type)) {
       rec.error = record_error{"wrong_type", "field `" + f.name + "` should be " +
                                                  std::string(to_string(f.type)) +

@@ -360,3 +360,70 @@ BOOST_AUTO_TEST_CASE(a_failed_final_commit_fails_the_run) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(fidelity)
+
+BOOST_AUTO_TEST_CASE(
+    without_a_schema_values_pass_byte_for_byte_and_tombstones_follow_the_policy) {
+  kafka::mock_cluster cluster(1);
+  for (auto t : {"raw", "raw-out", "raw-dlq"})
+    cluster.create_topic(t, 1);
+  auto bootstrap = cluster.bootstrap_servers();
+  // Values a re-serialiser would change: 1e3, a number beyond any integer
+  // type, a duplicate key, odd spacing; and a tombstone.
+  const std::vector<std::optional<std::string>> values = {
+      std::string(R"({"a":1e3,"b":123456789012345678901234567890,"c":1,"c":2})"),
+      std::nullopt,
+      std::string("{ \"d\" : [ 1.50 , -0.0 ] ,\"e\":\"\\u00e9\" }"),
+  };
+  {
+    kafka::producer out({{"bootstrap.servers", bootstrap}}, "test");
+    std::atomic<bool> done{false};
+    auto* group =
+        new kafka::delivery_group([&](const kafka::delivery_group&) { done = true; });
+    for (std::size_t i = 0; i < values.size(); ++i)
+      out.send(group, 0, "raw", "k" + std::to_string(i),
+               values[i] ? std::string_view(*values[i]) : std::string_view(), {}, 0);
+    group->seal();
+    out.flush(10s);
+    BOOST_REQUIRE(eventually([&] { return done.load(); }, 10s));
+  }
+  auto config = [&](const std::string& group, const std::string& policy) {
+    return parse_pipeline_config(R"({
+      "name": "fidelity",
+      "source": {"kafka.bootstrap.servers": ")" +
+                                 bootstrap + R"(", "subscribe": "raw",
+                 "startingOffsets": "earliest", "kafka.group.id": ")" +
+                                 group + R"(",
+                 "kafka.session.timeout.ms": 6000, "kafka.fetch.wait.max.ms": 50},
+      "parse": {"tombstones": ")" +
+                                 policy + R"("},
+      "route": {"topic": "raw-out"},
+      "sink": {"kafka.bootstrap.servers": ")" +
+                                 bootstrap + R"("},
+      "dlq": {"topic": "raw-dlq"},
+      "trigger": {"availableNow": true}
+    })");
+  };
+  pipeline pass(config("it-pass", "pass"));
+  auto s1 = pass.run();
+  BOOST_REQUIRE_MESSAGE(s1.ok, s1.error);
+  auto out = read_topic(bootstrap, "raw-out");
+  BOOST_REQUIRE_EQUAL(out.size(), values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    BOOST_TEST(out[i].key.value_or("") == "k" + std::to_string(i));
+    BOOST_TEST((out[i].value == values[i]), "record " << i << " changed");
+  }
+  BOOST_TEST(read_topic(bootstrap, "raw-dlq").empty());
+
+  pipeline drop(config("it-drop", "drop"));
+  auto s2 = drop.run();
+  BOOST_REQUIRE_MESSAGE(s2.ok, s2.error);
+  BOOST_TEST(s2.dropped_rows == 1);
+  BOOST_TEST(s2.output_rows == 2);
+  BOOST_TEST(s2.input_rows == s2.output_rows + s2.dlq_rows + s2.dropped_rows);
+  BOOST_TEST(read_topic(bootstrap, "raw-out").size() == values.size() + 2);
+  BOOST_TEST(committed_offsets(bootstrap, "it-drop", "raw")[0] == 3);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

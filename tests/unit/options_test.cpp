@@ -158,6 +158,23 @@ BOOST_AUTO_TEST_CASE(errors_name_the_option_and_the_expected_form) {
   BOOST_TEST(e.find("`--set`") != std::string::npos, e);
 }
 
+BOOST_AUTO_TEST_CASE(tombstone_policy_is_read_and_checked) {
+  BOOST_TEST((parse_pipeline_config(minimal).parse.tombstones == tombstone_policy::dlq));
+  BOOST_TEST(
+      (parse_pipeline_config(minimal, {"parse.tombstones=drop"}).parse.tombstones ==
+       tombstone_policy::drop));
+  BOOST_TEST(
+      (parse_pipeline_config(minimal, {"parse.tombstones=pass"}).parse.tombstones ==
+       tombstone_policy::pass));
+  auto e = error_of(minimal, {"parse.tombstones=keep"});
+  BOOST_TEST(e == "option `parse.tombstones`: expected dlq, pass or drop, got `keep`", e);
+  // pass needs a topic that does not depend on a field of the (absent) value.
+  e = error_of(R"({"source": {"kafka.bootstrap.servers": "b:9092", "subscribe": "orders"},
+      "parse": {"tombstones": "pass"},
+      "route": {"field": "p", "topics": {"a": "t"}}, "sink": {"kafka.bootstrap.servers": "s"}})");
+  BOOST_TEST(e.find("option `parse.tombstones`: pass needs") == 0u, e);
+}
+
 BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
   auto e =
       error_of(minimal, {"source.kafka.key.deserializer=org.apache.StringDeserializer"});

@@ -46,9 +46,8 @@ BOOST_AUTO_TEST_CASE(valid_record_keeps_schema_fields_in_schema_order) {
                                                "gift", "at"}));
   BOOST_TEST(r.parsed.at("quantity").as_int64() == 3);
   BOOST_TEST(r.parsed.at("total").as_int64() == 9000000000);
-  BOOST_TEST(
-      r.parsed.at("price").is_double()); // an int given for a double field becomes one
-  BOOST_TEST(r.parsed.at("price").as_double() == 5.0);
+  // An integer given for a double field is kept as the integer it is.
+  BOOST_TEST(r.parsed.at("price").as_int64() == 5);
   BOOST_TEST(r.parsed.at("at").as_string() == "2026-01-02T03:04:05.123Z");
 }
 
@@ -65,8 +64,8 @@ BOOST_AUTO_TEST_CASE(invalid_records_get_a_typed_reason) {
     std::string mentions;
   };
   std::vector<example> examples = {
-      {std::nullopt, "empty_value", "no value"},
-      {std::string(), "empty_value", "no value"},
+      {std::nullopt, "empty_value", "null value"},
+      {std::string(), "empty_value", "empty value"},
       {R"({"order_id": "o1", "quan)", "malformed_json", "not valid JSON"},
       {"{\"order_id\": \"o\xff\xfe\", \"quantity\": 1}", "malformed_json",
        "not valid JSON"},
@@ -124,6 +123,71 @@ BOOST_AUTO_TEST_CASE(iso8601_timestamps_are_checked) {
                    "2026-01-02T03:60", "2026-01-02T03:04:05.", "2026-01-02T03:04:05ZZ",
                    "2026/01/02", "yesterday", "2026-01-02T03:04:05+2"})
     BOOST_TEST(!is_iso8601_timestamp(bad), bad);
+  // Real calendar dates and offsets.
+  for (auto ok : {"2024-02-29", "2000-02-29", "2026-04-30", "2026-01-02T03:04:05+18:00",
+                  "2026-01-02T03:04:05-1800"})
+    BOOST_TEST(is_iso8601_timestamp(ok), ok);
+  for (auto bad : {"2024-02-30", "2023-02-29", "1900-02-29", "2026-04-31", "2026-06-31",
+                   "2026-01-02T03:04:05+25:00", "2026-01-02T03:04:05+18:01",
+                   "2026-01-02T03:04:05+01:60", "2024-13-45"})
+    BOOST_TEST(!is_iso8601_timestamp(bad), bad);
+}
+
+BOOST_AUTO_TEST_CASE(values_that_do_not_fit_their_type_are_invalid_and_name_the_field) {
+  // 1e400 overflows a double: never written as null.
+  auto r = parsed(R"({"order_id": "o", "quantity": 1, "price": 1e400})");
+  BOOST_REQUIRE(r.error);
+  BOOST_TEST(r.error->type == "wrong_type");
+  BOOST_TEST(r.error->message.find("`price` is out of range for double") !=
+                 std::string::npos,
+             r.error->message);
+  for (auto bad :
+       {R"({"order_id": "o", "quantity": 2147483648})", // beyond int32
+        R"({"order_id": "o", "quantity": 1.5})",        // a fraction
+        R"({"order_id": "o", "quantity": 1e3})",        // not an integer literal
+        R"({"order_id": "o", "quantity": 1, "total": 9223372036854775808})",
+        R"({"order_id": "o", "quantity": 1, "total": 123456789012345678901234567890})"}) {
+    auto b = parsed(bad);
+    BOOST_TEST(b.error.has_value(), bad);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(values_that_fit_are_kept_exactly) {
+  // An integer in a double field stays the integer it was.
+  auto r = parsed(
+      R"({"order_id": "o", "quantity": -2147483648, "total": 9223372036854775807, "price": 1000})");
+  BOOST_REQUIRE(!r.error);
+  BOOST_TEST(r.parsed.at("price").is_int64());
+  BOOST_TEST(r.parsed.at("price").get_int64() == 1000);
+  BOOST_TEST(r.parsed.at("total").get_int64() == 9223372036854775807);
+  BOOST_TEST(r.parsed.at("quantity").get_int64() == -2147483648);
+}
+
+BOOST_AUTO_TEST_CASE(tombstones_follow_the_policy) {
+  auto with_policy = [](tombstone_policy t) {
+    auto o = order_schema();
+    o.tombstones = t;
+    record_parser p(o);
+    auto r = with_value(std::nullopt);
+    p.parse(r);
+    return r;
+  };
+  auto dlq = with_policy(tombstone_policy::dlq);
+  BOOST_REQUIRE(dlq.error);
+  BOOST_TEST(dlq.error->message.find("parse.tombstones") != std::string::npos);
+  auto pass = with_policy(tombstone_policy::pass);
+  BOOST_TEST(!pass.error);
+  BOOST_TEST(!pass.dropped);
+  auto drop = with_policy(tombstone_policy::drop);
+  BOOST_TEST(!drop.error);
+  BOOST_TEST(drop.dropped);
+  // An empty value is not a tombstone: it is invalid whatever the policy.
+  auto o = order_schema();
+  o.tombstones = tombstone_policy::drop;
+  record_parser p(o);
+  auto empty = with_value(std::string());
+  p.parse(empty);
+  BOOST_TEST(empty.error.has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
