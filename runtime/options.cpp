@@ -63,6 +63,9 @@ const std::vector<option_doc>& option_table() {
        "... to the topic mapped to the value."},
       {"route", "default", "string", "",
        "Topic for values not in `topics`; without it they go to the DLQ."},
+      {"route", "allowSourceTopic", "boolean", "false",
+       "Allow writing to a topic the pipeline reads (otherwise an error: an endless "
+       "loop)."},
       {"sink", "kafka.bootstrap.servers", "host:port list", "(required)",
        "Brokers to write to."},
       {"sink", "kafka.*", "string", "",
@@ -179,6 +182,78 @@ void reject_unknown(const json::object& obj, const std::string& section,
   }
 }
 
+/// Kafka's topic name rules: [a-zA-Z0-9._-], 1 to 249 characters, not . or ..
+std::string checked_topic(std::string name, const std::string& option) {
+  auto legal = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+           c == '-';
+  };
+  if (name.empty())
+    throw config_error(option, "expected a topic name, got an empty string");
+  if (name.size() > 249 || name == "." || name == ".." ||
+      !std::all_of(name.begin(), name.end(), legal))
+    throw config_error(option,
+                       "`" + name +
+                           "` is not a valid Kafka topic name: use letters, digits, "
+                           "`.`, `_` and `-`, at most 249 characters");
+  return name;
+}
+
+/// librdkafka properties of one client kind only: set on the other, librdkafka
+/// ignores them with a warning, so the user's intent would be lost silently.
+bool consumer_only(std::string_view name) {
+  static const std::set<std::string_view> names = {"group.id",
+                                                   "group.instance.id",
+                                                   "session.timeout.ms",
+                                                   "heartbeat.interval.ms",
+                                                   "max.poll.interval.ms",
+                                                   "partition.assignment.strategy",
+                                                   "isolation.level",
+                                                   "fetch.wait.max.ms",
+                                                   "fetch.min.bytes",
+                                                   "fetch.max.bytes",
+                                                   "fetch.message.max.bytes",
+                                                   "max.partition.fetch.bytes",
+                                                   "queued.min.messages",
+                                                   "queued.max.messages.kbytes",
+                                                   "check.crcs",
+                                                   "enable.partition.eof",
+                                                   "auto.commit.interval.ms",
+                                                   "enable.auto.offset.store",
+                                                   "fetch.error.backoff.ms",
+                                                   "coordinator.query.interval.ms"};
+  return names.contains(name);
+}
+
+bool producer_only(std::string_view name) {
+  static const std::set<std::string_view> names = {
+      "acks",
+      "request.required.acks",
+      "linger.ms",
+      "queue.buffering.max.ms",
+      "queue.buffering.max.messages",
+      "queue.buffering.max.kbytes",
+      "batch.num.messages",
+      "batch.size",
+      "enable.idempotence",
+      "transactional.id",
+      "transaction.timeout.ms",
+      "message.timeout.ms",
+      "delivery.timeout.ms",
+      "max.in.flight.requests.per.connection",
+      "max.in.flight",
+      "compression.type",
+      "compression.codec",
+      "compression.level",
+      "partitioner",
+      "message.send.max.retries",
+      "retries",
+      "sticky.partitioning.linger.ms",
+      "enable.gapless.guarantee",
+      "request.timeout.ms"};
+  return names.contains(name);
+}
+
 /// Maps a JAAS line pasted from a Java client to librdkafka's SASL properties.
 void translate_jaas(std::map<std::string, std::string>& kafka,
                     const std::string& option) {
@@ -227,9 +302,33 @@ kafka_properties(const json::object& obj, const std::string& section, bool consu
     if (consumer && name == "auto.offset.reset")
       throw config_error(option,
                          "not supported: use `startingOffsets` (earliest or latest)");
+    if (consumer && producer_only(name))
+      throw config_error(option, "a producer property: set it on the sink "
+                                 "(`sink.kafka." +
+                                     name + "`)");
+    if (!consumer && consumer_only(name))
+      throw config_error(option, "a consumer property: set it on the source "
+                                 "(`source.kafka." +
+                                     name + "`)");
     out[name] = as_property(v, option);
   }
   translate_jaas(out, section + ".kafka.sasl.jaas.config");
+  if (!consumer) {
+    // The guarantee rests on these: outputs acknowledged by every in-sync
+    // replica, in order, before their inputs are committed.
+    if (auto it = out.find("enable.idempotence"); it != out.end() && it->second != "true")
+      throw config_error(
+          section + ".kafka.enable.idempotence",
+          "must stay true: without it a retried batch can be written twice "
+          "or out of order, which at-least-once with per-key order rules out");
+    for (auto name : {"acks", "request.required.acks"})
+      if (auto it = out.find(name);
+          it != out.end() && it->second != "all" && it->second != "-1")
+        throw config_error(section + ".kafka." + name,
+                           "must be all (or -1): offsets are committed once outputs are "
+                           "acknowledged, and with acks=" +
+                               it->second + " an acknowledged output can still be lost");
+  }
   return out;
 }
 
@@ -262,7 +361,7 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
     for (std::string t; std::getline(in, t, ',');) {
       t.erase(0, t.find_first_not_of(" \t"));
       t.erase(t.find_last_not_of(" \t") + 1);
-      if (!t.empty()) src.subscribe.push_back(t);
+      src.subscribe.push_back(checked_topic(t, "source.subscribe"));
     }
   }
   if (src.subscribe.empty())
@@ -279,8 +378,13 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
       throw config_error("source.startingOffsets",
                          "expected " + expected + ", got `" + s + "`");
   }
-  if (auto* v = obj.if_contains("kafka.group.id"))
+  if (auto* v = obj.if_contains("kafka.group.id")) {
     src.group_id = as_string(*v, "source.kafka.group.id");
+    if (src.group_id.empty())
+      throw config_error("source.kafka.group.id",
+                         "expected a group name, got an empty string (leave the option "
+                         "out for the default sluice-<name>)");
+  }
   if (src.group_id.empty()) src.group_id = "sluice-" + cfg.name;
   if (auto* v = obj.if_contains("includeHeaders"))
     src.include_headers = as_bool(*v, "source.includeHeaders");
@@ -331,16 +435,25 @@ void parse_parse(const json::object& obj, pipeline_config& cfg) {
 }
 
 void parse_route(const json::object& obj, pipeline_config& cfg) {
-  reject_unknown(obj, "route", {"topic", "field", "topics", "default"}, false);
+  reject_unknown(obj, "route",
+                 {"topic", "field", "topics", "default", "allowSourceTopic"}, false);
   auto& r = cfg.route;
-  if (auto* v = obj.if_contains("topic")) r.topic = as_string(*v, "route.topic");
-  if (auto* v = obj.if_contains("field")) r.field = as_string(*v, "route.field");
+  if (auto* v = obj.if_contains("topic"))
+    r.topic = checked_topic(as_string(*v, "route.topic"), "route.topic");
+  if (auto* v = obj.if_contains("field")) {
+    r.field = as_string(*v, "route.field");
+    if (r.field.empty())
+      throw config_error("route.field", "expected a field name, got an empty string");
+  }
   if (auto* v = obj.if_contains("topics"))
-    for (auto& [value, topic] : as_object(*v, "route.topics"))
-      r.topics[std::string(value)] =
-          as_string(topic, "route.topics." + std::string(value));
+    for (auto& [value, topic] : as_object(*v, "route.topics")) {
+      auto option = "route.topics." + std::string(value);
+      r.topics[std::string(value)] = checked_topic(as_string(topic, option), option);
+    }
   if (auto* v = obj.if_contains("default"))
-    r.default_topic = as_string(*v, "route.default");
+    r.default_topic = checked_topic(as_string(*v, "route.default"), "route.default");
+  if (auto* v = obj.if_contains("allowSourceTopic"))
+    r.allow_source_topic = as_bool(*v, "route.allowSourceTopic");
   if (r.topic.empty() == r.field.empty())
     throw config_error("route",
                        "expected either {\"topic\": T} or "
@@ -486,7 +599,11 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
       false);
 
   pipeline_config cfg;
-  if (auto* v = root.if_contains("name")) cfg.name = as_string(*v, "name");
+  if (auto* v = root.if_contains("name")) {
+    cfg.name = as_string(*v, "name");
+    if (cfg.name.empty())
+      throw config_error("name", "expected a pipeline name, got an empty string");
+  }
   static const json::object empty;
   auto section = [&](const char* name) -> const json::object& {
     auto* v = root.if_contains(name);
@@ -512,11 +629,31 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
     auto& d = section("dlq");
     reject_unknown(d, "dlq", {"topic"}, false);
     dlq_options dlq;
-    if (auto* v = d.if_contains("topic")) dlq.topic = as_string(*v, "dlq.topic");
-    if (dlq.topic.empty())
+    if (!d.contains("topic"))
       throw config_error("dlq.topic", "required: the dead-letter topic name");
+    dlq.topic = checked_topic(as_string(d.at("topic"), "dlq.topic"), "dlq.topic");
     cfg.dlq = dlq;
   }
+  // Writing into a topic the pipeline reads is an endless loop.
+  auto is_source = [&](const std::string& t) {
+    return std::find(cfg.source.subscribe.begin(), cfg.source.subscribe.end(), t) !=
+           cfg.source.subscribe.end();
+  };
+  auto no_loop = [&](const std::string& t, const std::string& option) {
+    if (!t.empty() && is_source(t) && !cfg.route.allow_source_topic)
+      throw config_error(option, "`" + t +
+                                     "` is also a source topic: every record written "
+                                     "there is read again, endlessly (set "
+                                     "route.allowSourceTopic to true if that is meant)");
+  };
+  no_loop(cfg.route.topic, "route.topic");
+  no_loop(cfg.route.default_topic, "route.default");
+  for (auto& [value, t] : cfg.route.topics)
+    no_loop(t, "route.topics." + value);
+  if (cfg.dlq && is_source(cfg.dlq->topic))
+    throw config_error("dlq.topic", "`" + cfg.dlq->topic +
+                                        "` is also a source topic: dead letters would be "
+                                        "read again as input");
   parse_trigger(section("trigger"), cfg);
   parse_runtime(section("runtime"), cfg);
   return cfg;

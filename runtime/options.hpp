@@ -47,6 +47,7 @@ struct route_options {
   std::string field;
   std::map<std::string, std::string> topics; ///< field value -> topic
   std::string default_topic;                 ///< empty: unmatched records go to the DLQ
+  bool allow_source_topic = false;           ///< writing into a source topic is meant
 };
 
 struct sink_options {

@@ -175,6 +175,71 @@ BOOST_AUTO_TEST_CASE(tombstone_policy_is_read_and_checked) {
   BOOST_TEST(e.find("option `parse.tombstones`: pass needs") == 0u, e);
 }
 
+BOOST_AUTO_TEST_CASE(topic_names_follow_kafkas_rules) {
+  auto e = error_of(minimal, {"route.topic=bad topic/name!"});
+  BOOST_TEST(
+      e == "option `route.topic`: `bad topic/name!` is not a valid Kafka topic name: "
+           "use letters, digits, `.`, `_` and `-`, at most 249 characters",
+      e);
+  e = error_of(minimal, {"route.topic="});
+  BOOST_TEST(e == "option `route.topic`: expected a topic name, got an empty string", e);
+  e = error_of(minimal, {"dlq.topic=" + std::string(250, 'x')});
+  BOOST_TEST(e.find("option `dlq.topic`: `xxx") == 0u, e);
+  e = error_of(minimal, {"source.subscribe=orders,,returns"});
+  BOOST_TEST(e == "option `source.subscribe`: expected a topic name, got an empty string",
+             e);
+  e = error_of(minimal, {"source.subscribe=or ders"});
+  BOOST_TEST(e.find("option `source.subscribe`: `or ders` is not a valid") == 0u, e);
+  e = error_of(R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "in"},
+      "route": {"field": "p", "topics": {"a": ".."}}, "sink": {"kafka.bootstrap.servers": "s"}})");
+  BOOST_TEST(e.find("option `route.topics.a`: `..` is not a valid") == 0u, e);
+  BOOST_TEST(parse_pipeline_config(minimal, {"route.topic=a.b_c-9"}).route.topic ==
+             "a.b_c-9");
+}
+
+BOOST_AUTO_TEST_CASE(writing_into_a_source_topic_is_refused_unless_allowed) {
+  auto e = error_of(minimal, {"route.topic=returns"});
+  BOOST_TEST(e.find("option `route.topic`: `returns` is also a source topic") == 0u, e);
+  BOOST_TEST(e.find("route.allowSourceTopic") != std::string::npos, e);
+  e = error_of(minimal, {"dlq.topic=orders"});
+  BOOST_TEST(e.find("option `dlq.topic`: `orders` is also a source topic") == 0u, e);
+  auto cfg = parse_pipeline_config(minimal,
+                                   {"route.topic=orders", "route.allowSourceTopic=true"});
+  BOOST_TEST(cfg.route.allow_source_topic);
+}
+
+BOOST_AUTO_TEST_CASE(empty_names_are_errors_not_defaults) {
+  auto e = error_of(minimal, {"name="});
+  BOOST_TEST(e == "option `name`: expected a pipeline name, got an empty string", e);
+  e = error_of(minimal, {"source.kafka.group.id="});
+  BOOST_TEST(e.find("option `source.kafka.group.id`: expected a group name, got an empty "
+                    "string") == 0u,
+             e);
+}
+
+BOOST_AUTO_TEST_CASE(producer_settings_that_break_the_guarantee_are_rejected) {
+  auto e = error_of(minimal, {"sink.kafka.enable.idempotence=false"});
+  BOOST_TEST(e.find("option `sink.kafka.enable.idempotence`: must stay true") == 0u, e);
+  e = error_of(minimal, {"sink.kafka.acks=1"});
+  BOOST_TEST(e.find("option `sink.kafka.acks`: must be all (or -1)") == 0u, e);
+  BOOST_TEST(
+      parse_pipeline_config(minimal, {"sink.kafka.acks=-1"}).sink.kafka.at("acks") ==
+      "-1");
+}
+
+BOOST_AUTO_TEST_CASE(properties_of_the_other_client_kind_are_rejected) {
+  auto e = error_of(minimal, {"sink.kafka.session.timeout.ms=6000"});
+  BOOST_TEST(e ==
+                 "option `sink.kafka.session.timeout.ms`: a consumer property: set it on "
+                 "the source (`source.kafka.session.timeout.ms`)",
+             e);
+  e = error_of(minimal, {"source.kafka.linger.ms=5"});
+  BOOST_TEST(
+      e == "option `source.kafka.linger.ms`: a producer property: set it on the sink "
+           "(`sink.kafka.linger.ms`)",
+      e);
+}
+
 BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
   auto e =
       error_of(minimal, {"source.kafka.key.deserializer=org.apache.StringDeserializer"});
