@@ -178,7 +178,9 @@ try:
 
     # -- the group forms ---------------------------------------------------------------
     members = [Instance("run%d" % (i + 1), pipeline) for i in range(INSTANCES)]
-    formed = wait_for(lambda: group_settled(members), 30)
+    # Members join one by one; each join costs the embedded broker a rebalance
+    # (session.timeout.ms - 1 s), more under load.
+    formed = wait_for(lambda: group_settled(members), 60)
     check("%d instances form one group, each partition held once, %d idle" %
           (INSTANCES, INSTANCES - PARTITIONS), formed and
           sum(1 for m in members if m.assignment() == set()) == INSTANCES - PARTITIONS,
