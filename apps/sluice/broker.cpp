@@ -4,7 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -49,6 +51,13 @@ int run_broker(const broker_args& args) {
                          "expected NAME:PARTITIONS like orders:4, got `" + t + "`");
     topics.emplace_back(t.substr(0, colon), partitions);
   }
+  if (!args.bootstrap_file.empty()) {
+    // Found out now, not after the broker started and nobody can read it.
+    std::ofstream probe(args.bootstrap_file + ".tmp");
+    if (!probe)
+      throw config_error("--bootstrap-file", "cannot write `" + args.bootstrap_file +
+                                                 ".tmp`: " + std::strerror(errno));
+  }
   kafka::mock_cluster cluster(args.brokers);
   for (auto& [name, partitions] : topics)
     cluster.create_topic(name, partitions);
@@ -57,7 +66,9 @@ int run_broker(const broker_args& args) {
     // Written whole, then renamed: a reader never sees half a line.
     auto tmp = args.bootstrap_file + ".tmp";
     std::ofstream(tmp) << line << "\n";
-    std::rename(tmp.c_str(), args.bootstrap_file.c_str());
+    if (std::rename(tmp.c_str(), args.bootstrap_file.c_str()) != 0)
+      throw config_error("--bootstrap-file", "cannot write `" + args.bootstrap_file +
+                                                 "`: " + std::strerror(errno));
   }
   std::cout << line << std::endl;
   spdlog::info("embedded broker: {} broker(s), {} topic(s); stop with SIGINT or SIGTERM",

@@ -15,6 +15,23 @@ int main(int argc, char** argv) {
   using namespace sluice::app;
   CLI::App app{"Sluice: Kafka stream processing on actors"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
+  // Numbers and names are checked here: a usage error exits 2 with the reason.
+  const auto non_empty = CLI::Validator(
+      [](std::string& s) {
+        return s.empty() ? std::string("must not be empty") : std::string();
+      },
+      "NON-EMPTY");
+  const auto positive = CLI::Validator(
+      [](std::string& s) {
+        try {
+          std::size_t used = 0;
+          if (std::stod(s, &used) > 0 && used == s.size()) return std::string();
+        } catch (...) {
+        }
+        return "expected a number above 0, got `" + s + "`";
+      },
+      "POSITIVE");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
@@ -24,6 +41,7 @@ int main(int argc, char** argv) {
       app.add_subcommand("broker", "Host an embedded Kafka broker (librdkafka's "
                                    "mock cluster) until SIGINT/SIGTERM");
   broker_cmd->add_option("--brokers", broker.brokers, "number of brokers")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   broker_cmd->add_option("--topic", broker.topics, "NAME:PARTITIONS, repeatable");
   broker_cmd->add_option("--bootstrap-file", broker.bootstrap_file,
@@ -32,11 +50,17 @@ int main(int argc, char** argv) {
   produce_args produce;
   auto* produce_cmd = app.add_subcommand("produce", "Write generated order events");
   produce_cmd->add_option("--bootstrap", produce.bootstrap, "bootstrap servers")
-      ->required();
-  produce_cmd->add_option("--topic", produce.topic, "topic")->required();
-  produce_cmd->add_option("--count", produce.count, "number of events")->required();
-  produce_cmd->add_option("--rate", produce.rate,
-                          "events per second (default: unlimited)");
+      ->required()
+      ->check(non_empty);
+  produce_cmd->add_option("--topic", produce.topic, "topic")
+      ->required()
+      ->check(non_empty);
+  produce_cmd->add_option("--count", produce.count, "number of events")
+      ->required()
+      ->check(positive);
+  produce_cmd
+      ->add_option("--rate", produce.rate, "events per second (default: unlimited)")
+      ->check(positive);
   produce_cmd
       ->add_option("--malformed-fraction", produce.malformed_fraction,
                    "share of broken events, 0..1")
@@ -55,6 +79,7 @@ int main(int argc, char** argv) {
       app.add_subcommand("demo", "Embedded broker + load + the priority-routing "
                                  "pipeline, with a summary");
   demo_cmd->add_option("--events", demo.events, "events to produce")
+      ->check(positive)
       ->capture_default_str();
   demo_cmd
       ->add_option("--malformed-fraction", demo.malformed_fraction,
@@ -63,11 +88,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   app.add_subcommand("options", "Print the pipeline option reference (Markdown)");
+  auto* help_cmd = app.add_subcommand("help", "Print this help");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 2, as documented
+    // (CLI11's own codes, 105 and up, mean nothing to a shell script).
+    auto code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (help_cmd->parsed()) {
+    std::cout << app.get_formatter()->make_help(&app, app.get_name(),
+                                                CLI::AppFormatMode::Normal);
+    return 0;
   }
   try {
     sluice::init_logging(log_level);

@@ -142,6 +142,30 @@ try:
     r = run(["options"])
     check("`sluice options` prints the option table",
           r.returncode == 0 and "`maxInFlightPerPartition`" in r.stdout)
+
+    # -- command-line conventions -----------------------------------------------------
+    r = run(["--version"])
+    check("`sluice --version` prints the version", r.returncode == 0
+          and r.stdout.startswith("sluice "), r.stdout + r.stderr)
+    r = run(["help"])
+    check("`sluice help` prints the commands", r.returncode == 0 and "run" in r.stdout
+          and "broker" in r.stdout, r.stdout + r.stderr)
+    r = run(["run", "--help"])
+    check("`sluice run --help` exits 0", r.returncode == 0 and "PIPELINE" in r.stdout)
+    for args, says in ((["run"], "pipeline is required"),
+                       (["nosuch"], ""),
+                       (["demo", "--events", "-1"], "expected a number above 0, got `-1`"),
+                       (["produce", "--bootstrap", bootstrap, "--topic", "", "--count", "1"],
+                        "must not be empty"),
+                       (["produce", "--bootstrap", bootstrap, "--topic", "t", "--count", "0"],
+                        "expected a number above 0"),
+                       (["demo", "--malformed-fraction", "1.5"], "--malformed-fraction")):
+        r = run(args)
+        check("usage error exits 2: sluice " + " ".join(repr(a) for a in args),
+              r.returncode == 2 and says in r.stderr, (r.returncode, r.stderr[-300:]))
+    r = run(["broker", "--bootstrap-file", os.path.join(WORK, "no", "such", "dir", "f")])
+    check("`sluice broker --bootstrap-file` it cannot write fails at once, with the reason",
+          r.returncode == 2 and "No such file or directory" in r.stderr, r.stderr[-300:])
 finally:
     stop_broker(broker)
 
