@@ -46,8 +46,9 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   st->last = clock_type::now();
 }
 
-rd_kafka_conf_t* make_conf(const std::string& bootstrap,
-                           const std::vector<std::pair<const char*, std::string>>& props) {
+rd_kafka_conf_t*
+make_conf(const std::string& bootstrap,
+          const std::vector<std::pair<const char*, std::string>>& props) {
   char err[512];
   auto* conf = rd_kafka_conf_new();
   auto set = [&](const char* k, const std::string& v) {
@@ -55,7 +56,8 @@ rd_kafka_conf_t* make_conf(const std::string& bootstrap,
       throw std::runtime_error(std::string(k) + ": " + err);
   };
   set("bootstrap.servers", bootstrap);
-  for (auto& [k, v] : props) set(k, v);
+  for (auto& [k, v] : props)
+    set(k, v);
   return conf;
 }
 
@@ -67,8 +69,9 @@ rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: copy_loop --bootstrap B --group G [--input T] [--output T] "
-                       "[--count N] [--consumer-set key=value ...]\n");
+  std::fprintf(stderr,
+               "usage: copy_loop --bootstrap B --group G [--input T] [--output T] "
+               "[--count N] [--consumer-set key=value ...]\n");
   return 2;
 }
 
@@ -87,16 +90,21 @@ int main(int argc, char** argv) try {
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc) return usage();
     std::string opt = argv[i], val = argv[i + 1];
-    if (opt == "--bootstrap") bootstrap = val;
-    else if (opt == "--group") group = val;
-    else if (opt == "--input") input = val;
-    else if (opt == "--output") output = val;
-    else if (opt == "--count") count = std::stoll(val);
+    if (opt == "--bootstrap")
+      bootstrap = val;
+    else if (opt == "--group")
+      group = val;
+    else if (opt == "--input")
+      input = val;
+    else if (opt == "--output")
+      output = val;
+    else if (opt == "--count")
+      count = std::stoll(val);
     else if (opt == "--consumer-set" && val.find('=') != std::string::npos) {
       extra.push_back(val.substr(0, val.find('=')));
       cprops.emplace_back(extra.back().c_str(), val.substr(val.find('=') + 1));
-    }
-    else return usage();
+    } else
+      return usage();
   }
   if (bootstrap.empty() || group.empty() || count <= 0) return usage();
 
