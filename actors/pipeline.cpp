@@ -201,6 +201,22 @@ source_options with_prefetch_limits(const pipeline_config& cfg) {
   return src;
 }
 
+/// A bounded run over a topic that never held a record reads nothing and
+/// exits 0: say so, since a mistyped name looks just like that on clusters that
+/// create topics when they are first asked for (the embedded broker does).
+void warn_about_empty_topics(const std::vector<std::string>& topics,
+                             const kafka::offset_map& ends) {
+  for (auto& topic : topics) {
+    bool empty = std::all_of(ends.begin(), ends.end(), [&](auto& entry) {
+      return entry.first.topic != topic || entry.second == 0;
+    });
+    if (empty)
+      spdlog::warn("topic `{}` has never held a record: nothing to read (if the name is "
+                   "mistyped, this cluster may just have created it empty)",
+                   topic);
+  }
+}
+
 } // namespace
 
 pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
@@ -211,9 +227,16 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
   // Every message is reported within this; drains and restarts wait for it,
   // so it must stay well below the group's max.poll.interval.ms (300 s).
   kafka::set_default(sink_props, "message.timeout.ms", "60000");
+  auto source = with_prefetch_limits(cfg);
+  // Both clients' properties are checked before either is created: a bad
+  // source property must not surface after the producer has connected.
+  kafka::check_properties(kafka::consumer_properties(source),
+                          kafka::client_kind::consumer, "source");
+  kafka::check_properties(kafka::producer_properties(sink_props),
+                          kafka::client_kind::producer, "sink");
   impl_->producer = std::make_unique<kafka::producer>(std::move(sink_props), "sink");
-  impl_->consumer = std::make_unique<kafka::group_consumer>(with_prefetch_limits(cfg),
-                                                            cfg.runtime.broker_timeout);
+  impl_->consumer =
+      std::make_unique<kafka::group_consumer>(source, cfg.runtime.broker_timeout);
 }
 
 pipeline::~pipeline() = default;
@@ -288,6 +311,12 @@ run_summary pipeline::run_until_stopped() {
         ctx.end_offsets =
             im.consumer->end_offsets(cfg.source.subscribe, std::chrono::seconds(2));
         break;
+      } catch (const missing_topic_error& e) {
+        out.ok = false;
+        out.error = std::string(e.what()) + " at " + cfg.source.bootstrap_servers +
+                    " (check `source.subscribe`, or create the topic: this cluster "
+                    "does not create topics when they are read)";
+        return out;
       } catch (const fatal_error& e) {
         if (std::chrono::steady_clock::now() >= deadline) {
           out.ok = false;
@@ -302,6 +331,7 @@ run_summary pipeline::run_until_stopped() {
     }
     spdlog::info("availableNow: reading up to the end offsets of {} partition(s)",
                  ctx.end_offsets.size());
+    warn_about_empty_topics(cfg.source.subscribe, ctx.end_offsets);
   }
   std::string topics;
   for (auto& t : cfg.source.subscribe)

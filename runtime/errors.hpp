@@ -25,4 +25,17 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+/// A topic the cluster says it does not have (on clusters that do not create
+/// topics when they are read). Retrying does not help: the run fails at once.
+class missing_topic_error : public fatal_error {
+public:
+  explicit missing_topic_error(const std::string& topic)
+      : fatal_error("topic `" + topic + "` does not exist"), topic_(topic) {}
+
+  const std::string& topic() const noexcept { return topic_; }
+
+private:
+  std::string topic_;
+};
+
 } // namespace sluice

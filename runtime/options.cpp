@@ -1,12 +1,17 @@
 #include "runtime/options.hpp"
 
 #include "runtime/errors.hpp"
+#include "runtime/json_writer.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -111,7 +116,9 @@ std::string option_reference_markdown() {
 namespace {
 
 std::string describe(const json::value& v) {
-  auto s = json::serialize(v);
+  std::string s;
+  write_json(v, s); // numbers as written: 1.5, not 1.5E0
+
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
 }
@@ -125,8 +132,15 @@ std::string as_string(const json::value& v, const std::string& option,
 /// kafka.* values may be written as JSON strings, numbers or booleans.
 std::string as_property(const json::value& v, const std::string& option) {
   if (v.is_string()) return std::string(v.get_string());
-  if (v.is_int64() || v.is_uint64() || v.is_double() || v.is_bool())
-    return json::serialize(v);
+  // librdkafka's integer properties take no fraction: 5.0 is passed as 5.
+  if (v.is_double() && std::trunc(v.get_double()) == v.get_double() &&
+      std::abs(v.get_double()) < 1e15)
+    return std::to_string(static_cast<std::int64_t>(v.get_double()));
+  if (v.is_int64() || v.is_uint64() || v.is_double() || v.is_bool()) {
+    std::string out;
+    write_json(v, out);
+    return out;
+  }
   throw config_error(option, "expected a string, number or boolean, got " + describe(v));
 }
 
@@ -165,19 +179,57 @@ const json::object& as_object(const json::value& v, const std::string& option) {
   return v.get_object();
 }
 
+/// Spark options Sluice does not implement (yet), with what to do meanwhile.
+/// Named as such, a Spark user is not told their option does not exist.
+const char* not_supported_yet(const std::string& option) {
+  static const std::map<std::string, const char*, std::less<>> hints = {
+      {"source.subscribePattern", "list the topics in `subscribe`"},
+      {"source.assign", "use `subscribe` (a group assigns the partitions)"},
+      {"source.startingOffsetsByTimestamp", "use `startingOffsets` earliest or latest"},
+      {"source.startingTimestamp", "use `startingOffsets` earliest or latest"},
+      {"source.startingOffsetsByTimestampStrategy",
+       "use `startingOffsets` earliest or latest"},
+      {"source.endingOffsets",
+       "use `trigger.availableNow` to stop at the end offsets seen at start"},
+      {"source.endingOffsetsByTimestamp",
+       "use `trigger.availableNow` to stop at the end offsets seen at start"},
+      {"source.endingTimestamp",
+       "use `trigger.availableNow` to stop at the end offsets seen at start"},
+      {"source.failOnDataLoss",
+       "records deleted by retention before they are read are skipped"},
+      {"source.maxOffsetsPerTrigger",
+       "`runtime.maxInFlightPerPartition` bounds what is read ahead"},
+      {"source.minOffsetsPerTrigger", "remove it"},
+      {"source.maxTriggerDelay", "remove it"},
+      {"source.minPartitions", "one chain runs per partition"},
+      {"source.groupIdPrefix", "set `kafka.group.id`"},
+      {"source.kafkaConsumer.pollTimeoutMs", "remove it (no equivalent in Sluice)"},
+      {"source.fetchOffset.numRetries",
+       "remove it; `runtime.brokerTimeout` bounds offset lookups"},
+      {"source.fetchOffset.retryIntervalMs",
+       "remove it; `runtime.brokerTimeout` bounds offset lookups"},
+      {"trigger.once", "use `availableNow`"},
+      {"trigger.continuous", "leave `trigger` out: runs are continuous by default"},
+      {"dedup", "remove it"},
+  };
+  auto it = hints.find(option);
+  return it == hints.end() ? nullptr : it->second;
+}
+
 void reject_unknown(const json::object& obj, const std::string& section,
                     std::initializer_list<std::string_view> known, bool allow_kafka) {
   for (auto& [k, v] : obj) {
     std::string_view key = k;
     if (allow_kafka && key.starts_with("kafka.")) continue;
+    auto option = section.empty() ? std::string(key) : section + "." + std::string(key);
+    if (auto* hint = not_supported_yet(option))
+      throw config_error(option, std::string("not supported yet; ") + hint);
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       std::string list;
       for (auto n : known)
         list += (list.empty() ? "" : ", ") + std::string(n);
       if (allow_kafka) list += ", kafka.*";
-      throw config_error(section.empty() ? std::string(key)
-                                         : section + "." + std::string(key),
-                         "unknown option; expected one of " + list);
+      throw config_error(option, "unknown option; expected one of " + list);
     }
   }
 }
@@ -369,6 +421,9 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
                                            "like \"orders\" or \"orders,returns\"");
   if (auto* v = obj.if_contains("startingOffsets")) {
     const std::string expected = "earliest or latest";
+    if (v->is_object() || (v->is_string() && v->get_string().starts_with("{")))
+      throw config_error("source.startingOffsets",
+                         "per-partition offsets are not supported yet; use " + expected);
     auto s = as_string(*v, "source.startingOffsets", expected);
     if (s == "earliest")
       src.starting = starting_offsets::earliest;
@@ -520,9 +575,19 @@ void parse_runtime(const json::object& obj, pipeline_config& cfg) {
   r.max_batch_records = std::min(r.max_batch_records, r.max_in_flight_per_partition);
 }
 
-/// Applies `section.option=value`; the value is JSON when it parses as JSON,
-/// otherwise a string.
-void apply_override(json::object& root, const std::string& text) {
+/// Options whose value is an object keyed by the user's names: `--set`
+/// reaches into them (`parse.schema.amount=double`).
+bool is_map_option(const std::string& path) {
+  return path == "parse.schema" || path == "route.topics";
+}
+
+/// Applies `section.option=value` (or `option=value` at the top, or
+/// `section.map.key=value` inside parse.schema and route.topics); the value is
+/// JSON when it parses as JSON, otherwise a string. `replaced` holds the
+/// sections a `--set` replaces rather than amends (the trigger), so that the
+/// file's trigger goes but two `--set trigger.*` both stay.
+void apply_override(json::object& root, const std::string& text,
+                    std::set<std::string>& replaced) {
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0)
     throw config_error("--set", "expected section.option=value, got `" + text + "`");
@@ -538,12 +603,54 @@ void apply_override(json::object& root, const std::string& text) {
     return;
   }
   auto section = path.substr(0, dot);
+  auto rest = path.substr(dot + 1);
   auto& slot = root[section];
-  if (slot.is_null()) slot = json::object();
-  if (!slot.is_object()) throw config_error(section, "expected a JSON object");
+  if (slot.is_null() && section != "name") slot = json::object();
+  if (!slot.is_object())
+    throw config_error("--set " + path,
+                       "`" + section + "` is not a section, so it has no `" + rest + "`");
+  auto* target = &slot.get_object();
   // A trigger given on the command line replaces the file's trigger.
-  if (section == "trigger") slot.get_object().clear();
-  slot.get_object()[path.substr(dot + 1)] = value;
+  if (section == "trigger" && replaced.insert(section).second) target->clear();
+  // kafka.* names contain dots of their own; so may the keys of a map option.
+  if (auto sub = rest.find('.'); sub != std::string::npos &&
+                                 !rest.starts_with("kafka.") &&
+                                 !not_supported_yet(path)) {
+    auto name = rest.substr(0, sub);
+    if (!is_map_option(section + "." + name))
+      throw config_error("--set " + path,
+                         "`" + section + "." + name +
+                             "` has no options of its own; --set reaches "
+                             "section.option, parse.schema.FIELD and route.topics.VALUE");
+    auto& map = (*target)[name];
+    if (map.is_null()) map = json::object();
+    if (!map.is_object())
+      throw config_error(section + "." + name,
+                         "expected a JSON object, got " + describe(map));
+    target = &map.get_object();
+    rest = rest.substr(sub + 1);
+  }
+  (*target)[rest] = value;
+}
+
+/// "at line L, column C" of `offset` in `text`, with the line and a caret.
+std::string position_in(std::string_view text, std::size_t offset) {
+  offset = std::min(offset, text.size());
+  std::size_t line_start = 0;
+  if (offset > 0)
+    if (auto nl = text.rfind('\n', offset - 1); nl != std::string_view::npos)
+      line_start = nl + 1;
+  auto line_no = 1 + std::count(text.begin(), text.begin() + line_start, '\n');
+  auto line_end = text.find('\n', line_start);
+  auto line =
+      text.substr(line_start, line_end == std::string_view::npos ? std::string_view::npos
+                                                                 : line_end - line_start);
+  auto column = offset - line_start + 1;
+  std::string out =
+      "at line " + std::to_string(line_no) + ", column " + std::to_string(column);
+  if (line.size() <= 200)
+    out += ":\n    " + std::string(line) + "\n    " + std::string(column - 1, ' ') + "^";
+  return out;
 }
 
 } // namespace
@@ -586,14 +693,28 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   opts.allow_comments = true;
   opts.allow_trailing_commas = true;
   std::error_code ec;
-  auto root_value = json::parse(json_text, ec, {}, opts);
-  if (ec) throw config_error("pipeline", "the file is not valid JSON: " + ec.message());
+  json::stream_parser parser({}, opts);
+  // On an error, the count is where parsing stopped: the offending character.
+  auto consumed = parser.write(json_text.data(), json_text.size(), ec);
+  if (!ec) parser.finish(ec);
+  if (ec == json::error::incomplete &&
+      json_text.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    throw config_error("pipeline", "empty: expected a JSON object with sections source, "
+                                   "parse, route, sink, dlq, trigger");
+  if (ec == json::error::incomplete)
+    throw config_error("pipeline", "not valid JSON: it ends before every `{` and `[` "
+                                   "is closed");
+  if (ec)
+    throw config_error("pipeline", "not valid JSON (" + ec.message() + ") " +
+                                       position_in(json_text, consumed));
+  auto root_value = parser.release();
   if (!root_value.is_object())
     throw config_error("pipeline", "expected a JSON object with sections source, parse, "
                                    "route, sink, dlq, trigger");
   auto& root = root_value.get_object();
+  std::set<std::string> replaced;
   for (auto& o : overrides)
-    apply_override(root, o);
+    apply_override(root, o, replaced);
   reject_unknown(
       root, "", {"name", "source", "parse", "route", "sink", "dlq", "trigger", "runtime"},
       false);
@@ -661,11 +782,29 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
 
 pipeline_config load_pipeline_config(const std::string& path,
                                      const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw config_error("pipeline", "cannot read `" + path + "`");
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return parse_pipeline_config(buf.str(), overrides);
+  // Read with the C library, so that the reason is the OS's own.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       std::fclose);
+  if (!file)
+    throw config_error("pipeline", "cannot read `" + path + "`: " + std::strerror(errno));
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    auto n = std::fread(buf, 1, sizeof buf, file.get());
+    text.append(buf, n);
+    if (n < sizeof buf) break;
+  }
+  if (std::ferror(file.get()))
+    throw config_error("pipeline", "cannot read `" + path + "`: " + std::strerror(errno));
+  try {
+    return parse_pipeline_config(text, overrides);
+  } catch (const config_error& e) {
+    // Syntax errors point into the file: say which.
+    if (e.option() != "pipeline") throw;
+    throw config_error("pipeline", "`" + path + "`: " +
+                                       std::string(e.what()).substr(
+                                           std::string("option `pipeline`: ").size()));
+  }
 }
 
 } // namespace sluice

@@ -21,6 +21,24 @@ rd_kafka_conf_s* make_conf(const std::map<std::string, std::string>& props,
   return conf;
 }
 
+void check_properties(std::map<std::string, std::string> props, client_kind kind,
+                      const std::string& option_prefix) {
+  props.erase("bootstrap.servers");
+  // Nothing to report: a client without brokers has nobody to log about.
+  props.insert_or_assign("log_level", std::string(1, '0'));
+  auto* conf = make_conf(props, option_prefix);
+  char err[512];
+  auto* rk =
+      rd_kafka_new(kind == client_kind::consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
+                   conf, err, sizeof err);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    throw config_error(option_prefix + ".kafka",
+                       std::string("rejected by librdkafka: ") + err);
+  }
+  rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
 void set_default(std::map<std::string, std::string>& props, const std::string& name,
                  const std::string& value) {
   props.try_emplace(name, value);

@@ -13,6 +13,16 @@ namespace sluice::kafka {
 rd_kafka_conf_s* make_conf(const std::map<std::string, std::string>& props,
                            const std::string& option_prefix);
 
+enum class client_kind { consumer, producer };
+
+/// Has librdkafka check `props` as a whole, as creating a client would (values,
+/// and combinations such as fetch sizes or TLS files), without connecting: the
+/// client is created without brokers and destroyed at once. Lets a pipeline
+/// refuse a bad property before any of its clients talks to a cluster. Throws
+/// config_error naming `<option_prefix>.kafka[.<name>]`.
+void check_properties(std::map<std::string, std::string> props, client_kind kind,
+                      const std::string& option_prefix);
+
 /// Sets a property only when the user did not.
 void set_default(std::map<std::string, std::string>& props, const std::string& name,
                  const std::string& value);

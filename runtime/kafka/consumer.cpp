@@ -176,9 +176,7 @@ poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
 
 // -- group_consumer -----------------------------------------------------------
 
-group_consumer::group_consumer(const source_options& opts,
-                               std::chrono::milliseconds broker_timeout)
-    : opts_(opts), broker_timeout_(broker_timeout) {
+std::map<std::string, std::string> consumer_properties(const source_options& opts) {
   auto props = opts.kafka;
   props["bootstrap.servers"] = opts.bootstrap_servers;
   props["group.id"] = opts.group_id;
@@ -192,6 +190,13 @@ group_consumer::group_consumer(const source_options& opts,
   // by it even when the last offsets hold no record (transaction markers).
   props["enable.partition.eof"] = "true";
   set_default(props, "log_level", "4");
+  return props;
+}
+
+group_consumer::group_consumer(const source_options& opts,
+                               std::chrono::milliseconds broker_timeout)
+    : opts_(opts), broker_timeout_(broker_timeout) {
+  auto props = consumer_properties(opts);
   auto* conf = make_conf(props, "source");
   rd_kafka_conf_set_rebalance_cb(
       conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, tp_list* parts, void* opaque) {
@@ -423,6 +428,8 @@ offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
         owned(md, rd_kafka_metadata_destroy);
     for (int t = 0; t < md->topic_cnt; ++t) {
       auto& mt = md->topics[t];
+      if (mt.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        throw missing_topic_error(name);
       if (mt.err) throw fatal_error("topic `" + name + "`: " + rd_kafka_err2str(mt.err));
       for (int p = 0; p < mt.partition_cnt; ++p) {
         int64_t lo = 0, hi = 0;

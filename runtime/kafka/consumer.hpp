@@ -101,6 +101,10 @@ struct commit_outcome {
 /// assigned partition its own queue. A poll thread serves the group protocol
 /// (rebalances, commit results, errors) and probes the cluster while it is
 /// unreachable. Other methods are thread-safe.
+/// The librdkafka properties of the consumer for `opts`: the user's, with the
+/// ones Sluice's guarantees rest on forced.
+std::map<std::string, std::string> consumer_properties(const source_options& opts);
+
 class group_consumer {
 public:
   /// Throws config_error for properties librdkafka rejects. `broker_timeout`
@@ -148,7 +152,8 @@ public:
   std::pair<std::int64_t, std::int64_t> cached_watermarks(const topic_partition& tp);
 
   /// Asks the brokers for the current end offset of every partition of
-  /// `topics`; throws fatal_error when they do not answer within `timeout`.
+  /// `topics`; throws fatal_error when they do not answer within `timeout`,
+  /// missing_topic_error when they say a topic does not exist.
   offset_map end_offsets(const std::vector<std::string>& topics,
                          std::chrono::milliseconds timeout);
 

@@ -84,15 +84,20 @@ void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
 
 } // namespace
 
-producer::producer(std::map<std::string, std::string> props,
-                   const std::string& option_prefix) {
+std::map<std::string, std::string>
+producer_properties(std::map<std::string, std::string> props) {
   // Idempotence keeps per-partition order across internal retries; murmur2
   // places keys on the same partitions as Java clients do.
   set_default(props, "enable.idempotence", "true");
   set_default(props, "partitioner", "murmur2_random");
   set_default(props, "queue.buffering.max.messages", "1000000");
   set_default(props, "log_level", "4");
-  auto* conf = make_conf(props, option_prefix);
+  return props;
+}
+
+producer::producer(std::map<std::string, std::string> props,
+                   const std::string& option_prefix) {
+  auto* conf = make_conf(producer_properties(std::move(props)), option_prefix);
   char value[64];
   size_t size = sizeof value;
   if (rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)

@@ -97,6 +97,11 @@ bool is_permanent_record_error(int err);
 
 /// A librdkafka producer with its own delivery-report thread. `send` never
 /// blocks; it is safe to call from any thread.
+/// The librdkafka properties of a producer made from the user's `props`:
+/// idempotence and Java's key partitioning unless set otherwise.
+std::map<std::string, std::string>
+producer_properties(std::map<std::string, std::string> props);
+
 class producer {
 public:
   enum class send_result {

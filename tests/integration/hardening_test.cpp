@@ -10,15 +10,54 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <arpa/inet.h>
 #include <atomic>
+#include <fcntl.h>
 #include <future>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace sluice;
 using namespace sluice::testing;
 using namespace std::chrono_literals;
 
 namespace {
+
+/// A TCP listener on loopback that only counts the connections made to it.
+class counting_listener {
+public:
+  counting_listener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+    BOOST_REQUIRE(::listen(fd_, 64) == 0);
+    BOOST_REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+    ::fcntl(fd_, F_SETFL, O_NONBLOCK);
+  }
+  ~counting_listener() {
+    for (int c : accepted_)
+      ::close(c);
+    ::close(fd_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  /// Connections made so far (the kernel queues them until accepted).
+  int connections() {
+    for (int c; (c = ::accept(fd_, nullptr, nullptr)) >= 0;)
+      accepted_.push_back(c);
+    return static_cast<int>(accepted_.size());
+  }
+
+private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::vector<int> accepted_;
+};
 
 /// Runs a pipeline on a thread of its own.
 struct background_run {
@@ -424,6 +463,75 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(s2.input_rows == s2.output_rows + s2.dlq_rows + s2.dropped_rows);
   BOOST_TEST(read_topic(bootstrap, "raw-out").size() == values.size() + 2);
   BOOST_TEST(committed_offsets(bootstrap, "it-drop", "raw")[0] == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_bounded_run_on_a_topic_the_cluster_does_not_have_fails_at_once) {
+  kafka::mock_cluster cluster(1);
+  cluster.create_topic("out", 1);
+  // What a cluster without topic auto-creation answers for an unknown topic.
+  rd_kafka_mock_topic_set_error(cluster.handle(), "ghost",
+                                RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  auto bootstrap = cluster.bootstrap_servers();
+  auto started = std::chrono::steady_clock::now();
+  pipeline p(parse_pipeline_config(R"({
+    "source": {"kafka.bootstrap.servers": ")" +
+                                   bootstrap +
+                                   R"(", "subscribe": "ghost"},
+    "route": {"topic": "out"},
+    "sink": {"kafka.bootstrap.servers": ")" +
+                                   bootstrap +
+                                   R"("},
+    "trigger": {"availableNow": true}, "runtime": {"brokerTimeout": "60 seconds"}})"));
+  auto summary = p.run();
+  BOOST_TEST(!summary.ok);
+  BOOST_TEST(summary.error.find("topic `ghost` does not exist at " + bootstrap) !=
+                 std::string::npos,
+             summary.error);
+  BOOST_TEST(summary.error.find("`source.subscribe`") != std::string::npos,
+             summary.error);
+  // Not retried until runtime.brokerTimeout: the answer will not change.
+  BOOST_TEST((std::chrono::steady_clock::now() - started < scaled(20s)));
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_client_property_is_refused_before_any_client_connects) {
+  // A listener that counts connections stands in for a cluster.
+  counting_listener cluster;
+  auto bootstrap = cluster.address();
+  auto config = [&](const std::string& override) {
+    return parse_pipeline_config(R"({
+      "source": {"kafka.bootstrap.servers": ")" +
+                                     bootstrap +
+                                     R"(", "subscribe": "in"},
+      "route": {"topic": "out"},
+      "sink": {"kafka.bootstrap.servers": ")" +
+                                     bootstrap + R"("}})",
+                                 {override});
+  };
+  auto refusal = [&](const std::string& override) -> std::string {
+    try {
+      pipeline p(config(override));
+    } catch (const config_error& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  // A value librdkafka rejects on its own, and one it rejects only in
+  // combination with the fetch sizes Sluice derives.
+  auto e = refusal("source.kafka.fetch.wait.max.ms=soon");
+  BOOST_TEST(e.find("option `source.kafka.fetch.wait.max.ms`: rejected by librdkafka") !=
+                 std::string::npos,
+             e);
+  e = refusal("source.kafka.fetch.max.bytes=1000");
+  BOOST_TEST(e.find("option `source.kafka`: rejected by librdkafka: `fetch.max.bytes` "
+                    "must be >= `message.max.bytes`") != std::string::npos,
+             e);
+  e = refusal("sink.kafka.batch.num.messages=0");
+  BOOST_TEST(e.find("option `sink.kafka.batch.num.messages`") != std::string::npos, e);
+  // Nothing reached the cluster: neither client was ever created.
+  BOOST_TEST(cluster.connections() == 0);
+  // While a pipeline that is accepted connects at once (the check above can fail).
+  pipeline accepted(config("source.kafka.fetch.wait.max.ms=10"));
+  BOOST_TEST(eventually([&] { return cluster.connections() > 0; }, 10s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

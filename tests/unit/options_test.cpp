@@ -263,6 +263,131 @@ BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
   BOOST_TEST(e.find("topsecret") == std::string::npos, "a secret leaked into: " + e);
 }
 
+BOOST_AUTO_TEST_CASE(json_syntax_errors_give_line_and_column) {
+  auto e = error_of("{\n  \"source\": {\"subscribe\": \"a\",, \"x\": 1}\n}\n");
+  BOOST_TEST(e.find("not valid JSON (syntax error) at line 2, column 31") !=
+                 std::string::npos,
+             e);
+  // The line itself, with a caret under the offending comma.
+  BOOST_TEST(e.find("\n      \"source\": {\"subscribe\": \"a\",, \"x\": 1}\n" +
+                    std::string(4 + 30, ' ') + "^") != std::string::npos,
+             e);
+  e = error_of("{\"a\": tru}");
+  BOOST_TEST(e.find("at line 1, column 7") != std::string::npos, e);
+  e = error_of("{\"source\": {\n");
+  BOOST_TEST(e.find("ends before every `{` and `[` is closed") != std::string::npos, e);
+  e = error_of(" \n");
+  BOOST_TEST(e.find("option `pipeline`: empty") != std::string::npos, e);
+}
+
+BOOST_AUTO_TEST_CASE(unreadable_files_give_the_os_reason) {
+  auto error_loading = [](const std::string& path) -> std::string {
+    try {
+      load_pipeline_config(path);
+    } catch (const config_error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  auto e = error_loading("/nonexistent/pipeline.json");
+  BOOST_TEST(e == "option `pipeline`: cannot read `/nonexistent/pipeline.json`: No such "
+                  "file or directory",
+             e);
+  e = error_loading(SLUICE_SOURCE_DIR);
+  BOOST_TEST(e.find("Is a directory") != std::string::npos, e);
+}
+
+BOOST_AUTO_TEST_CASE(spark_options_not_implemented_say_so) {
+  for (const char* option :
+       {"subscribePattern", "assign", "startingOffsetsByTimestamp", "startingTimestamp",
+        "startingOffsetsByTimestampStrategy", "endingOffsets", "endingOffsetsByTimestamp",
+        "endingTimestamp", "failOnDataLoss", "maxOffsetsPerTrigger",
+        "minOffsetsPerTrigger", "maxTriggerDelay", "minPartitions", "groupIdPrefix",
+        "kafkaConsumer.pollTimeoutMs", "fetchOffset.numRetries",
+        "fetchOffset.retryIntervalMs"}) {
+    auto e = error_of(minimal, {std::string("source.") + option + "=x"});
+    BOOST_TEST(e.find("option `source." + std::string(option) +
+                      "`: not supported yet; ") != std::string::npos,
+               e);
+  }
+  auto e = error_of(minimal, {"trigger.once=true"});
+  BOOST_TEST(e == "option `trigger.once`: not supported yet; use `availableNow`", e);
+  e = error_of(minimal, {"trigger.continuous=1 second"});
+  BOOST_TEST(
+      e.find("option `trigger.continuous`: not supported yet") != std::string::npos, e);
+  e = error_of(minimal, {R"(source.startingOffsets={"orders":{"0":5}})"});
+  BOOST_TEST(e.find("per-partition offsets are not supported yet") != std::string::npos,
+             e);
+  e = error_of(R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "orders",
+                              "startingOffsets": "{\"orders\":{\"0\":5}}"},
+                   "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "s"}})");
+  BOOST_TEST(e.find("per-partition offsets are not supported yet") != std::string::npos,
+             e);
+  // A real typo is still an unknown option.
+  e = error_of(minimal, {"source.subscribePatern=x"});
+  BOOST_TEST(e.find("unknown option") != std::string::npos, e);
+}
+
+BOOST_AUTO_TEST_CASE(set_reaches_schema_fields_and_route_values) {
+  auto cfg = parse_pipeline_config(
+      with(R"("parse": {"schema": {"id": "string"}})"),
+      {"parse.schema.amount=double", "parse.schema.id=long", "parse.schema.a.b=int"});
+  BOOST_REQUIRE(cfg.parse.fields.size() == 3u);
+  BOOST_TEST(cfg.parse.fields[0].name == "id");
+  BOOST_TEST((cfg.parse.fields[0].type == field_type::long_t));
+  BOOST_TEST(cfg.parse.fields[1].name == "amount");
+  BOOST_TEST((cfg.parse.fields[1].type == field_type::double_t));
+  // Field names may hold dots: all after `schema.` is the name.
+  BOOST_TEST(cfg.parse.fields[2].name == "a.b");
+
+  cfg = parse_pipeline_config(
+      R"({
+    "source": {"kafka.bootstrap.servers": "b", "subscribe": "orders"},
+    "route": {"field": "priority"}, "sink": {"kafka.bootstrap.servers": "s"}})",
+      {"route.topics.high=orders-high", "route.topics.v1.2=orders-v12"});
+  BOOST_TEST(cfg.route.topics.at("high") == "orders-high");
+  BOOST_TEST(cfg.route.topics.at("v1.2") == "orders-v12");
+
+  // kafka.* names keep their dots.
+  cfg = parse_pipeline_config(minimal, {"source.kafka.fetch.wait.max.ms=10"});
+  BOOST_TEST(cfg.source.kafka.at("fetch.wait.max.ms") == "10");
+
+  auto e = error_of(minimal, {"runtime.restart.budget=3"});
+  BOOST_TEST(e.find("option `--set runtime.restart.budget`: `runtime.restart` has no "
+                    "options of its own") != std::string::npos,
+             e);
+  e = error_of(minimal, {"name.x=1"});
+  BOOST_TEST(e.find("`name` is not a section") != std::string::npos, e);
+  e = error_of(with(R"("parse": {"schema": "oops"})"), {"parse.schema.n=double"});
+  BOOST_TEST(e.find("option `parse.schema`: expected a JSON object") != std::string::npos,
+             e);
+}
+
+BOOST_AUTO_TEST_CASE(several_trigger_overrides_all_apply) {
+  // The file's trigger goes; the command line's options stay together.
+  auto e = error_of(with(R"("trigger": {"processingTime": "5 seconds"})"),
+                    {"trigger.processingTime=1 second", "trigger.availableNow=true"});
+  BOOST_TEST(e.find("choose one of processingTime and availableNow") != std::string::npos,
+             e);
+  auto cfg = parse_pipeline_config(with(R"("trigger": {"availableNow": true})"),
+                                   {"trigger.processingTime=2 seconds"});
+  BOOST_TEST((cfg.trigger.mode == trigger_options::kind::processing_time));
+  BOOST_TEST(cfg.trigger.interval.count() == 2000);
+}
+
+BOOST_AUTO_TEST_CASE(values_are_echoed_as_written) {
+  auto e = error_of(minimal, {"runtime.maxBatchRecords=1.5"});
+  BOOST_TEST(
+      e == "option `runtime.maxBatchRecords`: expected a positive integer, got 1.5", e);
+  e = error_of(with(R"("runtime": {"maxInFlightBytes": 2.25e3})"));
+  BOOST_TEST(e.find("got 2250") != std::string::npos, e);
+  // Numbers given to librdkafka are written as people write them.
+  auto cfg = parse_pipeline_config(
+      minimal, {"sink.kafka.linger.ms=0.5", "sink.kafka.batch.size=16384.0"});
+  BOOST_TEST(cfg.sink.kafka.at("linger.ms") == "0.5");
+  BOOST_TEST(cfg.sink.kafka.at("batch.size") == "16384");
+}
+
 BOOST_AUTO_TEST_CASE(secret_properties_are_recognised) {
   BOOST_TEST(is_secret_property("sasl.password"));
   BOOST_TEST(is_secret_property("ssl.key.password"));
