@@ -75,6 +75,8 @@ int run_broker(const broker_args& args) {
                args.brokers, topics.size());
   wait_stop_signal(-1);
   spdlog::info("embedded broker stopping");
+  // Its ports close with it: a reader must not find the file and wait on them.
+  if (!args.bootstrap_file.empty()) std::remove(args.bootstrap_file.c_str());
   return 0;
 }
 

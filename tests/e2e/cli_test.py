@@ -8,6 +8,7 @@ Prints one line per check and closes with 'N passed, N failed'.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,69 @@ try:
     check("an unknown librdkafka property fails at start, secrets unprinted",
           r.returncode == 2 and "`sink.kafka.no.such`" in r.stderr and "hunter2" not in r.stderr,
           r.stderr)
+    # Client properties are checked before any client connects: a listener that
+    # counts connections stands in for the cluster.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.setblocking(False)
+    fake = "127.0.0.1:%d" % listener.getsockname()[1]
+
+    def connections():
+        n = 0
+        while True:
+            try:
+                listener.accept()[0].close()
+                n += 1
+            except BlockingIOError:
+                return n
+
+    for prop, says in (("source.kafka.fetch.wait.max.ms=soon",
+                        "option `source.kafka.fetch.wait.max.ms`: rejected by librdkafka"),
+                       ("source.kafka.fetch.max.bytes=1000",
+                        "`fetch.max.bytes` must be >= `message.max.bytes`")):
+        r = run(["run", pipeline, "--set", "source.kafka.bootstrap.servers=" + fake,
+                 "--set", "sink.kafka.bootstrap.servers=" + fake, "--set", prop])
+        check("a bad source property (%s) exits 2 before any client connects" % prop,
+              r.returncode == 2 and says in r.stderr and connections() == 0,
+              (r.returncode, r.stderr[-300:]))
+    # The same run with good properties does connect: the check above can fail.
+    r = run(["run", pipeline, "--set", "source.kafka.bootstrap.servers=" + fake,
+             "--set", "sink.kafka.bootstrap.servers=" + fake,
+             "--set", "runtime.brokerTimeout=1 second"])
+    check("a good configuration does connect to that listener",
+          r.returncode == 1 and connections() > 0, (r.returncode, r.stderr[-300:]))
+    listener.close()
+
+    # -- messages that help ----------------------------------------------------------------
+    r = run(["run", os.path.join(WORK, "missing.json")])
+    check("a missing pipeline file exits 2 with the OS reason", r.returncode == 2
+          and "missing.json`: No such file or directory" in r.stderr, r.stderr[-300:])
+    broken = os.path.join(WORK, "broken.json")
+    with open(broken, "w") as f:
+        f.write('{\n  "name": "x",\n  "source": {"subscribe": "orders",, }\n}\n')
+    r = run(["run", broken])
+    check("a JSON syntax error exits 2 with line, column and the line itself",
+          r.returncode == 2 and "not valid JSON (syntax error) at line 3, column 36" in r.stderr
+          and '"source": {"subscribe": "orders",, }' in r.stderr, r.stderr[-400:])
+    r = run(["run", pipeline, "--set", "source.subscribePattern=ord.*"])
+    check("a Spark option not implemented yet says so", r.returncode == 2
+          and "option `source.subscribePattern`: not supported yet" in r.stderr, r.stderr)
+    r = run(["run", pipeline, "--set", "runtime.maxBatchRecords=1.5"])
+    check("values are echoed as written", r.returncode == 2
+          and "expected a positive integer, got 1.5\n" in r.stderr, r.stderr)
+    r = run(["run", pipeline, "--set", "parse.schema.quantity=integer"])
+    check("--set reaches schema fields", r.returncode == 2
+          and "option `parse.schema.quantity`: expected one of string, int" in r.stderr,
+          r.stderr)
+
+    # -- a bounded run on a topic that never held a record -----------------------------------
+    r = run(["run", pipeline, "--set", "source.subscribe=never-written",
+             "--set", "trigger.availableNow=true", "--set", "source.kafka.group.id=g-empty"])
+    check("availableNow on a topic that never held a record exits 0 with a warning",
+          r.returncode == 0 and "topic `never-written` has never held a record" in r.stderr,
+          (r.returncode, r.stderr[-500:]))
+
     r = run(["options"])
     check("`sluice options` prints the option table",
           r.returncode == 0 and "`maxInFlightPerPartition`" in r.stdout)
