@@ -645,11 +645,23 @@ std::string position_in(std::string_view text, std::size_t offset) {
   auto line =
       text.substr(line_start, line_end == std::string_view::npos ? std::string_view::npos
                                                                  : line_end - line_start);
-  auto column = offset - line_start + 1;
+  // Columns count characters, not bytes (UTF-8 continuation bytes are skipped);
+  // the caret keeps the line's tabs so that it stays under the character.
+  std::size_t column = 1;
+  std::string caret;
+  for (auto c : text.substr(line_start, offset - line_start)) {
+    if ((static_cast<unsigned char>(c) & 0xC0) == 0x80) continue;
+    ++column;
+    caret += c == '\t' ? '\t' : ' ';
+  }
   std::string out =
       "at line " + std::to_string(line_no) + ", column " + std::to_string(column);
-  if (line.size() <= 200)
-    out += ":\n    " + std::string(line) + "\n    " + std::string(column - 1, ' ') + "^";
+  // A line that may hold a secret is not echoed.
+  std::string lower(line);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (line.size() <= 200 && !is_secret_property(lower))
+    out += ":\n    " + std::string(line) + "\n    " + caret + "^";
   return out;
 }
 

@@ -274,6 +274,13 @@ BOOST_AUTO_TEST_CASE(json_syntax_errors_give_line_and_column) {
              e);
   e = error_of("{\"a\": tru}");
   BOOST_TEST(e.find("at line 1, column 7") != std::string::npos, e);
+  // Columns count characters: "é" is two bytes, one column.
+  e = error_of("{\"\xc3\xa9\": 1,, }");
+  BOOST_TEST(e.find("at line 1, column 9") != std::string::npos, e);
+  // A line that may hold a secret is never echoed.
+  e = error_of("{\"sink\": {\"kafka.sasl.password\": \"hunter2\",, }}");
+  BOOST_TEST(e.find("at line 1, column 44") != std::string::npos, e);
+  BOOST_TEST(e.find("hunter2") == std::string::npos, e);
   e = error_of("{\"source\": {\n");
   BOOST_TEST(e.find("ends before every `{` and `[` is closed") != std::string::npos, e);
   e = error_of(" \n");
