@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
+#include <thread>
 
 namespace sluice {
 
@@ -299,6 +300,9 @@ run_summary pipeline::run_until_stopped() {
     // Retried in short steps, so that a stop request is honoured meanwhile,
     // until runtime.brokerTimeout.
     auto deadline = std::chrono::steady_clock::now() + cfg.runtime.broker_timeout;
+    auto missing_deadline = std::chrono::steady_clock::now() +
+                            std::min<std::chrono::milliseconds>(
+                                cfg.runtime.broker_timeout, std::chrono::seconds(5));
     for (;;) {
       {
         std::lock_guard<std::mutex> guard{im.mutex};
@@ -312,6 +316,12 @@ run_summary pipeline::run_until_stopped() {
             im.consumer->end_offsets(cfg.source.subscribe, std::chrono::seconds(2));
         break;
       } catch (const missing_topic_error& e) {
+        // Metadata can lag a topic's creation for a moment; longer is an answer.
+        if (std::chrono::steady_clock::now() < missing_deadline) {
+          spdlog::warn("{} (yet; asking again)", e.what());
+          std::this_thread::sleep_for(std::chrono::milliseconds(500)); // backoff
+          continue;
+        }
         out.ok = false;
         out.error = std::string(e.what()) + " at " + cfg.source.bootstrap_servers +
                     " (check `source.subscribe`, or create the topic: this cluster "

@@ -10,12 +10,16 @@ namespace sluice {
 class config_error : public std::runtime_error {
 public:
   config_error(const std::string& option, const std::string& what)
-      : std::runtime_error("option `" + option + "`: " + what), option_(option) {}
+      : std::runtime_error("option `" + option + "`: " + what), option_(option),
+        reason_(what) {}
 
   const std::string& option() const noexcept { return option_; }
+  /// The message without the option's name.
+  const std::string& reason() const noexcept { return reason_; }
 
 private:
   std::string option_;
+  std::string reason_;
 };
 
 /// A failure that ends the run (for example a restart budget spent, or a Kafka

@@ -141,7 +141,10 @@ std::string as_property(const json::value& v, const std::string& option) {
     write_json(v, out);
     return out;
   }
-  throw config_error(option, "expected a string, number or boolean, got " + describe(v));
+  throw config_error(
+      option,
+      "expected a string, number or boolean, got " +
+          (is_secret_property(option) ? std::string("(value not shown)") : describe(v)));
 }
 
 bool as_bool(const json::value& v, const std::string& option) {
@@ -159,6 +162,9 @@ std::int64_t as_positive(const json::value& v, const std::string& option) {
     n = v.get_int64();
   else if (v.is_uint64() && v.get_uint64() < (1ull << 62))
     n = static_cast<std::int64_t>(v.get_uint64());
+  else if (v.is_double() && std::trunc(v.get_double()) == v.get_double() &&
+           std::abs(v.get_double()) < 1e15)
+    n = static_cast<std::int64_t>(v.get_double()); // 2.25e3 is 2250
   else if (v.is_string()) {
     try {
       std::size_t used = 0;
@@ -344,6 +350,9 @@ kafka_properties(const json::object& obj, const std::string& section, bool consu
     auto option = section + "." + std::string(key);
     if (name == "bootstrap.servers" || name == "group.id")
       continue; // read as options of their own
+    if (name == "metadata.broker.list")
+      throw config_error(option, "an alias of bootstrap.servers: use `" + section +
+                                     ".kafka.bootstrap.servers`");
     if (name == "key.deserializer" || name == "value.deserializer" ||
         name == "key.serializer" || name == "value.serializer")
       throw config_error(option, "not supported: Sluice reads and writes keys and values "
@@ -589,21 +598,32 @@ bool is_map_option(const std::string& path) {
 void apply_override(json::object& root, const std::string& text,
                     std::set<std::string>& replaced) {
   auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw config_error("--set", "expected section.option=value, got `" + text + "`");
+  if (eq == std::string::npos || eq == 0) {
+    // Only the part that names the option: the rest may be a secret.
+    auto name = text.substr(0, text.find_first_of(":= \t"));
+    throw config_error("--set", "expected section.option=value, got `" + name +
+                                    (name.size() < text.size() ? "...`" : "`"));
+  }
   auto path = text.substr(0, eq);
   auto raw = text.substr(eq + 1);
+  if (path.front() == '.' || path.back() == '.' || path.find("..") != std::string::npos)
+    throw config_error("--set " + path, "an empty name between dots");
+  auto dot = path.find('.');
+  auto section = path.substr(0, dot);
+  auto rest = dot == std::string::npos ? std::string() : path.substr(dot + 1);
   json::value value;
   std::error_code ec;
   value = json::parse(raw, ec);
-  if (ec) value = json::string(raw);
-  auto dot = path.find('.');
+  // Client properties, names and topics are text: 1e5 or 007 stay as typed.
+  bool text_valued = rest.starts_with("kafka.") || section == "route" ||
+                     section == "name" || path == "dlq.topic" ||
+                     path == "source.subscribe";
+  if (ec || (text_valued && value.is_number())) value = json::string(raw);
   if (dot == std::string::npos) {
+    if (section == "trigger") replaced.insert(section);
     root[path] = value;
     return;
   }
-  auto section = path.substr(0, dot);
-  auto rest = path.substr(dot + 1);
   auto& slot = root[section];
   if (slot.is_null() && section != "name") slot = json::object();
   if (!slot.is_object())
@@ -634,6 +654,23 @@ void apply_override(json::object& root, const std::string& text,
 }
 
 /// "at line L, column C" of `offset` in `text`, with the line and a caret.
+/// The contents of every string on `line` as `*`, one per byte (quotes,
+/// punctuation and layout kept, so that a caret still lines up).
+std::string masked_strings(std::string_view line) {
+  std::string out(line);
+  bool in_string = false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == '"' && (i == 0 || line[i - 1] != '\\'))
+      in_string = !in_string;
+    else if (in_string)
+      out[i] = '*';
+  }
+  return out;
+}
+
+/// "at line L, column C" of `offset` in `text`, with (part of) the line and a
+/// caret under the character. When the file names a secret anywhere, string
+/// contents are masked: a value may sit on another line than its key.
 std::string position_in(std::string_view text, std::size_t offset) {
   offset = std::min(offset, text.size());
   std::size_t line_start = 0;
@@ -641,27 +678,36 @@ std::string position_in(std::string_view text, std::size_t offset) {
     if (auto nl = text.rfind('\n', offset - 1); nl != std::string_view::npos)
       line_start = nl + 1;
   auto line_no = 1 + std::count(text.begin(), text.begin() + line_start, '\n');
-  auto line_end = text.find('\n', line_start);
-  auto line =
-      text.substr(line_start, line_end == std::string_view::npos ? std::string_view::npos
-                                                                 : line_end - line_start);
-  // Columns count characters, not bytes (UTF-8 continuation bytes are skipped);
-  // the caret keeps the line's tabs so that it stays under the character.
+  auto line_end = std::min(text.find('\n', line_start), text.size());
+  if (line_end > line_start && text[line_end - 1] == '\r') --line_end; // CRLF files
+  // Columns count characters, not bytes (UTF-8 continuation bytes are skipped).
+  auto is_continuation = [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
+  };
   std::size_t column = 1;
-  std::string caret;
-  for (auto c : text.substr(line_start, offset - line_start)) {
-    if ((static_cast<unsigned char>(c) & 0xC0) == 0x80) continue;
-    ++column;
-    caret += c == '\t' ? '\t' : ' ';
-  }
+  for (auto c : text.substr(line_start, offset - line_start))
+    if (!is_continuation(c)) ++column;
   std::string out =
       "at line " + std::to_string(line_no) + ", column " + std::to_string(column);
-  // A line that may hold a secret is not echoed.
-  std::string lower(line);
+  // Long (minified) lines: about 60 bytes either side of the error.
+  auto from = offset > line_start + 60 ? offset - 60 : line_start;
+  auto to = std::min(line_end, std::max(offset, from) + 60);
+  while (from > line_start && is_continuation(text[from]))
+    --from;
+  while (to < line_end && is_continuation(text[to]))
+    ++to;
+  std::string excerpt(text.substr(from, to - from));
+  std::string lower(text);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (line.size() <= 200 && !is_secret_property(lower))
-    out += ":\n    " + std::string(line) + "\n    " + caret + "^";
+  if (is_secret_property(lower)) excerpt = masked_strings(excerpt);
+  // The caret keeps the line's tabs so that it stays under the character.
+  std::string caret;
+  for (auto c : text.substr(from, std::min(offset, line_end) - from))
+    if (!is_continuation(c)) caret += c == '\t' ? '\t' : ' ';
+  out += ":\n    " + std::string(from > line_start ? "..." : "") + excerpt +
+         (to < line_end ? "..." : "") + "\n    " + (from > line_start ? "   " : "") +
+         caret + "^";
   return out;
 }
 
@@ -706,6 +752,8 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   opts.allow_trailing_commas = true;
   std::error_code ec;
   json::stream_parser parser({}, opts);
+  // A byte-order mark some editors write is not JSON, and not an error either.
+  if (json_text.starts_with("\xEF\xBB\xBF")) json_text.remove_prefix(3);
   // On an error, the count is where parsing stopped: the offending character.
   auto consumed = parser.write(json_text.data(), json_text.size(), ec);
   if (!ec) parser.finish(ec);
@@ -714,8 +762,8 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
     throw config_error("pipeline", "empty: expected a JSON object with sections source, "
                                    "parse, route, sink, dlq, trigger");
   if (ec == json::error::incomplete)
-    throw config_error("pipeline", "not valid JSON: it ends before every `{` and `[` "
-                                   "is closed");
+    throw config_error("pipeline", "not valid JSON: it ends too early (a `{`, `[`, "
+                                   "string or comment is still open)");
   if (ec)
     throw config_error("pipeline", "not valid JSON (" + ec.message() + ") " +
                                        position_in(json_text, consumed));
@@ -797,25 +845,30 @@ pipeline_config load_pipeline_config(const std::string& path,
   // Read with the C library, so that the reason is the OS's own.
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
                                                        std::fclose);
-  if (!file)
-    throw config_error("pipeline", "cannot read `" + path + "`: " + std::strerror(errno));
+  auto unreadable = [&](int error) {
+    return config_error("pipeline",
+                        "cannot read `" + path + "`: " + std::strerror(error));
+  };
+  if (!file) throw unreadable(errno);
+  // A pipeline is a few kilobytes; a path like /dev/zero must not fill memory.
+  constexpr std::size_t limit = 16u << 20;
   std::string text;
   char buf[65536];
   for (;;) {
     auto n = std::fread(buf, 1, sizeof buf, file.get());
     text.append(buf, n);
     if (n < sizeof buf) break;
+    if (text.size() > limit)
+      throw config_error("pipeline",
+                         "`" + path + "` is larger than 16 MiB: not a pipeline");
   }
-  if (std::ferror(file.get()))
-    throw config_error("pipeline", "cannot read `" + path + "`: " + std::strerror(errno));
+  if (std::ferror(file.get())) throw unreadable(errno);
   try {
     return parse_pipeline_config(text, overrides);
   } catch (const config_error& e) {
     // Syntax errors point into the file: say which.
     if (e.option() != "pipeline") throw;
-    throw config_error("pipeline", "`" + path + "`: " +
-                                       std::string(e.what()).substr(
-                                           std::string("option `pipeline`: ").size()));
+    throw config_error("pipeline", "`" + path + "`: " + e.reason());
   }
 }
 

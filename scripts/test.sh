@@ -19,7 +19,8 @@ jobs=$(nproc)
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
-# Every test starts its own embedded broker on random ports: safe in parallel.
+# Every test starts its own embedded broker on random ports and keeps its files
+# in a directory of its own: safe in parallel.
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 if [ "$sanitize" = 1 ]; then

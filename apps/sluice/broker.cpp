@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -76,7 +77,12 @@ int run_broker(const broker_args& args) {
   wait_stop_signal(-1);
   spdlog::info("embedded broker stopping");
   // Its ports close with it: a reader must not find the file and wait on them.
-  if (!args.bootstrap_file.empty()) std::remove(args.bootstrap_file.c_str());
+  // Unless another broker has written the file since.
+  if (!args.bootstrap_file.empty()) {
+    std::string found;
+    std::getline(std::ifstream(args.bootstrap_file), found);
+    if (found == line) std::remove(args.bootstrap_file.c_str());
+  }
   return 0;
 }
 

@@ -97,14 +97,14 @@ struct commit_outcome {
   std::int64_t batch_id = -1;       ///< the epoch id the commit carried
 };
 
-/// The Kafka consumer of a run: joins the group, subscribes, and hands each
-/// assigned partition its own queue. A poll thread serves the group protocol
-/// (rebalances, commit results, errors) and probes the cluster while it is
-/// unreachable. Other methods are thread-safe.
 /// The librdkafka properties of the consumer for `opts`: the user's, with the
 /// ones Sluice's guarantees rest on forced.
 std::map<std::string, std::string> consumer_properties(const source_options& opts);
 
+/// The Kafka consumer of a run: joins the group, subscribes, and hands each
+/// assigned partition its own queue. A poll thread serves the group protocol
+/// (rebalances, commit results, errors) and probes the cluster while it is
+/// unreachable. Other methods are thread-safe.
 class group_consumer {
 public:
   /// Throws config_error for properties librdkafka rejects. `broker_timeout`

@@ -95,13 +95,13 @@ private:
 /// True for librdkafka error codes that mean "this record is refused for good".
 bool is_permanent_record_error(int err);
 
-/// A librdkafka producer with its own delivery-report thread. `send` never
-/// blocks; it is safe to call from any thread.
 /// The librdkafka properties of a producer made from the user's `props`:
 /// idempotence and Java's key partitioning unless set otherwise.
 std::map<std::string, std::string>
 producer_properties(std::map<std::string, std::string> props);
 
+/// A librdkafka producer with its own delivery-report thread. `send` never
+/// blocks; it is safe to call from any thread.
 class producer {
 public:
   enum class send_result {

@@ -9,6 +9,7 @@ Prints one line per check and closes with 'N passed, N failed'.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,12 +51,16 @@ for block in blocks:
         continue
     # -e: a failing command fails the block; the trap stops what it left running.
     script = "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + block
+    # A session of its own: on a timeout the whole group goes, broker included.
+    shell = subprocess.Popen(["bash", "-c", script], cwd=WORK, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        r = subprocess.run(["bash", "-c", script], cwd=WORK, capture_output=True, text=True,
-                           timeout=300 * MULT)
-        code, out, err = r.returncode, r.stdout, r.stderr
-    except subprocess.TimeoutExpired as e:
-        code, out, err = "timeout", str(e.stdout), str(e.stderr)
+        out, err = shell.communicate(timeout=300 * MULT)
+        code = shell.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(shell.pid, signal.SIGKILL)
+        out, err = shell.communicate()
+        code = "timeout"
     check("the block starting `%s` exits 0" % first[:60], code == 0,
           (code, err[-1500:]))
     if "sluice run" in block:

@@ -282,7 +282,9 @@ BOOST_AUTO_TEST_CASE(json_syntax_errors_give_line_and_column) {
   BOOST_TEST(e.find("at line 1, column 44") != std::string::npos, e);
   BOOST_TEST(e.find("hunter2") == std::string::npos, e);
   e = error_of("{\"source\": {\n");
-  BOOST_TEST(e.find("ends before every `{` and `[` is closed") != std::string::npos, e);
+  BOOST_TEST(e.find("ends too early (a `{`, `[`, string or comment is still open)") !=
+                 std::string::npos,
+             e);
   e = error_of(" \n");
   BOOST_TEST(e.find("option `pipeline`: empty") != std::string::npos, e);
 }
@@ -317,7 +319,9 @@ BOOST_AUTO_TEST_CASE(spark_options_not_implemented_say_so) {
                       "`: not supported yet; ") != std::string::npos,
                e);
   }
-  auto e = error_of(minimal, {"trigger.once=true"});
+  auto e = error_of(with(R"("dedup": {"key": ["order_id"]})"));
+  BOOST_TEST(e == "option `dedup`: not supported yet; remove it", e);
+  e = error_of(minimal, {"trigger.once=true"});
   BOOST_TEST(e == "option `trigger.once`: not supported yet; use `availableNow`", e);
   e = error_of(minimal, {"trigger.continuous=1 second"});
   BOOST_TEST(
@@ -365,6 +369,12 @@ BOOST_AUTO_TEST_CASE(set_reaches_schema_fields_and_route_values) {
              e);
   e = error_of(minimal, {"name.x=1"});
   BOOST_TEST(e.find("`name` is not a section") != std::string::npos, e);
+  e = error_of(minimal, {"route.topics.=x"});
+  BOOST_TEST(e.find("option `--set route.topics.`: an empty name between dots") !=
+                 std::string::npos,
+             e);
+  e = error_of(minimal, {"parse..schema=x"});
+  BOOST_TEST(e.find("an empty name between dots") != std::string::npos, e);
   e = error_of(with(R"("parse": {"schema": "oops"})"), {"parse.schema.n=double"});
   BOOST_TEST(e.find("option `parse.schema`: expected a JSON object") != std::string::npos,
              e);
@@ -376,23 +386,91 @@ BOOST_AUTO_TEST_CASE(several_trigger_overrides_all_apply) {
                     {"trigger.processingTime=1 second", "trigger.availableNow=true"});
   BOOST_TEST(e.find("choose one of processingTime and availableNow") != std::string::npos,
              e);
+  // A whole trigger object on the command line is not wiped by a later option.
+  e = error_of(
+      with(R"("trigger": {"processingTime": "5 seconds"})"),
+      {R"(trigger={"processingTime": "1 second"})", "trigger.availableNow=true"});
+  BOOST_TEST(e.find("choose one of processingTime and availableNow") != std::string::npos,
+             e);
   auto cfg = parse_pipeline_config(with(R"("trigger": {"availableNow": true})"),
                                    {"trigger.processingTime=2 seconds"});
   BOOST_TEST((cfg.trigger.mode == trigger_options::kind::processing_time));
   BOOST_TEST(cfg.trigger.interval.count() == 2000);
 }
 
+BOOST_AUTO_TEST_CASE(secrets_are_never_echoed) {
+  // The value on another line than its key: string contents are masked.
+  auto e = error_of("{\"sink\": {\"kafka.sasl.password\":\n     \"hunter2\" \"x\": 1}}");
+  BOOST_TEST(e.find("at line 2, column 16") != std::string::npos, e);
+  BOOST_TEST(e.find("hunter2") == std::string::npos, e);
+  BOOST_TEST(e.find("\"*******\" \"*\": 1}}") != std::string::npos, e);
+  e = error_of(with(R"("sink": {"kafka.bootstrap.servers": "s",
+                                "kafka.sasl.password": ["hunter2"]})"));
+  BOOST_TEST(e.find("`sink.kafka.sasl.password`: expected a string, number or boolean, "
+                    "got (value not shown)") != std::string::npos,
+             e);
+  BOOST_TEST(e.find("hunter2") == std::string::npos, e);
+  // A --set without `=`: only the part naming the option is repeated.
+  e = error_of(minimal, {"sink.kafka.sasl.password:hunter2"});
+  BOOST_TEST(e.find("got `sink.kafka.sasl.password...`") != std::string::npos, e);
+  BOOST_TEST(e.find("hunter2") == std::string::npos, e);
+}
+
+BOOST_AUTO_TEST_CASE(json_excerpts_handle_boms_crlf_and_long_lines) {
+  // A byte-order mark is skipped.
+  auto cfg = parse_pipeline_config("\xEF\xBB\xBF" + std::string(minimal));
+  BOOST_TEST(cfg.source.bootstrap_servers == "b:9092");
+  // A CRLF line is shown without its CR.
+  auto e = error_of("{\r\n  \"a\": 1,, \r\n}");
+  BOOST_TEST(e.find("at line 2, column 10:\n      \"a\": 1,, \n") != std::string::npos,
+             e);
+  // A minified file: a window around the error, the caret still under it.
+  std::string line = "{\"pad\": \"" + std::string(200, 'x') + "\", \"a\": 1,, \"b\": \"" +
+                     std::string(200, 'y') + "\"}";
+  e = error_of(line);
+  auto at = line.find(",,") + 1;
+  BOOST_TEST(e.find("at line 1, column " + std::to_string(at + 1)) != std::string::npos,
+             e);
+  auto shown = e.substr(e.find(":\n    ") + 6);
+  auto first = shown.substr(0, shown.find('\n'));
+  auto caret = shown.substr(shown.find('\n') + 1);
+  BOOST_TEST((first.starts_with("...") && first.ends_with("...")), first);
+  BOOST_TEST(first.size() < 140u, first);
+  BOOST_TEST(first[caret.size() - 1 - 4] == ',', shown); // less the indent
+}
+
+BOOST_AUTO_TEST_CASE(the_broker_list_alias_is_refused) {
+  auto e = error_of(minimal, {"source.kafka.metadata.broker.list=x:1"});
+  BOOST_TEST(e.find("option `source.kafka.metadata.broker.list`: an alias of "
+                    "bootstrap.servers: use `source.kafka.bootstrap.servers`") !=
+                 std::string::npos,
+             e);
+}
+
 BOOST_AUTO_TEST_CASE(values_are_echoed_as_written) {
   auto e = error_of(minimal, {"runtime.maxBatchRecords=1.5"});
   BOOST_TEST(
       e == "option `runtime.maxBatchRecords`: expected a positive integer, got 1.5", e);
-  e = error_of(with(R"("runtime": {"maxInFlightBytes": 2.25e3})"));
-  BOOST_TEST(e.find("got 2250") != std::string::npos, e);
-  // Numbers given to librdkafka are written as people write them.
-  auto cfg = parse_pipeline_config(
-      minimal, {"sink.kafka.linger.ms=0.5", "sink.kafka.batch.size=16384.0"});
+  // An integer written with an exponent is still that integer.
+  auto cfg = parse_pipeline_config(with(R"("runtime": {"maxInFlightBytes": 2.25e3})"));
+  BOOST_TEST(cfg.runtime.max_in_flight_bytes == 2250u);
+  // Numbers in the file given to librdkafka are written as people write them.
+  cfg = parse_pipeline_config(R"({
+    "source": {"kafka.bootstrap.servers": "b", "subscribe": "orders"},
+    "route": {"topic": "out"},
+    "sink": {"kafka.bootstrap.servers": "s", "kafka.linger.ms": 0.5,
+             "kafka.batch.size": 16384.0}})");
   BOOST_TEST(cfg.sink.kafka.at("linger.ms") == "0.5");
   BOOST_TEST(cfg.sink.kafka.at("batch.size") == "16384");
+  // On the command line, client properties, names and topics stay as typed.
+  cfg = parse_pipeline_config(
+      minimal, {"sink.kafka.sasl.password=1e5", "sink.kafka.batch.size=16384.0",
+                "source.kafka.group.id=42", "route.topic=2024", "name=007"});
+  BOOST_TEST(cfg.sink.kafka.at("sasl.password") == "1e5");
+  BOOST_TEST(cfg.sink.kafka.at("batch.size") == "16384.0");
+  BOOST_TEST(cfg.source.group_id == "42");
+  BOOST_TEST(cfg.route.topic == "2024");
+  BOOST_TEST(cfg.name == "007");
 }
 
 BOOST_AUTO_TEST_CASE(secret_properties_are_recognised) {
