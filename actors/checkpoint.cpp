@@ -49,6 +49,8 @@ struct checkpoint_state {
   std::int64_t outputs_at_epoch_start = 0;
   std::int64_t dlq_at_epoch_start = 0;
   std::int64_t dropped_at_epoch_start = 0;
+  /// Lost records already reported, per partition.
+  std::map<kafka::topic_partition, std::int64_t> lost_reported;
   std::uint64_t next_commit_seq = 1;
   std::optional<pending_report> pending;
   std::uint64_t final_commit_seq = 0;
@@ -107,10 +109,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     p.batch_id = st.batch_id;
     p.timestamp_ms = st.epoch_start_ms;
     p.duration_ms = now - st.epoch_start_ms;
-    std::string topics;
-    for (auto& t : ctx->config.source.subscribe)
-      topics += (topics.empty() ? "" : ",") + t;
-    p.source_description = "KafkaV2[Subscribe[" + topics + "]]";
+    p.source_description = source_description(ctx->config.source);
     p.sink_description = "KafkaSink[" + ctx->config.sink.bootstrap_servers + "]";
     auto outputs = ctx->metrics.output_rows.load();
     auto dlq = ctx->metrics.dlq_rows.load();
@@ -120,6 +119,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     p.num_dropped_rows = dropped - st.dropped_at_epoch_start;
     p.num_processed_rows = p.num_output_rows + p.num_dlq_rows + p.num_dropped_rows;
     std::int64_t in_flight = 0;
+    auto lost = ctx->metrics.lost_by_partition();
     for (auto& [tp, ps] : st.parts) {
       partition_progress pp;
       pp.topic = tp.topic;
@@ -130,6 +130,12 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       // A partition's counter restarts when it is assigned anew.
       if (ps.consumed < ps.consumed_at_epoch_start) ps.consumed_at_epoch_start = 0;
       pp.num_input_rows = ps.consumed - ps.consumed_at_epoch_start;
+      if (auto it = lost.find(tp); it != lost.end()) {
+        auto& seen = st.lost_reported[tp];
+        pp.num_lost_rows = it->second - seen;
+        seen = it->second;
+        p.num_lost_rows += pp.num_lost_rows;
+      }
       pp.in_flight = ps.in_flight;
       in_flight += ps.in_flight;
       p.num_input_rows += pp.num_input_rows;

@@ -8,6 +8,7 @@
 #include "runtime/kafka/config.hpp"
 #include "runtime/kafka/consumer.hpp"
 #include "runtime/kafka/producer.hpp"
+#include "runtime/kafka/source_bounds.hpp"
 
 #include <caf/all.hpp>
 
@@ -54,6 +55,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       list +=
           (list.empty() ? "" : ", ") + p.tp.str() + "@" + std::to_string(p.start_offset);
       last_batch_id = std::max(last_batch_id, p.batch_id);
+      if (p.lost > 0 && ctx) ctx->metrics.add_lost(p.tp, p.lost);
     }
     spdlog::info("assigned: {}", list.empty() ? "(none)" : list);
     {
@@ -296,13 +298,20 @@ run_summary pipeline::run_until_stopped() {
                     im.changed.notify_all();
                   },
                   [&im](const std::string& why) { im.fail(why); }};
-  if (cfg.trigger.mode == trigger_options::kind::available_now) {
+  auto& src = cfg.source;
+  bool bounded = cfg.trigger.mode == trigger_options::kind::available_now ||
+                 cfg.trigger.mode == trigger_options::kind::once || has_ending(src);
+  bool names_partitions =
+      !src.starting_specific.empty() || !src.starting_by_timestamp.empty() ||
+      !src.ending_specific.empty() || !src.ending_by_timestamp.empty();
+  if (bounded || names_partitions) {
     // Retried in short steps, so that a stop request is honoured meanwhile,
     // until runtime.brokerTimeout.
     auto deadline = std::chrono::steady_clock::now() + cfg.runtime.broker_timeout;
     auto missing_deadline = std::chrono::steady_clock::now() +
                             std::min<std::chrono::milliseconds>(
                                 cfg.runtime.broker_timeout, std::chrono::seconds(5));
+    kafka::offset_map latest;
     for (;;) {
       {
         std::lock_guard<std::mutex> guard{im.mutex};
@@ -312,8 +321,7 @@ run_summary pipeline::run_until_stopped() {
         }
       }
       try {
-        ctx.end_offsets =
-            im.consumer->end_offsets(cfg.source.subscribe, std::chrono::seconds(2));
+        latest = kafka::source_partitions(*im.consumer, src, std::chrono::seconds(2));
         break;
       } catch (const missing_topic_error& e) {
         // Metadata can lag a topic's creation for a moment; longer is an answer.
@@ -323,14 +331,16 @@ run_summary pipeline::run_until_stopped() {
           continue;
         }
         out.ok = false;
-        out.error = std::string(e.what()) + " at " + cfg.source.bootstrap_servers +
+        out.error = std::string(e.what()) + " at " + src.bootstrap_servers +
                     " (check `source.subscribe`, or create the topic: this cluster "
                     "does not create topics when they are read)";
         return out;
+      } catch (const config_error&) {
+        throw;
       } catch (const fatal_error& e) {
         if (std::chrono::steady_clock::now() >= deadline) {
           out.ok = false;
-          out.error = "cannot read the end offsets at " + cfg.source.bootstrap_servers +
+          out.error = "cannot read the end offsets at " + src.bootstrap_servers +
                       " within runtime.brokerTimeout (" +
                       std::to_string(cfg.runtime.broker_timeout.count() / 1000) +
                       " s): " + e.what();
@@ -339,13 +349,36 @@ run_summary pipeline::run_until_stopped() {
         spdlog::warn("{} (retrying)", e.what());
       }
     }
-    spdlog::info("availableNow: reading up to the end offsets of {} partition(s)",
-                 ctx.end_offsets.size());
-    warn_about_empty_topics(cfg.source.subscribe, ctx.end_offsets);
+    kafka::check_named_partitions(src, latest);
+    if (bounded) {
+      ctx.end_offsets = kafka::resolve_ends(*im.consumer, src, latest);
+      if (ctx.end_offsets.empty()) {
+        spdlog::warn("no topic matches source.subscribePattern `{}`: nothing to read",
+                     src.pattern);
+        return out;
+      }
+      spdlog::info("bounded run: reading up to the end offsets of {} partition(s)",
+                   ctx.end_offsets.size());
+      std::vector<std::string> topics;
+      for (auto& [tp, end] : latest)
+        if (topics.empty() || topics.back() != tp.topic) topics.push_back(tp.topic);
+      warn_about_empty_topics(topics, latest);
+    }
   }
   std::string topics;
-  for (auto& t : cfg.source.subscribe)
-    topics += (topics.empty() ? "" : ",") + t;
+  switch (src.subscription) {
+  case subscription_kind::subscribe:
+    for (auto& t : src.subscribe)
+      topics += (topics.empty() ? "" : ",") + t;
+    break;
+  case subscription_kind::pattern:
+    topics = "topics matching `" + src.pattern + "`";
+    break;
+  case subscription_kind::assign:
+    for (auto& tp : src.assign)
+      topics += (topics.empty() ? "" : ",") + tp.str();
+    break;
+  }
   spdlog::info("pipeline `{}` (run {}): {} from {} as group `{}` -> {}", cfg.name,
                ctx.run_id, topics, cfg.source.bootstrap_servers, cfg.source.group_id,
                cfg.sink.bootstrap_servers);

@@ -43,6 +43,17 @@ struct run_metrics {
     std::lock_guard<std::mutex> guard{mutex_};
     return rows_by_topic_;
   }
+  /// Records deleted before they were read, skipped (failOnDataLoss false).
+  void add_lost(const kafka::topic_partition& tp, std::int64_t n) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    lost_by_partition_[tp] += n;
+    lost_rows += n;
+  }
+  std::map<kafka::topic_partition, std::int64_t> lost_by_partition() const {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return lost_by_partition_;
+  }
+  std::atomic<std::int64_t> lost_rows{0};
   static void raise(std::atomic<std::int64_t>& max, std::int64_t n) {
     auto seen = max.load();
     while (n > seen && !max.compare_exchange_weak(seen, n)) {
@@ -53,6 +64,7 @@ struct run_metrics {
 private:
   mutable std::mutex mutex_;
   std::map<std::string, std::int64_t> rows_by_topic_;
+  std::map<kafka::topic_partition, std::int64_t> lost_by_partition_;
 };
 
 /// What one partition keeps across the restarts of its chain. Owned by the

@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <regex>
 #include <set>
@@ -44,9 +46,35 @@ const std::vector<option_doc>& option_table() {
        "Pipeline name; the default consumer group is `sluice-<name>`."},
       {"source", "kafka.bootstrap.servers", "host:port list", "(required)",
        "Brokers to read from."},
-      {"source", "subscribe", "comma list", "(required)", "Topics to read."},
-      {"source", "startingOffsets", "earliest or latest", "latest",
-       "Where to start a partition that has no committed offset."},
+      {"source", "subscribe", "comma list", "",
+       "Topics to read. Exactly one of `subscribe`, `subscribePattern`, `assign`."},
+      {"source", "subscribePattern", "regex", "",
+       "Topics whose whole name matches this POSIX extended regular expression (no "
+       "`\\d`: "
+       "use `[0-9]`); topics created later join at the next metadata refresh."},
+      {"source", "assign", "{topic: [partition, ...]}", "",
+       "These partitions, without a group rebalance; offsets are still committed to "
+       "`kafka.group.id`. A JSON object or a JSON string."},
+      {"source", "startingOffsets", "earliest, latest or {topic: {partition: offset}}",
+       "latest",
+       "Where to start a partition that has no committed offset; in JSON -2 is "
+       "earliest, -1 latest, and every partition read needs an entry."},
+      {"source", "startingOffsetsByTimestamp", "{topic: {partition: ms}}", "",
+       "Start at the first record at or after a timestamp, per partition (before "
+       "`startingOffsets`)."},
+      {"source", "startingTimestamp", "ms", "",
+       "The same for every partition (before both above)."},
+      {"source", "startingOffsetsByTimestampStrategy", "error or latest", "error",
+       "When no record is that recent: fail, or start at the latest offset."},
+      {"source", "endingOffsets", "latest or {topic: {partition: offset}}", "",
+       "Stop each partition here (-1 = the latest offset at start); any end makes the "
+       "run bounded, whatever the trigger."},
+      {"source", "endingOffsetsByTimestamp", "{topic: {partition: ms}}", "",
+       "Stop at the first record at or after a timestamp (latest when none is)."},
+      {"source", "endingTimestamp", "ms", "", "The same for every partition."},
+      {"source", "failOnDataLoss", "boolean", "true",
+       "When records were deleted by retention before they were read: fail the run "
+       "(true) or skip them, counted in `numLostRows` (false)."},
       {"source", "kafka.group.id", "string", "sluice-<name>",
        "Consumer group; committed offsets live there."},
       {"source", "includeHeaders", "boolean", "false",
@@ -82,6 +110,8 @@ const std::vector<option_doc>& option_table() {
       {"trigger", "processingTime", "duration", "", "Epoch length, e.g. \"1 second\"."},
       {"trigger", "availableNow", "boolean", "false",
        "Process up to the end offsets seen at start, commit, exit 0."},
+      {"trigger", "once", "boolean", "false",
+       "The same, in a single epoch (one progress line)."},
       {"runtime", "maxInFlightPerPartition", "integer", "10000",
        "Credit: records read but not yet acknowledged, per partition."},
       {"runtime", "maxInFlightBytes", "integer", "33554432",
@@ -189,20 +219,6 @@ const json::object& as_object(const json::value& v, const std::string& option) {
 /// Named as such, a Spark user is not told their option does not exist.
 const char* not_supported_yet(const std::string& option) {
   static const std::map<std::string, const char*, std::less<>> hints = {
-      {"source.subscribePattern", "list the topics in `subscribe`"},
-      {"source.assign", "use `subscribe` (a group assigns the partitions)"},
-      {"source.startingOffsetsByTimestamp", "use `startingOffsets` earliest or latest"},
-      {"source.startingTimestamp", "use `startingOffsets` earliest or latest"},
-      {"source.startingOffsetsByTimestampStrategy",
-       "use `startingOffsets` earliest or latest"},
-      {"source.endingOffsets",
-       "use `trigger.availableNow` to stop at the end offsets seen at start"},
-      {"source.endingOffsetsByTimestamp",
-       "use `trigger.availableNow` to stop at the end offsets seen at start"},
-      {"source.endingTimestamp",
-       "use `trigger.availableNow` to stop at the end offsets seen at start"},
-      {"source.failOnDataLoss",
-       "records deleted by retention before they are read are skipped"},
       {"source.maxOffsetsPerTrigger",
        "`runtime.maxInFlightPerPartition` bounds what is read ahead"},
       {"source.minOffsetsPerTrigger", "remove it"},
@@ -214,7 +230,6 @@ const char* not_supported_yet(const std::string& option) {
        "remove it; `runtime.brokerTimeout` bounds offset lookups"},
       {"source.fetchOffset.retryIntervalMs",
        "remove it; `runtime.brokerTimeout` bounds offset lookups"},
-      {"trigger.once", "use `availableNow`"},
       {"trigger.continuous", "leave `trigger` out: runs are continuous by default"},
       {"dedup", "remove it"},
   };
@@ -407,16 +422,84 @@ field_type parse_field_type(const json::value& v, const std::string& option) {
   return it->second;
 }
 
-void parse_source(const json::object& obj, pipeline_config& cfg) {
-  reject_unknown(obj, "source", {"subscribe", "startingOffsets", "includeHeaders"}, true);
-  auto& src = cfg.source;
-  if (auto* v = obj.if_contains("kafka.bootstrap.servers"))
-    src.bootstrap_servers = as_string(*v, "source.kafka.bootstrap.servers");
-  if (src.bootstrap_servers.empty())
-    throw config_error(
-        "source.kafka.bootstrap.servers",
-        "required: the brokers to read from, like \"host1:9092,host2:9092\"");
+/// A JSON object given as an object or as a JSON string (Spark takes both).
+json::object as_json_object(const json::value& v, const std::string& option,
+                            const std::string& expected) {
+  if (v.is_object()) return v.get_object();
+  if (v.is_string()) {
+    std::error_code ec;
+    auto parsed = json::parse(v.get_string(), ec);
+    if (!ec && parsed.is_object()) return parsed.get_object();
+  }
+  throw config_error(option, "expected " + expected + ", got " + describe(v));
+}
+
+std::int64_t as_integer(const json::value& v, const std::string& option,
+                        const std::string& expected) {
+  if (v.is_int64()) return v.get_int64();
+  if (v.is_uint64() && v.get_uint64() < (1ull << 63))
+    return static_cast<std::int64_t>(v.get_uint64());
+  if (v.is_string()) {
+    std::string text(v.get_string());
+    std::size_t used = 0;
+    try {
+      auto n = std::stoll(text, &used);
+      if (used == text.size() && !text.empty()) return n;
+    } catch (...) {
+    }
+  }
+  throw config_error(option, "expected " + expected + ", got " + describe(v));
+}
+
+std::int32_t as_partition(std::string_view text, const std::string& option) {
+  std::int32_t n = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n < 0)
+    throw config_error(option,
+                       "expected a partition number, got `" + std::string(text) + "`");
+  return n;
+}
+
+/// Spark's per-partition JSON: {"topic": {"0": value, ...}, ...}. `check`
+/// vets each value (offsets: -2, -1 or >= 0; timestamps: >= 0).
+partition_offsets parse_partition_values(const json::value& v, const std::string& option,
+                                         bool timestamps, bool allow_earliest) {
+  const std::string expected =
+      timestamps ? R"(JSON like {"orders": {"0": 1700000000000}} (ms since the epoch))"
+      : allow_earliest
+          ? R"(JSON like {"orders": {"0": 42, "1": -2}} (-2 earliest, -1 latest))"
+          : R"(JSON like {"orders": {"0": 42, "1": -1}} (-1 latest))";
+  partition_offsets out;
+  for (auto& [topic, parts] : as_json_object(v, option, expected)) {
+    auto name = checked_topic(std::string(topic), option);
+    if (!parts.is_object())
+      throw config_error(option, "expected " + expected + ", got " + describe(parts) +
+                                     " for `" + name + "`");
+    for (auto& [partition, value] : parts.get_object()) {
+      auto where = option + " " + name + "/" + std::string(partition);
+      kafka::topic_partition tp{name, as_partition(partition, option)};
+      auto n = as_integer(value, option, expected);
+      bool ok = timestamps ? n >= 0 : (n >= 0 || n == -1 || (allow_earliest && n == -2));
+      if (!ok)
+        throw config_error(option,
+                           "`" + tp.str() + "`: " + std::to_string(n) +
+                               (timestamps ? " is not a timestamp (ms >= 0)"
+                                : allow_earliest
+                                    ? " is not an offset (>= 0, -2 earliest, -1 latest)"
+                                    : " is not an offset (>= 0, -1 latest)"));
+      out[tp] = n;
+    }
+  }
+  if (out.empty())
+    throw config_error(option, "expected " + expected + ", got no partition");
+  return out;
+}
+
+void parse_subscription(const json::object& obj, source_options& src) {
+  int given = 0;
   if (auto* v = obj.if_contains("subscribe")) {
+    ++given;
+    src.subscription = subscription_kind::subscribe;
     std::stringstream in(
         as_string(*v, "source.subscribe", "a comma-separated topic list"));
     for (std::string t; std::getline(in, t, ',');) {
@@ -424,24 +507,170 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
       t.erase(t.find_last_not_of(" \t") + 1);
       src.subscribe.push_back(checked_topic(t, "source.subscribe"));
     }
+    if (src.subscribe.empty())
+      throw config_error("source.subscribe", "expected a comma-separated topic list, "
+                                             "like \"orders\" or \"orders,returns\"");
   }
-  if (src.subscribe.empty())
-    throw config_error("source.subscribe", "required: a comma-separated topic list, "
-                                           "like \"orders\" or \"orders,returns\"");
+  if (auto* v = obj.if_contains("subscribePattern")) {
+    ++given;
+    src.subscription = subscription_kind::pattern;
+    src.pattern = as_string(*v, "source.subscribePattern", "a regular expression");
+    if (src.pattern.empty())
+      throw config_error("source.subscribePattern",
+                         "expected a regular expression, got an empty string");
+    try {
+      std::regex re(src.pattern, std::regex::extended); // as librdkafka reads it
+    } catch (const std::regex_error& e) {
+      throw config_error("source.subscribePattern",
+                         "`" + src.pattern + "` is not a valid regular expression (" +
+                             e.what() + ")");
+    }
+  }
+  if (auto* v = obj.if_contains("assign")) {
+    ++given;
+    src.subscription = subscription_kind::assign;
+    const std::string expected = R"(JSON like {"orders": [0, 1]})";
+    for (auto& [topic, parts] : as_json_object(*v, "source.assign", expected)) {
+      auto name = checked_topic(std::string(topic), "source.assign");
+      if (!parts.is_array() || parts.get_array().empty())
+        throw config_error("source.assign", "expected " + expected + ", got " +
+                                                describe(parts) + " for `" + name + "`");
+      for (auto& p : parts.get_array()) {
+        auto n = as_integer(p, "source.assign", "partition numbers");
+        if (n < 0 || n > std::numeric_limits<std::int32_t>::max())
+          throw config_error("source.assign", "expected partition numbers, got " +
+                                                  describe(p) + " for `" + name + "`");
+        kafka::topic_partition tp{name, static_cast<std::int32_t>(n)};
+        if (std::find(src.assign.begin(), src.assign.end(), tp) == src.assign.end())
+          src.assign.push_back(tp);
+      }
+    }
+    if (src.assign.empty())
+      throw config_error("source.assign", "expected " + expected + ", got no partition");
+  }
+  if (given != 1)
+    throw config_error(given == 0 ? "source.subscribe" : "source",
+                       given == 0
+                           ? "required: one of subscribe (a comma-separated topic "
+                             "list, like \"orders\"), subscribePattern or assign"
+                           : "choose one of subscribe, subscribePattern and assign");
+}
+
+/// Whether `tp` is part of what the source reads (as far as options tell).
+bool in_subscription(const source_options& src, const kafka::topic_partition& tp) {
+  switch (src.subscription) {
+  case subscription_kind::subscribe:
+    return std::find(src.subscribe.begin(), src.subscribe.end(), tp.topic) !=
+           src.subscribe.end();
+  case subscription_kind::pattern:
+    return std::regex_match(tp.topic, std::regex(src.pattern, std::regex::extended));
+  case subscription_kind::assign:
+    return std::find(src.assign.begin(), src.assign.end(), tp) != src.assign.end();
+  }
+  return false;
+}
+
+void check_in_subscription(const source_options& src, const partition_offsets& named,
+                           const std::string& option) {
+  for (auto& [tp, value] : named)
+    if (!in_subscription(src, tp))
+      throw config_error(option, "`" + tp.str() +
+                                     "` is not part of what the source reads (subscribe, "
+                                     "subscribePattern or assign)");
+}
+
+void parse_source(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "source",
+                 {"subscribe", "subscribePattern", "assign", "startingOffsets",
+                  "startingOffsetsByTimestamp", "startingTimestamp",
+                  "startingOffsetsByTimestampStrategy", "endingOffsets",
+                  "endingOffsetsByTimestamp", "endingTimestamp", "failOnDataLoss",
+                  "includeHeaders"},
+                 true);
+  auto& src = cfg.source;
+  if (auto* v = obj.if_contains("kafka.bootstrap.servers"))
+    src.bootstrap_servers = as_string(*v, "source.kafka.bootstrap.servers");
+  if (src.bootstrap_servers.empty())
+    throw config_error(
+        "source.kafka.bootstrap.servers",
+        "required: the brokers to read from, like \"host1:9092,host2:9092\"");
+  parse_subscription(obj, src);
+
   if (auto* v = obj.if_contains("startingOffsets")) {
-    const std::string expected = "earliest or latest";
-    if (v->is_object() || (v->is_string() && v->get_string().starts_with("{")))
-      throw config_error("source.startingOffsets",
-                         "per-partition offsets are not supported yet; use " + expected);
-    auto s = as_string(*v, "source.startingOffsets", expected);
-    if (s == "earliest")
+    const std::string expected =
+        R"(earliest, latest or JSON like {"orders": {"0": 42, "1": -2}})";
+    if (v->is_string() && v->get_string() == "earliest")
       src.starting = starting_offsets::earliest;
-    else if (s == "latest")
+    else if (v->is_string() && v->get_string() == "latest")
       src.starting = starting_offsets::latest;
-    else
-      throw config_error("source.startingOffsets",
-                         "expected " + expected + ", got `" + s + "`");
+    else if (v->is_object() || (v->is_string() && v->get_string().starts_with("{"))) {
+      src.starting = starting_offsets::specific;
+      src.starting_specific =
+          parse_partition_values(*v, "source.startingOffsets", false, true);
+      check_in_subscription(src, src.starting_specific, "source.startingOffsets");
+    } else
+      throw config_error(
+          "source.startingOffsets",
+          "expected " + expected + ", got " +
+              (v->is_string() ? "`" + std::string(v->get_string()) + "`" : describe(*v)));
   }
+  if (auto* v = obj.if_contains("startingOffsetsByTimestamp")) {
+    src.starting_by_timestamp =
+        parse_partition_values(*v, "source.startingOffsetsByTimestamp", true, false);
+    check_in_subscription(src, src.starting_by_timestamp,
+                          "source.startingOffsetsByTimestamp");
+  }
+  if (auto* v = obj.if_contains("startingTimestamp")) {
+    auto n =
+        as_integer(*v, "source.startingTimestamp", "a timestamp in ms since the epoch");
+    if (n < 0)
+      throw config_error("source.startingTimestamp",
+                         "expected a timestamp in ms since the epoch, got " +
+                             describe(*v));
+    src.starting_timestamp = n;
+  }
+  if (auto* v = obj.if_contains("startingOffsetsByTimestampStrategy")) {
+    auto s =
+        as_string(*v, "source.startingOffsetsByTimestampStrategy", "error or latest");
+    if (s == "error")
+      src.starting_strategy = timestamp_strategy::error;
+    else if (s == "latest")
+      src.starting_strategy = timestamp_strategy::latest;
+    else
+      throw config_error("source.startingOffsetsByTimestampStrategy",
+                         "expected error or latest, got `" + s + "`");
+  }
+  if (auto* v = obj.if_contains("endingOffsets")) {
+    if (v->is_string() && v->get_string() == "latest")
+      src.ending_latest = true;
+    else if (v->is_string() && v->get_string() == "earliest")
+      throw config_error("source.endingOffsets",
+                         "earliest is not an end (Spark refuses it too): use latest or "
+                         "per-partition offsets");
+    else {
+      src.ending_specific =
+          parse_partition_values(*v, "source.endingOffsets", false, false);
+      check_in_subscription(src, src.ending_specific, "source.endingOffsets");
+    }
+  }
+  if (auto* v = obj.if_contains("endingOffsetsByTimestamp")) {
+    src.ending_by_timestamp =
+        parse_partition_values(*v, "source.endingOffsetsByTimestamp", true, false);
+    check_in_subscription(src, src.ending_by_timestamp,
+                          "source.endingOffsetsByTimestamp");
+  }
+  if (auto* v = obj.if_contains("endingTimestamp")) {
+    auto n =
+        as_integer(*v, "source.endingTimestamp", "a timestamp in ms since the epoch");
+    if (n < 0)
+      throw config_error("source.endingTimestamp",
+                         "expected a timestamp in ms since the epoch, got " +
+                             describe(*v));
+    src.ending_timestamp = n;
+  }
+  if (auto* v = obj.if_contains("failOnDataLoss"))
+    src.fail_on_data_loss = as_bool(*v, "source.failOnDataLoss");
+
   if (auto* v = obj.if_contains("kafka.group.id")) {
     src.group_id = as_string(*v, "source.kafka.group.id");
     if (src.group_id.empty())
@@ -537,7 +766,7 @@ void parse_sink(const json::object& obj, pipeline_config& cfg) {
 }
 
 void parse_trigger(const json::object& obj, pipeline_config& cfg) {
-  reject_unknown(obj, "trigger", {"processingTime", "availableNow"}, false);
+  reject_unknown(obj, "trigger", {"processingTime", "availableNow", "once"}, false);
   auto& t = cfg.trigger;
   if (auto* v = obj.if_contains("processingTime")) {
     t.mode = trigger_options::kind::processing_time;
@@ -550,6 +779,14 @@ void parse_trigger(const json::object& obj, pipeline_config& cfg) {
     if (t.mode == trigger_options::kind::processing_time)
       throw config_error("trigger", "choose one of processingTime and availableNow");
     t.mode = trigger_options::kind::available_now;
+  }
+  if (auto* v = obj.if_contains("once"); v && as_bool(*v, "trigger.once")) {
+    if (t.mode != trigger_options::kind::continuous)
+      throw config_error("trigger",
+                         "choose one of processingTime, availableNow and once");
+    t.mode = trigger_options::kind::once;
+    // One epoch: it ends, and commits, when the run does.
+    t.interval = std::chrono::hours(24 * 365);
   }
 }
 
@@ -713,6 +950,28 @@ std::string position_in(std::string_view text, std::size_t offset) {
 
 } // namespace
 
+std::string source_description(const source_options& s) {
+  std::string out;
+  switch (s.subscription) {
+  case subscription_kind::subscribe:
+    for (auto& t : s.subscribe)
+      out += (out.empty() ? "" : ",") + t;
+    return "KafkaV2[Subscribe[" + out + "]]";
+  case subscription_kind::pattern:
+    return "KafkaV2[SubscribePattern[" + s.pattern + "]]";
+  case subscription_kind::assign:
+    for (auto& tp : s.assign)
+      out += (out.empty() ? "" : ", ") + tp.topic + "-" + std::to_string(tp.partition);
+    return "KafkaV2[Assign[" + out + "]]";
+  }
+  return "KafkaV2";
+}
+
+bool has_ending(const source_options& s) {
+  return s.ending_latest || !s.ending_specific.empty() ||
+         !s.ending_by_timestamp.empty() || s.ending_timestamp.has_value();
+}
+
 std::chrono::milliseconds parse_duration(std::string_view text,
                                          const std::string& option) {
   static const std::regex re(R"(^\s*(\d+)\s*([a-zA-Z]*)\s*$)");
@@ -817,8 +1076,11 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   }
   // Writing into a topic the pipeline reads is an endless loop.
   auto is_source = [&](const std::string& t) {
-    return std::find(cfg.source.subscribe.begin(), cfg.source.subscribe.end(), t) !=
-           cfg.source.subscribe.end();
+    auto& src = cfg.source;
+    if (src.subscription == subscription_kind::assign)
+      return std::any_of(src.assign.begin(), src.assign.end(),
+                         [&](auto& tp) { return tp.topic == t; });
+    return in_subscription(src, {t, 0});
   };
   auto no_loop = [&](const std::string& t, const std::string& option) {
     if (!t.empty() && is_source(t) && !cfg.route.allow_source_topic)

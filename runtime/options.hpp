@@ -1,7 +1,10 @@
 #pragma once
 
+#include "runtime/kafka/topic_partition.hpp"
+
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -11,7 +14,17 @@
 namespace sluice {
 
 /// Where a run starts reading a partition that has no committed offset.
-enum class starting_offsets { earliest, latest };
+enum class starting_offsets { earliest, latest, specific };
+
+/// Offsets (or timestamps, in ms) named per partition. In offsets, -2 means
+/// earliest and -1 latest (Spark's JSON form).
+using partition_offsets = std::map<kafka::topic_partition, std::int64_t>;
+
+/// How a source names what it reads: exactly one of Spark's three options.
+enum class subscription_kind { subscribe, pattern, assign };
+
+/// When a starting timestamp matches no offset (every record is older).
+enum class timestamp_strategy { error, latest };
 
 /// The types a schema field can have (Spark's names).
 enum class field_type { string_t, int_t, long_t, double_t, boolean_t, timestamp_t };
@@ -20,8 +33,25 @@ std::string_view to_string(field_type t);
 
 struct source_options {
   std::string bootstrap_servers;
-  std::vector<std::string> subscribe;
+  subscription_kind subscription = subscription_kind::subscribe;
+  std::vector<std::string> subscribe; ///< `subscribe`
+  std::string pattern;                ///< `subscribePattern` (ECMAScript, whole name)
+  std::vector<kafka::topic_partition> assign; ///< `assign`
+  /// Start, for partitions without a committed offset, in Spark's precedence:
+  /// `startingTimestamp`, then `startingOffsetsByTimestamp`, then `startingOffsets`.
   starting_offsets starting = starting_offsets::latest;
+  partition_offsets starting_specific;     ///< when `starting` is specific
+  partition_offsets starting_by_timestamp; ///< ms per partition
+  std::optional<std::int64_t> starting_timestamp;
+  timestamp_strategy starting_strategy = timestamp_strategy::error;
+  /// End: any of them makes the run bounded. Same precedence as the start;
+  /// `ending_latest` is `endingOffsets: latest`.
+  bool ending_latest = false;
+  partition_offsets ending_specific;
+  partition_offsets ending_by_timestamp;
+  std::optional<std::int64_t> ending_timestamp;
+  /// Fail when records were deleted before they were read; else skip them, counted.
+  bool fail_on_data_loss = true;
   std::string group_id;
   bool include_headers = false;
   /// librdkafka consumer properties, `kafka.` prefix stripped.
@@ -61,7 +91,7 @@ struct dlq_options {
 };
 
 struct trigger_options {
-  enum class kind { continuous, processing_time, available_now };
+  enum class kind { continuous, processing_time, available_now, once };
   kind mode = kind::continuous;
   /// Epoch length: the processingTime interval, or the commit interval.
   std::chrono::milliseconds interval{1000};
@@ -80,6 +110,13 @@ struct runtime_options {
   /// How long a cluster may stay unreachable before the run fails.
   std::chrono::milliseconds broker_timeout{std::chrono::seconds(60)};
 };
+
+/// Spark's description of a Kafka source, as in progress lines:
+/// KafkaV2[Subscribe[a,b]], KafkaV2[SubscribePattern[p]], KafkaV2[Assign[a-0, a-1]].
+std::string source_description(const source_options& s);
+
+/// Whether the source names an end, which makes any run bounded.
+bool has_ending(const source_options& s);
 
 /// A whole pipeline, as read from `sluice run PIPELINE.json`.
 struct pipeline_config {

@@ -55,6 +55,26 @@ std::string stable_uuid(const std::string& seed) {
   return format_uuid(gen(), gen());
 }
 
+/// Spark's Kafka source metrics: how far the committed offsets are behind the
+/// latest, over the partitions (Spark writes them as strings).
+static json::object behind_latest_metrics(const std::vector<partition_progress>& parts) {
+  std::int64_t min = 0, max = 0, sum = 0, n = 0;
+  for (auto& pp : parts) {
+    if (pp.latest_offset < 0 || pp.end_offset < 0) continue;
+    auto behind = std::max<std::int64_t>(0, pp.latest_offset - pp.end_offset);
+    min = n == 0 ? behind : std::min(min, behind);
+    max = std::max(max, behind);
+    sum += behind;
+    ++n;
+  }
+  std::string avg;
+  write_json(
+      json::value(n == 0 ? 0.0 : static_cast<double>(sum) / static_cast<double>(n)), avg);
+  return {{"minOffsetsBehindLatest", std::to_string(min)},
+          {"maxOffsetsBehindLatest", std::to_string(max)},
+          {"avgOffsetsBehindLatest", avg}};
+}
+
 std::string to_json(const epoch_progress& p) {
   // Offsets are grouped topic -> partition -> value, as in Spark's Kafka source.
   auto offsets = [&](auto member) {
@@ -88,6 +108,8 @@ std::string to_json(const epoch_progress& p) {
       {"inputRowsPerSecond", input_rate},
       {"processedRowsPerSecond", processed_rate},
       {"numInputRowsByPartition", offsets(&partition_progress::num_input_rows)},
+      {"numLostRowsByPartition", offsets(&partition_progress::num_lost_rows)},
+      {"metrics", behind_latest_metrics(p.partitions)},
   };
   json::object out{
       {"id", p.id},
@@ -105,6 +127,7 @@ std::string to_json(const epoch_progress& p) {
       {"message", p.message},
       {"numDlqRows", p.num_dlq_rows},
       {"numDroppedRows", p.num_dropped_rows},
+      {"numLostRows", p.num_lost_rows},
       {"inFlightRows", in_flight},
       {"lag", lag},
   };

@@ -15,6 +15,8 @@ struct partition_progress {
   std::int64_t latest_offset = -1; ///< broker's high watermark, as last seen
   std::int64_t num_input_rows = 0;
   std::int64_t in_flight = 0;
+  std::int64_t num_lost_rows =
+      0; ///< deleted before they were read (failOnDataLoss false)
 };
 
 /// What one epoch did: printed as one JSON line with Spark's
@@ -31,6 +33,7 @@ struct epoch_progress {
   std::int64_t num_output_rows = 0;
   std::int64_t num_dlq_rows = 0;
   std::int64_t num_dropped_rows = 0; ///< handled on purpose without a write
+  std::int64_t num_lost_rows = 0;    ///< deleted before they were read, skipped
   /// The run's state in words, like Spark's status message ("Waiting for
   /// data to arrive", or why the cluster cannot be reached).
   std::string message;

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <regex>
 
 namespace sluice::kafka {
 
@@ -231,13 +232,33 @@ group_consumer::~group_consumer() {
 
 void group_consumer::start(rebalance_listener& listener) {
   listener_ = &listener;
-  auto* topics =
-      rd_kafka_topic_partition_list_new(static_cast<int>(opts_.subscribe.size()));
-  list_guard guard{topics};
-  for (auto& t : opts_.subscribe)
-    rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
-  if (auto err = rd_kafka_subscribe(rk_, topics))
-    throw fatal_error(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
+  if (opts_.subscription == subscription_kind::assign) {
+    // No group membership: the partitions are ours at once, and offsets are
+    // still committed to group.id (lag tools and the next run see them).
+    auto* parts =
+        rd_kafka_topic_partition_list_new(static_cast<int>(opts_.assign.size()));
+    list_guard guard{parts};
+    for (auto& tp : opts_.assign)
+      rd_kafka_topic_partition_list_add(parts, tp.topic.c_str(), tp.partition);
+    if (auto why = take_partitions(parts)) throw fatal_error(*why);
+    if (auto err = rd_kafka_assign(rk_, parts))
+      throw fatal_error(std::string("cannot assign: ") + rd_kafka_err2str(err));
+  } else {
+    auto* topics = rd_kafka_topic_partition_list_new(1);
+    list_guard guard{topics};
+    if (opts_.subscription == subscription_kind::pattern) {
+      // librdkafka treats a name starting with ^ as a POSIX extended regular
+      // expression, matched anywhere: anchored, it must match the whole name
+      // (as Spark's does). Topics created later match at a metadata refresh.
+      auto anchored = "^(" + opts_.pattern + ")$";
+      rd_kafka_topic_partition_list_add(topics, anchored.c_str(), RD_KAFKA_PARTITION_UA);
+    } else {
+      for (auto& t : opts_.subscribe)
+        rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
+    }
+    if (auto err = rd_kafka_subscribe(rk_, topics))
+      throw fatal_error(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
+  }
   poller_ = std::thread([this] {
     while (!stop_.load()) {
       auto* m = rd_kafka_consumer_poll(rk_, 50);
@@ -540,14 +561,130 @@ void group_consumer::on_rebalance(int err, void* raw) {
                    outcome.committed.size());
   }
 
-  // Start from the committed offset; without one, from startingOffsets. A
+  if (auto why = take_partitions(parts)) {
+    listener_->on_error(*why, true);
+    if (!cooperative) rd_kafka_assign(rk_, nullptr);
+    return;
+  }
+  if (!cooperative)
+    rd_kafka_assign(rk_, parts);
+  else if (auto* e = rd_kafka_incremental_assign(rk_, parts))
+    rd_kafka_error_destroy(e);
+}
+
+std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds timeout) {
+  switch (opts_.subscription) {
+  case subscription_kind::subscribe:
+    return opts_.subscribe;
+  case subscription_kind::assign: {
+    std::vector<std::string> out;
+    for (auto& tp : opts_.assign)
+      if (std::find(out.begin(), out.end(), tp.topic) == out.end())
+        out.push_back(tp.topic);
+    return out;
+  }
+  case subscription_kind::pattern:
+    break;
+  }
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err =
+          rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
+    throw fatal_error(std::string("cannot list the cluster's topics: ") +
+                      rd_kafka_err2str(err));
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
+      md, rd_kafka_metadata_destroy);
+  std::vector<std::string> out;
+  std::regex re(opts_.pattern, std::regex::extended);
+  for (int t = 0; t < md->topic_cnt; ++t)
+    if (!md->topics[t].err && std::regex_match(md->topics[t].topic, re))
+      out.push_back(md->topics[t].topic);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<std::int64_t>
+group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestamp_ms,
+                                std::chrono::milliseconds timeout) {
+  auto* list = rd_kafka_topic_partition_list_new(1);
+  list_guard guard{list};
+  rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition)->offset =
+      timestamp_ms;
+  if (auto err = rd_kafka_offsets_for_times(rk_, list, static_cast<int>(timeout.count())))
+    throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
+                      std::to_string(timestamp_ms) + ": " + rd_kafka_err2str(err));
+  if (list->elems[0].err)
+    throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
+                      std::to_string(timestamp_ms) + ": " +
+                      rd_kafka_err2str(list->elems[0].err));
+  auto offset = list->elems[0].offset;
+  if (offset < 0) return std::nullopt; // every record is older
+  return offset;
+}
+
+std::optional<std::string> group_consumer::start_of(assigned_partition& a,
+                                                    std::int64_t committed, bool is_new) {
+  auto lo = a.log_start, hi = a.latest;
+  auto by_time = [&](std::int64_t ts, const char* option) -> std::optional<std::string> {
+    auto found = offset_for_time(a.tp, ts, std::chrono::seconds(10));
+    if (found) {
+      a.start_offset = *found;
+      return std::nullopt;
+    }
+    if (opts_.starting_strategy == timestamp_strategy::latest) {
+      a.start_offset = hi;
+      return std::nullopt;
+    }
+    return a.tp.str() + ": no record at or after " + option + " " + std::to_string(ts) +
+           " (set source.startingOffsetsByTimestampStrategy to latest to start at the "
+           "end instead)";
+  };
+  if (committed >= 0) {
+    a.start_offset = committed;
+  } else if (is_new) {
+    spdlog::info("{}: a partition that appeared while running starts at earliest",
+                 a.tp.str());
+    a.start_offset = lo;
+  } else if (opts_.starting_timestamp) {
+    if (auto why = by_time(*opts_.starting_timestamp, "startingTimestamp")) return why;
+  } else if (auto it = opts_.starting_by_timestamp.find(a.tp);
+             it != opts_.starting_by_timestamp.end()) {
+    if (auto why = by_time(it->second, "startingOffsetsByTimestamp")) return why;
+  } else if (opts_.starting == starting_offsets::specific) {
+    auto it = opts_.starting_specific.find(a.tp);
+    if (it == opts_.starting_specific.end())
+      return a.tp.str() +
+             " is not in source.startingOffsets: with per-partition offsets, "
+             "every partition read needs one (Spark's rule)";
+    a.start_offset = it->second == -2 ? lo : it->second == -1 ? hi : it->second;
+    if (a.start_offset > hi)
+      return a.tp.str() + ": source.startingOffsets asks for offset " +
+             std::to_string(a.start_offset) + ", past the end of the log (" +
+             std::to_string(hi) + ")";
+  } else {
+    a.start_offset = opts_.starting == starting_offsets::earliest ? lo : hi;
+  }
+  // Records deleted by retention before they were read.
+  if (a.start_offset < lo) {
+    auto gone = lo - a.start_offset;
+    auto what = a.tp.str() + ": the next offset to read is " +
+                std::to_string(a.start_offset) + " but the log starts at " +
+                std::to_string(lo) + ": " + std::to_string(gone) +
+                " record(s) were deleted before they were read";
+    if (opts_.fail_on_data_loss)
+      return what + " (source.failOnDataLoss is true; set it to false to skip them)";
+    spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+    a.lost = gone;
+    a.start_offset = lo;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> group_consumer::take_partitions(void* raw) {
+  auto* parts = static_cast<tp_list*>(raw);
+  // Start from the committed offset; without one, from the start options. A
   // failed read is retried and then fails the run: guessing a start could
   // skip everything since the last commit.
   auto deadline = steady::now() + broker_timeout_;
-  auto give_up = [&](const std::string& why) {
-    listener_->on_error(why, true);
-    if (!cooperative) rd_kafka_assign(rk_, nullptr);
-  };
   auto* committed = rd_kafka_topic_partition_list_copy(parts);
   list_guard guard{committed};
   auto failed = retry_until(deadline, stop_, [&]() -> std::optional<std::string> {
@@ -565,24 +702,28 @@ void group_consumer::on_rebalance(int err, void* raw) {
                std::to_string(committed->elems[i].partition) + ": " + rd_kafka_err2str(e);
     return std::nullopt;
   });
-  if (failed) return give_up(*failed + "; not starting rather than guessing a start");
+  if (failed) return *failed + "; not starting rather than guessing a start";
 
   if (!known_partitions_) {
     // What exists now; partitions that appear later start at earliest.
     std::set<topic_partition> known;
     bool complete = true;
-    for (auto& name : opts_.subscribe) {
-      auto* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
-      const rd_kafka_metadata_t* md = nullptr;
-      if (rd_kafka_metadata(rk_, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int t = 0; t < md->topic_cnt; ++t)
-          for (int p = 0; p < md->topics[t].partition_cnt; ++p)
-            known.insert({name, md->topics[t].partitions[p].id});
-        rd_kafka_metadata_destroy(md);
-      } else {
-        complete = false;
+    try {
+      for (auto& name : topics_now(std::chrono::seconds(5))) {
+        auto* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(rk_, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          for (int t = 0; t < md->topic_cnt; ++t)
+            for (int p = 0; p < md->topics[t].partition_cnt; ++p)
+              known.insert({name, md->topics[t].partitions[p].id});
+          rd_kafka_metadata_destroy(md);
+        } else {
+          complete = false;
+        }
+        rd_kafka_topic_destroy(rkt);
       }
-      rd_kafka_topic_destroy(rkt);
+    } catch (const fatal_error&) {
+      complete = false;
     }
     for (int i = 0; i < parts->cnt; ++i)
       known.insert({parts->elems[i].topic, parts->elems[i].partition});
@@ -601,36 +742,23 @@ void group_consumer::on_rebalance(int err, void* raw) {
         return "cannot read the log range of " + a.tp.str() + ": " + rd_kafka_err2str(e);
       return std::nullopt;
     });
-    if (failed) return give_up(*failed);
+    if (failed) return *failed;
     a.log_start = lo;
     a.latest = hi;
     a.batch_id = batch_id_of(committed->elems[i]);
-    auto start = committed->elems[i].offset;
-    if (start < 0) {
-      bool is_new = known_partitions_ && !known_partitions_->contains(a.tp);
-      if (is_new) {
-        spdlog::info("{}: a partition that appeared while running starts at earliest",
-                     a.tp.str());
-        known_partitions_->insert(a.tp);
-      }
-      start = is_new || opts_.starting == starting_offsets::earliest ? lo : hi;
-    } else if (start < lo) {
-      spdlog::warn(
-          "{}: committed offset {} is below the log start {}: records [{}, {}) were "
-          "deleted before they were read",
-          a.tp.str(), start, lo, start, lo);
-      start = lo;
+    bool is_new = known_partitions_ && !known_partitions_->contains(a.tp);
+    if (is_new) known_partitions_->insert(a.tp);
+    try {
+      if (auto why = start_of(a, committed->elems[i].offset, is_new)) return why;
+    } catch (const fatal_error& e) {
+      return std::string(e.what());
     }
-    a.start_offset = start;
-    p.offset = start;
+    p.offset = a.start_offset;
     queue(a.tp); // split the queue off before any record is fetched
     assigned.push_back(a);
   }
   listener_->on_assigned(assigned);
-  if (!cooperative)
-    rd_kafka_assign(rk_, parts);
-  else if (auto* e = rd_kafka_incremental_assign(rk_, parts))
-    rd_kafka_error_destroy(e);
+  return std::nullopt;
 }
 
 } // namespace sluice::kafka

@@ -32,6 +32,9 @@ struct assigned_partition {
   std::int64_t log_start = -1; ///< broker's low watermark at assignment
   std::int64_t latest = -1;    ///< broker's high watermark at assignment
   std::int64_t batch_id = -1;  ///< last epoch id kept in the commit metadata
+  /// Records deleted by retention before they were read, skipped because
+  /// failOnDataLoss is false (the start moved up to the log start).
+  std::int64_t lost = 0;
 };
 
 /// Told about assignment changes, on the consumer's poll thread (or on the
@@ -157,6 +160,16 @@ public:
   offset_map end_offsets(const std::vector<std::string>& topics,
                          std::chrono::milliseconds timeout);
 
+  /// The topics the source reads now: the subscribe list, the topics of the
+  /// assignment, or those whose whole name matches the pattern.
+  std::vector<std::string> topics_now(std::chrono::milliseconds timeout);
+
+  /// The first offset whose timestamp is at or after `timestamp_ms`; none when
+  /// every record is older. Throws fatal_error when the brokers do not answer.
+  std::optional<std::int64_t> offset_for_time(const topic_partition& tp,
+                                              std::int64_t timestamp_ms,
+                                              std::chrono::milliseconds timeout);
+
   /// Whether the source cluster is reachable, as the poll thread last saw it.
   const cluster_health& health() const noexcept { return health_; }
 
@@ -169,6 +182,13 @@ public:
 private:
   static void rebalance_trampoline(rd_kafka_s*, int err, void* parts, void* opaque);
   void on_rebalance(int err, void* parts);
+  /// Chooses the start of each partition, tells the listener, and sets the
+  /// offsets in `parts`; returns why not, when the run must fail instead.
+  std::optional<std::string> take_partitions(void* parts);
+  /// The start of `a` (log range filled in): the committed offset, or what the
+  /// start options say; checks for records deleted before they were read.
+  std::optional<std::string> start_of(assigned_partition& a, std::int64_t committed,
+                                      bool is_new);
   void serve_commit_results(int timeout_ms);
   void probe_cluster();
 

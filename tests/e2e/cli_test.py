@@ -134,7 +134,7 @@ try:
     r = run(["run", bad])
     check("a bad option fails at start with exit 2, naming it",
           r.returncode == 2 and "option `source.startingOffsets`" in r.stderr
-          and "earliest or latest" in r.stderr, r.stderr)
+          and "earliest, latest or JSON" in r.stderr, r.stderr)
     r = run(["run", pipeline, "--set", "sink.kafka.sasl.password=hunter2",
              "--set", "sink.kafka.no.such=1"])
     check("an unknown librdkafka property fails at start, secrets unprinted",

@@ -40,6 +40,12 @@ std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& bootst
 std::map<std::int32_t, std::int64_t> end_offsets(const std::string& bootstrap,
                                                  const std::string& topic);
 
+/// Writes `count` records into one partition, in order, and waits until the
+/// broker has them: keys `<partition>-<i>`, values {"n": i} padded with a
+/// "pad" string to `value_bytes` when that is larger. Throws on failure.
+void produce_to_partition(const std::string& bootstrap, const std::string& topic,
+                          std::int32_t partition, int count, std::size_t value_bytes = 0);
+
 /// Kafka protocol request keys, for the embedded broker's error injection
 /// (librdkafka keeps its own names in a private header).
 namespace api_key {

@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(a_trigger_override_replaces_the_files_trigger) {
 BOOST_AUTO_TEST_CASE(errors_name_the_option_and_the_expected_form) {
   auto e = error_of(minimal, {"source.startingOffsets=earlist"});
   BOOST_TEST(e.find("option `source.startingOffsets`") != std::string::npos, e);
-  BOOST_TEST(e.find("earliest or latest") != std::string::npos, e);
+  BOOST_TEST(e.find("earliest, latest or JSON") != std::string::npos, e);
   BOOST_TEST(e.find("earlist") != std::string::npos, e);
 
   e = error_of(R"({"source": {"subscribe": "t"}, "route": {"topic": "o"},
@@ -308,12 +308,9 @@ BOOST_AUTO_TEST_CASE(unreadable_files_give_the_os_reason) {
 
 BOOST_AUTO_TEST_CASE(spark_options_not_implemented_say_so) {
   for (const char* option :
-       {"subscribePattern", "assign", "startingOffsetsByTimestamp", "startingTimestamp",
-        "startingOffsetsByTimestampStrategy", "endingOffsets", "endingOffsetsByTimestamp",
-        "endingTimestamp", "failOnDataLoss", "maxOffsetsPerTrigger",
-        "minOffsetsPerTrigger", "maxTriggerDelay", "minPartitions", "groupIdPrefix",
-        "kafkaConsumer.pollTimeoutMs", "fetchOffset.numRetries",
-        "fetchOffset.retryIntervalMs"}) {
+       {"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay",
+        "minPartitions", "groupIdPrefix", "kafkaConsumer.pollTimeoutMs",
+        "fetchOffset.numRetries", "fetchOffset.retryIntervalMs"}) {
     auto e = error_of(minimal, {std::string("source.") + option + "=x"});
     BOOST_TEST(e.find("option `source." + std::string(option) +
                       "`: not supported yet; ") != std::string::npos,
@@ -321,22 +318,126 @@ BOOST_AUTO_TEST_CASE(spark_options_not_implemented_say_so) {
   }
   auto e = error_of(with(R"("dedup": {"key": ["order_id"]})"));
   BOOST_TEST(e == "option `dedup`: not supported yet; remove it", e);
-  e = error_of(minimal, {"trigger.once=true"});
-  BOOST_TEST(e == "option `trigger.once`: not supported yet; use `availableNow`", e);
   e = error_of(minimal, {"trigger.continuous=1 second"});
   BOOST_TEST(
       e.find("option `trigger.continuous`: not supported yet") != std::string::npos, e);
-  e = error_of(minimal, {R"(source.startingOffsets={"orders":{"0":5}})"});
-  BOOST_TEST(e.find("per-partition offsets are not supported yet") != std::string::npos,
-             e);
-  e = error_of(R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "orders",
-                              "startingOffsets": "{\"orders\":{\"0\":5}}"},
-                   "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "s"}})");
-  BOOST_TEST(e.find("per-partition offsets are not supported yet") != std::string::npos,
-             e);
   // A real typo is still an unknown option.
   e = error_of(minimal, {"source.subscribePatern=x"});
   BOOST_TEST(e.find("unknown option") != std::string::npos, e);
+}
+
+namespace {
+const char* base = R"({"source": {"kafka.bootstrap.servers": "b"},
+  "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "s"}})";
+}
+
+BOOST_AUTO_TEST_CASE(exactly_one_subscription_option) {
+  auto cfg = parse_pipeline_config(base, {"source.subscribePattern=orders-[0-9]+"});
+  BOOST_TEST((cfg.source.subscription == subscription_kind::pattern));
+  BOOST_TEST(cfg.source.pattern == "orders-[0-9]+");
+  BOOST_TEST(source_description(cfg.source) ==
+             "KafkaV2[SubscribePattern[orders-[0-9]+]]");
+  // assign: a JSON object, or a JSON string as Spark takes it.
+  for (auto assign : {R"(source.assign={"orders": [1, 0], "returns": [2]})",
+                      R"(source.assign="{\"orders\": [1, 0], \"returns\": [2]}")"}) {
+    cfg = parse_pipeline_config(base, {assign});
+    BOOST_TEST((cfg.source.subscription == subscription_kind::assign));
+    BOOST_TEST((cfg.source.assign == std::vector<kafka::topic_partition>{
+                                         {"orders", 1}, {"orders", 0}, {"returns", 2}}));
+  }
+  BOOST_TEST(source_description(cfg.source) ==
+             "KafkaV2[Assign[orders-1, orders-0, returns-2]]");
+  auto e = error_of(base);
+  BOOST_TEST(e.find("option `source.subscribe`: required: one of subscribe") == 0u, e);
+  e = error_of(base, {"source.subscribe=a", "source.subscribePattern=b"});
+  BOOST_TEST(e == "option `source`: choose one of subscribe, subscribePattern and assign",
+             e);
+  e = error_of(base, {"source.subscribePattern=orders-[0-9"});
+  BOOST_TEST(
+      e.find("option `source.subscribePattern`: `orders-[0-9` is not a valid regular "
+             "expression") == 0u,
+      e);
+  e = error_of(base, {R"(source.assign={"orders": []})"});
+  BOOST_TEST(
+      e.find("option `source.assign`: expected JSON like {\"orders\": [0, 1]}") == 0u, e);
+  e = error_of(base, {R"(source.assign={"orders": [-1]})"});
+  BOOST_TEST(e.find("option `source.assign`: expected partition numbers, got -1") == 0u,
+             e);
+  e = error_of(base, {R"(source.assign={"bad topic": [0]})"});
+  BOOST_TEST(e.find("is not a valid Kafka topic name") != std::string::npos, e);
+}
+
+BOOST_AUTO_TEST_CASE(starting_and_ending_offsets_take_sparks_forms) {
+  auto cfg = parse_pipeline_config(
+      base, {"source.subscribe=orders",
+             R"(source.startingOffsets={"orders": {"0": 42, "1": -2, "2": -1}})",
+             R"(source.endingOffsets="{\"orders\": {\"0\": 50, \"1\": -1}}")",
+             "source.startingOffsetsByTimestampStrategy=latest",
+             "source.failOnDataLoss=false"});
+  BOOST_TEST((cfg.source.starting == starting_offsets::specific));
+  BOOST_TEST(cfg.source.starting_specific.at({"orders", 0}) == 42);
+  BOOST_TEST(cfg.source.starting_specific.at({"orders", 1}) == -2);
+  BOOST_TEST(cfg.source.starting_specific.at({"orders", 2}) == -1);
+  BOOST_TEST(cfg.source.ending_specific.at({"orders", 0}) == 50);
+  BOOST_TEST(cfg.source.ending_specific.at({"orders", 1}) == -1);
+  BOOST_TEST((cfg.source.starting_strategy == timestamp_strategy::latest));
+  BOOST_TEST(!cfg.source.fail_on_data_loss);
+  BOOST_TEST(has_ending(cfg.source));
+  BOOST_TEST(
+      !has_ending(parse_pipeline_config(base, {"source.subscribe=orders"}).source));
+
+  cfg = parse_pipeline_config(
+      base, {"source.subscribe=orders", "source.startingTimestamp=1700000000000",
+             R"(source.startingOffsetsByTimestamp={"orders": {"3": 1700000000000}})",
+             "source.endingTimestamp=\"1800000000000\"", "source.endingOffsets=latest"});
+  BOOST_TEST(*cfg.source.starting_timestamp == 1700000000000);
+  BOOST_TEST(cfg.source.starting_by_timestamp.at({"orders", 3}) == 1700000000000);
+  BOOST_TEST(*cfg.source.ending_timestamp == 1800000000000);
+  BOOST_TEST(cfg.source.ending_latest);
+
+  auto e = error_of(base, {"source.subscribe=orders",
+                           R"(source.startingOffsets={"returns": {"0": 1}})"});
+  BOOST_TEST(e == "option `source.startingOffsets`: `returns/0` is not part of what the "
+                  "source reads (subscribe, subscribePattern or assign)",
+             e);
+  e = error_of(base, {R"(source.assign={"orders": [0]})",
+                      R"(source.endingOffsets={"orders": {"1": 5}})"});
+  BOOST_TEST(
+      e.find("`orders/1` is not part of what the source reads") != std::string::npos, e);
+  e = error_of(base, {"source.subscribePattern=ord.*",
+                      R"(source.startingOffsets={"orders": {"0": 1}, "evt": {"0": 1}})"});
+  BOOST_TEST(e.find("`evt/0` is not part of") != std::string::npos, e);
+  e = error_of(base, {"source.subscribe=orders",
+                      R"(source.startingOffsets={"orders": {"0": -3}})"});
+  BOOST_TEST(e.find("`orders/0`: -3 is not an offset (>= 0, -2 earliest, -1 latest)") !=
+                 std::string::npos,
+             e);
+  e = error_of(
+      base, {"source.subscribe=orders", R"(source.endingOffsets={"orders": {"0": -2}})"});
+  BOOST_TEST(e.find("-2 is not an offset (>= 0, -1 latest)") != std::string::npos, e);
+  e = error_of(base, {"source.subscribe=orders", "source.endingOffsets=earliest"});
+  BOOST_TEST(e.find("earliest is not an end") != std::string::npos, e);
+  e = error_of(base, {"source.subscribe=orders",
+                      R"(source.startingOffsets={"orders": {"x": 1}})"});
+  BOOST_TEST(e.find("expected a partition number, got `x`") != std::string::npos, e);
+  e = error_of(base, {"source.subscribe=orders", "source.startingOffsets=earlist"});
+  BOOST_TEST(e.find("expected earliest, latest or JSON like") != std::string::npos, e);
+  e = error_of(base, {"source.subscribe=orders", "source.startingTimestamp=-5"});
+  BOOST_TEST(
+      e.find("option `source.startingTimestamp`: expected a timestamp in ms") == 0u, e);
+  e = error_of(base, {"source.subscribe=orders",
+                      "source.startingOffsetsByTimestampStrategy=earliest"});
+  BOOST_TEST(e == "option `source.startingOffsetsByTimestampStrategy`: expected error or "
+                  "latest, got `earliest`",
+             e);
+}
+
+BOOST_AUTO_TEST_CASE(trigger_once_is_one_epoch) {
+  auto cfg = parse_pipeline_config(minimal, {"trigger.once=true"});
+  BOOST_TEST((cfg.trigger.mode == trigger_options::kind::once));
+  BOOST_TEST((cfg.trigger.interval > std::chrono::hours(24)));
+  auto e = error_of(minimal, {"trigger.once=true", "trigger.availableNow=true"});
+  BOOST_TEST(e.find("choose one of") != std::string::npos, e);
 }
 
 BOOST_AUTO_TEST_CASE(set_reaches_schema_fields_and_route_values) {

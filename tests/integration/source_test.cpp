@@ -1,0 +1,346 @@
+// Spark's Kafka source options against the embedded broker: subscription
+// (subscribe, subscribePattern, assign), starts and ends by offset and by
+// timestamp, trigger once, and failOnDataLoss, checked record by record.
+
+#include "actors/pipeline.hpp"
+#include "runtime/kafka/mock_cluster.hpp"
+#include "runtime/options.hpp"
+#include "tests/support/kafka_testing.hpp"
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <future>
+#include <mutex>
+#include <set>
+
+using namespace sluice;
+using namespace sluice::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A pass-through pipeline (no schema) from `source` options into `out`.
+pipeline_config config(const std::string& bootstrap, const std::string& group,
+                       const std::string& source,
+                       std::vector<std::string> overrides = {}) {
+  return parse_pipeline_config(R"({
+    "name": "source-test",
+    "source": {"kafka.bootstrap.servers": ")" +
+                                   bootstrap + R"(", "kafka.group.id": ")" + group + R"(",
+               "kafka.session.timeout.ms": 6000, "kafka.fetch.wait.max.ms": 50,
+               "kafka.topic.metadata.refresh.interval.ms": 1000, )" +
+                                   source + R"(},
+    "route": {"topic": "out"},
+    "sink": {"kafka.bootstrap.servers": ")" +
+                                   bootstrap +
+                                   R"("},
+    "trigger": {"processingTime": "200 milliseconds"}})",
+                               overrides);
+}
+
+/// Runs a pipeline, collecting its progress lines; fails the test on a hang.
+struct observed_run {
+  run_summary summary;
+  std::vector<boost::json::object> progress;
+};
+
+observed_run run_to_end(const pipeline_config& cfg) {
+  pipeline p(cfg);
+  observed_run out;
+  std::mutex m;
+  p.on_progress([&](const epoch_progress& e) {
+    std::lock_guard<std::mutex> guard{m};
+    out.progress.push_back(boost::json::parse(to_json(e)).as_object());
+  });
+  out.summary = p.run();
+  return out;
+}
+
+/// The keys written to `topic`, as a set.
+std::multiset<std::string> keys_in(const std::string& bootstrap,
+                                   const std::string& topic) {
+  std::multiset<std::string> out;
+  for (auto& c : read_topic(bootstrap, topic))
+    out.insert(c.key.value_or(""));
+  return out;
+}
+
+/// Keys `<partition>-<i>` for i in [from, to).
+std::multiset<std::string> keys(int partition, int from, int to) {
+  std::multiset<std::string> out;
+  for (int i = from; i < to; ++i)
+    out.insert(std::to_string(partition) + "-" + std::to_string(i));
+  return out;
+}
+
+std::multiset<std::string> operator+(std::multiset<std::string> a,
+                                     const std::multiset<std::string>& b) {
+  a.insert(b.begin(), b.end());
+  return a;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(subscription)
+
+BOOST_AUTO_TEST_CASE(
+    a_pattern_reads_the_whole_names_it_matches_and_topics_created_later) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("evt1", 2);
+  cluster.create_topic("evt22", 1);
+  cluster.create_topic("evtx", 1);    // a near miss: x is not a digit
+  cluster.create_topic("my-evt1", 1); // matches only when unanchored
+  cluster.create_topic("out", 1);
+  produce_to_partition(b, "evt1", 0, 5);
+  produce_to_partition(b, "evt1", 1, 5);
+  produce_to_partition(b, "evt22", 0, 5);
+  produce_to_partition(b, "evtx", 0, 5);
+  produce_to_partition(b, "my-evt1", 0, 5);
+
+  pipeline p(config(b, "g-pattern", R"("subscribePattern": "evt[0-9]+",
+                                        "startingOffsets": "earliest")"));
+  std::mutex m;
+  std::string description;
+  p.on_progress([&](const epoch_progress& e) {
+    std::lock_guard<std::mutex> guard{m};
+    description = e.source_description;
+  });
+  auto result = std::async(std::launch::async, [&] { return p.run(); });
+  BOOST_REQUIRE(eventually([&] { return read_topic(b, "out").size() >= 15; }, 60s));
+  // A topic created while running joins at the next metadata refresh, from
+  // its earliest offset.
+  cluster.create_topic("evt3", 1);
+  produce_to_partition(b, "evt3", 0, 4);
+  BOOST_TEST(eventually([&] { return read_topic(b, "out").size() >= 19; }, 60s));
+  p.stop();
+  BOOST_REQUIRE(result.wait_for(scaled(60s)) == std::future_status::ready);
+  auto summary = result.get();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(read_topic(b, "out").size() == 19u);
+  BOOST_TEST(summary.input_rows == 19);
+  BOOST_TEST(committed_offsets(b, "g-pattern", "evt1") ==
+             (std::map<std::int32_t, std::int64_t>{{0, 5}, {1, 5}}));
+  BOOST_TEST(committed_offsets(b, "g-pattern", "evt3").at(0) == 4);
+  BOOST_TEST(committed_offsets(b, "g-pattern", "evtx").at(0) < 0); // none
+  BOOST_TEST(committed_offsets(b, "g-pattern", "my-evt1").at(0) < 0);
+  std::lock_guard<std::mutex> guard{m};
+  BOOST_TEST(description == "KafkaV2[SubscribePattern[evt[0-9]+]]");
+}
+
+BOOST_AUTO_TEST_CASE(assign_reads_its_partitions_without_a_group_and_commits_to_it) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("orders", 3);
+  cluster.create_topic("out", 1);
+  for (int p = 0; p < 3; ++p)
+    produce_to_partition(b, "orders", p, 10);
+  auto cfg = config(b, "g-assign",
+                    R"("assign": "{\"orders\": [0, 2]}", "startingOffsets": "earliest")",
+                    {"trigger.availableNow=true"});
+  auto first = run_to_end(cfg);
+  BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
+  BOOST_TEST(keys_in(b, "out") == keys(0, 0, 10) + keys(2, 0, 10));
+  // No group join: the partitions are read at once (a join waits seconds).
+  BOOST_TEST(first.summary.seconds - first.summary.processing_seconds < 2.0);
+  // Committed to the group all the same, where lag tools and the next run look.
+  auto committed = committed_offsets(b, "g-assign", "orders");
+  BOOST_TEST(committed.at(0) == 10);
+  BOOST_TEST(committed.at(1) < 0); // not assigned: nothing committed
+  BOOST_TEST(committed.at(2) == 10);
+  // The next run resumes from the commit, not from startingOffsets.
+  produce_to_partition(b, "orders", 0, 13); // offsets 10..12 are new
+  auto second = run_to_end(cfg);
+  BOOST_REQUIRE_MESSAGE(second.summary.ok, second.summary.error);
+  BOOST_TEST(second.summary.input_rows == 13); // offsets 10..22 of partition 0
+  BOOST_TEST(committed_offsets(b, "g-assign", "orders").at(0) == 23);
+  BOOST_REQUIRE(!second.progress.empty());
+  BOOST_TEST(second.progress.back().at("sources").as_array()[0].as_object().at(
+                 "description") == "KafkaV2[Assign[orders-0, orders-2]]");
+
+  auto missing = run_to_end(config(b, "g-assign2", R"("assign": {"orders": [0, 7]})",
+                                   {"trigger.availableNow=true"}));
+  BOOST_TEST(!missing.summary.ok);
+  BOOST_TEST(missing.summary.error.find("`orders/7` does not exist (`orders` has 3 "
+                                        "partition(s))") != std::string::npos,
+             missing.summary.error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(start_and_end)
+
+BOOST_AUTO_TEST_CASE(offsets_in_json_read_exactly_the_named_ranges_under_any_trigger) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("t", 3);
+  cluster.create_topic("out", 1);
+  for (int p = 0; p < 3; ++p)
+    produce_to_partition(b, "t", p, 20);
+  // A processingTime trigger: the end alone makes the run bounded.
+  auto cfg = config(b, "g-ranges", R"("subscribe": "t",
+      "startingOffsets": {"t": {"0": 5, "1": -2, "2": -1}},
+      "endingOffsets": "{\"t\": {\"0\": 12, \"1\": -1, \"2\": -1}}")");
+  auto run = run_to_end(cfg);
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  // Partition 0: offsets 5 to 11; 1: all of it; 2: starts at its end, done at once.
+  BOOST_TEST(keys_in(b, "out") == keys(0, 5, 12) + keys(1, 0, 20));
+  BOOST_TEST(committed_offsets(b, "g-ranges", "t") ==
+             (std::map<std::int32_t, std::int64_t>{{0, 12}, {1, 20}, {2, 20}}));
+
+  // A restart resumes from the commit; the start options apply only to
+  // partitions without one.
+  produce_to_partition(b, "t", 2, 3); // partition 2 now ends at 23
+  auto again =
+      run_to_end(config(b, "g-ranges", R"("subscribe": "t", "startingOffsets": "earliest",
+                                "endingOffsets": "latest")"));
+  BOOST_REQUIRE_MESSAGE(again.summary.ok, again.summary.error);
+  BOOST_TEST(again.summary.input_rows == 8 + 3); // 0: 12..19; 2: 20..22
+  BOOST_TEST(committed_offsets(b, "g-ranges", "t") ==
+             (std::map<std::int32_t, std::int64_t>{{0, 20}, {1, 20}, {2, 23}}));
+}
+
+BOOST_AUTO_TEST_CASE(partitions_named_wrongly_or_left_out_fail_at_start) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("t", 3);
+  cluster.create_topic("out", 1);
+  auto missing = run_to_end(config(b, "g-named", R"("subscribe": "t",
+      "startingOffsets": {"t": {"0": 0, "9": 0}})"));
+  BOOST_TEST(!missing.summary.ok);
+  BOOST_TEST(missing.summary.error.find("option `source.startingOffsets`: `t/9` is not a "
+                                        "partition the source reads") !=
+                 std::string::npos,
+             missing.summary.error);
+  auto partial = run_to_end(config(b, "g-named", R"("subscribe": "t",
+      "endingOffsets": {"t": {"0": 0}})"));
+  BOOST_TEST(!partial.summary.ok);
+  BOOST_TEST(partial.summary.error.find("`t/1` is read but has no end") !=
+                 std::string::npos,
+             partial.summary.error);
+  auto unstarted = run_to_end(config(b, "g-named", R"("subscribe": "t",
+      "startingOffsets": {"t": {"0": 0}})",
+                                     {"trigger.availableNow=true"}));
+  BOOST_TEST(!unstarted.summary.ok);
+  BOOST_TEST(unstarted.summary.error.find("t/1 is not in source.startingOffsets") !=
+                 std::string::npos,
+             unstarted.summary.error);
+}
+
+BOOST_AUTO_TEST_CASE(timestamps_follow_sparks_precedence_and_strategy) {
+  // The embedded broker answers every timestamp lookup with -1 ("no record
+  // that recent"), so these are the strategy paths.
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("t", 2);
+  cluster.create_topic("out", 1);
+  produce_to_partition(b, "t", 0, 6);
+  produce_to_partition(b, "t", 1, 4);
+  auto failed = run_to_end(config(b, "g-ts1", R"("subscribe": "t",
+      "startingTimestamp": 1700000000000)",
+                                  {"trigger.availableNow=true"}));
+  BOOST_TEST(!failed.summary.ok);
+  BOOST_TEST(failed.summary.error.find("no record at or after startingTimestamp "
+                                       "1700000000000") != std::string::npos,
+             failed.summary.error);
+  // startingTimestamp comes before startingOffsets: with the strategy
+  // `latest`, nothing is read although startingOffsets says earliest.
+  auto latest = run_to_end(config(b, "g-ts2", R"("subscribe": "t",
+      "startingOffsets": "earliest", "startingTimestamp": 1700000000000,
+      "startingOffsetsByTimestampStrategy": "latest")",
+                                  {"trigger.availableNow=true"}));
+  BOOST_REQUIRE_MESSAGE(latest.summary.ok, latest.summary.error);
+  BOOST_TEST(latest.summary.input_rows == 0);
+  BOOST_TEST(committed_offsets(b, "g-ts2", "t") ==
+             (std::map<std::int32_t, std::int64_t>{{0, 6}, {1, 4}}));
+  // Per partition, then; and an ending timestamp no record reaches is the latest.
+  auto by_partition = run_to_end(config(b, "g-ts3", R"("subscribe": "t",
+      "startingOffsets": {"t": {"0": 2, "1": -2}},
+      "startingOffsetsByTimestamp": {"t": {"1": 1700000000000}},
+      "startingOffsetsByTimestampStrategy": "latest",
+      "endingTimestamp": 1700000000000)"));
+  BOOST_REQUIRE_MESSAGE(by_partition.summary.ok, by_partition.summary.error);
+  BOOST_TEST(keys_in(b, "out") == keys(0, 2, 6)); // 1 starts at its latest
+}
+
+BOOST_AUTO_TEST_CASE(trigger_once_processes_what_is_there_in_one_epoch) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("t", 3);
+  cluster.create_topic("out", 1);
+  for (int p = 0; p < 3; ++p)
+    produce_to_partition(b, "t", p, 30);
+  auto run = run_to_end(config(b, "g-once", R"("subscribe": "t",
+                                                "startingOffsets": "earliest")",
+                               {"trigger.once=true"}));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(read_topic(b, "out").size() == 90u);
+  std::vector<boost::json::object> epochs;
+  for (auto& p : run.progress)
+    if (p.at("numInputRows").as_int64() > 0) epochs.push_back(p);
+  BOOST_REQUIRE(epochs.size() == 1u);
+  BOOST_TEST(epochs[0].at("numInputRows").as_int64() == 90);
+  // Spark's source metrics: every partition is at its latest offset.
+  auto& source = epochs[0].at("sources").as_array()[0].as_object();
+  BOOST_TEST(source.at("metrics") == boost::json::parse(R"({"minOffsetsBehindLatest": "0",
+                                    "maxOffsetsBehindLatest": "0",
+                                    "avgOffsetsBehindLatest": "0.0"})"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(data_loss)
+
+BOOST_AUTO_TEST_CASE(records_deleted_before_they_were_read_fail_the_run_or_are_counted) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("big", 1);
+  cluster.create_topic("out", 4);
+  // A first run reads the first 10 records and commits 10.
+  produce_to_partition(b, "big", 0, 20, 100 * 1024);
+  auto first = run_to_end(config(b, "g-loss", R"("subscribe": "big",
+      "startingOffsets": "earliest", "endingOffsets": {"big": {"0": 10}})"));
+  BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
+  BOOST_REQUIRE(committed_offsets(b, "g-loss", "big").at(0) == 10);
+  // ~9 MiB more: the embedded broker keeps at most 5 MiB, so the log start
+  // moves past the committed offset.
+  produce_to_partition(b, "big", 0, 70, 100 * 1024);
+  auto log_start = std::int64_t{0};
+  {
+    // The broker's own answer: what a client sees as the log start.
+    auto ends = end_offsets(b, "big");
+    BOOST_REQUIRE(ends.at(0) == 90);
+  }
+  auto failed = run_to_end(config(b, "g-loss", R"("subscribe": "big",
+      "endingOffsets": "latest")"));
+  BOOST_TEST(!failed.summary.ok);
+  BOOST_TEST(failed.summary.error.find("big/0: the next offset to read is 10 but the log "
+                                       "starts at ") != std::string::npos,
+             failed.summary.error);
+  BOOST_TEST(failed.summary.error.find("source.failOnDataLoss is true") !=
+                 std::string::npos,
+             failed.summary.error);
+  BOOST_TEST(failed.summary.input_rows == 0);
+  BOOST_TEST(committed_offsets(b, "g-loss", "big").at(0) == 10); // nothing past the gap
+  auto at = failed.summary.error.find("the log starts at ");
+  log_start = std::stoll(failed.summary.error.substr(at + 18));
+  BOOST_TEST(log_start > 10);
+
+  auto skipped = run_to_end(config(b, "g-loss", R"("subscribe": "big",
+      "endingOffsets": "latest", "failOnDataLoss": false)"));
+  BOOST_REQUIRE_MESSAGE(skipped.summary.ok, skipped.summary.error);
+  BOOST_TEST(skipped.summary.input_rows == 90 - log_start);
+  BOOST_TEST(committed_offsets(b, "g-loss", "big").at(0) == 90);
+  std::int64_t lost = 0, lost_by_partition = 0;
+  for (auto& p : skipped.progress) {
+    lost += p.at("numLostRows").as_int64();
+    auto& by = p.at("sources").as_array()[0].as_object().at("numLostRowsByPartition");
+    if (auto* big = by.as_object().if_contains("big"))
+      lost_by_partition += big->as_object().at("0").as_int64();
+  }
+  BOOST_TEST(lost == log_start - 10);
+  BOOST_TEST(lost_by_partition == log_start - 10);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
