@@ -277,6 +277,11 @@ std::string checked_topic(std::string name, const std::string& option) {
 bool consumer_only(std::string_view name) {
   static const std::set<std::string_view> names = {"group.id",
                                                    "group.instance.id",
+                                                   "group.protocol.type",
+                                                   "auto.offset.reset",
+                                                   "enable.auto.commit",
+                                                   "offset.store.method",
+                                                   "consume.callback.max.messages",
                                                    "session.timeout.ms",
                                                    "heartbeat.interval.ms",
                                                    "max.poll.interval.ms",
@@ -363,7 +368,7 @@ kafka_properties(const json::object& obj, const std::string& section, bool consu
     if (!key.starts_with("kafka.")) continue;
     auto name = std::string(key.substr(6));
     auto option = section + "." + std::string(key);
-    if (name == "bootstrap.servers" || name == "group.id")
+    if (name == "bootstrap.servers" || (consumer && name == "group.id"))
       continue; // read as options of their own
     if (name == "metadata.broker.list")
       throw config_error(option, "an alias of bootstrap.servers: use `" + section +
@@ -397,6 +402,17 @@ kafka_properties(const json::object& obj, const std::string& section, bool consu
           section + ".kafka.enable.idempotence",
           "must stay true: without it a retried batch can be written twice "
           "or out of order, which at-least-once with per-key order rules out");
+    if (out.contains("transactional.id"))
+      throw config_error(
+          section + ".kafka.transactional.id",
+          "not supported yet: exactly-once (Kafka transactions) is a later "
+          "step; Sluice is at-least-once");
+    if (auto it = out.find("partitioner"); it != out.end() && it->second == "random")
+      throw config_error(
+          section + ".kafka.partitioner",
+          "random places records with the same key on different "
+          "partitions, which breaks per-key order; use murmur2_random (the "
+          "default, as Java clients) or another key-based partitioner");
     for (auto name : {"acks", "request.required.acks"})
       if (auto it = out.find(name);
           it != out.end() && it->second != "all" && it->second != "-1")
@@ -500,8 +516,12 @@ void parse_subscription(const json::object& obj, source_options& src) {
   if (auto* v = obj.if_contains("subscribe")) {
     ++given;
     src.subscription = subscription_kind::subscribe;
-    std::stringstream in(
-        as_string(*v, "source.subscribe", "a comma-separated topic list"));
+    auto list = as_string(*v, "source.subscribe", "a comma-separated topic list");
+    if (auto last = list.find_last_not_of(" \t");
+        last != std::string::npos && list[last] == ',')
+      throw config_error("source.subscribe",
+                         "expected a topic name, got an empty string");
+    std::stringstream in(list);
     for (std::string t; std::getline(in, t, ',');) {
       t.erase(0, t.find_first_not_of(" \t"));
       t.erase(t.find_last_not_of(" \t") + 1);
@@ -673,7 +693,7 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
 
   if (auto* v = obj.if_contains("kafka.group.id")) {
     src.group_id = as_string(*v, "source.kafka.group.id");
-    if (src.group_id.empty())
+    if (src.group_id.find_first_not_of(" \t") == std::string::npos)
       throw config_error("source.kafka.group.id",
                          "expected a group name, got an empty string (leave the option "
                          "out for the default sluice-<name>)");
@@ -706,10 +726,13 @@ void parse_parse(const json::object& obj, pipeline_config& cfg) {
                          "expected json (the only format so far), got `" + f + "`");
   }
   if (auto* v = obj.if_contains("schema")) {
-    for (auto& [name, type] : as_object(*v, "parse.schema"))
+    for (auto& [name, type] : as_object(*v, "parse.schema")) {
+      if (name.empty())
+        throw config_error("parse.schema", "expected field names, got an empty string");
       cfg.parse.fields.push_back(
           {std::string(name),
            parse_field_type(type, "parse.schema." + std::string(name))});
+    }
   }
   if (auto* v = obj.if_contains("required")) {
     if (!v->is_array())
@@ -717,6 +740,8 @@ void parse_parse(const json::object& obj, pipeline_config& cfg) {
                          "expected a list of field names, got " + describe(*v));
     for (auto& f : v->get_array()) {
       auto name = as_string(f, "parse.required", "a list of field names");
+      if (name.empty())
+        throw config_error("parse.required", "expected field names, got an empty string");
       if (!cfg.parse.fields.empty() &&
           std::none_of(cfg.parse.fields.begin(), cfg.parse.fields.end(),
                        [&](auto& sf) { return sf.name == name; }))
@@ -747,7 +772,14 @@ void parse_route(const json::object& obj, pipeline_config& cfg) {
     r.default_topic = checked_topic(as_string(*v, "route.default"), "route.default");
   if (auto* v = obj.if_contains("allowSourceTopic"))
     r.allow_source_topic = as_bool(*v, "route.allowSourceTopic");
-  if (r.topic.empty() == r.field.empty())
+  if (!r.topic.empty() && !r.field.empty())
+    throw config_error("route", "both `topic` and `field` are set: choose one");
+  if (!r.topic.empty() && (!r.topics.empty() || !r.default_topic.empty()))
+    throw config_error(r.topics.empty() ? "route.default" : "route.topics",
+                       "only used when routing by `field`, but `route.topic` sends every "
+                       "record to `" +
+                           r.topic + "`");
+  if (r.topic.empty() && r.field.empty())
     throw config_error("route",
                        "expected either {\"topic\": T} or "
                        "{\"field\": F, \"topics\": {value: topic}, \"default\": T}");
@@ -983,18 +1015,25 @@ std::chrono::milliseconds parse_duration(std::string_view text,
                        "or \"2 minutes\", got `" +
                            s + "`");
   };
-  if (!std::regex_match(s, m, re)) return fail();
+  if (!std::regex_match(s, m, re) || m[1].length() > 12) return fail();
   auto n = std::stoll(m[1].str());
   auto unit = m[2].str();
   std::transform(unit.begin(), unit.end(), unit.begin(), ::tolower);
+  std::chrono::milliseconds out;
   if (unit == "ms" || unit == "millisecond" || unit == "milliseconds")
-    return std::chrono::milliseconds(n);
-  if (unit == "s" || unit == "sec" || unit == "second" || unit == "seconds")
-    return std::chrono::seconds(n);
-  if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes")
-    return std::chrono::minutes(n);
-  if (unit == "h" || unit == "hour" || unit == "hours") return std::chrono::hours(n);
-  return fail();
+    out = std::chrono::milliseconds(n);
+  else if (unit == "s" || unit == "sec" || unit == "second" || unit == "seconds")
+    out = std::chrono::seconds(n);
+  else if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes")
+    out = std::chrono::minutes(n);
+  else if (unit == "h" || unit == "hour" || unit == "hours")
+    out = std::chrono::hours(n);
+  else
+    return fail();
+  // Far beyond any sensible setting, and near where time arithmetic overflows.
+  if (out > std::chrono::hours(24 * 365 * 10))
+    throw config_error(option, "`" + s + "` is longer than 10 years");
+  return out;
 }
 
 bool is_secret_property(std::string_view name) {
@@ -1041,7 +1080,7 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   pipeline_config cfg;
   if (auto* v = root.if_contains("name")) {
     cfg.name = as_string(*v, "name");
-    if (cfg.name.empty())
+    if (cfg.name.find_first_not_of(" \t") == std::string::npos)
       throw config_error("name", "expected a pipeline name, got an empty string");
   }
   static const json::object empty;
@@ -1094,9 +1133,11 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   for (auto& [value, t] : cfg.route.topics)
     no_loop(t, "route.topics." + value);
   if (cfg.dlq && is_source(cfg.dlq->topic))
-    throw config_error("dlq.topic", "`" + cfg.dlq->topic +
-                                        "` is also a source topic: dead letters would be "
-                                        "read again as input");
+    throw config_error("dlq.topic",
+                       "`" + cfg.dlq->topic +
+                           "` is also a source topic: dead letters would be "
+                           "read again, fail again and loop (refused even with "
+                           "route.allowSourceTopic)");
   parse_trigger(section("trigger"), cfg);
   parse_runtime(section("runtime"), cfg);
   return cfg;

@@ -1,5 +1,7 @@
 #include "runtime/record_parser.hpp"
 
+#include "runtime/json_writer.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -178,10 +180,12 @@ void record_parser::parse(record& rec) {
       return;
     }
     if (!conforms(*v, f.type)) {
+      std::string shown; // numbers as people write them: 1.5, not 1.5E0
+      write_json(*v, shown);
       rec.error = record_error{"wrong_type", "field `" + f.name + "` should be " +
                                                  std::string(to_string(f.type)) +
                                                  ", got " + std::string(kind_of(*v)) +
-                                                 " " + json::serialize(*v).substr(0, 40)};
+                                                 " " + shown.substr(0, 40)};
       return;
     }
     out.emplace(f.name, std::move(*v));

@@ -1,5 +1,7 @@
 #include "runtime/record_router.hpp"
 
+#include "runtime/json_writer.hpp"
+
 #include <boost/json.hpp>
 
 #include <set>
@@ -14,8 +16,12 @@ void record_router::route(record& rec) const {
     return;
   }
   std::string key;
-  if (auto* v = rec.parsed.if_contains(opts_.field); v && !v->is_null())
-    key = v->is_string() ? std::string(v->get_string()) : boost::json::serialize(*v);
+  if (auto* v = rec.parsed.if_contains(opts_.field); v && !v->is_null()) {
+    if (v->is_string())
+      key = std::string(v->get_string());
+    else
+      write_json(*v, key); // 1.0 routes as "1.0", not "1E0"
+  }
   if (auto it = opts_.topics.find(key); !key.empty() && it != opts_.topics.end()) {
     rec.target_topic = it->second;
   } else if (!opts_.default_topic.empty()) {

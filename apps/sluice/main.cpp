@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iostream>
 
 int main(int argc, char** argv) {
@@ -32,6 +33,29 @@ int main(int argc, char** argv) {
         return "expected a number above 0, got `" + s + "`";
       },
       "POSITIVE");
+  // A whole number of things: digits only, at most a trillion.
+  const auto count = CLI::Validator(
+      [](std::string& s) {
+        if (!s.empty() && s.size() <= 13 &&
+            std::all_of(s.begin(), s.end(),
+                        [](char c) { return c >= '0' && c <= '9'; }) &&
+            std::stoll(s) > 0 && std::stoll(s) <= 1'000'000'000'000)
+          return std::string();
+        return "expected a whole number from 1 to 10^12, got `" + s + "`";
+      },
+      "COUNT");
+  // A share: a number from 0 to 1 (not nan).
+  const auto fraction = CLI::Validator(
+      [](std::string& s) {
+        try {
+          std::size_t used = 0;
+          auto f = std::stod(s, &used);
+          if (used == s.size() && f >= 0.0 && f <= 1.0) return std::string();
+        } catch (...) {
+        }
+        return "expected a number from 0 to 1, got `" + s + "`";
+      },
+      "FRACTION");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
@@ -57,14 +81,14 @@ int main(int argc, char** argv) {
       ->check(non_empty);
   produce_cmd->add_option("--count", produce.count, "number of events")
       ->required()
-      ->check(positive);
+      ->check(count);
   produce_cmd
       ->add_option("--rate", produce.rate, "events per second (default: unlimited)")
       ->check(positive);
   produce_cmd
       ->add_option("--malformed-fraction", produce.malformed_fraction,
                    "share of broken events, 0..1")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(fraction)
       ->capture_default_str();
   produce_cmd->add_option("--seed", produce.seed, "generator seed")
       ->capture_default_str();
@@ -79,17 +103,34 @@ int main(int argc, char** argv) {
       app.add_subcommand("demo", "Embedded broker + load + the priority-routing "
                                  "pipeline, with a summary");
   demo_cmd->add_option("--events", demo.events, "events to produce")
-      ->check(positive)
+      ->check(count)
       ->capture_default_str();
   demo_cmd
       ->add_option("--malformed-fraction", demo.malformed_fraction,
                    "share of broken events")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(fraction)
       ->capture_default_str();
 
   app.add_subcommand("options", "Print the pipeline option reference (Markdown)");
   auto* help_cmd = app.add_subcommand("help", "Print this help");
 
+  // CLI11 says "A subcommand is required" for a mistyped one: name it instead.
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    auto known =
+        app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == arg; });
+    if (known.empty()) {
+      std::cerr << "sluice: unknown command `" << arg
+                << "`; expected run, broker, produce, demo, options or help\n";
+      return 2;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

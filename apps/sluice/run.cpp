@@ -54,8 +54,9 @@ int run_pipeline(const run_args& args) {
     joiner join{finished, watcher};
     summary = p.run();
   }
-  spdlog::info("run ended: {} in, {} out, {} to the DLQ, {:.2f} s", summary.input_rows,
-               summary.output_rows, summary.dlq_rows, summary.seconds);
+  spdlog::info("run ended: {} in, {} out, {} to the DLQ, {} dropped, {:.2f} s",
+               summary.input_rows, summary.output_rows, summary.dlq_rows,
+               summary.dropped_rows, summary.seconds);
   if (!summary.ok) {
     std::cerr << "sluice: run failed: " << summary.error << "\n";
     return 1;

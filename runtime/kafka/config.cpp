@@ -3,12 +3,31 @@
 #include "runtime/errors.hpp"
 
 #include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
 
 namespace sluice::kafka {
+
+namespace {
+
+/// librdkafka's own log lines go through spdlog, so that `--log-level`
+/// applies to them and they look like every other line.
+void log_to_spdlog(const rd_kafka_t* rk, int level, const char* facility,
+                   const char* line) {
+  auto name = rk ? rd_kafka_name(rk) : "rdkafka";
+  if (level <= 4)
+    spdlog::warn("{} {}: {}", name, facility, line);
+  else if (level <= 6)
+    spdlog::info("{} {}: {}", name, facility, line);
+  else
+    spdlog::debug("{} {}: {}", name, facility, line);
+}
+
+} // namespace
 
 rd_kafka_conf_s* make_conf(const std::map<std::string, std::string>& props,
                            const std::string& option_prefix) {
   auto* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set_log_cb(conf, log_to_spdlog);
   char err[512];
   for (auto& [name, value] : props) {
     if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof err) !=

@@ -203,6 +203,18 @@ group_consumer::group_consumer(const source_options& opts,
       conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, tp_list* parts, void* opaque) {
         rebalance_trampoline(rk, err, parts, opaque);
       });
+  // Client-wide errors (every broker down, a name that does not resolve)
+  // reach a consumer only through this callback, never through its poll.
+  rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int err, const char* reason,
+                                      void* opaque) {
+    auto code = static_cast<rd_kafka_resp_err_t>(err);
+    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE)
+      static_cast<group_consumer*>(opaque)->health_.mark_down(reason);
+    spdlog::warn("Kafka consumer: {}", reason);
+    auto* self = static_cast<group_consumer*>(opaque);
+    if (code == RD_KAFKA_RESP_ERR__FATAL && self->listener_)
+      self->listener_->on_error(reason, true);
+  });
   rd_kafka_conf_set_opaque(conf, this);
   char err[512];
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);

@@ -185,9 +185,12 @@ try:
     check("a JSON syntax error exits 2 with line, column and the line itself",
           r.returncode == 2 and "not valid JSON (syntax error) at line 3, column 36" in r.stderr
           and '"source": {"subscribe": "orders",, }' in r.stderr, r.stderr[-400:])
-    r = run(["run", pipeline, "--set", "source.subscribePattern=ord.*"])
+    r = run(["run", pipeline, "--set", "source.minPartitions=8"])
     check("a Spark option not implemented yet says so", r.returncode == 2
-          and "option `source.subscribePattern`: not supported yet" in r.stderr, r.stderr)
+          and "option `source.minPartitions`: not supported yet" in r.stderr, r.stderr)
+    r = run(["run", pipeline, "--set", "source.subscribePattern=ord.*"])
+    check("two subscription options fail at start, naming them", r.returncode == 2
+          and "choose one of subscribe, subscribePattern and assign" in r.stderr, r.stderr)
     r = run(["run", pipeline, "--set", "runtime.maxBatchRecords=1.5"])
     check("values are echoed as written", r.returncode == 2
           and "expected a positive integer, got 1.5\n" in r.stderr, r.stderr)
@@ -217,12 +220,14 @@ try:
     r = run(["run", "--help"])
     check("`sluice run --help` exits 0", r.returncode == 0 and "PIPELINE" in r.stdout)
     for args, says in ((["run"], "pipeline is required"),
-                       (["nosuch"], ""),
-                       (["demo", "--events", "-1"], "expected a number above 0, got `-1`"),
+                       (["nosuch"], "unknown command `nosuch`"),
+                       (["demo", "--events", "-1"], "expected a whole number from 1"),
+                       (["demo", "--events", "99999999999999999999"], "to 10^12"),
+                       (["demo", "--malformed-fraction", "nan"], "from 0 to 1, got `nan`"),
                        (["produce", "--bootstrap", bootstrap, "--topic", "", "--count", "1"],
                         "must not be empty"),
                        (["produce", "--bootstrap", bootstrap, "--topic", "t", "--count", "0"],
-                        "expected a number above 0"),
+                        "expected a whole number from 1"),
                        (["demo", "--malformed-fraction", "1.5"], "--malformed-fraction")):
         r = run(args)
         check("usage error exits 2: sluice " + " ".join(repr(a) for a in args),

@@ -64,7 +64,7 @@ for block in blocks:
     check("the block starting `%s` exits 0" % first[:60], code == 0,
           (code, err[-1500:]))
     if "sluice run" in block:
-        ended = re.search(r"run ended: (\d+) in, (\d+) out, (\d+) to the DLQ", err)
+        ended = re.search(r"run ended: (\d+) in, (\d+) out, (\d+) to the DLQ, 0 dropped", err)
         produced = re.search(r"wrote (\d+) records \((\d+) malformed\)", out)
         check("its run reads every record produced, outputs + DLQ = input",
               ended and produced and int(ended.group(1)) == int(produced.group(1))

@@ -378,6 +378,23 @@ BOOST_AUTO_TEST_CASE(a_continuous_run_reports_an_unreachable_cluster_then_fails)
   }));
 }
 
+BOOST_AUTO_TEST_CASE(a_continuous_run_whose_source_alone_is_unreachable_fails) {
+  // The sink is up: only the consumer can notice, and librdkafka tells a
+  // consumer that every broker is down through its error callback alone.
+  order_cluster oc;
+  auto cfg = oc.config("it-source-down",
+                       {"runtime.brokerTimeout=2s", "trigger.availableNow=false",
+                        "trigger.processingTime=200ms",
+                        "source.kafka.bootstrap.servers=127.0.0.1:1"});
+  pipeline p(cfg);
+  background_run run(p);
+  auto summary = run.wait_within(30s, "a continuous run whose source is unreachable");
+  BOOST_TEST(!summary.ok);
+  BOOST_TEST(summary.error.find("cannot reach the source cluster at 127.0.0.1:1") !=
+                 std::string::npos,
+             summary.error);
+}
+
 BOOST_AUTO_TEST_CASE(a_failed_final_commit_fails_the_run) {
   order_cluster oc;
   oc.produce(2000);

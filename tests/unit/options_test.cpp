@@ -540,6 +540,52 @@ BOOST_AUTO_TEST_CASE(json_excerpts_handle_boms_crlf_and_long_lines) {
   BOOST_TEST(first[caret.size() - 1 - 4] == ',', shown); // less the indent
 }
 
+BOOST_AUTO_TEST_CASE(sink_settings_a_user_might_try_are_refused_with_the_reason) {
+  auto e = error_of(minimal, {"sink.kafka.transactional.id=x"});
+  BOOST_TEST(e.find("option `sink.kafka.transactional.id`: not supported yet: "
+                    "exactly-once") == 0u,
+             e);
+  e = error_of(minimal, {"sink.kafka.partitioner=random"});
+  BOOST_TEST(e.find("option `sink.kafka.partitioner`: random places records with the "
+                    "same key on different partitions") == 0u,
+             e);
+  BOOST_TEST(parse_pipeline_config(minimal, {"sink.kafka.partitioner=consistent"})
+                 .sink.kafka.at("partitioner") == "consistent");
+  for (auto name : {"group.id", "auto.offset.reset", "enable.auto.commit",
+                    "group.protocol.type", "offset.store.method"}) {
+    e = error_of(minimal, {std::string("sink.kafka.") + name + "=x"});
+    BOOST_TEST(e.find("option `sink.kafka." + std::string(name) +
+                      "`: a consumer property: set it on the source") == 0u,
+               e);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(contradictions_and_blanks_are_refused) {
+  auto e = error_of(minimal, {"route.default=x"});
+  BOOST_TEST(e.find("option `route.default`: only used when routing by `field`") == 0u,
+             e);
+  e = error_of(minimal, {"route.topics.high=x"});
+  BOOST_TEST(e.find("option `route.topics`: only used when routing by `field`") == 0u, e);
+  e = error_of(minimal, {"route.field=priority", "route.topics.high=x"});
+  BOOST_TEST(e == "option `route`: both `topic` and `field` are set: choose one", e);
+  e = error_of(minimal, {R"(parse.required=[""])"});
+  BOOST_TEST(e == "option `parse.required`: expected field names, got an empty string",
+             e);
+  e = error_of(with(R"("parse": {"schema": {"": "int"}})"));
+  BOOST_TEST(e == "option `parse.schema`: expected field names, got an empty string", e);
+  e = error_of(minimal, {"name= "});
+  BOOST_TEST(e.find("option `name`: expected a pipeline name") == 0u, e);
+  e = error_of(minimal, {"source.kafka.group.id= "});
+  BOOST_TEST(e.find("option `source.kafka.group.id`: expected a group name") == 0u, e);
+  e = error_of(minimal, {"source.subscribe=orders,"});
+  BOOST_TEST(e == "option `source.subscribe`: expected a topic name, got an empty string",
+             e);
+  e = error_of(minimal, {"trigger.processingTime=99999999999 hours"});
+  BOOST_TEST(e.find("is longer than 10 years") != std::string::npos, e);
+  e = error_of(minimal, {"trigger.processingTime=9999999999999999999999 ms"});
+  BOOST_TEST(e.find("expected a duration like") != std::string::npos, e);
+}
+
 BOOST_AUTO_TEST_CASE(the_broker_list_alias_is_refused) {
   auto e = error_of(minimal, {"source.kafka.metadata.broker.list=x:1"});
   BOOST_TEST(e.find("option `source.kafka.metadata.broker.list`: an alias of "

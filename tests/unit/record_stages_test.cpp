@@ -150,6 +150,11 @@ BOOST_AUTO_TEST_CASE(values_that_do_not_fit_their_type_are_invalid_and_name_the_
     auto b = parsed(bad);
     BOOST_TEST(b.error.has_value(), bad);
   }
+  // The reason shows the value as written, not as 1.5E0.
+  auto f = parsed(R"({"order_id": "o", "quantity": 1.5})");
+  BOOST_REQUIRE(f.error);
+  BOOST_TEST(f.error->message == "field `quantity` should be int, got double 1.5",
+             f.error->message);
 }
 
 BOOST_AUTO_TEST_CASE(values_that_fit_are_kept_exactly) {
@@ -242,13 +247,18 @@ BOOST_AUTO_TEST_CASE(non_string_values_route_by_their_json_text) {
   o.field = "tier";
   o.topics = {{"1", "tier-one"}, {"true", "flagged"}};
   record_router router(o);
-  record one, flag;
+  o.topics["1.5"] = "tier-one-and-a-half";
+  record_router with_double(o);
+  record one, flag, half;
   one.parsed["tier"] = 1;
   flag.parsed["tier"] = true;
-  router.route(one);
-  router.route(flag);
+  half.parsed["tier"] = 1.5;
+  with_double.route(one);
+  with_double.route(flag);
+  with_double.route(half);
   BOOST_TEST(one.target_topic == "tier-one");
   BOOST_TEST(flag.target_topic == "flagged");
+  BOOST_TEST(half.target_topic == "tier-one-and-a-half"); // "1.5", not "1.5E0"
 }
 
 BOOST_AUTO_TEST_CASE(unmatched_value_without_default_is_unroutable) {
