@@ -161,6 +161,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     // An unreachable cluster is reported when it starts and then at the idle
     // heartbeat's pace, not every epoch.
     bool active = p.num_input_rows > 0 || p.num_processed_rows > 0 || in_flight > 0 ||
+                  p.num_lost_rows > 0 ||
                   (p.message.starts_with("cannot reach") &&
                    !st.last_message.starts_with("cannot reach"));
     st.epoch_start_ms = now;

@@ -189,6 +189,34 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     } else if (!recs.empty()) {
       st.stepping.reset();
     }
+    // A jump over offsets below the log start: retention deleted records
+    // before they were read (librdkafka moved the position up). Holes above
+    // the log start are compaction or transaction markers, never loss.
+    if (!recs.empty() && recs.front().offset > st.watermark.issued_end() &&
+        !is_consume_error(recs.front())) {
+      auto next = st.watermark.issued_end();
+      auto log_start = ctx->consumer.cached_watermarks(st.tp).first;
+      if (log_start < 0)
+        if (auto range = ctx->consumer.log_range(st.tp, std::chrono::seconds(2)))
+          log_start = range->first;
+      auto gone = std::min(log_start, recs.front().offset) - next;
+      if (gone > 0) {
+        auto what = st.tp.str() + ": the next offset to read was " +
+                    std::to_string(next) + " but the log now starts at " +
+                    std::to_string(log_start) + ": " + std::to_string(gone) +
+                    " record(s) were deleted before they were read";
+        if (ctx->config.source.fail_on_data_loss) {
+          // Nothing past the gap is issued, so nothing past it is committed.
+          ctx->on_fatal(what + " (source.failOnDataLoss is true; set it to false to skip "
+                               "them)");
+          st.finished = true;
+          ctx->consumer.pause(st.tp);
+          return;
+        }
+        spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+        ctx->metrics.add_lost(st.tp, gone);
+      }
+    }
     if (st.end_offset) {
       auto past_end = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
         return r.offset >= *st.end_offset;

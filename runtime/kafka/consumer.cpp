@@ -184,8 +184,10 @@ std::map<std::string, std::string> consumer_properties(const source_options& opt
   // Sluice commits offsets itself, after the outputs are acknowledged.
   props["enable.auto.commit"] = "false";
   props["enable.auto.offset.store"] = "false";
-  // Start offsets are chosen explicitly on assignment; this only applies when
-  // a position falls out of the log's range while running.
+  // Start offsets are chosen explicitly on assignment. A position that falls
+  // below the log start while running is moved to it by librdkafka (with
+  // "error", librdkafka 2.0.2 stops the partition for good); the partition
+  // consumer sees the jump against the log start and applies failOnDataLoss.
   props["auto.offset.reset"] = "earliest";
   // The end-of-log event carries the fetch position: a bounded run finishes
   // by it even when the last offsets hold no record (transaction markers).
@@ -582,6 +584,15 @@ void group_consumer::on_rebalance(int err, void* raw) {
     rd_kafka_assign(rk_, parts);
   else if (auto* e = rd_kafka_incremental_assign(rk_, parts))
     rd_kafka_error_destroy(e);
+}
+
+std::optional<std::pair<std::int64_t, std::int64_t>>
+group_consumer::log_range(const topic_partition& tp, std::chrono::milliseconds timeout) {
+  int64_t lo = 0, hi = 0;
+  if (rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi,
+                                       static_cast<int>(timeout.count())))
+    return std::nullopt;
+  return std::pair<std::int64_t, std::int64_t>{lo, hi};
 }
 
 std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds timeout) {

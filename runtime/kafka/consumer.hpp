@@ -154,6 +154,11 @@ public:
   /// Low and high watermark from the last fetch response (no request).
   std::pair<std::int64_t, std::int64_t> cached_watermarks(const topic_partition& tp);
 
+  /// Asks the broker for the log start and end of a partition, waiting at
+  /// most `timeout`; nullopt when it does not answer in time.
+  std::optional<std::pair<std::int64_t, std::int64_t>>
+  log_range(const topic_partition& tp, std::chrono::milliseconds timeout);
+
   /// Asks the brokers for the current end offset of every partition of
   /// `topics`; throws fatal_error when they do not answer within `timeout`,
   /// missing_topic_error when they say a topic does not exist.

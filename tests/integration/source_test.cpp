@@ -343,4 +343,60 @@ BOOST_AUTO_TEST_CASE(records_deleted_before_they_were_read_fail_the_run_or_are_c
   BOOST_TEST(lost_by_partition == log_start - 10);
 }
 
+BOOST_AUTO_TEST_CASE(records_deleted_while_running_fail_the_run_or_are_counted) {
+  for (bool fail_on_loss : {true, false}) {
+    BOOST_TEST_CONTEXT("failOnDataLoss " << fail_on_loss) {
+      kafka::mock_cluster source(1), sink(1);
+      auto b = source.bootstrap_servers();
+      source.create_topic("big", 1);
+      sink.create_topic("out", 1);
+      // A slow sink and a one-record credit keep the reader near the start.
+      sink.set_broker_rtt(1, 300);
+      produce_to_partition(b, "big", 0, 20, 100 * 1024);
+      auto group = std::string("g-midrun-") + (fail_on_loss ? "fail" : "skip");
+      auto cfg = config(
+          b, group, R"("subscribe": "big", "startingOffsets": "earliest")",
+          {"sink.kafka.bootstrap.servers=" + sink.bootstrap_servers(),
+           "runtime.maxInFlightPerPartition=1", "runtime.maxInFlightBytes=65536",
+           std::string("source.failOnDataLoss=") + (fail_on_loss ? "true" : "false")});
+      pipeline p(cfg);
+      std::mutex m;
+      std::int64_t lost = 0;
+      p.on_progress([&](const epoch_progress& e) {
+        std::lock_guard<std::mutex> guard{m};
+        lost += e.num_lost_rows;
+      });
+      auto result = std::async(std::launch::async, [&] { return p.run(); });
+      BOOST_REQUIRE(eventually(
+          [&] { return !read_topic(sink.bootstrap_servers(), "out").empty(); }, 60s));
+      // ~9 MiB more: retention moves the log start past the reader.
+      produce_to_partition(b, "big", 0, 90, 100 * 1024);
+      if (fail_on_loss) {
+        BOOST_REQUIRE(result.wait_for(scaled(90s)) == std::future_status::ready);
+        auto summary = result.get();
+        BOOST_TEST(!summary.ok);
+        BOOST_TEST(summary.error.find("record(s) were deleted before they were read "
+                                      "(source.failOnDataLoss is true") !=
+                       std::string::npos,
+                   summary.error);
+        // Nothing past the gap is committed.
+        BOOST_TEST(committed_offsets(b, group, "big").at(0) < 20);
+      } else {
+        BOOST_REQUIRE(eventually(
+            [&] { return committed_offsets(b, group, "big").at(0) == 110; }, 120s));
+        p.stop();
+        BOOST_REQUIRE(result.wait_for(scaled(60s)) == std::future_status::ready);
+        auto summary = result.get();
+        BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+        std::lock_guard<std::mutex> guard{m};
+        // Every offset is an output or a counted loss.
+        BOOST_TEST(lost > 0);
+
+        BOOST_TEST(summary.input_rows + lost == 110);
+        BOOST_TEST(summary.output_rows == summary.input_rows);
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
