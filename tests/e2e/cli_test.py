@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 
+from confluent_kafka import Consumer, TopicPartition
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import (MULT, SLUICE, check, finish, read_all, start_broker, start_run,
                          stop_broker, wait_for, write_pipeline)
@@ -126,6 +128,36 @@ try:
     check("kcat reads the DLQ reasons",
           len(kcat_dlq) == malformed and types <= {"malformed_json", "wrong_type", "missing_field",
                                                    "empty_value"} and len(types) >= 3, types)
+
+    # -- Spark's source options: assign, a start and an end per partition --------------
+    subprocess.run([SLUICE, "produce", "--bootstrap", bootstrap, "--topic", "src7", "--count",
+                    "400", "--seed", "7"], check=True, capture_output=True, timeout=120 * MULT)
+    source = {(m.partition(), m.offset()): m.value() for m in read_all(bootstrap, "src7")}
+    end1 = 1 + max(o for (p, o) in source if p == 1)
+    ranged = os.path.join(WORK, "ranged.json")
+    with open(ranged, "w") as f:
+        json.dump({"name": "ranged",
+                   "source": {"kafka.bootstrap.servers": bootstrap, "assign": {"src7": [0, 1]},
+                              "kafka.group.id": "e2e-ranged",
+                              "startingOffsets": {"src7": {"0": 2, "1": -2}},
+                              "endingOffsets": json.dumps({"src7": {"0": 7, "1": -1}})},
+                   "route": {"topic": "out7"},
+                   "sink": {"kafka.bootstrap.servers": bootstrap},
+                   "trigger": {"processingTime": "200 milliseconds"}}, f)
+    r = run(["run", ranged])
+    check("a run with an end per partition stops by itself and exits 0", r.returncode == 0,
+          r.stderr[-800:])
+    expected = sorted(v for (p, o), v in source.items() if (p == 0 and 2 <= o < 7) or p == 1)
+    got = sorted(m.value() for m in read_all(bootstrap, "out7"))
+    check("confluent-kafka reads exactly the named ranges, bytes unchanged", got == expected,
+          (len(got), len(expected)))
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-ranged"})
+    committed = {tp.partition: tp.offset for tp in c.committed(
+        [TopicPartition("src7", 0), TopicPartition("src7", 1), TopicPartition("src7", 2)],
+        timeout=10)}
+    c.close()
+    check("assign commits to the group: each partition at its end, none elsewhere",
+          committed[0] == 7 and committed[1] == end1 and committed[2] < 0, committed)
 
     # -- errors at start name the option --------------------------------------------
     bad = os.path.join(WORK, "bad.json")
