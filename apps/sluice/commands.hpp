@@ -36,6 +36,8 @@ struct demo_args {
 int run_broker(const broker_args& args);
 int run_produce(const produce_args& args);
 int run_pipeline(const run_args& args);
+/// `sluice plan`: where a run would start and stop, as one JSON document.
+int run_plan(const run_args& args);
 int run_demo(const demo_args& args);
 void print_options(std::ostream& out);
 

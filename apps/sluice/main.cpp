@@ -98,6 +98,13 @@ int main(int argc, char** argv) {
   run_cmd->add_option("pipeline", run.pipeline_file, "PIPELINE.json")->required();
   run_cmd->add_option("--set", run.overrides, "section.option=value, repeatable");
 
+  run_args plan;
+  auto* plan_cmd = app.add_subcommand(
+      "plan", "Print where a run of the pipeline would start and stop, per partition "
+              "(JSON), consuming and committing nothing");
+  plan_cmd->add_option("pipeline", plan.pipeline_file, "PIPELINE.json")->required();
+  plan_cmd->add_option("--set", plan.overrides, "section.option=value, repeatable");
+
   demo_args demo;
   auto* demo_cmd =
       app.add_subcommand("demo", "Embedded broker + load + the priority-routing "
@@ -126,7 +133,7 @@ int main(int argc, char** argv) {
         app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == arg; });
     if (known.empty()) {
       std::cerr << "sluice: unknown command `" << arg
-                << "`; expected run, broker, produce, demo, options or help\n";
+                << "`; expected run, plan, broker, produce, demo, options or help\n";
       return 2;
     }
     break;
@@ -149,6 +156,7 @@ int main(int argc, char** argv) {
     if (broker_cmd->parsed()) return run_broker(broker);
     if (produce_cmd->parsed()) return run_produce(produce);
     if (run_cmd->parsed()) return run_pipeline(run);
+    if (plan_cmd->parsed()) return run_plan(plan);
     if (demo_cmd->parsed()) return run_demo(demo);
     print_options(std::cout);
     return 0;

@@ -644,8 +644,39 @@ group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestam
   return offset;
 }
 
+std::optional<std::string> group_consumer::planned_start(assigned_partition& a,
+                                                         std::int64_t committed) {
+  try {
+    return start_of(a, committed, false, false);
+  } catch (const fatal_error& e) {
+    return std::string(e.what());
+  }
+}
+
+offset_map group_consumer::committed(const std::vector<topic_partition>& parts,
+                                     std::chrono::milliseconds timeout) {
+  auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+  list_guard guard{list};
+  for (auto& tp : parts)
+    rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
+  if (auto e = rd_kafka_committed(rk_, list, static_cast<int>(timeout.count())))
+    throw fatal_error(std::string("cannot read committed offsets: ") +
+                      rd_kafka_err2str(e));
+  offset_map out;
+  for (int i = 0; i < list->cnt; ++i) {
+    auto& e = list->elems[i];
+    if (e.err)
+      throw fatal_error("cannot read the committed offset of " + std::string(e.topic) +
+                        "/" + std::to_string(e.partition) + ": " +
+                        rd_kafka_err2str(e.err));
+    out[{e.topic, e.partition}] = e.offset < 0 ? -1 : e.offset;
+  }
+  return out;
+}
+
 std::optional<std::string> group_consumer::start_of(assigned_partition& a,
-                                                    std::int64_t committed, bool is_new) {
+                                                    std::int64_t committed, bool is_new,
+                                                    bool fail_on_loss) {
   auto lo = a.log_start, hi = a.latest;
   auto by_time = [&](std::int64_t ts, const char* option) -> std::optional<std::string> {
     auto found = offset_for_time(a.tp, ts, std::chrono::seconds(10));
@@ -693,9 +724,10 @@ std::optional<std::string> group_consumer::start_of(assigned_partition& a,
                 std::to_string(a.start_offset) + " but the log starts at " +
                 std::to_string(lo) + ": " + std::to_string(gone) +
                 " record(s) were deleted before they were read";
-    if (opts_.fail_on_data_loss)
+    if (fail_on_loss)
       return what + " (source.failOnDataLoss is true; set it to false to skip them)";
-    spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+    if (!opts_.fail_on_data_loss)
+      spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
     a.lost = gone;
     a.start_offset = lo;
   }
@@ -772,7 +804,9 @@ std::optional<std::string> group_consumer::take_partitions(void* raw) {
     bool is_new = known_partitions_ && !known_partitions_->contains(a.tp);
     if (is_new) known_partitions_->insert(a.tp);
     try {
-      if (auto why = start_of(a, committed->elems[i].offset, is_new)) return why;
+      if (auto why =
+              start_of(a, committed->elems[i].offset, is_new, opts_.fail_on_data_loss))
+        return why;
     } catch (const fatal_error& e) {
       return std::string(e.what());
     }

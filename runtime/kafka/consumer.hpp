@@ -175,6 +175,16 @@ public:
                                               std::int64_t timestamp_ms,
                                               std::chrono::milliseconds timeout);
 
+  /// The group's committed offsets of `parts` (-1: none), without joining;
+  /// throws fatal_error when the coordinator does not answer within `timeout`.
+  offset_map committed(const std::vector<topic_partition>& parts,
+                       std::chrono::milliseconds timeout);
+
+  /// Where `a` (its log range filled in) would start with `committed` (-1:
+  /// none): the rule a run applies at assignment, without failing on loss
+  /// (a.lost says how many records are gone). Returns why a run would fail.
+  std::optional<std::string> planned_start(assigned_partition& a, std::int64_t committed);
+
   /// Whether the source cluster is reachable, as the poll thread last saw it.
   const cluster_health& health() const noexcept { return health_; }
 
@@ -193,7 +203,7 @@ private:
   /// The start of `a` (log range filled in): the committed offset, or what the
   /// start options say; checks for records deleted before they were read.
   std::optional<std::string> start_of(assigned_partition& a, std::int64_t committed,
-                                      bool is_new);
+                                      bool is_new, bool fail_on_loss);
   void serve_commit_results(int timeout_ms);
   void probe_cluster();
 

@@ -71,4 +71,39 @@ offset_map resolve_ends(group_consumer& consumer, const source_options& src,
   return ends;
 }
 
+std::vector<partition_plan> plan_source(group_consumer& consumer,
+                                        const pipeline_config& cfg,
+                                        std::chrono::milliseconds timeout) {
+  auto& src = cfg.source;
+  auto latest = source_partitions(consumer, src, timeout);
+  check_named_partitions(src, latest);
+  bool bounded = cfg.trigger.mode == trigger_options::kind::available_now ||
+                 cfg.trigger.mode == trigger_options::kind::once || has_ending(src);
+  auto ends = bounded ? resolve_ends(consumer, src, latest) : offset_map{};
+  std::vector<topic_partition> parts;
+  for (auto& [tp, end] : latest)
+    parts.push_back(tp);
+  auto committed = consumer.committed(parts, timeout);
+  std::vector<partition_plan> out;
+  for (auto& tp : parts) {
+    auto range = consumer.log_range(tp, timeout);
+    if (!range) throw fatal_error("cannot read the log range of " + tp.str());
+    assigned_partition a;
+    a.tp = tp;
+    a.log_start = range->first;
+    a.latest = range->second;
+    partition_plan p;
+    p.tp = tp;
+    p.committed = committed.at(tp);
+    if (auto why = consumer.planned_start(a, p.committed)) throw fatal_error(*why);
+    p.start = a.start_offset;
+    p.lost = a.lost;
+    p.log_start = a.log_start;
+    p.log_end = a.latest;
+    if (bounded) p.end = ends.at(tp);
+    out.push_back(p);
+  }
+  return out;
+}
+
 } // namespace sluice::kafka

@@ -4,7 +4,9 @@
 #include "runtime/options.hpp"
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace sluice::kafka {
 
@@ -26,5 +28,22 @@ void check_named_partitions(const source_options& src, const offset_map& partiti
 /// (availableNow, once). A timestamp no record reaches means the latest offset.
 offset_map resolve_ends(group_consumer& consumer, const source_options& src,
                         const offset_map& latest);
+
+/// Where a run would read one partition, as `sluice plan` prints it.
+struct partition_plan {
+  topic_partition tp;
+  std::int64_t committed = -1;     ///< the group's offset; -1: none
+  std::int64_t start = 0;          ///< where reading would start
+  std::optional<std::int64_t> end; ///< where it would stop; none: unbounded
+  std::int64_t log_start = 0, log_end = 0;
+  std::int64_t lost = 0; ///< records deleted before they were read
+};
+
+/// Resolves the subscription, the group's committed offsets and the start and
+/// end rules, consuming and committing nothing. Throws config_error or
+/// fatal_error for what would make a run fail at start.
+std::vector<partition_plan> plan_source(group_consumer& consumer,
+                                        const pipeline_config& cfg,
+                                        std::chrono::milliseconds timeout);
 
 } // namespace sluice::kafka

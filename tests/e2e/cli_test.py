@@ -159,6 +159,32 @@ try:
     check("assign commits to the group: each partition at its end, none elsewhere",
           committed[0] == 7 and committed[1] == end1 and committed[2] < 0, committed)
 
+    # `sluice plan`: where a run would start and stop, consuming and committing nothing.
+    def plan(*sets):
+        r = run(["plan", ranged] + [a for s in sets for a in ("--set", s)])
+        return r.returncode, (json.loads(r.stdout) if r.returncode == 0 else r.stderr)
+    code, after = plan()
+    rows = {p["partition"]: p for p in after["partitions"]} if code == 0 else {}
+    check("plan after a run: each partition starts at its commit, nothing left to read",
+          code == 0 and rows[0]["committedOffset"] == 7 and rows[0]["startOffset"] == 7
+          and rows[0]["endOffset"] == 7 and rows[0]["records"] == 0
+          and rows[1]["committedOffset"] == end1 and rows[1]["records"] == 0
+          and set(rows) == {0, 1}, after)
+    code, fresh = plan("source.kafka.group.id=e2e-fresh")
+    rows = {p["partition"]: p for p in fresh["partitions"]} if code == 0 else {}
+    check("plan for a new group: the start options and the ends, with the record counts",
+          code == 0 and rows[0]["committedOffset"] is None and rows[0]["startOffset"] == 2
+          and rows[0]["endOffset"] == 7 and rows[0]["records"] == 5
+          and rows[1]["startOffset"] == 0 and rows[1]["records"] == end1
+          and rows[1]["logEndOffset"] == end1 and rows[0]["lostRecords"] == 0, fresh)
+    code, unbounded = plan("source.kafka.group.id=e2e-fresh", 'source.endingOffsets=null')
+    check("plan with a bad option exits 2 as run does", code == 2 and "endingOffsets" in unbounded,
+          unbounded)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-fresh"})
+    untouched = c.committed([TopicPartition("src7", 0)], timeout=10)[0].offset
+    c.close()
+    check("plan commits nothing", untouched < 0, untouched)
+
     # -- errors at start name the option --------------------------------------------
     bad = os.path.join(WORK, "bad.json")
     with open(bad, "w") as f:

@@ -3,7 +3,9 @@
 // timestamp, trigger once, and failOnDataLoss, checked record by record.
 
 #include "actors/pipeline.hpp"
+#include "runtime/kafka/consumer.hpp"
 #include "runtime/kafka/mock_cluster.hpp"
+#include "runtime/kafka/source_bounds.hpp"
 #include "runtime/options.hpp"
 #include "tests/support/kafka_testing.hpp"
 
@@ -327,6 +329,24 @@ BOOST_AUTO_TEST_CASE(records_deleted_before_they_were_read_fail_the_run_or_are_c
   log_start = std::stoll(failed.summary.error.substr(at + 18));
   BOOST_TEST(log_start > 10);
 
+  {
+    // `sluice plan` sees the same: where a run would start, and what is gone.
+    auto cfg = config(b, "g-loss", R"("subscribe": "big", "endingOffsets": "latest")");
+    kafka::group_consumer consumer(cfg.source, cfg.runtime.broker_timeout);
+    auto plan = kafka::plan_source(consumer, cfg, 10s);
+    BOOST_REQUIRE(plan.size() == 1u);
+    BOOST_TEST(plan[0].committed == 10);
+    BOOST_TEST(plan[0].start == log_start);
+    BOOST_TEST(plan[0].log_start == log_start);
+    BOOST_TEST(plan[0].lost == log_start - 10);
+    BOOST_TEST((plan[0].end && *plan[0].end == 90));
+    consumer.close(1s);
+    // An unbounded run has no end.
+    auto open = config(b, "g-loss", R"("subscribe": "big")");
+    kafka::group_consumer again(open.source, open.runtime.broker_timeout);
+    BOOST_TEST(!kafka::plan_source(again, open, 10s)[0].end.has_value());
+    again.close(1s);
+  }
   auto skipped = run_to_end(config(b, "g-loss", R"("subscribe": "big",
       "endingOffsets": "latest", "failOnDataLoss": false)"));
   BOOST_REQUIRE_MESSAGE(skipped.summary.ok, skipped.summary.error);
