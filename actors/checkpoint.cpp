@@ -238,7 +238,14 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
   };
 
   self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
+  // Cluster health is checked every second, whatever the epoch length (a
+  // `once` run has a single epoch as long as the run).
+  self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   return {
+      [=](tick_atom) {
+        check_health();
+        self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+      },
       [=](report_atom, const std::string& topic, std::int32_t partition,
           std::int64_t watermark, std::int64_t consumed, std::int64_t in_flight,
           std::int64_t latest) {
@@ -263,7 +270,11 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         if (outcome.error)
           spdlog::warn("offset commit failed: {} (retried at the next epoch)",
                        *outcome.error);
-        if (outcome.rebalancing && !ctx->quiesced.exchange(true))
+        // With assign there is no rebalance to wait for: a refusal is just a
+        // failed commit (the group is in use by members), retried.
+        bool assigned_by_hand =
+            ctx->config.source.subscription == subscription_kind::assign;
+        if (outcome.rebalancing && !assigned_by_hand && !ctx->quiesced.exchange(true))
           spdlog::info("the group is rebalancing: reading paused until it is over");
         else if (!outcome.error)
           ctx->quiesced = false;

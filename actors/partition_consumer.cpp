@@ -80,8 +80,16 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   st.credit = static_cast<std::int64_t>(ctx->config.runtime.max_in_flight_per_partition);
   st.byte_credit = static_cast<std::int64_t>(ctx->config.runtime.max_in_flight_bytes);
   st.batch_records = static_cast<std::int64_t>(ctx->config.runtime.max_batch_records);
-  if (auto it = ctx->end_offsets.find(tp); it != ctx->end_offsets.end())
+  if (auto it = ctx->end_offsets.find(tp); it != ctx->end_offsets.end()) {
     st.end_offset = it->second;
+  } else if (!ctx->end_offsets.empty()) {
+    // A bounded run stops where its ends were fixed at start; a partition
+    // found later (a new topic, more partitions) is left for the next run.
+    st.end_offset = start_offset;
+    spdlog::info(
+        "{}: appeared after the bounded run fixed its ends; left for the next run",
+        tp.str());
+  }
 
   // The chain behind this actor, linked so that any failure ends all of it.
   auto chain_error = std::make_shared<std::string>();
@@ -189,39 +197,50 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     } else if (!recs.empty()) {
       st.stepping.reset();
     }
-    // A jump over offsets below the log start: retention deleted records
-    // before they were read (librdkafka moved the position up). Holes above
-    // the log start are compaction or transaction markers, never loss.
-    if (!recs.empty() && recs.front().offset > st.watermark.issued_end() &&
-        !is_consume_error(recs.front())) {
-      auto next = st.watermark.issued_end();
-      auto log_start = ctx->consumer.cached_watermarks(st.tp).first;
-      if (log_start < 0)
-        if (auto range = ctx->consumer.log_range(st.tp, std::chrono::seconds(2)))
-          log_start = range->first;
-      auto gone = std::min(log_start, recs.front().offset) - next;
-      if (gone > 0) {
-        auto what = st.tp.str() + ": the next offset to read was " +
-                    std::to_string(next) + " but the log now starts at " +
-                    std::to_string(log_start) + ": " + std::to_string(gone) +
-                    " record(s) were deleted before they were read";
-        if (ctx->config.source.fail_on_data_loss) {
-          // Nothing past the gap is issued, so nothing past it is committed.
-          ctx->on_fatal(what + " (source.failOnDataLoss is true; set it to false to skip "
-                               "them)");
-          st.finished = true;
-          ctx->consumer.pause(st.tp);
-          return;
-        }
-        spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
-        ctx->metrics.add_lost(st.tp, gone);
-      }
-    }
     if (st.end_offset) {
       auto past_end = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
         return r.offset >= *st.end_offset;
       });
       recs.erase(past_end, recs.end());
+    }
+    // A jump over offsets below the log start: retention deleted records
+    // before they were read (librdkafka moved the position up, possibly in
+    // the middle of what it had queued). Holes above the log start are
+    // compaction or transaction markers, never loss.
+    std::optional<std::string> loss_failure;
+    {
+      auto prev = st.watermark.issued_end();
+      std::optional<std::int64_t> log_start; // looked up at the first hole only
+      for (auto it = recs.begin(); it != recs.end(); ++it) {
+        if (it->offset > prev && !is_consume_error(*it)) {
+          if (!log_start) {
+            log_start = ctx->consumer.cached_watermarks(st.tp).first;
+            if (*log_start < 0)
+              if (auto range = ctx->consumer.log_range(st.tp, std::chrono::seconds(2)))
+                log_start = range->first;
+          }
+          // Counted once, even when a restarted chain reads the gap again.
+          auto from = std::max(prev, st.shared->lost_until.load());
+          auto to = std::min(*log_start, it->offset);
+          if (to > from) {
+            auto what = st.tp.str() + ": the next offset to read was " +
+                        std::to_string(prev) + " but the log now starts at " +
+                        std::to_string(*log_start) + ": " + std::to_string(to - from) +
+                        " record(s) were deleted before they were read";
+            if (ctx->config.source.fail_on_data_loss) {
+              // What came before the gap is issued; nothing past it is.
+              loss_failure = what + " (source.failOnDataLoss is true; set it to false "
+                                    "to skip them)";
+              recs.erase(it, recs.end());
+              break;
+            }
+            spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+            ctx->metrics.add_lost(st.tp, to - from);
+            st.shared->lost_until = to;
+          }
+        }
+        prev = std::max(prev, it->offset + 1);
+      }
     }
     if (!recs.empty()) {
       auto batch = std::make_shared<record_batch>();
@@ -250,6 +269,12 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
                          ctx->metrics.bytes_in_flight += batch->bytes);
       ctx->metrics.observe_in_flight(st.in_flight);
       self->send(st.next, std::move(batch));
+    }
+    if (loss_failure) {
+      ctx->on_fatal(*loss_failure);
+      st.finished = true;
+      ctx->consumer.pause(st.tp);
+      return;
     }
     if (polled.end_of_log && !cut_short) {
       // librdkafka's fetch position passed offsets that produced no record

@@ -56,6 +56,15 @@ struct pipeline::impl : kafka::rebalance_listener {
           (list.empty() ? "" : ", ") + p.tp.str() + "@" + std::to_string(p.start_offset);
       last_batch_id = std::max(last_batch_id, p.batch_id);
       if (p.lost > 0 && ctx) ctx->metrics.add_lost(p.tp, p.lost);
+      // Spark: "starting offset is after the ending offset".
+      if (ctx && !p.from_commit)
+        if (auto end = ctx->end_offsets.find(p.tp);
+            end != ctx->end_offsets.end() && p.start_offset > end->second) {
+          fail(p.tp.str() + ": the start options put its start at " +
+               std::to_string(p.start_offset) + ", after its end " +
+               std::to_string(end->second) + " (set source.startingOffsets)");
+          return;
+        }
     }
     spdlog::info("assigned: {}", list.empty() ? "(none)" : list);
     {
@@ -332,7 +341,7 @@ run_summary pipeline::run_until_stopped() {
         }
         out.ok = false;
         out.error = std::string(e.what()) + " at " + src.bootstrap_servers +
-                    " (check `source.subscribe`, or create the topic: this cluster "
+                    " (check the source's topics, or create the topic: this cluster "
                     "does not create topics when they are read)";
         return out;
       } catch (const config_error&) {

@@ -77,6 +77,8 @@ struct partition_shared {
   std::atomic<std::int64_t> counted_until{-1};
   /// Input rows counted for this partition.
   std::atomic<std::int64_t> consumed{0};
+  /// Offsets below this were already counted as lost (deleted unread).
+  std::atomic<std::int64_t> lost_until{-1};
   /// The broker's high watermark when the partition was assigned.
   std::atomic<std::int64_t> latest{-1};
 };

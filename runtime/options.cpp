@@ -56,7 +56,7 @@ const std::vector<option_doc>& option_table() {
        "These partitions, without a group rebalance; offsets are still committed to "
        "`kafka.group.id`. A JSON object or a JSON string."},
       {"source", "startingOffsets", "earliest, latest or {topic: {partition: offset}}",
-       "latest",
+       "latest (earliest with an ending option)",
        "Where to start a partition that has no committed offset; in JSON -2 is "
        "earliest, -1 latest, and every partition read needs an entry."},
       {"source", "startingOffsetsByTimestamp", "{topic: {partition: ms}}", "",
@@ -690,6 +690,10 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   }
   if (auto* v = obj.if_contains("failOnDataLoss"))
     src.fail_on_data_loss = as_bool(*v, "source.failOnDataLoss");
+  // An end makes the run a batch query, and Spark's batch queries start at
+  // earliest unless told otherwise.
+  if (has_ending(src) && !obj.contains("startingOffsets"))
+    src.starting = starting_offsets::earliest;
 
   if (auto* v = obj.if_contains("kafka.group.id")) {
     src.group_id = as_string(*v, "source.kafka.group.id");

@@ -35,7 +35,7 @@ struct source_options {
   std::string bootstrap_servers;
   subscription_kind subscription = subscription_kind::subscribe;
   std::vector<std::string> subscribe; ///< `subscribe`
-  std::string pattern;                ///< `subscribePattern` (ECMAScript, whole name)
+  std::string pattern;                ///< `subscribePattern` (POSIX ERE, whole name)
   std::vector<kafka::topic_partition> assign; ///< `assign`
   /// Start, for partitions without a committed offset, in Spark's precedence:
   /// `startingTimestamp`, then `startingOffsetsByTimestamp`, then `startingOffsets`.

@@ -14,7 +14,9 @@ namespace {
 void log_to_spdlog(const rd_kafka_t* rk, int level, const char* facility,
                    const char* line) {
   auto name = rk ? rd_kafka_name(rk) : "rdkafka";
-  if (level <= 4)
+  if (level <= 3)
+    spdlog::error("{} {}: {}", name, facility, line);
+  else if (level == 4)
     spdlog::warn("{} {}: {}", name, facility, line);
   else if (level <= 6)
     spdlog::info("{} {}: {}", name, facility, line);

@@ -192,6 +192,9 @@ std::map<std::string, std::string> consumer_properties(const source_options& opt
   // The end-of-log event carries the fetch position: a bounded run finishes
   // by it even when the last offsets hold no record (transaction markers).
   props["enable.partition.eof"] = "true";
+  // A pattern never matches internal topics (where Sluice itself commits).
+  if (opts.subscription == subscription_kind::pattern)
+    set_default(props, "topic.blacklist", "^__.*");
   set_default(props, "log_level", "4");
   return props;
 }
@@ -207,16 +210,17 @@ group_consumer::group_consumer(const source_options& opts,
       });
   // Client-wide errors (every broker down, a name that does not resolve)
   // reach a consumer only through this callback, never through its poll.
-  rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int err, const char* reason,
-                                      void* opaque) {
-    auto code = static_cast<rd_kafka_resp_err_t>(err);
-    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE)
-      static_cast<group_consumer*>(opaque)->health_.mark_down(reason);
-    spdlog::warn("Kafka consumer: {}", reason);
-    auto* self = static_cast<group_consumer*>(opaque);
-    if (code == RD_KAFKA_RESP_ERR__FATAL && self->listener_)
-      self->listener_->on_error(reason, true);
-  });
+  rd_kafka_conf_set_error_cb(
+      conf, [](rd_kafka_t*, int err, const char* reason, void* opaque) {
+        auto code = static_cast<rd_kafka_resp_err_t>(err);
+        // One name that does not resolve is not a cluster down: all brokers are.
+        if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+          static_cast<group_consumer*>(opaque)->health_.mark_down(reason);
+        spdlog::warn("Kafka consumer: {}", reason);
+        auto* self = static_cast<group_consumer*>(opaque);
+        if (code == RD_KAFKA_RESP_ERR__FATAL && self->listener_)
+          self->listener_->on_error(reason, true);
+      });
   rd_kafka_conf_set_opaque(conf, this);
   char err[512];
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
@@ -618,8 +622,10 @@ std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds ti
       md, rd_kafka_metadata_destroy);
   std::vector<std::string> out;
   std::regex re(opts_.pattern, std::regex::extended);
+  // Internal topics (__consumer_offsets...) are never matched, as in Java.
   for (int t = 0; t < md->topic_cnt; ++t)
-    if (!md->topics[t].err && std::regex_match(md->topics[t].topic, re))
+    if (!md->topics[t].err && !std::string_view(md->topics[t].topic).starts_with("__") &&
+        std::regex_match(md->topics[t].topic, re))
       out.push_back(md->topics[t].topic);
   std::sort(out.begin(), out.end());
   return out;
@@ -694,14 +700,33 @@ std::optional<std::string> group_consumer::start_of(assigned_partition& a,
   };
   if (committed >= 0) {
     a.start_offset = committed;
+    a.from_commit = true;
+    if (committed > hi) {
+      // The log is shorter than what was read: it was truncated, or the topic
+      // recreated. Records may be gone; how many cannot be known.
+      auto what = a.tp.str() + ": the committed offset " + std::to_string(committed) +
+                  " is past the end of the log (" + std::to_string(hi) +
+                  "): the log was truncated or the topic recreated";
+      if (fail_on_loss)
+        return what + " (source.failOnDataLoss is true; set it to false to read it from "
+                      "its start)";
+      spdlog::warn("{}; reading it from its start (source.failOnDataLoss is false)",
+                   what);
+      a.start_offset = lo;
+      a.from_commit = false;
+    }
   } else if (is_new) {
     spdlog::info("{}: a partition that appeared while running starts at earliest",
                  a.tp.str());
     a.start_offset = lo;
   } else if (opts_.starting_timestamp) {
     if (auto why = by_time(*opts_.starting_timestamp, "startingTimestamp")) return why;
-  } else if (auto it = opts_.starting_by_timestamp.find(a.tp);
-             it != opts_.starting_by_timestamp.end()) {
+  } else if (!opts_.starting_by_timestamp.empty()) {
+    auto it = opts_.starting_by_timestamp.find(a.tp);
+    if (it == opts_.starting_by_timestamp.end())
+      return a.tp.str() + " is not in source.startingOffsetsByTimestamp: with "
+                          "per-partition timestamps, every partition read needs one "
+                          "(Spark's rule)";
     if (auto why = by_time(it->second, "startingOffsetsByTimestamp")) return why;
   } else if (opts_.starting == starting_offsets::specific) {
     auto it = opts_.starting_specific.find(a.tp);

@@ -35,6 +35,8 @@ struct assigned_partition {
   /// Records deleted by retention before they were read, skipped because
   /// failOnDataLoss is false (the start moved up to the log start).
   std::int64_t lost = 0;
+  /// The start is the group's committed offset (not a start option).
+  bool from_commit = false;
 };
 
 /// Told about assignment changes, on the consumer's poll thread (or on the

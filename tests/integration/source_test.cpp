@@ -256,14 +256,31 @@ BOOST_AUTO_TEST_CASE(timestamps_follow_sparks_precedence_and_strategy) {
   BOOST_TEST(latest.summary.input_rows == 0);
   BOOST_TEST(committed_offsets(b, "g-ts2", "t") ==
              (std::map<std::int32_t, std::int64_t>{{0, 6}, {1, 4}}));
-  // Per partition, then; and an ending timestamp no record reaches is the latest.
-  auto by_partition = run_to_end(config(b, "g-ts3", R"("subscribe": "t",
-      "startingOffsets": {"t": {"0": 2, "1": -2}},
-      "startingOffsetsByTimestamp": {"t": {"1": 1700000000000}},
-      "startingOffsetsByTimestampStrategy": "latest",
-      "endingTimestamp": 1700000000000)"));
+  // Per-partition timestamps need every partition (Spark's rule).
+  auto partial = run_to_end(config(b, "g-ts3", R"("subscribe": "t",
+      "startingOffsetsByTimestamp": {"t": {"1": 1700000000000}})",
+                                   {"trigger.availableNow=true"}));
+  BOOST_TEST(!partial.summary.ok);
+  BOOST_TEST(partial.summary.error.find(
+                 "t/0 is not in source.startingOffsetsByTimestamp") != std::string::npos,
+             partial.summary.error);
+  // An ending timestamp no record reaches is the latest offset.
+  auto by_partition = run_to_end(config(b, "g-ts4", R"("subscribe": "t",
+      "startingOffsets": {"t": {"0": 2, "1": -1}}, "endingTimestamp": 1700000000000)"));
   BOOST_REQUIRE_MESSAGE(by_partition.summary.ok, by_partition.summary.error);
   BOOST_TEST(keys_in(b, "out") == keys(0, 2, 6)); // 1 starts at its latest
+  // A start past the end fails, as in Spark; without startingOffsets, a run
+  // with an end starts at earliest (a batch query).
+  auto backwards = run_to_end(config(b, "g-ts5", R"("subscribe": "t",
+      "startingOffsets": "latest", "endingOffsets": {"t": {"0": 3, "1": -1}})"));
+  BOOST_TEST(!backwards.summary.ok);
+  BOOST_TEST(backwards.summary.error.find("t/0: the start options put its start at 6, "
+                                          "after its end 3") != std::string::npos,
+             backwards.summary.error);
+  auto batch = run_to_end(config(b, "g-ts6", R"("subscribe": "t",
+      "endingOffsets": {"t": {"0": 3, "1": -1}})"));
+  BOOST_REQUIRE_MESSAGE(batch.summary.ok, batch.summary.error);
+  BOOST_TEST(batch.summary.input_rows == 3 + 4);
 }
 
 BOOST_AUTO_TEST_CASE(trigger_once_processes_what_is_there_in_one_epoch) {

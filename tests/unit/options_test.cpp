@@ -385,6 +385,14 @@ BOOST_AUTO_TEST_CASE(starting_and_ending_offsets_take_sparks_forms) {
   BOOST_TEST(has_ending(cfg.source));
   BOOST_TEST(
       !has_ending(parse_pipeline_config(base, {"source.subscribe=orders"}).source));
+  // An end makes a batch query: earliest unless said otherwise.
+  BOOST_TEST((parse_pipeline_config(
+                  base, {"source.subscribe=orders", "source.endingOffsets=latest"})
+                  .source.starting == starting_offsets::earliest));
+  BOOST_TEST((parse_pipeline_config(base, {"source.subscribe=orders",
+                                           "source.endingOffsets=latest",
+                                           "source.startingOffsets=latest"})
+                  .source.starting == starting_offsets::latest));
 
   cfg = parse_pipeline_config(
       base, {"source.subscribe=orders", "source.startingTimestamp=1700000000000",
