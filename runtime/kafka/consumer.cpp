@@ -177,6 +177,12 @@ poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
 
 // -- group_consumer -----------------------------------------------------------
 
+namespace {
+/// Kafka's own topics, which a pattern never matches.
+constexpr const char* internal_topics_pattern =
+    "^(__consumer_offsets|__transaction_state)$";
+} // namespace
+
 std::map<std::string, std::string> consumer_properties(const source_options& opts) {
   auto props = opts.kafka;
   props["bootstrap.servers"] = opts.bootstrap_servers;
@@ -194,7 +200,7 @@ std::map<std::string, std::string> consumer_properties(const source_options& opt
   props["enable.partition.eof"] = "true";
   // A pattern never matches internal topics (where Sluice itself commits).
   if (opts.subscription == subscription_kind::pattern)
-    set_default(props, "topic.blacklist", "^__.*");
+    set_default(props, "topic.blacklist", internal_topics_pattern);
   set_default(props, "log_level", "4");
   return props;
 }
@@ -622,9 +628,11 @@ std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds ti
       md, rd_kafka_metadata_destroy);
   std::vector<std::string> out;
   std::regex re(opts_.pattern, std::regex::extended);
-  // Internal topics (__consumer_offsets...) are never matched, as in Java.
+  // Kafka's internal topics are never matched, as in Java; other names
+  // starting with __ are ordinary topics.
+  static const std::regex internal(internal_topics_pattern);
   for (int t = 0; t < md->topic_cnt; ++t)
-    if (!md->topics[t].err && !std::string_view(md->topics[t].topic).starts_with("__") &&
+    if (!md->topics[t].err && !std::regex_match(md->topics[t].topic, internal) &&
         std::regex_match(md->topics[t].topic, re))
       out.push_back(md->topics[t].topic);
   std::sort(out.begin(), out.end());

@@ -94,14 +94,16 @@ BOOST_AUTO_TEST_CASE(
   cluster.create_topic("evt22", 1);
   cluster.create_topic("evtx", 1);    // a near miss: x is not a digit
   cluster.create_topic("my-evt1", 1); // matches only when unanchored
+  cluster.create_topic("__evt5", 1);  // an ordinary topic, not an internal one
   cluster.create_topic("out", 1);
   produce_to_partition(b, "evt1", 0, 5);
   produce_to_partition(b, "evt1", 1, 5);
   produce_to_partition(b, "evt22", 0, 5);
   produce_to_partition(b, "evtx", 0, 5);
   produce_to_partition(b, "my-evt1", 0, 5);
+  produce_to_partition(b, "__evt5", 0, 5);
 
-  pipeline p(config(b, "g-pattern", R"("subscribePattern": "evt[0-9]+",
+  pipeline p(config(b, "g-pattern", R"("subscribePattern": "(__)?evt[0-9]+",
                                         "startingOffsets": "earliest")"));
   std::mutex m;
   std::string description;
@@ -110,25 +112,26 @@ BOOST_AUTO_TEST_CASE(
     description = e.source_description;
   });
   auto result = std::async(std::launch::async, [&] { return p.run(); });
-  BOOST_REQUIRE(eventually([&] { return read_topic(b, "out").size() >= 15; }, 60s));
+  BOOST_REQUIRE(eventually([&] { return read_topic(b, "out").size() >= 20; }, 60s));
   // A topic created while running joins at the next metadata refresh, from
   // its earliest offset.
   cluster.create_topic("evt3", 1);
   produce_to_partition(b, "evt3", 0, 4);
-  BOOST_TEST(eventually([&] { return read_topic(b, "out").size() >= 19; }, 60s));
+  BOOST_TEST(eventually([&] { return read_topic(b, "out").size() >= 24; }, 60s));
   p.stop();
   BOOST_REQUIRE(result.wait_for(scaled(60s)) == std::future_status::ready);
   auto summary = result.get();
   BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
-  BOOST_TEST(read_topic(b, "out").size() == 19u);
-  BOOST_TEST(summary.input_rows == 19);
+  BOOST_TEST(read_topic(b, "out").size() == 24u);
+  BOOST_TEST(summary.input_rows == 24);
+  BOOST_TEST(committed_offsets(b, "g-pattern", "__evt5").at(0) == 5);
   BOOST_TEST(committed_offsets(b, "g-pattern", "evt1") ==
              (std::map<std::int32_t, std::int64_t>{{0, 5}, {1, 5}}));
   BOOST_TEST(committed_offsets(b, "g-pattern", "evt3").at(0) == 4);
   BOOST_TEST(committed_offsets(b, "g-pattern", "evtx").at(0) < 0); // none
   BOOST_TEST(committed_offsets(b, "g-pattern", "my-evt1").at(0) < 0);
   std::lock_guard<std::mutex> guard{m};
-  BOOST_TEST(description == "KafkaV2[SubscribePattern[evt[0-9]+]]");
+  BOOST_TEST(description == "KafkaV2[SubscribePattern[(__)?evt[0-9]+]]");
 }
 
 BOOST_AUTO_TEST_CASE(assign_reads_its_partitions_without_a_group_and_commits_to_it) {
