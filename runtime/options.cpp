@@ -634,21 +634,26 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
           "expected " + expected + ", got " +
               (v->is_string() ? "`" + std::string(v->get_string()) + "`" : describe(*v)));
   }
-  if (auto* v = obj.if_contains("startingOffsetsByTimestamp")) {
-    src.starting_by_timestamp =
-        parse_partition_values(*v, "source.startingOffsetsByTimestamp", true, false);
-    check_in_subscription(src, src.starting_by_timestamp,
-                          "source.startingOffsetsByTimestamp");
-  }
-  if (auto* v = obj.if_contains("startingTimestamp")) {
-    auto n =
-        as_integer(*v, "source.startingTimestamp", "a timestamp in ms since the epoch");
-    if (n < 0)
-      throw config_error("source.startingTimestamp",
-                         "expected a timestamp in ms since the epoch, got " +
-                             describe(*v));
-    src.starting_timestamp = n;
-  }
+  // The per-partition and all-partition timestamp forms, start and end alike.
+  auto by_partition = [&](const char* name, partition_offsets& out) {
+    if (auto* v = obj.if_contains(name)) {
+      auto option = std::string("source.") + name;
+      out = parse_partition_values(*v, option, true, false);
+      check_in_subscription(src, out, option);
+    }
+  };
+  auto timestamp = [&](const char* name, std::optional<std::int64_t>& out) {
+    if (auto* v = obj.if_contains(name)) {
+      auto option = std::string("source.") + name;
+      const std::string expected = "a timestamp in ms since the epoch";
+      auto n = as_integer(*v, option, expected);
+      if (n < 0)
+        throw config_error(option, "expected " + expected + ", got " + describe(*v));
+      out = n;
+    }
+  };
+  by_partition("startingOffsetsByTimestamp", src.starting_by_timestamp);
+  timestamp("startingTimestamp", src.starting_timestamp);
   if (auto* v = obj.if_contains("startingOffsetsByTimestampStrategy")) {
     auto s =
         as_string(*v, "source.startingOffsetsByTimestampStrategy", "error or latest");
@@ -673,21 +678,8 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
       check_in_subscription(src, src.ending_specific, "source.endingOffsets");
     }
   }
-  if (auto* v = obj.if_contains("endingOffsetsByTimestamp")) {
-    src.ending_by_timestamp =
-        parse_partition_values(*v, "source.endingOffsetsByTimestamp", true, false);
-    check_in_subscription(src, src.ending_by_timestamp,
-                          "source.endingOffsetsByTimestamp");
-  }
-  if (auto* v = obj.if_contains("endingTimestamp")) {
-    auto n =
-        as_integer(*v, "source.endingTimestamp", "a timestamp in ms since the epoch");
-    if (n < 0)
-      throw config_error("source.endingTimestamp",
-                         "expected a timestamp in ms since the epoch, got " +
-                             describe(*v));
-    src.ending_timestamp = n;
-  }
+  by_partition("endingOffsetsByTimestamp", src.ending_by_timestamp);
+  timestamp("endingTimestamp", src.ending_timestamp);
   if (auto* v = obj.if_contains("failOnDataLoss"))
     src.fail_on_data_loss = as_bool(*v, "source.failOnDataLoss");
   // An end makes the run a batch query, and Spark's batch queries start at

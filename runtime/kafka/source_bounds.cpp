@@ -44,26 +44,26 @@ offset_map resolve_ends(group_consumer& consumer, const source_options& src,
   auto by_time = [&](const topic_partition& tp, std::int64_t ts, std::int64_t end) {
     return consumer.offset_for_time(tp, ts, std::chrono::seconds(10)).value_or(end);
   };
+  // With per-partition ends, every partition read needs one (Spark's rule).
+  auto named = [](const partition_offsets& ends, const topic_partition& tp,
+                  const char* option) {
+    auto it = ends.find(tp);
+    if (it == ends.end())
+      throw config_error(option, "`" + tp.str() +
+                                     "` is read but has no end: with per-partition ends, "
+                                     "every partition read needs one (Spark's rule)");
+    return it->second;
+  };
   offset_map ends;
   for (auto& [tp, end] : latest) {
     if (src.ending_timestamp) {
       ends[tp] = by_time(tp, *src.ending_timestamp, end);
     } else if (!src.ending_by_timestamp.empty()) {
-      auto it = src.ending_by_timestamp.find(tp);
-      if (it == src.ending_by_timestamp.end())
-        throw config_error("source.endingOffsetsByTimestamp",
-                           "`" + tp.str() +
-                               "` is read but has no end: with per-partition ends, every "
-                               "partition read needs one (Spark's rule)");
-      ends[tp] = by_time(tp, it->second, end);
+      ends[tp] = by_time(
+          tp, named(src.ending_by_timestamp, tp, "source.endingOffsetsByTimestamp"), end);
     } else if (!src.ending_specific.empty()) {
-      auto it = src.ending_specific.find(tp);
-      if (it == src.ending_specific.end())
-        throw config_error("source.endingOffsets",
-                           "`" + tp.str() +
-                               "` is read but has no end: with per-partition ends, every "
-                               "partition read needs one (Spark's rule)");
-      ends[tp] = it->second == -1 ? end : it->second;
+      auto n = named(src.ending_specific, tp, "source.endingOffsets");
+      ends[tp] = n == -1 ? end : n;
     } else {
       ends[tp] = end;
     }
