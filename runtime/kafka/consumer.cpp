@@ -661,7 +661,7 @@ group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestam
 std::optional<std::string> group_consumer::planned_start(assigned_partition& a,
                                                          std::int64_t committed) {
   try {
-    return start_of(a, committed, false, false);
+    return start_of(a, committed, false, opts_.fail_on_data_loss);
   } catch (const fatal_error& e) {
     return std::string(e.what());
   }

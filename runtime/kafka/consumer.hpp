@@ -183,8 +183,8 @@ public:
                        std::chrono::milliseconds timeout);
 
   /// Where `a` (its log range filled in) would start with `committed` (-1:
-  /// none): the rule a run applies at assignment, without failing on loss
-  /// (a.lost says how many records are gone). Returns why a run would fail.
+  /// none): the rule a run applies at assignment (a.lost says how many
+  /// records are gone when they are skipped). Returns why a run would fail.
   std::optional<std::string> planned_start(assigned_partition& a, std::int64_t committed);
 
   /// Whether the source cluster is reachable, as the poll thread last saw it.

@@ -101,6 +101,11 @@ std::vector<partition_plan> plan_source(group_consumer& consumer,
     p.log_start = a.log_start;
     p.log_end = a.latest;
     if (bounded) p.end = ends.at(tp);
+    // The run's own check: a start from the options past the end fails.
+    if (p.end && !a.from_commit && a.lost == 0 && p.start > *p.end)
+      throw fatal_error(tp.str() + ": the start options put its start at " +
+                        std::to_string(p.start) + ", after its end " +
+                        std::to_string(*p.end) + " (set source.startingOffsets)");
     out.push_back(p);
   }
   return out;

@@ -3,6 +3,7 @@
 // timestamp, trigger once, and failOnDataLoss, checked record by record.
 
 #include "actors/pipeline.hpp"
+#include "runtime/errors.hpp"
 #include "runtime/kafka/consumer.hpp"
 #include "runtime/kafka/mock_cluster.hpp"
 #include "runtime/kafka/source_bounds.hpp"
@@ -351,7 +352,8 @@ BOOST_AUTO_TEST_CASE(records_deleted_before_they_were_read_fail_the_run_or_are_c
 
   {
     // `sluice plan` sees the same: where a run would start, and what is gone.
-    auto cfg = config(b, "g-loss", R"("subscribe": "big", "endingOffsets": "latest")");
+    auto cfg = config(b, "g-loss", R"("subscribe": "big", "endingOffsets": "latest",
+                                       "failOnDataLoss": false)");
     kafka::group_consumer consumer(cfg.source, cfg.runtime.broker_timeout);
     auto plan = kafka::plan_source(consumer, cfg, 10s);
     BOOST_REQUIRE(plan.size() == 1u);
@@ -361,8 +363,20 @@ BOOST_AUTO_TEST_CASE(records_deleted_before_they_were_read_fail_the_run_or_are_c
     BOOST_TEST(plan[0].lost == log_start - 10);
     BOOST_TEST((plan[0].end && *plan[0].end == 90));
     consumer.close(1s);
+    // With failOnDataLoss true, plan fails as the run would.
+    auto strict = config(b, "g-loss", R"("subscribe": "big", "endingOffsets": "latest")");
+    kafka::group_consumer checked(strict.source, strict.runtime.broker_timeout);
+    try {
+      kafka::plan_source(checked, strict, 10s);
+      BOOST_ERROR("plan accepted a run that fails on data loss");
+    } catch (const fatal_error& e) {
+      BOOST_TEST(std::string(e.what()).find("deleted before they were read") !=
+                     std::string::npos,
+                 e.what());
+    }
+    checked.close(1s);
     // An unbounded run has no end.
-    auto open = config(b, "g-loss", R"("subscribe": "big")");
+    auto open = config(b, "g-loss", R"("subscribe": "big", "failOnDataLoss": false)");
     kafka::group_consumer again(open.source, open.runtime.broker_timeout);
     BOOST_TEST(!kafka::plan_source(again, open, 10s)[0].end.has_value());
     again.close(1s);
