@@ -331,6 +331,7 @@ void group_consumer::serve_commit_results(int timeout_ms) {
       auto outcome =
           outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
       if (!outcome.error && !outcome.committed.empty()) health_.mark_up();
+      forget_deferred(outcome.committed);
       if (done && *done) (*done)(std::move(outcome));
     }
     rd_kafka_event_destroy(ev);
@@ -419,14 +420,25 @@ commit_outcome group_consumer::commit_sync(const offset_map& offsets,
   }
   rd_kafka_queue_destroy(q);
   if (!outcome.committed.empty()) health_.mark_up();
+  forget_deferred(outcome.committed);
   return outcome;
+}
+
+void group_consumer::forget_deferred(const offset_map& committed) {
+  // A refused offset kept for after the rebalance must never be committed
+  // once a later one went through: it would move the group backwards.
+  std::lock_guard<std::mutex> guard{deferred_mutex_};
+  for (auto& [tp, off] : committed)
+    if (auto it = deferred_commit_.find(tp);
+        it != deferred_commit_.end() && it->second <= off)
+      deferred_commit_.erase(it);
 }
 
 void group_consumer::commit_after_rebalance(const offset_map& offsets,
                                             std::int64_t batch_id) {
   std::lock_guard<std::mutex> guard{deferred_mutex_};
   for (auto& [tp, off] : offsets)
-    deferred_commit_[tp] = off;
+    deferred_commit_[tp] = std::max(deferred_commit_[tp], off);
   deferred_batch_id_ = std::max(deferred_batch_id_, batch_id);
 }
 

@@ -207,6 +207,8 @@ private:
   std::optional<std::string> start_of(assigned_partition& a, std::int64_t committed,
                                       bool is_new, bool fail_on_loss);
   void serve_commit_results(int timeout_ms);
+  /// Drops kept (refused) offsets that a later commit has gone past.
+  void forget_deferred(const offset_map& committed);
   void probe_cluster();
 
   source_options opts_;
