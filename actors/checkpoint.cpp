@@ -58,6 +58,18 @@ struct checkpoint_state {
   std::string last_message;
 
   bool complete = false;
+
+  // Rate limits: each epoch admits a range of offsets per partition, as a
+  // Spark micro-batch does, and closes once every partition has handled it.
+  bool epoch_open = false;
+  bool trigger_due = false;   ///< the trigger fired: open the next epoch
+  bool once_admitted = false; ///< trigger once: its single epoch is open
+  bool limits_reported = true;
+  std::int64_t last_trigger_ms = wall_ms(); ///< for source.maxTriggerDelay
+  /// Where the next admission of each partition starts.
+  std::map<kafka::topic_partition, std::int64_t> admitted_end;
+  /// The open (or last) epoch's admitted range per partition: [from, limit).
+  std::map<kafka::topic_partition, std::pair<std::int64_t, std::int64_t>> epoch_limits;
 };
 
 namespace {
@@ -136,6 +148,11 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         seen = it->second;
         p.num_lost_rows += pp.num_lost_rows;
       }
+      if (!st.limits_reported)
+        if (auto it = st.epoch_limits.find(tp); it != st.epoch_limits.end()) {
+          pp.admitted_offset = it->second.second;
+          pp.admitted_rows = it->second.second - it->second.first;
+        }
       pp.in_flight = ps.in_flight;
       in_flight += ps.in_flight;
       p.num_input_rows += pp.num_input_rows;
@@ -172,6 +189,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     // numbering can first continue from the commit metadata.
     if (!force && !active && (!st.assigned || now - st.last_report_ms < idle_report_ms))
       return std::nullopt;
+    st.limits_reported = true;
     st.last_report_ms = now;
     st.last_message = p.message;
     ++st.batch_id;
@@ -226,15 +244,107 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         });
   };
 
-  auto check_complete = [self, ctx] {
+  bool once = ctx->config.trigger.mode == trigger_options::kind::once;
+  bool runs_to_end =
+      once || ctx->config.trigger.mode == trigger_options::kind::available_now;
+
+  auto check_complete = [self, ctx, once] {
     auto& st = self->state;
     if (st.complete || ctx->end_offsets.empty()) return;
     for (auto& [tp, end] : ctx->end_offsets) {
       auto it = st.parts.find(tp);
-      if (it == st.parts.end() || it->second.watermark < end) return;
+      if (it == st.parts.end()) return;
+      auto target = end;
+      // A capped `once` ends with its single epoch.
+      if (once && st.once_admitted)
+        if (auto l = st.epoch_limits.find(tp); l != st.epoch_limits.end())
+          target = std::min(target, l->second.second);
+      if (it->second.watermark < target) return;
     }
     st.complete = true;
     if (ctx->on_complete) ctx->on_complete();
+  };
+
+  // Admits the next range of every partition: Spark's proportional split of
+  // maxOffsetsPerTrigger, after minOffsetsPerTrigger's wait. False when
+  // nothing is admitted.
+  auto open_epoch = [self, ctx, runs_to_end] {
+    auto& st = self->state;
+    auto& src = ctx->config.source;
+    std::map<kafka::topic_partition, backlog_range> backlog;
+    std::int64_t total = 0;
+    for (auto& [tp, p] : st.parts) {
+      auto begin = p.watermark;
+      if (auto a = st.admitted_end.find(tp); a != st.admitted_end.end())
+        begin = std::max(begin, a->second);
+      if (begin < 0) continue;
+      std::int64_t end = begin;
+      if (auto e = ctx->end_offsets.find(tp); e != ctx->end_offsets.end())
+        end = e->second;
+      else if (ctx->end_offsets.empty())
+        end = std::max(p.latest, ctx->consumer.cached_watermarks(tp).second);
+      end = std::max(end, begin);
+      backlog[tp] = {begin, end};
+      total += end - begin;
+    }
+    if (total == 0) return false;
+    auto now = wall_ms();
+    if (!runs_to_end && src.min_offsets_per_trigger &&
+        total < *src.min_offsets_per_trigger &&
+        now - st.last_trigger_ms < src.max_trigger_delay.count()) {
+      spdlog::debug("{} offset(s) waiting, below source.minOffsetsPerTrigger ({}): the "
+                    "epoch waits",
+                    total, *src.min_offsets_per_trigger);
+      return false;
+    }
+    auto limits = prorate(backlog, src.max_offsets_per_trigger);
+    st.epoch_limits.clear();
+    std::int64_t admitted = 0;
+    for (auto& [tp, limit] : limits) {
+      st.epoch_limits[tp] = {backlog[tp].begin, limit};
+      st.admitted_end[tp] = limit;
+      admitted += limit - backlog[tp].begin;
+    }
+    ctx->admission.admit(limits);
+    st.epoch_open = true;
+    st.limits_reported = false;
+    st.last_trigger_ms = now;
+    spdlog::debug("epoch admits {} of {} waiting offset(s)", admitted, total);
+    return true;
+  };
+
+  // Every partition handled what the open epoch admitted.
+  auto epoch_done = [self] {
+    auto& st = self->state;
+    for (auto& [tp, range] : st.epoch_limits)
+      if (auto it = st.parts.find(tp);
+          it != st.parts.end() && it->second.watermark < range.second)
+        return false;
+    return true;
+  };
+
+  // With a rate limit: closes the open epoch once it is handled, and opens
+  // the next when the trigger is due (at once for availableNow).
+  auto advance = [self, ctx, once, runs_to_end, open_epoch, epoch_done, close_epoch] {
+    auto& st = self->state;
+    if (!ctx->admission.enabled() || st.complete) return;
+    if (once) {
+      // One epoch, admitted once every assigned partition is known.
+      if (!st.once_admitted && st.assigned) st.once_admitted = open_epoch();
+      return;
+    }
+    if (st.epoch_open) {
+      if (!epoch_done()) return;
+      st.epoch_open = false;
+      close_epoch(); // commits the admitted range and reports it
+    }
+    // As in Spark, the next epoch starts once the last one's commit answered
+    // (its report shows what the group holds).
+    if (st.pending) return;
+    if (runs_to_end || st.trigger_due) {
+      st.trigger_due = false;
+      open_epoch();
+    }
   };
 
   self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
@@ -256,10 +366,20 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         p.in_flight = in_flight;
         if (latest >= 0) p.latest = std::max(p.latest, latest);
         check_complete();
+        advance();
       },
       [=](epoch_atom) {
         check_health();
-        close_epoch();
+        auto& st = self->state;
+        if (!ctx->admission.enabled()) {
+          close_epoch();
+        } else {
+          // An admitted epoch closes when handled; an idle one here (the
+          // heartbeat), then the trigger opens the next.
+          if (!st.epoch_open) close_epoch();
+          st.trigger_due = true;
+          advance();
+        }
         self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
       },
       [=](committed_atom, std::uint64_t seq, kafka::commit_outcome& outcome) {
@@ -281,12 +401,22 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         if (st.pending && st.pending->commit_seq == seq) {
           finish_report(*st.pending, &outcome);
           st.pending.reset();
+          advance();
         }
       },
-      [=](resume_atom, std::int64_t last_batch_id) {
+      [=](assign_atom, const assignment& parts) {
+        // Known before their chains report, so that an epoch admits them all.
         auto& st = self->state;
         st.assigned = true;
-        st.batch_id = std::max(st.batch_id, last_batch_id + 1);
+        for (auto& a : parts) {
+          st.batch_id = std::max(st.batch_id, a.batch_id + 1);
+          auto& p = st.parts[a.tp];
+          if (p.epoch_start < 0) p.epoch_start = a.start_offset;
+          if (p.watermark < 0) p.watermark = a.start_offset;
+          p.latest = std::max(p.latest, a.latest);
+        }
+        check_complete();
+        advance();
       },
       [=](watermark_atom, const std::string& topic,
           std::int32_t partition) -> std::int64_t {
@@ -313,6 +443,9 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
           }
           if (it->second.watermark >= 0 && it->second.watermark != it->second.committed)
             out[it->first] = it->second.watermark;
+          ctx->admission.forget(it->first);
+          st.admitted_end.erase(it->first);
+          st.epoch_limits.erase(it->first);
           it = st.parts.erase(it);
         }
         if (report) {

@@ -15,8 +15,9 @@ namespace sluice::actors {
 /// partition's watermark reached its end offset.
 ///
 /// Messages: `report_atom, topic, partition, watermark, consumed, in_flight,
-/// latest`; `watermark_atom, topic, partition` -> int64_t; `resume_atom,
-/// batch_id` (continue the numbering after it); `take_atom, partition_list`
+/// latest`; `watermark_atom, topic, partition` -> int64_t; `assign_atom,
+/// assignment` (the partitions and their starts; the numbering continues
+/// after their commits' batch ids); `take_atom, partition_list`
 /// -> (offset_map, batch_id): closes an epoch, hands over the uncommitted
 /// watermarks of those partitions (all when empty) and forgets them; the
 /// caller commits them and answers `committed_atom, commit_outcome`, which

@@ -60,9 +60,8 @@ using take_atom = caf::atom_constant<caf::atom("take")>;
 using watermark_atom = caf::atom_constant<caf::atom("watermark")>;
 // Poll thread -> checkpoint: the outcome of an epoch's commit.
 using committed_atom = caf::atom_constant<caf::atom("committed")>;
-// Checkpoint: continue the epoch numbering after this batch id.
-using resume_atom = caf::atom_constant<caf::atom("resume")>;
-// Supervisor: partitions assigned / revoked, restart one chain, a fatal error.
+// Supervisor and checkpoint: partitions assigned; supervisor: revoked, restart one chain,
+// a fatal error.
 using assign_atom = caf::atom_constant<caf::atom("assign")>;
 using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;

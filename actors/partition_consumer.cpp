@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
+#include <limits>
 #include <optional>
 
 namespace sluice::actors {
@@ -32,6 +34,9 @@ struct consumer_state {
   std::map<std::int64_t, batch_ack> acked;
   /// Records are polled into this; a batch is allocated only when it has some.
   std::vector<record> scratch;
+  /// Records polled past the open epoch's admission limit (possible across
+  /// offset holes), read first once a later epoch admits them.
+  std::vector<record> held;
   std::optional<std::int64_t> end_offset; ///< bounded run: stop here
   /// First offset of a record set librdkafka cannot decode, while stepping over it.
   std::optional<std::int64_t> stepping;
@@ -60,6 +65,14 @@ bool is_consume_error(const record& r) {
 
 /// Retry interval while the run-wide byte credit is spent.
 constexpr auto byte_credit_poll = std::chrono::milliseconds(5);
+
+/// The bytes a record holds against the byte credit.
+std::int64_t record_bytes(const record& r) {
+  std::size_t n = (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
+  for (auto& h : r.headers)
+    n += h.name.size() + (h.value ? h.value->size() : 0);
+  return static_cast<std::int64_t>(n);
+}
 
 caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
                                  run_context* ctx, kafka::topic_partition tp,
@@ -155,10 +168,28 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       return;
     }
     st.stalled = false;
-    auto want = std::min(room, st.batch_records);
+    // A rate limit: read only what the open epoch admitted.
+    auto limit = std::numeric_limits<std::int64_t>::max();
+    if (ctx->admission.enabled()) {
+      limit = ctx->admission.limit(st.tp);
+      if (limit <= st.watermark.issued_end()) {
+        schedule_tick(idle_poll); // until the next epoch admits more
+        return;
+      }
+    }
+    auto want = std::min({room, st.batch_records, limit - st.watermark.issued_end()});
     auto& recs = st.scratch;
     recs.clear();
-    auto polled = st.queue->poll(recs, static_cast<std::size_t>(want));
+    kafka::poll_result polled;
+    if (!st.held.empty()) {
+      auto n = std::min<std::size_t>(st.held.size(), static_cast<std::size_t>(want));
+      std::move(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(n),
+                std::back_inserter(recs));
+      st.held.erase(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(n));
+      polled.events = n;
+    } else {
+      polled = st.queue->poll(recs, static_cast<std::size_t>(want));
+    }
     if (polled.error) spdlog::warn("{}: {}", st.tp.str(), *polled.error);
     // Records before the read position are re-deliveries of issued offsets;
     // records at or past the end offset belong to a later run.
@@ -203,45 +234,67 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       });
       recs.erase(past_end, recs.end());
     }
+    {
+      // Past the admission limit: kept for a later epoch, in order.
+      auto past_limit = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
+        return r.offset >= limit && !is_consume_error(r);
+      });
+      if (past_limit != recs.end()) {
+        st.held.insert(st.held.begin(), std::make_move_iterator(past_limit),
+                       std::make_move_iterator(recs.end()));
+        recs.erase(past_limit, recs.end());
+      }
+    }
     // A jump over offsets below the log start: retention deleted records
     // before they were read (librdkafka moved the position up, possibly in
     // the middle of what it had queued). Holes above the log start are
     // compaction or transaction markers, never loss.
     std::optional<std::string> loss_failure;
+    std::optional<std::int64_t> log_start; // looked up at the first hole only
+    // Offsets [prev, next) produced no record: loss when below the log start.
+    // Returns false when the run must fail (failOnDataLoss).
+    auto check_gap = [&](std::int64_t prev, std::int64_t next) {
+      if (!log_start) {
+        log_start = ctx->consumer.cached_watermarks(st.tp).first;
+        if (*log_start < 0)
+          if (auto range = ctx->consumer.log_range(st.tp, std::chrono::seconds(2)))
+            log_start = range->first;
+      }
+      // Counted once, even when a restarted chain reads the gap again.
+      auto from = std::max(prev, st.shared->lost_until.load());
+      auto to = std::min(*log_start, next);
+      if (to <= from) return true;
+      auto what = st.tp.str() + ": the next offset to read was " + std::to_string(prev) +
+                  " but the log now starts at " + std::to_string(*log_start) + ": " +
+                  std::to_string(to - from) +
+                  " record(s) were deleted before they were read";
+      if (ctx->config.source.fail_on_data_loss) {
+        loss_failure =
+            what + " (source.failOnDataLoss is true; set it to false to skip them)";
+        return false;
+      }
+      spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+      ctx->metrics.add_lost(st.tp, to - from);
+      st.shared->lost_until = to;
+      return true;
+    };
     {
       auto prev = st.watermark.issued_end();
-      std::optional<std::int64_t> log_start; // looked up at the first hole only
       for (auto it = recs.begin(); it != recs.end(); ++it) {
-        if (it->offset > prev && !is_consume_error(*it)) {
-          if (!log_start) {
-            log_start = ctx->consumer.cached_watermarks(st.tp).first;
-            if (*log_start < 0)
-              if (auto range = ctx->consumer.log_range(st.tp, std::chrono::seconds(2)))
-                log_start = range->first;
-          }
-          // Counted once, even when a restarted chain reads the gap again.
-          auto from = std::max(prev, st.shared->lost_until.load());
-          auto to = std::min(*log_start, it->offset);
-          if (to > from) {
-            auto what = st.tp.str() + ": the next offset to read was " +
-                        std::to_string(prev) + " but the log now starts at " +
-                        std::to_string(*log_start) + ": " + std::to_string(to - from) +
-                        " record(s) were deleted before they were read";
-            if (ctx->config.source.fail_on_data_loss) {
-              // What came before the gap is issued; nothing past it is.
-              loss_failure = what + " (source.failOnDataLoss is true; set it to false "
-                                    "to skip them)";
-              recs.erase(it, recs.end());
-              break;
-            }
-            spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
-            ctx->metrics.add_lost(st.tp, to - from);
-            st.shared->lost_until = to;
-          }
+        if (it->offset > prev && !is_consume_error(*it) && !check_gap(prev, it->offset)) {
+          // What came before the gap is issued; nothing past it is.
+          recs.erase(it, recs.end());
+          break;
         }
         prev = std::max(prev, it->offset + 1);
       }
     }
+    // The epoch's admitted range ends inside a hole: the rest of it is handled.
+    std::optional<std::int64_t> skip_to;
+    if (recs.empty() && !loss_failure && !st.held.empty() &&
+        st.held.front().offset >= limit && limit > st.watermark.issued_end() &&
+        check_gap(st.watermark.issued_end(), limit))
+      skip_to = limit;
     if (!recs.empty()) {
       auto batch = std::make_shared<record_batch>();
       batch->topic = st.tp.topic;
@@ -249,7 +302,9 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       batch->generation = st.generation;
       batch->begin_offset = st.watermark.issued_end();
       batch->end_offset = recs.back().offset + 1;
-      batch->bytes = static_cast<std::int64_t>(polled.bytes);
+      batch->bytes = 0;
+      for (auto& r : recs)
+        batch->bytes += record_bytes(r);
       // Input counts each offset once: not again when a restart replays it.
       auto counted_until = st.shared->counted_until.load();
       auto fresh = std::count_if(recs.begin(), recs.end(), [&](const record& r) {
@@ -279,7 +334,10 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     if (polled.end_of_log && !cut_short) {
       // librdkafka's fetch position passed offsets that produced no record
       // (transaction markers, aborted records): they are handled.
-      auto end = *polled.end_of_log;
+      skip_to = std::max(skip_to.value_or(0), *polled.end_of_log);
+    }
+    if (skip_to) {
+      auto end = std::min(*skip_to, limit);
       if (st.end_offset) end = std::min(end, *st.end_offset);
       if (end > st.watermark.issued_end()) {
         auto begin = st.watermark.issued_end();

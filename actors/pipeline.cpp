@@ -50,11 +50,9 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   void on_assigned(const std::vector<kafka::assigned_partition>& parts) override {
     std::string list;
-    std::int64_t last_batch_id = -1;
     for (auto& p : parts) {
       list +=
           (list.empty() ? "" : ", ") + p.tp.str() + "@" + std::to_string(p.start_offset);
-      last_batch_id = std::max(last_batch_id, p.batch_id);
       if (p.lost > 0 && ctx) ctx->metrics.add_lost(p.tp, p.lost);
       // Spark: "starting offset is after the ending offset".
       if (ctx && !p.from_commit)
@@ -74,7 +72,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     if (ctx) ctx->quiesced = false; // the rebalance is over
     caf::scoped_actor self{*system};
-    self->send(checkpoint_actor, resume_atom::value, last_batch_id);
+    self->send(checkpoint_actor, assign_atom::value, assignment(parts));
     // Never wait without a bound from librdkafka's thread.
     self->request(supervisor_actor, actor_timeout, assign_atom::value, assignment(parts))
         .receive([](bool) {},

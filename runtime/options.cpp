@@ -75,6 +75,18 @@ const std::vector<option_doc>& option_table() {
       {"source", "failOnDataLoss", "boolean", "true",
        "When records were deleted by retention before they were read: fail the run "
        "(true) or skip them, counted in `numLostRows` (false)."},
+      {"source", "maxOffsetsPerTrigger", "integer", "",
+       "Rate limit: an epoch admits at most this many offsets, split over the "
+       "partitions in proportion to their backlog; availableNow then runs several "
+       "epochs, once admits one."},
+      {"source", "minOffsetsPerTrigger", "integer", "",
+       "An epoch starts only when this many offsets are waiting, or after "
+       "`maxTriggerDelay` (ignored by availableNow and once)."},
+      {"source", "maxTriggerDelay", "duration", "15 minutes",
+       "The longest an epoch waits for `minOffsetsPerTrigger`."},
+      {"source", "minPartitions", "integer", "",
+       "When above the partitions assigned, each partition's records fan out to "
+       "parallel lanes (parse, route, user stage) by key hash, keeping per-key order."},
       {"source", "kafka.group.id", "string", "sluice-<name>",
        "Consumer group; committed offsets live there."},
       {"source", "includeHeaders", "boolean", "false",
@@ -219,11 +231,6 @@ const json::object& as_object(const json::value& v, const std::string& option) {
 /// Named as such, a Spark user is not told their option does not exist.
 const char* not_supported_yet(const std::string& option) {
   static const std::map<std::string, const char*, std::less<>> hints = {
-      {"source.maxOffsetsPerTrigger",
-       "`runtime.maxInFlightPerPartition` bounds what is read ahead"},
-      {"source.minOffsetsPerTrigger", "remove it"},
-      {"source.maxTriggerDelay", "remove it"},
-      {"source.minPartitions", "one chain runs per partition"},
       {"source.groupIdPrefix", "set `kafka.group.id`"},
       {"source.kafkaConsumer.pollTimeoutMs", "remove it (no equivalent in Sluice)"},
       {"source.fetchOffset.numRetries",
@@ -605,7 +612,8 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
                   "startingOffsetsByTimestamp", "startingTimestamp",
                   "startingOffsetsByTimestampStrategy", "endingOffsets",
                   "endingOffsetsByTimestamp", "endingTimestamp", "failOnDataLoss",
-                  "includeHeaders"},
+                  "maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay",
+                  "minPartitions", "includeHeaders"},
                  true);
   auto& src = cfg.source;
   if (auto* v = obj.if_contains("kafka.bootstrap.servers"))
@@ -682,6 +690,22 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   timestamp("endingTimestamp", src.ending_timestamp);
   if (auto* v = obj.if_contains("failOnDataLoss"))
     src.fail_on_data_loss = as_bool(*v, "source.failOnDataLoss");
+  if (auto* v = obj.if_contains("maxOffsetsPerTrigger"))
+    src.max_offsets_per_trigger = as_positive(*v, "source.maxOffsetsPerTrigger");
+  if (auto* v = obj.if_contains("minOffsetsPerTrigger"))
+    src.min_offsets_per_trigger = as_positive(*v, "source.minOffsetsPerTrigger");
+  if (src.max_offsets_per_trigger && src.min_offsets_per_trigger &&
+      *src.min_offsets_per_trigger > *src.max_offsets_per_trigger)
+    throw config_error("source.minOffsetsPerTrigger",
+                       "must not exceed source.maxOffsetsPerTrigger (" +
+                           std::to_string(*src.max_offsets_per_trigger) + "), got " +
+                           std::to_string(*src.min_offsets_per_trigger));
+  if (auto* v = obj.if_contains("maxTriggerDelay"))
+    src.max_trigger_delay = parse_duration(
+        as_string(*v, "source.maxTriggerDelay", "a duration like \"15 minutes\""),
+        "source.maxTriggerDelay");
+  if (auto* v = obj.if_contains("minPartitions"))
+    src.min_partitions = as_positive(*v, "source.minPartitions");
   // An end makes the run a batch query, and Spark's batch queries start at
   // earliest unless told otherwise.
   if (has_ending(src) && !obj.contains("startingOffsets"))
@@ -998,6 +1022,10 @@ std::string source_description(const source_options& s) {
 bool has_ending(const source_options& s) {
   return s.ending_latest || !s.ending_specific.empty() ||
          !s.ending_by_timestamp.empty() || s.ending_timestamp.has_value();
+}
+
+bool has_rate_limit(const source_options& s) {
+  return s.max_offsets_per_trigger.has_value() || s.min_offsets_per_trigger.has_value();
 }
 
 std::chrono::milliseconds parse_duration(std::string_view text,

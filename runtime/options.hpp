@@ -52,6 +52,13 @@ struct source_options {
   std::optional<std::int64_t> ending_timestamp;
   /// Fail when records were deleted before they were read; else skip them, counted.
   bool fail_on_data_loss = true;
+  /// Rate limit: offsets admitted per epoch, over all partitions.
+  std::optional<std::int64_t> max_offsets_per_trigger;
+  /// An epoch waits for this many offsets, at most `max_trigger_delay`.
+  std::optional<std::int64_t> min_offsets_per_trigger;
+  std::chrono::milliseconds max_trigger_delay{std::chrono::minutes(15)};
+  /// Lanes: at least this many parallel chains over the assigned partitions.
+  std::optional<std::int64_t> min_partitions;
   std::string group_id;
   bool include_headers = false;
   /// librdkafka consumer properties, `kafka.` prefix stripped.
@@ -117,6 +124,9 @@ std::string source_description(const source_options& s);
 
 /// Whether the source names an end, which makes any run bounded.
 bool has_ending(const source_options& s);
+
+/// Whether epochs admit fixed offset ranges (a rate limit is set).
+bool has_rate_limit(const source_options& s);
 
 /// A whole pipeline, as read from `sluice run PIPELINE.json`.
 struct pipeline_config {

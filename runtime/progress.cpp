@@ -111,6 +111,20 @@ std::string to_json(const epoch_progress& p) {
       {"numLostRowsByPartition", offsets(&partition_progress::num_lost_rows)},
       {"metrics", behind_latest_metrics(p.partitions)},
   };
+  // A rate-limited epoch: the range it admitted.
+  json::object admitted;
+  std::int64_t admitted_rows = 0;
+  for (auto& pp : p.partitions) {
+    if (pp.admitted_offset < 0) continue;
+    auto& topic = admitted[pp.topic];
+    if (!topic.is_object()) topic = json::object();
+    topic.get_object()[std::to_string(pp.partition)] = pp.admitted_offset;
+    admitted_rows += pp.admitted_rows;
+  }
+  if (!admitted.empty()) {
+    source["admittedOffset"] = std::move(admitted);
+    source["numAdmittedRows"] = admitted_rows;
+  }
   json::object out{
       {"id", p.id},
       {"runId", p.run_id},

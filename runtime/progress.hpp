@@ -17,6 +17,9 @@ struct partition_progress {
   std::int64_t in_flight = 0;
   std::int64_t num_lost_rows =
       0; ///< deleted before they were read (failOnDataLoss false)
+  /// With a rate limit: the end of the range the epoch admitted (-1: none).
+  std::int64_t admitted_offset = -1;
+  std::int64_t admitted_rows = 0;
 };
 
 /// What one epoch did: printed as one JSON line with Spark's

@@ -454,3 +454,159 @@ BOOST_AUTO_TEST_CASE(records_deleted_while_running_fail_the_run_or_are_counted) 
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(rate_limits)
+
+namespace {
+/// The progress lines of epochs that admitted records, with what they admitted.
+std::vector<boost::json::object>
+admitting(const std::vector<boost::json::object>& lines) {
+  std::vector<boost::json::object> out;
+  for (auto& p : lines)
+    if (p.at("sources").as_array()[0].as_object().contains("numAdmittedRows"))
+      out.push_back(p);
+  return out;
+}
+const boost::json::object& source_of(const boost::json::object& p) {
+  return p.at("sources").as_array()[0].as_object();
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(available_now_runs_capped_epochs_split_by_backlog) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("t", 3);
+  cluster.create_topic("out", 1);
+  produce_to_partition(b, "t", 0, 60);
+  produce_to_partition(b, "t", 1, 30);
+  produce_to_partition(b, "t", 2, 10);
+  auto run = run_to_end(config(b, "g-capped", R"("assign": {"t": [0, 1, 2]},
+      "startingOffsets": "earliest", "maxOffsetsPerTrigger": 20)",
+                               {"trigger.availableNow=true"}));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(keys_in(b, "out") == keys(0, 0, 60) + keys(1, 0, 30) + keys(2, 0, 10));
+  // Spark's split: 20 * backlog / total per partition, every epoch: the
+  // backlog keeps its 6:3:1 shape, so each epoch admits 12, 6 and 2.
+  auto epochs = admitting(run.progress);
+  BOOST_REQUIRE_EQUAL(epochs.size(), 5u);
+  for (std::size_t i = 0; i < epochs.size(); ++i) {
+    auto n = static_cast<std::int64_t>(i + 1);
+    auto& src = source_of(epochs[i]);
+    BOOST_TEST(src.at("numAdmittedRows").as_int64() == 20);
+    BOOST_TEST(epochs[i].at("numInputRows").as_int64() == 20);
+    auto expected = boost::json::object{
+        {"t", boost::json::object{{"0", 12 * n}, {"1", 6 * n}, {"2", 2 * n}}}};
+    BOOST_TEST(src.at("admittedOffset").as_object() == expected);
+    // Each epoch ends exactly where it was admitted to, committed.
+    BOOST_TEST(src.at("endOffset").as_object() == expected);
+  }
+  BOOST_TEST(committed_offsets(b, "g-capped", "t") ==
+             (std::map<std::int32_t, std::int64_t>{{0, 60}, {1, 30}, {2, 10}}));
+}
+
+BOOST_AUTO_TEST_CASE(trigger_once_runs_one_capped_epoch) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("t", 3);
+  cluster.create_topic("out", 1);
+  produce_to_partition(b, "t", 0, 60);
+  produce_to_partition(b, "t", 1, 30);
+  produce_to_partition(b, "t", 2, 10);
+  auto cfg = config(b, "g-once-capped", R"("subscribe": "t",
+      "startingOffsets": "earliest", "maxOffsetsPerTrigger": 20)",
+                    {"trigger.once=true"});
+  auto run = run_to_end(cfg);
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(keys_in(b, "out") == keys(0, 0, 12) + keys(1, 0, 6) + keys(2, 0, 2));
+  BOOST_TEST(committed_offsets(b, "g-once-capped", "t") ==
+             (std::map<std::int32_t, std::int64_t>{{0, 12}, {1, 6}, {2, 2}}));
+  auto epochs = admitting(run.progress);
+  BOOST_REQUIRE_EQUAL(epochs.size(), 1u);
+  BOOST_TEST(epochs[0].at("numInputRows").as_int64() == 20);
+  // The next run takes the next capped share, from the commit.
+  run = run_to_end(cfg);
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(run.summary.input_rows == 20);
+  BOOST_TEST(committed_offsets(b, "g-once-capped", "t") ==
+             (std::map<std::int32_t, std::int64_t>{{0, 24}, {1, 12}, {2, 4}}));
+}
+
+BOOST_AUTO_TEST_CASE(a_capped_stream_admits_what_arrives_at_most_cap_per_epoch) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("t", 2);
+  cluster.create_topic("out", 1);
+  pipeline p(config(b, "g-stream-cap", R"("assign": {"t": [0, 1]},
+      "startingOffsets": "earliest", "maxOffsetsPerTrigger": 25)"));
+  std::mutex m;
+  std::vector<boost::json::object> lines;
+  p.on_progress([&](const epoch_progress& e) {
+    std::lock_guard<std::mutex> guard{m};
+    lines.push_back(boost::json::parse(to_json(e)).as_object());
+  });
+  auto result = std::async(std::launch::async, [&] { return p.run(); });
+  produce_to_partition(b, "t", 0, 70);
+  produce_to_partition(b, "t", 1, 30);
+  BOOST_TEST(eventually([&] { return read_topic(b, "out").size() >= 100; }, 60s));
+  p.stop();
+  BOOST_REQUIRE(result.wait_for(scaled(60s)) == std::future_status::ready);
+  auto summary = result.get();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(keys_in(b, "out") == keys(0, 0, 70) + keys(1, 0, 30));
+  std::lock_guard<std::mutex> guard{m};
+  std::int64_t admitted = 0;
+  for (auto& e : admitting(lines)) {
+    auto n = source_of(e).at("numAdmittedRows").as_int64();
+    BOOST_TEST(n <= 25);
+    BOOST_TEST(e.at("numInputRows").as_int64() == n);
+    admitted += n;
+  }
+  BOOST_TEST(admitted == 100);
+}
+
+BOOST_AUTO_TEST_CASE(min_offsets_per_trigger_waits_for_enough_or_for_the_delay) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("t", 1);
+  cluster.create_topic("out", 1);
+  produce_to_partition(b, "t", 0, 10);
+  pipeline p(config(b, "g-min", R"("assign": {"t": [0]}, "startingOffsets": "earliest",
+      "minOffsetsPerTrigger": 50, "maxTriggerDelay": "2 seconds")"));
+  std::mutex m;
+  std::vector<boost::json::object> lines;
+  std::vector<double> seconds; // when each admitting line arrived
+  auto start = std::chrono::steady_clock::now();
+  p.on_progress([&](const epoch_progress& e) {
+    auto line = boost::json::parse(to_json(e)).as_object();
+    std::lock_guard<std::mutex> guard{m};
+    if (!source_of(line).contains("numAdmittedRows")) return;
+    lines.push_back(line);
+    seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  });
+  auto result = std::async(std::launch::async, [&] { return p.run(); });
+  // 10 records are fewer than 50: they wait for the 2 s delay.
+  BOOST_REQUIRE(eventually(
+      [&] {
+        std::lock_guard<std::mutex> guard{m};
+        return !lines.empty();
+      },
+      60s));
+  // 60 more, in two writes: the epoch waits for the second (30 < 50).
+  produce_to_partition(b, "t", 0, 40); // keys 0-0..0-39: offsets 10..49
+  produce_to_partition(b, "t", 0, 30); // offsets 50..79
+  BOOST_TEST(eventually([&] { return read_topic(b, "out").size() >= 80; }, 60s));
+  p.stop();
+  BOOST_REQUIRE(result.wait_for(scaled(60s)) == std::future_status::ready);
+  auto summary = result.get();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(read_topic(b, "out").size() == 80u);
+  std::lock_guard<std::mutex> guard{m};
+  BOOST_REQUIRE_EQUAL(lines.size(), 2u);
+  BOOST_TEST(source_of(lines[0]).at("numAdmittedRows").as_int64() == 10);
+  BOOST_TEST(seconds[0] >= 2.0); // not before maxTriggerDelay
+  BOOST_TEST(source_of(lines[1]).at("numAdmittedRows").as_int64() == 70);
+  BOOST_TEST(committed_offsets(b, "g-min", "t").at(0) == 80);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -306,11 +306,41 @@ BOOST_AUTO_TEST_CASE(unreadable_files_give_the_os_reason) {
   BOOST_TEST(e.find("Is a directory") != std::string::npos, e);
 }
 
-BOOST_AUTO_TEST_CASE(spark_options_not_implemented_say_so) {
+BOOST_AUTO_TEST_CASE(rate_limits_and_lanes_take_positive_counts_and_a_duration) {
+  auto cfg = parse_pipeline_config(
+      minimal, {"source.maxOffsetsPerTrigger=1000", "source.minOffsetsPerTrigger=\"200\"",
+                "source.maxTriggerDelay=30 seconds", "source.minPartitions=8"});
+  BOOST_TEST(*cfg.source.max_offsets_per_trigger == 1000);
+  BOOST_TEST(*cfg.source.min_offsets_per_trigger == 200);
+  BOOST_TEST(cfg.source.max_trigger_delay.count() == 30000);
+  BOOST_TEST(*cfg.source.min_partitions == 8);
+  BOOST_TEST(has_rate_limit(cfg.source));
+  auto plain = parse_pipeline_config(minimal);
+  BOOST_TEST(!has_rate_limit(plain.source));
+  BOOST_TEST(plain.source.max_trigger_delay.count() == 15 * 60 * 1000); // Spark's 15m
+  BOOST_TEST(!plain.source.min_partitions.has_value());
+
   for (const char* option :
-       {"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay",
-        "minPartitions", "groupIdPrefix", "kafkaConsumer.pollTimeoutMs",
-        "fetchOffset.numRetries", "fetchOffset.retryIntervalMs"}) {
+       {"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "minPartitions"}) {
+    for (const char* bad : {"0", "-5", "1.5", "\"many\""}) {
+      auto e = error_of(minimal, {std::string("source.") + option + "=" + bad});
+      BOOST_TEST(e.find("option `source." + std::string(option) +
+                        "`: expected a positive integer") != std::string::npos,
+                 e);
+    }
+  }
+  auto e = error_of(minimal, {"source.maxTriggerDelay=soon"});
+  BOOST_TEST(e.find("option `source.maxTriggerDelay`") != std::string::npos, e);
+  e = error_of(minimal,
+               {"source.maxOffsetsPerTrigger=100", "source.minOffsetsPerTrigger=500"});
+  BOOST_TEST(e == "option `source.minOffsetsPerTrigger`: must not exceed "
+                  "source.maxOffsetsPerTrigger (100), got 500",
+             e);
+}
+
+BOOST_AUTO_TEST_CASE(spark_options_not_implemented_say_so) {
+  for (const char* option : {"groupIdPrefix", "kafkaConsumer.pollTimeoutMs",
+                             "fetchOffset.numRetries", "fetchOffset.retryIntervalMs"}) {
     auto e = error_of(minimal, {std::string("source.") + option + "=x"});
     BOOST_TEST(e.find("option `source." + std::string(option) +
                       "`: not supported yet; ") != std::string::npos,
