@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <functional>
+#include <string_view>
 #include <iterator>
 #include <limits>
 #include <optional>
@@ -21,7 +23,16 @@ struct consumer_state {
   std::shared_ptr<partition_shared> shared;
   offset_watermark watermark{0};
   std::uint32_t generation = 0;
-  caf::actor next;
+  /// The stages behind this actor: one lane, or several (source.minPartitions)
+  /// that the records of each batch are split over by key.
+  std::vector<caf::actor> lanes;
+  /// Batches split over several lanes: acknowledgements still to come, and
+  /// what the lanes acknowledged so far, merged.
+  struct split {
+    std::size_t left = 0;
+    batch_ack merged;
+  };
+  std::map<std::int64_t, split> splits;
   caf::actor checkpoint;
   run_metrics* metrics = nullptr;
   std::int64_t credit = 0;
@@ -105,14 +116,24 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   }
 
   // The chain behind this actor, linked so that any failure ends all of it.
-  auto chain_error = std::make_shared<std::string>();
-  st.next = spawn_stages(self, ctx, generation, std::move(deliveries), chain_error);
-  self->set_exit_handler([self, chain_error](caf::exit_msg& m) {
+  auto lanes = std::max(1, ctx->lanes_per_partition.load());
+  std::vector<std::shared_ptr<std::string>> chain_errors;
+  for (int i = 0; i < lanes; ++i) {
+    chain_errors.push_back(std::make_shared<std::string>());
+    st.lanes.push_back(
+        spawn_stages(self, ctx, generation, deliveries, chain_errors.back()));
+  }
+  if (lanes > 1)
+    spdlog::info("{}: {} lanes (source.minPartitions {})", tp.str(), lanes,
+                 *ctx->config.source.min_partitions);
+  self->set_exit_handler([self, chain_errors](caf::exit_msg& m) {
     if (!m.reason) return;
-    if (!chain_error->empty())
-      self->quit(caf::make_error(caf::sec::runtime_error, *chain_error));
-    else
-      self->quit(m.reason);
+    for (auto& e : chain_errors)
+      if (!e->empty()) {
+        self->quit(caf::make_error(caf::sec::runtime_error, *e));
+        return;
+      }
+    self->quit(m.reason);
   });
 
   st.queue = ctx->consumer.queue(tp);
@@ -146,7 +167,40 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     self->delayed_send(self, after, tick_atom::value);
   };
 
-  auto fetch = [self, ctx, check_end, schedule_tick, report] {
+  // Splits a batch over the lanes by a hash of the key, so that each key's
+  // records stay in order in one lane; records without a key are spread by
+  // offset. Each part keeps the batch's offset range, and the batch is
+  // acknowledged once every part is.
+  auto send_to_lanes = [self](batch_ptr batch) {
+    auto& st = self->state;
+    auto n = st.lanes.size();
+    std::vector<batch_ptr> parts(n);
+    std::hash<std::string_view> hash;
+    for (auto& r : batch->records) {
+      auto lane = r.key ? hash(*r.key) % n : static_cast<std::size_t>(r.offset) % n;
+      auto& part = parts[lane];
+      if (!part) {
+        part = std::make_shared<record_batch>();
+        part->topic = batch->topic;
+        part->partition = batch->partition;
+        part->generation = batch->generation;
+        part->begin_offset = batch->begin_offset;
+        part->end_offset = batch->end_offset;
+      }
+      part->bytes += record_bytes(r);
+      ++part->issued_records;
+      part->records.push_back(std::move(r));
+    }
+    auto& split = st.splits[batch->begin_offset];
+    split = {};
+    for (std::size_t i = 0; i < n; ++i)
+      if (parts[i]) {
+        ++split.left;
+        self->send(st.lanes[i], std::move(parts[i]));
+      }
+  };
+
+  auto fetch = [self, ctx, check_end, schedule_tick, report, send_to_lanes] {
     auto& st = self->state;
     check_end();
     if (st.draining || st.finished) return;
@@ -323,7 +377,10 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       run_metrics::raise(ctx->metrics.max_bytes_in_flight,
                          ctx->metrics.bytes_in_flight += batch->bytes);
       ctx->metrics.observe_in_flight(st.in_flight);
-      self->send(st.next, std::move(batch));
+      if (st.lanes.size() == 1)
+        self->send(st.lanes.front(), std::move(batch));
+      else
+        send_to_lanes(std::move(batch));
     }
     if (loss_failure) {
       ctx->on_fatal(*loss_failure);
@@ -375,7 +432,24 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       },
       [=](ack_atom, batch_ack& ack) {
         auto& st = self->state;
-        if (ack.generation != st.generation || !st.watermark.ack(ack.begin)) return;
+        if (ack.generation != st.generation) return;
+        if (auto it = st.splits.find(ack.begin); it != st.splits.end()) {
+          // One lane's part of a split batch: done when every part is.
+          auto& m = it->second.merged;
+          m.begin = ack.begin;
+          m.generation = ack.generation;
+          m.rows += ack.rows;
+          m.bytes += ack.bytes;
+          m.outputs += ack.outputs;
+          m.dlq += ack.dlq;
+          m.dropped += ack.dropped;
+          for (auto& [topic, n] : ack.rows_by_topic)
+            m.rows_by_topic[topic] += n;
+          if (--it->second.left > 0) return;
+          ack = std::move(m);
+          st.splits.erase(it);
+        }
+        if (!st.watermark.ack(ack.begin)) return;
         st.in_flight -= ack.rows;
         st.bytes_in_flight -= ack.bytes;
         ctx->metrics.bytes_in_flight -= ack.bytes;

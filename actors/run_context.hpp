@@ -126,6 +126,9 @@ struct run_context {
   /// now on can be committed before the partitions move (the embedded broker,
   /// unlike Kafka, refuses commits during a rebalance) and would be read again.
   std::atomic<bool> quiesced{false};
+  /// Parallel chains per partition (`source.minPartitions` over the assigned
+  /// partitions), set by the supervisor at each assignment.
+  std::atomic<int> lanes_per_partition{1};
   /// Rate limits: how far each partition may read in the open epoch.
   admission_gate admission{admits_by_epoch(config)};
 };

@@ -5,6 +5,8 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <deque>
@@ -26,6 +28,10 @@ struct chain {
   std::deque<steady::time_point> failures;
   bool stopping = false;
 };
+
+/// Lanes per partition at most, whatever minPartitions asks: each lane is
+/// three or four actors.
+constexpr std::int64_t max_lanes = 64;
 
 /// Interval at which a restart or a drain checks that a chain's deliveries
 /// are all reported.
@@ -153,6 +159,19 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
 
   return {
       [=](assign_atom, const assignment& parts) {
+        // Lanes: enough parallel chains per partition for minPartitions.
+        if (auto min = ctx->config.source.min_partitions) {
+          std::int64_t assigned = 0;
+          for (auto& [tp, c] : self->state.chains)
+            if (!c.stopping) ++assigned;
+          for (auto& p : parts)
+            if (auto it = self->state.chains.find(p.tp);
+                it == self->state.chains.end() || it->second.stopping)
+              ++assigned;
+          auto lanes = assigned == 0 ? 1 : (*min + assigned - 1) / assigned;
+          ctx->lanes_per_partition = static_cast<int>(std::clamp<std::int64_t>(
+              lanes, 1, static_cast<std::int64_t>(max_lanes)));
+        }
         for (auto& p : parts) {
           auto& c = self->state.chains[p.tp];
           c.stopping = false;

@@ -127,8 +127,9 @@ std::map<std::int32_t, std::int64_t> end_offsets(const std::string& bootstrap,
   return out;
 }
 
-void produce_to_partition(const std::string& bootstrap, const std::string& topic,
-                          std::int32_t partition, int count, std::size_t value_bytes) {
+void produce_records(const std::string& bootstrap, const std::string& topic,
+                     std::int32_t partition,
+                     const std::vector<std::pair<std::string, std::string>>& records) {
   auto* conf = kafka::make_conf({{"bootstrap.servers", bootstrap},
                                  {"enable.idempotence", "true"},
                                  {"log_level", "3"}},
@@ -136,17 +137,12 @@ void produce_to_partition(const std::string& bootstrap, const std::string& topic
   char err[512];
   auto* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk) throw std::runtime_error(err);
-  for (int i = 0; i < count; ++i) {
-    auto key = std::to_string(partition) + "-" + std::to_string(i);
-    std::string value = "{\"n\":" + std::to_string(i);
-    if (value_bytes > value.size() + 12)
-      value += ",\"pad\":\"" + std::string(value_bytes - value.size() - 10, 'x') + "\"";
-    value += "}";
+  for (auto& [key, value] : records) {
     for (;;) {
       auto e = rd_kafka_producev(
           rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
           RD_KAFKA_V_KEY(key.data(), key.size()),
-          RD_KAFKA_V_VALUE(value.data(), value.size()),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk, 10);
@@ -162,6 +158,20 @@ void produce_to_partition(const std::string& bootstrap, const std::string& topic
   auto e = rd_kafka_flush(rk, 30000);
   rd_kafka_destroy(rk);
   if (e) throw std::runtime_error(std::string("flush: ") + rd_kafka_err2str(e));
+}
+
+void produce_to_partition(const std::string& bootstrap, const std::string& topic,
+                          std::int32_t partition, int count, std::size_t value_bytes) {
+  std::vector<std::pair<std::string, std::string>> records;
+  for (int i = 0; i < count; ++i) {
+    auto key = std::to_string(partition) + "-" + std::to_string(i);
+    std::string value = "{\"n\":" + std::to_string(i);
+    if (value_bytes > value.size() + 12)
+      value += ",\"pad\":\"" + std::string(value_bytes - value.size() - 10, 'x') + "\"";
+    value += "}";
+    records.emplace_back(std::move(key), std::move(value));
+  }
+  produce_records(bootstrap, topic, partition, records);
 }
 
 std::chrono::milliseconds scaled(std::chrono::milliseconds base) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sluice::testing {
@@ -45,6 +46,12 @@ std::map<std::int32_t, std::int64_t> end_offsets(const std::string& bootstrap,
 /// "pad" string to `value_bytes` when that is larger. Throws on failure.
 void produce_to_partition(const std::string& bootstrap, const std::string& topic,
                           std::int32_t partition, int count, std::size_t value_bytes = 0);
+
+/// Writes (key, value) records into one partition, in order, and waits until
+/// the broker has them. Throws on failure.
+void produce_records(const std::string& bootstrap, const std::string& topic,
+                     std::int32_t partition,
+                     const std::vector<std::pair<std::string, std::string>>& records);
 
 /// Kafka protocol request keys, for the embedded broker's error injection
 /// (librdkafka keeps its own names in a private header).
