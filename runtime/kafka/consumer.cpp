@@ -651,6 +651,22 @@ std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds ti
   return out;
 }
 
+std::size_t group_consumer::partition_count(std::chrono::milliseconds timeout) {
+  if (opts_.subscription == subscription_kind::assign) return opts_.assign.size();
+  auto topics = topics_now(timeout);
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
+    return 0;
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
+      md, rd_kafka_metadata_destroy);
+  std::size_t n = 0;
+  for (int t = 0; t < md->topic_cnt; ++t)
+    if (!md->topics[t].err &&
+        std::find(topics.begin(), topics.end(), md->topics[t].topic) != topics.end())
+      n += static_cast<std::size_t>(md->topics[t].partition_cnt);
+  return n;
+}
+
 std::optional<std::int64_t>
 group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestamp_ms,
                                 std::chrono::milliseconds timeout) {

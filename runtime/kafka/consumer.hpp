@@ -170,6 +170,9 @@ public:
   /// The topics the source reads now: the subscribe list, the topics of the
   /// assignment, or those whose whole name matches the pattern.
   std::vector<std::string> topics_now(std::chrono::milliseconds timeout);
+  /// How many partitions the source reads now, in all (0 when the cluster
+  /// does not answer within `timeout`).
+  std::size_t partition_count(std::chrono::milliseconds timeout);
 
   /// The first offset whose timestamp is at or after `timestamp_ms`; none when
   /// every record is older. Throws fatal_error when the brokers do not answer.
