@@ -2,13 +2,16 @@
 // bench/run_bench.sh measures Sluice (and a Python loop) against.
 //
 //   bench/copy_loop --bootstrap B --group G [--input bench-in] [--output bench-copy-out]
-//                   [--count 1000000] [--consumer-set key=value ...]
+//                   [--count 1000000] [--assign | --subscribe]
+//                   [--consumer-set key=value ...]
 //
-// One consumer (subscribe, group G, earliest, session.timeout.ms 6000,
-// fetch.wait.max.ms 50 -- as the Sluice runs use) and one producer (idempotent,
-// linger.ms 5, as Sluice's sink); key, value and headers of every record copied,
-// nothing parsed, no offsets committed. Exits once it has copied --count records
-// and the producer has flushed, printing one JSON line on stdout:
+// One consumer (group G, fetch.wait.max.ms 50 -- as the Sluice runs use) and one
+// producer (idempotent, linger.ms 5, as Sluice's sink); key, value and headers of
+// every record copied, nothing parsed, no offsets committed. --assign (the
+// default) takes every partition of the input at its beginning, with no group
+// join; --subscribe joins group G (earliest, session.timeout.ms 6000) instead.
+// Exits once it has copied --count records and the producer has flushed,
+// printing one JSON line on stdout:
 //   {"contestant":"copy_loop","records":N,"seconds":S,"rate":R}
 // seconds run from the first record read to the last delivery report;
 // read_seconds from the first record read to the last.
@@ -71,8 +74,27 @@ rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
 int usage() {
   std::fprintf(stderr,
                "usage: copy_loop --bootstrap B --group G [--input T] [--output T] "
-               "[--count N] [--consumer-set key=value ...]\n");
+               "[--count N] [--assign | --subscribe] [--consumer-set key=value ...]\n");
   return 2;
+}
+
+/// Every partition of `topic` at its beginning, the partition count from the
+/// cluster's metadata.
+rd_kafka_topic_partition_list_t* all_partitions(rd_kafka_t* rk,
+                                                const std::string& topic) {
+  auto* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  auto e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+  rd_kafka_topic_destroy(rkt);
+  if (e) throw std::runtime_error("metadata of " + topic + ": " + rd_kafka_err2str(e));
+  int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
+  rd_kafka_metadata_destroy(md);
+  if (n <= 0) throw std::runtime_error("topic " + topic + " has no partitions");
+  auto* parts = rd_kafka_topic_partition_list_new(n);
+  for (int p = 0; p < n; ++p)
+    rd_kafka_topic_partition_list_add(parts, topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  return parts;
 }
 
 } // namespace
@@ -80,6 +102,7 @@ int usage() {
 int main(int argc, char** argv) try {
   std::string bootstrap, group, input = "bench-in", output = "bench-copy-out";
   std::int64_t count = 1000000;
+  bool assign = true;
   std::vector<std::pair<const char*, std::string>> cprops = {
       {"auto.offset.reset", "earliest"},
       {"enable.auto.commit", "false"},
@@ -88,8 +111,14 @@ int main(int argc, char** argv) try {
   std::vector<std::string> extra; // keys of --consumer-set, kept alive for cprops
   extra.reserve(argc);
   for (int i = 1; i < argc; i += 2) {
+    std::string opt = argv[i];
+    if (opt == "--assign" || opt == "--subscribe") { // flags: no value
+      assign = opt == "--assign";
+      --i;
+      continue;
+    }
     if (i + 1 >= argc) return usage();
-    std::string opt = argv[i], val = argv[i + 1];
+    std::string val = argv[i + 1];
     if (opt == "--bootstrap")
       bootstrap = val;
     else if (opt == "--group")
@@ -119,11 +148,19 @@ int main(int argc, char** argv) try {
   auto* producer = make_client(RD_KAFKA_PRODUCER, pconf);
 
   rd_kafka_poll_set_consumer(consumer);
-  auto* topics = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(topics, input.c_str(), RD_KAFKA_PARTITION_UA);
-  if (auto e = rd_kafka_subscribe(consumer, topics))
-    throw std::runtime_error(std::string("subscribe: ") + rd_kafka_err2str(e));
-  rd_kafka_topic_partition_list_destroy(topics);
+  if (assign) {
+    // Explicit offsets: no group join and no committed-offset lookup.
+    auto* parts = all_partitions(consumer, input);
+    auto e = rd_kafka_assign(consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (e) throw std::runtime_error(std::string("assign: ") + rd_kafka_err2str(e));
+  } else {
+    auto* topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, input.c_str(), RD_KAFKA_PARTITION_UA);
+    auto e = rd_kafka_subscribe(consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) throw std::runtime_error(std::string("subscribe: ") + rd_kafka_err2str(e));
+  }
   auto* out = rd_kafka_topic_new(producer, output.c_str(), nullptr);
   auto* queue = rd_kafka_queue_get_consumer(consumer);
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Whole-process benchmark: Sluice against the raw librdkafka copy loop (C++) and a
-# python3-confluent-kafka copy loop, on one embedded broker, in the same run,
-# alternating rounds, medians. See bench/README.md.
+# Whole-process benchmark: Sluice against the raw librdkafka copy loop (C++), a
+# python3-confluent-kafka copy loop, and the loop a user would write in Python
+# instead of Sluice (parse, validate, route, commit after delivery), on one
+# embedded broker, in the same run, alternating rounds, medians. Every contestant
+# assigns all input partitions (no group join), so whole-process wall and CPU
+# times compare as well as rates. See bench/README.md.
 #
 #   bench/run_bench.sh [--events 1000000] [--partitions 64] [--rounds 3]
 #                      [--build build] [--sluice BIN] [--out DIR]
@@ -14,7 +17,7 @@
 #
 # Needs build/apps/sluice and build/bench/copy_loop
 # (cmake --build build --target sluice copy_loop), /usr/bin/python3 with
-# confluent_kafka, and /usr/bin/time.
+# confluent_kafka, and GNU time at /usr/bin/time.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -56,7 +59,7 @@ if [ -n "${SLUICE_BIN:-}" ]; then
     if [[ "$e" == *=* ]]; then label=${e%%=*}; bin=${e#*=}
     else label=${SLUICE_LABEL:-sluice-other}; bin=$e; fi
     [ -x "$bin" ] || { echo "SLUICE_BIN: $bin is not executable" >&2; exit 2; }
-    case "$label" in copy_loop*|sluice) echo "SLUICE_BIN: label $label is taken" >&2; exit 2 ;; esac
+    case "$label" in copy_loop*|route_loop*|sluice) echo "SLUICE_BIN: label $label is taken" >&2; exit 2 ;; esac
     others[$label]=$bin
     other_labels+=("$label")
   done
@@ -73,7 +76,8 @@ bootfile="$out/bootstrap"
 rm -f "$bootfile"
 "$sluice" broker --brokers 3 --topic "bench-in:$partitions" \
   --topic "bench-copy-out:$partitions" --topic "bench-py-out:$partitions" \
-  --topic "bench-sluice-out:$partitions" --topic "bench-other-out:$partitions" \
+  --topic "bench-route-out:$partitions" --topic "bench-sluice-out:$partitions" \
+  --topic "bench-other-out:$partitions" \
   --topic bench-dlq:1 --bootstrap-file "$bootfile" > "$out/broker.log" 2>&1 &
 broker_pid=$!
 trap 'kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true' EXIT
@@ -87,12 +91,14 @@ echo "producing $events events to bench-in ($partitions partitions)..." >&2
   --seed 1 >&2
 
 # The Sluice pipeline: the order parse schema (runtime/workload order_parse_section),
-# a fixed route, a DLQ, availableNow -- the pipeline of bench/copy_ratio.cpp.
+# a fixed route, a DLQ, availableNow -- the pipeline of bench/copy_ratio.cpp, but
+# assigned every partition of bench-in, as the loops are: no group join to wait for.
+assign=$(seq -s, 0 $((partitions - 1)))
 pipeline_json() { # $1 output topic
   cat <<EOF
 {
   "name": "bench",
-  "source": {"kafka.bootstrap.servers": "$bootstrap", "subscribe": "bench-in",
+  "source": {"kafka.bootstrap.servers": "$bootstrap", "assign": {"bench-in": [$assign]},
              "startingOffsets": "earliest", "includeHeaders": true,
              "kafka.session.timeout.ms": 6000, "kafka.fetch.wait.max.ms": 50},
   "parse": {"format": "json",
@@ -114,60 +120,75 @@ pipeline_json bench-other-out > "$out/pipeline-other.json"
 # default (100000) the prefetch limit applies to the one consumer queue that all
 # 64 partitions share, and the loop waits on fetches (measured ~140k msgs/s with
 # 1/3 of a core busy); with a larger limit it prefetches the whole input.
-contestants=(copy_loop copy_loop-prefetch copy_loop.py sluice)
+contestants=(copy_loop copy_loop-prefetch copy_loop.py route_loop.py sluice)
 contestants+=("${other_labels[@]}")
 
-# One whole process under /usr/bin/time; appends one line to results.tsv:
-# round contestant records seconds rate wall_s peak_rss_kb
+# One whole process under GNU time (wall s, peak RSS KiB, user s, sys s); appends
+# one line to results.tsv:
+# round contestant records seconds rate wall_s peak_rss_kb user_s sys_s
 run_one() { # $1 round, $2 contestant
   local r=$1 c=$2 group="bench-$tag-r$1-$2" base="$out/r$1-$2"
+  local timed=(/usr/bin/time -f '%e %M %U %S' -o "$base.time" timeout 600)
   local rc=0
   case "$c" in
     copy_loop)
-      /usr/bin/time -f '%e %M' -o "$base.time" timeout 600 "$copy_loop" \
-        --bootstrap "$bootstrap" --group "$group" --output bench-copy-out \
-        --count "$events" > "$base.out" 2> "$base.err" || rc=$? ;;
+      "${timed[@]}" "$copy_loop" --bootstrap "$bootstrap" --group "$group" \
+        --output bench-copy-out --count "$events" --assign \
+        > "$base.out" 2> "$base.err" || rc=$? ;;
     copy_loop-prefetch)
-      /usr/bin/time -f '%e %M' -o "$base.time" timeout 600 "$copy_loop" \
-        --bootstrap "$bootstrap" --group "$group" --output bench-copy-out \
-        --count "$events" --consumer-set queued.min.messages=1000000 \
+      "${timed[@]}" "$copy_loop" --bootstrap "$bootstrap" --group "$group" \
+        --output bench-copy-out --count "$events" --assign \
+        --consumer-set queued.min.messages=1000000 \
         > "$base.out" 2> "$base.err" || rc=$? ;;
     copy_loop.py)
-      /usr/bin/time -f '%e %M' -o "$base.time" timeout 600 "$python" \
-        "$here/copy_loop.py" --bootstrap "$bootstrap" --group "$group" \
-        --output bench-py-out --count "$events" > "$base.out" 2> "$base.err" || rc=$? ;;
+      "${timed[@]}" "$python" "$here/copy_loop.py" --bootstrap "$bootstrap" \
+        --group "$group" --output bench-py-out --count "$events" \
+        > "$base.out" 2> "$base.err" || rc=$? ;;
+    route_loop.py)
+      "${timed[@]}" "$python" "$here/route_loop.py" --bootstrap "$bootstrap" \
+        --group "$group" --output bench-route-out --dlq bench-dlq --count "$events" \
+        > "$base.out" 2> "$base.err" || rc=$? ;;
     *)
       local bin=$sluice pipe="$out/pipeline-sluice.json"
       if [ "$c" != sluice ]; then bin=${others[$c]}; pipe="$out/pipeline-other.json"; fi
-      /usr/bin/time -f '%e %M' -o "$base.time" timeout 600 "$bin" run "$pipe" \
-        --set "source.kafka.group.id=$group" > "$base.out" 2> "$base.err" || rc=$? ;;
+      "${timed[@]}" "$bin" run "$pipe" --set "source.kafka.group.id=$group" \
+        > "$base.out" 2> "$base.err" || rc=$? ;;
   esac
   if [ "$rc" != 0 ]; then
     echo "round $r $c: exit $rc (see $base.err)" >&2
     return 1
   fi
-  "$python" - "$r" "$c" "$base" >> "$results" <<'PY'
+  "$python" - "$r" "$c" "$base" "$events" >> "$results" <<'PY' || return 1
 import json, re, sys
 from datetime import datetime
-r, c, base = sys.argv[1:]
-wall, rss = open(base + ".time").read().split()[-2:]
-if c.startswith("copy_loop"):
+r, c, base, events = sys.argv[1:]
+wall, rss, user, sys_s = open(base + ".time").read().split()[-4:]
+if c.startswith(("copy_loop", "route_loop")):
     j = json.loads(open(base + ".out").read().strip().splitlines()[-1])
     records, secs = j["records"], j["seconds"]
+    # route_loop.py commits only what was delivered: all of it, by the end.
+    if "committed" in j and j["committed"] != records:
+        sys.exit(f"round {r} {c}: committed {j['committed']} of {records} records")
 else:
-    # Sluice: from its first non-empty "assigned:" log line to its last "committed
-    # the offsets" line (every output acknowledged, then committed): the group-join
-    # wait and the leave/shutdown after the last commit are excluded.
+    # Sluice: from its first non-empty "assigned:" log line (with assign, right
+    # after the start) to its last "committed the offsets" line (every output
+    # acknowledged, then committed): the committed-offset lookup and the first
+    # fetch are in, the shutdown after the last commit is out.
     ts = lambda line: datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%f")
     strip = lambda s: re.sub(r"\x1b\[[0-9;]*m", "", s)
     lines = [strip(l) for l in open(base + ".err")]
     start = next(ts(l) for l in lines if " assigned: " in l and "(none)" not in l)
     end_line = next(l for l in lines if " run ended: " in l)
     end = max(ts(l) for l in lines if " committed the offsets " in l)
-    records = int(re.search(r"run ended: (\d+) in", end_line).group(1))
+    m = re.search(r"run ended: (\d+) in, (\d+) out, (\d+) to the DLQ", end_line)
+    records = int(m.group(1))
+    if int(m.group(2)) + int(m.group(3)) != records:
+        sys.exit(f"round {r} {c}: {m.group(0)}")
     secs = (end - start).total_seconds()
+if records != int(events):
+    sys.exit(f"round {r} {c}: handled {records} of {events} records")
 print("\t".join([r, c, str(records), "%.3f" % secs, "%.0f" % (records / secs),
-                 wall, rss]))
+                 wall, rss, user, sys_s]))
 PY
   tail -n1 "$results" >&2
 }
@@ -187,29 +208,43 @@ import statistics, sys
 from collections import OrderedDict
 path, events, partitions, rounds = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
-by = OrderedDict()
-for name in ["copy_loop", "copy_loop-prefetch", "copy_loop.py"]:
-    by[name] = []
-for r, c, records, secs, rate, wall, rss in rows:
-    by.setdefault(c, []).append((int(r), int(records), float(secs), float(rate),
-                                 float(wall), int(rss)))
-med = lambda xs: statistics.median(xs)
-base = med([x[3] for x in by["copy_loop"]])
-tuned = med([x[3] for x in by["copy_loop-prefetch"]]) if by["copy_loop-prefetch"] else 0
+by = OrderedDict((name, []) for name in
+                 ["copy_loop", "copy_loop-prefetch", "copy_loop.py", "route_loop.py"])
+for r, c, records, secs, rate, wall, rss, user, sys_s in rows:
+    cpu = float(user) + float(sys_s)
+    by.setdefault(c, []).append({"rate": float(rate), "wall": float(wall),
+                                 "rss": int(rss), "cpu": cpu,
+                                 "cpu_per_m": cpu / int(records) * 1e6,
+                                 "per_cpu": int(records) / cpu if cpu else 0})
+med = lambda c, k: statistics.median(x[k] for x in by[c]) if by.get(c) else 0
+ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
+base_rate, base_wall = med("copy_loop", "rate"), med("copy_loop", "wall")
+py_rate, py_wall = med("route_loop.py", "rate"), med("route_loop.py", "wall")
 print(f"{events} events, {partitions} partitions, {rounds} rounds (medians)\n")
-print("| contestant | msgs/s | / copy_loop | / copy_loop-prefetch | wall s | peak RSS MB |")
-print("|---|---|---|---|---|---|")
+print("| contestant | msgs/s | / copy_loop | / route_loop.py | wall s "
+      "| copy_loop wall / wall | route_loop.py wall / wall | CPU s "
+      "| CPU s / M records | records / CPU-s | peak RSS MB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for c, xs in by.items():
     if not xs:
         continue
-    rate = med([x[3] for x in xs])
-    vs_tuned = f"{rate / tuned:.2f}" if tuned else "-"
-    print(f"| {c} | {rate:.0f} | {rate / base:.2f} | {vs_tuned} | {med([x[4] for x in xs]):.1f} "
-          f"| {med([x[5] for x in xs]) / 1024:.0f} |")
+    rate, wall = med(c, "rate"), med(c, "wall")
+    print(f"| {c} | {rate:.0f} | {ratio(rate, base_rate)} | {ratio(rate, py_rate)} "
+          f"| {wall:.2f} | {ratio(base_wall, wall)} | {ratio(py_wall, wall)} "
+          f"| {med(c, 'cpu'):.2f} | {med(c, 'cpu_per_m'):.2f} | {med(c, 'per_cpu'):.0f} "
+          f"| {med(c, 'rss') / 1024:.0f} |")
+for c in by:
+    if c.startswith("sluice") and by[c] and py_rate:
+        print(f"\n{c} / route_loop.py: {med(c, 'rate') / py_rate:.2f}x msgs/s, "
+              f"{py_wall / med(c, 'wall'):.2f}x by wall time, "
+              f"{med('route_loop.py', 'cpu_per_m') / med(c, 'cpu_per_m'):.2f}x "
+              "records per CPU-second (goal: 3x)")
 print("\nEvery round:\n")
-print("| round | contestant | records | timed s | msgs/s | wall s | peak RSS MB |")
-print("|---|---|---|---|---|---|---|")
-for r, c, records, secs, rate, wall, rss in sorted(rows, key=lambda x: (int(x[0]),)):
-    print(f"| {r} | {c} | {records} | {float(secs):.2f} | {rate} | {float(wall):.1f} "
-          f"| {int(rss) / 1024:.0f} |")
+print("| round | contestant | records | timed s | msgs/s | wall s | CPU s "
+      "| peak RSS MB |")
+print("|---|---|---|---|---|---|---|---|")
+for row in sorted(rows, key=lambda x: int(x[0])):
+    r, c, records, secs, rate, wall, rss, user, sys_s = row
+    print(f"| {r} | {c} | {records} | {float(secs):.2f} | {rate} | {float(wall):.2f} "
+          f"| {float(user) + float(sys_s):.2f} | {int(rss) / 1024:.0f} |")
 PY
