@@ -48,9 +48,15 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // -- rebalance_listener (the consumer's poll thread) ------------------------
 
-  void on_assigned(const std::vector<kafka::assigned_partition>& parts) override {
+  void on_assigned(const std::vector<kafka::assigned_partition>& assigned) override {
     std::string list;
+    auto parts = assigned;
     for (auto& p : parts) {
+      // Retention deleted even the end (failOnDataLoss false): the partition
+      // reads nothing, and only what its range held counts as lost here.
+      if (ctx)
+        if (auto end = ctx->end_offsets.find(p.tp); end != ctx->end_offsets.end())
+          kafka::cap_loss_at_end(p, end->second);
       list +=
           (list.empty() ? "" : ", ") + p.tp.str() + "@" + std::to_string(p.start_offset);
       if (p.lost > 0 && ctx) ctx->metrics.add_lost(p.tp, p.lost);

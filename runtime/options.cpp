@@ -606,6 +606,13 @@ void check_in_subscription(const source_options& src, const partition_offsets& n
                                      "subscribePattern or assign)");
 }
 
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 void parse_source(const json::object& obj, pipeline_config& cfg) {
   reject_unknown(obj, "source",
                  {"subscribe", "subscribePattern", "assign", "startingOffsets",
@@ -627,9 +634,11 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   if (auto* v = obj.if_contains("startingOffsets")) {
     const std::string expected =
         R"(earliest, latest or JSON like {"orders": {"0": 42, "1": -2}})";
-    if (v->is_string() && v->get_string() == "earliest")
+    // Spark compares these words without regard to case.
+    auto word = v->is_string() ? lowercase(v->get_string()) : std::string();
+    if (word == "earliest")
       src.starting = starting_offsets::earliest;
-    else if (v->is_string() && v->get_string() == "latest")
+    else if (word == "latest")
       src.starting = starting_offsets::latest;
     else if (v->is_object() || (v->is_string() && v->get_string().starts_with("{"))) {
       src.starting = starting_offsets::specific;
@@ -663,8 +672,8 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   by_partition("startingOffsetsByTimestamp", src.starting_by_timestamp);
   timestamp("startingTimestamp", src.starting_timestamp);
   if (auto* v = obj.if_contains("startingOffsetsByTimestampStrategy")) {
-    auto s =
-        as_string(*v, "source.startingOffsetsByTimestampStrategy", "error or latest");
+    auto s = lowercase(
+        as_string(*v, "source.startingOffsetsByTimestampStrategy", "error or latest"));
     if (s == "error")
       src.starting_strategy = timestamp_strategy::error;
     else if (s == "latest")
@@ -674,9 +683,10 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
                          "expected error or latest, got `" + s + "`");
   }
   if (auto* v = obj.if_contains("endingOffsets")) {
-    if (v->is_string() && v->get_string() == "latest")
+    auto word = v->is_string() ? lowercase(v->get_string()) : std::string();
+    if (word == "latest")
       src.ending_latest = true;
-    else if (v->is_string() && v->get_string() == "earliest")
+    else if (word == "earliest")
       throw config_error("source.endingOffsets",
                          "earliest is not an end (Spark refuses it too): use latest or "
                          "per-partition offsets");

@@ -100,7 +100,12 @@ std::vector<partition_plan> plan_source(group_consumer& consumer,
     p.lost = a.lost;
     p.log_start = a.log_start;
     p.log_end = a.latest;
-    if (bounded) p.end = ends.at(tp);
+    if (bounded) {
+      p.end = ends.at(tp);
+      cap_loss_at_end(a, *p.end);
+      p.start = a.start_offset;
+      p.lost = a.lost;
+    }
     // The run's own check: a start from the options past the end fails.
     if (p.end && !a.from_commit && a.lost == 0 && p.start > *p.end)
       throw fatal_error(tp.str() + ": the start options put its start at " +
@@ -109,6 +114,13 @@ std::vector<partition_plan> plan_source(group_consumer& consumer,
     out.push_back(p);
   }
   return out;
+}
+
+void cap_loss_at_end(assigned_partition& a, std::int64_t end) {
+  if (a.lost > 0 && a.start_offset > end) {
+    a.lost = std::max<std::int64_t>(0, a.lost - (a.start_offset - end));
+    a.start_offset = end;
+  }
 }
 
 } // namespace sluice::kafka

@@ -46,4 +46,10 @@ std::vector<partition_plan> plan_source(group_consumer& consumer,
                                         const pipeline_config& cfg,
                                         std::chrono::milliseconds timeout);
 
+/// A bounded run whose records retention deleted up to past the end
+/// (failOnDataLoss false): the partition starts at its end, reading nothing,
+/// and only the records of its range count as lost; the rest are the next
+/// run's to count.
+void cap_loss_at_end(assigned_partition& a, std::int64_t end);
+
 } // namespace sluice::kafka

@@ -306,6 +306,17 @@ BOOST_AUTO_TEST_CASE(unreadable_files_give_the_os_reason) {
   BOOST_TEST(e.find("Is a directory") != std::string::npos, e);
 }
 
+BOOST_AUTO_TEST_CASE(offset_words_are_read_without_regard_to_case_as_in_spark) {
+  auto cfg = parse_pipeline_config(
+      minimal, {"source.startingOffsets=EARLIEST", "source.endingOffsets=Latest",
+                "source.startingOffsetsByTimestampStrategy=LATEST"});
+  BOOST_TEST((cfg.source.starting == starting_offsets::earliest));
+  BOOST_TEST(cfg.source.ending_latest);
+  BOOST_TEST((cfg.source.starting_strategy == timestamp_strategy::latest));
+  auto e = error_of(minimal, {"source.endingOffsets=EARLIEST"});
+  BOOST_TEST(e.find("earliest is not an end") != std::string::npos, e);
+}
+
 BOOST_AUTO_TEST_CASE(rate_limits_and_lanes_take_positive_counts_and_a_duration) {
   auto cfg = parse_pipeline_config(
       minimal, {"source.maxOffsetsPerTrigger=1000", "source.minOffsetsPerTrigger=\"200\"",
