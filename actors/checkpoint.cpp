@@ -64,8 +64,15 @@ struct checkpoint_state {
   bool epoch_open = false;
   bool trigger_due = false;   ///< the trigger fired: open the next epoch
   bool once_admitted = false; ///< trigger once: its single epoch is open
+  /// The open epoch's admitted ranges are in a progress report already (no
+  /// epoch yet at start: nothing to report).
   bool limits_reported = true;
-  std::int64_t last_trigger_ms = wall_ms(); ///< for source.maxTriggerDelay
+  /// For source.maxTriggerDelay. Spark starts it at 0: the first epoch does
+  /// not wait for minOffsetsPerTrigger.
+  std::int64_t last_trigger_ms = 0;
+  /// Trigger once: its single epoch's limits, kept across a revocation so
+  /// that a partition assigned again reads the same range.
+  std::map<kafka::topic_partition, std::int64_t> once_limits;
   /// Where the next admission of each partition starts.
   std::map<kafka::topic_partition, std::int64_t> admitted_end;
   /// The open (or last) epoch's admitted range per partition: [from, limit).
@@ -257,8 +264,8 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       auto target = end;
       // A capped `once` ends with its single epoch.
       if (once && st.once_admitted)
-        if (auto l = st.epoch_limits.find(tp); l != st.epoch_limits.end())
-          target = std::min(target, l->second.second);
+        if (auto l = st.once_limits.find(tp); l != st.once_limits.end())
+          target = std::min(target, l->second);
       if (it->second.watermark < target) return;
     }
     st.complete = true;
@@ -306,6 +313,8 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       admitted += limit - backlog[tp].begin;
     }
     ctx->admission.admit(limits);
+    if (runs_to_end && ctx->config.trigger.mode == trigger_options::kind::once)
+      st.once_limits = limits;
     st.epoch_open = true;
     st.limits_reported = false;
     st.last_trigger_ms = now;
@@ -329,8 +338,11 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     auto& st = self->state;
     if (!ctx->admission.enabled() || st.complete) return;
     if (once) {
-      // One epoch, admitted once every assigned partition is known.
-      if (!st.once_admitted && st.assigned) st.once_admitted = open_epoch();
+      // One epoch, admitted once every partition of the run is assigned.
+      if (st.once_admitted || !st.assigned) return;
+      for (auto& [tp, end] : ctx->end_offsets)
+        if (!st.parts.contains(tp)) return;
+      st.once_admitted = open_epoch();
       return;
     }
     if (st.epoch_open) {
@@ -359,7 +371,11 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       [=](report_atom, const std::string& topic, std::int32_t partition,
           std::int64_t watermark, std::int64_t consumed, std::int64_t in_flight,
           std::int64_t latest) {
-        auto& p = self->state.parts[{topic, partition}];
+        // Partitions are registered at assignment: a report that comes after
+        // the partition was taken away (a stopped chain's last acks) is stale.
+        auto it = self->state.parts.find({topic, partition});
+        if (it == self->state.parts.end()) return;
+        auto& p = it->second;
         if (p.epoch_start < 0) p.epoch_start = watermark;
         p.watermark = watermark;
         p.consumed = consumed;
@@ -376,7 +392,8 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         } else {
           // An admitted epoch closes when handled; an idle one here (the
           // heartbeat), then the trigger opens the next.
-          if (!st.epoch_open) close_epoch();
+          // Not while the last epoch's commit is unanswered: its report waits.
+          if (!st.epoch_open && !st.pending) close_epoch();
           st.trigger_due = true;
           advance();
         }
@@ -410,10 +427,18 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         st.assigned = true;
         for (auto& a : parts) {
           st.batch_id = std::max(st.batch_id, a.batch_id + 1);
+          // A partition assigned again starts afresh from where this
+          // assignment starts it (another member may have moved it on).
           auto& p = st.parts[a.tp];
-          if (p.epoch_start < 0) p.epoch_start = a.start_offset;
-          if (p.watermark < 0) p.watermark = a.start_offset;
-          p.latest = std::max(p.latest, a.latest);
+          auto counted = std::pair{p.consumed, p.consumed_at_epoch_start};
+          p = partition_state{};
+          // The input counter is the chain's own: it goes on if it survived.
+          std::tie(p.consumed, p.consumed_at_epoch_start) = counted;
+          p.epoch_start = a.start_offset;
+          p.watermark = a.start_offset;
+          p.latest = a.latest;
+          if (auto l = st.once_limits.find(a.tp); l != st.once_limits.end())
+            ctx->admission.admit({{a.tp, l->second}});
         }
         check_complete();
         advance();

@@ -10,10 +10,10 @@
 
 #include <algorithm>
 #include <functional>
-#include <string_view>
 #include <iterator>
 #include <limits>
 #include <optional>
+#include <string_view>
 
 namespace sluice::actors {
 
@@ -191,11 +191,11 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       ++part->issued_records;
       part->records.push_back(std::move(r));
     }
-    auto& split = st.splits[batch->begin_offset];
-    split = {};
+    auto& pending = st.splits[batch->begin_offset];
+    pending = {};
     for (std::size_t i = 0; i < n; ++i)
       if (parts[i]) {
-        ++split.left;
+        ++pending.left;
         self->send(st.lanes[i], std::move(parts[i]));
       }
   };
@@ -290,9 +290,8 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     }
     {
       // Past the admission limit: kept for a later epoch, in order.
-      auto past_limit = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
-        return r.offset >= limit && !is_consume_error(r);
-      });
+      auto past_limit = std::find_if(recs.begin(), recs.end(),
+                                     [&](const record& r) { return r.offset >= limit; });
       if (past_limit != recs.end()) {
         st.held.insert(st.held.begin(), std::make_move_iterator(past_limit),
                        std::make_move_iterator(recs.end()));

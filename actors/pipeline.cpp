@@ -215,8 +215,10 @@ source_options with_prefetch_limits(const pipeline_config& cfg,
   // Fewer than a credit's worth starves the chain (measured: a quarter of
   // it halves throughput against the embedded broker); the byte limit
   // above is what bounds memory.
-  kafka::set_default(src.kafka, "queued.min.messages",
-                     std::to_string(rt.max_in_flight_per_partition * (64 / share)));
+  kafka::set_default(
+      src.kafka, "queued.min.messages",
+      std::to_string(std::min<std::size_t>(rt.max_in_flight_per_partition * (64 / share),
+                                           10'000'000))); // librdkafka's maximum
   // One fetch response holds at most this per partition / in all.
   kafka::set_default(src.kafka, "fetch.message.max.bytes",
                      std::to_string(std::min<std::size_t>(kib * 1024, 1 << 20)));

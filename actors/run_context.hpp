@@ -94,17 +94,6 @@ struct chain_deliveries {
   std::atomic<bool> retired{false};
 };
 
-/// Whether each epoch admits a fixed range of offsets (Spark's micro-batch):
-/// with a rate limit. availableNow and once ignore `minOffsetsPerTrigger`, as
-/// Spark does.
-inline bool admits_by_epoch(const pipeline_config& c) {
-  using kind = trigger_options::kind;
-  bool runs_to_end =
-      c.trigger.mode == kind::available_now || c.trigger.mode == kind::once;
-  return c.source.max_offsets_per_trigger.has_value() ||
-         (c.source.min_offsets_per_trigger.has_value() && !runs_to_end);
-}
-
 /// Everything the actors of one run share. Owned by the pipeline, which
 /// outlives every actor it spawns.
 struct run_context {

@@ -5,10 +5,9 @@
 
 #include <caf/all.hpp>
 
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <set>
 
@@ -169,8 +168,8 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
                 it == self->state.chains.end() || it->second.stopping)
               ++assigned;
           auto lanes = assigned == 0 ? 1 : (*min + assigned - 1) / assigned;
-          ctx->lanes_per_partition = static_cast<int>(std::clamp<std::int64_t>(
-              lanes, 1, static_cast<std::int64_t>(max_lanes)));
+          ctx->lanes_per_partition = static_cast<int>(
+              std::clamp<std::int64_t>(lanes, 1, static_cast<std::int64_t>(max_lanes)));
         }
         for (auto& p : parts) {
           auto& c = self->state.chains[p.tp];

@@ -1034,8 +1034,12 @@ bool has_ending(const source_options& s) {
          !s.ending_by_timestamp.empty() || s.ending_timestamp.has_value();
 }
 
-bool has_rate_limit(const source_options& s) {
-  return s.max_offsets_per_trigger.has_value() || s.min_offsets_per_trigger.has_value();
+bool admits_by_epoch(const pipeline_config& c) {
+  using kind = trigger_options::kind;
+  bool runs_to_end =
+      c.trigger.mode == kind::available_now || c.trigger.mode == kind::once;
+  return c.source.max_offsets_per_trigger.has_value() ||
+         (c.source.min_offsets_per_trigger.has_value() && !runs_to_end);
 }
 
 std::chrono::milliseconds parse_duration(std::string_view text,

@@ -125,9 +125,6 @@ std::string source_description(const source_options& s);
 /// Whether the source names an end, which makes any run bounded.
 bool has_ending(const source_options& s);
 
-/// Whether epochs admit fixed offset ranges (a rate limit is set).
-bool has_rate_limit(const source_options& s);
-
 /// A whole pipeline, as read from `sluice run PIPELINE.json`.
 struct pipeline_config {
   std::string name = "sluice";
@@ -148,6 +145,11 @@ struct option_doc {
   std::string_view default_value;
   std::string_view doc;
 };
+
+/// Whether each epoch admits a fixed range of offsets, as a Spark
+/// micro-batch does: with a rate limit. availableNow and once ignore
+/// `minOffsetsPerTrigger`, as Spark does.
+bool admits_by_epoch(const pipeline_config& c);
 
 /// Every option `sluice run` understands, in the order the README lists them.
 const std::vector<option_doc>& option_table();

@@ -653,7 +653,12 @@ std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds ti
 
 std::size_t group_consumer::partition_count(std::chrono::milliseconds timeout) {
   if (opts_.subscription == subscription_kind::assign) return opts_.assign.size();
-  auto topics = topics_now(timeout);
+  std::vector<std::string> topics;
+  try {
+    topics = topics_now(timeout);
+  } catch (const fatal_error&) {
+    return 0; // no answer: the caller keeps its default
+  }
   const rd_kafka_metadata_t* md = nullptr;
   if (rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
     return 0;

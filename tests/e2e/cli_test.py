@@ -243,9 +243,9 @@ try:
     check("a JSON syntax error exits 2 with line, column and the line itself",
           r.returncode == 2 and "not valid JSON (syntax error) at line 3, column 36" in r.stderr
           and '"source": {"subscribe": "orders",, }' in r.stderr, r.stderr[-400:])
-    r = run(["run", pipeline, "--set", "source.minPartitions=8"])
+    r = run(["run", pipeline, "--set", "source.groupIdPrefix=spark"])
     check("a Spark option not implemented yet says so", r.returncode == 2
-          and "option `source.minPartitions`: not supported yet" in r.stderr, r.stderr)
+          and "option `source.groupIdPrefix`: not supported yet" in r.stderr, r.stderr)
     r = run(["run", pipeline, "--set", "source.subscribePattern=ord.*"])
     check("two subscription options fail at start, naming them", r.returncode == 2
           and "choose one of subscribe, subscribePattern and assign" in r.stderr, r.stderr)

@@ -2,6 +2,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <limits>
+
 using namespace sluice;
 using tp = kafka::topic_partition;
 
@@ -35,11 +37,20 @@ BOOST_AUTO_TEST_CASE(without_a_cap_or_within_it_everything_is_admitted) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(an_admission_never_passes_a_partitions_end) {
-  std::map<tp, backlog_range> backlog{{{"t", 0}, {0, 1}}, {{"t", 1}, {0, 1}}};
-  auto limits = prorate(backlog, 1); // each share is 0.5, rounded up
-  BOOST_TEST(limits.at({"t", 0}) == 1);
-  BOOST_TEST(limits.at({"t", 1}) == 1);
+BOOST_AUTO_TEST_CASE(huge_caps_and_backlogs_neither_overflow_nor_pass_an_end) {
+  constexpr auto most = std::numeric_limits<std::int64_t>::max();
+  // Two backlogs whose sum overflows: the total saturates, the shares stay
+  // within each partition's range.
+  std::map<tp, backlog_range> backlog{{{"t", 0}, {0, most - 10}},
+                                      {{"t", 1}, {5, most - 1}}};
+  auto limits = prorate(backlog, std::int64_t{1} << 62);
+  BOOST_TEST(limits.at({"t", 0}) > 0);
+  BOOST_TEST(limits.at({"t", 0}) <= most - 10);
+  BOOST_TEST(limits.at({"t", 1}) > 5);
+  BOOST_TEST(limits.at({"t", 1}) <= most - 1);
+  // A cap near 2^62 over a small backlog admits all of it.
+  std::map<tp, backlog_range> small{{{"t", 0}, {7, 9}}};
+  BOOST_TEST(prorate(small, std::int64_t{1} << 62).at({"t", 0}) == 9);
 }
 
 BOOST_AUTO_TEST_CASE(the_gate_admits_nothing_until_told_and_forgets_on_revocation) {

@@ -325,9 +325,14 @@ BOOST_AUTO_TEST_CASE(rate_limits_and_lanes_take_positive_counts_and_a_duration) 
   BOOST_TEST(*cfg.source.min_offsets_per_trigger == 200);
   BOOST_TEST(cfg.source.max_trigger_delay.count() == 30000);
   BOOST_TEST(*cfg.source.min_partitions == 8);
-  BOOST_TEST(has_rate_limit(cfg.source));
+  BOOST_TEST(admits_by_epoch(cfg));
   auto plain = parse_pipeline_config(minimal);
-  BOOST_TEST(!has_rate_limit(plain.source));
+  BOOST_TEST(!admits_by_epoch(plain));
+  // availableNow and once ignore minOffsetsPerTrigger, as Spark does.
+  BOOST_TEST(!admits_by_epoch(parse_pipeline_config(
+      minimal, {"source.minOffsetsPerTrigger=10", "trigger.availableNow=true"})));
+  BOOST_TEST(admits_by_epoch(parse_pipeline_config(
+      minimal, {"source.maxOffsetsPerTrigger=10", "trigger.once=true"})));
   BOOST_TEST(plain.source.max_trigger_delay.count() == 15 * 60 * 1000); // Spark's 15m
   BOOST_TEST(!plain.source.min_partitions.has_value());
 
