@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace sluice::actors {
@@ -62,7 +63,8 @@ struct checkpoint_state {
   // Rate limits: each epoch admits a range of offsets per partition, as a
   // Spark micro-batch does, and closes once every partition has handled it.
   bool epoch_open = false;
-  bool trigger_due = false;   ///< the trigger fired: open the next epoch
+  /// The trigger fired: open the next epoch (the first opens at once).
+  bool trigger_due = true;
   bool once_admitted = false; ///< trigger once: its single epoch is open
   /// The open epoch's admitted ranges are in a progress report already (no
   /// epoch yet at start: nothing to report).
@@ -180,6 +182,10 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
                   " s: " + ctx->producer.health().last_error();
     else if (p.num_input_rows > 0 || in_flight > 0)
       p.message = "Processing new data";
+    else if (ctx->admission.enabled() &&
+             std::any_of(st.parts.begin(), st.parts.end(),
+                         [](auto& e) { return e.second.latest > e.second.watermark; }))
+      p.message = "Waiting for next trigger"; // a rate limit holds records back
     else
       p.message = "Waiting for data to arrive";
     // An unreachable cluster is reported when it starts and then at the idle
@@ -285,11 +291,13 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       if (auto a = st.admitted_end.find(tp); a != st.admitted_end.end())
         begin = std::max(begin, a->second);
       if (begin < 0) continue;
+      // Only offsets that exist are admitted, even under an end past them.
+      auto latest = std::max(p.latest, ctx->consumer.cached_watermarks(tp).second);
       std::int64_t end = begin;
       if (auto e = ctx->end_offsets.find(tp); e != ctx->end_offsets.end())
-        end = e->second;
+        end = latest >= 0 ? std::min(e->second, latest) : e->second;
       else if (ctx->end_offsets.empty())
-        end = std::max(p.latest, ctx->consumer.cached_watermarks(tp).second);
+        end = latest;
       end = std::max(end, begin);
       backlog[tp] = {begin, end};
       total += end - begin;

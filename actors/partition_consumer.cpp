@@ -124,8 +124,9 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         spawn_stages(self, ctx, generation, deliveries, chain_errors.back()));
   }
   if (lanes > 1)
-    spdlog::info("{}: {} lanes (source.minPartitions {})", tp.str(), lanes,
-                 *ctx->config.source.min_partitions);
+    spdlog::info("{}: {} lanes (source.minPartitions {} over the partitions assigned; "
+                 "at most 64 per partition)",
+                 tp.str(), lanes, *ctx->config.source.min_partitions);
   self->set_exit_handler([self, chain_errors](caf::exit_msg& m) {
     if (!m.reason) return;
     for (auto& e : chain_errors)
@@ -342,12 +343,20 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         prev = std::max(prev, it->offset + 1);
       }
     }
-    // The epoch's admitted range ends inside a hole: the rest of it is handled.
+    // The epoch's admitted range ends inside a hole: the rest of it is
+    // handled. Deleted records (failOnDataLoss false) are skipped whole, past
+    // the limit: they are not records, and a cap must not crawl through them.
     std::optional<std::int64_t> skip_to;
+    bool skip_past_limit = false;
     if (recs.empty() && !loss_failure && !st.held.empty() &&
         st.held.front().offset >= limit && limit > st.watermark.issued_end() &&
-        check_gap(st.watermark.issued_end(), limit))
+        check_gap(st.watermark.issued_end(), st.held.front().offset)) {
       skip_to = limit;
+      if (log_start && *log_start > limit) {
+        skip_to = std::min(*log_start, st.held.front().offset);
+        skip_past_limit = true;
+      }
+    }
     if (!recs.empty()) {
       auto batch = std::make_shared<record_batch>();
       batch->topic = st.tp.topic;
@@ -387,13 +396,13 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       ctx->consumer.pause(st.tp);
       return;
     }
-    if (polled.end_of_log && !cut_short) {
+    if (polled.end_of_log && !cut_short && !skip_past_limit) {
       // librdkafka's fetch position passed offsets that produced no record
       // (transaction markers, aborted records): they are handled.
       skip_to = std::max(skip_to.value_or(0), *polled.end_of_log);
     }
     if (skip_to) {
-      auto end = std::min(*skip_to, limit);
+      auto end = skip_past_limit ? *skip_to : std::min(*skip_to, limit);
       if (st.end_offset) end = std::min(end, *st.end_offset);
       if (end > st.watermark.issued_end()) {
         auto begin = st.watermark.issued_end();

@@ -189,11 +189,23 @@ std::string as_property(const json::value& v, const std::string& option) {
           (is_secret_property(option) ? std::string("(value not shown)") : describe(v)));
 }
 
+/// A keyword as Spark reads it: trimmed, without regard to case.
+std::string word_of(std::string_view text) {
+  auto first = text.find_first_not_of(" \t");
+  auto last = text.find_last_not_of(" \t");
+  std::string out(first == std::string_view::npos ? std::string_view{}
+                                                  : text.substr(first, last - first + 1));
+  for (auto& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 bool as_bool(const json::value& v, const std::string& option) {
   if (v.is_bool()) return v.get_bool();
   if (v.is_string()) {
-    if (v.get_string() == "true") return true;
-    if (v.get_string() == "false") return false;
+    auto word = word_of(v.get_string());
+    if (word == "true") return true;
+    if (word == "false") return false;
   }
   throw config_error(option, "expected true or false, got " + describe(v));
 }
@@ -606,13 +618,6 @@ void check_in_subscription(const source_options& src, const partition_offsets& n
                                      "subscribePattern or assign)");
 }
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (auto& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 void parse_source(const json::object& obj, pipeline_config& cfg) {
   reject_unknown(obj, "source",
                  {"subscribe", "subscribePattern", "assign", "startingOffsets",
@@ -635,7 +640,7 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
     const std::string expected =
         R"(earliest, latest or JSON like {"orders": {"0": 42, "1": -2}})";
     // Spark compares these words without regard to case.
-    auto word = v->is_string() ? lowercase(v->get_string()) : std::string();
+    auto word = v->is_string() ? word_of(v->get_string()) : std::string();
     if (word == "earliest")
       src.starting = starting_offsets::earliest;
     else if (word == "latest")
@@ -672,7 +677,7 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   by_partition("startingOffsetsByTimestamp", src.starting_by_timestamp);
   timestamp("startingTimestamp", src.starting_timestamp);
   if (auto* v = obj.if_contains("startingOffsetsByTimestampStrategy")) {
-    auto s = lowercase(
+    auto s = word_of(
         as_string(*v, "source.startingOffsetsByTimestampStrategy", "error or latest"));
     if (s == "error")
       src.starting_strategy = timestamp_strategy::error;
@@ -683,7 +688,7 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
                          "expected error or latest, got `" + s + "`");
   }
   if (auto* v = obj.if_contains("endingOffsets")) {
-    auto word = v->is_string() ? lowercase(v->get_string()) : std::string();
+    auto word = v->is_string() ? word_of(v->get_string()) : std::string();
     if (word == "latest")
       src.ending_latest = true;
     else if (word == "earliest")

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -24,8 +25,14 @@ int run_pipeline(const run_args& args) {
   std::atomic<bool> finished{false};
   std::thread watcher([&] {
     bool stopping = false;
+    std::chrono::steady_clock::time_point first;
     while (!finished.load())
       if (wait_stop_signal(200)) {
+        // `timeout` sends SIGTERM to the process and then to its group: one
+        // stop, twice within a moment. A second signal that means it comes later.
+        if (stopping &&
+            std::chrono::steady_clock::now() - first < std::chrono::milliseconds(500))
+          continue;
         if (stopping) {
           // A second signal: the user will not wait for the drain.
           spdlog::error("second signal: exiting now, without draining or committing; "
@@ -37,6 +44,7 @@ int run_pipeline(const run_args& args) {
                      "signal exits at once)");
         p.stop();
         stopping = true;
+        first = std::chrono::steady_clock::now();
       }
   });
   // The watcher is joined whatever happens: a joinable thread at an

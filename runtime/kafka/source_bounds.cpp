@@ -1,5 +1,6 @@
 #include "runtime/kafka/source_bounds.hpp"
 
+#include "runtime/admission.hpp"
 #include "runtime/errors.hpp"
 
 #include <algorithm>
@@ -112,6 +113,15 @@ std::vector<partition_plan> plan_source(group_consumer& consumer,
                         std::to_string(p.start) + ", after its end " +
                         std::to_string(*p.end) + " (set source.startingOffsets)");
     out.push_back(p);
+  }
+  // A capped `once` stops after its one epoch: its share of the cap.
+  if (cfg.trigger.mode == trigger_options::kind::once && src.max_offsets_per_trigger) {
+    std::map<topic_partition, backlog_range> backlog;
+    for (auto& p : out)
+      if (p.end) backlog[p.tp] = {p.start, std::max(p.start, *p.end)};
+    auto limits = prorate(backlog, src.max_offsets_per_trigger);
+    for (auto& p : out)
+      if (auto l = limits.find(p.tp); l != limits.end()) p.end = l->second;
   }
   return out;
 }

@@ -539,6 +539,16 @@ BOOST_AUTO_TEST_CASE(trigger_once_runs_one_capped_epoch) {
   auto cfg = config(b, "g-once-capped", R"("subscribe": "t",
       "startingOffsets": "earliest", "maxOffsetsPerTrigger": 20)",
                     {"trigger.once=true"});
+  {
+    // `sluice plan` stops where the one capped epoch will.
+    kafka::group_consumer consumer(cfg.source, cfg.runtime.broker_timeout);
+    auto plan = kafka::plan_source(consumer, cfg, 10s);
+    consumer.close(1s);
+    BOOST_REQUIRE_EQUAL(plan.size(), 3u);
+    BOOST_TEST((plan[0].end && *plan[0].end == 12));
+    BOOST_TEST((plan[1].end && *plan[1].end == 6));
+    BOOST_TEST((plan[2].end && *plan[2].end == 2));
+  }
   auto run = run_to_end(cfg);
   BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
   BOOST_TEST(keys_in(b, "out") == keys(0, 0, 12) + keys(1, 0, 6) + keys(2, 0, 2));
@@ -607,8 +617,8 @@ BOOST_AUTO_TEST_CASE(a_capped_stream_goes_on_when_a_member_joins_and_leaves) {
     pipeline second(cfg); // joins: the partitions are split between the two
     auto joined = std::async(std::launch::async, [&] { return second.run(); });
     auto before = read_topic(b, "out").size();
-    BOOST_TEST(eventually([&] { return read_topic(b, "out").size() >= before + 200; },
-                          60s));
+    BOOST_TEST(
+        eventually([&] { return read_topic(b, "out").size() >= before + 200; }, 60s));
     second.stop(); // leaves: the first takes everything back
     BOOST_REQUIRE(joined.wait_for(scaled(60s)) == std::future_status::ready);
     auto s = joined.get();

@@ -315,6 +315,12 @@ BOOST_AUTO_TEST_CASE(offset_words_are_read_without_regard_to_case_as_in_spark) {
   BOOST_TEST((cfg.source.starting_strategy == timestamp_strategy::latest));
   auto e = error_of(minimal, {"source.endingOffsets=EARLIEST"});
   BOOST_TEST(e.find("earliest is not an end") != std::string::npos, e);
+  cfg = parse_pipeline_config(minimal, {"source.startingOffsets= latest ",
+                                        "source.failOnDataLoss=False",
+                                        "trigger.availableNow=TRUE"});
+  BOOST_TEST((cfg.source.starting == starting_offsets::latest));
+  BOOST_TEST(!cfg.source.fail_on_data_loss);
+  BOOST_TEST((cfg.trigger.mode == trigger_options::kind::available_now));
 }
 
 BOOST_AUTO_TEST_CASE(rate_limits_and_lanes_take_positive_counts_and_a_duration) {
