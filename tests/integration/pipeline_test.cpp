@@ -108,8 +108,9 @@ BOOST_AUTO_TEST_CASE(a_run_stopped_midway_and_restarted_loses_and_repeats_nothin
     // 100 records per 20 ms per partition: the first commit (1 s) lands well
     // before the end. (2 ms was enough only while a partition's prefetch
     // stalled for half a second at a time, which 0.3.1 fixed.)
-    p.set_stage(
-        [](record_batch&) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); });
+    p.set_stage([](record_batch&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    });
     std::thread runner([&] { first = p.run(); });
     auto committed_some = [&] {
       std::int64_t sum = 0;
