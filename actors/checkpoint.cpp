@@ -37,6 +37,9 @@ struct pending_report {
   std::map<kafka::topic_partition, std::int64_t> prior_committed;
 };
 
+/// How long a final commit waits for an outstanding one to answer.
+constexpr auto take_wait_limit = std::chrono::seconds(5);
+
 /// Print an idle epoch at least this often, as a heartbeat.
 constexpr std::int64_t idle_report_ms = 10000;
 
@@ -56,6 +59,16 @@ struct checkpoint_state {
   std::optional<pending_report> pending;
   std::uint64_t final_commit_seq = 0;
   bool assigned = false; ///< the group assigned this member (maybe nothing)
+  /// An asynchronous commit has not answered yet. Commits go one at a time:
+  /// librdkafka retries a refused OffsetCommit later, so an older commit
+  /// could land after a newer one and move the group backwards.
+  bool commit_outstanding = false;
+  /// Takes (final commits) that wait for the outstanding commit to answer.
+  struct waiting_take {
+    caf::typed_response_promise<offset_map, std::int64_t> rp;
+    partition_list which;
+  };
+  std::vector<waiting_take> waiting_takes;
   std::string last_message;
 
   bool complete = false;
@@ -245,6 +258,12 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       if (report) finish_report(*report, &nothing);
       return;
     }
+    if (st.commit_outstanding) {
+      // The last commit has not answered: this epoch's goes with the next.
+      if (report) finish_report(*report, nullptr);
+      return;
+    }
+    st.commit_outstanding = true;
     auto seq = st.next_commit_seq++;
     if (report) {
       report->commit_seq = seq;
@@ -255,6 +274,58 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         to_commit, st.batch_id - 1, [me, seq](kafka::commit_outcome outcome) {
           caf::anon_send(me, committed_atom::value, seq, std::move(outcome));
         });
+  };
+
+  // Closes the epoch for `which` (all when empty) and hands over their
+  // uncommitted watermarks; the caller commits them synchronously and sends
+  // the outcome back (`committed_atom, outcome`), which publishes the report.
+  auto take = [self, ctx, build_report, finish_report](
+                  const partition_list& which) -> std::pair<offset_map, std::int64_t> {
+    // The caller commits these synchronously and sends the outcome back
+    // (`committed_atom, outcome`), which publishes this epoch's report.
+    auto& st = self->state;
+    if (st.pending) {
+      finish_report(*st.pending, nullptr);
+      st.pending.reset();
+    }
+    auto report = build_report(!st.parts.empty());
+    offset_map out;
+    for (auto it = st.parts.begin(); it != st.parts.end();) {
+      bool wanted = which.empty() ||
+                    std::find(which.begin(), which.end(), it->first) != which.end();
+      if (!wanted) {
+        ++it;
+        continue;
+      }
+      if (it->second.watermark >= 0 && it->second.watermark != it->second.committed)
+        out[it->first] = it->second.watermark;
+      ctx->admission.forget(it->first);
+      st.admitted_end.erase(it->first);
+      st.epoch_limits.erase(it->first);
+      it = st.parts.erase(it);
+    }
+    if (report) {
+      report->commit_seq = st.next_commit_seq++;
+      st.pending = std::move(report);
+      if (out.empty()) {
+        kafka::commit_outcome nothing;
+        finish_report(*st.pending, &nothing);
+        st.pending.reset();
+      } else {
+        st.final_commit_seq = st.pending->commit_seq;
+      }
+    }
+    return {std::move(out), st.batch_id - 1};
+  };
+
+  // Answers the takes that waited for the outstanding commit.
+  auto serve_waiting_takes = [self, take] {
+    auto waiting = std::move(self->state.waiting_takes);
+    self->state.waiting_takes.clear();
+    for (auto& w : waiting) {
+      auto [offsets, batch_id] = take(w.which);
+      w.rp.deliver(std::move(offsets), batch_id);
+    }
   };
 
   bool once = ctx->config.trigger.mode == trigger_options::kind::once;
@@ -409,6 +480,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       },
       [=](committed_atom, std::uint64_t seq, kafka::commit_outcome& outcome) {
         auto& st = self->state;
+        st.commit_outstanding = false;
         for (auto& [tp, off] : outcome.committed)
           if (auto it = st.parts.find(tp); it != st.parts.end())
             it->second.committed = off;
@@ -428,6 +500,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
           st.pending.reset();
           advance();
         }
+        serve_waiting_takes();
       },
       [=](assign_atom, const assignment& parts) {
         // Known before their chains report, so that an epoch admits them all.
@@ -457,42 +530,25 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         return it == self->state.parts.end() ? -1 : it->second.watermark;
       },
       [=](take_atom,
-          const partition_list& which) -> std::tuple<offset_map, std::int64_t> {
-        // The caller commits these synchronously and sends the outcome back
-        // (`committed_atom, outcome`), which publishes this epoch's report.
+          const partition_list& which) -> caf::result<offset_map, std::int64_t> {
         auto& st = self->state;
-        if (st.pending) {
-          finish_report(*st.pending, nullptr);
-          st.pending.reset();
+        if (st.commit_outstanding) {
+          // Its answer first, so that the final commit lands after it; at
+          // most a few seconds (librdkafka may retry it for longer).
+          auto rp = self->make_response_promise<offset_map, std::int64_t>();
+          st.waiting_takes.push_back({rp, which});
+          self->delayed_send(self, take_wait_limit, expire_atom::value);
+          return rp;
         }
-        auto report = build_report(!st.parts.empty());
-        offset_map out;
-        for (auto it = st.parts.begin(); it != st.parts.end();) {
-          bool wanted = which.empty() ||
-                        std::find(which.begin(), which.end(), it->first) != which.end();
-          if (!wanted) {
-            ++it;
-            continue;
-          }
-          if (it->second.watermark >= 0 && it->second.watermark != it->second.committed)
-            out[it->first] = it->second.watermark;
-          ctx->admission.forget(it->first);
-          st.admitted_end.erase(it->first);
-          st.epoch_limits.erase(it->first);
-          it = st.parts.erase(it);
+        auto [offsets, batch_id] = take(which);
+        return caf::result<offset_map, std::int64_t>(std::move(offsets), batch_id);
+      },
+      [=](expire_atom) {
+        if (!self->state.waiting_takes.empty()) {
+          spdlog::warn("an offset commit has not answered in {} s: committing anyway",
+                       take_wait_limit.count());
+          serve_waiting_takes();
         }
-        if (report) {
-          report->commit_seq = st.next_commit_seq++;
-          st.pending = std::move(report);
-          if (out.empty()) {
-            kafka::commit_outcome nothing;
-            finish_report(*st.pending, &nothing);
-            st.pending.reset();
-          } else {
-            st.final_commit_seq = st.pending->commit_seq;
-          }
-        }
-        return {std::move(out), st.batch_id - 1};
       },
       [=](committed_atom, kafka::commit_outcome& outcome) {
         // The outcome of the commit of what take_atom handed over.

@@ -21,7 +21,9 @@ namespace sluice::actors {
 /// -> (offset_map, batch_id): closes an epoch, hands over the uncommitted
 /// watermarks of those partitions (all when empty) and forgets them; the
 /// caller commits them and answers `committed_atom, commit_outcome`, which
-/// publishes that epoch's report.
+/// publishes that epoch's report. Commits go one at a
+/// time: an epoch that closes while the last commit is unanswered leaves its
+/// offsets to the next, and a take waits (at most 5 s) for that answer.
 caf::actor spawn_checkpoint(caf::actor_system& system, run_context* ctx);
 
 } // namespace sluice::actors

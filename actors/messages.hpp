@@ -58,6 +58,8 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 using epoch_atom = caf::atom_constant<caf::atom("epoch")>;
 using take_atom = caf::atom_constant<caf::atom("take")>;
 using watermark_atom = caf::atom_constant<caf::atom("watermark")>;
+// Checkpoint -> itself: stop holding a take back for an unanswered commit.
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 // Poll thread -> checkpoint: the outcome of an epoch's commit.
 using committed_atom = caf::atom_constant<caf::atom("committed")>;
 // Supervisor and checkpoint: partitions assigned; supervisor: revoked, restart one chain,
