@@ -532,9 +532,12 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       [=](take_atom,
           const partition_list& which) -> caf::result<offset_map, std::int64_t> {
         auto& st = self->state;
-        if (st.commit_outstanding) {
-          // Its answer first, so that the final commit lands after it; at
-          // most a few seconds (librdkafka may retry it for longer).
+        if (st.commit_outstanding && which.empty()) {
+          // The final commit at a stop: the outstanding one's answer first,
+          // so that it cannot land after the final one; at most a few seconds
+          // (librdkafka may retry it for longer). Not for a revocation: that
+          // take comes from librdkafka's rebalance callback, on the thread
+          // that delivers commit answers, and would only wait the full time.
           auto rp = self->make_response_promise<offset_map, std::int64_t>();
           st.waiting_takes.push_back({rp, which});
           self->delayed_send(self, take_wait_limit, expire_atom::value);

@@ -23,7 +23,8 @@ namespace sluice::actors {
 /// caller commits them and answers `committed_atom, commit_outcome`, which
 /// publishes that epoch's report. Commits go one at a
 /// time: an epoch that closes while the last commit is unanswered leaves its
-/// offsets to the next, and a take waits (at most 5 s) for that answer.
+/// offsets to the next, and the final take (all partitions) waits for
+/// that answer, at most 5 s.
 caf::actor spawn_checkpoint(caf::actor_system& system, run_context* ctx);
 
 } // namespace sluice::actors
