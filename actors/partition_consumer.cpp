@@ -188,12 +188,18 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         part->begin_offset = batch->begin_offset;
         part->end_offset = batch->end_offset;
       }
-      part->bytes += record_bytes(r);
       ++part->issued_records;
       part->records.push_back(std::move(r));
     }
     auto& pending = st.splits[batch->begin_offset];
     pending = {};
+    // The byte credit comes back with the merged acknowledgement, once every
+    // part is done: the whole batch's bytes can ride on any one part.
+    for (auto& part : parts)
+      if (part) {
+        part->bytes = batch->bytes;
+        break;
+      }
     for (std::size_t i = 0; i < n; ++i)
       if (parts[i]) {
         ++pending.left;
@@ -242,6 +248,8 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
                 std::back_inserter(recs));
       st.held.erase(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(n));
       polled.events = n;
+      for (auto& r : recs) // the poll counted them when they were held
+        polled.bytes += static_cast<std::size_t>(record_bytes(r));
     } else {
       polled = st.queue->poll(recs, static_cast<std::size_t>(want));
     }
@@ -294,6 +302,8 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       auto past_limit = std::find_if(recs.begin(), recs.end(),
                                      [&](const record& r) { return r.offset >= limit; });
       if (past_limit != recs.end()) {
+        for (auto it = past_limit; it != recs.end(); ++it) // counted when read again
+          polled.bytes -= static_cast<std::size_t>(record_bytes(*it));
         st.held.insert(st.held.begin(), std::make_move_iterator(past_limit),
                        std::make_move_iterator(recs.end()));
         recs.erase(past_limit, recs.end());
@@ -364,9 +374,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       batch->generation = st.generation;
       batch->begin_offset = st.watermark.issued_end();
       batch->end_offset = recs.back().offset + 1;
-      batch->bytes = 0;
-      for (auto& r : recs)
-        batch->bytes += record_bytes(r);
+      batch->bytes = static_cast<std::int64_t>(polled.bytes);
       // Input counts each offset once: not again when a restart replays it.
       auto counted_until = st.shared->counted_until.load();
       auto fresh = std::count_if(recs.begin(), recs.end(), [&](const record& r) {
