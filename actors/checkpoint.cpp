@@ -53,6 +53,9 @@ struct checkpoint_state {
   std::int64_t outputs_at_epoch_start = 0;
   std::int64_t dlq_at_epoch_start = 0;
   std::int64_t dropped_at_epoch_start = 0;
+  std::int64_t duplicates_at_epoch_start = 0;
+  std::int64_t state_updated_at_epoch_start = 0;
+  std::int64_t state_removed_at_epoch_start = 0;
   /// Lost records already reported, per partition.
   std::map<kafka::topic_partition, std::int64_t> lost_reported;
   std::uint64_t next_commit_seq = 1;
@@ -152,6 +155,18 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     p.num_dlq_rows = dlq - st.dlq_at_epoch_start;
     p.num_dropped_rows = dropped - st.dropped_at_epoch_start;
     p.num_processed_rows = p.num_output_rows + p.num_dlq_rows + p.num_dropped_rows;
+    auto duplicates = ctx->metrics.duplicate_rows.load();
+    auto state_updated = ctx->metrics.state_rows_updated.load();
+    auto state_removed = ctx->metrics.state_rows_removed.load();
+    if (ctx->state_store) {
+      state_operator_progress so;
+      so.rows_total = ctx->metrics.state_rows();
+      so.rows_updated = state_updated - st.state_updated_at_epoch_start;
+      so.rows_removed = state_removed - st.state_removed_at_epoch_start;
+      so.memory_used_bytes = ctx->state_store->memory_used();
+      so.dropped_duplicates = duplicates - st.duplicates_at_epoch_start;
+      p.state_operators.push_back(so);
+    }
     std::int64_t in_flight = 0;
     auto lost = ctx->metrics.lost_by_partition();
     for (auto& [tp, ps] : st.parts) {
@@ -211,6 +226,9 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     st.outputs_at_epoch_start = outputs;
     st.dlq_at_epoch_start = dlq;
     st.dropped_at_epoch_start = dropped;
+    st.duplicates_at_epoch_start = duplicates;
+    st.state_updated_at_epoch_start = state_updated;
+    st.state_removed_at_epoch_start = state_removed;
     // Idle heartbeats start with the first assignment, so that the epoch
     // numbering can first continue from the commit metadata.
     if (!force && !active && (!st.assigned || now - st.last_report_ms < idle_report_ms))

@@ -4,11 +4,13 @@
 #include "actors/messages.hpp"
 #include "actors/run_context.hpp"
 #include "actors/supervisor.hpp"
+#include "runtime/dedup/changelog.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/kafka/config.hpp"
 #include "runtime/kafka/consumer.hpp"
 #include "runtime/kafka/producer.hpp"
 #include "runtime/kafka/source_bounds.hpp"
+#include "runtime/state/state_store.hpp"
 
 #include <caf/all.hpp>
 
@@ -25,6 +27,10 @@ struct pipeline::impl : kafka::rebalance_listener {
   pipeline_config config;
   std::unique_ptr<kafka::producer> producer;
   std::unique_ptr<kafka::group_consumer> consumer;
+  /// Dedup state; opened at construction, so that a directory in use by
+  /// another process fails at start. Closed after every actor is gone.
+  std::unique_ptr<state::store> state;
+  std::map<std::string, std::string> sink_props;
   std::function<void(record_batch&)> stage;
   std::function<void(const epoch_progress&)> progress;
 
@@ -264,6 +270,17 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
                           kafka::client_kind::consumer, "source");
   kafka::check_properties(kafka::producer_properties(sink_props),
                           kafka::client_kind::producer, "sink");
+  if (cfg.dedup) {
+    impl_->state = std::make_unique<state::store>(
+        cfg.dedup->state_dir, cfg.runtime.memory_budget, "dedup.stateDir");
+    if (cfg.dedup->changelog.empty())
+      spdlog::warn(
+          "dedup.changelog is false: the dedup state lives only in `{}`; if that "
+          "directory is lost, or another instance takes a partition over, keys "
+          "seen before are forgotten",
+          cfg.dedup->state_dir);
+  }
+  impl_->sink_props = sink_props;
   impl_->producer = std::make_unique<kafka::producer>(std::move(sink_props), "sink");
   impl_->consumer =
       std::make_unique<kafka::group_consumer>(source, cfg.runtime.broker_timeout);
@@ -311,10 +328,17 @@ run_summary pipeline::run_until_stopped() {
   // A subscription to fewer than 64 partitions gets larger prefetch limits
   // (see with_prefetch_limits), in a consumer made again for them. A cluster
   // that does not answer at once keeps the limits for 64.
-  if (cfg.source.subscription != subscription_kind::assign)
-    if (auto n = im.consumer->partition_count(std::chrono::seconds(1)); n > 0 && n < 64)
+  std::int32_t source_partitions = 0;
+  if (cfg.source.subscription != subscription_kind::assign) {
+    auto n = im.consumer->partition_count(std::chrono::seconds(1));
+    source_partitions = static_cast<std::int32_t>(n);
+    if (n > 0 && n < 64)
       im.consumer = std::make_unique<kafka::group_consumer>(with_prefetch_limits(cfg, n),
                                                             cfg.runtime.broker_timeout);
+  } else {
+    for (auto& tp : cfg.source.assign)
+      source_partitions = std::max(source_partitions, tp.partition + 1);
+  }
   // Declared before the actor system: it must outlive every actor.
   run_context ctx{cfg,
                   *im.consumer,
@@ -332,6 +356,15 @@ run_summary pipeline::run_until_stopped() {
                     im.changed.notify_all();
                   },
                   [&im](const std::string& why) { im.fail(why); }};
+  if (im.state) {
+    ctx.state_store = im.state.get();
+    if (!cfg.dedup->changelog.empty()) {
+      ctx.changelog_client = dedup::reader_properties(im.sink_props);
+      ctx.changelog_partitions = dedup::ensure_changelog(
+          ctx.changelog_client, im.producer->handle(), cfg.dedup->changelog,
+          std::max(source_partitions, 1), cfg.runtime.broker_timeout);
+    }
+  }
   auto& src = cfg.source;
   bool bounded = cfg.trigger.mode == trigger_options::kind::available_now ||
                  cfg.trigger.mode == trigger_options::kind::once || has_ending(src);
@@ -480,6 +513,11 @@ run_summary pipeline::run_until_stopped() {
   out.output_rows = ctx.metrics.output_rows.load();
   out.dlq_rows = ctx.metrics.dlq_rows.load();
   out.dropped_rows = ctx.metrics.dropped_rows.load();
+  out.duplicate_rows = ctx.metrics.duplicate_rows.load();
+  if (im.state) {
+    out.state_rows = ctx.metrics.state_rows();
+    out.state_disk_bytes = im.state->disk_used();
+  }
   out.rows_by_topic = ctx.metrics.rows_by_topic();
   out.max_in_flight = ctx.metrics.max_in_flight.load();
   out.max_bytes_in_flight = ctx.metrics.max_bytes_in_flight.load();

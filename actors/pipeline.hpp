@@ -19,7 +19,10 @@ struct run_summary {
   std::int64_t input_rows = 0;
   std::int64_t output_rows = 0;
   std::int64_t dlq_rows = 0;
-  std::int64_t dropped_rows = 0; ///< handled on purpose without a write (tombstones)
+  std::int64_t dropped_rows = 0;     ///< handled on purpose without a write (tombstones)
+  std::int64_t duplicate_rows = 0;   ///< of dropped_rows: duplicates dedup dropped
+  std::int64_t state_rows = 0;       ///< dedup keys held at the end (open partitions)
+  std::int64_t state_disk_bytes = 0; ///< dedup state files on disk at the end
   std::map<std::string, std::int64_t> rows_by_topic; ///< outputs and DLQ rows per topic
   std::int64_t max_in_flight = 0;       ///< highest in-flight count of a partition
   std::int64_t max_bytes_in_flight = 0; ///< highest byte credit in use, all partitions

@@ -6,6 +6,7 @@
 #include "runtime/options.hpp"
 #include "runtime/progress.hpp"
 #include "runtime/record_router.hpp"
+#include "runtime/state/state_store.hpp"
 
 #include <atomic>
 #include <functional>
@@ -27,7 +28,11 @@ struct run_metrics {
   std::atomic<std::int64_t> input_rows{0};
   std::atomic<std::int64_t> output_rows{0};
   std::atomic<std::int64_t> dlq_rows{0};
-  std::atomic<std::int64_t> dropped_rows{0}; ///< on purpose, e.g. tombstones
+  std::atomic<std::int64_t> dropped_rows{0};   ///< on purpose, e.g. tombstones
+  std::atomic<std::int64_t> duplicate_rows{0}; ///< of dropped_rows: dedup's
+  /// Dedup state: rows written and purged.
+  std::atomic<std::int64_t> state_rows_updated{0};
+  std::atomic<std::int64_t> state_rows_removed{0};
   std::atomic<std::int64_t> max_in_flight{
       0}; ///< highest in-flight count of any partition
   std::atomic<std::int64_t> pauses{0};
@@ -54,6 +59,19 @@ struct run_metrics {
     std::lock_guard<std::mutex> guard{mutex_};
     return lost_by_partition_;
   }
+  /// Dedup keys a partition's state holds, as its stage last saw; the state
+  /// stays in this instance's store when the partition moves on.
+  void set_state_rows(const kafka::topic_partition& tp, std::int64_t n) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    state_rows_[tp] = n;
+  }
+  std::int64_t state_rows() const {
+    std::lock_guard<std::mutex> guard{mutex_};
+    std::int64_t n = 0;
+    for (auto& [tp, rows] : state_rows_)
+      n += rows;
+    return n;
+  }
   std::atomic<std::int64_t> lost_rows{0};
   static void raise(std::atomic<std::int64_t>& max, std::int64_t n) {
     auto seen = max.load();
@@ -66,6 +84,7 @@ private:
   mutable std::mutex mutex_;
   std::map<std::string, std::int64_t> rows_by_topic_;
   std::map<kafka::topic_partition, std::int64_t> lost_by_partition_;
+  std::map<kafka::topic_partition, std::int64_t> state_rows_;
 };
 
 /// What one partition keeps across the restarts of its chain. Owned by the
@@ -120,6 +139,11 @@ struct run_context {
   std::atomic<int> lanes_per_partition{1};
   /// Rate limits: how far each partition may read in the open epoch.
   admission_gate admission{admits_by_epoch(config)};
+  /// Dedup: the local state (null without dedup), the changelog's partition
+  /// count (0: no changelog) and the properties of a changelog reader.
+  state::store* state_store = nullptr;
+  std::int32_t changelog_partitions = 0;
+  std::map<std::string, std::string> changelog_client{};
 };
 
 } // namespace sluice::actors

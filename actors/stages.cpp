@@ -1,6 +1,7 @@
 #include "actors/stages.hpp"
 
 #include "actors/messages.hpp"
+#include "runtime/dedup/partition_dedup.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/json_writer.hpp"
 #include "runtime/record_parser.hpp"
@@ -65,6 +66,38 @@ caf::behavior function_stage(caf::event_based_actor* self, batch_function fn,
   }};
 }
 
+/// The dedup stage of one partition chain. It runs detached, on a thread
+/// of its own: RocksDB reads and writes, and the restore from the changelog
+/// when it opens, block, and must not hold a scheduler thread.
+struct dedup_state {
+  std::unique_ptr<dedup::partition_dedup> work;
+};
+
+caf::behavior dedup_stage(caf::stateful_actor<dedup_state>* self, run_context* ctx,
+                          caf::actor next, std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
+  return {[=](batch_ptr& batch) {
+    auto& st = self->state;
+    if (!st.work) {
+      // The first batch names the partition; its state is restored before
+      // any of its records is decided.
+      dedup::changelog_target target;
+      target.topic = ctx->config.dedup->changelog;
+      target.partitions = ctx->changelog_partitions;
+      target.client = ctx->changelog_client;
+      target.timeout = ctx->config.runtime.broker_timeout;
+      st.work = std::make_unique<dedup::partition_dedup>(
+          *ctx->config.dedup, *ctx->state_store,
+          kafka::topic_partition{batch->topic, batch->partition}, target);
+    }
+    auto effect = st.work->process(*batch);
+    ctx->metrics.set_state_rows({batch->topic, batch->partition}, st.work->rows());
+    ctx->metrics.state_rows_updated += effect.updated;
+    ctx->metrics.state_rows_removed += effect.removed;
+    self->send(next, std::move(batch));
+  }};
+}
+
 // -- sink ---------------------------------------------------------------------
 
 /// A batch waiting to be written. `base` is set for the records of a batch
@@ -93,9 +126,12 @@ struct sink_state {
   }
 };
 
-/// Slot index of a message: the source offset, and whether it is a DLQ record.
-std::size_t slot_index(std::int64_t offset, bool dlq) {
-  return (static_cast<std::size_t>(offset) << 1) | (dlq ? 1u : 0u);
+/// What a message of a batch is: its slot index holds the kind in the low
+/// bits, and the source offset (or the change's position) above them.
+enum slot_kind : std::size_t { output_slot = 0, dlq_slot = 1, change_slot = 2 };
+
+std::size_t slot_index(std::int64_t offset, slot_kind kind) {
+  return (static_cast<std::size_t>(offset) << 2) | kind;
 }
 
 rd_kafka_topic_s* topic_handle(run_context* ctx, sink_state& st,
@@ -117,14 +153,14 @@ kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
   hs.push_back({"sluice.source.offset", std::to_string(rec.offset)});
   auto* topic = topic_handle(ctx, st, ctx->config.dlq->topic);
   std::string_view value = rec.value ? std::string_view(*rec.value) : std::string_view();
-  auto res = ctx->producer.send(st.group, slot_index(rec.offset, true), topic, rec.key,
-                                value, hs, rec.timestamp_ms);
+  auto res = ctx->producer.send(st.group, slot_index(rec.offset, dlq_slot), topic,
+                                rec.key, value, hs, rec.timestamp_ms);
   if (res == kafka::producer::send_result::too_large) {
     // The value alone is too large for the sink: keep the record's place in
     // the DLQ; its bytes stay readable at the source offset.
     hs.push_back({"sluice.error.value-omitted", std::to_string(value.size()) + " bytes"});
-    res = ctx->producer.send(st.group, slot_index(rec.offset, true), topic, rec.key, {},
-                             hs, rec.timestamp_ms);
+    res = ctx->producer.send(st.group, slot_index(rec.offset, dlq_slot), topic, rec.key,
+                             {}, hs, rec.timestamp_ms);
     if (res == kafka::producer::send_result::too_large) {
       // Retrying cannot help: end the run rather than restart the chain.
       ctx->on_fatal("the DLQ refused record " + batch.topic + "/" +
@@ -171,6 +207,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         }
         auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
         auto outcome = st.outcome;
+        auto changes_delivered = batch.changes_delivered;
         // The count goes up before the flag is read, and the supervisor sets
         // the flag before it reads the count: one of them sees the other.
         ++deliveries->open;
@@ -186,6 +223,8 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           if (g.abandoned()) {
             // The chain died: nothing to acknowledge.
           } else if (failures.empty()) {
+            if (changes_delivered) // how far the changelog holds this partition
+              run_metrics::raise(*changes_delivered, g.highest_tracked_offset());
             caf::anon_send(consumer, ack_atom::value, *outcome);
           } else if (auto strong = me.lock()) {
             bool permanent = std::all_of(failures.begin(), failures.end(),
@@ -205,6 +244,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         kafka::producer::send_result res;
         if (rec.dropped && !rec.error) {
           ++st.outcome->dropped; // on purpose: handled, counted, not written
+          if (rec.duplicate) ++st.outcome->duplicates;
           continue;
         }
         if (!rec.error) {
@@ -218,7 +258,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
             write_json(rec.parsed, st.output_buffer);
             value = st.output_buffer;
           }
-          res = ctx->producer.send(st.group, slot_index(rec.offset, false),
+          res = ctx->producer.send(st.group, slot_index(rec.offset, output_slot),
                                    topic_handle(ctx, st, rec.target_topic), rec.key,
                                    value, rec.headers, rec.timestamp_ms);
           if (res == kafka::producer::send_result::queued) {
@@ -258,6 +298,30 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           return;
         }
       }
+      // The batch's state changes go in the same group: the batch is
+      // acknowledged only once they are delivered too.
+      for (; st.next_record < batch.records.size() + batch.changes.size();
+           ++st.next_record) {
+        auto i = st.next_record - batch.records.size();
+        auto& c = batch.changes[i];
+        auto res = ctx->producer.send_to_partition(
+            st.group, slot_index(static_cast<std::int64_t>(i), change_slot),
+            topic_handle(ctx, st, c.topic), c.partition, c.key, c.value);
+        if (res == kafka::producer::send_result::queue_full) {
+          if (!st.retry_scheduled) {
+            st.retry_scheduled = true;
+            self->delayed_send(self, std::chrono::milliseconds(5), retry_atom::value);
+          }
+          return;
+        }
+        if (res != kafka::producer::send_result::queued) {
+          ctx->on_fatal("the dedup changelog `" + c.topic + "` refused a change of " +
+                        batch.topic + "/" + std::to_string(batch.partition) +
+                        " (larger than the sink's message.max.bytes)");
+          self->quit();
+          return;
+        }
+      }
       st.group->seal();
       st.group = nullptr;
       st.next_record = 0;
@@ -281,8 +345,16 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         auto batch = std::make_shared<record_batch>();
         auto base = refused.ack;
         for (auto& f : refused.failures) {
-          auto offset = static_cast<std::int64_t>(f.index >> 1);
-          if (f.index & 1u || !ctx->config.dlq) {
+          auto offset = static_cast<std::int64_t>(f.index >> 2);
+          if ((f.index & 3u) == change_slot) {
+            ctx->on_fatal("the dedup changelog `" + f.topic + "` refused a change of " +
+                          self->state.source_topic + "/" +
+                          std::to_string(self->state.source_partition) + " (" + f.reason +
+                          ")");
+            self->quit();
+            return;
+          }
+          if ((f.index & 3u) == dlq_slot || !ctx->config.dlq) {
             // Retrying cannot help: end the run rather than restart the chain.
             ctx->on_fatal("the broker refused record " + self->state.source_topic + "/" +
                           std::to_string(self->state.source_partition) + "@" +
@@ -326,6 +398,8 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
                                               std::move(deliveries), chain_error);
   if (ctx->user_stage)
     next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next, chain_error);
+  if (ctx->state_store)
+    next = owner->spawn<caf::linked + caf::detached>(dedup_stage, ctx, next, chain_error);
   next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);
   return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error);
 }

@@ -119,6 +119,20 @@ const std::vector<option_doc>& option_table() {
       {"dlq", "topic", "string", "",
        "Dead-letter topic (on the sink's brokers). Without a DLQ an invalid record stops "
        "the run."},
+      {"dedup", "key", "[field, ...]", "(required)",
+       "Fields whose values together identify a record; a record missing one goes to "
+       "the DLQ."},
+      {"dedup", "within", "duration", "(required)",
+       "A record whose key was seen at another offset of its partition within this "
+       "(event time) is dropped and counted."},
+      {"dedup", "timeField", "field", "",
+       "A timestamp or long (epoch ms) field of parse.schema as event time; default: the "
+       "record's Kafka timestamp."},
+      {"dedup", "stateDir", "directory", "sluice-state/<name>",
+       "RocksDB files, a cache of the changelog; one process at a time."},
+      {"dedup", "changelog", "topic or false", "<name>-dedup-changelog",
+       "Compacted topic on the sink that holds the state; restored from when local "
+       "state is missing or behind. false: state only local (a warning)."},
       {"trigger", "processingTime", "duration", "", "Epoch length, e.g. \"1 second\"."},
       {"trigger", "availableNow", "boolean", "false",
        "Process up to the end offsets seen at start, commit, exit 0."},
@@ -140,6 +154,9 @@ const std::vector<option_doc>& option_table() {
       {"runtime", "brokerTimeout", "duration", "60 seconds",
        "How long a cluster may stay unreachable (or a lookup unanswered) before the run "
        "fails with exit 1."},
+      {"runtime", "memoryBudget", "integer", "268435456",
+       "Bytes for dedup state in memory: RocksDB's block cache and memtables together, "
+       "all partitions."},
   };
   return table;
 }
@@ -250,7 +267,6 @@ const char* not_supported_yet(const std::string& option) {
       {"source.fetchOffset.retryIntervalMs",
        "remove it; `runtime.brokerTimeout` bounds offset lookups"},
       {"trigger.continuous", "leave `trigger` out: runs are continuous by default"},
-      {"dedup", "remove it"},
   };
   auto it = hints.find(option);
   return it == hints.end() ? nullptr : it->second;
@@ -857,10 +873,83 @@ void parse_trigger(const json::object& obj, pipeline_config& cfg) {
   }
 }
 
+void parse_dedup(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "dedup", {"key", "within", "timeField", "stateDir", "changelog"},
+                 false);
+  dedup_options d;
+  auto in_schema = [&](const std::string& name) {
+    return std::find_if(cfg.parse.fields.begin(), cfg.parse.fields.end(),
+                        [&](auto& f) { return f.name == name; });
+  };
+  auto* key = obj.if_contains("key");
+  if (!key)
+    throw config_error("dedup.key", "required: the field (or list of fields) whose "
+                                    "values identify a record, e.g. [\"order_id\"]");
+  if (key->is_string()) {
+    d.key.push_back(std::string(key->get_string()));
+  } else if (key->is_array() && !key->get_array().empty()) {
+    for (auto& f : key->get_array())
+      d.key.push_back(as_string(f, "dedup.key", "a list of field names"));
+  } else {
+    throw config_error("dedup.key", "expected a field name or a non-empty list of field "
+                                    "names, got " +
+                                        describe(*key));
+  }
+  for (std::size_t i = 0; i < d.key.size(); ++i) {
+    if (d.key[i].empty())
+      throw config_error("dedup.key", "expected field names, got an empty string");
+    if (std::find(d.key.begin(), d.key.begin() + static_cast<std::ptrdiff_t>(i),
+                  d.key[i]) != d.key.begin() + static_cast<std::ptrdiff_t>(i))
+      throw config_error("dedup.key", "field `" + d.key[i] + "` is named twice");
+    if (!cfg.parse.fields.empty() && in_schema(d.key[i]) == cfg.parse.fields.end())
+      throw config_error("dedup.key", "field `" + d.key[i] + "` is not in parse.schema");
+  }
+  auto* within = obj.if_contains("within");
+  if (!within)
+    throw config_error("dedup.within",
+                       "required: how long a key is remembered, e.g. \"1 hour\"");
+  d.within =
+      parse_duration(as_string(*within, "dedup.within", "a duration"), "dedup.within");
+  if (d.within.count() <= 0)
+    throw config_error("dedup.within", "expected a positive duration");
+  if (auto* v = obj.if_contains("timeField"); v && !v->is_null()) {
+    d.time_field = as_string(*v, "dedup.timeField", "a field name");
+    auto f = in_schema(d.time_field);
+    if (f == cfg.parse.fields.end() ||
+        (f->type != field_type::timestamp_t && f->type != field_type::long_t))
+      throw config_error("dedup.timeField",
+                         "expected a field of parse.schema typed timestamp or long "
+                         "(epoch milliseconds), got `" +
+                             d.time_field + "`");
+  }
+  d.state_dir = "sluice-state/" + cfg.name;
+  if (auto* v = obj.if_contains("stateDir")) {
+    d.state_dir = as_string(*v, "dedup.stateDir", "a directory");
+    if (d.state_dir.find_first_not_of(" \t") == std::string::npos)
+      throw config_error("dedup.stateDir", "expected a directory, got an empty string");
+  }
+  d.changelog = cfg.name + "-dedup-changelog";
+  if (auto* v = obj.if_contains("changelog")) {
+    if (v->is_bool() && !v->get_bool())
+      d.changelog.clear();
+    else if (!v->is_bool())
+      d.changelog = checked_topic(
+          as_string(*v, "dedup.changelog", "a topic name or false"), "dedup.changelog");
+  }
+  if (!d.changelog.empty() && cfg.dlq && d.changelog == cfg.dlq->topic)
+    throw config_error("dedup.changelog", "`" + d.changelog + "` is also the DLQ topic");
+  if (cfg.source.min_partitions)
+    throw config_error("source.minPartitions",
+                       "cannot be combined with dedup yet: lanes would see one key's "
+                       "records out of order (remove one of them)");
+  cfg.dedup = std::move(d);
+}
+
 void parse_runtime(const json::object& obj, pipeline_config& cfg) {
   reject_unknown(obj, "runtime",
                  {"maxInFlightPerPartition", "maxInFlightBytes", "maxBatchRecords",
-                  "restartBudget", "restartWindow", "restartBackoff", "brokerTimeout"},
+                  "restartBudget", "restartWindow", "restartBackoff", "brokerTimeout",
+                  "memoryBudget"},
                  false);
   auto& r = cfg.runtime;
   if (auto* v = obj.if_contains("maxInFlightPerPartition"))
@@ -885,6 +974,13 @@ void parse_runtime(const json::object& obj, pipeline_config& cfg) {
         parse_duration(as_string(*v, "runtime.brokerTimeout"), "runtime.brokerTimeout");
   if (r.broker_timeout < std::chrono::seconds(1))
     throw config_error("runtime.brokerTimeout", "expected at least 1 second");
+  if (auto* v = obj.if_contains("memoryBudget")) {
+    auto n = as_positive(*v, "runtime.memoryBudget");
+    if (n < (16 << 20))
+      throw config_error("runtime.memoryBudget",
+                         "expected at least 16777216 (16 MiB), got " + describe(*v));
+    r.memory_budget = static_cast<std::size_t>(n);
+  }
   r.max_batch_records = std::min(r.max_batch_records, r.max_in_flight_per_partition);
 }
 
@@ -1117,7 +1213,8 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   for (auto& o : overrides)
     apply_override(root, o, replaced);
   reject_unknown(
-      root, "", {"name", "source", "parse", "route", "sink", "dlq", "trigger", "runtime"},
+      root, "",
+      {"name", "source", "parse", "route", "sink", "dlq", "dedup", "trigger", "runtime"},
       false);
 
   pipeline_config cfg;
@@ -1181,6 +1278,13 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
                            "` is also a source topic: dead letters would be "
                            "read again, fail again and loop (refused even with "
                            "route.allowSourceTopic)");
+  if (root.contains("dedup")) {
+    parse_dedup(section("dedup"), cfg);
+    if (!cfg.dedup->changelog.empty() && is_source(cfg.dedup->changelog))
+      throw config_error("dedup.changelog", "`" + cfg.dedup->changelog +
+                                                "` is also a source topic: the "
+                                                "changelog would be read as input");
+  }
   parse_trigger(section("trigger"), cfg);
   parse_runtime(section("runtime"), cfg);
   return cfg;

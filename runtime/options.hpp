@@ -97,6 +97,18 @@ struct dlq_options {
   std::string topic;
 };
 
+/// Drop records whose key was seen within a window, per input partition
+/// (../shared/DESIGN.md "Dedup and state").
+struct dedup_options {
+  std::vector<std::string> key; ///< fields whose values together form the key
+  std::chrono::milliseconds within{0};
+  /// A `timestamp` or `long` (epoch ms) field of the schema; empty: the
+  /// record's Kafka timestamp.
+  std::string time_field;
+  std::string state_dir; ///< RocksDB files (a cache of the changelog)
+  std::string changelog; ///< compacted topic on the sink; empty: off
+};
+
 struct trigger_options {
   enum class kind { continuous, processing_time, available_now, once };
   kind mode = kind::continuous;
@@ -116,6 +128,8 @@ struct runtime_options {
   std::chrono::milliseconds restart_backoff{200};
   /// How long a cluster may stay unreachable before the run fails.
   std::chrono::milliseconds broker_timeout{std::chrono::seconds(60)};
+  /// RocksDB's block cache and memtables together, all partitions.
+  std::size_t memory_budget = 256u << 20;
 };
 
 /// Spark's description of a Kafka source, as in progress lines:
@@ -133,6 +147,7 @@ struct pipeline_config {
   route_options route;
   sink_options sink;
   std::optional<dlq_options> dlq;
+  std::optional<dedup_options> dedup;
   trigger_options trigger;
   runtime_options runtime;
 };

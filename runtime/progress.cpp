@@ -125,6 +125,17 @@ std::string to_json(const epoch_progress& p) {
     source["admittedOffset"] = std::move(admitted);
     source["numAdmittedRows"] = admitted_rows;
   }
+  json::array state_operators;
+  for (auto& so : p.state_operators)
+    state_operators.push_back(json::object{
+        {"operatorName", so.name},
+        {"numRowsTotal", so.rows_total},
+        {"numRowsUpdated", so.rows_updated},
+        {"numRowsRemoved", so.rows_removed},
+        {"memoryUsedBytes", so.memory_used_bytes},
+        {"customMetrics",
+         json::object{{"numDroppedDuplicateRows", so.dropped_duplicates}}},
+    });
   json::object out{
       {"id", p.id},
       {"runId", p.run_id},
@@ -135,6 +146,7 @@ std::string to_json(const epoch_progress& p) {
       {"inputRowsPerSecond", input_rate},
       {"processedRowsPerSecond", processed_rate},
       {"durationMs", json::object{{"triggerExecution", p.duration_ms}}},
+      {"stateOperators", std::move(state_operators)},
       {"sources", json::array{source}},
       {"sink", json::object{{"description", p.sink_description},
                             {"numOutputRows", p.num_output_rows}}},

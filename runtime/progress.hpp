@@ -22,6 +22,16 @@ struct partition_progress {
   std::int64_t admitted_rows = 0;
 };
 
+/// A stateful operator's share of an epoch, as Spark's StateOperatorProgress.
+struct state_operator_progress {
+  std::string name = "dedupe";
+  std::int64_t rows_total = 0;   ///< keys held (open partitions)
+  std::int64_t rows_updated = 0; ///< stored in the epoch
+  std::int64_t rows_removed = 0; ///< expired and purged in the epoch
+  std::int64_t memory_used_bytes = 0;
+  std::int64_t dropped_duplicates = 0; ///< handled in the epoch
+};
+
 /// What one epoch did: printed as one JSON line with Spark's
 /// StreamingQueryProgress field names, plus Sluice's own counters.
 struct epoch_progress {
@@ -43,6 +53,7 @@ struct epoch_progress {
   std::string source_description;
   std::string sink_description;
   std::vector<partition_progress> partitions;
+  std::vector<state_operator_progress> state_operators;
 };
 
 /// Renders the progress line (single line, no trailing newline).

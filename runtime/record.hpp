@@ -2,6 +2,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -42,6 +43,18 @@ struct record {
   /// Set by a stage that drops the record on purpose (a tombstone with
   /// `parse.tombstones` drop): handled, counted, not written.
   bool dropped = false;
+  /// Set by the dedup stage with `dropped`: a duplicate within the window.
+  bool duplicate = false;
+};
+
+/// A change of a stage's state, written by the sink to a changelog topic
+/// with the batch that caused it (one acknowledgement covers both). A null
+/// value deletes the key (compaction then forgets it).
+struct state_change {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::string key;
+  std::optional<std::string> value;
 };
 
 /// A batch of consecutive records of one partition: the unit that travels
@@ -62,6 +75,12 @@ struct record_batch {
   /// user stage does to `records`.
   std::int64_t issued_records = 0;
   std::vector<record> records;
+  /// State changes to write with the records (dedup's changelog).
+  std::vector<state_change> changes;
+  /// Where the sink reports the highest changelog offset delivered for this
+  /// partition (max of all batches), so that the stage can record how far
+  /// its local state is known to match the changelog.
+  std::shared_ptr<std::atomic<std::int64_t>> changes_delivered;
 };
 
 /// Batches are handed from stage to stage by pointer; one stage owns it at a time.

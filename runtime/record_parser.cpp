@@ -118,6 +118,41 @@ bool is_iso8601_timestamp(std::string_view s) {
   return minutes < 60 && hours * 60 + minutes <= 18 * 60;
 }
 
+std::optional<std::int64_t> iso8601_to_epoch_ms(std::string_view s) {
+  if (!is_iso8601_timestamp(s)) return std::nullopt;
+  // Days from the civil date (Howard Hinnant's algorithm).
+  std::int64_t y = number(s, 0, 4), m = number(s, 5, 2), d = number(s, 8, 2);
+  y -= m <= 2;
+  auto era = (y >= 0 ? y : y - 399) / 400;
+  auto yoe = y - era * 400;
+  auto doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  auto doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  auto days = era * 146097 + doe - 719468;
+  std::int64_t ms = days * 86400000;
+  if (s.size() == 10) return ms;
+  ms += (number(s, 11, 2) * 3600 + number(s, 14, 2) * 60) * std::int64_t{1000};
+  std::size_t pos = 16;
+  if (pos < s.size() && s[pos] == ':') {
+    ms += number(s, pos + 1, 2) * std::int64_t{1000};
+    pos += 3;
+    if (pos < s.size() && s[pos] == '.') {
+      ++pos;
+      std::int64_t scale = 100;
+      for (; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos, scale /= 10)
+        ms += (s[pos] - '0') * scale;
+    }
+  }
+  if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int sign = s[pos] == '+' ? 1 : -1;
+    int hours = number(s, pos + 1, 2);
+    pos += 3;
+    if (s[pos] == ':') ++pos;
+    int minutes = number(s, pos, 2);
+    ms -= sign * (hours * 60 + minutes) * std::int64_t{60000};
+  }
+  return ms;
+}
+
 record_parser::record_parser(parse_options opts) : opts_(std::move(opts)) {}
 
 void record_parser::parse(record& rec) {

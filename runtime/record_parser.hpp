@@ -26,4 +26,8 @@ private:
 /// 2024-05-01T12:30:00Z or 2024-05-01T12:30:00.125+02:00.
 bool is_iso8601_timestamp(std::string_view s);
 
+/// Epoch milliseconds of an ISO-8601 timestamp (one that
+/// is_iso8601_timestamp accepts); a timestamp without a zone is read as UTC.
+std::optional<std::int64_t> iso8601_to_epoch_ms(std::string_view s);
+
 } // namespace sluice

@@ -10,6 +10,7 @@ packages=(
   libboost-json1.81-dev libboost-test1.81-dev # JSON and Boost.Test; never the 1.74 dev packages
   libspdlog-dev                               # logs (with external fmt 9)
   libcli11-dev                                # command line of the sluice binary
+  librocksdb-dev                              # dedup state (RocksDB 7.8)
   kcat python3-confluent-kafka                # independent clients used by end-to-end tests
 )
 

@@ -15,6 +15,7 @@ namespace sluice::app {
 int run_pipeline(const run_args& args) {
   block_stop_signals();
   auto config = load_pipeline_config(args.pipeline_file, args.overrides);
+  auto dedup = config.dedup;
   pipeline p(std::move(config));
   p.on_progress([](const epoch_progress& progress) {
     auto line = to_json(progress);
@@ -65,6 +66,11 @@ int run_pipeline(const run_args& args) {
   spdlog::info("run ended: {} in, {} out, {} to the DLQ, {} dropped, {:.2f} s",
                summary.input_rows, summary.output_rows, summary.dlq_rows,
                summary.dropped_rows, summary.seconds);
+  if (dedup)
+    spdlog::info("dedup: {} duplicate(s) dropped; {} key(s) held in `{}` ({} bytes on "
+                 "disk)",
+                 summary.duplicate_rows, summary.state_rows, dedup->state_dir,
+                 summary.state_disk_bytes);
   if (!summary.ok) {
     std::cerr << "sluice: run failed: " << summary.error << "\n";
     return 1;

@@ -8,9 +8,9 @@
 
 namespace sluice::kafka {
 
-void* delivery_group::expect_one(std::size_t index) {
+void* delivery_group::expect_one(std::size_t index, bool track_offset) {
   remaining_.fetch_add(1);
-  return &slots_.emplace_back(slot{this, index});
+  return &slots_.emplace_back(slot{this, index, track_offset});
 }
 
 void delivery_group::report(void* opaque, const void* message) {
@@ -19,6 +19,12 @@ void delivery_group::report(void* opaque, const void* message) {
   auto* m = static_cast<const rd_kafka_message_t*>(message);
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     g->delivered_.fetch_add(1);
+    if (s->track_offset) {
+      auto seen = g->tracked_offset_.load();
+      while (m->offset > seen &&
+             !g->tracked_offset_.compare_exchange_weak(seen, m->offset)) {
+      }
+    }
   } else {
     delivery_failure f;
     f.index = s->index;
@@ -174,6 +180,28 @@ producer::send(delivery_group* group, std::size_t index, rd_kafka_topic_s* topic
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return send_result::queued;
   group->cancel_one();
   if (hdrs) rd_kafka_headers_destroy(hdrs); // not taken over on failure
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return send_result::queue_full;
+  if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return send_result::too_large;
+  throw fatal_error("cannot produce to topic `" +
+                    std::string(rd_kafka_topic_name(topic)) +
+                    "`: " + rd_kafka_err2str(err));
+}
+
+producer::send_result
+producer::send_to_partition(delivery_group* group, std::size_t index,
+                            rd_kafka_topic_s* topic, std::int32_t partition,
+                            const std::string& key,
+                            const std::optional<std::string>& value) {
+  auto* opaque = group->expect_one(index, true);
+  // A null payload is a tombstone (the macro casts its arguments: no ?: in it).
+  void* payload = value ? const_cast<char*>(value->data()) : nullptr;
+  std::size_t size = value ? value->size() : 0;
+  auto err = rd_kafka_producev(
+      rk_, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key.data(), key.size()),
+      RD_KAFKA_V_VALUE(payload, size), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return send_result::queued;
+  group->cancel_one();
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return send_result::queue_full;
   if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return send_result::too_large;
   throw fatal_error("cannot produce to topic `" +

@@ -48,7 +48,8 @@ public:
   explicit delivery_group(callback on_done) : on_done_(std::move(on_done)) {}
 
   /// One more message will be reported; returns its delivery-report opaque.
-  void* expect_one(std::size_t index);
+  /// With `track_offset`, its offset counts in highest_tracked_offset().
+  void* expect_one(std::size_t index, bool track_offset = false);
   /// The last message expected with expect_one() was not queued after all.
   void cancel_one() {
     slots_.pop_back();
@@ -75,11 +76,15 @@ public:
     return failures_.front().reason;
   }
   std::size_t delivered() const noexcept { return delivered_.load(); }
+  /// The highest offset of the delivered messages sent with `track_offset`
+  /// (-1: none), e.g. how far a changelog partition holds a batch's changes.
+  std::int64_t highest_tracked_offset() const noexcept { return tracked_offset_.load(); }
 
 private:
   struct slot {
     delivery_group* group;
     std::size_t index;
+    bool track_offset;
   };
   void release();
 
@@ -87,6 +92,7 @@ private:
   std::atomic<std::size_t> remaining_{1}; // 1 until sealed
   std::atomic<std::size_t> delivered_{0};
   std::atomic<bool> abandoned_{false};
+  std::atomic<std::int64_t> tracked_offset_{-1};
   std::deque<slot> slots_; // a deque: growing it never moves a slot
   std::mutex failures_mutex_;
   std::vector<delivery_failure> failures_;
@@ -126,6 +132,13 @@ public:
   send_result send(delivery_group* group, std::size_t index, rd_kafka_topic_s* topic,
                    const std::optional<std::string>& key, std::string_view value,
                    const std::vector<header>& headers, std::int64_t timestamp_ms);
+
+  /// Queues a message to one partition, its offset tracked by the group; a
+  /// null `value` is a tombstone.
+  send_result send_to_partition(delivery_group* group, std::size_t index,
+                                rd_kafka_topic_s* topic, std::int32_t partition,
+                                const std::string& key,
+                                const std::optional<std::string>& value);
 
   /// Same, naming the topic.
   send_result send(delivery_group* group, std::size_t index, std::string_view topic,

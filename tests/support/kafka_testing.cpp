@@ -130,6 +130,14 @@ std::map<std::int32_t, std::int64_t> end_offsets(const std::string& bootstrap,
 void produce_records(const std::string& bootstrap, const std::string& topic,
                      std::int32_t partition,
                      const std::vector<std::pair<std::string, std::string>>& records) {
+  std::vector<timed_record> timed;
+  for (auto& [key, value] : records)
+    timed.push_back({key, value, 0});
+  produce_records(bootstrap, topic, partition, timed);
+}
+
+void produce_records(const std::string& bootstrap, const std::string& topic,
+                     std::int32_t partition, const std::vector<timed_record>& records) {
   auto* conf = kafka::make_conf({{"bootstrap.servers", bootstrap},
                                  {"enable.idempotence", "true"},
                                  {"log_level", "3"}},
@@ -137,13 +145,14 @@ void produce_records(const std::string& bootstrap, const std::string& topic,
   char err[512];
   auto* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk) throw std::runtime_error(err);
-  for (auto& [key, value] : records) {
+  for (auto& [key, value, timestamp_ms] : records) {
     for (;;) {
       auto e = rd_kafka_producev(
           rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
           RD_KAFKA_V_KEY(key.data(), key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+          RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_END);
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk, 10);
         continue;

@@ -53,6 +53,18 @@ void produce_records(const std::string& bootstrap, const std::string& topic,
                      std::int32_t partition,
                      const std::vector<std::pair<std::string, std::string>>& records);
 
+/// A record with its Kafka timestamp (epoch ms; 0: the producer's clock).
+struct timed_record {
+  std::string key;
+  std::string value;
+  std::int64_t timestamp_ms = 0;
+};
+
+/// Writes records with their timestamps into one partition, in order, and
+/// waits until the broker has them. Throws on failure.
+void produce_records(const std::string& bootstrap, const std::string& topic,
+                     std::int32_t partition, const std::vector<timed_record>& records);
+
 /// Kafka protocol request keys, for the embedded broker's error injection
 /// (librdkafka keeps its own names in a private header).
 namespace api_key {

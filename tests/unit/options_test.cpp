@@ -360,6 +360,64 @@ BOOST_AUTO_TEST_CASE(rate_limits_and_lanes_take_positive_counts_and_a_duration) 
              e);
 }
 
+BOOST_AUTO_TEST_CASE(dedup_options_have_defaults_and_bad_values_name_the_option) {
+  auto cfg =
+      parse_pipeline_config(with(R"("dedup": {"key": "order_id", "within": "1 hour"})"));
+  BOOST_REQUIRE(cfg.dedup.has_value());
+  BOOST_TEST(cfg.dedup->key == std::vector<std::string>{"order_id"});
+  BOOST_TEST(cfg.dedup->within.count() == 3600000);
+  BOOST_TEST(cfg.dedup->time_field.empty());
+  BOOST_TEST(cfg.dedup->state_dir == "sluice-state/" + cfg.name);
+  BOOST_TEST(cfg.dedup->changelog == cfg.name + "-dedup-changelog");
+  BOOST_TEST(cfg.runtime.memory_budget == 256u << 20);
+  const std::string schema =
+      R"("parse": {"schema": {"order_id": "string", "customer_id": "string",
+                               "priority": "string", "order_time": "timestamp"}}, )";
+  cfg = parse_pipeline_config(
+      with(schema +
+           R"("dedup": {"key": ["order_id", "customer_id"], "within": "10 minutes",
+               "timeField": "order_time", "stateDir": "/tmp/x", "changelog": false})"),
+      {"runtime.memoryBudget=33554432"});
+  BOOST_TEST(cfg.dedup->key.size() == 2u);
+  BOOST_TEST(cfg.dedup->time_field == "order_time");
+  BOOST_TEST(cfg.dedup->changelog.empty());
+  BOOST_TEST(cfg.runtime.memory_budget == 32u << 20);
+  auto dedup = [&](const std::string& body) {
+    return error_of(with(schema + R"("dedup": )" + body));
+  };
+  BOOST_TEST(
+      dedup(R"({"within": "1 hour"})").starts_with("option `dedup.key`: required"));
+  BOOST_TEST(dedup(R"({"key": [], "within": "1 hour"})") ==
+             "option `dedup.key`: expected a field name or a non-empty list of field "
+             "names, got []");
+  BOOST_TEST(dedup(R"({"key": ["nope"], "within": "1 hour"})") ==
+             "option `dedup.key`: field `nope` is not in parse.schema");
+  BOOST_TEST(dedup(R"({"key": ["order_id", "order_id"], "within": "1 hour"})") ==
+             "option `dedup.key`: field `order_id` is named twice");
+  BOOST_TEST(
+      dedup(R"({"key": ["order_id"]})").starts_with("option `dedup.within`: required"));
+  BOOST_TEST(dedup(R"({"key": ["order_id"], "within": "soon"})")
+                 .starts_with("option `dedup.within`:"));
+  BOOST_TEST(
+      dedup(R"({"key": ["order_id"], "within": "1 hour", "timeField": "priority"})")
+          .starts_with("option `dedup.timeField`: expected a field of parse.schema "
+                       "typed timestamp or long"));
+  BOOST_TEST(
+      dedup(R"({"key": ["order_id"], "within": "1 hour", "changelog": "bad name"})")
+          .starts_with("option `dedup.changelog`:"));
+  BOOST_TEST(dedup(R"({"key": ["order_id"], "within": "1 hour", "stateDir": ""})") ==
+             "option `dedup.stateDir`: expected a directory, got an empty string");
+  BOOST_TEST(dedup(R"({"key": ["order_id"], "within": "1 hour", "ttl": 5})")
+                 .starts_with("option `dedup.ttl`: unknown option"));
+  BOOST_TEST(
+      error_of(minimal, {"runtime.memoryBudget=1000"}) ==
+      "option `runtime.memoryBudget`: expected at least 16777216 (16 MiB), got 1000");
+  BOOST_TEST(error_of(with(R"("dedup": {"key": "order_id", "within": "1 hour"})"),
+                      {"source.minPartitions=8"})
+                 .starts_with("option `source.minPartitions`: cannot be combined with "
+                              "dedup yet"));
+}
+
 BOOST_AUTO_TEST_CASE(spark_options_not_implemented_say_so) {
   for (const char* option : {"groupIdPrefix", "kafkaConsumer.pollTimeoutMs",
                              "fetchOffset.numRetries", "fetchOffset.retryIntervalMs"}) {
@@ -368,9 +426,7 @@ BOOST_AUTO_TEST_CASE(spark_options_not_implemented_say_so) {
                       "`: not supported yet; ") != std::string::npos,
                e);
   }
-  auto e = error_of(with(R"("dedup": {"key": ["order_id"]})"));
-  BOOST_TEST(e == "option `dedup`: not supported yet; remove it", e);
-  e = error_of(minimal, {"trigger.continuous=1 second"});
+  auto e = error_of(minimal, {"trigger.continuous=1 second"});
   BOOST_TEST(
       e.find("option `trigger.continuous`: not supported yet") != std::string::npos, e);
   // A real typo is still an unknown option.

@@ -1,0 +1,231 @@
+#include "runtime/dedup/changelog.hpp"
+
+#include "runtime/errors.hpp"
+#include "runtime/kafka/config.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+namespace sluice::dedup {
+
+namespace {
+
+using client_ptr = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
+
+client_ptr make_client(rd_kafka_type_t type, std::map<std::string, std::string> props) {
+  if (type == RD_KAFKA_PRODUCER) props["allow.auto.create.topics"] = "false";
+  if (type == RD_KAFKA_CONSUMER) {
+    props["enable.partition.eof"] = "true";
+    props["enable.auto.commit"] = "false";
+    props["queued.max.messages.kbytes"] = "8192";
+  }
+  auto* conf = kafka::make_conf(props, "sink");
+  char err[512];
+  auto* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    throw fatal_error(std::string("dedup changelog client: ") + err);
+  }
+  return client_ptr(rk, &rd_kafka_destroy);
+}
+
+/// Partition count of `topic`, 0 when the cluster does not know it.
+std::int32_t partitions_of(rd_kafka_t* rk, const std::string& topic,
+                           std::chrono::milliseconds timeout) {
+  auto* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  if (err)
+    throw fatal_error("cannot read the metadata of the dedup changelog `" + topic +
+                      "`: " + rd_kafka_err2str(err));
+  std::int32_t n = 0;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && topic == md->topics[i].topic)
+      n = md->topics[i].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  return n;
+}
+
+/// Creates `topic` compacted; the error text when the cluster refuses.
+std::optional<std::string> create_compacted(rd_kafka_t* rk, const std::string& topic,
+                                            std::int32_t partitions,
+                                            std::chrono::milliseconds timeout) {
+  char err[512];
+  auto* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, err, sizeof err);
+  if (!nt) return std::string(err);
+  rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+  auto* queue = rd_kafka_queue_new(rk);
+  rd_kafka_CreateTopics(rk, &nt, 1, nullptr, queue);
+  rd_kafka_NewTopic_destroy(nt);
+  auto* ev = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()));
+  std::optional<std::string> failure;
+  if (!ev) {
+    failure = "no answer";
+  } else if (rd_kafka_event_error(ev)) {
+    failure = rd_kafka_event_error_string(ev);
+  } else if (auto* res = rd_kafka_event_CreateTopics_result(ev)) {
+    std::size_t n = 0;
+    auto** topics = rd_kafka_CreateTopics_result_topics(res, &n);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto code = rd_kafka_topic_result_error(topics[i]);
+      if (code && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        failure = rd_kafka_topic_result_error_string(topics[i])
+                      ? rd_kafka_topic_result_error_string(topics[i])
+                      : rd_kafka_err2str(code);
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(queue);
+  return failure;
+}
+
+} // namespace
+
+std::string changelog_prefix(const kafka::topic_partition& input) {
+  return input.topic + "/" + std::to_string(input.partition) + "/";
+}
+
+std::int32_t changelog_partition(std::int32_t input_partition, std::int32_t partitions) {
+  return partitions > 0 ? input_partition % partitions : 0;
+}
+
+std::map<std::string, std::string>
+reader_properties(const std::map<std::string, std::string>& sink) {
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : sink)
+    if (k == "bootstrap.servers" || k == "client.id" || k == "client.dns.lookup" ||
+        k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") ||
+        k.starts_with("ssl_") || k.starts_with("socket.") || k == "broker.address.family")
+      out[k] = v;
+  return out;
+}
+
+std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
+                              rd_kafka_s* producer, const std::string& topic,
+                              std::int32_t partitions,
+                              std::chrono::milliseconds timeout) {
+  // Asked without auto-creation: a cluster that creates topics on a metadata
+  // request would make it with the default (delete) policy.
+  auto admin = make_client(RD_KAFKA_PRODUCER, client);
+  if (auto n = partitions_of(admin.get(), topic, timeout); n > 0) return n;
+  auto refused = create_compacted(admin.get(), topic, std::max(partitions, 1), timeout);
+  if (!refused) {
+    // Metadata may lag the creation a moment.
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    do {
+      if (auto n = partitions_of(admin.get(), topic, timeout); n > 0) {
+        spdlog::info("created the dedup changelog `{}` ({} partitions, compacted)", topic,
+                     n);
+        return n;
+      }
+    } while (std::chrono::steady_clock::now() < deadline);
+    throw fatal_error("created the dedup changelog `" + topic +
+                      "`, but the cluster does not list it");
+  }
+  spdlog::warn("cannot create the dedup changelog `{}` ({}); it is created on first use "
+               "as the cluster likes: make sure its cleanup.policy is compact",
+               topic, *refused);
+  auto n = partitions_of(producer, topic, timeout);
+  if (n <= 0)
+    throw fatal_error("the dedup changelog `" + topic +
+                      "` does not exist and cannot be "
+                      "created (" +
+                      *refused + "): create it with cleanup.policy=compact");
+  return n;
+}
+
+restore_outcome restore(const std::map<std::string, std::string>& client,
+                        const std::string& topic, std::int32_t partition,
+                        const kafka::topic_partition& input, dedup_table& table,
+                        std::chrono::milliseconds timeout) {
+  restore_outcome out;
+  auto rk = make_client(RD_KAFKA_CONSUMER, client);
+  std::int64_t low = 0, high = 0;
+  auto err = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), partition, &low,
+                                              &high, static_cast<int>(timeout.count()));
+  if (err)
+    throw fatal_error("cannot read the end of the dedup changelog `" + topic + "` [" +
+                      std::to_string(partition) + "]: " + rd_kafka_err2str(err));
+  auto position = table.changelog_position();
+  if (position && *position < low && *position < high) {
+    // What the table holds was since deleted from the changelog, so what
+    // replaced it cannot be told apart: start again from the log start.
+    table.clear();
+    out.wiped = true;
+    position.reset();
+  }
+  std::int64_t from = position ? *position : low;
+  out.end = std::max(from, high);
+  if (from >= high) {
+    table.set_changelog_position(out.end);
+    return out;
+  }
+  auto* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> topic_handle(
+      rkt, &rd_kafka_topic_destroy);
+  if (rd_kafka_consume_start(rkt, partition, from) == -1)
+    throw fatal_error("cannot read the dedup changelog `" + topic +
+                      "`: " + rd_kafka_err2str(rd_kafka_last_error()));
+  auto prefix = changelog_prefix(input);
+  std::vector<change> pending;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::int64_t next = from;
+  std::vector<rd_kafka_message_t*> messages(1000);
+  // The end is the position reaching `high`, not a record at high - 1:
+  // compaction and transaction markers leave holes.
+  while (next < high) {
+    auto n =
+        rd_kafka_consume_batch(rkt, partition, 200, messages.data(), messages.size());
+    if (n < 0) {
+      rd_kafka_consume_stop(rkt, partition);
+      throw fatal_error("reading the dedup changelog `" + topic +
+                        "`: " + rd_kafka_err2str(rd_kafka_last_error()));
+    }
+    for (ssize_t i = 0; i < n; ++i) {
+      auto* m = messages[static_cast<std::size_t>(i)];
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        next = std::max(next, m->offset);
+      } else if (m->err) {
+        std::string why = rd_kafka_message_errstr(m);
+        rd_kafka_message_destroy(m);
+        for (auto j = i + 1; j < n; ++j)
+          rd_kafka_message_destroy(messages[static_cast<std::size_t>(j)]);
+        rd_kafka_consume_stop(rkt, partition);
+        throw fatal_error("reading the dedup changelog `" + topic + "`: " + why);
+      } else {
+        next = m->offset + 1;
+        std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+        if (m->offset < high && key.starts_with(prefix)) {
+          auto& c = pending.emplace_back();
+          c.key = std::string(key.substr(prefix.size()));
+          if (m->payload)
+            c.now = decode_sighting(
+                std::string_view(static_cast<const char*>(m->payload), m->len));
+          ++out.applied;
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+    if (n > 0) deadline = std::chrono::steady_clock::now() + timeout; // progress
+    if (pending.size() >= 1000) {
+      table.restore(pending);
+      pending.clear();
+    }
+    if (next < high && std::chrono::steady_clock::now() > deadline) {
+      rd_kafka_consume_stop(rkt, partition);
+      throw fatal_error("restoring from the dedup changelog `" + topic + "` [" +
+                        std::to_string(partition) + "] took longer than " +
+                        std::to_string(timeout.count() / 1000) + " s (at offset " +
+                        std::to_string(next) + " of " + std::to_string(high) + ")");
+    }
+  }
+  rd_kafka_consume_stop(rkt, partition);
+  table.restore(pending);
+  table.set_changelog_position(out.end);
+  return out;
+}
+
+} // namespace sluice::dedup

@@ -1,0 +1,97 @@
+#pragma once
+
+// One partition's dedup state on a state table: the window rules applied to
+// a batch at a time, expiry, and changes read back from the changelog.
+//
+// Layout of the table's keys:
+//   k<key>                 -> sighting (offset, event time), 16 bytes
+//   t<event time><key>     -> ""  (expiry index, ordered by event time)
+//   m/changelog            -> changelog offset the state is known to include
+//   m/stream-time          -> the partition's event-time progress
+
+#include "runtime/dedup/window_rules.hpp"
+#include "runtime/state/state_store.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::dedup {
+
+/// A record's key (its encoded field values) and where and when it was seen.
+struct keyed_sighting {
+  std::string key;
+  sighting seen;
+};
+
+/// A change of the state, for the changelog: the sighting now held, or none
+/// (expired).
+struct change {
+  std::string key;
+  std::optional<sighting> now;
+};
+
+/// A sighting as the changelog's value: {"offset":N,"eventTime":T}.
+std::string encode_sighting(const sighting& s);
+/// nullopt when `text` is not such a value.
+std::optional<sighting> decode_sighting(std::string_view text);
+
+class dedup_table {
+public:
+  /// Counts the rows the table already holds.
+  explicit dedup_table(state::partition_table& table);
+
+  /// Decides a batch's records in order and stores what changes (one write).
+  /// Duplicates inside the batch are caught too. Appends the changes.
+  ///
+  /// A sighting that expired by the partition's event-time progress (the
+  /// latest event time seen before the record) counts as absent, whether or
+  /// not purge() has removed it yet: so a verdict never depends on where
+  /// batches happen to start, or on when purges run.
+  std::vector<verdict> decide_all(const std::vector<keyed_sighting>& records,
+                                  std::chrono::milliseconds within,
+                                  std::vector<change>& changes);
+
+  /// Removes sightings expired by the event-time progress, oldest first, at
+  /// most `limit`. Appends the removals.
+  std::int64_t purge(std::chrono::milliseconds within, std::size_t limit,
+                     std::vector<change>& changes);
+
+  /// Sightings the last decide_all() stored. A record that passes with an
+  /// event time already expired by the progress (a late one) is not stored:
+  /// no later record could be its duplicate.
+  std::int64_t last_stored() const noexcept { return last_stored_; }
+
+  /// The latest event time decided (kept with the state); nullopt before any.
+  std::optional<std::int64_t> stream_time() const noexcept { return stream_time_; }
+
+  /// Applies changes read from the changelog, in their order.
+  void restore(const std::vector<change>& changes);
+
+  /// Forgets everything (the changelog moved past what the table holds).
+  void clear();
+
+  /// How far into the changelog partition the table is known to be
+  /// complete; nullopt when never restored or written.
+  std::optional<std::int64_t> changelog_position();
+  /// Recorded after the writes it covers, so a crash that loses the newest
+  /// writes (the WAL is off) loses this too: the state is never claimed to
+  /// hold more than it does.
+  void set_changelog_position(std::int64_t next_offset);
+
+  std::int64_t rows() const noexcept { return rows_; }
+  state::partition_table& table() noexcept { return table_; }
+
+private:
+  state::partition_table& table_;
+  std::int64_t rows_ = 0;
+  std::optional<std::int64_t> stream_time_;
+  std::int64_t last_stored_ = 0;
+  /// Every expiry entry below this time is purged already: purges start
+  /// there, past RocksDB's deletions of earlier ones.
+  std::optional<std::int64_t> purged_below_;
+};
+
+} // namespace sluice::dedup

@@ -1,0 +1,138 @@
+#include "runtime/dedup/partition_dedup.hpp"
+
+#include "runtime/dedup/changelog.hpp"
+#include "runtime/json_writer.hpp"
+#include "runtime/record_parser.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace sluice::dedup {
+
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+} // namespace
+
+partition_dedup::partition_dedup(const dedup_options& options, state::store& store,
+                                 kafka::topic_partition input,
+                                 const changelog_target& changelog)
+    : options_(options), input_(std::move(input)), changelog_(changelog),
+      changelog_partition_(changelog_partition(input_.partition, changelog.partitions)),
+      changelog_prefix_(changelog_prefix(input_)), table_(store.table(input_.str())),
+      delivered_(std::make_shared<std::atomic<std::int64_t>>(-1)) {
+  if (changelog_.topic.empty()) return;
+  auto started = std::chrono::steady_clock::now();
+  auto outcome = restore(changelog_.client, changelog_.topic, changelog_partition_,
+                         input_, table_, changelog_.timeout);
+  restored_ = outcome.applied;
+  recorded_ = outcome.end;
+  if (outcome.wiped)
+    spdlog::warn("dedup state of {} was older than the changelog's start: rebuilt "
+                 "from the changelog",
+                 input_.str());
+  if (outcome.applied > 0)
+    spdlog::info("dedup state of {}: {} change(s) restored from `{}` [{}] in {} ms, {} "
+                 "key(s) held",
+                 input_.str(), outcome.applied, changelog_.topic, changelog_partition_,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count(),
+                 table_.rows());
+}
+
+batch_effect partition_dedup::process(record_batch& batch) {
+  batch_effect effect;
+  // How far the changelog is known to hold this partition's changes, from
+  // deliveries: recorded after the writes it covers (see dedup_table).
+  if (auto d = delivered_->load(); d + 1 > recorded_) {
+    table_.set_changelog_position(d + 1);
+    recorded_ = d + 1;
+  }
+  scratch_.clear();
+  positions_.clear();
+  std::string key;
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    auto& rec = batch.records[i];
+    // DLQ records, dropped ones and deletes (no value) are not deduplicated.
+    if (rec.error || rec.dropped || !rec.value) continue;
+    key.clear();
+    key.push_back('[');
+    const std::string* missing = nullptr;
+    for (auto& field : options_.key) {
+      auto* v = rec.parsed.if_contains(field);
+      if (!v || v->is_null()) {
+        missing = &field;
+        break;
+      }
+      if (key.size() > 1) key.push_back(',');
+      write_json(*v, key);
+    }
+    if (missing) {
+      rec.error = record_error{"missing_dedup_key", "field `" + *missing +
+                                                        "` of dedup.key is missing "
+                                                        "or null"};
+      continue;
+    }
+    key.push_back(']');
+    std::int64_t event_time = rec.timestamp_ms >= 0 ? rec.timestamp_ms : wall_ms();
+    if (!options_.time_field.empty()) {
+      auto* v = rec.parsed.if_contains(options_.time_field);
+      std::optional<std::int64_t> t;
+      if (v && v->is_int64())
+        t = v->get_int64();
+      else if (v && v->is_string())
+        t = iso8601_to_epoch_ms(v->get_string());
+      if (!t) {
+        rec.error = record_error{"invalid_dedup_time",
+                                 "field `" + options_.time_field +
+                                     "` (dedup.timeField) is missing or not a time"};
+        continue;
+      }
+      event_time = *t;
+    }
+    scratch_.push_back({key, sighting{rec.offset, event_time}});
+    positions_.push_back(i);
+  }
+  changes_.clear();
+  auto verdicts = table_.decide_all(scratch_, options_.within, changes_);
+  for (std::size_t j = 0; j < verdicts.size(); ++j) {
+    if (verdicts[j] == verdict::duplicate) {
+      auto& rec = batch.records[positions_[j]];
+      rec.dropped = true;
+      rec.duplicate = true;
+      ++effect.duplicates;
+    }
+  }
+  effect.updated = table_.last_stored();
+  // Expiry runs when event time has moved on by a second or 1% of the
+  // window, so that its scan (past earlier deletions) is not paid per batch.
+  auto step = std::max<std::int64_t>(1000, options_.within.count() / 100);
+  if (auto now = table_.stream_time();
+      now && !scratch_.empty() &&
+      (purged_at_ == std::numeric_limits<std::int64_t>::min() ||
+       *now - purged_at_ >= step)) {
+    purged_at_ = *now;
+    effect.removed = table_.purge(options_.within, 100000, changes_);
+  }
+  if (!changelog_.topic.empty() && !changes_.empty()) {
+    batch.changes.reserve(batch.changes.size() + changes_.size());
+    for (auto& c : changes_) {
+      auto& out = batch.changes.emplace_back();
+      out.topic = changelog_.topic;
+      out.partition = changelog_partition_;
+      out.key = changelog_prefix_ + c.key;
+      if (c.now) out.value = encode_sighting(*c.now);
+    }
+    batch.changes_delivered = delivered_;
+  }
+  return effect;
+}
+
+} // namespace sluice::dedup

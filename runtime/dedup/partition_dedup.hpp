@@ -1,0 +1,75 @@
+#pragma once
+
+// The dedup stage's work for one input partition, apart from the actor that
+// runs it: keys taken from parsed records, the window rules applied to a
+// batch against the partition's table, expiry, and the changes the sink
+// writes to the changelog with the batch. Blocking (RocksDB, and a restore
+// from the changelog when it opens): run it off the actor scheduler.
+
+#include "runtime/dedup/dedup_table.hpp"
+#include "runtime/kafka/topic_partition.hpp"
+#include "runtime/options.hpp"
+#include "runtime/record.hpp"
+#include "runtime/state/state_store.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace sluice::dedup {
+
+/// What one batch did to the state.
+struct batch_effect {
+  std::int64_t updated = 0;    ///< sightings stored (first, leftover, renewed)
+  std::int64_t removed = 0;    ///< expired sightings purged
+  std::int64_t duplicates = 0; ///< records marked as dropped duplicates
+};
+
+/// Where the changelog is, for a partition's restore and writes.
+struct changelog_target {
+  std::string topic; ///< empty: no changelog
+  std::int32_t partitions = 0;
+  std::map<std::string, std::string> client; ///< reader properties
+  std::chrono::milliseconds timeout{60000};
+};
+
+class partition_dedup {
+public:
+  /// Opens the partition's table and, with a changelog, restores it from
+  /// there first (blocking). Throws fatal_error when that fails.
+  partition_dedup(const dedup_options& options, state::store& store,
+                  kafka::topic_partition input, const changelog_target& changelog);
+
+  /// Marks the batch's duplicates dropped, sends records without a usable
+  /// key or event time to the DLQ, purges what expired, and attaches the
+  /// changes for the changelog to the batch.
+  batch_effect process(record_batch& batch);
+
+  std::int64_t rows() const noexcept { return table_.rows(); }
+  /// Changelog records of this partition applied when it opened.
+  std::int64_t restored() const noexcept { return restored_; }
+
+private:
+  const dedup_options& options_;
+  kafka::topic_partition input_;
+  changelog_target changelog_;
+  std::int32_t changelog_partition_ = 0;
+  std::string changelog_prefix_;
+  dedup_table table_;
+  std::int64_t restored_ = 0;
+  /// Event-time progress at the last purge.
+  std::int64_t purged_at_ = std::numeric_limits<std::int64_t>::min();
+  /// Highest changelog offset the sink saw delivered for this partition,
+  /// and the position last recorded from it.
+  std::shared_ptr<std::atomic<std::int64_t>> delivered_;
+  std::int64_t recorded_ = -1;
+  std::vector<keyed_sighting> scratch_;
+  std::vector<std::size_t> positions_;
+  std::vector<change> changes_;
+};
+
+} // namespace sluice::dedup

@@ -1,0 +1,245 @@
+#include "runtime/state/state_store.hpp"
+
+#include "runtime/errors.hpp"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+namespace sluice::state {
+
+namespace {
+
+/// Any RocksDB failure after the store is open: the chain fails and is
+/// restarted, or the run fails with the reason.
+void check(const rocksdb::Status& s, std::string_view what) {
+  if (!s.ok())
+    throw fatal_error("state store: " + std::string(what) + ": " + s.ToString());
+}
+
+rocksdb::ColumnFamilyHandle* cf(void* handle) {
+  return static_cast<rocksdb::ColumnFamilyHandle*>(handle);
+}
+
+} // namespace
+
+struct store::impl {
+  std::shared_ptr<rocksdb::Cache> cache;
+  std::shared_ptr<rocksdb::WriteBufferManager> buffers;
+  rocksdb::ColumnFamilyOptions family_options;
+  rocksdb::WriteOptions write_options;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::mutex mutex; // guards tables
+  std::map<std::string, std::unique_ptr<partition_table>, std::less<>> tables;
+};
+
+store::store(const std::string& dir, std::size_t memory_budget, const std::string& option)
+    : impl_(std::make_unique<impl>()), dir_(dir) {
+  auto& im = *impl_;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw config_error(option, "cannot create `" + dir + "`: " + ec.message());
+  // One budget: the cache holds blocks, and the write-buffer manager charges
+  // every memtable to it. The manager flushes the largest memtable past half
+  // the budget; it never stalls writers (allow_stall false), because a stall
+  // would block every partition's thread at once.
+  im.cache = rocksdb::NewLRUCache(memory_budget);
+  im.buffers = std::make_shared<rocksdb::WriteBufferManager>(memory_budget / 2, im.cache,
+                                                             /*allow_stall=*/false);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = im.cache;
+  table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  im.family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Each memtable small enough that many partitions fit the budget.
+  im.family_options.write_buffer_size =
+      std::clamp<std::size_t>(memory_budget / 16, 1u << 20, 16u << 20);
+  im.family_options.max_write_buffer_number = 2;
+  im.family_options.level_compaction_dynamic_level_bytes = true;
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.write_buffer_manager = im.buffers;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 2;
+  db_options.max_log_file_size = 1u << 20;
+  // Memtables are written out at close: with the WAL off, that is what a
+  // clean stop keeps without a restore.
+  db_options.avoid_flush_during_shutdown = false;
+  im.write_options.disableWAL = true;
+
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(db_options, dir, &names).ok() || names.empty())
+    names = {rocksdb::kDefaultColumnFamilyName};
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (auto& n : names)
+    families.emplace_back(n, im.family_options);
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(db_options, dir, families, &im.handles, &db);
+  if (!s.ok()) {
+    auto text = s.ToString();
+    if (s.IsIOError() && text.find("lock") != std::string::npos)
+      throw config_error(option, "`" + dir + "` is in use by another process (" + text +
+                                     "): give each instance its own state directory");
+    throw config_error(option, "cannot open the state in `" + dir + "`: " + text);
+  }
+  im.db.reset(db);
+  for (auto* h : im.handles)
+    if (h->GetName() != rocksdb::kDefaultColumnFamilyName)
+      im.tables.emplace(h->GetName(), std::unique_ptr<partition_table>(
+                                          new partition_table(this, h, h->GetName())));
+}
+
+store::~store() {
+  auto& im = *impl_;
+  if (!im.db) return;
+  for (auto* h : im.handles)
+    im.db->DestroyColumnFamilyHandle(h);
+  im.handles.clear();
+  im.db->Close();
+}
+
+partition_table& store::table(const std::string& name) {
+  auto& im = *impl_;
+  std::lock_guard<std::mutex> guard{im.mutex};
+  auto it = im.tables.find(name);
+  if (it != im.tables.end()) return *it->second;
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  check(im.db->CreateColumnFamily(im.family_options, name, &h),
+        "creating table `" + name + "`");
+  im.handles.push_back(h);
+  auto* t = new partition_table(this, h, name);
+  im.tables.emplace(name, std::unique_ptr<partition_table>(t));
+  return *t;
+}
+
+std::int64_t store::memory_used() const {
+  return static_cast<std::int64_t>(impl_->cache->GetUsage());
+}
+
+std::int64_t store::disk_used() const {
+  std::uint64_t total = 0;
+  auto& im = *impl_;
+  std::lock_guard<std::mutex> guard{im.mutex};
+  for (auto* h : im.handles) {
+    std::uint64_t n = 0;
+    if (im.db->GetIntProperty(h, rocksdb::DB::Properties::kTotalSstFilesSize, &n))
+      total += n;
+  }
+  return static_cast<std::int64_t>(total);
+}
+
+// -- partition_table ----------------------------------------------------------
+
+struct partition_table::writes::impl {
+  rocksdb::ColumnFamilyHandle* family = nullptr;
+  rocksdb::WriteBatch batch;
+};
+
+partition_table::writes::writes(partition_table& table)
+    : impl_(std::make_unique<impl>()) {
+  impl_->family = cf(table.handle_);
+}
+partition_table::writes::~writes() = default;
+partition_table::writes::writes(writes&&) noexcept = default;
+
+void partition_table::writes::put(std::string_view key, std::string_view value) {
+  impl_->batch.Put(impl_->family, rocksdb::Slice(key.data(), key.size()),
+                   rocksdb::Slice(value.data(), value.size()));
+}
+
+void partition_table::writes::remove(std::string_view key) {
+  impl_->batch.Delete(impl_->family, rocksdb::Slice(key.data(), key.size()));
+}
+
+bool partition_table::writes::empty() const {
+  return impl_->batch.Count() == 0;
+}
+
+std::vector<std::optional<std::string>>
+partition_table::get(const std::vector<std::string>& keys) {
+  std::vector<std::optional<std::string>> out(keys.size());
+  if (keys.empty()) return out;
+  auto& db = *owner_->impl_->db;
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (auto& k : keys)
+    slices.emplace_back(k);
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db.MultiGet(rocksdb::ReadOptions(), cf(handle_), keys.size(), slices.data(),
+              values.data(), statuses.data());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].ok())
+      out[i].emplace(values[i].data(), values[i].size());
+    else if (!statuses[i].IsNotFound())
+      check(statuses[i], "reading `" + name_ + "`");
+  }
+  return out;
+}
+
+std::optional<std::string> partition_table::get(std::string_view key) {
+  std::string value;
+  auto s = owner_->impl_->db->Get(rocksdb::ReadOptions(), cf(handle_),
+                                  rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  check(s, "reading `" + name_ + "`");
+  return value;
+}
+
+void partition_table::apply(writes& w) {
+  if (w.empty()) return;
+  if (w.impl_->family != cf(handle_))
+    throw std::logic_error("writes of one table applied to another");
+  check(owner_->impl_->db->Write(owner_->impl_->write_options, &w.impl_->batch),
+        "writing `" + name_ + "`");
+  w.impl_->batch.Clear();
+}
+
+void partition_table::scan(
+    std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view)>& fn,
+    std::string_view from) {
+  if (from < prefix) from = prefix;
+  // The lower bound keeps the iterator from walking back over deletions.
+  rocksdb::Slice lower(from.data(), from.size());
+  rocksdb::ReadOptions options;
+  options.iterate_lower_bound = &lower;
+  std::unique_ptr<rocksdb::Iterator> it(
+      owner_->impl_->db->NewIterator(options, cf(handle_)));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    auto k = it->key();
+    std::string_view key(k.data(), k.size());
+    if (!key.starts_with(prefix)) break;
+    auto v = it->value();
+    if (!fn(key, std::string_view(v.data(), v.size()))) break;
+  }
+  check(it->status(), "scanning `" + name_ + "`");
+}
+
+void partition_table::clear() {
+  // Keys are short; no key starts with 0xff bytes this long.
+  const std::string end(16, '\xff');
+  check(
+      owner_->impl_->db->DeleteRange(owner_->impl_->write_options, cf(handle_), "", end),
+      "clearing `" + name_ + "`");
+}
+
+void partition_table::flush() {
+  check(owner_->impl_->db->Flush(rocksdb::FlushOptions(), cf(handle_)),
+        "flushing `" + name_ + "`");
+}
+
+} // namespace sluice::state

@@ -1,0 +1,102 @@
+#pragma once
+
+// Local state on RocksDB: the only place that includes RocksDB's headers and
+// translates its statuses.
+//
+// One DB per instance (one `stateDir`), one column family per input
+// partition. One DB means one LOCK file, so a second process on the same
+// directory fails at start, and one place for the memory budget: a block
+// cache shared by every column family, with a write-buffer manager charging
+// the memtables to it (KAFKA-8215: a store per partition multiplied memory).
+// A column family per partition keeps a partition's keys apart and lets it be
+// wiped and restored alone. The WAL is off: the changelog topic is the truth,
+// and a crash loses at most the newest writes, which the changelog restores.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::state {
+
+class store;
+
+/// One partition's keys (a column family). Used by one thread at a time.
+class partition_table {
+public:
+  /// Values of `keys`, in order (nullopt when absent).
+  std::vector<std::optional<std::string>> get(const std::vector<std::string>& keys);
+  std::optional<std::string> get(std::string_view key);
+
+  /// Writes to `table` applied together (one RocksDB write batch).
+  class writes {
+  public:
+    explicit writes(partition_table& table);
+    ~writes();
+    writes(writes&&) noexcept;
+    void put(std::string_view key, std::string_view value);
+    void remove(std::string_view key);
+    bool empty() const;
+
+  private:
+    friend class partition_table;
+    struct impl;
+    std::unique_ptr<impl> impl_;
+  };
+  void apply(writes& w);
+
+  /// Calls `fn(key, value)` for the keys starting with `prefix`, in order
+  /// from `from` (default: the prefix itself), until it returns false.
+  void scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& fn,
+            std::string_view from = {});
+
+  /// Deletes every key.
+  void clear();
+
+  /// Writes the memtable to disk (at a clean stop: WAL is off).
+  void flush();
+
+  const std::string& name() const noexcept { return name_; }
+
+private:
+  friend class store;
+  partition_table(store* owner, void* handle, std::string name)
+      : owner_(owner), handle_(handle), name_(std::move(name)) {}
+  store* owner_;
+  void* handle_; // rocksdb::ColumnFamilyHandle
+  std::string name_;
+};
+
+/// The RocksDB instance under a state directory.
+class store {
+public:
+  /// Opens or creates `dir`. Throws config_error naming `option` when the
+  /// directory cannot be used, or is held by another process.
+  store(const std::string& dir, std::size_t memory_budget, const std::string& option);
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  /// The table named `name` (created when missing). Thread-safe; the table
+  /// lives as long as the store.
+  partition_table& table(const std::string& name);
+
+  /// Bytes the shared cache holds now (blocks and memtables charged to it).
+  std::int64_t memory_used() const;
+  /// Bytes of the store's files on disk (SST files).
+  std::int64_t disk_used() const;
+  const std::string& dir() const noexcept { return dir_; }
+
+private:
+  friend class partition_table;
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  std::string dir_;
+};
+
+} // namespace sluice::state

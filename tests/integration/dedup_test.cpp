@@ -1,0 +1,359 @@
+// The dedup stage against the embedded broker: exact outputs with
+// duplicates inside and beyond the window (explicit record timestamps),
+// state kept across runs, state rebuilt from the changelog when the local
+// directory is lost, and one memory budget over many partitions.
+
+#include "actors/pipeline.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/kafka/mock_cluster.hpp"
+#include "runtime/options.hpp"
+#include "tests/support/kafka_testing.hpp"
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+using namespace sluice;
+using namespace sluice::testing;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::int64_t t0 = 1'700'000'000'000; // epoch ms
+
+/// A fresh state directory under the test's working directory.
+std::string state_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() /
+             ("sluice-dedup-test-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  return dir.string();
+}
+
+/// Events {"order_id": ..., "n": ...} deduplicated by order_id within 1 minute.
+pipeline_config config(const std::string& bootstrap, const std::string& group,
+                       const std::string& dir, std::vector<std::string> overrides = {}) {
+  return parse_pipeline_config(R"({
+    "name": "dedup-test",
+    "source": {"kafka.bootstrap.servers": ")" +
+                                   bootstrap + R"(", "kafka.group.id": ")" + group + R"(",
+               "subscribe": "events", "startingOffsets": "earliest",
+               "kafka.session.timeout.ms": 6000, "kafka.fetch.wait.max.ms": 50},
+    "parse": {"schema": {"order_id": "string", "n": "long"}},
+    "route": {"topic": "out"},
+    "sink": {"kafka.bootstrap.servers": ")" +
+                                   bootstrap + R"("},
+    "dlq": {"topic": "dlq"},
+    "dedup": {"key": ["order_id"], "within": "1 minute", "stateDir": ")" +
+                                   dir + R"(", "changelog": "events-changelog"},
+    "trigger": {"availableNow": true}})",
+                               overrides);
+}
+
+timed_record event(const std::string& id, int n, std::int64_t at_ms) {
+  return {id, R"({"order_id":")" + id + R"(","n":)" + std::to_string(n) + "}", at_ms};
+}
+
+struct observed_run {
+  run_summary summary;
+  std::vector<boost::json::object> progress;
+};
+
+observed_run run_to_end(const pipeline_config& cfg) {
+  pipeline p(cfg);
+  observed_run out;
+  std::mutex m;
+  p.on_progress([&](const epoch_progress& e) {
+    std::lock_guard<std::mutex> guard{m};
+    out.progress.push_back(boost::json::parse(to_json(e)).as_object());
+  });
+  out.summary = p.run();
+  return out;
+}
+
+/// The "n" of every record in `topic`, in partition then offset order.
+std::vector<std::int64_t> ns_in(const std::string& bootstrap, const std::string& topic) {
+  std::vector<std::int64_t> out;
+  for (auto& c : read_topic(bootstrap, topic))
+    out.push_back(boost::json::parse(c.value.value_or("{}")).at("n").as_int64());
+  return out;
+}
+
+std::int64_t sum_of(const observed_run& r, const char* metric) {
+  std::int64_t n = 0;
+  for (auto& p : r.progress)
+    for (auto& op : p.at("stateOperators").as_array()) {
+      auto& o = op.as_object();
+      BOOST_TEST(o.at("operatorName").as_string() == "dedupe");
+      if (std::string_view(metric) == "numDroppedDuplicateRows")
+        n += o.at("customMetrics").at(metric).as_int64();
+      else
+        n += o.at(metric).as_int64();
+    }
+  return n;
+}
+
+/// Keys `prefix<i>` for i in [from, to), one record each at `at_ms` + i.
+std::vector<timed_record> events(const std::string& prefix, int from, int to, int n0,
+                                 std::int64_t at_ms) {
+  std::vector<timed_record> out;
+  for (int i = from; i < to; ++i)
+    out.push_back(event(prefix + std::to_string(i), n0 + i, at_ms + i));
+  return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(dedup)
+
+BOOST_AUTO_TEST_CASE(duplicates_within_the_window_are_dropped_and_beyond_it_pass) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 1);
+  cluster.create_topic("out", 1);
+  cluster.create_topic("dlq", 1);
+  cluster.create_topic("events-changelog", 1);
+  produce_records(b, "events", 0,
+                  {
+                      event("a", 0, t0),           // first a: passes
+                      event("b", 1, t0 + 1000),    // first b: passes
+                      event("a", 2, t0 + 30000),   // a, 30 s later: duplicate
+                      event("a", 3, t0 + 60000),   // a, exactly 1 min: duplicate
+                      event("c", 4, t0),           // first c
+                      event("c", 5, t0 - 59000),   // 59 s *earlier*: duplicate
+                      event("a", 6, t0 + 120000),  // a, 2 min after the first: passes
+                      event("a", 7, t0 + 150000),  // duplicate of the renewed a
+                      event("b", 8, t0 + 20000),   // b, 19 s later, but event time
+                                                   // is at t0 + 150 s: b expired
+                      {"x", R"({"n":9})", t0},     // no order_id: DLQ
+                      event("d", 10, t0 + 100000), // first d
+                      event("d", 11, t0 + 100000), // same time: duplicate
+                  });
+  auto dir = state_dir("window");
+  auto run = run_to_end(config(b, "g-window", dir));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(ns_in(b, "out") == (std::vector<std::int64_t>{0, 1, 4, 6, 8, 10}),
+             boost::test_tools::per_element());
+  auto dlq = read_topic(b, "dlq");
+  BOOST_REQUIRE(dlq.size() == 1u);
+  BOOST_TEST(dlq[0].header_value("sluice.error.type").value_or("") ==
+             "missing_dedup_key");
+  BOOST_TEST(dlq[0].header_value("sluice.source.offset").value_or("") == "9");
+  BOOST_TEST(run.summary.input_rows == 12);
+  BOOST_TEST(run.summary.output_rows == 6);
+  BOOST_TEST(run.summary.dlq_rows == 1);
+  BOOST_TEST(run.summary.duplicate_rows == 5);
+  BOOST_TEST(run.summary.dropped_rows == 5);
+  // Dropped duplicates are handled: the group holds the end.
+  BOOST_TEST(committed_offsets(b, "g-window", "events").at(0) == 12);
+  BOOST_TEST(sum_of(run, "numDroppedDuplicateRows") == 5);
+  // Stored: a, b, c, a renewed, d; b at offset 8 passes but is not stored,
+  // being expired on arrival (a late record).
+  BOOST_TEST(sum_of(run, "numRowsUpdated") == 5);
+  // Event time reached t0 + 150 s: b (t0 + 20 s) and c (t0) expired and are
+  // purged; a (t0 + 120 s) and d (t0 + 100 s) are held.
+  BOOST_TEST(run.summary.state_rows == 2);
+  // Every change is in the changelog, keyed per input partition and key; the
+  // purged keys end in tombstones.
+  std::map<std::string, std::string> latest;
+  for (auto& c : read_topic(b, "events-changelog"))
+    latest[c.key.value_or("")] = c.value.value_or("(null)");
+  BOOST_TEST(latest.size() == 4u);
+  BOOST_TEST(latest[R"(events/0/["a"])"] ==
+             R"({"offset":6,"eventTime":)" + std::to_string(t0 + 120000) + "}");
+  BOOST_TEST(latest[R"(events/0/["d"])"] ==
+             R"({"offset":10,"eventTime":)" + std::to_string(t0 + 100000) + "}");
+  BOOST_TEST(latest[R"(events/0/["b"])"] == "(null)");
+  BOOST_TEST(latest[R"(events/0/["c"])"] == "(null)");
+  BOOST_TEST(fs::exists(fs::path(dir) / "CURRENT")); // real RocksDB files
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(keys_of_several_fields_and_a_time_field) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 1);
+  cluster.create_topic("out", 1);
+  cluster.create_topic("dlq", 1);
+  auto rec = [](const std::string& id, const std::string& region, int n,
+                const std::string& at) {
+    return timed_record{id,
+                        R"({"order_id":")" + id + R"(","region":")" + region +
+                            R"(","n":)" + std::to_string(n) + R"(,"at":")" + at + R"("})",
+                        0};
+  };
+  produce_records(b, "events", 0,
+                  {
+                      rec("a", "eu", 0, "2026-01-01T10:00:00Z"),
+                      rec("a", "us", 1, "2026-01-01T10:00:00Z"),   // other key
+                      rec("a", "eu", 2, "2026-01-01T10:00:59.5Z"), // duplicate
+                      // 1 min and 1 ms later, in another zone: passes.
+                      rec("a", "eu", 3, "2026-01-01T11:01:00.001+01:00"),
+                      {"a", R"({"order_id":"a","region":"us","n":4})", 0}, // no time: DLQ
+                  });
+  auto dir = state_dir("fields");
+  auto run = run_to_end(config(
+      b, "g-fields", dir,
+      {R"(parse.schema={"order_id":"string","region":"string","n":"long","at":"timestamp"})",
+       R"(dedup.key=["order_id","region"])", "dedup.timeField=at",
+       "dedup.changelog=false"}));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(ns_in(b, "out") == (std::vector<std::int64_t>{0, 1, 3}),
+             boost::test_tools::per_element());
+  auto dlq = read_topic(b, "dlq");
+  BOOST_REQUIRE(dlq.size() == 1u);
+  BOOST_TEST(dlq[0].header_value("sluice.error.type").value_or("") ==
+             "invalid_dedup_time");
+  BOOST_TEST(run.summary.duplicate_rows == 1);
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(a_second_run_drops_duplicates_of_the_first) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 2);
+  cluster.create_topic("out", 2);
+  cluster.create_topic("dlq", 1);
+  for (int p = 0; p < 2; ++p)
+    produce_records(b, "events", p, events("k" + std::to_string(p) + "-", 0, 100, 0, t0));
+  auto dir = state_dir("restart");
+  auto first = run_to_end(config(b, "g-restart", dir));
+  BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
+  BOOST_TEST(first.summary.output_rows == 200);
+  BOOST_TEST(first.summary.duplicate_rows == 0);
+  // Re-sent events 0..49 (a retrying producer, 10 s later) and new 100..149.
+  for (int p = 0; p < 2; ++p) {
+    auto prefix = "k" + std::to_string(p) + "-";
+    auto again = events(prefix, 0, 50, 1000, t0 + 10000);
+    auto fresh = events(prefix, 100, 150, 0, t0 + 20000);
+    again.insert(again.end(), fresh.begin(), fresh.end());
+    produce_records(b, "events", p, again);
+  }
+  auto second = run_to_end(config(b, "g-restart", dir));
+  BOOST_REQUIRE_MESSAGE(second.summary.ok, second.summary.error);
+  BOOST_TEST(second.summary.input_rows == 200);
+  BOOST_TEST(second.summary.output_rows == 100);
+  BOOST_TEST(second.summary.duplicate_rows == 100);
+  std::multiset<std::int64_t> ns;
+  for (auto n : ns_in(b, "out"))
+    ns.insert(n);
+  BOOST_TEST(ns.size() == 300u);
+  for (int i = 0; i < 150; ++i)
+    BOOST_TEST(ns.count(i) == 2u, "event " << i); // once per partition
+  BOOST_TEST(committed_offsets(b, "g-restart", "events") ==
+             (std::map<std::int32_t, std::int64_t>{{0, 200}, {1, 200}}));
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(a_lost_state_directory_is_restored_from_the_changelog) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  // 6 input partitions; the embedded broker creates the changelog on first
+  // use with its own count (4), so partitions share changelog partitions.
+  cluster.create_topic("events", 6);
+  cluster.create_topic("out", 6);
+  cluster.create_topic("dlq", 1);
+  for (int p = 0; p < 6; ++p)
+    produce_records(b, "events", p, events("k" + std::to_string(p) + "-", 0, 100, 0, t0));
+  auto dir = state_dir("restore");
+  auto first = run_to_end(config(b, "g-restore", dir));
+  BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
+  BOOST_TEST(first.summary.output_rows == 600);
+  BOOST_TEST(end_offsets(b, "events-changelog").size() == 4u);
+  fs::remove_all(dir); // the disk is lost
+  for (int p = 0; p < 6; ++p) {
+    auto prefix = "k" + std::to_string(p) + "-";
+    auto again = events(prefix, 0, 50, 1000, t0 + 10000);
+    auto fresh = events(prefix, 100, 150, 0, t0 + 20000);
+    again.insert(again.end(), fresh.begin(), fresh.end());
+    produce_records(b, "events", p, again);
+  }
+  auto second = run_to_end(config(b, "g-restore", dir));
+  BOOST_REQUIRE_MESSAGE(second.summary.ok, second.summary.error);
+  BOOST_TEST(second.summary.output_rows == 300);
+  BOOST_TEST(second.summary.duplicate_rows == 300);
+  BOOST_TEST(second.summary.state_rows == 900); // 150 keys per partition
+  // And without the changelog, the same loss forgets every key.
+  fs::remove_all(dir);
+  for (int p = 0; p < 6; ++p)
+    produce_records(b, "events", p,
+                    events("k" + std::to_string(p) + "-", 0, 10, 2000, t0 + 30000));
+  auto third = run_to_end(config(b, "g-restore", dir, {"dedup.changelog=false"}));
+  BOOST_REQUIRE_MESSAGE(third.summary.ok, third.summary.error);
+  BOOST_TEST(third.summary.duplicate_rows == 0);
+  BOOST_TEST(third.summary.output_rows == 60);
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(expired_keys_are_purged_and_the_changelog_forgets_them) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 1);
+  cluster.create_topic("out", 1);
+  cluster.create_topic("dlq", 1);
+  cluster.create_topic("events-changelog", 1);
+  // 100 keys, then event time moves 10 minutes on: all of them expire.
+  auto records = events("k", 0, 100, 0, t0);
+  records.push_back(event("late", 100, t0 + 600000));
+  produce_records(b, "events", 0, records);
+  auto dir = state_dir("purge");
+  auto run = run_to_end(config(b, "g-purge", dir));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(run.summary.output_rows == 101);
+  BOOST_TEST(run.summary.state_rows == 1); // only `late` is held
+  BOOST_TEST(sum_of(run, "numRowsRemoved") == 100);
+  std::map<std::string, std::optional<std::string>> latest;
+  for (auto& c : read_topic(b, "events-changelog"))
+    latest[c.key.value_or("")] = c.value;
+  BOOST_TEST(latest.size() == 101u);
+  BOOST_TEST(!latest[R"(events/0/["k7"])"].has_value()); // a tombstone
+  BOOST_TEST(latest[R"(events/0/["late"])"].has_value());
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(one_memory_budget_holds_over_64_partitions) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 64);
+  cluster.create_topic("out", 4);
+  cluster.create_topic("dlq", 1);
+  // 64 partitions x 600 keys of 200 bytes: about 40 MB written to the state
+  // (row and expiry entries), against a budget of 16 MiB.
+  const std::string pad(200, 'p');
+  for (int p = 0; p < 64; ++p)
+    produce_records(b, "events", p, events(pad + std::to_string(p) + "-", 0, 600, 0, t0));
+  auto dir = state_dir("budget");
+  auto run = run_to_end(config(
+      b, "g-budget", dir, {"runtime.memoryBudget=16777216", "dedup.changelog=false"}));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(run.summary.output_rows == 64 * 600);
+  std::int64_t peak = 0;
+  for (auto& p : run.progress)
+    for (auto& op : p.at("stateOperators").as_array())
+      peak = std::max(peak, op.at("memoryUsedBytes").as_int64());
+  BOOST_TEST(peak > 0);
+  BOOST_TEST(peak <= 16 * 1024 * 1024 * 11 / 10, "peak " << peak);
+  BOOST_TEST(run.summary.state_rows == 64 * 600);
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(a_state_directory_in_use_fails_at_start) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  auto dir = state_dir("locked");
+  pipeline first(config(b, "g-locked", dir));
+  try {
+    pipeline second(config(b, "g-locked", dir));
+    BOOST_FAIL("a second pipeline opened the same state directory");
+  } catch (const config_error& e) {
+    BOOST_TEST(e.option() == "dedup.stateDir");
+    BOOST_TEST(std::string(e.what()).find("in use by another process") !=
+               std::string::npos);
+  }
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
