@@ -515,6 +515,12 @@ run_summary pipeline::run_until_stopped() {
   out.dropped_rows = ctx.metrics.dropped_rows.load();
   out.duplicate_rows = ctx.metrics.duplicate_rows.load();
   if (im.state) {
+    try {
+      im.state->flush();
+    } catch (const std::exception& e) {
+      spdlog::warn("{} (the state is restored from the changelog at the next run)",
+                   e.what());
+    }
     out.state_rows = ctx.metrics.state_rows();
     out.state_disk_bytes = im.state->disk_used();
   }

@@ -20,6 +20,7 @@ struct produce_args {
   std::int64_t count = 0;
   std::optional<double> rate;
   double malformed_fraction = 0.0;
+  double duplicate_fraction = 0.0;
   std::uint64_t seed = 1;
 };
 
@@ -31,6 +32,7 @@ struct run_args {
 struct demo_args {
   std::int64_t events = 300000;
   double malformed_fraction = 0.02;
+  double duplicate_fraction = 0.05;
 };
 
 int run_broker(const broker_args& args);

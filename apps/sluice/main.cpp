@@ -90,6 +90,12 @@ int main(int argc, char** argv) {
                    "share of broken events, 0..1")
       ->check(fraction)
       ->capture_default_str();
+  produce_cmd
+      ->add_option("--duplicate-fraction", produce.duplicate_fraction,
+                   "share of events that re-send one of the 100 before them (same key "
+                   "and value, a later offset and timestamp), 0..1")
+      ->check(fraction)
+      ->capture_default_str();
   produce_cmd->add_option("--seed", produce.seed, "generator seed")
       ->capture_default_str();
 
@@ -115,6 +121,11 @@ int main(int argc, char** argv) {
   demo_cmd
       ->add_option("--malformed-fraction", demo.malformed_fraction,
                    "share of broken events")
+      ->check(fraction)
+      ->capture_default_str();
+  demo_cmd
+      ->add_option("--duplicate-fraction", demo.duplicate_fraction,
+                   "share of re-sent events, which dedup drops")
       ->check(fraction)
       ->capture_default_str();
 

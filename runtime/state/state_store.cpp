@@ -125,6 +125,12 @@ partition_table& store::table(const std::string& name) {
   return *t;
 }
 
+void store::flush() {
+  auto& im = *impl_;
+  std::lock_guard<std::mutex> guard{im.mutex};
+  check(im.db->Flush(rocksdb::FlushOptions(), im.handles), "flushing");
+}
+
 std::int64_t store::memory_used() const {
   return static_cast<std::int64_t>(impl_->cache->GetUsage());
 }

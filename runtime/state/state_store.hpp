@@ -86,6 +86,10 @@ public:
   /// lives as long as the store.
   partition_table& table(const std::string& name);
 
+  /// Writes every table's memtable to disk (at the end of a run: the WAL is
+  /// off, so this is what survives a later crash without a restore).
+  void flush();
+
   /// Bytes the shared cache holds now (blocks and memtables charged to it).
   std::int64_t memory_used() const;
   /// Bytes of the store's files on disk (SST files).

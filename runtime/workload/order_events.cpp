@@ -38,13 +38,22 @@ std::string expected_error_type(const std::string& malformation) {
 }
 
 order_generator::order_generator(std::uint64_t seed, double malformed_fraction,
-                                 int customers)
-    : seed_(seed), malformed_fraction_(malformed_fraction), customers_(customers) {}
+                                 int customers, double duplicate_fraction)
+    : seed_(seed), malformed_fraction_(malformed_fraction), customers_(customers),
+      duplicate_fraction_(duplicate_fraction) {}
 
 order_event order_generator::make(std::int64_t i) const {
   auto r = [&](std::uint64_t salt) {
     return mix(seed_ * 1000003ull + static_cast<std::uint64_t>(i) * 31ull + salt);
   };
+  if (duplicate_fraction_ > 0 && i > 0 &&
+      static_cast<double>(r(8) % 1000000) / 1000000.0 < duplicate_fraction_) {
+    auto back = static_cast<std::int64_t>(
+        r(9) % static_cast<std::uint64_t>(std::min<std::int64_t>(i, 100)));
+    auto e = make(i - 1 - back);
+    if (!e.duplicate_of) e.duplicate_of = i - 1 - back;
+    return e;
+  }
   order_event e;
   char buf[512];
   e.order_id = "ord-" + std::to_string(seed_) + "-" + std::to_string(i);
@@ -102,14 +111,15 @@ order_event order_generator::make(std::int64_t i) const {
   return e;
 }
 
-std::int64_t produce_orders(const std::string& bootstrap, const std::string& topic,
-                            std::int64_t count, std::optional<double> rate,
-                            double malformed_fraction, std::uint64_t seed,
-                            std::map<std::string, std::string> props) {
+produced produce_orders(const std::string& bootstrap, const std::string& topic,
+                        std::int64_t count, std::optional<double> rate,
+                        double malformed_fraction, std::uint64_t seed,
+                        std::map<std::string, std::string> props,
+                        double duplicate_fraction) {
   props["bootstrap.servers"] = bootstrap;
   props.try_emplace("linger.ms", "20");
   kafka::producer out(std::move(props), "produce");
-  order_generator gen(seed, malformed_fraction);
+  order_generator gen(seed, malformed_fraction, 5000, duplicate_fraction);
   std::atomic<bool> done{false};
   std::string failure;
   std::mutex failure_mutex;
@@ -121,11 +131,12 @@ std::int64_t produce_orders(const std::string& bootstrap, const std::string& top
     done.store(true);
   });
   auto* rkt = out.topic(topic);
-  std::int64_t malformed = 0;
+  produced out_count;
   auto start = std::chrono::steady_clock::now();
   for (std::int64_t i = 0; i < count; ++i) {
     auto e = gen.make(i);
-    malformed += e.malformation.empty() ? 0 : 1;
+    out_count.malformed += e.malformation.empty() ? 0 : 1;
+    out_count.duplicates += e.duplicate_of ? 1 : 0;
     std::vector<header> headers{{"correlation-id", e.correlation_id}};
     while (out.send(group, 0, rkt, e.key, e.value, headers, 0) ==
            kafka::producer::send_result::queue_full)
@@ -142,7 +153,7 @@ std::int64_t produce_orders(const std::string& bootstrap, const std::string& top
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (!failure.empty())
     throw fatal_error("delivery to `" + topic + "` failed: " + failure);
-  return malformed;
+  return out_count;
 }
 
 } // namespace sluice::workload

@@ -17,6 +17,9 @@ struct order_event {
   /// Empty for a good event; otherwise how it is broken: truncated,
   /// wrong_type, missing_order_id, not_utf8, empty_value.
   std::string malformation;
+  /// Set when this event re-sends an earlier one (a retrying producer): the
+  /// sequence number of the original, whose key, value and headers it has.
+  std::optional<std::int64_t> duplicate_of;
 };
 
 /// The pipeline `parse` section for order events, as JSON text: every field
@@ -32,7 +35,9 @@ std::string expected_error_type(const std::string& malformation);
 /// test can regenerate what was written and compare it with what came out.
 class order_generator {
 public:
-  order_generator(std::uint64_t seed, double malformed_fraction, int customers = 5000);
+  /// A `duplicate_fraction` of events re-send one of the 100 before them.
+  order_generator(std::uint64_t seed, double malformed_fraction, int customers = 5000,
+                  double duplicate_fraction = 0);
 
   /// The event with sequence number `i`; independent of call order.
   order_event make(std::int64_t i) const;
@@ -41,15 +46,23 @@ private:
   std::uint64_t seed_;
   double malformed_fraction_;
   int customers_;
+  double duplicate_fraction_;
+};
+
+/// What produce_orders wrote.
+struct produced {
+  std::int64_t malformed = 0;
+  std::int64_t duplicates =
+      0; ///< re-sent events (each a later offset, a later timestamp)
 };
 
 /// Writes `count` events to `topic` (at most `rate` per second when given)
-/// and waits for every delivery. Returns how many were malformed. Throws
-/// fatal_error when a delivery fails. `props` are extra librdkafka producer
-/// properties (e.g. compression.type).
-std::int64_t produce_orders(const std::string& bootstrap, const std::string& topic,
-                            std::int64_t count, std::optional<double> rate,
-                            double malformed_fraction, std::uint64_t seed,
-                            std::map<std::string, std::string> props = {});
+/// and waits for every delivery. Throws fatal_error when a delivery fails.
+/// `props` are extra librdkafka producer properties (e.g. compression.type).
+produced produce_orders(const std::string& bootstrap, const std::string& topic,
+                        std::int64_t count, std::optional<double> rate,
+                        double malformed_fraction, std::uint64_t seed,
+                        std::map<std::string, std::string> props = {},
+                        double duplicate_fraction = 0);
 
 } // namespace sluice::workload
