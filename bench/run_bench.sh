@@ -115,12 +115,22 @@ EOF
 }
 pipeline_json bench-sluice-out > "$out/pipeline-sluice.json"
 pipeline_json bench-other-out > "$out/pipeline-other.json"
+# sluice-dedup: the same pipeline with dedup on order_id within an hour (RocksDB
+# state and its changelog; the input holds no duplicates, so every record is a
+# lookup and an insert). Each round gets a fresh state directory and changelog
+# topic, so that no round starts with another's state.
+"$python" - "$out/pipeline-sluice.json" "$out/pipeline-dedup.json" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+text = text.replace('"trigger":', '"dedup": {"key": ["order_id"], "within": "1 hour"},\n  "trigger":')
+open(sys.argv[2], "w").write(text)
+PY
 
 # copy_loop-prefetch: the same loop with queued.min.messages=1000000. At the
 # default (100000) the prefetch limit applies to the one consumer queue that all
 # 64 partitions share, and the loop waits on fetches (measured ~140k msgs/s with
 # 1/3 of a core busy); with a larger limit it prefetches the whole input.
-contestants=(copy_loop copy_loop-prefetch copy_loop.py route_loop.py sluice)
+contestants=(copy_loop copy_loop-prefetch copy_loop.py route_loop.py sluice sluice-dedup)
 contestants+=("${other_labels[@]}")
 
 # One whole process under GNU time (wall s, peak RSS KiB, user s, sys s); appends
@@ -148,6 +158,13 @@ run_one() { # $1 round, $2 contestant
       "${timed[@]}" "$python" "$here/route_loop.py" --bootstrap "$bootstrap" \
         --group "$group" --output bench-route-out --dlq bench-dlq --count "$events" \
         > "$base.out" 2> "$base.err" || rc=$? ;;
+    sluice-dedup)
+      rm -rf "$out/state-r$r"
+      "${timed[@]}" "$sluice" run "$out/pipeline-dedup.json" \
+        --set "source.kafka.group.id=$group" --set "dedup.stateDir=$out/state-r$r" \
+        --set "dedup.changelog=bench-dedup-changelog-$tag-r$r" \
+        > "$base.out" 2> "$base.err" || rc=$?
+      du -sb "$out/state-r$r" | cut -f1 > "$base.state" ;;
     *)
       local bin=$sluice pipe="$out/pipeline-sluice.json"
       if [ "$c" != sluice ]; then bin=${others[$c]}; pipe="$out/pipeline-other.json"; fi
@@ -180,9 +197,10 @@ else:
     start = next(ts(l) for l in lines if " assigned: " in l and "(none)" not in l)
     end_line = next(l for l in lines if " run ended: " in l)
     end = max(ts(l) for l in lines if " committed the offsets " in l)
-    m = re.search(r"run ended: (\d+) in, (\d+) out, (\d+) to the DLQ", end_line)
+    m = re.search(r"run ended: (\d+) in, (\d+) out, (\d+) to the DLQ, (\d+) dropped",
+                  end_line)
     records = int(m.group(1))
-    if int(m.group(2)) + int(m.group(3)) != records:
+    if int(m.group(2)) + int(m.group(3)) + int(m.group(4)) != records:
         sys.exit(f"round {r} {c}: {m.group(0)}")
     secs = (end - start).total_seconds()
 if records != int(events):
@@ -239,6 +257,11 @@ for c in by:
               f"{py_wall / med(c, 'wall'):.2f}x by wall time, "
               f"{med('route_loop.py', 'cpu_per_m') / med(c, 'cpu_per_m'):.2f}x "
               "records per CPU-second (goal: 3x)")
+import glob, os
+sizes = [int(open(f).read()) for f in glob.glob(os.path.join(os.path.dirname(path), "*-sluice-dedup.state"))]
+if sizes:
+    print(f"\nsluice-dedup state directory after a run (RocksDB files): "
+          f"median {statistics.median(sizes) / 2**20:.1f} MiB")
 print("\nEvery round:\n")
 print("| round | contestant | records | timed s | msgs/s | wall s | CPU s "
       "| peak RSS MB |")

@@ -9,6 +9,7 @@
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -79,6 +80,9 @@ store::store(const std::string& dir, std::size_t memory_budget, const std::strin
   // clean stop keeps without a restore.
   db_options.avoid_flush_during_shutdown = false;
   im.write_options.disableWAL = true;
+  // A batch's keys are sorted (see writes): concurrent inserts reuse their
+  // position in the memtable.
+  im.write_options.memtable_insert_hint_per_batch = true;
 
   std::vector<std::string> names;
   if (!rocksdb::DB::ListColumnFamilies(db_options, dir, &names).ok() || names.empty())
@@ -149,9 +153,29 @@ std::int64_t store::disk_used() const {
 
 // -- partition_table ----------------------------------------------------------
 
+/// Operations are kept in one buffer and written in key order: a memtable
+/// insert then starts its search where the previous one ended, instead of at
+/// the top of the skip list (measured: the inserts were the stage's largest
+/// cost).
 struct partition_table::writes::impl {
+  struct op {
+    std::size_t key_at, key_size, value_at, value_size;
+    bool remove;
+  };
   rocksdb::ColumnFamilyHandle* family = nullptr;
-  rocksdb::WriteBatch batch;
+  std::string bytes;
+  std::vector<op> ops;
+
+  std::string_view view(std::size_t at, std::size_t size) const {
+    return std::string_view(bytes).substr(at, size);
+  }
+  void add(std::string_view key, std::string_view value, bool remove) {
+    auto key_at = bytes.size();
+    bytes.append(key);
+    auto value_at = bytes.size();
+    bytes.append(value);
+    ops.push_back({key_at, key.size(), value_at, value.size(), remove});
+  }
 };
 
 partition_table::writes::writes(partition_table& table)
@@ -162,16 +186,15 @@ partition_table::writes::~writes() = default;
 partition_table::writes::writes(writes&&) noexcept = default;
 
 void partition_table::writes::put(std::string_view key, std::string_view value) {
-  impl_->batch.Put(impl_->family, rocksdb::Slice(key.data(), key.size()),
-                   rocksdb::Slice(value.data(), value.size()));
+  impl_->add(key, value, false);
 }
 
 void partition_table::writes::remove(std::string_view key) {
-  impl_->batch.Delete(impl_->family, rocksdb::Slice(key.data(), key.size()));
+  impl_->add(key, {}, true);
 }
 
 bool partition_table::writes::empty() const {
-  return impl_->batch.Count() == 0;
+  return impl_->ops.empty();
 }
 
 std::vector<std::optional<std::string>>
@@ -206,12 +229,29 @@ std::optional<std::string> partition_table::get(std::string_view key) {
 }
 
 void partition_table::apply(writes& w) {
-  if (w.empty()) return;
-  if (w.impl_->family != cf(handle_))
+  auto& im = *w.impl_;
+  if (im.ops.empty()) return;
+  if (im.family != cf(handle_))
     throw std::logic_error("writes of one table applied to another");
-  check(owner_->impl_->db->Write(owner_->impl_->write_options, &w.impl_->batch),
+  // Stable: of two operations on one key, the later one wins.
+  std::stable_sort(im.ops.begin(), im.ops.end(), [&](auto& a, auto& b) {
+    return im.view(a.key_at, a.key_size) < im.view(b.key_at, b.key_size);
+  });
+  rocksdb::WriteBatch batch(im.bytes.size() + 32 * im.ops.size());
+  for (auto& o : im.ops) {
+    auto key = im.view(o.key_at, o.key_size);
+    rocksdb::Slice k(key.data(), key.size());
+    if (o.remove) {
+      batch.Delete(im.family, k);
+    } else {
+      auto value = im.view(o.value_at, o.value_size);
+      batch.Put(im.family, k, rocksdb::Slice(value.data(), value.size()));
+    }
+  }
+  check(owner_->impl_->db->Write(owner_->impl_->write_options, &batch),
         "writing `" + name_ + "`");
-  w.impl_->batch.Clear();
+  im.ops.clear();
+  im.bytes.clear();
 }
 
 void partition_table::scan(
