@@ -1,6 +1,7 @@
 #include "actors/checkpoint.hpp"
 
 #include "actors/messages.hpp"
+#include "runtime/state/state_store.hpp"
 
 #include <caf/all.hpp>
 

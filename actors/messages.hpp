@@ -69,6 +69,8 @@ using assign_atom = caf::atom_constant<caf::atom("assign")>;
 using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using fatal_atom = caf::atom_constant<caf::atom("fatal")>;
+// Dedup stage -> itself: open the partition's state before any batch.
+using open_atom = caf::atom_constant<caf::atom("open")>;
 // Supervisor: kill every chain now (no drain) and quit.
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 

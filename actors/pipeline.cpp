@@ -271,6 +271,11 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
   kafka::check_properties(kafka::producer_properties(sink_props),
                           kafka::client_kind::producer, "sink");
   if (cfg.dedup) {
+    // Also checked when the options are read; a config built in code comes here.
+    if (cfg.source.min_partitions)
+      throw config_error("source.minPartitions",
+                         "cannot be combined with dedup yet: lanes would see one key's "
+                         "records out of order (remove one of them)");
     impl_->state = std::make_unique<state::store>(
         cfg.dedup->state_dir, cfg.runtime.memory_budget, "dedup.stateDir");
     if (cfg.dedup->changelog.empty())

@@ -6,13 +6,16 @@
 #include "runtime/options.hpp"
 #include "runtime/progress.hpp"
 #include "runtime/record_router.hpp"
-#include "runtime/state/state_store.hpp"
 
 #include <atomic>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
+
+namespace sluice::state {
+class store;
+}
 
 namespace sluice::actors {
 

@@ -73,29 +73,39 @@ struct dedup_state {
   std::unique_ptr<dedup::partition_dedup> work;
 };
 
+/// Opens the partition's state (taking its table, restoring it from the
+/// changelog) as its first message, before any batch: so that the restore
+/// starts with the chain, and the keys of a partition without new records
+/// are counted too.
 caf::behavior dedup_stage(caf::stateful_actor<dedup_state>* self, run_context* ctx,
-                          caf::actor next, std::shared_ptr<std::string> chain_error) {
+                          kafka::topic_partition tp, caf::actor next,
+                          std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
-  return {[=](batch_ptr& batch) {
+  auto open = [self, ctx, tp] {
     auto& st = self->state;
-    if (!st.work) {
-      // The first batch names the partition; its state is restored before
-      // any of its records is decided.
-      dedup::changelog_target target;
-      target.topic = ctx->config.dedup->changelog;
-      target.partitions = ctx->changelog_partitions;
-      target.client = ctx->changelog_client;
-      target.timeout = ctx->config.runtime.broker_timeout;
-      st.work = std::make_unique<dedup::partition_dedup>(
-          *ctx->config.dedup, *ctx->state_store,
-          kafka::topic_partition{batch->topic, batch->partition}, target);
-    }
-    auto effect = st.work->process(*batch);
-    ctx->metrics.set_state_rows({batch->topic, batch->partition}, st.work->rows());
-    ctx->metrics.state_rows_updated += effect.updated;
-    ctx->metrics.state_rows_removed += effect.removed;
-    self->send(next, std::move(batch));
-  }};
+    if (st.work) return;
+    dedup::changelog_target target;
+    target.topic = ctx->config.dedup->changelog;
+    target.partitions = ctx->changelog_partitions;
+    target.client = ctx->changelog_client;
+    target.timeout = ctx->config.runtime.broker_timeout;
+    st.work = std::make_unique<dedup::partition_dedup>(*ctx->config.dedup,
+                                                       *ctx->state_store, tp, target);
+    ctx->metrics.set_state_rows(tp, st.work->rows());
+  };
+  self->send(self, open_atom::value);
+  return {
+      [=](open_atom) { open(); },
+      [=](batch_ptr& batch) {
+        open(); // a batch queued before the open message
+        auto& st = self->state;
+        auto effect = st.work->process(*batch);
+        ctx->metrics.set_state_rows(tp, st.work->rows());
+        ctx->metrics.state_rows_updated += effect.updated;
+        ctx->metrics.state_rows_removed += effect.removed;
+        self->send(next, std::move(batch));
+      },
+  };
 }
 
 // -- sink ---------------------------------------------------------------------
@@ -390,7 +400,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
 } // namespace
 
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        std::uint32_t generation,
+                        const kafka::topic_partition& tp, std::uint32_t generation,
                         std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error) {
   auto me = caf::actor_cast<caf::actor>(owner);
@@ -399,7 +409,8 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
   if (ctx->user_stage)
     next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next, chain_error);
   if (ctx->state_store)
-    next = owner->spawn<caf::linked + caf::detached>(dedup_stage, ctx, next, chain_error);
+    next = owner->spawn<caf::linked + caf::detached>(dedup_stage, ctx, tp, next,
+                                                     chain_error);
   next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);
   return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error);
 }

@@ -15,7 +15,7 @@
 
 namespace sluice::actors {
 
-/// Spawns parser -> router -> [user stage] -> sink, each linked to `owner`
+/// Spawns parser -> router -> [dedup] -> [user stage] -> sink, each linked to `owner`
 /// (the partition's consumer actor, which the sink acknowledges), and
 /// returns the first stage. The sink counts its open delivery groups in
 /// `deliveries`.
@@ -23,7 +23,7 @@ namespace sluice::actors {
 /// message its link partners receive does not reliably carry the reason in
 /// CAF 0.17.6 (seen as `unreachable`), and the supervisor needs the text.
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        std::uint32_t generation,
+                        const kafka::topic_partition& tp, std::uint32_t generation,
                         std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error);
 

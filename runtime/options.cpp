@@ -124,7 +124,8 @@ const std::vector<option_doc>& option_table() {
        "the DLQ."},
       {"dedup", "within", "duration", "(required)",
        "A record whose key was seen at another offset of its partition within this "
-       "(event time) is dropped and counted."},
+       "(event time) is dropped and counted. Late records (this far behind the "
+       "partition's latest event time) always pass."},
       {"dedup", "timeField", "field", "",
        "A timestamp or long (epoch ms) field of parse.schema as event time; default: the "
        "record's Kafka timestamp."},
@@ -929,6 +930,14 @@ void parse_dedup(const json::object& obj, pipeline_config& cfg) {
       throw config_error("dedup.stateDir", "expected a directory, got an empty string");
   }
   d.changelog = cfg.name + "-dedup-changelog";
+  if (!obj.contains("changelog")) try {
+      checked_topic(d.changelog, "dedup.changelog");
+    } catch (const config_error&) {
+      throw config_error("dedup.changelog",
+                         "the default `" + d.changelog +
+                             "` (from `name`) is not a valid topic name: name the "
+                             "changelog topic, or set it to false");
+    }
   if (auto* v = obj.if_contains("changelog")) {
     if (v->is_bool() && !v->get_bool())
       d.changelog.clear();
@@ -938,6 +947,13 @@ void parse_dedup(const json::object& obj, pipeline_config& cfg) {
   }
   if (!d.changelog.empty() && cfg.dlq && d.changelog == cfg.dlq->topic)
     throw config_error("dedup.changelog", "`" + d.changelog + "` is also the DLQ topic");
+  auto& r = cfg.route;
+  bool routed = d.changelog == r.topic || d.changelog == r.default_topic ||
+                std::any_of(r.topics.begin(), r.topics.end(),
+                            [&](auto& e) { return e.second == d.changelog; });
+  if (!d.changelog.empty() && routed)
+    throw config_error("dedup.changelog",
+                       "`" + d.changelog + "` is also an output topic of `route`");
   if (cfg.source.min_partitions)
     throw config_error("source.minPartitions",
                        "cannot be combined with dedup yet: lanes would see one key's "
@@ -1151,7 +1167,8 @@ std::chrono::milliseconds parse_duration(std::string_view text,
   auto fail = [&]() -> std::chrono::milliseconds {
     throw config_error(option,
                        "expected a duration like \"1 second\", \"500 milliseconds\" "
-                       "or \"2 minutes\", got `" +
+                       "or \"2 minutes\" (units: ms, seconds, minutes, hours, days, "
+                       "weeks), got `" +
                            s + "`");
   };
   if (!std::regex_match(s, m, re) || m[1].length() > 12) return fail();
@@ -1167,6 +1184,10 @@ std::chrono::milliseconds parse_duration(std::string_view text,
     out = std::chrono::minutes(n);
   else if (unit == "h" || unit == "hour" || unit == "hours")
     out = std::chrono::hours(n);
+  else if (unit == "d" || unit == "day" || unit == "days")
+    out = std::chrono::hours(24 * std::min<std::int64_t>(n, 1'000'000)); // no overflow
+  else if (unit == "w" || unit == "week" || unit == "weeks")
+    out = std::chrono::hours(24 * 7 * std::min<std::int64_t>(n, 1'000'000));
   else
     return fail();
   // Far beyond any sensible setting, and near where time arithmetic overflows.
@@ -1320,6 +1341,10 @@ pipeline_config load_pipeline_config(const std::string& path,
     if (e.option() != "pipeline") throw;
     throw config_error("pipeline", "`" + path + "`: " + e.reason());
   }
+}
+
+bool is_producer_property(std::string_view name) {
+  return producer_only(name);
 }
 
 } // namespace sluice

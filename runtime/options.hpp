@@ -191,4 +191,7 @@ std::chrono::milliseconds parse_duration(std::string_view text,
 /// True when a client property holds a secret that must never be printed.
 bool is_secret_property(std::string_view name);
 
+/// True for librdkafka properties only a producer takes (acks, linger.ms, ...).
+bool is_producer_property(std::string_view name);
+
 } // namespace sluice

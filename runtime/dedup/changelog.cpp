@@ -2,11 +2,13 @@
 
 #include "runtime/errors.hpp"
 #include "runtime/kafka/config.hpp"
+#include "runtime/options.hpp"
 
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <thread>
 
 namespace sluice::dedup {
 
@@ -19,6 +21,8 @@ client_ptr make_client(rd_kafka_type_t type, std::map<std::string, std::string> 
   if (type == RD_KAFKA_CONSUMER) {
     props["enable.partition.eof"] = "true";
     props["enable.auto.commit"] = "false";
+    // A start that is out of range is an error, not a silent jump to the end.
+    props["auto.offset.reset"] = "error";
     props["queued.max.messages.kbytes"] = "8192";
   }
   auto* conf = kafka::make_conf(props, "sink");
@@ -96,10 +100,7 @@ std::map<std::string, std::string>
 reader_properties(const std::map<std::string, std::string>& sink) {
   std::map<std::string, std::string> out;
   for (auto& [k, v] : sink)
-    if (k == "bootstrap.servers" || k == "client.id" || k == "client.dns.lookup" ||
-        k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") ||
-        k.starts_with("ssl_") || k.starts_with("socket.") || k == "broker.address.family")
-      out[k] = v;
+    if (!is_producer_property(k)) out[k] = v;
   return out;
 }
 
@@ -110,7 +111,10 @@ std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
   // Asked without auto-creation: a cluster that creates topics on a metadata
   // request would make it with the default (delete) policy.
   auto admin = make_client(RD_KAFKA_PRODUCER, client);
-  if (auto n = partitions_of(admin.get(), topic, timeout); n > 0) return n;
+  if (auto n = partitions_of(admin.get(), topic, timeout); n > 0) {
+    spdlog::info("dedup changelog `{}`: {} partition(s)", topic, n);
+    return n;
+  }
   auto refused = create_compacted(admin.get(), topic, std::max(partitions, 1), timeout);
   if (!refused) {
     // Metadata may lag the creation a moment.
@@ -137,10 +141,14 @@ std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
   return n;
 }
 
-restore_outcome restore(const std::map<std::string, std::string>& client,
-                        const std::string& topic, std::int32_t partition,
-                        const kafka::topic_partition& input, dedup_table& table,
-                        std::chrono::milliseconds timeout) {
+restore_outcome restore_from_changelog(const std::map<std::string, std::string>& client,
+                                       const changelog_log& log,
+                                       const kafka::topic_partition& input,
+                                       dedup_table& table,
+                                       std::chrono::milliseconds timeout) {
+  const auto& topic = log.topic;
+  const auto partition = log.partition;
+  const auto identity = log.identity();
   restore_outcome out;
   auto rk = make_client(RD_KAFKA_CONSUMER, client);
   std::int64_t low = 0, high = 0;
@@ -149,18 +157,24 @@ restore_outcome restore(const std::map<std::string, std::string>& client,
   if (err)
     throw fatal_error("cannot read the end of the dedup changelog `" + topic + "` [" +
                       std::to_string(partition) + "]: " + rd_kafka_err2str(err));
-  auto position = table.changelog_position();
-  if (position && *position < low && *position < high) {
-    // What the table holds was since deleted from the changelog, so what
-    // replaced it cannot be told apart: start again from the log start.
+  auto position = table.changelog_position(identity);
+  if (position && (*position < low || *position > high)) {
+    // Below the start: what came after the table's position was partly
+    // deleted, so what replaced it cannot be told apart. Past the end: the
+    // topic was made anew. Either way, start again from the log start.
     table.clear();
     out.wiped = true;
     position.reset();
+  } else if (!position && table.rows() > 0) {
+    // State of unknown provenance (another changelog, or none): the
+    // changelog is the truth.
+    table.clear();
+    out.wiped = true;
   }
   std::int64_t from = position ? *position : low;
   out.end = std::max(from, high);
   if (from >= high) {
-    table.set_changelog_position(out.end);
+    table.set_changelog_position(out.end, identity);
     return out;
   }
   auto* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
@@ -199,12 +213,16 @@ restore_outcome restore(const std::map<std::string, std::string>& client,
         next = m->offset + 1;
         std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
         if (m->offset < high && key.starts_with(prefix)) {
-          auto& c = pending.emplace_back();
-          c.key = std::string(key.substr(prefix.size()));
+          std::optional<sighting> now;
           if (m->payload)
-            c.now = decode_sighting(
+            now = decode_sighting(
                 std::string_view(static_cast<const char*>(m->payload), m->len));
-          ++out.applied;
+          if (m->payload && !now) {
+            ++out.unreadable; // not ours to interpret: skipped, counted
+          } else {
+            pending.push_back({std::string(key.substr(prefix.size())), now});
+            ++out.applied;
+          }
         }
       }
       rd_kafka_message_destroy(m);
@@ -224,7 +242,7 @@ restore_outcome restore(const std::map<std::string, std::string>& client,
   }
   rd_kafka_consume_stop(rkt, partition);
   table.restore(pending);
-  table.set_changelog_position(out.end);
+  table.set_changelog_position(out.end, identity);
   return out;
 }
 

@@ -40,25 +40,43 @@ std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
                               rd_kafka_s* producer, const std::string& topic,
                               std::int32_t partitions, std::chrono::milliseconds timeout);
 
-/// What a restore did.
-struct restore_outcome {
-  std::int64_t end = 0;     ///< changelog offset the table now includes
-  std::int64_t applied = 0; ///< changelog records of this partition applied
-  bool wiped = false;       ///< the position was below the log start: rebuilt
+/// Where a table's changes go: a changelog partition, and how many the topic
+/// has (the table's recorded position counts only in that same log).
+struct changelog_log {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int32_t partitions = 0;
+
+  /// How the table names the log its position counts in.
+  std::string identity() const {
+    return topic + "/" + std::to_string(partition) + "/" + std::to_string(partitions);
+  }
 };
 
-/// Brings `table` up to the changelog: reads partition `changelog_partition`
-/// of `topic` from the table's recorded position (or the start) to the end
-/// offset seen now, applying the records of `input`. Blocking: run it off
-/// the actor scheduler's threads. `client` holds the sink's connection and
-/// security properties. Throws fatal_error when the cluster does not answer
-/// within `timeout`.
-restore_outcome restore(const std::map<std::string, std::string>& client,
-                        const std::string& topic, std::int32_t changelog_partition,
-                        const kafka::topic_partition& input, dedup_table& table,
-                        std::chrono::milliseconds timeout);
+/// What a restore did.
+struct restore_outcome {
+  std::int64_t end = 0;        ///< changelog offset the table now includes
+  std::int64_t applied = 0;    ///< changelog records of this partition applied
+  std::int64_t unreadable = 0; ///< records of this partition whose value was no sighting
+  /// The recorded position was outside the log (below its start: deleted;
+  /// past its end: the topic was made anew): the table was rebuilt.
+  bool wiped = false;
+};
 
-/// The sink properties a changelog reader needs: connection and security.
+/// Brings `table` up to the changelog: reads `log` from the table's recorded
+/// position (or the start) to the end offset seen now, applying the records
+/// of `input`. Blocking: run it off the actor scheduler's threads. `client`
+/// holds the sink's connection and security properties. Throws fatal_error
+/// when the cluster does not answer, or the reading makes no progress, for
+/// `timeout`.
+restore_outcome restore_from_changelog(const std::map<std::string, std::string>& client,
+                                       const changelog_log& log,
+                                       const kafka::topic_partition& input,
+                                       dedup_table& table,
+                                       std::chrono::milliseconds timeout);
+
+/// The sink's properties without the producer-only ones: what a changelog
+/// reader needs to reach the same cluster (connection, security, ...).
 std::map<std::string, std::string>
 reader_properties(const std::map<std::string, std::string>& sink);
 

@@ -215,15 +215,16 @@ void dedup_table::clear() {
   stream_time_.reset();
 }
 
-std::optional<std::int64_t> dedup_table::changelog_position() {
+std::optional<std::int64_t> dedup_table::changelog_position(std::string_view log) {
   auto v = table_.get(position_key);
-  if (!v || v->size() != 8) return std::nullopt;
+  if (!v || v->size() < 8 || std::string_view(*v).substr(8) != log) return std::nullopt;
   return get_ordered(*v);
 }
 
-void dedup_table::set_changelog_position(std::int64_t next_offset) {
+void dedup_table::set_changelog_position(std::int64_t next_offset, std::string_view log) {
   std::string v;
   put_ordered(v, next_offset);
+  v.append(log);
   state::partition_table::writes w(table_);
   w.put(position_key, v);
   table_.apply(w);

@@ -6,7 +6,8 @@
 // Layout of the table's keys:
 //   k<key>                 -> sighting (offset, event time), 16 bytes
 //   t<event time><key>     -> ""  (expiry index, ordered by event time)
-//   m/changelog            -> changelog offset the state is known to include
+//   m/changelog            -> changelog offset the state is known to include,
+//                             and which changelog partition that counts in
 //   m/stream-time          -> the partition's event-time progress
 
 #include "runtime/dedup/window_rules.hpp"
@@ -14,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,13 +75,18 @@ public:
   /// Forgets everything (the changelog moved past what the table holds).
   void clear();
 
-  /// How far into the changelog partition the table is known to be
-  /// complete; nullopt when never restored or written.
-  std::optional<std::int64_t> changelog_position();
+  /// How far into the changelog partition named `log` (topic, partition
+  /// and partition count) the table is known to be complete; nullopt when
+  /// never restored or written, or recorded for another log.
+  std::optional<std::int64_t> changelog_position(std::string_view log);
   /// Recorded after the writes it covers, so a crash that loses the newest
   /// writes (the WAL is off) loses this too: the state is never claimed to
   /// hold more than it does.
-  void set_changelog_position(std::int64_t next_offset);
+  void set_changelog_position(std::int64_t next_offset, std::string_view log);
+
+  /// Event times beyond this do not move the event-time progress (a clock
+  /// far ahead would make every later record late).
+  void set_progress_ceiling(std::int64_t ms) noexcept { progress_ceiling_ = ms; }
 
   std::int64_t rows() const noexcept { return rows_; }
   state::partition_table& table() noexcept { return table_; }
@@ -89,6 +96,7 @@ private:
   std::int64_t rows_ = 0;
   std::optional<std::int64_t> stream_time_;
   std::int64_t last_stored_ = 0;
+  std::int64_t progress_ceiling_ = std::numeric_limits<std::int64_t>::max();
   /// Every expiry entry below this time is purged already: purges start
   /// there, past RocksDB's deletions of earlier ones.
   std::optional<std::int64_t> purged_below_;

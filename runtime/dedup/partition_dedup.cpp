@@ -1,7 +1,9 @@
 #include "runtime/dedup/partition_dedup.hpp"
 
 #include "runtime/dedup/changelog.hpp"
+#include "runtime/errors.hpp"
 #include "runtime/json_writer.hpp"
+#include "runtime/progress.hpp"
 #include "runtime/record_parser.hpp"
 
 #include <spdlog/spdlog.h>
@@ -20,23 +22,47 @@ std::int64_t wall_ms() {
 
 } // namespace
 
+namespace {
+
+state::partition_table::lease take(state::store& store, const kafka::topic_partition& tp,
+                                   std::chrono::milliseconds timeout) {
+  auto lease = store.table(tp.str()).acquire(timeout);
+  if (!lease)
+    throw fatal_error("the dedup state of " + tp.str() +
+                      " is still in use by a stopped " + "chain after " +
+                      std::to_string(timeout.count() / 1000) + " s");
+  return lease;
+}
+
+} // namespace
+
 partition_dedup::partition_dedup(const dedup_options& options, state::store& store,
                                  kafka::topic_partition input,
                                  const changelog_target& changelog)
     : options_(options), input_(std::move(input)), changelog_(changelog),
       changelog_partition_(changelog_partition(input_.partition, changelog.partitions)),
-      changelog_prefix_(changelog_prefix(input_)), table_(store.table(input_.str())),
+      changelog_prefix_(changelog_prefix(input_)),
+      changelog_identity_(
+          changelog_log{changelog.topic, changelog_partition_, changelog.partitions}
+              .identity()),
+      lease_(take(store, input_, changelog.timeout)), table_(*lease_),
       delivered_(std::make_shared<std::atomic<std::int64_t>>(-1)) {
   if (changelog_.topic.empty()) return;
   auto started = std::chrono::steady_clock::now();
-  auto outcome = restore(changelog_.client, changelog_.topic, changelog_partition_,
-                         input_, table_, changelog_.timeout);
+  auto outcome = restore_from_changelog(
+      changelog_.client,
+      changelog_log{changelog_.topic, changelog_partition_, changelog_.partitions},
+      input_, table_, changelog_.timeout);
   restored_ = outcome.applied;
   recorded_ = outcome.end;
   if (outcome.wiped)
-    spdlog::warn("dedup state of {} was older than the changelog's start: rebuilt "
-                 "from the changelog",
-                 input_.str());
+    spdlog::warn("dedup state of {} did not match the changelog `{}` (older than its "
+                 "start, or from another log): rebuilt from the changelog",
+                 input_.str(), changelog_.topic);
+  if (outcome.unreadable > 0)
+    spdlog::warn("dedup changelog `{}`: {} record(s) of {} are not sightings "
+                 "({{\"offset\":N,\"eventTime\":T}}); skipped",
+                 changelog_.topic, outcome.unreadable, input_.str());
   if (outcome.applied > 0)
     spdlog::info("dedup state of {}: {} change(s) restored from `{}` [{}] in {} ms, {} "
                  "key(s) held",
@@ -47,14 +73,28 @@ partition_dedup::partition_dedup(const dedup_options& options, state::store& sto
                  table_.rows());
 }
 
-batch_effect partition_dedup::process(record_batch& batch) {
-  batch_effect effect;
+partition_dedup::~partition_dedup() {
+  try {
+    record_position();
+  } catch (const std::exception& e) {
+    spdlog::warn("{} (the next open reads more of the changelog)", e.what());
+  }
+}
+
+void partition_dedup::record_position() {
   // How far the changelog is known to hold this partition's changes, from
   // deliveries: recorded after the writes it covers (see dedup_table).
-  if (auto d = delivered_->load(); d + 1 > recorded_) {
-    table_.set_changelog_position(d + 1);
+  if (auto d = delivered_->load(); !changelog_.topic.empty() && d + 1 > recorded_) {
+    table_.set_changelog_position(d + 1, changelog_identity_);
     recorded_ = d + 1;
   }
+}
+
+batch_effect partition_dedup::process(record_batch& batch) {
+  batch_effect effect;
+  record_position();
+  // A clock far ahead must not make every later record late.
+  table_.set_progress_ceiling(wall_ms() + options_.within.count());
   scratch_.clear();
   positions_.clear();
   std::string key;
@@ -96,6 +136,13 @@ batch_effect partition_dedup::process(record_batch& batch) {
         continue;
       }
       event_time = *t;
+    }
+    if (event_time > wall_ms() + options_.within.count() && !warned_ahead_) {
+      warned_ahead_ = true;
+      spdlog::warn("dedup of {}: record at offset {} has an event time more than "
+                   "dedup.within ahead of this machine's clock ({}); such times do not "
+                   "move the partition's event-time progress",
+                   input_.str(), rec.offset, iso8601_utc(event_time));
     }
     scratch_.push_back({key, sighting{rec.offset, event_time}});
     positions_.push_back(i);

@@ -39,8 +39,10 @@ struct changelog_target {
 
 class partition_dedup {
 public:
-  /// Opens the partition's table and, with a changelog, restores it from
-  /// there first (blocking). Throws fatal_error when that fails.
+  /// Takes the partition's table (waiting, at most the changelog timeout,
+  /// for a previous user of it to finish: a restarted chain's old stage) and,
+  /// with a changelog, restores it from there first (blocking). Throws
+  /// fatal_error when either fails.
   partition_dedup(const dedup_options& options, state::store& store,
                   kafka::topic_partition input, const changelog_target& changelog);
 
@@ -48,6 +50,12 @@ public:
   /// key or event time to the DLQ, purges what expired, and attaches the
   /// changes for the changelog to the batch.
   batch_effect process(record_batch& batch);
+
+  /// Records how far the changelog holds this partition's changes, as the
+  /// deliveries seen so far say, so that the next open reads less.
+  ~partition_dedup();
+  partition_dedup(const partition_dedup&) = delete;
+  partition_dedup& operator=(const partition_dedup&) = delete;
 
   std::int64_t rows() const noexcept { return table_.rows(); }
   /// Changelog records of this partition applied when it opened.
@@ -59,6 +67,8 @@ private:
   changelog_target changelog_;
   std::int32_t changelog_partition_ = 0;
   std::string changelog_prefix_;
+  std::string changelog_identity_;
+  state::partition_table::lease lease_;
   dedup_table table_;
   std::int64_t restored_ = 0;
   /// Event-time progress at the last purge.
@@ -70,6 +80,9 @@ private:
   std::vector<keyed_sighting> scratch_;
   std::vector<std::size_t> positions_;
   std::vector<change> changes_;
+  bool warned_ahead_ = false;
+
+  void record_position();
 };
 
 } // namespace sluice::dedup

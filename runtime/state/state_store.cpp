@@ -10,6 +10,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -26,8 +27,14 @@ void check(const rocksdb::Status& s, std::string_view what) {
     throw fatal_error("state store: " + std::string(what) + ": " + s.ToString());
 }
 
-rocksdb::ColumnFamilyHandle* cf(void* handle) {
-  return static_cast<rocksdb::ColumnFamilyHandle*>(handle);
+/// The next key after every key starting with `prefix` (not empty, and not
+/// all 0xff bytes).
+std::string successor(std::string_view prefix) {
+  std::string out(prefix);
+  while (!out.empty() && static_cast<unsigned char>(out.back()) == 0xff)
+    out.pop_back();
+  if (!out.empty()) out.back() = static_cast<char>(out.back() + 1);
+  return out;
 }
 
 } // namespace
@@ -94,7 +101,9 @@ store::store(const std::string& dir, std::size_t memory_budget, const std::strin
   auto s = rocksdb::DB::Open(db_options, dir, families, &im.handles, &db);
   if (!s.ok()) {
     auto text = s.ToString();
-    if (s.IsIOError() && text.find("lock") != std::string::npos)
+    // RocksDB's words for its LOCK file held by another process, or by this one.
+    if (s.IsIOError() && (text.find("While lock file") != std::string::npos ||
+                          text.find("lock hold by current process") != std::string::npos))
       throw config_error(option, "`" + dir + "` is in use by another process (" + text +
                                      "): give each instance its own state directory");
     throw config_error(option, "cannot open the state in `" + dir + "`: " + text);
@@ -112,7 +121,10 @@ store::~store() {
   for (auto* h : im.handles)
     im.db->DestroyColumnFamilyHandle(h);
   im.handles.clear();
-  im.db->Close();
+  // Memtables are flushed at close (the WAL is off); a failure leaves the
+  // newest writes to the changelog restore.
+  if (auto s = im.db->Close(); !s.ok())
+    std::fprintf(stderr, "sluice: closing the state store: %s\n", s.ToString().c_str());
 }
 
 partition_table& store::table(const std::string& name) {
@@ -180,7 +192,7 @@ struct partition_table::writes::impl {
 
 partition_table::writes::writes(partition_table& table)
     : impl_(std::make_unique<impl>()) {
-  impl_->family = cf(table.handle_);
+  impl_->family = table.handle_;
 }
 partition_table::writes::~writes() = default;
 partition_table::writes::writes(writes&&) noexcept = default;
@@ -208,8 +220,8 @@ partition_table::get(const std::vector<std::string>& keys) {
     slices.emplace_back(k);
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
-  db.MultiGet(rocksdb::ReadOptions(), cf(handle_), keys.size(), slices.data(),
-              values.data(), statuses.data());
+  db.MultiGet(rocksdb::ReadOptions(), handle_, keys.size(), slices.data(), values.data(),
+              statuses.data());
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (statuses[i].ok())
       out[i].emplace(values[i].data(), values[i].size());
@@ -221,7 +233,7 @@ partition_table::get(const std::vector<std::string>& keys) {
 
 std::optional<std::string> partition_table::get(std::string_view key) {
   std::string value;
-  auto s = owner_->impl_->db->Get(rocksdb::ReadOptions(), cf(handle_),
+  auto s = owner_->impl_->db->Get(rocksdb::ReadOptions(), handle_,
                                   rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::nullopt;
   check(s, "reading `" + name_ + "`");
@@ -231,7 +243,7 @@ std::optional<std::string> partition_table::get(std::string_view key) {
 void partition_table::apply(writes& w) {
   auto& im = *w.impl_;
   if (im.ops.empty()) return;
-  if (im.family != cf(handle_))
+  if (im.family != handle_)
     throw std::logic_error("writes of one table applied to another");
   // Stable: of two operations on one key, the later one wins.
   std::stable_sort(im.ops.begin(), im.ops.end(), [&](auto& a, auto& b) {
@@ -259,12 +271,15 @@ void partition_table::scan(
     const std::function<bool(std::string_view, std::string_view)>& fn,
     std::string_view from) {
   if (from < prefix) from = prefix;
-  // The lower bound keeps the iterator from walking back over deletions.
+  // The upper bound lets RocksDB stop at the prefix's end instead of walking
+  // on over deleted keys past it.
+  auto end = successor(prefix);
   rocksdb::Slice lower(from.data(), from.size());
+  rocksdb::Slice upper(end);
   rocksdb::ReadOptions options;
   options.iterate_lower_bound = &lower;
-  std::unique_ptr<rocksdb::Iterator> it(
-      owner_->impl_->db->NewIterator(options, cf(handle_)));
+  options.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(owner_->impl_->db->NewIterator(options, handle_));
   for (it->Seek(lower); it->Valid(); it->Next()) {
     auto k = it->key();
     std::string_view key(k.data(), k.size());
@@ -275,16 +290,32 @@ void partition_table::scan(
   check(it->status(), "scanning `" + name_ + "`");
 }
 
+partition_table::lease partition_table::acquire(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock{lease_mutex_};
+  if (!lease_released_.wait_for(lock, timeout, [this] { return !leased_; })) return {};
+  leased_ = true;
+  return lease(this);
+}
+
+void partition_table::lease::release() {
+  if (!table_) return;
+  {
+    std::lock_guard<std::mutex> guard{table_->lease_mutex_};
+    table_->leased_ = false;
+  }
+  table_->lease_released_.notify_all();
+  table_ = nullptr;
+}
+
 void partition_table::clear() {
-  // Keys are short; no key starts with 0xff bytes this long.
+  // Every key starts with k, m or t: this range holds them all.
   const std::string end(16, '\xff');
-  check(
-      owner_->impl_->db->DeleteRange(owner_->impl_->write_options, cf(handle_), "", end),
-      "clearing `" + name_ + "`");
+  check(owner_->impl_->db->DeleteRange(owner_->impl_->write_options, handle_, "", end),
+        "clearing `" + name_ + "`");
 }
 
 void partition_table::flush() {
-  check(owner_->impl_->db->Flush(rocksdb::FlushOptions(), cf(handle_)),
+  check(owner_->impl_->db->Flush(rocksdb::FlushOptions(), handle_),
         "flushing `" + name_ + "`");
 }
 

@@ -12,22 +12,59 @@
 // wiped and restored alone. The WAL is off: the changelog topic is the truth,
 // and a crash loses at most the newest writes, which the changelog restores.
 
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+}
 
 namespace sluice::state {
 
 class store;
 
-/// One partition's keys (a column family). Used by one thread at a time.
+/// One partition's keys (a column family). One user at a time holds it, by
+/// a lease (see acquire): a restarted chain's new stage must not write while
+/// the old one, on its own thread, still finishes a batch or a restore.
 class partition_table {
 public:
+  /// Exclusive use of the table until destroyed (released from any thread).
+  class lease {
+  public:
+    lease() = default;
+    explicit lease(partition_table* t) : table_(t) {}
+    lease(lease&& o) noexcept : table_(std::exchange(o.table_, nullptr)) {}
+    lease& operator=(lease&& o) noexcept {
+      if (this != &o) {
+        release();
+        table_ = std::exchange(o.table_, nullptr);
+      }
+      return *this;
+    }
+    ~lease() { release(); }
+    partition_table* operator->() const noexcept { return table_; }
+    partition_table& operator*() const noexcept { return *table_; }
+    explicit operator bool() const noexcept { return table_ != nullptr; }
+
+  private:
+    void release();
+    partition_table* table_ = nullptr;
+  };
+
+  /// Waits until no one else holds the table, at most `timeout`; an empty
+  /// lease when that passed.
+  lease acquire(std::chrono::milliseconds timeout);
+
   /// Values of `keys`, in order (nullopt when absent).
   std::vector<std::optional<std::string>> get(const std::vector<std::string>& keys);
   std::optional<std::string> get(std::string_view key);
@@ -49,8 +86,8 @@ public:
   };
   void apply(writes& w);
 
-  /// Calls `fn(key, value)` for the keys starting with `prefix`, in order
-  /// from `from` (default: the prefix itself), until it returns false.
+  /// Calls `fn(key, value)` for the keys starting with `prefix` (not empty),
+  /// in order from `from` (default: the prefix itself), until it returns false.
   void scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& fn,
             std::string_view from = {});
@@ -65,11 +102,14 @@ public:
 
 private:
   friend class store;
-  partition_table(store* owner, void* handle, std::string name)
+  partition_table(store* owner, rocksdb::ColumnFamilyHandle* handle, std::string name)
       : owner_(owner), handle_(handle), name_(std::move(name)) {}
   store* owner_;
-  void* handle_; // rocksdb::ColumnFamilyHandle
+  rocksdb::ColumnFamilyHandle* handle_;
   std::string name_;
+  std::mutex lease_mutex_;
+  std::condition_variable lease_released_;
+  bool leased_ = false;
 };
 
 /// The RocksDB instance under a state directory.

@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <thread>
 #include <unistd.h>
 
 using namespace sluice;
@@ -71,13 +72,16 @@ BOOST_AUTO_TEST_CASE(state_survives_reopening_and_expired_keys_are_purged) {
       batch.push_back({"k" + std::to_string(i), {i, 1000 + i}});
     t.decide_all(batch, 1min, changes);
     BOOST_TEST(t.rows() == 1000);
-    t.set_changelog_position(1234);
+    t.set_changelog_position(1234, "log/0/4");
   }
   BOOST_TEST(fs::exists(dir.path / "CURRENT"));
   state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
   dedup_table t(s.table("orders/3"));
   BOOST_TEST(t.rows() == 1000);
-  BOOST_TEST(t.changelog_position().value_or(-1) == 1234);
+  BOOST_TEST(t.changelog_position("log/0/4").value_or(-1) == 1234);
+  // A position counts only in the log it was recorded for.
+  BOOST_TEST(!t.changelog_position("log/0/8").has_value());
+  BOOST_TEST(!t.changelog_position("other/0/4").has_value());
   BOOST_TEST(t.stream_time().value_or(-1) == 1999);
   std::vector<change> changes;
   auto v = t.decide_all(records({{"k5", 2000, 30000}}), 1min, changes);
@@ -130,6 +134,41 @@ BOOST_AUTO_TEST_CASE(changes_from_the_changelog_are_applied_in_order) {
   t.clear();
   BOOST_TEST(t.rows() == 0);
   BOOST_TEST(!t.stream_time().has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_crash_loses_the_position_with_the_writes_it_covers) {
+  // The WAL is off: what survives a crash is what was flushed. Copying the
+  // directory of a store still open is what a crash leaves on disk.
+  temp_dir dir, crashed;
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  dedup_table t(s.table("orders/0"));
+  std::vector<change> changes;
+  t.decide_all(records({{"a", 0, 1000}, {"b", 1, 1000}}), 1min, changes);
+  t.set_changelog_position(2, "log/0/1");
+  s.flush();
+  t.decide_all(records({{"c", 2, 1000}}), 1min, changes);
+  t.set_changelog_position(3, "log/0/1"); // not flushed: lost in the crash
+  fs::copy(dir.path, crashed.path, fs::copy_options::recursive);
+  state::store after(crashed.path.string(), 32 << 20, "dedup.stateDir");
+  dedup_table t2(after.table("orders/0"));
+  BOOST_TEST(t2.changelog_position("log/0/1").value_or(-1) == 2);
+  BOOST_TEST(t2.rows() == 2); // a and b; c goes with its position
+}
+
+BOOST_AUTO_TEST_CASE(a_table_has_one_user_at_a_time) {
+  temp_dir dir;
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  auto first = s.table("orders/0").acquire(1s);
+  BOOST_REQUIRE(first);
+  BOOST_TEST(!static_cast<bool>(s.table("orders/0").acquire(50ms))); // held
+  BOOST_TEST(static_cast<bool>(s.table("orders/1").acquire(50ms)));  // another is free
+  // Released from another thread (a stopped stage's own), the waiter gets it.
+  std::thread releaser([l = std::move(first)]() mutable {
+    std::this_thread::sleep_for(50ms);
+    l = {};
+  });
+  BOOST_TEST(static_cast<bool>(s.table("orders/0").acquire(10s)));
+  releaser.join();
 }
 
 BOOST_AUTO_TEST_CASE(sightings_in_the_changelog_are_json) {

@@ -379,6 +379,10 @@ BOOST_AUTO_TEST_CASE(dedup_options_have_defaults_and_bad_values_name_the_option)
                "timeField": "order_time", "stateDir": "/tmp/x", "changelog": false})"),
       {"runtime.memoryBudget=33554432"});
   BOOST_TEST(cfg.dedup->key.size() == 2u);
+  BOOST_TEST(parse_duration("7 days", "x").count() == 7 * 86400000LL);
+  BOOST_TEST(parse_duration("2 weeks", "x").count() == 14 * 86400000LL);
+  BOOST_TEST(error_of(minimal, {"trigger.processingTime=999999999999 weeks"})
+                 .find("longer than 10 years") != std::string::npos);
   BOOST_TEST(cfg.dedup->time_field == "order_time");
   BOOST_TEST(cfg.dedup->changelog.empty());
   BOOST_TEST(cfg.runtime.memory_budget == 32u << 20);
@@ -405,6 +409,14 @@ BOOST_AUTO_TEST_CASE(dedup_options_have_defaults_and_bad_values_name_the_option)
   BOOST_TEST(
       dedup(R"({"key": ["order_id"], "within": "1 hour", "changelog": "bad name"})")
           .starts_with("option `dedup.changelog`:"));
+  BOOST_TEST(error_of(with(schema + R"("dedup": {"key": "order_id", "within": "1 hour",
+                                                   "changelog": "out"})")) ==
+             "option `dedup.changelog`: `out` is also an output topic of `route`");
+  BOOST_TEST(
+      error_of(with(schema + R"("dedup": {"key": "order_id", "within": "1 hour"})"),
+               {"name=my pipeline"})
+          .starts_with("option `dedup.changelog`: the default `my "
+                       "pipeline-dedup-changelog` (from `name`) is not a valid"));
   BOOST_TEST(dedup(R"({"key": ["order_id"], "within": "1 hour", "stateDir": ""})") ==
              "option `dedup.stateDir`: expected a directory, got an empty string");
   BOOST_TEST(dedup(R"({"key": ["order_id"], "within": "1 hour", "ttl": 5})")
