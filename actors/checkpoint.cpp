@@ -575,7 +575,13 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       [=](committed_atom, kafka::commit_outcome& outcome) {
         // The outcome of the commit of what take_atom handed over.
         auto& st = self->state;
-        if (outcome.error) spdlog::error("offset commit failed: {}", *outcome.error);
+        // Refused because the group is rebalancing: the offsets are committed
+        // at the next assignment (said then), so this is no error.
+        if (outcome.error && outcome.rebalancing)
+          spdlog::warn("offset commit refused while the group rebalances: {}",
+                       *outcome.error);
+        else if (outcome.error)
+          spdlog::error("offset commit failed: {}", *outcome.error);
         if (st.pending && st.pending->commit_seq == st.final_commit_seq) {
           finish_report(*st.pending, &outcome);
           st.pending.reset();
