@@ -79,9 +79,10 @@ struct dedup_state {
 /// are counted too.
 caf::behavior dedup_stage(caf::stateful_actor<dedup_state>* self, run_context* ctx,
                           kafka::topic_partition tp, caf::actor next,
+                          std::shared_ptr<chain_deliveries> deliveries,
                           std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
-  auto open = [self, ctx, tp] {
+  auto open = [self, ctx, tp, deliveries] {
     auto& st = self->state;
     if (st.work) return;
     dedup::changelog_target target;
@@ -89,8 +90,9 @@ caf::behavior dedup_stage(caf::stateful_actor<dedup_state>* self, run_context* c
     target.partitions = ctx->changelog_partitions;
     target.client = ctx->changelog_client;
     target.timeout = ctx->config.runtime.broker_timeout;
-    st.work = std::make_unique<dedup::partition_dedup>(*ctx->config.dedup,
-                                                       *ctx->state_store, tp, target);
+    st.work = std::make_unique<dedup::partition_dedup>(
+        *ctx->config.dedup, *ctx->state_store, tp, target,
+        [deliveries] { return deliveries->retired.load(); });
     ctx->metrics.set_state_rows(tp, st.work->rows());
   };
   self->send(self, open_atom::value);
@@ -404,13 +406,13 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
                         std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error) {
   auto me = caf::actor_cast<caf::actor>(owner);
-  caf::actor next = owner->spawn<caf::linked>(sink_stage, ctx, me, generation,
-                                              std::move(deliveries), chain_error);
+  caf::actor next =
+      owner->spawn<caf::linked>(sink_stage, ctx, me, generation, deliveries, chain_error);
   if (ctx->user_stage)
     next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next, chain_error);
   if (ctx->state_store)
     next = owner->spawn<caf::linked + caf::detached>(dedup_stage, ctx, tp, next,
-                                                     chain_error);
+                                                     deliveries, chain_error);
   next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);
   return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error);
 }

@@ -145,7 +145,8 @@ restore_outcome restore_from_changelog(const std::map<std::string, std::string>&
                                        const changelog_log& log,
                                        const kafka::topic_partition& input,
                                        dedup_table& table,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout,
+                                       const std::function<bool()>& cancelled) {
   const auto& topic = log.topic;
   const auto partition = log.partition;
   const auto identity = log.identity();
@@ -228,6 +229,11 @@ restore_outcome restore_from_changelog(const std::map<std::string, std::string>&
       rd_kafka_message_destroy(m);
     }
     if (n > 0) deadline = std::chrono::steady_clock::now() + timeout; // progress
+    if (cancelled && cancelled()) {
+      rd_kafka_consume_stop(rkt, partition);
+      throw fatal_error("restoring " + input.str() + " from the dedup changelog `" +
+                        topic + "`: given up, its chain stopped");
+    }
     if (pending.size() >= 1000) {
       table.restore(pending);
       pending.clear();

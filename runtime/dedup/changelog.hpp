@@ -68,12 +68,14 @@ struct restore_outcome {
 /// of `input`. Blocking: run it off the actor scheduler's threads. `client`
 /// holds the sink's connection and security properties. Throws fatal_error
 /// when the cluster does not answer, or the reading makes no progress, for
-/// `timeout`.
+/// `timeout`, or when `cancelled` says the restore is no longer wanted (its
+/// chain stopped). Nothing is recorded then: the next restore starts over.
 restore_outcome restore_from_changelog(const std::map<std::string, std::string>& client,
                                        const changelog_log& log,
                                        const kafka::topic_partition& input,
                                        dedup_table& table,
-                                       std::chrono::milliseconds timeout);
+                                       std::chrono::milliseconds timeout,
+                                       const std::function<bool()>& cancelled = {});
 
 /// The sink's properties without the producer-only ones: what a changelog
 /// reader needs to reach the same cluster (connection, security, ...).

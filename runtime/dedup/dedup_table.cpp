@@ -109,8 +109,8 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
       ++last_stored_;
     }
     out.push_back(d.what);
-    stream_time_ =
-        std::max(stream_time_.value_or(r.seen.event_time_ms), r.seen.event_time_ms);
+    auto progress = std::min(r.seen.event_time_ms, progress_ceiling_);
+    stream_time_ = std::max(stream_time_.value_or(progress), progress);
   }
   state::partition_table::writes w(table_);
   std::vector<std::string_view> key_of(keys.size());
@@ -194,8 +194,8 @@ void dedup_table::restore(const std::vector<change>& batch) {
       ++rows_;
       // The changelog does not carry the event-time progress: the latest
       // sighting is the best lower bound of it.
-      stream_time_ =
-          std::max(stream_time_.value_or(c.now->event_time_ms), c.now->event_time_ms);
+      auto progress = std::min(c.now->event_time_ms, progress_ceiling_);
+      stream_time_ = std::max(stream_time_.value_or(progress), progress);
     } else {
       w.remove(keys[i]);
     }

@@ -86,7 +86,10 @@ public:
 
   /// Event times beyond this do not move the event-time progress (a clock
   /// far ahead would make every later record late).
-  void set_progress_ceiling(std::int64_t ms) noexcept { progress_ceiling_ = ms; }
+  void set_progress_ceiling(std::int64_t ms) noexcept {
+    progress_ceiling_ = ms;
+    if (stream_time_ && *stream_time_ > ms) stream_time_ = ms;
+  }
 
   std::int64_t rows() const noexcept { return rows_; }
   state::partition_table& table() noexcept { return table_; }

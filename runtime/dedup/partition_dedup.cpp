@@ -38,7 +38,8 @@ state::partition_table::lease take(state::store& store, const kafka::topic_parti
 
 partition_dedup::partition_dedup(const dedup_options& options, state::store& store,
                                  kafka::topic_partition input,
-                                 const changelog_target& changelog)
+                                 const changelog_target& changelog,
+                                 std::function<bool()> cancelled)
     : options_(options), input_(std::move(input)), changelog_(changelog),
       changelog_partition_(changelog_partition(input_.partition, changelog.partitions)),
       changelog_prefix_(changelog_prefix(input_)),
@@ -47,12 +48,16 @@ partition_dedup::partition_dedup(const dedup_options& options, state::store& sto
               .identity()),
       lease_(take(store, input_, changelog.timeout)), table_(*lease_),
       delivered_(std::make_shared<std::atomic<std::int64_t>>(-1)) {
+  table_.set_progress_ceiling(wall_ms() + options_.within.count());
   if (changelog_.topic.empty()) return;
   auto started = std::chrono::steady_clock::now();
   auto outcome = restore_from_changelog(
       changelog_.client,
       changelog_log{changelog_.topic, changelog_partition_, changelog_.partitions},
-      input_, table_, changelog_.timeout);
+      input_, table_, changelog_.timeout, [&] {
+        // A restarted chain's new stage waits for this table: give it up.
+        return lease_->wanted() || (cancelled && cancelled());
+      });
   restored_ = outcome.applied;
   recorded_ = outcome.end;
   if (outcome.wiped)
@@ -136,6 +141,15 @@ batch_effect partition_dedup::process(record_batch& batch) {
         continue;
       }
       event_time = *t;
+    }
+    // Years 0 to 9999, as ISO-8601 writes them; also keeps the window
+    // arithmetic far from overflow.
+    constexpr std::int64_t earliest = -62167219200000, latest = 253402300799999;
+    if (event_time < earliest || event_time > latest) {
+      rec.error =
+          record_error{"invalid_dedup_time", "event time " + std::to_string(event_time) +
+                                                 " ms is outside the years 0 to 9999"};
+      continue;
     }
     if (event_time > wall_ms() + options_.within.count() && !warned_ahead_) {
       warned_ahead_ = true;

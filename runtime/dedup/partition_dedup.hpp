@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -43,8 +44,10 @@ public:
   /// for a previous user of it to finish: a restarted chain's old stage) and,
   /// with a changelog, restores it from there first (blocking). Throws
   /// fatal_error when either fails.
+  /// `cancelled` says the chain stopped: a restore then gives up.
   partition_dedup(const dedup_options& options, state::store& store,
-                  kafka::topic_partition input, const changelog_target& changelog);
+                  kafka::topic_partition input, const changelog_target& changelog,
+                  std::function<bool()> cancelled = {});
 
   /// Marks the batch's duplicates dropped, sends records without a usable
   /// key or event time to the DLQ, purges what expired, and attaches the

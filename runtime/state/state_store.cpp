@@ -30,6 +30,8 @@ void check(const rocksdb::Status& s, std::string_view what) {
 /// The next key after every key starting with `prefix` (not empty, and not
 /// all 0xff bytes).
 std::string successor(std::string_view prefix) {
+  if (prefix.find_first_not_of('\xff') == std::string_view::npos)
+    throw std::logic_error("scan: a prefix with no successor");
   std::string out(prefix);
   while (!out.empty() && static_cast<unsigned char>(out.back()) == 0xff)
     out.pop_back();
@@ -292,7 +294,10 @@ void partition_table::scan(
 
 partition_table::lease partition_table::acquire(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock{lease_mutex_};
-  if (!lease_released_.wait_for(lock, timeout, [this] { return !leased_; })) return {};
+  ++waiting_;
+  bool free = lease_released_.wait_for(lock, timeout, [this] { return !leased_; });
+  --waiting_;
+  if (!free) return {};
   leased_ = true;
   return lease(this);
 }

@@ -12,6 +12,7 @@
 // wiped and restored alone. The WAL is off: the changelog topic is the truth,
 // and a crash loses at most the newest writes, which the changelog restores.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -42,7 +43,6 @@ public:
   class lease {
   public:
     lease() = default;
-    explicit lease(partition_table* t) : table_(t) {}
     lease(lease&& o) noexcept : table_(std::exchange(o.table_, nullptr)) {}
     lease& operator=(lease&& o) noexcept {
       if (this != &o) {
@@ -57,6 +57,8 @@ public:
     explicit operator bool() const noexcept { return table_ != nullptr; }
 
   private:
+    friend class partition_table;
+    explicit lease(partition_table* t) : table_(t) {}
     void release();
     partition_table* table_ = nullptr;
   };
@@ -64,6 +66,10 @@ public:
   /// Waits until no one else holds the table, at most `timeout`; an empty
   /// lease when that passed.
   lease acquire(std::chrono::milliseconds timeout);
+
+  /// Whether someone waits for the lease: a long task of the holder (a
+  /// restore) gives up, so that the waiter does not time out.
+  bool wanted() const noexcept { return waiting_.load() > 0; }
 
   /// Values of `keys`, in order (nullopt when absent).
   std::vector<std::optional<std::string>> get(const std::vector<std::string>& keys);
@@ -110,6 +116,7 @@ private:
   std::mutex lease_mutex_;
   std::condition_variable lease_released_;
   bool leased_ = false;
+  std::atomic<int> waiting_{0};
 };
 
 /// The RocksDB instance under a state directory.

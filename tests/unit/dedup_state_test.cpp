@@ -36,6 +36,14 @@ records(std::initializer_list<std::tuple<const char*, std::int64_t, std::int64_t
   return out;
 }
 
+bool eventually_wanted(state::partition_table& t) {
+  for (int i = 0; i < 20000; ++i) { // 20 s at most
+    if (t.wanted()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(dedup_state)
@@ -117,6 +125,23 @@ BOOST_AUTO_TEST_CASE(a_late_record_passes_and_is_not_stored) {
   BOOST_TEST(t.last_stored() == 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_time_far_ahead_of_the_clock_does_not_move_the_progress) {
+  temp_dir dir;
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  dedup_table t(s.table("orders/0"));
+  t.set_progress_ceiling(100000); // "now + within"
+  std::vector<change> changes;
+  // One record from the year 33658 (seconds taken for milliseconds, say).
+  auto v = t.decide_all(records({{"a", 0, 1000}, {"z", 1, 1'000'000'000'000'000}}), 1min,
+                        changes);
+  BOOST_TEST(t.stream_time().value_or(-1) == 100000);
+  // Records near the clock are still stored and deduplicated.
+  changes.clear();
+  v = t.decide_all(records({{"b", 2, 90000}, {"b", 3, 95000}}), 1min, changes);
+  BOOST_TEST((v == std::vector<verdict>{verdict::first, verdict::duplicate}));
+  BOOST_TEST(t.rows() == 3);
+}
+
 BOOST_AUTO_TEST_CASE(changes_from_the_changelog_are_applied_in_order) {
   temp_dir dir;
   state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
@@ -162,13 +187,17 @@ BOOST_AUTO_TEST_CASE(a_table_has_one_user_at_a_time) {
   BOOST_REQUIRE(first);
   BOOST_TEST(!static_cast<bool>(s.table("orders/0").acquire(50ms))); // held
   BOOST_TEST(static_cast<bool>(s.table("orders/1").acquire(50ms)));  // another is free
-  // Released from another thread (a stopped stage's own), the waiter gets it.
-  std::thread releaser([l = std::move(first)]() mutable {
-    std::this_thread::sleep_for(50ms);
+  // The holder sees that someone waits (a restore then gives up) and
+  // releases from its own thread (a stopped stage's); the waiter gets it.
+  BOOST_TEST(!s.table("orders/0").wanted());
+  bool saw_wanted = false;
+  std::thread holder([&, l = std::move(first)]() mutable {
+    saw_wanted = eventually_wanted(s.table("orders/0"));
     l = {};
   });
-  BOOST_TEST(static_cast<bool>(s.table("orders/0").acquire(10s)));
-  releaser.join();
+  BOOST_TEST(static_cast<bool>(s.table("orders/0").acquire(30s)));
+  holder.join();
+  BOOST_TEST(saw_wanted);
 }
 
 BOOST_AUTO_TEST_CASE(sightings_in_the_changelog_are_json) {
