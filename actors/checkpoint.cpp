@@ -537,6 +537,10 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
           p.epoch_start = a.start_offset;
           p.watermark = a.start_offset;
           p.latest = a.latest;
+          // The group already holds a start read from its commit: a stop
+          // right away has nothing to commit (a commit of it could only fail
+          // spuriously, e.g. refused by a rebalance, and fail the run).
+          if (a.from_commit && a.lost == 0) p.committed = a.start_offset;
           if (auto l = st.once_limits.find(a.tp); l != st.once_limits.end())
             ctx->admission.admit({{a.tp, l->second}});
         }
