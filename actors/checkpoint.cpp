@@ -14,12 +14,6 @@ namespace sluice::actors {
 
 namespace {
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 struct partition_state {
   std::int64_t epoch_start = -1; ///< committed offset when the epoch began
   std::int64_t watermark = -1;
@@ -49,7 +43,7 @@ constexpr std::int64_t idle_report_ms = 10000;
 struct checkpoint_state {
   std::map<kafka::topic_partition, partition_state> parts;
   std::int64_t batch_id = 0;
-  std::int64_t epoch_start_ms = wall_ms();
+  std::int64_t epoch_start_ms = wall_clock_ms();
   std::int64_t last_report_ms = 0;
   std::int64_t outputs_at_epoch_start = 0;
   std::int64_t dlq_at_epoch_start = 0;
@@ -138,7 +132,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
   // Closes the epoch: builds its report with the counters' deltas.
   auto build_report = [self, ctx](bool force) -> std::optional<pending_report> {
     auto& st = self->state;
-    auto now = wall_ms();
+    auto now = wall_clock_ms();
     pending_report r;
     auto& p = r.progress;
     p.id = ctx->query_id;
@@ -393,7 +387,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       total += end - begin;
     }
     if (total == 0) return false;
-    auto now = wall_ms();
+    auto now = wall_clock_ms();
     if (!runs_to_end && src.min_offsets_per_trigger &&
         total < *src.min_offsets_per_trigger &&
         now - st.last_trigger_ms < src.max_trigger_delay.count()) {

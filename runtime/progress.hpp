@@ -59,6 +59,9 @@ struct epoch_progress {
 /// Renders the progress line (single line, no trailing newline).
 std::string to_json(const epoch_progress& p);
 
+/// The wall clock, in epoch milliseconds.
+std::int64_t wall_clock_ms();
+
 /// Formats epoch milliseconds as ISO-8601 UTC with milliseconds, like Spark.
 std::string iso8601_utc(std::int64_t epoch_ms);
 

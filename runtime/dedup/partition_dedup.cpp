@@ -14,16 +14,6 @@ namespace sluice::dedup {
 
 namespace {
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-} // namespace
-
-namespace {
-
 state::partition_table::lease take(state::store& store, const kafka::topic_partition& tp,
                                    std::chrono::milliseconds timeout) {
   auto lease = store.table(tp.str()).acquire(timeout);
@@ -48,7 +38,7 @@ partition_dedup::partition_dedup(const dedup_options& options, state::store& sto
               .identity()),
       lease_(take(store, input_, changelog.timeout)), table_(*lease_),
       delivered_(std::make_shared<std::atomic<std::int64_t>>(-1)) {
-  table_.set_progress_ceiling(wall_ms() + options_.within.count());
+  table_.set_progress_ceiling(wall_clock_ms() + options_.within.count());
   if (changelog_.topic.empty()) return;
   auto started = std::chrono::steady_clock::now();
   auto outcome = restore_from_changelog(
@@ -99,15 +89,18 @@ batch_effect partition_dedup::process(record_batch& batch) {
   batch_effect effect;
   record_position();
   // A clock far ahead must not make every later record late.
-  table_.set_progress_ceiling(wall_ms() + options_.within.count());
+  const auto now = wall_clock_ms();
+  const auto ahead = now + options_.within.count();
+  table_.set_progress_ceiling(ahead);
   scratch_.clear();
   positions_.clear();
-  std::string key;
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
     auto& rec = batch.records[i];
     // DLQ records, dropped ones and deletes (no value) are not deduplicated.
     if (rec.error || rec.dropped || !rec.value) continue;
-    key.clear();
+    // The key is built in place; a record that fails takes its entry back.
+    auto& entry = scratch_.emplace_back();
+    auto& key = entry.key;
     key.push_back('[');
     const std::string* missing = nullptr;
     for (auto& field : options_.key) {
@@ -120,13 +113,14 @@ batch_effect partition_dedup::process(record_batch& batch) {
       write_json(*v, key);
     }
     if (missing) {
+      scratch_.pop_back();
       rec.error = record_error{"missing_dedup_key", "field `" + *missing +
                                                         "` of dedup.key is missing "
                                                         "or null"};
       continue;
     }
     key.push_back(']');
-    std::int64_t event_time = rec.timestamp_ms >= 0 ? rec.timestamp_ms : wall_ms();
+    std::int64_t event_time = rec.timestamp_ms >= 0 ? rec.timestamp_ms : now;
     if (!options_.time_field.empty()) {
       auto* v = rec.parsed.if_contains(options_.time_field);
       std::optional<std::int64_t> t;
@@ -135,6 +129,7 @@ batch_effect partition_dedup::process(record_batch& batch) {
       else if (v && v->is_string())
         t = iso8601_to_epoch_ms(v->get_string());
       if (!t) {
+        scratch_.pop_back();
         rec.error = record_error{"invalid_dedup_time",
                                  "field `" + options_.time_field +
                                      "` (dedup.timeField) is missing or not a time"};
@@ -146,19 +141,20 @@ batch_effect partition_dedup::process(record_batch& batch) {
     // arithmetic far from overflow.
     constexpr std::int64_t earliest = -62167219200000, latest = 253402300799999;
     if (event_time < earliest || event_time > latest) {
+      scratch_.pop_back();
       rec.error =
           record_error{"invalid_dedup_time", "event time " + std::to_string(event_time) +
                                                  " ms is outside the years 0 to 9999"};
       continue;
     }
-    if (event_time > wall_ms() + options_.within.count() && !warned_ahead_) {
+    if (event_time > ahead && !warned_ahead_) {
       warned_ahead_ = true;
       spdlog::warn("dedup of {}: record at offset {} has an event time more than "
                    "dedup.within ahead of this machine's clock ({}); such times do not "
                    "move the partition's event-time progress",
                    input_.str(), rec.offset, iso8601_utc(event_time));
     }
-    scratch_.push_back({key, sighting{rec.offset, event_time}});
+    entry.seen = sighting{rec.offset, event_time};
     positions_.push_back(i);
   }
   changes_.clear();
