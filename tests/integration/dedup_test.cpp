@@ -9,6 +9,7 @@
 #include "runtime/kafka/mock_cluster.hpp"
 #include "runtime/options.hpp"
 #include "runtime/state/state_store.hpp"
+#include "tests/integration/pipeline_fixture.hpp"
 #include "tests/support/kafka_testing.hpp"
 
 #include <boost/json.hpp>
@@ -59,23 +60,6 @@ timed_record event(const std::string& id, int n, std::int64_t at_ms) {
   return {id, R"({"order_id":")" + id + R"(","n":)" + std::to_string(n) + "}", at_ms};
 }
 
-struct observed_run {
-  run_summary summary;
-  std::vector<boost::json::object> progress;
-};
-
-observed_run run_to_end(const pipeline_config& cfg) {
-  pipeline p(cfg);
-  observed_run out;
-  std::mutex m;
-  p.on_progress([&](const epoch_progress& e) {
-    std::lock_guard<std::mutex> guard{m};
-    out.progress.push_back(boost::json::parse(to_json(e)).as_object());
-  });
-  out.summary = p.run();
-  return out;
-}
-
 /// The "n" of every record in `topic`, in partition then offset order.
 std::vector<std::int64_t> ns_in(const std::string& bootstrap, const std::string& topic) {
   std::vector<std::int64_t> out;
@@ -105,6 +89,25 @@ std::vector<timed_record> events(const std::string& prefix, int from, int to, in
   for (int i = from; i < to; ++i)
     out.push_back(event(prefix + std::to_string(i), n0 + i, at_ms + i));
   return out;
+}
+
+/// Events `k<p>-0` .. `k<p>-99` in each of the first `partitions` partitions.
+void produce_first_events(const std::string& bootstrap, int partitions) {
+  for (int p = 0; p < partitions; ++p)
+    produce_records(bootstrap, "events", p,
+                    events("k" + std::to_string(p) + "-", 0, 100, 0, t0));
+}
+
+/// Per partition: events 0..49 re-sent (a retrying producer, 10 s later) and
+/// new events 100..149.
+void produce_resent_and_new(const std::string& bootstrap, int partitions) {
+  for (int p = 0; p < partitions; ++p) {
+    auto prefix = "k" + std::to_string(p) + "-";
+    auto again = events(prefix, 0, 50, 1000, t0 + 10000);
+    auto fresh = events(prefix, 100, 150, 0, t0 + 20000);
+    again.insert(again.end(), fresh.begin(), fresh.end());
+    produce_records(bootstrap, "events", p, again);
+  }
 }
 
 } // namespace
@@ -219,21 +222,13 @@ BOOST_AUTO_TEST_CASE(a_second_run_drops_duplicates_of_the_first) {
   cluster.create_topic("events", 2);
   cluster.create_topic("out", 2);
   cluster.create_topic("dlq", 1);
-  for (int p = 0; p < 2; ++p)
-    produce_records(b, "events", p, events("k" + std::to_string(p) + "-", 0, 100, 0, t0));
+  produce_first_events(b, 2);
   auto dir = state_dir("restart");
   auto first = run_to_end(config(b, "g-restart", dir));
   BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
   BOOST_TEST(first.summary.output_rows == 200);
   BOOST_TEST(first.summary.duplicate_rows == 0);
-  // Re-sent events 0..49 (a retrying producer, 10 s later) and new 100..149.
-  for (int p = 0; p < 2; ++p) {
-    auto prefix = "k" + std::to_string(p) + "-";
-    auto again = events(prefix, 0, 50, 1000, t0 + 10000);
-    auto fresh = events(prefix, 100, 150, 0, t0 + 20000);
-    again.insert(again.end(), fresh.begin(), fresh.end());
-    produce_records(b, "events", p, again);
-  }
+  produce_resent_and_new(b, 2);
   auto second = run_to_end(config(b, "g-restart", dir));
   BOOST_REQUIRE_MESSAGE(second.summary.ok, second.summary.error);
   BOOST_TEST(second.summary.input_rows == 200);
@@ -258,21 +253,14 @@ BOOST_AUTO_TEST_CASE(a_lost_state_directory_is_restored_from_the_changelog) {
   cluster.create_topic("events", 6);
   cluster.create_topic("out", 6);
   cluster.create_topic("dlq", 1);
-  for (int p = 0; p < 6; ++p)
-    produce_records(b, "events", p, events("k" + std::to_string(p) + "-", 0, 100, 0, t0));
+  produce_first_events(b, 6);
   auto dir = state_dir("restore");
   auto first = run_to_end(config(b, "g-restore", dir));
   BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
   BOOST_TEST(first.summary.output_rows == 600);
   BOOST_TEST(end_offsets(b, "events-changelog").size() == 4u);
   fs::remove_all(dir); // the disk is lost
-  for (int p = 0; p < 6; ++p) {
-    auto prefix = "k" + std::to_string(p) + "-";
-    auto again = events(prefix, 0, 50, 1000, t0 + 10000);
-    auto fresh = events(prefix, 100, 150, 0, t0 + 20000);
-    again.insert(again.end(), fresh.begin(), fresh.end());
-    produce_records(b, "events", p, again);
-  }
+  produce_resent_and_new(b, 6);
   auto second = run_to_end(config(b, "g-restore", dir));
   BOOST_REQUIRE_MESSAGE(second.summary.ok, second.summary.error);
   BOOST_TEST(second.summary.output_rows == 300);

@@ -13,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <map>
+#include <mutex>
 #include <set>
 
 namespace sluice::testing {
@@ -160,6 +161,25 @@ expected_events(const order_cluster& oc) {
   for (std::int64_t i = 0; i < oc.count; ++i)
     (gen.make(i).malformation.empty() ? valid : malformed).insert(i);
   return {valid, malformed};
+}
+
+/// A finished run and its progress lines, as JSON.
+struct observed_run {
+  run_summary summary;
+  std::vector<boost::json::object> progress;
+};
+
+/// Runs a pipeline to its end, collecting its progress lines.
+inline observed_run run_to_end(const pipeline_config& cfg) {
+  pipeline p(cfg);
+  observed_run out;
+  std::mutex m;
+  p.on_progress([&](const epoch_progress& e) {
+    std::lock_guard<std::mutex> guard{m};
+    out.progress.push_back(boost::json::parse(to_json(e)).as_object());
+  });
+  out.summary = p.run();
+  return out;
 }
 
 } // namespace sluice::testing

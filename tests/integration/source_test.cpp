@@ -8,6 +8,7 @@
 #include "runtime/kafka/mock_cluster.hpp"
 #include "runtime/kafka/source_bounds.hpp"
 #include "runtime/options.hpp"
+#include "tests/integration/pipeline_fixture.hpp"
 #include "tests/support/kafka_testing.hpp"
 
 #include <boost/json.hpp>
@@ -43,24 +44,6 @@ pipeline_config config(const std::string& bootstrap, const std::string& group,
                                    R"("},
     "trigger": {"processingTime": "200 milliseconds"}})",
                                overrides);
-}
-
-/// Runs a pipeline, collecting its progress lines; fails the test on a hang.
-struct observed_run {
-  run_summary summary;
-  std::vector<boost::json::object> progress;
-};
-
-observed_run run_to_end(const pipeline_config& cfg) {
-  pipeline p(cfg);
-  observed_run out;
-  std::mutex m;
-  p.on_progress([&](const epoch_progress& e) {
-    std::lock_guard<std::mutex> guard{m};
-    out.progress.push_back(boost::json::parse(to_json(e)).as_object());
-  });
-  out.summary = p.run();
-  return out;
 }
 
 /// The keys written to `topic`, as a set.
