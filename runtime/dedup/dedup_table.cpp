@@ -109,8 +109,7 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
       ++last_stored_;
     }
     out.push_back(d.what);
-    auto progress = std::min(r.seen.event_time_ms, progress_ceiling_);
-    stream_time_ = std::max(stream_time_.value_or(progress), progress);
+    advance(r.seen.event_time_ms);
   }
   state::partition_table::writes w(table_);
   std::vector<std::string_view> key_of(keys.size());
@@ -193,9 +192,9 @@ void dedup_table::restore(const std::vector<change>& batch) {
       w.put(expiry_key(c.now->event_time_ms, c.key), {});
       ++rows_;
       // The changelog does not carry the event-time progress: the latest
-      // sighting is the best lower bound of it.
-      auto progress = std::min(c.now->event_time_ms, progress_ceiling_);
-      stream_time_ = std::max(stream_time_.value_or(progress), progress);
+      // sighting is the best lower bound of it (as long as its time is
+      // believable: the same rule as for records).
+      advance(c.now->event_time_ms);
     } else {
       w.remove(keys[i]);
     }
@@ -207,6 +206,23 @@ void dedup_table::restore(const std::vector<change>& batch) {
     w.put(stream_time_key, v);
   }
   table_.apply(w);
+}
+
+bool dedup_table::set_progress_ceiling(std::int64_t ms) noexcept {
+  progress_ceiling_ = ms;
+  if (!stream_time_ || *stream_time_ <= ms) return false;
+  // Not clamped to the ceiling: a progress at now + within would make every
+  // record older than the clock late. Unknown instead: the next records
+  // start it again, as in a new table.
+  stream_time_.reset();
+  return true;
+}
+
+void dedup_table::advance(std::int64_t event_time_ms) noexcept {
+  // A time beyond the ceiling leaves the progress where it was; the record
+  // itself is decided and stored as any other (its own re-sends are caught).
+  if (event_time_ms > progress_ceiling_) return;
+  stream_time_ = std::max(stream_time_.value_or(event_time_ms), event_time_ms);
 }
 
 void dedup_table::clear() {

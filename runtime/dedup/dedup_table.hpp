@@ -84,17 +84,21 @@ public:
   /// hold more than it does.
   void set_changelog_position(std::int64_t next_offset, std::string_view log);
 
-  /// Event times beyond this do not move the event-time progress (a clock
-  /// far ahead would make every later record late).
-  void set_progress_ceiling(std::int64_t ms) noexcept {
-    progress_ceiling_ = ms;
-    if (stream_time_ && *stream_time_ > ms) stream_time_ = ms;
-  }
+  /// Event times beyond this (now + within) do not move the event-time
+  /// progress at all: one record from a clock far ahead would otherwise make
+  /// every later record late (passed without dedup, and real sightings
+  /// purged). Such a record is still decided and stored, so that its own
+  /// re-sends are dropped. A progress already beyond the ceiling (a state
+  /// from a machine whose clock was ahead) is forgotten: returns true then.
+  bool set_progress_ceiling(std::int64_t ms) noexcept;
 
   std::int64_t rows() const noexcept { return rows_; }
   state::partition_table& table() noexcept { return table_; }
 
 private:
+  /// Moves the progress to `event_time_ms` unless beyond the ceiling.
+  void advance(std::int64_t event_time_ms) noexcept;
+
   state::partition_table& table_;
   std::int64_t rows_ = 0;
   std::optional<std::int64_t> stream_time_;

@@ -38,7 +38,12 @@ partition_dedup::partition_dedup(const dedup_options& options, state::store& sto
               .identity()),
       lease_(take(store, input_, changelog.timeout)), table_(*lease_),
       delivered_(std::make_shared<std::atomic<std::int64_t>>(-1)) {
-  table_.set_progress_ceiling(wall_clock_ms() + options_.within.count());
+  if (auto held = table_.stream_time();
+      table_.set_progress_ceiling(wall_clock_ms() + options_.within.count()))
+    spdlog::warn("dedup state of {}: its event-time progress ({}) is more than "
+                 "dedup.within ahead of this machine's clock; not used (it would make "
+                 "every record late)",
+                 input_.str(), iso8601_utc(*held));
   if (changelog_.topic.empty()) return;
   auto started = std::chrono::steady_clock::now();
   auto outcome = restore_from_changelog(
@@ -91,7 +96,10 @@ batch_effect partition_dedup::process(record_batch& batch) {
   // A clock far ahead must not make every later record late.
   const auto now = wall_clock_ms();
   const auto ahead = now + options_.within.count();
-  table_.set_progress_ceiling(ahead);
+  if (auto held = table_.stream_time(); table_.set_progress_ceiling(ahead))
+    spdlog::warn("dedup of {}: the event-time progress ({}) is more than dedup.within "
+                 "ahead of this machine's clock (set back?); not used",
+                 input_.str(), iso8601_utc(*held));
   scratch_.clear();
   positions_.clear();
   for (std::size_t i = 0; i < batch.records.size(); ++i) {

@@ -8,6 +8,7 @@
 #include "runtime/errors.hpp"
 #include "runtime/kafka/mock_cluster.hpp"
 #include "runtime/options.hpp"
+#include "runtime/progress.hpp"
 #include "runtime/state/state_store.hpp"
 #include "tests/integration/pipeline_fixture.hpp"
 #include "tests/support/kafka_testing.hpp"
@@ -174,6 +175,32 @@ BOOST_AUTO_TEST_CASE(duplicates_within_the_window_are_dropped_and_beyond_it_pass
   BOOST_TEST(latest[R"(events/0/["b"])"] == "(null)");
   BOOST_TEST(latest[R"(events/0/["c"])"] == "(null)");
   BOOST_TEST(fs::exists(fs::path(dir) / "CURRENT")); // real RocksDB files
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(records_stamped_far_ahead_of_the_clock_leave_dedup_on) {
+  // A producer whose clock runs 2 hours ahead writes 4 records among events
+  // stamped by a good clock; then the good events are re-sent. The 4 must
+  // not move the partition's event-time progress: every re-send is dropped.
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 1);
+  cluster.create_topic("out", 1);
+  cluster.create_topic("dlq", 1);
+  const auto now = wall_clock_ms();
+  auto records = events("k", 0, 100, 0, now - 30000);
+  for (int i = 0; i < 4; ++i)
+    records.push_back(event("ahead" + std::to_string(i), 500 + i, now + 7'200'000));
+  auto again = events("k", 0, 100, 1000, now - 20000);
+  records.insert(records.end(), again.begin(), again.end());
+  produce_records(b, "events", 0, records);
+  auto dir = state_dir("ahead");
+  auto run = run_to_end(config(b, "g-ahead", dir, {"dedup.changelog=false"}));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(run.summary.input_rows == 204);
+  BOOST_TEST(run.summary.duplicate_rows == 100);
+  BOOST_TEST(run.summary.output_rows == 104);
+  BOOST_TEST(run.summary.state_rows == 104); // the 4 are kept: their re-sends drop
   fs::remove_all(dir);
 }
 

@@ -36,6 +36,30 @@ records(std::initializer_list<std::tuple<const char*, std::int64_t, std::int64_t
   return out;
 }
 
+/// Verdicts as words, so that a failed comparison says which differ.
+std::vector<std::string> names(const std::vector<verdict>& vs) {
+  std::vector<std::string> out;
+  for (auto v : vs)
+    switch (v) {
+    case verdict::first:
+      out.push_back("first");
+      break;
+    case verdict::replay:
+      out.push_back("replay");
+      break;
+    case verdict::leftover:
+      out.push_back("leftover");
+      break;
+    case verdict::duplicate:
+      out.push_back("duplicate");
+      break;
+    case verdict::renewed:
+      out.push_back("renewed");
+      break;
+    }
+  return out;
+}
+
 bool eventually_wanted(state::partition_table& t) {
   for (int i = 0; i < 20000; ++i) { // 20 s at most
     if (t.wanted()) return true;
@@ -126,20 +150,83 @@ BOOST_AUTO_TEST_CASE(a_late_record_passes_and_is_not_stored) {
 }
 
 BOOST_AUTO_TEST_CASE(a_time_far_ahead_of_the_clock_does_not_move_the_progress) {
+  // The clock reads 40 s and within is 1 min: the ceiling (now + within) is
+  // 100 s. One record stamped 2 hours ahead must leave the progress where it
+  // was: at the ceiling, every record older than the clock would count as
+  // late (passed without dedup) and real sightings would be purged.
+  const auto sequence = records({{"a", 0, 1000},
+                                 {"z", 1, 40000 + 7'200'000}, // 2 h ahead
+                                 {"b", 2, 30000},
+                                 {"b", 3, 35000},             // re-sent b
+                                 {"a", 4, 2000},              // re-sent a
+                                 {"z", 5, 40000 + 7'201'000}, // re-sent z, same clock
+                                 {"c", 6, 36000}});
+  const std::vector<verdict> expected{
+      verdict::first,     verdict::first,     verdict::first, verdict::duplicate,
+      verdict::duplicate, verdict::duplicate, verdict::first};
+  temp_dir dir;
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  // In one batch, and one record per batch: the same verdicts.
+  dedup_table whole(s.table("orders/0")), single(s.table("orders/1"));
+  whole.set_progress_ceiling(100000);
+  single.set_progress_ceiling(100000);
+  std::vector<change> changes;
+  BOOST_TEST(names(whole.decide_all(sequence, 1min, changes)) == names(expected),
+             boost::test_tools::per_element());
+  std::vector<verdict> one_by_one;
+  for (auto& r : sequence) {
+    auto v = single.decide_all({r}, 1min, changes);
+    one_by_one.push_back(v.at(0));
+    if (r.key == "z" && r.seen.offset == 1) // z left the progress at a's time
+      BOOST_TEST(single.stream_time().value_or(-1) == 1000);
+  }
+  BOOST_TEST(names(one_by_one) == names(expected), boost::test_tools::per_element());
+  for (auto* t : {&whole, &single}) {
+    BOOST_TEST(t->stream_time().value_or(-1) == 36000);
+    // a, b, c, and z: its sighting is stored, so its own re-sends are dropped.
+    BOOST_TEST(t->rows() == 4);
+    // Nothing is purged: a (1 s) is within 1 min of the progress (36 s).
+    changes.clear();
+    BOOST_TEST(t->purge(1min, 100000, changes) == 0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_restored_time_far_ahead_of_the_clock_does_not_move_the_progress) {
   temp_dir dir;
   state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
   dedup_table t(s.table("orders/0"));
-  t.set_progress_ceiling(100000); // "now + within"
+  t.set_progress_ceiling(100000); // the clock reads 40 s; within is 1 min
+  t.restore({{"a", sighting{0, 1000}}, {"z", sighting{1, 40000 + 7'200'000}}});
+  BOOST_TEST(t.stream_time().value_or(-1) == 1000);
   std::vector<change> changes;
-  // One record from the year 33658 (seconds taken for milliseconds, say).
-  auto v = t.decide_all(records({{"a", 0, 1000}, {"z", 1, 1'000'000'000'000'000}}), 1min,
+  auto v = t.decide_all(records({{"b", 2, 30000}, {"b", 3, 35000}, {"a", 4, 2000}}), 1min,
                         changes);
-  BOOST_TEST(t.stream_time().value_or(-1) == 100000);
-  // Records near the clock are still stored and deduplicated.
-  changes.clear();
-  v = t.decide_all(records({{"b", 2, 90000}, {"b", 3, 95000}}), 1min, changes);
-  BOOST_TEST((v == std::vector<verdict>{verdict::first, verdict::duplicate}));
-  BOOST_TEST(t.rows() == 3);
+  BOOST_TEST((
+      v == std::vector<verdict>{verdict::first, verdict::duplicate, verdict::duplicate}));
+}
+
+BOOST_AUTO_TEST_CASE(a_stored_progress_far_ahead_of_the_clock_is_not_used) {
+  // A state whose progress ran ahead (kept from a machine whose clock was
+  // ahead, or a clock set back since): the progress is forgotten, not put at
+  // the ceiling, where every record older than the clock would be late.
+  temp_dir dir;
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  {
+    dedup_table t(s.table("orders/0"));
+    std::vector<change> changes;
+    t.decide_all(records({{"a", 0, 1000}, {"z", 1, 7'240'000}}), 1min, changes);
+    BOOST_TEST(t.stream_time().value_or(-1) == 7'240'000);
+  }
+  dedup_table t(s.table("orders/0"));
+  BOOST_TEST(t.set_progress_ceiling(100000));
+  BOOST_TEST(!t.stream_time().has_value());
+  BOOST_TEST(!t.set_progress_ceiling(100000)); // said once
+  std::vector<change> changes;
+  auto v = t.decide_all(records({{"b", 2, 30000}, {"b", 3, 35000}, {"a", 4, 2000}}), 1min,
+                        changes);
+  BOOST_TEST((
+      v == std::vector<verdict>{verdict::first, verdict::duplicate, verdict::duplicate}));
+  BOOST_TEST(t.stream_time().value_or(-1) == 35000);
 }
 
 BOOST_AUTO_TEST_CASE(changes_from_the_changelog_are_applied_in_order) {
