@@ -49,6 +49,7 @@ struct checkpoint_state {
   std::int64_t dlq_at_epoch_start = 0;
   std::int64_t dropped_at_epoch_start = 0;
   std::int64_t duplicates_at_epoch_start = 0;
+  std::int64_t late_at_epoch_start = 0;
   std::int64_t state_updated_at_epoch_start = 0;
   std::int64_t state_removed_at_epoch_start = 0;
   /// Lost records already reported, per partition.
@@ -151,6 +152,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     p.num_dropped_rows = dropped - st.dropped_at_epoch_start;
     p.num_processed_rows = p.num_output_rows + p.num_dlq_rows + p.num_dropped_rows;
     auto duplicates = ctx->metrics.duplicate_rows.load();
+    auto late = ctx->metrics.late_rows.load();
     auto state_updated = ctx->metrics.state_rows_updated.load();
     auto state_removed = ctx->metrics.state_rows_removed.load();
     if (ctx->state_store) {
@@ -160,6 +162,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       so.rows_removed = state_removed - st.state_removed_at_epoch_start;
       so.memory_used_bytes = ctx->state_store->memory_used();
       so.dropped_duplicates = duplicates - st.duplicates_at_epoch_start;
+      so.late_rows = late - st.late_at_epoch_start;
       p.state_operators.push_back(so);
     }
     std::int64_t in_flight = 0;
@@ -222,6 +225,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     st.dlq_at_epoch_start = dlq;
     st.dropped_at_epoch_start = dropped;
     st.duplicates_at_epoch_start = duplicates;
+    st.late_at_epoch_start = late;
     st.state_updated_at_epoch_start = state_updated;
     st.state_removed_at_epoch_start = state_removed;
     // Idle heartbeats start with the first assignment, so that the epoch

@@ -28,6 +28,7 @@ struct batch_ack {
   std::int64_t dlq = 0;
   std::int64_t dropped = 0;    ///< handled on purpose without a write (tombstones)
   std::int64_t duplicates = 0; ///< of `dropped`: duplicates the dedup stage dropped
+  std::int64_t late = 0;       ///< passed by the dedup stage as late (written or DLQ)
   std::map<std::string, std::int64_t> rows_by_topic;
 };
 

@@ -460,6 +460,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
           m.dlq += ack.dlq;
           m.dropped += ack.dropped;
           m.duplicates += ack.duplicates;
+          m.late += ack.late;
           for (auto& [topic, n] : ack.rows_by_topic)
             m.rows_by_topic[topic] += n;
           if (--it->second.left > 0) return;
@@ -478,6 +479,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
           ctx->metrics.dlq_rows += done.dlq;
           ctx->metrics.dropped_rows += done.dropped;
           ctx->metrics.duplicate_rows += done.duplicates;
+          ctx->metrics.late_rows += done.late;
           for (auto& [topic, n] : done.rows_by_topic)
             if (n != 0) ctx->metrics.add_rows_to(topic, n);
           st.acked.erase(st.acked.begin());

@@ -519,6 +519,7 @@ run_summary pipeline::run_until_stopped() {
   out.dlq_rows = ctx.metrics.dlq_rows.load();
   out.dropped_rows = ctx.metrics.dropped_rows.load();
   out.duplicate_rows = ctx.metrics.duplicate_rows.load();
+  out.late_rows = ctx.metrics.late_rows.load();
   if (im.state) {
     try {
       im.state->flush();

@@ -21,6 +21,7 @@ struct run_summary {
   std::int64_t dlq_rows = 0;
   std::int64_t dropped_rows = 0;     ///< handled on purpose without a write (tombstones)
   std::int64_t duplicate_rows = 0;   ///< of dropped_rows: duplicates dedup dropped
+  std::int64_t late_rows = 0;        ///< passed by dedup as late (outputs or DLQ rows)
   std::int64_t state_rows = 0;       ///< dedup keys held at the end (open partitions)
   std::int64_t state_disk_bytes = 0; ///< dedup state files on disk at the end
   std::map<std::string, std::int64_t> rows_by_topic; ///< outputs and DLQ rows per topic

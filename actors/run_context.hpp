@@ -33,6 +33,8 @@ struct run_metrics {
   std::atomic<std::int64_t> dlq_rows{0};
   std::atomic<std::int64_t> dropped_rows{0};   ///< on purpose, e.g. tombstones
   std::atomic<std::int64_t> duplicate_rows{0}; ///< of dropped_rows: dedup's
+  /// Passed by dedup as late (older than the window behind the progress).
+  std::atomic<std::int64_t> late_rows{0};
   /// Dedup state: rows written and purged.
   std::atomic<std::int64_t> state_rows_updated{0};
   std::atomic<std::int64_t> state_rows_removed{0};

@@ -276,6 +276,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           if (res == kafka::producer::send_result::queued) {
             ++st.outcome->outputs;
             ++st.outcome->rows_by_topic[rec.target_topic];
+            if (rec.late) ++st.outcome->late;
           } else if (res == kafka::producer::send_result::too_large) {
             rec.error =
                 record_error{"sink-refused",
@@ -300,6 +301,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           if (res == kafka::producer::send_result::queued) {
             ++st.outcome->dlq;
             ++st.outcome->rows_by_topic[ctx->config.dlq->topic];
+            if (rec.late) ++st.outcome->late;
           }
         }
         if (res == kafka::producer::send_result::queue_full) {

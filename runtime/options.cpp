@@ -125,7 +125,8 @@ const std::vector<option_doc>& option_table() {
       {"dedup", "within", "duration", "(required)",
        "A record whose key was seen at another offset of its partition within this "
        "(event time) is dropped and counted. Late records (this far behind the "
-       "partition's latest event time) always pass."},
+       "partition's latest event time) pass without being stored, counted as "
+       "numLateRows."},
       {"dedup", "timeField", "field", "",
        "A timestamp or long (epoch ms) field of parse.schema as event time; default: the "
        "record's Kafka timestamp."},

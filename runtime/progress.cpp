@@ -140,8 +140,8 @@ std::string to_json(const epoch_progress& p) {
         {"numRowsUpdated", so.rows_updated},
         {"numRowsRemoved", so.rows_removed},
         {"memoryUsedBytes", so.memory_used_bytes},
-        {"customMetrics",
-         json::object{{"numDroppedDuplicateRows", so.dropped_duplicates}}},
+        {"customMetrics", json::object{{"numDroppedDuplicateRows", so.dropped_duplicates},
+                                       {"numLateRows", so.late_rows}}},
     });
   json::object out{
       {"id", p.id},

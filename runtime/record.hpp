@@ -45,6 +45,9 @@ struct record {
   bool dropped = false;
   /// Set by the dedup stage with `dropped`: a duplicate within the window.
   bool duplicate = false;
+  /// Set by the dedup stage: passed without dedup, being older than the
+  /// window behind its partition's event-time progress.
+  bool late = false;
 };
 
 /// A change of a stage's state, written by the sink to a changelog topic

@@ -67,10 +67,10 @@ int run_pipeline(const run_args& args) {
                summary.input_rows, summary.output_rows, summary.dlq_rows,
                summary.dropped_rows, summary.seconds);
   if (dedup)
-    spdlog::info("dedup: {} duplicate(s) dropped; {} key(s) held in `{}` ({} bytes on "
-                 "disk)",
-                 summary.duplicate_rows, summary.state_rows, dedup->state_dir,
-                 summary.state_disk_bytes);
+    spdlog::info("dedup: {} duplicate(s) dropped, {} late record(s) passed; {} key(s) "
+                 "held in `{}` ({} bytes on disk)",
+                 summary.duplicate_rows, summary.late_rows, summary.state_rows,
+                 dedup->state_dir, summary.state_disk_bytes);
   if (!summary.ok) {
     std::cerr << "sluice: run failed: " << summary.error << "\n";
     return 1;

@@ -103,7 +103,9 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
     auto held = now[slot];
     if (held && stream_time_ && expired(*held, *stream_time_, within)) held.reset();
     auto d = decide(held, r.seen, within);
-    if (d.store && !(stream_time_ && expired(*d.store, *stream_time_, within))) {
+    if (d.passes() && stream_time_ && expired(r.seen, *stream_time_, within)) {
+      d = {verdict::late, std::nullopt};
+    } else if (d.store) {
       now[slot] = d.store;
       changed[slot] = true;
       ++last_stored_;

@@ -62,8 +62,8 @@ public:
                      std::vector<change>& changes);
 
   /// Sightings the last decide_all() stored. A record that passes with an
-  /// event time already expired by the progress (a late one) is not stored:
-  /// no later record could be its duplicate.
+  /// event time already expired by the progress is late (verdict::late) and
+  /// not stored: no later record could be its duplicate.
   std::int64_t last_stored() const noexcept { return last_stored_; }
 
   /// The latest event time decided (kept with the state); nullopt before any.

@@ -168,11 +168,24 @@ batch_effect partition_dedup::process(record_batch& batch) {
   changes_.clear();
   auto verdicts = table_.decide_all(scratch_, options_.within, changes_);
   for (std::size_t j = 0; j < verdicts.size(); ++j) {
+    auto& rec = batch.records[positions_[j]];
     if (verdicts[j] == verdict::duplicate) {
-      auto& rec = batch.records[positions_[j]];
       rec.dropped = true;
       rec.duplicate = true;
       ++effect.duplicates;
+    } else if (verdicts[j] == verdict::late) {
+      // Late data is never silent: counted (numLateRows) and said once.
+      rec.late = true;
+      ++effect.late;
+      if (!warned_late_) {
+        warned_late_ = true;
+        spdlog::warn("dedup of {}: record at offset {} (event time {}) is more than "
+                     "dedup.within behind the partition's event-time progress ({}); "
+                     "such late records pass without dedup (counted as numLateRows)",
+                     input_.str(), rec.offset,
+                     iso8601_utc(scratch_[j].seen.event_time_ms),
+                     iso8601_utc(table_.stream_time().value_or(0)));
+      }
     }
   }
   effect.updated = table_.last_stored();

@@ -28,6 +28,7 @@ struct batch_effect {
   std::int64_t updated = 0;    ///< sightings stored (first, leftover, renewed)
   std::int64_t removed = 0;    ///< expired sightings purged
   std::int64_t duplicates = 0; ///< records marked as dropped duplicates
+  std::int64_t late = 0;       ///< records marked late (passed without dedup)
 };
 
 /// Where the changelog is, for a partition's restore and writes.
@@ -84,6 +85,7 @@ private:
   std::vector<std::size_t> positions_;
   std::vector<change> changes_;
   bool warned_ahead_ = false;
+  bool warned_late_ = false;
 
   void record_position();
 };

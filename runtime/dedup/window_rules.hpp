@@ -25,6 +25,10 @@ enum class verdict {
   leftover,  ///< stored at a higher offset by work never committed: replaced, passes
   duplicate, ///< seen at another offset within the window: dropped, counted
   renewed,   ///< seen, but outside the window: passes, the new first sighting
+  /// Older than the window behind the partition's event-time progress: it
+  /// passes and is not stored (no later record could be its duplicate).
+  /// Decided by the table, which knows the progress; never by decide().
+  late,
 };
 
 /// The rule's answer: the verdict, and the sighting the state must hold

@@ -15,7 +15,10 @@
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -75,13 +78,30 @@ std::int64_t sum_of(const observed_run& r, const char* metric) {
     for (auto& op : p.at("stateOperators").as_array()) {
       auto& o = op.as_object();
       BOOST_TEST(o.at("operatorName").as_string() == "dedupe");
-      if (std::string_view(metric) == "numDroppedDuplicateRows")
-        n += o.at("customMetrics").at(metric).as_int64();
+      if (auto* custom = o.at("customMetrics").as_object().if_contains(metric))
+        n += custom->as_int64();
       else
         n += o.at(metric).as_int64();
     }
   return n;
 }
+
+/// What the run logs while it lives (spdlog's default logger, as `sluice run`).
+struct captured_log {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(10000);
+  captured_log() { spdlog::default_logger()->sinks().push_back(sink); }
+  ~captured_log() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+  }
+  std::vector<std::string> containing(std::string_view text) const {
+    std::vector<std::string> out;
+    for (auto& line : sink->last_formatted())
+      if (line.find(text) != std::string::npos) out.push_back(line);
+    return out;
+  }
+};
 
 /// Keys `prefix<i>` for i in [from, to), one record each at `at_ms` + i.
 std::vector<timed_record> events(const std::string& prefix, int from, int to, int n0,
@@ -157,8 +177,10 @@ BOOST_AUTO_TEST_CASE(duplicates_within_the_window_are_dropped_and_beyond_it_pass
   BOOST_TEST(committed_offsets(b, "g-window", "events").at(0) == 12);
   BOOST_TEST(sum_of(run, "numDroppedDuplicateRows") == 5);
   // Stored: a, b, c, a renewed, d; b at offset 8 passes but is not stored,
-  // being expired on arrival (a late record).
+  // being expired on arrival (a late record): counted as such.
   BOOST_TEST(sum_of(run, "numRowsUpdated") == 5);
+  BOOST_TEST(sum_of(run, "numLateRows") == 1);
+  BOOST_TEST(run.summary.late_rows == 1);
   // Event time reached t0 + 150 s: b (t0 + 20 s) and c (t0) expired and are
   // purged; a (t0 + 120 s) and d (t0 + 100 s) are held.
   BOOST_TEST(run.summary.state_rows == 2);
@@ -201,6 +223,39 @@ BOOST_AUTO_TEST_CASE(records_stamped_far_ahead_of_the_clock_leave_dedup_on) {
   BOOST_TEST(run.summary.duplicate_rows == 100);
   BOOST_TEST(run.summary.output_rows == 104);
   BOOST_TEST(run.summary.state_rows == 104); // the 4 are kept: their re-sends drop
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(late_records_are_counted_and_warned_about_once_per_partition) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 2);
+  cluster.create_topic("out", 1);
+  cluster.create_topic("dlq", 1);
+  // Per partition: one event 10 minutes on, then 5 events (and a re-send of
+  // one) from 10 minutes before it: late, so they pass without dedup.
+  for (int p = 0; p < 2; ++p) {
+    auto prefix = "p" + std::to_string(p) + "-";
+    auto records = events(prefix + "now", 0, 1, 0, t0 + 600000);
+    auto late = events(prefix + "old", 0, 5, 10, t0);
+    records.insert(records.end(), late.begin(), late.end());
+    records.push_back(event(prefix + "old0", 20, t0 + 1000));
+    produce_records(b, "events", p, records);
+  }
+  auto dir = state_dir("late");
+  captured_log log;
+  auto run = run_to_end(config(b, "g-late", dir, {"dedup.changelog=false"}));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(run.summary.output_rows == 14);
+  BOOST_TEST(run.summary.duplicate_rows == 0);
+  BOOST_TEST(run.summary.late_rows == 12);
+  BOOST_TEST(sum_of(run, "numLateRows") == 12);
+  BOOST_TEST(run.summary.state_rows == 2); // only the two `now` events
+  auto warnings = log.containing("numLateRows");
+  BOOST_TEST(warnings.size() == 2u);
+  for (auto& w : warnings)
+    BOOST_TEST((w.find("events/0") != std::string::npos) !=
+               (w.find("events/1") != std::string::npos));
   fs::remove_all(dir);
 }
 

@@ -143,10 +143,18 @@ BOOST_AUTO_TEST_CASE(a_late_record_passes_and_is_not_stored) {
   std::vector<change> changes;
   auto v = t.decide_all(records({{"a", 0, 100000}, {"b", 1, 10000}, {"b", 2, 10001}}),
                         1min, changes);
-  // b is 90 s behind the event-time progress: both pass, neither is kept.
-  BOOST_TEST((v == std::vector<verdict>{verdict::first, verdict::first, verdict::first}));
+  // b is 90 s behind the event-time progress: both pass as late, neither is kept.
+  BOOST_TEST(names(v) == names({verdict::first, verdict::late, verdict::late}),
+             boost::test_tools::per_element());
   BOOST_TEST(t.rows() == 1);
   BOOST_TEST(t.last_stored() == 1);
+  // A late record whose key is still held within the window of its own time
+  // is a duplicate all the same: c at 45 s is held (55 s behind), its copy at
+  // 39 s is late (61 s behind) but 6 s from the sighting.
+  changes.clear();
+  v = t.decide_all(records({{"c", 3, 45000}, {"c", 4, 39000}}), 1min, changes);
+  BOOST_TEST(names(v) == names({verdict::first, verdict::duplicate}),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_time_far_ahead_of_the_clock_does_not_move_the_progress) {
