@@ -6,6 +6,8 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <regex>
@@ -122,14 +124,19 @@ void partition_queue::on_ready(std::function<void()> wake) {
 }
 
 poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
-  thread_local std::vector<rd_kafka_message_t*> msgs;
-  msgs.resize(max);
-  auto n = rd_kafka_consume_batch_queue(q_, 0, msgs.data(), max);
+  // One message per call, never rd_kafka_consume_batch_queue: in librdkafka
+  // 2.0.2 a batch that meets a seek, pause, resume or rebalance of its
+  // partition (the barrier of a new fetch version) drops the records it had
+  // already taken after moving the application position past them, and a
+  // resume then fetches from that position: records lost without a trace
+  // (2.0.0 Known Issues, fixed in 2.1.0 by #4208). A single pop moves the
+  // position only for the record it returns.
   poll_result result;
-  result.events = n > 0 ? static_cast<std::size_t>(n) : 0;
-  out.reserve(out.size() + result.events);
-  for (ssize_t i = 0; i < n; ++i) {
-    auto* m = msgs[i];
+  out.reserve(out.size() + std::min<std::size_t>(max, 1024));
+  while (result.events < max) {
+    auto* m = rd_kafka_consume_queue(q_, 0);
+    if (!m) break;
+    ++result.events;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       result.end_of_log = m->offset;
       rd_kafka_message_destroy(m);
@@ -198,6 +205,10 @@ std::map<std::string, std::string> consumer_properties(const source_options& opt
   // The end-of-log event carries the fetch position: a bounded run finishes
   // by it even when the last offsets hold no record (transaction markers).
   props["enable.partition.eof"] = "true";
+  // Aborted transactions are never read, and "latest" (the end of a bounded
+  // run) is the last stable offset: an open transaction is not waited for.
+  // librdkafka's default too; said here because the guarantee rests on it.
+  set_default(props, "isolation.level", "read_committed");
   // A pattern never matches internal topics (where Sluice itself commits).
   if (opts.subscription == subscription_kind::pattern)
     set_default(props, "topic.blacklist", internal_topics_pattern);
@@ -219,14 +230,28 @@ group_consumer::group_consumer(const source_options& opts,
   rd_kafka_conf_set_error_cb(
       conf, [](rd_kafka_t*, int err, const char* reason, void* opaque) {
         auto code = static_cast<rd_kafka_resp_err_t>(err);
+        auto* self = static_cast<group_consumer*>(opaque);
         // One name that does not resolve is not a cluster down: all brokers are.
         if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-          static_cast<group_consumer*>(opaque)->health_.mark_down(reason);
+          self->health_.mark_down(reason);
+        else if (code != RD_KAFKA_RESP_ERR__FATAL)
+          self->health_.note_broker_error(reason);
         spdlog::warn("Kafka consumer: {}", reason);
-        auto* self = static_cast<group_consumer*>(opaque);
         if (code == RD_KAFKA_RESP_ERR__FATAL && self->listener_)
           self->listener_->on_error(reason, true);
       });
+  // Keeps OpenSSL's verdict, and says which it was (librdkafka's own message
+  // is the same for an unknown CA and a hostname mismatch).
+  if (verifies_certificates(props))
+    rd_kafka_conf_set_ssl_cert_verify_cb(
+        conf, [](rd_kafka_t*, const char* broker, int32_t, int* x509_error, int depth,
+                 const char*, size_t, char* errstr, size_t errstr_size, void* opaque) {
+          if (*x509_error == 0) return 1;
+          auto why = describe_certificate_error(*x509_error, depth, broker);
+          std::snprintf(errstr, errstr_size, "%s", why.c_str());
+          static_cast<group_consumer*>(opaque)->health_.note_certificate_error(why);
+          return 0;
+        });
   rd_kafka_conf_set_opaque(conf, this);
   char err[512];
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
@@ -306,6 +331,19 @@ void group_consumer::start(rebalance_listener& listener) {
       rd_kafka_message_destroy(m);
     }
   });
+}
+
+std::string group_consumer::cause_suffix() {
+  // Before start() nobody polls: the errors librdkafka queued (a refused
+  // password, a certificate) are served here, through the error callback.
+  if (!poller_.joinable())
+    while (auto* m = rd_kafka_consumer_poll(rk_, 0)) {
+      if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        health_.note_broker_error(rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+    }
+  auto cause = health_.cause();
+  return cause.empty() ? "" : " (" + cause + ")";
 }
 
 void group_consumer::probe_cluster() {
@@ -480,7 +518,7 @@ offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
     rd_kafka_topic_destroy(rkt);
     if (err)
       throw fatal_error("cannot read metadata of topic `" + name +
-                        "`: " + rd_kafka_err2str(err));
+                        "`: " + rd_kafka_err2str(err) + cause_suffix());
     std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)>
         owned(md, rd_kafka_metadata_destroy);
     for (int t = 0; t < md->topic_cnt; ++t) {

@@ -1,4 +1,5 @@
 #include "runtime/errors.hpp"
+#include "runtime/kafka/consumer.hpp"
 #include "runtime/options.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -767,6 +768,16 @@ BOOST_AUTO_TEST_CASE(readme_documents_every_option) {
   for (auto& o : option_table())
     BOOST_TEST(readme.find("`" + std::string(o.name) + "`") != std::string::npos,
                "README.md does not document `" << o.name << "` (" << o.section << ")");
+}
+
+BOOST_AUTO_TEST_CASE(the_source_reads_committed_transactions_unless_told_otherwise) {
+  // Aborted records never reach an output, and a bounded run's "latest" is the last
+  // stable offset (kafka.transactions proves both on a real broker).
+  auto props = kafka::consumer_properties(parse_pipeline_config(minimal).source);
+  BOOST_TEST(props.at("isolation.level") == "read_committed");
+  auto cfg = parse_pipeline_config(minimal, {"source.kafka.isolation.level=read_uncommitted"});
+  BOOST_TEST(kafka::consumer_properties(cfg.source).at("isolation.level") ==
+             "read_uncommitted");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
