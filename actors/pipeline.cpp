@@ -16,7 +16,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <set>
 #include <thread>
 
 namespace sluice {
@@ -40,6 +42,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   bool complete = false;
   std::optional<std::string> fatal;
   std::optional<std::chrono::steady_clock::time_point> first_assigned;
+  std::set<kafka::topic_partition> held; ///< the poll thread's alone
 
   caf::actor_system* system = nullptr;
   run_context* ctx = nullptr;
@@ -53,6 +56,14 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
 
   // -- rebalance_listener (the consumer's poll thread) ------------------------
+
+  /// What this member holds after an assignment or revocation: with the cooperative
+  /// protocol an assignment only adds (often nothing) and a revocation only removes.
+  void log_held() const {
+    std::string list;
+    for (auto& tp : held) list += (list.empty() ? "" : ", ") + tp.str();
+    spdlog::info("holding: {}", list.empty() ? "(none)" : list);
+  }
 
   void on_assigned(const std::vector<kafka::assigned_partition>& assigned) override {
     std::string list;
@@ -77,6 +88,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         }
     }
     spdlog::info("assigned: {}", list.empty() ? "(none)" : list);
+    for (auto& p : parts) held.insert(p.tp);
+    log_held();
     {
       std::lock_guard<std::mutex> guard{mutex};
       if (!first_assigned && !parts.empty())
@@ -104,6 +117,8 @@ struct pipeline::impl : kafka::rebalance_listener {
                    parts.size());
     else
       spdlog::info("revoked {} partition(s): draining and committing", parts.size());
+    for (auto& p : parts) held.erase(p);
+    log_held();
     // With a cluster unreachable, in-flight outputs cannot be delivered: do not
     // hold the group's thread for the whole delivery timeout.
     auto bound = cluster_down() ? std::chrono::milliseconds(10000) : drain_timeout();
@@ -454,6 +469,15 @@ run_summary pipeline::run_until_stopped() {
   spdlog::info("pipeline `{}` (run {}): {} from {} as group `{}` -> {}", cfg.name,
                ctx.run_id, topics, cfg.source.bootstrap_servers, cfg.source.group_id,
                cfg.sink.bootstrap_servers);
+  if (auto s = src.kafka.find("partition.assignment.strategy");
+      s != src.kafka.end() && s->second.find("cooperative") != std::string::npos)
+    // librdkafka#4059, fixed in 2.10: measured in tests/kafka/rebalance_test.py.
+    spdlog::warn("source.kafka.partition.assignment.strategy `{}`: with librdkafka "
+                 "before 2.10 a commit answered ILLEGAL_GENERATION during a cooperative "
+                 "rebalance loses this member's partitions, and their records since the "
+                 "last commit are read again (librdkafka#4059); the eager default "
+                 "repeats none on a graceful rebalance",
+                 s->second);
   {
     caf::actor_system_config system_config;
     caf::actor_system system{system_config};

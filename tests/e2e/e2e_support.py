@@ -98,7 +98,7 @@ def reap(p):
 
 def install_cleanup(work, broker_first=False):
     """At exit, kills whatever is still running (the last started first) and removes the
-    directory work. With broker_first, procs[0] is the broker: it gets SIGINT and 10 s to
+    directory work (kept when SLUICE_TEST_KEEP_WORK is set, to read logs). With broker_first, procs[0] is the broker: it gets SIGINT and 10 s to
     stop cleanly before it is killed. SIGTERM exits with 143, so `finally` and this run."""
 
     def cleanup():
@@ -112,7 +112,10 @@ def install_cleanup(work, broker_first=False):
                     except subprocess.TimeoutExpired:
                         pass
                 reap(p)
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("SLUICE_TEST_KEEP_WORK"):
+            print("kept %s (SLUICE_TEST_KEEP_WORK)" % work, flush=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
     atexit.register(cleanup)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -191,16 +194,18 @@ SCHEMA_WITH_PRODUCT = """{"order_id": "string", "customer_id": "string", "produc
                        "quantity": "int", "price": "double", "order_time": "timestamp",
                        "priority": "string"}"""
 
-def write_pipeline(path, name, bootstrap, group, trigger, schema=SCHEMA, comment=None):
+def write_pipeline(path, name, bootstrap, group, trigger, schema=SCHEMA, comment=None,
+                   source_extra=""):
     """Writes the demo's pipeline to path and returns path: orders from the earliest offset,
     with headers, in consumer group `group`; parsed as JSON with `schema`; routed by priority
     to orders-high, orders-medium and orders-low; malformed events to orders-dlq. trigger is
     the text of the "trigger" member (a trailing comma is allowed); comment, when given, is
-    written as a // comment line first."""
+    written as a // comment line first; source_extra, more source members (each with a
+    trailing comma)."""
     with open(path, "w") as f:
         f.write("""{
 %s  "name": "%s",
-  "source": {"kafka.bootstrap.servers": "%s", "subscribe": "orders",
+  "source": {%s"kafka.bootstrap.servers": "%s", "subscribe": "orders",
              "startingOffsets": "earliest", "includeHeaders": true,
              "kafka.group.id": "%s", "kafka.session.timeout.ms": 6000,
              "kafka.fetch.wait.max.ms": 50},
@@ -212,6 +217,6 @@ def write_pipeline(path, name, bootstrap, group, trigger, schema=SCHEMA, comment
   "sink": {"kafka.bootstrap.servers": "%s", "kafka.acks": "all"},
   "dlq": {"topic": "orders-dlq"},
   %s
-}""" % ("  // %s\n" % comment if comment else "", name, bootstrap, group, schema, bootstrap,
-        trigger))
+}""" % ("  // %s\n" % comment if comment else "", name, source_extra, bootstrap, group, schema,
+        bootstrap, trigger))
     return path

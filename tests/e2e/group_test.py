@@ -11,6 +11,8 @@ once, and nothing else (duplicates are allowed after a SIGKILL and reported);
 the group's committed offsets equal the end offsets of the source.
 
 Usage: group_test.py PATH/TO/sluice
+With SLUICE_TEST_BOOTSTRAP set, runs against that cluster instead of starting
+`sluice broker` (tests/kafka/group_test.py: real Kafka, topics made beforehand).
 Prints one line per check and closes with 'N passed, N failed'.
 """
 import json
@@ -31,7 +33,13 @@ from e2e_support import (MULT, SCHEMA_WITH_PRODUCT, Abort, check, finish, instal
                          topic_partitions, wait_for, write_pipeline)
 
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-group-")
-install_cleanup(WORK, broker_first=True)
+# A cluster given from outside (the real-Kafka tier) instead of `sluice broker`.
+EXTERNAL = os.environ.get("SLUICE_TEST_BOOTSTRAP")
+install_cleanup(WORK, broker_first=not EXTERNAL)
+# SLUICE_TEST_ASSIGNOR: the group's partition.assignment.strategy (librdkafka's default
+# when unset: eager range,roundrobin).
+ASSIGNOR = ('"kafka.partition.assignment.strategy": "%s", ' % os.environ["SLUICE_TEST_ASSIGNOR"]
+            if os.environ.get("SLUICE_TEST_ASSIGNOR") else "")
 
 PARTITIONS = 4
 # Two more instances than partitions: one still idles after one holder is killed,
@@ -100,6 +108,14 @@ def is_valid(value):
 # -- logs of one `sluice run` ---------------------------------------------------------
 ASSIGNED = re.compile(r" assigned: (.*)$")
 REVOKED = re.compile(r" revoked (\d+) partition\(s\)")
+HOLDING = re.compile(r" holding: (.*)$")  # after each assignment or revocation
+
+
+def partitions_in(text):
+    """{partition} of a log list such as 'orders/0@12, orders/3@0', 'orders/1' or '(none)'."""
+    if text == "(none)":
+        return set()
+    return {int(x.split("@")[0].split("/")[1]) for x in text.split(", ")}
 
 
 class Instance:
@@ -115,27 +131,34 @@ class Instance:
             return f.read().splitlines()
 
     def events(self):
-        """('assigned', {partitions}) and ('revoked', n) in log order."""
+        """('assigned', {added}), ('revoked', n) and ('holding', {held}) in log order.
+        With the cooperative protocol an assignment only adds and a revocation only
+        removes: what the member holds is the last 'holding' line."""
         out = []
         for line in self.log_lines():
             a = ASSIGNED.search(line)
             if a:
-                parts = set()
-                if a.group(1) != "(none)":
-                    parts = {int(x.split("@")[0].split("/")[1]) for x in a.group(1).split(", ")}
-                out.append(("assigned", parts))
+                out.append(("assigned", partitions_in(a.group(1))))
             r = REVOKED.search(line)
             if r:
                 out.append(("revoked", int(r.group(1))))
+            h = HOLDING.search(line)
+            if h:
+                out.append(("holding", partitions_in(h.group(1))))
         return out
 
     def assignment(self):
         """Partitions held now, or None while not in the group (no assignment since the
-        last revoke, or none since the mark)."""
+        last revocation, or none since the mark)."""
         ev = self.events()[self.mark:]
-        if not ev or ev[-1][0] != "assigned":
+        kinds = [k for k, _ in ev]
+        if "assigned" not in kinds:
             return None
-        return ev[-1][1]
+        last_assigned = len(kinds) - 1 - kinds[::-1].index("assigned")
+        if "revoked" in kinds[last_assigned:]:
+            return None
+        held = [p for k, p in ev[last_assigned:] if k == "holding"]
+        return held[-1] if held else None
 
     def processed(self):
         total = 0
@@ -169,12 +192,16 @@ def describe(members):
 try:
     # -- the broker --------------------------------------------------------------------
     bootstrap_file = os.path.join(WORK, "bootstrap")
-    broker, bootstrap = start_broker(3, ["orders:%d" % PARTITIONS] + [t + ":4" for t in OUTPUTS]
-                                     + [DLQ + ":2"], bootstrap_file)
+    if EXTERNAL:
+        bootstrap = EXTERNAL
+    else:
+        broker, bootstrap = start_broker(3, ["orders:%d" % PARTITIONS]
+                                         + [t + ":4" for t in OUTPUTS] + [DLQ + ":2"],
+                                         bootstrap_file)
 
     pipeline = write_pipeline(os.path.join(WORK, "pipeline.json"), "e2e-group", bootstrap,
                               GROUP, '"trigger": {"processingTime": "500 milliseconds"},',
-                              schema=SCHEMA_WITH_PRODUCT)
+                              schema=SCHEMA_WITH_PRODUCT, source_extra=ASSIGNOR)
 
     # -- the group forms ---------------------------------------------------------------
     members = [Instance("run%d" % (i + 1), pipeline) for i in range(INSTANCES)]
@@ -314,9 +341,9 @@ except Abort:
 except Exception:
     check("the test ran to its end", False, traceback.format_exc().replace("\n", " | "))
 finally:
-    for p in procs[1:]:
+    for p in (procs if EXTERNAL else procs[1:]):
         reap(p)
-    if procs:
+    if procs and not EXTERNAL:
         stop_broker(procs[0])
 
 finish()
