@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <string_view>
 #include <thread>
 
 namespace sluice::dedup {
@@ -86,6 +87,54 @@ std::optional<std::string> create_compacted(rd_kafka_t* rk, const std::string& t
   return failure;
 }
 
+/// The topic's cleanup.policy as the cluster reports it; nothing when the
+/// cluster does not answer DescribeConfigs (the embedded broker has no admin API).
+std::optional<std::string> cleanup_policy_of(rd_kafka_t* rk, const std::string& topic,
+                                             std::chrono::milliseconds timeout) {
+  auto* resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  auto* queue = rd_kafka_queue_new(rk);
+  rd_kafka_DescribeConfigs(rk, &resource, 1, nullptr, queue);
+  rd_kafka_ConfigResource_destroy(resource);
+  auto* ev = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()));
+  std::optional<std::string> policy;
+  if (ev && !rd_kafka_event_error(ev))
+    if (auto* res = rd_kafka_event_DescribeConfigs_result(ev)) {
+      std::size_t n = 0;
+      auto** resources = rd_kafka_DescribeConfigs_result_resources(res, &n);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (rd_kafka_ConfigResource_error(resources[i])) continue;
+        std::size_t m = 0;
+        auto** entries = rd_kafka_ConfigResource_configs(resources[i], &m);
+        for (std::size_t j = 0; j < m; ++j)
+          if (std::string_view{rd_kafka_ConfigEntry_name(entries[j])} == "cleanup.policy" &&
+              rd_kafka_ConfigEntry_value(entries[j]))
+            policy = rd_kafka_ConfigEntry_value(entries[j]);
+      }
+    }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(queue);
+  return policy;
+}
+
+/// Refuses a changelog that retention may delete from: sightings it deleted
+/// would be gone from the next restore, and their duplicates would pass.
+void check_compacted(rd_kafka_t* rk, const std::string& topic,
+                     std::chrono::milliseconds timeout) {
+  auto policy = cleanup_policy_of(rk, topic, timeout);
+  if (!policy) {
+    spdlog::warn("cannot read the cleanup.policy of the dedup changelog `{}` (the cluster "
+                 "does not answer DescribeConfigs): make sure it is compact",
+                 topic);
+    return;
+  }
+  if (*policy != "compact")
+    throw config_error("dedup.changelog",
+                       "topic `" + topic + "` has cleanup.policy=" + *policy +
+                           ": retention would delete sightings and their duplicates "
+                           "would pass; set its cleanup.policy to compact, or name "
+                           "another topic (a missing one is created compacted)");
+}
+
 } // namespace
 
 std::string changelog_prefix(const kafka::topic_partition& input) {
@@ -112,6 +161,7 @@ std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
   // request would make it with the default (delete) policy.
   auto admin = make_client(RD_KAFKA_PRODUCER, client);
   if (auto n = partitions_of(admin.get(), topic, timeout); n > 0) {
+    check_compacted(admin.get(), topic, timeout);
     spdlog::info("dedup changelog `{}`: {} partition(s)", topic, n);
     return n;
   }
