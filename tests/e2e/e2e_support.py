@@ -73,8 +73,16 @@ class Lines:
 
 
 # -- processes --------------------------------------------------------------------------
+def die_with_parent():
+    """In a child, before exec: SIGKILL when the test that started it dies, even by
+    SIGKILL (a CTest timeout), so that no run or broker outlives its test."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def start(args, **kw):
-    """Starts `sluice ARGS...`, remembered in procs."""
+    """Starts `sluice ARGS...`, remembered in procs; it dies with the test."""
+    kw.setdefault("preexec_fn", die_with_parent)
     p = subprocess.Popen([SLUICE] + args, **kw)
     procs.append(p)
     return p
