@@ -42,9 +42,13 @@ def is_fetched(version):
     return os.path.exists(os.path.join(CACHE, version, ".complete"))
 
 
+# Looked up here, not in the child: between fork and exec nothing may take a lock.
+_prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+
+
 def _die_with_parent():
     """In the child, before exec: SIGKILL when the process that started it dies."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_ports(n):

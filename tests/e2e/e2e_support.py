@@ -73,11 +73,15 @@ class Lines:
 
 
 # -- processes --------------------------------------------------------------------------
+# Looked up here, not in the child: between fork and exec nothing may take a lock
+# (an import would, and the tests run threads).
+_prctl = __import__("ctypes").CDLL("libc.so.6", use_errno=True).prctl
+
+
 def die_with_parent():
     """In a child, before exec: SIGKILL when the test that started it dies, even by
     SIGKILL (a CTest timeout), so that no run or broker outlives its test."""
-    import ctypes
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def start(args, **kw):
