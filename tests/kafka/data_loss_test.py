@@ -15,10 +15,24 @@ the log start offset is past 100 and no longer moves (polled, an event, not a sl
   exactly, the outputs are exactly the records from the log start to the end, once each,
   and the group commits the end.
 
+Then the same loss while a run goes on: a continuous run capped at 40 offsets per 500 ms
+epoch, with a prefetch of a few records, reads a topic while 4000 records arrive at once
+and retention deletes what it has not read yet; librdkafka's position jumps to the log
+start (auto.offset.reset earliest), and the partition consumer sees the jump:
+
+- failOnDataLoss true: the run exits 1 by itself, naming the offset it expected and the log
+  start; the outputs are exactly the offsets before the gap, once each, and the group
+  committed no further than the gap;
+- failOnDataLoss false: the run goes on; once the group committed the end it is stopped
+  (SIGTERM, exit 0): every offset is either in the outputs (once) or counted in
+  numLostRows, and the lost ones are exactly those below the log start.
+
 Usage: scripts/kafka.sh python tests/kafka/data_loss_test.py PATH/TO/sluice
 """
 import json
 import os
+import re
+import signal
 import sys
 import tempfile
 import time
@@ -27,7 +41,8 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_support import (MULT, Abort, Cluster, Consumer, Producer,  # noqa: E402
                            TopicPartition, check, committed, create_topics, finish,
-                           install_cleanup, progress_lines, read_topic, sluice, write)
+                           install_cleanup, progress_lines, read_topic, sluice,
+                           start_run, wait_for, write)
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-data-loss-")
 install_cleanup(WORK)
@@ -38,28 +53,36 @@ MIB = 1024 * 1024
 PAD = "x" * 1000
 
 
-def pipeline(bootstrap, group):
+def pipeline(bootstrap, group, topic=TOPIC, out="out-loss", slow=False):
+    source = {"kafka.bootstrap.servers": bootstrap, "subscribe": topic,
+              "startingOffsets": "earliest", "kafka.group.id": group}
+    trigger = {"availableNow": True}
+    if slow:
+        # A few records prefetched and 80 offsets a second: retention overtakes it.
+        source.update({"maxOffsetsPerTrigger": 40, "kafka.queued.max.messages.kbytes": 8,
+                       "kafka.queued.min.messages": 5, "kafka.fetch.message.max.bytes": 4096})
+        trigger = {"processingTime": "500 milliseconds"}
     return json.dumps({
-        "name": "loss", "source": {"kafka.bootstrap.servers": bootstrap, "subscribe": TOPIC,
-                                   "startingOffsets": "earliest", "kafka.group.id": group},
+        "name": "loss", "source": source,
         "parse": {"format": "json", "required": ["i"]},
-        "route": {"topic": "out-loss"},
+        "route": {"topic": out},
         "sink": {"kafka.bootstrap.servers": bootstrap, "kafka.acks": "all"},
-        "trigger": {"availableNow": True}}, indent=1)
+        "trigger": trigger}, indent=1)
 
 
-def produce(bootstrap, first, count):
+def produce(bootstrap, first, count, topic=TOPIC):
+    # One record per batch: fetches of a few KiB return a few records.
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                  "compression.type": "none", "linger.ms": 5})
+                  "compression.type": "none", "linger.ms": 0, "batch.num.messages": 1})
     for i in range(first, first + count):
-        p.produce(TOPIC, json.dumps({"i": i, "pad": PAD}).encode(), partition=0)
+        p.produce(topic, json.dumps({"i": i, "pad": PAD}).encode(), partition=0)
         if i % 500 == 0:
             p.poll(0)
     return p.flush(60) == 0
 
 
-def log_range(consumer):
-    return consumer.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=10)
+def log_range(consumer, topic=TOPIC):
+    return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
 
 
 def settled_log_start(bootstrap, past, timeout=120):
@@ -82,8 +105,73 @@ def settled_log_start(bootstrap, past, timeout=120):
         c.close()
 
 
-def outputs(bootstrap):
-    return sorted(json.loads(r.value)["i"] for r in read_topic(bootstrap, "out-loss"))
+def outputs(bootstrap, out="out-loss"):
+    return sorted(json.loads(r.value)["i"] for r in read_topic(bootstrap, out))
+
+
+def lost_while_running(c, fail):
+    """A continuous capped run overtaken by retention; fail: failOnDataLoss."""
+    b = c.bootstrap()
+    name = "running-%s" % ("true" if fail else "false")
+    topic, out, group = "loss-" + name, "out-" + name, "kafka-loss-" + name
+    create_topics(c.admin(), {topic: 1}, config={"segment.bytes": str(MIB),
+                                                 "retention.bytes": str(MIB)})
+    create_topics(c.admin(), {out: 1})
+    check("%s: the first %d records are written" % (name, FIRST), produce(b, 0, FIRST, topic))
+    path = write(os.path.join(WORK, name + ".json"), pipeline(b, group, topic, out, slow=True))
+    proc, lines = start_run([path, "--set", "source.failOnDataLoss=%s" % str(fail).lower()],
+                            os.path.join(WORK, name + ".log"))
+    read = lambda: sum(p.get("numInputRows", 0)
+                       for p in progress_lines("\n".join(lines.snapshot())))
+    if not check("%s: the run reads the first records" % name, wait_for(lambda: read() > 0, 60)):
+        raise Abort()
+    check("%s: %d more records are written at once" % (name, MORE), produce(b, FIRST, MORE, topic))
+    if fail:
+        try:
+            code = proc.wait(timeout=120 * MULT)
+        except Exception:
+            code = None
+        err = open(os.path.join(WORK, name + ".log")).read()
+        m = re.search(r"%s/0: the next offset to read was (\d+) but the log now starts at "
+                      r"(\d+): (\d+) record\(s\) were deleted" % re.escape(topic), err)
+        check("%s: the run fails by itself (exit 1) naming the expected offset and the log "
+              "start" % name, code == 1 and m is not None, (code, err[-800:]))
+        if not m:
+            return
+        expected, start, gone = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        check("%s: expected %d, log start %d: %d records gone" % (name, expected, start, gone),
+              gone == start - expected and expected < start)
+        got = outputs(b, out)
+        check("%s: the outputs are exactly offsets [0,%d), once each" % (name, expected),
+              got == list(range(expected)), "%d outputs" % len(got))
+        done = committed(b, group, topic, [0])[0]
+        check("%s: the group committed no further than the gap (%d <= %d)" %
+              (name, done, expected), 0 < done <= expected)
+        return
+    cons = Consumer({"bootstrap.servers": b, "group.id": "kafka-loss-probe"})
+    end = FIRST + MORE
+    ok = wait_for(lambda: committed(b, group, topic, [0])[0] == end, 180)
+    check("%s: the run goes on to the end %d (committed)" % (name, end), ok,
+          committed(b, group, topic, [0]))
+    start = log_range(cons, topic)[0]
+    cons.close()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=60 * MULT)
+    except Exception:
+        code = None
+    check("%s: SIGTERM: exit 0" % name, code == 0, code)
+    num_lost = sum(p.get("numLostRows", 0) for p in progress_lines("\n".join(lines.snapshot())))
+    got = outputs(b, out)
+    lost = sorted(set(range(end)) - set(got))
+    check("%s: retention overtook the run: %d records lost, log start %d" %
+          (name, len(lost), start), len(lost) > 0 and start > FIRST)
+    check("%s: every offset is in the outputs once or counted lost (numLostRows %d = %d "
+          "missing)" % (name, num_lost, len(lost)),
+          len(got) == len(set(got)) and num_lost == len(lost), (len(got), num_lost, len(lost)))
+    check("%s: the lost offsets are one range below the log start" % name,
+          lost == list(range(lost[0], lost[-1] + 1)) and lost[-1] < start if lost else False,
+          (lost[:1], lost[-1:], start))
 
 
 def main():
@@ -149,6 +237,9 @@ def main():
         check("failOnDataLoss false: %d input rows" % (end - start), rows == end - start, rows)
         check("failOnDataLoss false: the group commits the end %d" % end,
               committed(b, group, TOPIC, [0]) == {0: end})
+
+        lost_while_running(c, fail=True)
+        lost_while_running(c, fail=False)
 
 
 try:
