@@ -13,7 +13,7 @@ isolation.level=read_committed, and its ends are the last stable offsets: it exi
 waiting for the open transaction; its outputs are exactly the committed records below each
 partition's last stable offset (no aborted one); the group's committed offsets are the last
 stable offsets of partitions 0 and 1 and, for partition 2, the end of the log (past the
-final marker). Then the open transaction commits. Run 2 reads exactly the committed records
+final marker). The same with maxOffsetsPerTrigger (several capped epochs). Then the open transaction commits. Run 2 reads exactly the committed records
 above the first run's ends, and the group ends at the log's end (past the markers)
 everywhere. The same source read with kafka.isolation.level=read_uncommitted would output
 the aborted records: that run shows the property is what keeps them out.
@@ -84,7 +84,8 @@ def run(name, path):
 def main():
     with Cluster(os.path.join(WORK, "cluster"), nodes=1) as c:
         b = c.bootstrap()
-        create_topics(c.admin(), {TOPIC: PARTITIONS, "out-main": 1, "out-uncommitted": 1})
+        create_topics(c.admin(), {TOPIC: PARTITIONS, "out-main": 1, "out-uncommitted": 1,
+                                  "out-capped": 1})
         a, z = txn_producer(b, "kafka-tx-a"), txn_producer(b, "kafka-tx-z")
         committed_ids, aborted_ids = set(), set()
         for rnd in range(ROUNDS):
@@ -159,6 +160,20 @@ def main():
         got = committed(b, "kafka-tx-main", TOPIC, list(range(PARTITIONS)))
         check("run 1: committed offsets are the last stable offsets %s (partition 2: the "
               "log end, past its last marker)" % stable, got == stable, got)
+
+        # The same in capped epochs (each admits up to its share of the ends).
+        path_capped = write(os.path.join(WORK, "capped.json"),
+                            pipeline("capped", b, {"maxOffsetsPerTrigger": 25}))
+        r, took = run("capped", path_capped)
+        capped = progress_lines(r.stdout)
+        check("run 1 capped (maxOffsetsPerTrigger 25, availableNow): exits 0 in %.1f s after "
+              "%d epochs" % (took, len(capped)), r.returncode == 0 and len(capped) > 3,
+              r.stderr[-1500:])
+        out_capped = ids(read_topic(b, "out-capped"))
+        check("run 1 capped: outputs are exactly the committed records below the last "
+              "stable offsets", out_capped == sorted(below), len(out_capped))
+        got = committed(b, "kafka-tx-capped", TOPIC, list(range(PARTITIONS)))
+        check("run 1 capped: committed offsets are the last stable offsets", got == stable, got)
 
         hang.commit_transaction(30)
         ends = lso(b, "read_uncommitted")
