@@ -349,8 +349,12 @@ run_summary pipeline::run_until_stopped() {
   // (see with_prefetch_limits), in a consumer made again for them. A cluster
   // that does not answer at once keeps the limits for 64.
   std::int32_t source_partitions = 0;
+  // Since when the source has not answered: runtime.brokerTimeout counts from there.
+  std::optional<std::chrono::steady_clock::time_point> unanswered_since;
   if (cfg.source.subscription != subscription_kind::assign) {
+    auto asked = std::chrono::steady_clock::now();
     auto n = im.consumer->partition_count(std::chrono::seconds(1));
+    if (n == 0) unanswered_since = asked;
     source_partitions = static_cast<std::int32_t>(n);
     if (n > 0 && n < 64)
       im.consumer = std::make_unique<kafka::group_consumer>(with_prefetch_limits(cfg, n),
@@ -394,7 +398,8 @@ run_summary pipeline::run_until_stopped() {
   if (bounded || names_partitions) {
     // Retried in short steps, so that a stop request is honoured meanwhile,
     // until runtime.brokerTimeout.
-    auto deadline = std::chrono::steady_clock::now() + cfg.runtime.broker_timeout;
+    auto deadline = unanswered_since.value_or(std::chrono::steady_clock::now()) +
+                    cfg.runtime.broker_timeout;
     auto missing_deadline = std::chrono::steady_clock::now() +
                             std::min<std::chrono::milliseconds>(
                                 cfg.runtime.broker_timeout, std::chrono::seconds(5));
@@ -408,7 +413,14 @@ run_summary pipeline::run_until_stopped() {
         }
       }
       try {
-        latest = kafka::source_partitions(*im.consumer, src, std::chrono::seconds(2));
+        // Each request waits at most what is left of the timeout (at least
+        // 100 ms), so that the run fails when it says, not 2 s later.
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        latest = kafka::source_partitions(
+            *im.consumer, src,
+            std::clamp<std::chrono::milliseconds>(left, std::chrono::milliseconds(100),
+                                                  std::chrono::seconds(2)));
         break;
       } catch (const missing_topic_error& e) {
         // Metadata can lag a topic's creation for a moment; longer is an answer.

@@ -15,7 +15,7 @@ int run_plan(const run_args& args) {
   // A consumer that never subscribes: it reads metadata and the group's
   // offsets, and consumes and commits nothing.
   kafka::group_consumer consumer(cfg.source, cfg.runtime.broker_timeout);
-  auto plan = kafka::plan_source(consumer, cfg, std::chrono::seconds(10));
+  auto plan = kafka::plan_source(consumer, cfg, cfg.runtime.broker_timeout);
   boost::json::array partitions;
   for (auto& p : plan) {
     boost::json::object o{

@@ -35,15 +35,48 @@ public:
         clock::now() - clock::time_point(clock::duration(since)));
   }
 
+  /// A broker's own failure (a refused password, a certificate that does not
+  /// verify, a refused connection): the cause behind "all brokers are down".
+  void note_broker_error(const std::string& why) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    broker_error_ = why;
+  }
+
+  /// Why a certificate was refused, from the verify callback (it comes
+  /// before librdkafka's more general "SSL handshake failed").
+  void note_certificate_error(const std::string& why) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    certificate_error_ = why;
+  }
+
+  /// The last error, with the broker failure and certificate verdict that
+  /// explain it, when there were any.
   std::string last_error() const {
     std::lock_guard<std::mutex> guard{mutex_};
-    return last_error_;
+    auto out = last_error_;
+    auto add = [&](const std::string& label, const std::string& what) {
+      if (what.empty() || what == last_error_) return;
+      out += (out.empty() ? "" : "; ") + label + what;
+    };
+    add("last broker error: ", broker_error_);
+    add("certificate check: ", certificate_error_);
+    return out;
+  }
+
+  /// The broker failure and certificate verdict alone ("" when none).
+  std::string cause() const {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (certificate_error_.empty()) return broker_error_;
+    return broker_error_ + (broker_error_.empty() ? "" : "; ") +
+           "certificate check: " + certificate_error_;
   }
 
 private:
   std::atomic<clock::rep> down_since_{0};
   mutable std::mutex mutex_;
   std::string last_error_;
+  std::string broker_error_;
+  std::string certificate_error_;
 };
 
 } // namespace sluice::kafka

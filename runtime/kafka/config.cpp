@@ -5,6 +5,8 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+
 namespace sluice::kafka {
 
 namespace {
@@ -70,6 +72,46 @@ void check_properties(std::map<std::string, std::string> props, client_kind kind
                        std::string("rejected by librdkafka: ") + err);
   }
   rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+std::string describe_certificate_error(int x509_error, int depth, const char* broker) {
+  // OpenSSL's codes (openssl/x509_vfy.h), without linking OpenSSL for them.
+  std::string host = broker ? broker : "the broker";
+  std::string what;
+  switch (x509_error) {
+  case 62: // X509_V_ERR_HOSTNAME_MISMATCH
+  case 64: // X509_V_ERR_IP_ADDRESS_MISMATCH
+    what = "hostname mismatch: the broker certificate does not name " + host +
+           " (connect by a name in its subjectAltName)";
+    break;
+  case 2:  // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+  case 18: // X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+  case 19: // X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+  case 20: // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+  case 21: // X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    what = "untrusted certificate: the certificate of " + host +
+           " is not signed by a CA in ssl.ca.location (X509 error " +
+           std::to_string(x509_error) + ")";
+    break;
+  case 9: // X509_V_ERR_CERT_NOT_YET_VALID
+    what = "the certificate of " + host + " is not valid yet";
+    break;
+  case 10: // X509_V_ERR_CERT_HAS_EXPIRED
+    what = "the certificate of " + host + " has expired";
+    break;
+  default:
+    what = "the certificate of " + host + " was refused (X509 error " +
+           std::to_string(x509_error) + ")";
+  }
+  return what + (depth > 0 ? ", at depth " + std::to_string(depth) + " of its chain" : "");
+}
+
+bool verifies_certificates(const std::map<std::string, std::string>& props) {
+  auto it = props.find("enable.ssl.certificate.verification");
+  if (it == props.end()) return true;
+  auto v = it->second;
+  for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v != "false" && v != "0";
 }
 
 void set_default(std::map<std::string, std::string>& props, const std::string& name,

@@ -23,6 +23,16 @@ enum class client_kind { consumer, producer };
 void check_properties(std::map<std::string, std::string> props, client_kind kind,
                       const std::string& option_prefix);
 
+/// Why OpenSSL refused a broker certificate, in words that name the cause and
+/// the property to look at: `x509_error` is OpenSSL's X509_V_ERR_* code,
+/// `depth` the certificate's place in the chain (0: the broker's own),
+/// `broker` the host:port connected to.
+std::string describe_certificate_error(int x509_error, int depth, const char* broker);
+
+/// Whether librdkafka checks broker certificates with these properties (it
+/// does unless enable.ssl.certificate.verification is false).
+bool verifies_certificates(const std::map<std::string, std::string>& props);
+
 /// Sets a property only when the user did not.
 void set_default(std::map<std::string, std::string>& props, const std::string& name,
                  const std::string& value);

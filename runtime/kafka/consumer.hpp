@@ -213,6 +213,9 @@ private:
   /// Drops kept (refused) offsets that a later commit has gone past.
   void forget_deferred(const offset_map& committed);
   void probe_cluster();
+  /// " (why)" naming the broker failure behind a failed request (a refused
+  /// password, an untrusted certificate), or "" when none was seen.
+  std::string cause_suffix();
 
   source_options opts_;
   std::chrono::milliseconds broker_timeout_;

@@ -6,6 +6,8 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+
 namespace sluice::kafka {
 
 void* delivery_group::expect_one(std::size_t index, bool track_offset) {
@@ -83,9 +85,23 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
 
 void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
   auto code = static_cast<rd_kafka_resp_err_t>(err);
+  auto* health = static_cast<cluster_health*>(opaque);
   if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE)
-    static_cast<cluster_health*>(opaque)->mark_down(reason);
+    health->mark_down(reason);
+  else if (code != RD_KAFKA_RESP_ERR__FATAL)
+    health->note_broker_error(reason);
   spdlog::warn("Kafka producer: {}", reason);
+}
+
+/// Keeps OpenSSL's verdict, and says which it was (librdkafka's own message
+/// is the same for an unknown CA and a hostname mismatch).
+int on_certificate(rd_kafka_t*, const char* broker, int32_t, int* x509_error, int depth,
+                   const char*, size_t, char* errstr, size_t errstr_size, void* opaque) {
+  if (*x509_error == 0) return 1;
+  auto why = describe_certificate_error(*x509_error, depth, broker);
+  std::snprintf(errstr, errstr_size, "%s", why.c_str());
+  static_cast<cluster_health*>(opaque)->note_certificate_error(why);
+  return 0;
 }
 
 } // namespace
@@ -103,7 +119,9 @@ producer_properties(std::map<std::string, std::string> props) {
 
 producer::producer(std::map<std::string, std::string> props,
                    const std::string& option_prefix) {
-  auto* conf = make_conf(producer_properties(std::move(props)), option_prefix);
+  auto all = producer_properties(std::move(props));
+  auto* conf = make_conf(all, option_prefix);
+  if (verifies_certificates(all)) rd_kafka_conf_set_ssl_cert_verify_cb(conf, on_certificate);
   char value[64];
   size_t size = sizeof value;
   if (rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)

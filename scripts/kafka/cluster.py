@@ -74,7 +74,8 @@ class Cluster:
 
     protocols: client listeners to open ("PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL").
     users: {name: password}, for SASL/PLAIN and, at format time, SCRAM-SHA-256/512.
-    ssl: {"keystore": PEM with key and chain, "truststore": CA PEM} for SSL listeners.
+    ssl: {"keystore": PEM with key and chain, "truststore": CA PEM, "key_password": the
+         key's password} for SSL listeners (paths; the key encrypted PKCS#8).
     acls: True turns on StandardAuthorizer (the BROKER listener's principal is a super user).
     broker_config: extra server.properties entries for every node.
     """
@@ -174,6 +175,11 @@ class Cluster:
                 "ssl.truststore.location": self.ssl["truststore"],
                 "ssl.client.auth": self.ssl.get("client_auth", "none"),
             })
+            # A PEM keystore file needs its key as encrypted PKCS#8 with this password
+            # (Kafka refuses a file keystore without ssl.key.password), encrypted with a
+            # scheme Java 17 reads: PBE-SHA1-3DES, not OpenSSL 3's default PBES2.
+            if self.ssl.get("key_password"):
+                c["ssl.key.password"] = self.ssl["key_password"]
         if self.acls:
             c["authorizer.class.name"] = \
                 "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -268,7 +274,9 @@ class Cluster:
         self.wait_ready(timeout)
         with open(os.path.join(self.work, "cluster.json"), "w") as f:
             json.dump({"version": self.version, "cluster_id": self.cluster_id,
-                       "ports": self.ports, "bootstrap": self.bootstrap(),
+                       "ports": self.ports,
+                       "bootstrap": self.bootstrap(self.protocols[0] if self.protocols
+                                                   else "BROKER"),
                        "pids": {n: p.pid for n, p in self.procs.items()}}, f)
         return self
 
