@@ -501,7 +501,9 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         for (auto& [tp, off] : outcome.committed)
           if (auto it = st.parts.find(tp); it != st.parts.end())
             it->second.committed = off;
-        if (outcome.error)
+        // ACLs do not change by waiting: a refusal by them fails the run.
+        if (outcome.denied) ctx->on_fatal("offset commit refused: " + *outcome.error);
+        else if (outcome.error)
           spdlog::warn("offset commit failed: {} (retried at the next epoch)",
                        *outcome.error);
         // With assign there is no rebalance to wait for: a refusal is just a

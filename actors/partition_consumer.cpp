@@ -2,6 +2,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
+#include "runtime/errors.hpp"
 #include "runtime/offset_watermark.hpp"
 
 #include <caf/all.hpp>
@@ -254,6 +255,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       polled = st.queue->poll(recs, static_cast<std::size_t>(want));
     }
     if (polled.error) spdlog::warn("{}: {}", st.tp.str(), *polled.error);
+    if (polled.denied) throw fatal_error(st.tp.str() + ": " + *polled.denied);
     // Records before the read position are re-deliveries of issued offsets;
     // records at or past the end offset belong to a later run.
     auto first_new = std::find_if(recs.begin(), recs.end(), [&](const record& r) {

@@ -106,6 +106,20 @@ std::string describe_certificate_error(int x509_error, int depth, const char* br
   return what + (depth > 0 ? ", at depth " + std::to_string(depth) + " of its chain" : "");
 }
 
+std::string denial(int err, const std::string& operation, const std::string& resource) {
+  switch (static_cast<rd_kafka_resp_err_t>(err)) {
+  case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+  case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+  case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+  case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    return "not authorized: " + operation + " on " + resource +
+           " is denied by the cluster's ACLs (" +
+           rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)) + ")";
+  default:
+    return "";
+  }
+}
+
 bool verifies_certificates(const std::map<std::string, std::string>& props) {
   auto it = props.find("enable.ssl.certificate.verification");
   if (it == props.end()) return true;

@@ -66,19 +66,35 @@ bool is_rebalancing(rd_kafka_resp_err_t err) {
          err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
 }
 
-commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l) {
+/// A group or topic the cluster's ACLs deny this consumer, as a fatal error's
+/// text; "" for other errors.
+std::string consumer_denial(int err, const std::string& group, const char* topic) {
+  if (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+    return denial(err, "Read", "group `" + group + "`");
+  if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+    return denial(err, "Read", std::string("topic `") + (topic ? topic : "?") + "`");
+  return "";
+}
+
+commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l,
+                          const std::string& group) {
   commit_outcome out;
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    out.error = rd_kafka_err2str(err);
+    // An offset commit needs Read on the group and on each topic.
+    auto why = consumer_denial(err, group, l && l->cnt > 0 ? l->elems[0].topic : nullptr);
+    out.denied = !why.empty();
+    out.error = out.denied ? why : rd_kafka_err2str(err);
     out.rebalancing = is_rebalancing(err);
     return out;
   }
   for (int i = 0; l && i < l->cnt; ++i) {
     auto& e = l->elems[i];
     if (e.err) {
+      auto why = denial(e.err, "Read", "topic `" + std::string(e.topic) + "`");
+      out.denied = out.denied || !why.empty();
       if (!out.error)
         out.error = std::string(e.topic) + "/" + std::to_string(e.partition) + ": " +
-                    rd_kafka_err2str(e.err);
+                    (why.empty() ? rd_kafka_err2str(e.err) : why);
       out.rebalancing = out.rebalancing || is_rebalancing(e.err);
     } else {
       out.committed[{e.topic, e.partition}] = e.offset;
@@ -146,6 +162,10 @@ poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
       // A partition-level error (a failed fetch...): it carries the fetch
       // offset, but no record was skipped.
       if (!result.error) result.error = rd_kafka_message_errstr(m);
+      auto why = denial(m->err, "Read",
+                        "topic `" +
+                            std::string(m->rkt ? rd_kafka_topic_name(m->rkt) : "?") + "`");
+      if (!why.empty() && !result.denied) result.denied = why;
       rd_kafka_message_destroy(m);
       continue;
     }
@@ -237,8 +257,9 @@ group_consumer::group_consumer(const source_options& opts,
         else if (code != RD_KAFKA_RESP_ERR__FATAL)
           self->health_.note_broker_error(reason);
         spdlog::warn("Kafka consumer: {}", reason);
-        if (code == RD_KAFKA_RESP_ERR__FATAL && self->listener_)
-          self->listener_->on_error(reason, true);
+        auto denied = consumer_denial(code, self->opts_.group_id, nullptr);
+        if ((code == RD_KAFKA_RESP_ERR__FATAL || !denied.empty()) && self->listener_)
+          self->listener_->on_error(denied.empty() ? reason : denied, true);
       });
   // Keeps OpenSSL's verdict, and says which it was (librdkafka's own message
   // is the same for an unknown CA and a hostname mismatch).
@@ -318,8 +339,11 @@ void group_consumer::start(rebalance_listener& listener) {
         if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
             m->err == RD_KAFKA_RESP_ERR__RESOLVE)
           health_.mark_down(rd_kafka_message_errstr(m));
-        bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
-        listener_->on_error(rd_kafka_message_errstr(m), fatal);
+        // ACLs do not change by waiting: a denied group or topic ends the run.
+        auto denied = consumer_denial(m->err, opts_.group_id,
+                                      m->rkt ? rd_kafka_topic_name(m->rkt) : nullptr);
+        bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || !denied.empty();
+        listener_->on_error(denied.empty() ? rd_kafka_message_errstr(m) : denied, fatal);
       } else {
         // Every assigned partition is read from its own queue; a record here
         // would bypass its chain and the watermark, so stop rather than lose it.
@@ -367,7 +391,8 @@ void group_consumer::serve_commit_results(int timeout_ms) {
       std::unique_ptr<commit_callback> done(
           static_cast<commit_callback*>(rd_kafka_event_opaque(ev)));
       auto outcome =
-          outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+          outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
+                     opts_.group_id);
       if (!outcome.error && !outcome.committed.empty()) health_.mark_up();
       forget_deferred(outcome.committed);
       if (done && *done) (*done)(std::move(outcome));
@@ -424,7 +449,7 @@ void group_consumer::commit_async(const offset_map& offsets, std::int64_t batch_
   auto err = rd_kafka_commit_queue(rk_, l, commit_queue_, nullptr, opaque);
   if (err) {
     std::unique_ptr<commit_callback> owned(opaque);
-    if (*owned) (*owned)(outcome_of(err, nullptr));
+    if (*owned) (*owned)(outcome_of(err, nullptr, opts_.group_id));
   }
 }
 
@@ -439,7 +464,7 @@ commit_outcome group_consumer::commit_sync(const offset_map& offsets,
   outcome.error = "no answer from the group coordinator within " +
                   std::to_string(timeout.count()) + " ms";
   if (auto err = rd_kafka_commit_queue(rk_, l, q, nullptr, nullptr)) {
-    outcome = outcome_of(err, nullptr);
+    outcome = outcome_of(err, nullptr, opts_.group_id);
   } else {
     auto deadline = steady::now() + timeout;
     while (steady::now() < deadline) {
@@ -451,7 +476,8 @@ commit_outcome group_consumer::commit_sync(const offset_map& offsets,
       bool done = rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT;
       if (done)
         outcome =
-            outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+            outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
+                     opts_.group_id);
       rd_kafka_event_destroy(ev);
       if (done) break;
     }

@@ -63,6 +63,8 @@ struct poll_result {
   /// A partition error that skipped no record, e.g. a failed fetch (logged
   /// by the caller).
   std::optional<std::string> error;
+  /// The broker's ACLs deny reading the partition: the run cannot go on.
+  std::optional<std::string> denied;
 };
 
 /// One partition's own fetch queue, split off the consumer's main queue so
@@ -98,6 +100,7 @@ struct commit_outcome {
   offset_map committed;             ///< partitions whose offset the broker took
   std::optional<std::string> error; ///< the first failure, if any partition failed
   bool rebalancing = false;         ///< failed because the group is rebalancing
+  bool denied = false;              ///< refused by the cluster's ACLs: never retried
   offset_map refused;               ///< what was asked and not committed
   std::int64_t batch_id = -1;       ///< the epoch id the commit carried
 };

@@ -31,7 +31,8 @@ void delivery_group::report(void* opaque, const void* message) {
     delivery_failure f;
     f.index = s->index;
     f.topic = rd_kafka_topic_name(m->rkt);
-    f.reason = rd_kafka_err2str(m->err);
+    f.reason = denial(m->err, "Write", "topic `" + f.topic + "`");
+    if (f.reason.empty()) f.reason = rd_kafka_err2str(m->err);
     f.permanent = is_permanent_record_error(m->err);
     if (m->key) f.key.emplace(static_cast<const char*>(m->key), m->key_len);
     if (m->payload) f.value.emplace(static_cast<const char*>(m->payload), m->len);
