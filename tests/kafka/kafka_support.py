@@ -118,6 +118,23 @@ class Rec:
         return None
 
 
+def watermarks(consumer, topic, partition, timeout=60):
+    """(log start, end) of a partition; asked again while the cluster answers that it
+    cannot tell yet (a leader just elected: OFFSET_NOT_AVAILABLE, NOT_LEADER...)."""
+    deadline = time.time() + timeout * MULT
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        except KafkaException as e:
+            err = e.args[0]
+            passing = err.retriable() or err.name() in (
+                "OFFSET_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE",
+                "_TIMED_OUT", "_TRANSPORT", "_ALL_BROKERS_DOWN")
+            if not passing or time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def read_topic(bootstrap, topic, conf=None, isolation="read_committed", timeout=60):
     """Every record of topic up to its end (as of now), with an independent client."""
     c = Consumer(dict({"bootstrap.servers": bootstrap, "group.id": "kafka-tier-reader",
@@ -129,7 +146,7 @@ def read_topic(bootstrap, topic, conf=None, isolation="read_committed", timeout=
             return []
         ends, assign = {}, []
         for p in sorted(md.topics[topic].partitions):
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            lo, hi = watermarks(c, topic, p)
             if hi > lo:
                 ends[p] = hi
                 assign.append(TopicPartition(topic, p, lo))
@@ -170,8 +187,7 @@ def end_offsets(bootstrap, topic):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kafka-tier-ends"})
     try:
         md = c.list_topics(topic, timeout=10)
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in sorted(md.topics[topic].partitions)}
+        return {p: watermarks(c, topic, p)[1] for p in sorted(md.topics[topic].partitions)}
     finally:
         c.close()
 
