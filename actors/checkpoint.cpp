@@ -22,6 +22,9 @@ struct partition_state {
   std::int64_t consumed = 0;
   std::int64_t consumed_at_epoch_start = 0;
   std::int64_t in_flight = 0;
+  /// Below the open epoch's limit, the end the partition can read to now (an
+  /// open transaction holds its last stable offset there); -1 otherwise.
+  std::int64_t stable_end = -1;
 };
 
 /// An epoch's report waiting for its commit's outcome, so that `endOffset`
@@ -421,10 +424,17 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
   // Every partition handled what the open epoch admitted.
   auto epoch_done = [self] {
     auto& st = self->state;
-    for (auto& [tp, range] : st.epoch_limits)
-      if (auto it = st.parts.find(tp);
-          it != st.parts.end() && it->second.watermark < range.second)
-        return false;
+    for (auto& [tp, range] : st.epoch_limits) {
+      auto it = st.parts.find(tp);
+      if (it == st.parts.end() || it->second.watermark >= range.second) continue;
+      // Handled up to its last stable offset while a transaction is open: done
+      // for this epoch (as in Spark, whose read_committed latest is the last
+      // stable offset); the rest is admitted again by the next one.
+      auto& p = it->second;
+      if (p.stable_end >= 0 && p.stable_end < range.second && p.watermark >= p.stable_end)
+        continue;
+      return false;
+    }
     return true;
   };
 
@@ -444,6 +454,12 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     if (st.epoch_open) {
       if (!epoch_done()) return;
       st.epoch_open = false;
+      // A partition held at its last stable offset: the next epoch admits
+      // from there, not from this epoch's limit.
+      for (auto& [tp, range] : st.epoch_limits)
+        if (auto it = st.parts.find(tp);
+            it != st.parts.end() && it->second.watermark < range.second)
+          st.admitted_end[tp] = it->second.watermark;
       close_epoch(); // commits the admitted range and reports it
     }
     // As in Spark, the next epoch starts once the last one's commit answered
@@ -466,7 +482,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       },
       [=](report_atom, const std::string& topic, std::int32_t partition,
           std::int64_t watermark, std::int64_t consumed, std::int64_t in_flight,
-          std::int64_t latest) {
+          std::int64_t latest, std::int64_t stable_end) {
         // Partitions are registered at assignment: a report that comes after
         // the partition was taken away (a stopped chain's last acks) is stale.
         auto it = self->state.parts.find({topic, partition});
@@ -477,6 +493,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         p.consumed = consumed;
         p.in_flight = in_flight;
         if (latest >= 0) p.latest = std::max(p.latest, latest);
+        p.stable_end = stable_end;
         check_complete();
         advance();
       },

@@ -15,7 +15,9 @@ namespace sluice::actors {
 /// partition's watermark reached its end offset.
 ///
 /// Messages: `report_atom, topic, partition, watermark, consumed, in_flight,
-/// latest`; `watermark_atom, topic, partition` -> int64_t; `assign_atom,
+/// latest, stable_end` (stable_end: below the open epoch's limit, where the
+/// partition can read to now, an open transaction's last stable offset; -1);
+/// `watermark_atom, topic, partition` -> int64_t; `assign_atom,
 /// assignment` (the partitions and their starts; the numbering continues
 /// after their commits' batch ids); `take_atom, partition_list`
 /// -> (offset_map, batch_id): closes an epoch, hands over the uncommitted

@@ -53,6 +53,11 @@ struct consumer_state {
   /// First offset of a record set librdkafka cannot decode, while stepping over it.
   std::optional<std::int64_t> stepping;
   bool stalled = false; ///< out of credit
+  /// The offset of the last end-of-log event, while no record came past it:
+  /// with read_committed, the last stable offset, which an open transaction
+  /// holds below the high watermark an epoch admits up to.
+  std::int64_t end_of_log = -1;
+  std::int64_t stable_end_reported = -1;
   bool finished = false;
   bool draining = false;
   bool poll_scheduled = false;
@@ -145,13 +150,24 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   });
   ctx->consumer.resume(tp); // a finished predecessor may have paused it
 
-  auto report = [self, ctx] {
+  // Where the partition can be read to now, when that is below what the open
+  // epoch admitted (an open transaction: the epoch admits up to the high
+  // watermark, read_committed stops at the last stable offset); else -1.
+  auto stable_end = [self, ctx]() -> std::int64_t {
+    auto& st = self->state;
+    if (!ctx->admission.enabled() || st.end_of_log < 0) return -1;
+    if (st.watermark.issued_end() < st.end_of_log || !st.held.empty()) return -1;
+    return ctx->admission.limit(st.tp) > st.end_of_log ? st.end_of_log : -1;
+  };
+
+  auto report = [self, ctx, stable_end] {
     auto& st = self->state;
     auto latest =
         std::max(ctx->consumer.cached_watermarks(st.tp).second, st.shared->latest.load());
+    st.stable_end_reported = stable_end();
     self->send(st.checkpoint, report_atom::value, st.tp.topic, st.tp.partition,
-               st.watermark.watermark(), st.shared->consumed.load(), st.in_flight,
-               latest);
+               st.watermark.watermark(), st.shared->consumed.load(), st.in_flight, latest,
+               st.stable_end_reported);
   };
 
   auto check_end = [self, ctx] {
@@ -208,7 +224,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       }
   };
 
-  auto fetch = [self, ctx, check_end, schedule_tick, report, send_to_lanes] {
+  auto fetch = [self, ctx, check_end, schedule_tick, report, send_to_lanes, stable_end] {
     auto& st = self->state;
     check_end();
     if (st.draining || st.finished) return;
@@ -253,6 +269,11 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         polled.bytes += static_cast<std::size_t>(record_bytes(r));
     } else {
       polled = st.queue->poll(recs, static_cast<std::size_t>(want));
+      // librdkafka reports an end of log once per position: remembered until
+      // a record comes from at or past it.
+      if (polled.end_of_log) st.end_of_log = *polled.end_of_log;
+      if (st.end_of_log >= 0 && !recs.empty() && recs.back().offset >= st.end_of_log)
+        st.end_of_log = -1;
     }
     if (polled.error) spdlog::warn("{}: {}", st.tp.str(), *polled.error);
     if (polled.denied) throw fatal_error(st.tp.str() + ": " + *polled.denied);
@@ -287,6 +308,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         recs.erase(std::next(bad), recs.end());
         cut_short = true;
         ctx->consumer.seek(st.tp, *at + 1);
+        st.end_of_log = -1; // records below it are fetched again
       } else {
         recs.erase(bad); // stale: from before the read position
       }
@@ -406,10 +428,15 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       ctx->consumer.pause(st.tp);
       return;
     }
-    if (polled.end_of_log && !cut_short && !skip_past_limit) {
+    // The end of log seen in an earlier epoch counts too: one whose limit
+    // fell among the offsets before it that hold no record would otherwise
+    // wait for another end-of-log event, which never comes. Not while
+    // records below the limit are still held.
+    bool held_below_limit = !st.held.empty() && st.held.front().offset < limit;
+    if (st.end_of_log >= 0 && !held_below_limit && !cut_short && !skip_past_limit) {
       // librdkafka's fetch position passed offsets that produced no record
       // (transaction markers, aborted records): they are handled.
-      skip_to = std::max(skip_to.value_or(0), *polled.end_of_log);
+      skip_to = std::max(skip_to.value_or(0), st.end_of_log);
     }
     if (skip_to) {
       auto end = skip_past_limit ? *skip_to : std::min(*skip_to, limit);
@@ -422,6 +449,9 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         report();
       }
     }
+    // The checkpoint learns that this partition can go no further in the
+    // open epoch for now (and when that is over).
+    if (stable_end() != st.stable_end_reported) report();
     check_end();
     if (polled.events == static_cast<std::size_t>(want) && !st.finished) {
       if (!st.poll_scheduled) {

@@ -5,6 +5,7 @@
 #include "actors/run_context.hpp"
 #include "actors/supervisor.hpp"
 #include "runtime/dedup/changelog.hpp"
+#include "runtime/dedup/state_guard.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/kafka/config.hpp"
 #include "runtime/kafka/consumer.hpp"
@@ -291,8 +292,9 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
       throw config_error("source.minPartitions",
                          "cannot be combined with dedup yet: lanes would see one key's "
                          "records out of order (remove one of them)");
-    impl_->state = std::make_unique<state::store>(
-        cfg.dedup->state_dir, cfg.runtime.memory_budget, "dedup.stateDir");
+    // A damaged directory is set aside here (or fails the run, without a
+    // changelog).
+    impl_->state = dedup::open_state(*cfg.dedup, cfg.runtime.memory_budget);
     if (cfg.dedup->changelog.empty())
       spdlog::warn(
           "dedup.changelog is false: the dedup state lives only in `{}`; if that "

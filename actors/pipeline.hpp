@@ -35,7 +35,9 @@ struct run_summary {
 
 /// A Kafka -> parse -> route -> Kafka pipeline on actors: the library's
 /// entry point, and what `sluice run` drives. Construct it (bad options throw
-/// config_error, before anything runs), optionally add a stage, then run().
+/// config_error, before anything runs; a damaged dedup state directory
+/// without a changelog to rebuild it from throws fatal_error), optionally
+/// add a stage, then run().
 /// run() blocks until stop(), the end of an availableNow run, or a fatal
 /// error; it drains in-flight records and commits before it returns. It
 /// never throws: a failure is a summary with `ok` false and the reason.

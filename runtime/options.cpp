@@ -131,7 +131,9 @@ const std::vector<option_doc>& option_table() {
        "A timestamp or long (epoch ms) field of parse.schema as event time; default: the "
        "record's Kafka timestamp."},
       {"dedup", "stateDir", "directory", "sluice-state/<name>",
-       "RocksDB files, a cache of the changelog; one process at a time."},
+       "RocksDB files, a cache of the changelog; one process and one owner at a time "
+       "(another's or a damaged state is rebuilt from the changelog, or fails the run "
+       "without one)."},
       {"dedup", "changelog", "topic or false", "<name>-dedup-changelog",
        "Compacted topic on the sink that holds the state; restored from when local "
        "state is missing or behind. false: state only local (a warning)."},

@@ -10,7 +10,9 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -25,6 +27,14 @@ namespace {
 void check(const rocksdb::Status& s, std::string_view what) {
   if (!s.ok())
     throw fatal_error("state store: " + std::string(what) + ": " + s.ToString());
+}
+
+/// Whether an open failed on the directory's own files: corrupt ones, or
+/// ones its MANIFEST lists that are missing (not permissions, not the lock).
+bool damage(const rocksdb::Status& s) {
+  return s.IsCorruption() ||
+         (s.IsIOError() &&
+          s.ToString().find("No such file or directory") != std::string::npos);
 }
 
 /// The next key after every key starting with `prefix` (not empty, and not
@@ -108,9 +118,25 @@ store::store(const std::string& dir, std::size_t memory_budget, const std::strin
                           text.find("lock hold by current process") != std::string::npos))
       throw config_error(option, "`" + dir + "` is in use by another process (" + text +
                                      "): give each instance its own state directory");
+    if (damage(s)) throw damaged_error(dir, text);
     throw config_error(option, "cannot open the state in `" + dir + "`: " + text);
   }
   im.db.reset(db);
+  // A damaged data block opens fine and fails only when read, mid-run; its
+  // checksum is checked here instead, so that the whole state is set aside
+  // and rebuilt at start. Reading every file once costs little beside the
+  // scan that counts each partition's keys when it opens.
+  rocksdb::ReadOptions verify;
+  verify.fill_cache = false;
+  if (auto v = im.db->VerifyChecksum(verify); !v.ok()) {
+    for (auto* h : im.handles)
+      im.db->DestroyColumnFamilyHandle(h);
+    im.handles.clear();
+    im.db->Close();
+    im.db.reset();
+    if (damage(v)) throw damaged_error(dir, v.ToString());
+    throw config_error(option, "cannot read the state in `" + dir + "`: " + v.ToString());
+  }
   for (auto* h : im.handles)
     if (h->GetName() != rocksdb::kDefaultColumnFamilyName)
       im.tables.emplace(h->GetName(), std::unique_ptr<partition_table>(
@@ -149,6 +175,28 @@ void store::flush() {
   check(im.db->Flush(rocksdb::FlushOptions(), im.handles), "flushing");
 }
 
+std::vector<std::string> store::table_names() const {
+  auto& im = *impl_;
+  std::lock_guard<std::mutex> guard{im.mutex};
+  std::vector<std::string> out;
+  for (auto& [name, t] : im.tables)
+    out.push_back(name);
+  return out;
+}
+
+bool store::empty() const {
+  auto& im = *impl_;
+  std::lock_guard<std::mutex> guard{im.mutex};
+  for (auto& [name, t] : im.tables) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        im.db->NewIterator(rocksdb::ReadOptions(), t->handle_));
+    it->SeekToFirst();
+    check(it->status(), "reading `" + name + "`");
+    if (it->Valid()) return false;
+  }
+  return true;
+}
+
 std::int64_t store::memory_used() const {
   return static_cast<std::int64_t>(impl_->cache->GetUsage());
 }
@@ -163,6 +211,28 @@ std::int64_t store::disk_used() const {
       total += n;
   }
   return static_cast<std::int64_t>(total);
+}
+
+std::string set_aside(const std::string& dir) {
+  namespace fs = std::filesystem;
+  // `dir/` names the same directory as `dir`: the new name goes beside it.
+  auto path = fs::path(dir).lexically_normal();
+  if (!path.has_filename()) path = path.parent_path();
+  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  auto base = path.string() + ".damaged-" + stamp;
+  auto target = base;
+  std::error_code ec;
+  for (int n = 2; fs::exists(target, ec); ++n)
+    target = base + "-" + std::to_string(n);
+  fs::rename(path, target, ec);
+  if (ec)
+    throw fatal_error("cannot move the damaged state `" + dir + "` to `" + target +
+                      "`: " + ec.message() + " (delete or move it, and run again)");
+  return target;
 }
 
 // -- partition_table ----------------------------------------------------------

@@ -12,6 +12,8 @@
 // wiped and restored alone. The WAL is off: the changelog topic is the truth,
 // and a crash loses at most the newest writes, which the changelog restores.
 
+#include "runtime/errors.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -33,6 +35,29 @@ class ColumnFamilyHandle;
 namespace sluice::state {
 
 class store;
+
+/// The files of a state directory are damaged: RocksDB finds them corrupt
+/// (checksums, a truncated CURRENT or MANIFEST, an SST file cut short), or
+/// files its MANIFEST lists are missing. The state cannot be used as it is;
+/// it is a cache, so the caller may set it aside and rebuild it.
+class damaged_error : public fatal_error {
+public:
+  damaged_error(std::string dir, std::string detail)
+      : fatal_error("the state in `" + dir + "` is damaged: " + detail),
+        dir_(std::move(dir)), detail_(std::move(detail)) {}
+  const std::string& dir() const noexcept { return dir_; }
+  /// RocksDB's words.
+  const std::string& detail() const noexcept { return detail_; }
+
+private:
+  std::string dir_;
+  std::string detail_;
+};
+
+/// Moves the directory `dir` to `<dir>.damaged-<UTC time>` beside it (a
+/// number added when that exists); returns the new path. Throws fatal_error
+/// when it cannot.
+std::string set_aside(const std::string& dir);
 
 /// One partition's keys (a column family). One user at a time holds it, by
 /// a lease (see acquire): a restarted chain's new stage must not write while
@@ -122,8 +147,9 @@ private:
 /// The RocksDB instance under a state directory.
 class store {
 public:
-  /// Opens or creates `dir`. Throws config_error naming `option` when the
-  /// directory cannot be used, or is held by another process.
+  /// Opens or creates `dir`, and verifies the checksums of its files.
+  /// Throws config_error naming `option` when the directory cannot be used,
+  /// or is held by another process; damaged_error when its files are damaged.
   store(const std::string& dir, std::size_t memory_budget, const std::string& option);
   ~store();
   store(const store&) = delete;
@@ -136,6 +162,11 @@ public:
   /// Writes every table's memtable to disk (at the end of a run: the WAL is
   /// off, so this is what survives a later crash without a restore).
   void flush();
+
+  /// Names of the tables the store holds.
+  std::vector<std::string> table_names() const;
+  /// Whether no table holds a key.
+  bool empty() const;
 
   /// Bytes the shared cache holds now (blocks and memtables charged to it).
   std::int64_t memory_used() const;

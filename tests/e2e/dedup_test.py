@@ -10,12 +10,17 @@ and finishes. Checks, with python3-confluent-kafka reading the topics: every eve
 (by correlation id) is in an output topic or the DLQ, nothing lost; re-sent events
 were dropped (the outputs hold far fewer copies than were sent); the second run
 restored state from the changelog and still dropped duplicates of events the first
-run wrote; the group committed the end of the input.
+run wrote; the group committed the end of the input. Then the state directory is
+damaged (its CURRENT file emptied): without a changelog a run exits 1 at start saying
+what is damaged and what to delete; with it, a run moves the directory aside, rebuilds
+the state from the changelog, drops re-sends of events written before (500 written
+again), and exits 0.
 
 Usage: dedup_test.py PATH/TO/sluice
 Prints one line per check and closes with 'N passed, N failed'.
 """
 import collections
+import glob
 import json
 import os
 import re
@@ -128,6 +133,41 @@ def main():
           [tp.offset for tp in committed] == ends, (committed, ends))
     check("the state directory holds RocksDB files",
           os.path.exists(os.path.join(state, "CURRENT")))
+
+    # -- a damaged state directory ----------------------------------------------------------
+    open(os.path.join(state, "CURRENT"), "w").close()  # emptied: RocksDB finds it corrupt
+
+    def run_to_end(extra, log_name):
+        p, _ = start_run([pipeline, "--set", 'trigger={"availableNow": true}'] + extra,
+                         os.path.join(WORK, log_name))
+        try:
+            code = p.wait(timeout=120 * MULT)
+        except Exception:
+            reap(p)
+            code = None
+        return code, open(os.path.join(WORK, log_name)).read()
+
+    code, log = run_to_end(["--set", "dedup.changelog=false"], "damaged-local.log")
+    check("without a changelog, a damaged state fails the run at start: exit 1, saying "
+          "what is damaged and what to delete",
+          code == 1 and ("`%s` is damaged" % state) in log and ("delete `%s`" % state) in log,
+          (code, log[-1500:]))
+    check("... and leaves the directory as it was", not glob.glob(state + ".damaged-*"))
+    resend = start(["produce", "--bootstrap", bootstrap, "--topic", "orders", "--count", "500",
+                    "--malformed-fraction", "0.02", "--seed", "5"],
+                   stdout=open(os.path.join(WORK, "resend.out"), "w"))
+    check("sluice produce writes the first 500 events again", resend.wait(timeout=60 * MULT) == 0)
+    code, log = run_to_end([], "damaged.log")
+    aside = glob.glob(state + ".damaged-*")
+    check("with the changelog, a damaged state is moved aside with a warning, rebuilt, and "
+          "the run exits 0",
+          code == 0 and len(aside) == 1 and ("moved to `%s`" % aside[0]) in log,
+          (code, aside, log[-1500:]))
+    rebuilt = sum(int(n) for n in re.findall(r"(\d+) change\(s\) restored from", log))
+    dropped = re.search(r"dedup: (\d+) duplicate\(s\) dropped", log)
+    check("... from the changelog (%d changes): the events written again are dropped (%s)"
+          % (rebuilt, dropped and dropped.group(1)),
+          rebuilt > 0 and dropped is not None and int(dropped.group(1)) >= 250, log[-1500:])
     stop_broker(broker)
 
 

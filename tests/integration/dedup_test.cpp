@@ -466,6 +466,44 @@ BOOST_AUTO_TEST_CASE(a_restore_reads_its_partitions_records_from_its_position) {
   fs::remove_all(dir);
 }
 
+BOOST_AUTO_TEST_CASE(a_damaged_state_directory_is_rebuilt_from_the_changelog) {
+  kafka::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 2);
+  cluster.create_topic("out", 2);
+  cluster.create_topic("dlq", 1);
+  produce_first_events(b, 2);
+  auto dir = state_dir("damaged");
+  auto first = run_to_end(config(b, "g-damaged", dir));
+  BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
+  fs::resize_file(fs::path(dir) / "CURRENT", 0); // a crash, a full disk, a bad copy
+  produce_resent_and_new(b, 2);
+  auto second = run_to_end(config(b, "g-damaged", dir));
+  BOOST_REQUIRE_MESSAGE(second.summary.ok, second.summary.error);
+  BOOST_TEST(second.summary.output_rows == 100);
+  BOOST_TEST(second.summary.duplicate_rows == 100);
+  std::vector<fs::path> aside;
+  for (auto& e : fs::directory_iterator(fs::path(dir).parent_path()))
+    if (e.path().string().starts_with(dir + ".damaged-")) aside.push_back(e.path());
+  BOOST_REQUIRE(aside.size() == 1u);
+  BOOST_TEST(fs::file_size(aside[0] / "CURRENT") == 0u);
+  // Without a changelog nothing can rebuild it: the run fails at start, as a
+  // failure (exit 1), not a bad option, saying what to delete.
+  fs::resize_file(fs::path(dir) / "CURRENT", 0);
+  try {
+    pipeline p(config(b, "g-damaged", dir, {"dedup.changelog=false"}));
+    BOOST_FAIL("a damaged state opened without a changelog");
+  } catch (const config_error& e) {
+    BOOST_FAIL("taken for a bad option: " << e.what());
+  } catch (const fatal_error& e) {
+    std::string why = e.what();
+    BOOST_TEST(why.find("`" + dir + "` is damaged") != std::string::npos, why);
+    BOOST_TEST(why.find("delete `" + dir + "`") != std::string::npos, why);
+  }
+  fs::remove_all(aside[0]);
+  fs::remove_all(dir);
+}
+
 BOOST_AUTO_TEST_CASE(a_state_directory_in_use_fails_at_start) {
   kafka::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();

@@ -18,19 +18,26 @@ above the first run's ends, and the group ends at the log's end (past the marker
 everywhere. The same source read with kafka.isolation.level=read_uncommitted would output
 the aborted records: that run shows the property is what keeps them out.
 
+Last, a continuous run in capped epochs (maxOffsetsPerTrigger) over a partition with an open
+transaction: the epochs go on (each closes once the partition is handled up to its last
+stable offset), records written to the other partition meanwhile are read and committed,
+and once the transaction commits the partition is read to its end.
+
 Usage: scripts/kafka.sh python tests/kafka/transactions_test.py PATH/TO/sluice
 """
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_support import (Abort, Cluster, Consumer, Producer, TopicPartition,  # noqa: E402
-                           check, committed, create_topics, finish,
-                           install_cleanup, progress_lines, read_topic, sluice, write)
+from kafka_support import (MULT, Abort, Cluster, Consumer, Producer,  # noqa: E402
+                           TopicPartition, check, committed, create_topics, finish,
+                           install_cleanup, progress_lines, read_topic, sluice, start_run,
+                           wait_for, write)
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-transactions-")
 install_cleanup(WORK)
@@ -59,14 +66,14 @@ def pipeline(name, bootstrap, source=None):
         "trigger": {"availableNow": True}}, indent=1)
 
 
-def lso(bootstrap, isolation="read_committed"):
+def lso(bootstrap, isolation="read_committed", topic=TOPIC, partitions=PARTITIONS):
     """Each partition's last stable offset: the end a read_committed consumer sees
     (ListOffsets latest under read_committed); with read_uncommitted, the log end."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kafka-tx-lso",
                   "isolation.level": isolation})
     try:
-        return {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1]
-                for p in range(PARTITIONS)}
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions)}
     finally:
         c.close()
 
@@ -201,6 +208,58 @@ def main():
         check("control: with kafka.isolation.level=read_uncommitted the %d aborted records "
               "are read too (exit 0)" % len(aborted_ids),
               r.returncode == 0 and aborted_ids <= set(out), (r.returncode, len(out)))
+
+        continuous_capped(c)
+
+
+def continuous_capped(c):
+    """A continuous run in capped epochs is not held by a transaction open on one of its
+    partitions: an epoch that admitted up to the high watermark closes once the partition
+    is handled up to its last stable offset, and the other partitions go on."""
+    b = c.bootstrap()
+    topic, group = "tx-cont", "kafka-tx-cont"
+    create_topics(c.admin(), {topic: 2, "out-cont": 1})
+    plain = Producer({"bootstrap.servers": b, "enable.idempotence": True})
+    n = [0]
+
+    def put(p, count):
+        for _ in range(count):
+            plain.produce(topic, json.dumps({"id": "plain-%d" % n[0]}).encode(), partition=p)
+            n[0] += 1
+        plain.flush(10)
+
+    put(0, 10)
+    put(1, 10)
+    hang = txn_producer(b, "kafka-tx-cont-open")
+    hang.begin_transaction()
+    hang.produce(topic, json.dumps({"id": "open-cont"}).encode(), partition=0)
+    hang.flush(10)
+    put(0, 5)  # above the open transaction: not stable yet
+    text = json.loads(pipeline("cont", b, {"maxOffsetsPerTrigger": 5}))
+    text["source"]["subscribe"] = topic
+    text["source"]["kafka.group.id"] = group
+    text["trigger"] = {"processingTime": "300 milliseconds"}
+    path = write(os.path.join(WORK, "cont.json"), json.dumps(text))
+    proc, lines = start_run([path], os.path.join(WORK, "cont.log"))
+    ends = lambda: lso(b, "read_uncommitted", topic, 2)
+    at = lambda: committed(b, group, topic, [0, 1])
+    check("continuous capped: partition 0 is handled up to its last stable offset 10 and "
+          "partition 1 to its end, while the transaction is open",
+          wait_for(lambda: at() == {0: 10, 1: 10}, 60), at())
+    put(1, 12)
+    check("continuous capped: records written to partition 1 meanwhile are read and "
+          "committed in later epochs (not held by the open transaction)",
+          wait_for(lambda: at() == {0: 10, 1: 22}, 60), at())
+    hang.commit_transaction(30)
+    end = ends()
+    check("continuous capped: once the transaction commits, partition 0 goes on to its end "
+          "%d (past the marker)" % end[0], wait_for(lambda: at() == end, 60), (at(), end))
+    proc.send_signal(signal.SIGTERM)
+    check("continuous capped: SIGTERM: exit 0", proc.wait(timeout=60 * MULT) == 0)
+    out = ids(read_topic(b, "out-cont"))
+    want = sorted(["plain-%d" % i for i in range(n[0])] + ["open-cont"])
+    check("continuous capped: outputs are every committed record once (%d)" % len(want),
+          out == want, (len(out), len(want)))
 
 
 try:

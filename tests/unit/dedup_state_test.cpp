@@ -3,12 +3,15 @@
 // the lock that keeps a second store off a directory.
 
 #include "runtime/dedup/dedup_table.hpp"
+#include "runtime/dedup/state_guard.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/state/state_store.hpp"
 
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <thread>
 #include <unistd.h>
 
@@ -56,8 +59,61 @@ std::vector<std::string> names(const std::vector<verdict>& vs) {
     case verdict::renewed:
       out.push_back("renewed");
       break;
+    case verdict::late:
+      out.push_back("late");
+      break;
     }
   return out;
+}
+
+/// A store in `dir` with 100 keys in table `orders/0`, written to disk.
+void write_state(const fs::path& dir) {
+  state::store s(dir.string(), 32 << 20, "dedup.stateDir");
+  dedup_table t(s.table("orders/0"));
+  std::vector<change> changes;
+  std::vector<keyed_sighting> batch;
+  for (int i = 0; i < 100; ++i)
+    batch.push_back({"k" + std::to_string(i), {i, 1000 + i}});
+  t.decide_all(batch, 1min, changes);
+  s.flush();
+}
+
+/// The first file in `dir` whose name starts with `prefix` or ends with `suffix`.
+fs::path file_in(const fs::path& dir, std::string_view prefix, std::string_view suffix) {
+  for (auto& e : fs::directory_iterator(dir)) {
+    auto name = e.path().filename().string();
+    if ((!prefix.empty() && name.starts_with(prefix)) ||
+        (!suffix.empty() && name.ends_with(suffix)))
+      return e.path();
+  }
+  BOOST_FAIL("no such file in " << dir);
+  return {};
+}
+
+/// Overwrites `n` bytes of `file` at `at` with garbage.
+void scribble(const fs::path& file, std::uintmax_t at, int n) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  for (int i = 0; i < n; ++i)
+    f.put(static_cast<char>(i * 37 + 11));
+}
+
+/// Directories beside `dir` that open_state() set aside.
+std::vector<fs::path> set_aside_beside(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (auto& e : fs::directory_iterator(dir.parent_path()))
+    if (e.path().filename().string().starts_with(dir.filename().string() + ".damaged-"))
+      out.push_back(e.path());
+  return out;
+}
+
+dedup_options dedup_in(const fs::path& dir, std::string changelog) {
+  dedup_options o;
+  o.key = {"order_id"};
+  o.within = 1min;
+  o.state_dir = dir.string();
+  o.changelog = std::move(changelog);
+  return o;
 }
 
 bool eventually_wanted(state::partition_table& t) {
@@ -314,6 +370,71 @@ BOOST_AUTO_TEST_CASE(a_second_store_on_one_directory_is_refused) {
     BOOST_TEST(std::string(e.what()).find("in use by another process") !=
                std::string::npos);
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_damaged_state_directory_is_not_a_bad_option) {
+  // Each way of damage, and that RocksDB calls it so at open: a data block
+  // that opens fine is found by its checksum, not mid-run.
+  const std::vector<std::pair<std::string, std::function<void(const fs::path&)>>> damages{
+      {"CURRENT emptied", [](auto& d) { fs::resize_file(d / "CURRENT", 0); }},
+      {"MANIFEST scribbled",
+       [](auto& d) { scribble(file_in(d, "MANIFEST-", ""), 10, 50); }},
+      {"MANIFEST deleted", [](auto& d) { fs::remove(file_in(d, "MANIFEST-", "")); }},
+      {"SST file cut short",
+       [](auto& d) { fs::resize_file(file_in(d, "", ".sst"), 100); }},
+      {"SST data block scribbled",
+       [](auto& d) { scribble(file_in(d, "", ".sst"), 200, 200); }},
+  };
+  for (auto& [what, damage] : damages) {
+    BOOST_TEST_CONTEXT(what) {
+      temp_dir dir;
+      write_state(dir.path);
+      damage(dir.path);
+      try {
+        state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+        BOOST_ERROR("a damaged state opened");
+      } catch (const state::damaged_error& e) {
+        BOOST_TEST(e.dir() == dir.path.string());
+        BOOST_TEST(std::string(e.what()).find("is damaged") != std::string::npos);
+      } catch (const config_error& e) {
+        BOOST_ERROR("damage taken for a bad option: " << e.what());
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_damaged_state_is_set_aside_when_a_changelog_can_rebuild_it) {
+  temp_dir dir;
+  write_state(dir.path);
+  fs::resize_file(dir.path / "CURRENT", 0);
+  auto s = open_state(dedup_in(dir.path, "events-changelog"), 32 << 20);
+  BOOST_TEST(s->empty()); // a new state: each partition restores from the changelog
+  BOOST_TEST(s->table_names().empty());
+  auto aside = set_aside_beside(dir.path);
+  BOOST_REQUIRE(aside.size() == 1u);
+  BOOST_TEST(fs::file_size(aside[0] / "CURRENT") == 0u); // the old files, kept
+  s.reset();
+  fs::remove_all(aside[0]);
+}
+
+BOOST_AUTO_TEST_CASE(a_damaged_state_without_a_changelog_fails_saying_what_to_delete) {
+  temp_dir dir;
+  write_state(dir.path);
+  fs::resize_file(dir.path / "CURRENT", 0);
+  try {
+    open_state(dedup_in(dir.path, ""), 32 << 20);
+    BOOST_FAIL("a damaged state opened without a changelog");
+  } catch (const config_error& e) {
+    BOOST_FAIL("taken for a bad option: " << e.what());
+  } catch (const fatal_error& e) {
+    std::string text = e.what();
+    BOOST_TEST(text.find("`" + dir.path.string() + "` is damaged") != std::string::npos,
+               text);
+    BOOST_TEST(text.find("delete `" + dir.path.string() + "`") != std::string::npos,
+               text);
+  }
+  BOOST_TEST(set_aside_beside(dir.path).empty());
+  BOOST_TEST(fs::exists(dir.path / "CURRENT")); // left as it is
 }
 
 BOOST_AUTO_TEST_SUITE_END()
