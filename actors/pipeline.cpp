@@ -293,7 +293,7 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
                          "cannot be combined with dedup yet: lanes would see one key's "
                          "records out of order (remove one of them)");
     // A damaged directory is set aside here (or fails the run, without a
-    // changelog).
+    // changelog); whose it is can be told only once the clusters answer.
     impl_->state = dedup::open_state(*cfg.dedup, cfg.runtime.memory_budget);
     if (cfg.dedup->changelog.empty())
       spdlog::warn(
@@ -390,6 +390,29 @@ run_summary pipeline::run_until_stopped() {
           ctx.changelog_client, im.producer->handle(), cfg.dedup->changelog,
           std::max(source_partitions, 1), cfg.runtime.broker_timeout);
     }
+    // Whose the state is, before any partition opens its table.
+    auto stopped = [&im] {
+      std::lock_guard<std::mutex> guard{im.mutex};
+      return im.stop_requested;
+    };
+    dedup::state_owner owner;
+    auto cluster =
+        dedup::cluster_identity(im.consumer->handle(), cfg.source.bootstrap_servers,
+                                cfg.runtime.broker_timeout, stopped);
+    if (!cluster) return out;
+    owner.cluster = *cluster;
+    owner.pipeline = cfg.name;
+    owner.group = cfg.source.group_id;
+    owner.input = dedup::input_of(cfg.source);
+    owner.changelog = cfg.dedup->changelog;
+    if (!owner.changelog.empty()) {
+      auto sink =
+          dedup::cluster_identity(im.producer->handle(), cfg.sink.bootstrap_servers,
+                                  cfg.runtime.broker_timeout, stopped);
+      if (!sink) return out;
+      owner.changelog_cluster = *sink;
+    }
+    dedup::claim_state(*im.state, owner);
   }
   auto& src = cfg.source;
   bool bounded = cfg.trigger.mode == trigger_options::kind::available_now ||

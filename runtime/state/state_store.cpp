@@ -197,6 +197,38 @@ bool store::empty() const {
   return true;
 }
 
+void store::drop_tables() {
+  auto& im = *impl_;
+  std::lock_guard<std::mutex> guard{im.mutex};
+  for (auto& [name, t] : im.tables) {
+    check(im.db->DropColumnFamily(t->handle_), "dropping table `" + name + "`");
+    im.handles.erase(std::remove(im.handles.begin(), im.handles.end(), t->handle_),
+                     im.handles.end());
+    check(im.db->DestroyColumnFamilyHandle(t->handle_), "dropping table `" + name + "`");
+  }
+  im.tables.clear();
+}
+
+std::optional<std::string> store::get_meta(std::string_view key) const {
+  auto& db = *impl_->db;
+  std::string value;
+  auto s = db.Get(rocksdb::ReadOptions(), db.DefaultColumnFamily(),
+                  rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  check(s, "reading `" + std::string(key) + "`");
+  return value;
+}
+
+void store::put_meta(std::string_view key, std::string_view value) {
+  auto& im = *impl_;
+  auto* family = im.db->DefaultColumnFamily();
+  check(im.db->Put(im.write_options, family, rocksdb::Slice(key.data(), key.size()),
+                   rocksdb::Slice(value.data(), value.size())),
+        "writing `" + std::string(key) + "`");
+  // The WAL is off: flushed at once, so that it outlives a crash.
+  check(im.db->Flush(rocksdb::FlushOptions(), family), "flushing");
+}
+
 std::int64_t store::memory_used() const {
   return static_cast<std::int64_t>(impl_->cache->GetUsage());
 }

@@ -167,6 +167,14 @@ public:
   std::vector<std::string> table_names() const;
   /// Whether no table holds a key.
   bool empty() const;
+  /// Deletes every table with its files. Only while no table is in use (no
+  /// lease held, no reference kept): before any partition is opened.
+  void drop_tables();
+
+  /// Values kept beside the tables (in RocksDB's default column family), for
+  /// the store as a whole. put_meta() writes its value to disk at once.
+  std::optional<std::string> get_meta(std::string_view key) const;
+  void put_meta(std::string_view key, std::string_view value);
 
   /// Bytes the shared cache holds now (blocks and memtables charged to it).
   std::int64_t memory_used() const;

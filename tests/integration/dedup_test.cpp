@@ -466,6 +466,104 @@ BOOST_AUTO_TEST_CASE(a_restore_reads_its_partitions_records_from_its_position) {
   fs::remove_all(dir);
 }
 
+BOOST_AUTO_TEST_CASE(another_clusters_state_is_rebuilt_from_the_changelog) {
+  // The same pipeline name and state directory, first against one cluster,
+  // then against another whose changelog has grown past the position the
+  // first recorded: the first cluster's sightings must not drop the second
+  // one's records (they were 2000 "duplicates" dropped and committed).
+  kafka::mock_cluster first_cluster(1), second_cluster(1);
+  auto a = first_cluster.bootstrap_servers(), b = second_cluster.bootstrap_servers();
+  for (auto* c : {&first_cluster, &second_cluster}) {
+    c->create_topic("events", 1);
+    c->create_topic("out", 1);
+    c->create_topic("dlq", 1);
+    c->create_topic("events-changelog", 1);
+  }
+  produce_records(a, "events", 0, events("k", 0, 2000, 0, t0));
+  auto dir = state_dir("elsewhere");
+  auto first = run_to_end(config(a, "g-elsewhere", dir));
+  BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
+  BOOST_TEST(first.summary.output_rows == 2000);
+  BOOST_TEST(end_offsets(a, "events-changelog").at(0) == 2000);
+  // The second cluster: its changelog holds 2000 changes of another input,
+  // and its events are other records at the same keys, one offset later.
+  std::vector<std::pair<std::string, std::string>> others;
+  for (int i = 0; i < 2000; ++i)
+    others.push_back({"other/0/[\"o" + std::to_string(i) + "\"]",
+                      sluice::dedup::encode_sighting({i, t0})});
+  produce_records(b, "events-changelog", 0, others);
+  auto records = std::vector<timed_record>{{"x", R"({"n":-1})", t0}}; // to the DLQ
+  auto fresh = events("k", 0, 2000, 5000, t0 + 1000);
+  records.insert(records.end(), fresh.begin(), fresh.end());
+  produce_records(b, "events", 0, records);
+  captured_log log;
+  auto second = run_to_end(config(b, "g-elsewhere", dir));
+  BOOST_REQUIRE_MESSAGE(second.summary.ok, second.summary.error);
+  BOOST_TEST(second.summary.input_rows == 2001);
+  BOOST_TEST(second.summary.duplicate_rows == 0);
+  BOOST_TEST(second.summary.output_rows == 2000);
+  BOOST_TEST(second.summary.dlq_rows == 1);
+  BOOST_TEST(read_topic(b, "out").size() == 2000u);
+  auto warned = log.containing("not to this run");
+  BOOST_REQUIRE(warned.size() == 1u);
+  BOOST_TEST(warned[0].find("cluster `mockCluster") != std::string::npos, warned[0]);
+  BOOST_TEST(warned[0].find("@" + a + "`") != std::string::npos, warned[0]);
+  BOOST_TEST(warned[0].find("@" + b + "`") != std::string::npos, warned[0]);
+  // Back on the first cluster, the state is the second's: rebuilt from the
+  // first cluster's changelog, it still drops re-sends of what the first wrote.
+  produce_records(a, "events", 0, events("k", 0, 10, 9000, t0 + 2000));
+  auto third = run_to_end(config(a, "g-elsewhere", dir));
+  BOOST_REQUIRE_MESSAGE(third.summary.ok, third.summary.error);
+  BOOST_TEST(third.summary.duplicate_rows == 10);
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(another_pipelines_state_without_a_changelog_fails_at_start) {
+  // Two pipelines share one state directory, without changelogs, each on
+  // its own cluster with a topic `events`: the second took the first's
+  // sightings for its own and dropped 2000 of its 2300 records. Now it fails
+  // at start naming both owners, before it reads or commits anything.
+  kafka::mock_cluster eu_cluster(1), us_cluster(1);
+  auto eu_bootstrap = eu_cluster.bootstrap_servers();
+  auto us_bootstrap = us_cluster.bootstrap_servers();
+  for (auto* c : {&eu_cluster, &us_cluster})
+    for (auto t : {"events", "out", "dlq"})
+      c->create_topic(t, 1);
+  produce_records(eu_bootstrap, "events", 0, events("k", 0, 2000, 0, t0));
+  auto us_records = events("u", 0, 300, 0, t0);
+  auto same_keys = events("k", 0, 2000, 5000, t0 + 1000);
+  us_records.insert(us_records.end(), same_keys.begin(), same_keys.end());
+  produce_records(us_bootstrap, "events", 0, us_records);
+  auto dir = state_dir("shared");
+  auto eu =
+      config(eu_bootstrap, "g-eu", dir, {"name=orders-eu", "dedup.changelog=false"});
+  auto us =
+      config(us_bootstrap, "g-us", dir, {"name=orders-us", "dedup.changelog=false"});
+  auto first = run_to_end(eu);
+  BOOST_REQUIRE_MESSAGE(first.summary.ok, first.summary.error);
+  BOOST_TEST(first.summary.output_rows == 2000);
+  auto second = run_to_end(us);
+  BOOST_TEST(!second.summary.ok);
+  BOOST_TEST(second.summary.input_rows == 0);
+  BOOST_TEST(second.summary.duplicate_rows == 0);
+  auto& why = second.summary.error;
+  BOOST_TEST(why.find("pipeline `orders-eu`, group `g-eu`, input [events] on cluster "
+                      "`mockCluster") != std::string::npos,
+             why);
+  BOOST_TEST(why.find("pipeline `orders-us`, group `g-us`, input [events] on cluster "
+                      "`mockCluster") != std::string::npos,
+             why);
+  BOOST_TEST(why.find("delete `" + dir + "`") != std::string::npos, why);
+  BOOST_TEST(committed_offsets(us_bootstrap, "g-us", "events").at(0) < 0); // none
+  BOOST_TEST(read_topic(us_bootstrap, "out").empty());
+  // The owner's own next run keeps its state: re-sends are dropped.
+  produce_records(eu_bootstrap, "events", 0, events("k", 0, 50, 1000, t0 + 2000));
+  auto again = run_to_end(eu);
+  BOOST_REQUIRE_MESSAGE(again.summary.ok, again.summary.error);
+  BOOST_TEST(again.summary.duplicate_rows == 50);
+  fs::remove_all(dir);
+}
+
 BOOST_AUTO_TEST_CASE(a_damaged_state_directory_is_rebuilt_from_the_changelog) {
   kafka::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();

@@ -116,6 +116,18 @@ dedup_options dedup_in(const fs::path& dir, std::string changelog) {
   return o;
 }
 
+dedup::state_owner owner(std::string cluster, const std::string& pipeline,
+                         std::string changelog = "") {
+  dedup::state_owner o;
+  o.cluster = std::move(cluster);
+  o.pipeline = pipeline;
+  o.group = "group-of-" + pipeline;
+  o.input = "[orders]";
+  if (!changelog.empty()) o.changelog_cluster = "cluster-b";
+  o.changelog = std::move(changelog);
+  return o;
+}
+
 bool eventually_wanted(state::partition_table& t) {
   for (int i = 0; i < 20000; ++i) { // 20 s at most
     if (t.wanted()) return true;
@@ -435,6 +447,94 @@ BOOST_AUTO_TEST_CASE(a_damaged_state_without_a_changelog_fails_saying_what_to_de
   }
   BOOST_TEST(set_aside_beside(dir.path).empty());
   BOOST_TEST(fs::exists(dir.path / "CURRENT")); // left as it is
+}
+
+BOOST_AUTO_TEST_CASE(a_state_records_its_owner_and_keeps_only_its_own) {
+  temp_dir dir;
+  auto a = owner("cluster-a", "p", "events-changelog");
+  auto b = owner("cluster-b", "p", "events-changelog");
+  {
+    state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+    BOOST_TEST(claim_state(s, a).what == claim_outcome::adopted); // empty
+    dedup_table t(s.table("orders/0"));
+    std::vector<change> changes;
+    t.decide_all(records({{"x", 0, 1000}}), 1min, changes);
+  }
+  {
+    state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+    BOOST_TEST(claim_state(s, a).what == claim_outcome::kept);
+    BOOST_TEST(!s.empty());
+    // Another cluster's run with a changelog: the tables go, to be restored.
+    auto outcome = claim_state(s, b);
+    BOOST_TEST(outcome.what == claim_outcome::rebuilt);
+    BOOST_TEST((outcome.previous == a));
+    BOOST_TEST(s.empty());
+    BOOST_TEST(s.table_names().empty());
+    dedup_table t(s.table("orders/0")); // made anew, empty
+    BOOST_TEST(t.rows() == 0);
+    std::vector<change> changes;
+    BOOST_TEST(names(t.decide_all(records({{"x", 5, 1000}}), 1min, changes)) ==
+               names({verdict::first}));
+  }
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  BOOST_TEST(claim_state(s, b).what == claim_outcome::kept); // b's now, on disk
+}
+
+BOOST_AUTO_TEST_CASE(another_owners_state_without_a_changelog_fails_naming_both) {
+  temp_dir dir;
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  auto first = owner("cluster-a", "orders-eu");
+  auto second = owner("cluster-a", "orders-us");
+  claim_state(s, first);
+  {
+    dedup_table t(s.table("orders/0"));
+    std::vector<change> changes;
+    t.decide_all(records({{"x", 0, 1000}}), 1min, changes);
+  }
+  try {
+    claim_state(s, second);
+    BOOST_FAIL("another pipeline's state was taken");
+  } catch (const fatal_error& e) {
+    std::string text = e.what();
+    BOOST_TEST(text.find(first.describe()) != std::string::npos, text);
+    BOOST_TEST(text.find(second.describe()) != std::string::npos, text);
+    BOOST_TEST(text.find("delete `" + dir.path.string() + "`") != std::string::npos,
+               text);
+  }
+  BOOST_TEST(!s.empty()); // untouched
+  BOOST_TEST(claim_state(s, first).what == claim_outcome::kept);
+}
+
+BOOST_AUTO_TEST_CASE(a_state_with_keys_and_no_owner_is_of_unknown_provenance) {
+  // Written before owners were recorded (0.4.0): not trusted.
+  temp_dir dir;
+  write_state(dir.path);
+  {
+    state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+    BOOST_CHECK_THROW(claim_state(s, owner("cluster-a", "p")), fatal_error);
+    BOOST_TEST(!s.empty());
+  }
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  auto outcome = claim_state(s, owner("cluster-a", "p", "events-changelog"));
+  BOOST_TEST(outcome.what == claim_outcome::rebuilt);
+  BOOST_TEST(!outcome.previous.has_value());
+  BOOST_TEST(s.empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_owner_is_kept_as_json_and_names_its_input) {
+  auto o = owner("abc", "orders", "orders-dedup-changelog");
+  BOOST_TEST((state_owner::decode(o.encode()) == o));
+  BOOST_TEST(!state_owner::decode("{}").has_value());
+  BOOST_TEST(!state_owner::decode("nonsense").has_value());
+  source_options src;
+  src.subscribe = {"b", "a", "b"};
+  BOOST_TEST(input_of(src) == "[a,b]");
+  src.subscription = subscription_kind::assign;
+  src.assign = {{"t", 3}, {"s", 0}, {"t", 1}};
+  BOOST_TEST(input_of(src) == "[s,t]");
+  src.subscription = subscription_kind::pattern;
+  src.pattern = "orders-.*";
+  BOOST_TEST(input_of(src) == "pattern orders-.*");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
