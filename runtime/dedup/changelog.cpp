@@ -120,7 +120,14 @@ std::optional<std::string> cleanup_policy_of(rd_kafka_t* rk, const std::string& 
 /// would be gone from the next restore, and their duplicates would pass.
 void check_compacted(rd_kafka_t* rk, const std::string& topic,
                      std::chrono::milliseconds timeout) {
-  auto policy = cleanup_policy_of(rk, topic, timeout);
+  // librdkafka 2.0.2's embedded broker never answers DescribeConfigs (no
+  // error either): asking it would hold every start for the whole timeout.
+  bool embedded = false;
+  if (char* id = rd_kafka_clusterid(rk, static_cast<int>(timeout.count()))) {
+    embedded = std::string_view(id).starts_with("mockCluster");
+    rd_kafka_mem_free(rk, id);
+  }
+  auto policy = embedded ? std::nullopt : cleanup_policy_of(rk, topic, timeout);
   if (!policy) {
     spdlog::warn("cannot read the cleanup.policy of the dedup changelog `{}` (the cluster "
                  "does not answer DescribeConfigs): make sure it is compact",
