@@ -395,10 +395,22 @@ run_summary pipeline::run_until_stopped() {
       std::lock_guard<std::mutex> guard{im.mutex};
       return im.stop_requested;
     };
+    // A cluster that cannot be reached fails the run with the cause the
+    // client saw (a refused password, a certificate), as a later wait would.
+    auto identity = [&](rd_kafka_s* client, const std::string& bootstrap,
+                        const kafka::cluster_health& health) {
+      try {
+        return dedup::cluster_identity(client, bootstrap, cfg.runtime.broker_timeout,
+                                       stopped);
+      } catch (const fatal_error& e) {
+        if (auto cause = health.cause(); !cause.empty())
+          throw fatal_error(std::string(e.what()) + ": " + cause);
+        throw;
+      }
+    };
     dedup::state_owner owner;
-    auto cluster =
-        dedup::cluster_identity(im.consumer->handle(), cfg.source.bootstrap_servers,
-                                cfg.runtime.broker_timeout, stopped);
+    auto cluster = identity(im.consumer->handle(), cfg.source.bootstrap_servers,
+                            im.consumer->health());
     if (!cluster) return out;
     owner.cluster = *cluster;
     owner.pipeline = cfg.name;
@@ -406,9 +418,8 @@ run_summary pipeline::run_until_stopped() {
     owner.input = dedup::input_of(cfg.source);
     owner.changelog = cfg.dedup->changelog;
     if (!owner.changelog.empty()) {
-      auto sink =
-          dedup::cluster_identity(im.producer->handle(), cfg.sink.bootstrap_servers,
-                                  cfg.runtime.broker_timeout, stopped);
+      auto sink = identity(im.producer->handle(), cfg.sink.bootstrap_servers,
+                           im.producer->health());
       if (!sink) return out;
       owner.changelog_cluster = *sink;
     }
