@@ -5,7 +5,7 @@
 #                                           Python environment with a current confluent-kafka
 #   scripts/kafka.sh start [--nodes 1|3] [--version V] [--dir D]
 #                                           start a cluster in the background (default dir
-#                                           /tmp/sluice-kafka); prints bootstrap.servers=...
+#                                           /tmp/sluice-kafka-$UID); prints bootstrap.servers=...
 #   scripts/kafka.sh stop [--dir D]         stop it: no process is left behind
 #   scripts/kafka.sh status [--dir D]       print its bootstrap servers if it runs
 #   scripts/kafka.sh python ARGS...         run the tier's Python (tests/kafka/*.py)
@@ -52,6 +52,9 @@ case "$cmd" in
   fetch)
     need_packages openjdk-17-jre-headless maven python3-venv
     mkdir -p "$cache"
+    # One fetch at a time: two cold ones would clear each other's venv and jars.
+    exec 9>"$cache/.lock"
+    flock 9
     ensure_venv
     versions=()
     while [ $# -gt 0 ]; do

@@ -32,6 +32,8 @@ DEFAULT_VERSION = "4.1.1"
 SCRAM_VERSION = "3.9.1"  # librdkafka 2.0.2's SCRAM exchange is refused by 4.x (librdkafka#4895)
 
 _PR_SET_PDEATHSIG = 1
+# The shell's cluster: one per user, since `start` clears its directory.
+DEFAULT_DIR = "/tmp/sluice-kafka-%d" % os.getuid()
 
 
 def libs_dir(version):
@@ -52,14 +54,31 @@ def _die_with_parent():
 
 
 def free_ports(n):
-    """n distinct free loopback ports (held open together so none repeats)."""
-    socks = []
+    """n distinct free loopback ports below the kernel's ephemeral range, so that the
+    connections other tests open meanwhile (which take ephemeral ports) cannot take one
+    between this check and the broker's bind. Held open together so none repeats."""
+    import random
     try:
-        for _ in range(n):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    low, high = 10000, max(10001 + 4 * n, ephemeral_low - 1)
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            port = random.randint(low, high)
+            if port in ports:
+                continue
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            ports.append(port)
+        return ports
     finally:
         for s in socks:
             s.close()
@@ -264,21 +283,39 @@ class Cluster:
                 p.kill()
                 p.wait()
 
-    def start(self, timeout=120):
-        """Formats storage, starts every node and waits until each answers a metadata request."""
-        os.makedirs(self.work, exist_ok=True)
-        self._allocate_ports()
-        self._format()
-        for node in sorted(self.ports):
-            self.start_node(node)
-        self.wait_ready(timeout)
+    def start(self, timeout=120, attempts=3):
+        """Formats storage, starts every node and waits until each answers a metadata request.
+        A port taken by another process between the choice and the bind: again, with others."""
+        for attempt in range(attempts):
+            os.makedirs(self.work, exist_ok=True)
+            self._allocate_ports()
+            self._format()
+            for node in sorted(self.ports):
+                self.start_node(node)
+            # Written before the wait, so that `stop` finds every JVM even if this start
+            # is interrupted.
+            self._write_state()
+            try:
+                self.wait_ready(timeout)
+                return self
+            except ClusterError:
+                taken = any("Address already in use" in self.log_tail(n, 200)
+                            for n in self.ports)
+                self.stop()
+                if not taken or attempt + 1 == attempts:
+                    raise
+                for node in self.ports:
+                    shutil.rmtree(self.node_dir(node), ignore_errors=True)
+                self.procs = {}
+        return self
+
+    def _write_state(self):
         with open(os.path.join(self.work, "cluster.json"), "w") as f:
             json.dump({"version": self.version, "cluster_id": self.cluster_id,
                        "ports": self.ports,
                        "bootstrap": self.bootstrap(self.protocols[0] if self.protocols
                                                    else "BROKER"),
                        "pids": {n: p.pid for n, p in self.procs.items()}}, f)
-        return self
 
     def wait_ready(self, timeout=120, nodes=None):
         """Waits until every node (or those named) is a live broker in the cluster's metadata."""
@@ -320,7 +357,11 @@ class Cluster:
                 p.wait()
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *exc):
         self.stop()
@@ -376,30 +417,40 @@ def fetch(version, pom):
 
 
 def _pids(work):
+    """The pids of the cluster's nodes, from each node's pid file."""
+    pids = []
     try:
-        with open(os.path.join(work, "cluster.json")) as f:
-            return [int(p) for p in json.load(f)["pids"].values()]
-    except (OSError, ValueError, KeyError):
-        return []
+        names = sorted(os.listdir(work))
+    except OSError:
+        return pids
+    for name in names:
+        try:
+            with open(os.path.join(work, name, "pid")) as f:
+                pids.append(int(f.read().strip()))
+        except (OSError, ValueError):
+            pass
+    return pids
 
 
-def _alive(pid):
+def _alive(pid, work):
+    """True when pid is a broker of the cluster in work (not a reused pid)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read().decode(errors="replace")
+    except OSError:
         return False
+    return "kafka.Kafka" in cmdline and os.path.abspath(work) in cmdline
 
 
 def stop_detached(work):
-    pids = [p for p in _pids(work) if _alive(p)]
+    pids = [p for p in _pids(work) if _alive(p, work)]
     for p in pids:
         os.kill(p, signal.SIGTERM)
     deadline = time.time() + 30
-    while time.time() < deadline and any(_alive(p) for p in pids):
+    while time.time() < deadline and any(_alive(p, work) for p in pids):
         time.sleep(0.2)
     for p in pids:
-        if _alive(p):
+        if _alive(p, work):
             os.kill(p, signal.SIGKILL)
     return len(pids)
 
@@ -414,18 +465,18 @@ def main(argv):
     s = sub.add_parser("start", help="start a cluster in the background")
     s.add_argument("--nodes", type=int, default=1, choices=[1, 3])
     s.add_argument("--version", default=DEFAULT_VERSION)
-    s.add_argument("--dir", default="/tmp/sluice-kafka")
+    s.add_argument("--dir", default=DEFAULT_DIR)
     t = sub.add_parser("stop", help="stop the cluster started in --dir")
-    t.add_argument("--dir", default="/tmp/sluice-kafka")
+    t.add_argument("--dir", default=DEFAULT_DIR)
     st = sub.add_parser("status", help="print the cluster's bootstrap servers, if it runs")
-    st.add_argument("--dir", default="/tmp/sluice-kafka")
+    st.add_argument("--dir", default=DEFAULT_DIR)
     a = ap.parse_args(argv)
     try:
         if a.cmd == "fetch":
             fetch(a.version, a.pom)
             print("Kafka %s in %s" % (a.version, libs_dir(a.version)))
         elif a.cmd == "start":
-            if any(_alive(p) for p in _pids(a.dir)):
+            if any(_alive(p, a.dir) for p in _pids(a.dir)):
                 sys.exit("a cluster already runs in %s: `scripts/kafka.sh stop --dir %s` first"
                          % (a.dir, a.dir))
             shutil.rmtree(a.dir, ignore_errors=True)
@@ -444,7 +495,7 @@ def main(argv):
             n = stop_detached(a.dir)
             print("stopped %d node(s)" % n, file=sys.stderr)
         elif a.cmd == "status":
-            live = [p for p in _pids(a.dir) if _alive(p)]
+            live = [p for p in _pids(a.dir) if _alive(p, a.dir)]
             if not live:
                 sys.exit("no cluster runs in %s" % a.dir)
             with open(os.path.join(a.dir, "cluster.json")) as f:

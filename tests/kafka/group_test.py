@@ -16,7 +16,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_support import (DLQ, MULT, OUTPUTS, SLUICE, Cluster, check,  # noqa: E402
-                           create_topics, finish, install_cleanup)
+                           create_topics, die_with_parent, finish, install_cleanup)
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-group-")
 install_cleanup(WORK)
@@ -32,7 +32,8 @@ try:
         env = dict(os.environ, SLUICE_TEST_BOOTSTRAP=c.bootstrap(),
                    SLUICE_TEST_ASSIGNOR=ASSIGNOR)
         print("the e2e group scenario on real Kafka (%s)" % (ASSIGNOR or "eager"), flush=True)
-        r = subprocess.run([sys.executable, E2E, SLUICE], env=env, timeout=800 * MULT)
+        r = subprocess.run([sys.executable, E2E, SLUICE], env=env, timeout=800 * MULT,
+                           preexec_fn=die_with_parent)
         check("the group scenario passes on a 3-node cluster (%s)" % (ASSIGNOR or "eager"),
               r.returncode == 0, "exit %s" % r.returncode)
 except Exception:

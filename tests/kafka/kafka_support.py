@@ -20,8 +20,8 @@ from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions,  
 
 import cluster as kafka_cluster  # noqa: E402,F401
 from cluster import Cluster  # noqa: E402,F401
-from e2e_support import (MULT, SLUICE, Abort, check, finish, install_cleanup,  # noqa: E402,F401
-                         procs, reap, start, start_run, wait_for)
+from e2e_support import (MULT, SLUICE, Abort, check, die_with_parent,  # noqa: E402,F401
+                         finish, install_cleanup, procs, reap, start, start_run, wait_for)
 
 ORDER_SCHEMA = """{"order_id": "string", "customer_id": "string", "product_id": "string",
                    "quantity": "int", "price": "double", "order_time": "timestamp",
@@ -172,13 +172,25 @@ def read_topic(bootstrap, topic, conf=None, isolation="read_committed", timeout=
         c.close()
 
 
-def committed(bootstrap, group, topic, partitions):
-    """The group's committed offsets for topic: {partition: offset (-1001 when none)}."""
+def committed(bootstrap, group, topic, partitions, timeout=60):
+    """The group's committed offsets for topic: {partition: offset (-1001 when none)};
+    asked again while the coordinator cannot answer yet (it just moved or restarted)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                   "enable.auto.commit": False})
+    deadline = time.time() + timeout * MULT
     try:
-        got = c.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-        return {tp.partition: tp.offset for tp in got}
+        while True:
+            try:
+                got = c.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+                return {tp.partition: tp.offset for tp in got}
+            except KafkaException as e:
+                err = e.args[0]
+                if not (err.retriable() or err.name() in (
+                        "COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE",
+                        "NOT_COORDINATOR", "_TIMED_OUT", "_TRANSPORT")) \
+                        or time.time() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         c.close()
 
@@ -195,6 +207,7 @@ def end_offsets(bootstrap, topic):
 def sluice(args, timeout=300, **kw):
     """Runs `sluice ARGS...` to its end: CompletedProcess with text output."""
     import subprocess
+    kw.setdefault("preexec_fn", die_with_parent)
     return subprocess.run([SLUICE] + args, capture_output=True, text=True,
                           timeout=timeout * MULT, **kw)
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import time
 
-from kafka_support import MULT, SLUICE, read_topic
+from kafka_support import MULT, SLUICE, die_with_parent, read_topic
 
 KEY_PASSWORD = "keystore-pass-7"
 
@@ -103,7 +103,7 @@ class Timed:
     def __init__(self, args, cwd, timeout=180):
         started = time.monotonic()
         p = subprocess.Popen([SLUICE] + args, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, cwd=cwd)
+                             stderr=subprocess.PIPE, cwd=cwd, preexec_fn=die_with_parent)
         try:
             self.stdout, self.stderr = p.communicate(timeout=timeout * MULT)
             self.returncode = p.returncode
