@@ -43,6 +43,7 @@ from kafka_support import (MULT, Abort, Cluster, Consumer, Producer,  # noqa: E4
                            TopicPartition, check, committed, create_topics, finish,
                            install_cleanup, progress_lines, read_topic, sluice,
                            start_run, wait_for, write)
+from offsets import wait_committed  # noqa: E402
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-data-loss-")
 install_cleanup(WORK)
@@ -150,9 +151,8 @@ def lost_while_running(c, fail):
         return
     cons = Consumer({"bootstrap.servers": b, "group.id": "kafka-loss-probe"})
     end = FIRST + MORE
-    ok = wait_for(lambda: committed(b, group, topic, [0])[0] == end, 180)
-    check("%s: the run goes on to the end %d (committed)" % (name, end), ok,
-          committed(b, group, topic, [0]))
+    ok, got = wait_committed(b, group, topic, [0], {0: end}, 180)
+    check("%s: the run goes on to the end %d (committed)" % (name, end), ok, got)
     start = log_range(cons, topic)[0]
     cons.close()
     proc.send_signal(signal.SIGTERM)

@@ -15,7 +15,10 @@ the pipelines here set `kafka.topic.metadata.refresh.interval.ms` to 1000.
 Each run is stopped with SIGTERM once its progress counted every record; then: exit 0, every
 source record (topic, partition, offset) in the outputs exactly once (the new topic's and
 partitions' records from their earliest offset), nothing else, and the group's committed
-offsets are the ends of every partition.
+offsets are the ends of every partition. Each record names the partition it was written to
+(checked in the source by an independent client), and the run's progress
+(`numInputRowsByPartition`, summed over its epochs) counts for every topic and partition
+exactly the records written there: every record was read from its own partition.
 
 Usage: scripts/kafka.sh python tests/kafka/pattern_test.py PATH/TO/sluice
 """
@@ -72,6 +75,18 @@ def counted(lines):
     return sum(p.get("numInputRows", 0) for p in progress_lines("\n".join(lines.snapshot())))
 
 
+def read_by_partition(lines):
+    """{(topic, partition): records} summed over the run's progress lines
+    (sources[].numInputRowsByPartition)."""
+    out = {}
+    for p in progress_lines("\n".join(lines.snapshot())):
+        for source in p.get("sources", []):
+            for t, parts in source.get("numInputRowsByPartition", {}).items():
+                for part, n in parts.items():
+                    out[(t, int(part))] = out.get((t, int(part)), 0) + n
+    return out
+
+
 def assigned(log, what):
     with open(log) as f:
         return what in f.read()
@@ -90,7 +105,6 @@ def stop_and_check(c, name, proc, lines, src, topics):
     check("%s: SIGTERM: exit 0" % name, code == 0, code)
     out = read_topic(b, "out-" + name)
     got = {}
-    bad = []
     for r in out:
         v = json.loads(r.value)
         got[(v["t"], v["p"], v["n"])] = got.get((v["t"], v["p"], v["n"]), 0) + 1
@@ -106,9 +120,26 @@ def stop_and_check(c, name, proc, lines, src, topics):
         got_c = committed(b, "kafka-" + name, t, list(ends))
         check("%s: the group committed the end of every partition of %s %s" % (name, t, ends),
               got_c == ends, got_c)
-    # Records kept their partition: n was written to p of t.
-    check("%s: each record read from the partition it was written to" % name,
-          all(json.loads(r.value)["t"] in topics for r in out) and not bad)
+    # Each record was read from the partition it was written to: the source holds record n
+    # of (t, p) in partition p of t, and the run counted, per partition, exactly the
+    # records written there.
+    misplaced = []
+    for t in topics:
+        for r in read_topic(b, t):
+            v = json.loads(r.value)
+            if (v["t"], r.partition) != (t, v["p"]):
+                misplaced.append((t, r.partition, r.offset, v))
+    check("%s: the source holds every record in the partition its value names" % name,
+          not misplaced, misplaced[:5])
+    written = {}
+    for t, p, _ in src.written:
+        written[(t, p)] = written.get((t, p), 0) + 1
+    lines.thread.join(timeout=10)  # the last progress lines, up to the exit
+    read = read_by_partition(lines)
+    check("%s: the run's progress counts per partition exactly the records written there "
+          "(%d partitions)" % (name, len(written)),
+          {k: n for k, n in read.items() if n} == written,
+          "read %s, written %s" % (sorted(read.items()), sorted(written.items())))
 
 
 def main():

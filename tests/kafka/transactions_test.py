@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_support import (MULT, Abort, Cluster, Consumer, Producer,  # noqa: E402
                            TopicPartition, check, committed, create_topics, finish,
                            install_cleanup, progress_lines, read_topic, sluice, start_run,
-                           wait_for, write)
+                           write)
+from offsets import wait_committed  # noqa: E402
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-transactions-")
 install_cleanup(WORK)
@@ -242,18 +243,19 @@ def continuous_capped(c):
     path = write(os.path.join(WORK, "cont.json"), json.dumps(text))
     proc, lines = start_run([path], os.path.join(WORK, "cont.log"))
     ends = lambda: lso(b, "read_uncommitted", topic, 2)
-    at = lambda: committed(b, group, topic, [0, 1])
+    at = lambda want: wait_committed(b, group, topic, [0, 1], want, 60)
+    ok, got = at({0: 10, 1: 10})
     check("continuous capped: partition 0 is handled up to its last stable offset 10 and "
-          "partition 1 to its end, while the transaction is open",
-          wait_for(lambda: at() == {0: 10, 1: 10}, 60), at())
+          "partition 1 to its end, while the transaction is open", ok, got)
     put(1, 12)
+    ok, got = at({0: 10, 1: 22})
     check("continuous capped: records written to partition 1 meanwhile are read and "
-          "committed in later epochs (not held by the open transaction)",
-          wait_for(lambda: at() == {0: 10, 1: 22}, 60), at())
+          "committed in later epochs (not held by the open transaction)", ok, got)
     hang.commit_transaction(30)
     end = ends()
+    ok, got = at(end)
     check("continuous capped: once the transaction commits, partition 0 goes on to its end "
-          "%d (past the marker)" % end[0], wait_for(lambda: at() == end, 60), (at(), end))
+          "%d (past the marker)" % end[0], ok, (got, end))
     proc.send_signal(signal.SIGTERM)
     check("continuous capped: SIGTERM: exit 0", proc.wait(timeout=60 * MULT) == 0)
     out = ids(read_topic(b, "out-cont"))
