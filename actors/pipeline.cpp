@@ -60,9 +60,15 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   /// What this member holds after an assignment or revocation: with the cooperative
   /// protocol an assignment only adds (often nothing) and a revocation only removes.
+  /// At most the first 20 partitions, and how many more: a member of a
+  /// pattern over many topics may hold thousands.
   void log_held() const {
+    constexpr std::size_t shown = 20;
     std::string list;
-    for (auto& tp : held) list += (list.empty() ? "" : ", ") + tp.str();
+    std::size_t n = 0;
+    for (auto& tp : held)
+      if (n++ < shown) list += (list.empty() ? "" : ", ") + tp.str();
+    if (n > shown) list += ", ... " + std::to_string(n - shown) + " more";
     spdlog::info("holding: {}", list.empty() ? "(none)" : list);
   }
 
@@ -397,20 +403,21 @@ run_summary pipeline::run_until_stopped() {
     };
     // A cluster that cannot be reached fails the run with the cause the
     // client saw (a refused password, a certificate), as a later wait would.
+    // The consumer is not polled yet: its cause() serves the errors queued.
     auto identity = [&](rd_kafka_s* client, const std::string& bootstrap,
-                        const kafka::cluster_health& health) {
+                        const std::function<std::string()>& cause_of) {
       try {
         return dedup::cluster_identity(client, bootstrap, cfg.runtime.broker_timeout,
                                        stopped);
       } catch (const fatal_error& e) {
-        if (auto cause = health.cause(); !cause.empty())
+        if (auto cause = cause_of(); !cause.empty())
           throw fatal_error(std::string(e.what()) + ": " + cause);
         throw;
       }
     };
     dedup::state_owner owner;
     auto cluster = identity(im.consumer->handle(), cfg.source.bootstrap_servers,
-                            im.consumer->health());
+                            [&] { return im.consumer->cause(); });
     if (!cluster) return out;
     owner.cluster = *cluster;
     owner.pipeline = cfg.name;
@@ -419,7 +426,7 @@ run_summary pipeline::run_until_stopped() {
     owner.changelog = cfg.dedup->changelog;
     if (!owner.changelog.empty()) {
       auto sink = identity(im.producer->handle(), cfg.sink.bootstrap_servers,
-                           im.producer->health());
+                           [&] { return im.producer->health().cause(); });
       if (!sink) return out;
       owner.changelog_cluster = *sink;
     }

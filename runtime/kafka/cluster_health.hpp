@@ -23,7 +23,17 @@ public:
     down_since_.compare_exchange_strong(none, clock::now().time_since_epoch().count());
   }
 
-  void mark_up() { down_since_.store(clock::time_point{}.time_since_epoch().count()); }
+  /// The cluster answered: what brokers failed with before is history. Kept,
+  /// a "Connection refused" from a broker restarted long ago would be named
+  /// as the cause of a later, unrelated failure. Called for every delivered
+  /// message: without a noted error it costs one relaxed load.
+  void mark_up() {
+    down_since_.store(clock::time_point{}.time_since_epoch().count());
+    if (!has_cause_.load(std::memory_order_relaxed) || !has_cause_.exchange(false)) return;
+    std::lock_guard<std::mutex> guard{mutex_};
+    broker_error_.clear();
+    certificate_error_.clear();
+  }
 
   bool down() const { return down_since_.load() != 0; }
 
@@ -36,10 +46,12 @@ public:
   }
 
   /// A broker's own failure (a refused password, a certificate that does not
-  /// verify, a refused connection): the cause behind "all brokers are down".
+  /// verify, a refused connection): the cause behind "all brokers are down",
+  /// held until the cluster answers again (mark_up).
   void note_broker_error(const std::string& why) {
     std::lock_guard<std::mutex> guard{mutex_};
     broker_error_ = why;
+    has_cause_.store(true);
   }
 
   /// Why a certificate was refused, from the verify callback (it comes
@@ -47,6 +59,7 @@ public:
   void note_certificate_error(const std::string& why) {
     std::lock_guard<std::mutex> guard{mutex_};
     certificate_error_ = why;
+    has_cause_.store(true);
   }
 
   /// The last error, with the broker failure and certificate verdict that
@@ -73,6 +86,7 @@ public:
 
 private:
   std::atomic<clock::rep> down_since_{0};
+  std::atomic<bool> has_cause_{false}; ///< a broker or certificate error is held
   mutable std::mutex mutex_;
   std::string last_error_;
   std::string broker_error_;

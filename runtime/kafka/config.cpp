@@ -3,6 +3,7 @@
 #include "runtime/errors.hpp"
 
 #include <librdkafka/rdkafka.h>
+#include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
 
 #include <cctype>
@@ -75,28 +76,27 @@ void check_properties(std::map<std::string, std::string> props, client_kind kind
 }
 
 std::string describe_certificate_error(int x509_error, int depth, const char* broker) {
-  // OpenSSL's codes (openssl/x509_vfy.h), without linking OpenSSL for them.
   std::string host = broker ? broker : "the broker";
   std::string what;
   switch (x509_error) {
-  case 62: // X509_V_ERR_HOSTNAME_MISMATCH
-  case 64: // X509_V_ERR_IP_ADDRESS_MISMATCH
+  case X509_V_ERR_HOSTNAME_MISMATCH:
+  case X509_V_ERR_IP_ADDRESS_MISMATCH:
     what = "hostname mismatch: the broker certificate does not name " + host +
            " (connect by a name in its subjectAltName)";
     break;
-  case 2:  // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
-  case 18: // X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
-  case 19: // X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
-  case 20: // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-  case 21: // X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+  case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+  case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+  case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
     what = "untrusted certificate: the certificate of " + host +
            " is not signed by a CA in ssl.ca.location (X509 error " +
            std::to_string(x509_error) + ")";
     break;
-  case 9: // X509_V_ERR_CERT_NOT_YET_VALID
+  case X509_V_ERR_CERT_NOT_YET_VALID:
     what = "the certificate of " + host + " is not valid yet";
     break;
-  case 10: // X509_V_ERR_CERT_HAS_EXPIRED
+  case X509_V_ERR_CERT_HAS_EXPIRED:
     what = "the certificate of " + host + " has expired";
     break;
   default:
@@ -107,14 +107,24 @@ std::string describe_certificate_error(int x509_error, int depth, const char* br
 }
 
 std::string denial(int err, const std::string& operation, const std::string& resource) {
-  switch (static_cast<rd_kafka_resp_err_t>(err)) {
+  auto code = static_cast<rd_kafka_resp_err_t>(err);
+  auto why = std::string(" is denied by the cluster's ACLs (") + rd_kafka_err2str(code) + ")";
+  switch (code) {
   case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
   case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    return "not authorized: " + operation + " on " + resource + why;
+  // Not about the resource at hand but the client: an idempotent producer
+  // (Sluice's default) asks for a producer id, which brokers before Kafka 2.8
+  // grant only with IdempotentWrite on the cluster; a transactional one needs
+  // Write on its transactional id.
   case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    if (operation == "Write")
+      return "not authorized: IdempotentWrite on the cluster" + why +
+             " (the idempotent producer needs it to write to " + resource + ")";
+    return "not authorized: an operation on the cluster" + why + " (needed for " +
+           operation + " on " + resource + ")";
   case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-    return "not authorized: " + operation + " on " + resource +
-           " is denied by the cluster's ACLs (" +
-           rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)) + ")";
+    return "not authorized: Write on the transactional id (kafka.transactional.id)" + why;
   default:
     return "";
   }

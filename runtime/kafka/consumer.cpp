@@ -67,13 +67,32 @@ bool is_rebalancing(rd_kafka_resp_err_t err) {
 }
 
 /// A group or topic the cluster's ACLs deny this consumer, as a fatal error's
-/// text; "" for other errors.
-std::string consumer_denial(int err, const std::string& group, const char* topic) {
+/// text; "" for other errors. `topic` names the topic (a resource such as
+/// "topic `orders`"); without it, librdkafka's `reason`, which does, is added.
+std::string consumer_denial(int err, const std::string& group, const std::string& topic,
+                            const char* reason = nullptr) {
+  std::string out;
   if (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
-    return denial(err, "Read", "group `" + group + "`");
-  if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
-    return denial(err, "Read", std::string("topic `") + (topic ? topic : "?") + "`");
-  return "";
+    out = denial(err, "Read", "group `" + group + "`");
+  else if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+    out = denial(err, "Read", topic.empty() ? std::string("a topic") : topic);
+  if (!out.empty() && reason && *reason) out += ": " + std::string(reason);
+  return out;
+}
+
+/// "topic `a`", or "one of the topics `a`, `b`": the topics of a commit whose
+/// error does not say which one it is about.
+std::string topics_of(const tp_list* l) {
+  std::vector<std::string> names;
+  for (int i = 0; l && i < l->cnt; ++i)
+    if (std::find(names.begin(), names.end(), l->elems[i].topic) == names.end())
+      names.emplace_back(l->elems[i].topic);
+  if (names.empty()) return "";
+  if (names.size() == 1) return "topic `" + names.front() + "`";
+  std::string out = "one of the topics ";
+  for (std::size_t i = 0; i < names.size(); ++i)
+    out += (i ? ", `" : "`") + names[i] + "`";
+  return out;
 }
 
 commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l,
@@ -81,7 +100,7 @@ commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l,
   commit_outcome out;
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     // An offset commit needs Read on the group and on each topic.
-    auto why = consumer_denial(err, group, l && l->cnt > 0 ? l->elems[0].topic : nullptr);
+    auto why = consumer_denial(err, group, topics_of(l));
     out.denied = !why.empty();
     out.error = out.denied ? why : rd_kafka_err2str(err);
     out.rebalancing = is_rebalancing(err);
@@ -257,7 +276,7 @@ group_consumer::group_consumer(const source_options& opts,
         else if (code != RD_KAFKA_RESP_ERR__FATAL)
           self->health_.note_broker_error(reason);
         spdlog::warn("Kafka consumer: {}", reason);
-        auto denied = consumer_denial(code, self->opts_.group_id, nullptr);
+        auto denied = consumer_denial(code, self->opts_.group_id, "", reason);
         if ((code == RD_KAFKA_RESP_ERR__FATAL || !denied.empty()) && self->listener_)
           self->listener_->on_error(denied.empty() ? reason : denied, true);
       });
@@ -340,8 +359,12 @@ void group_consumer::start(rebalance_listener& listener) {
             m->err == RD_KAFKA_RESP_ERR__RESOLVE)
           health_.mark_down(rd_kafka_message_errstr(m));
         // ACLs do not change by waiting: a denied group or topic ends the run.
-        auto denied = consumer_denial(m->err, opts_.group_id,
-                                      m->rkt ? rd_kafka_topic_name(m->rkt) : nullptr);
+        auto denied =
+            m->rkt ? consumer_denial(m->err, opts_.group_id,
+                                     "topic `" +
+                                         std::string(rd_kafka_topic_name(m->rkt)) + "`")
+                   : consumer_denial(m->err, opts_.group_id, "",
+                                     rd_kafka_message_errstr(m));
         bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || !denied.empty();
         listener_->on_error(denied.empty() ? rd_kafka_message_errstr(m) : denied, fatal);
       } else {
@@ -357,7 +380,7 @@ void group_consumer::start(rebalance_listener& listener) {
   });
 }
 
-std::string group_consumer::cause_suffix() {
+std::string group_consumer::cause() {
   // Before start() nobody polls: the errors librdkafka queued (a refused
   // password, a certificate) are served here, through the error callback.
   if (!poller_.joinable())
@@ -366,8 +389,12 @@ std::string group_consumer::cause_suffix() {
         health_.note_broker_error(rd_kafka_message_errstr(m));
       rd_kafka_message_destroy(m);
     }
-  auto cause = health_.cause();
-  return cause.empty() ? "" : " (" + cause + ")";
+  return health_.cause();
+}
+
+std::string group_consumer::cause_suffix() {
+  auto why = cause();
+  return why.empty() ? "" : " (" + why + ")";
 }
 
 void group_consumer::probe_cluster() {

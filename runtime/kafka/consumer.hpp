@@ -196,6 +196,12 @@ public:
   /// Whether the source cluster is reachable, as the poll thread last saw it.
   const cluster_health& health() const noexcept { return health_; }
 
+  /// The broker failure and certificate verdict behind a failed request (a
+  /// refused password, an untrusted certificate), "" when none was seen.
+  /// Before start() it serves the errors librdkafka queued meanwhile: call it
+  /// from the thread that owns the consumer then.
+  std::string cause();
+
   /// Stops the poll thread and leaves the group (revoking through the
   /// listener), waiting at most `timeout` for the group to answer.
   void close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
