@@ -9,7 +9,8 @@ now, PEM, hostname verification on in every client) and on 3.9.1 for SCRAM (libr
   every record; an independent client (the venv's confluent-kafka) reads them back through
   the same listener: outputs and DLQ counts exact, the group committed the end offsets;
 - a wrong password, an unknown user, a wrong SCRAM password, an untrusted CA, a hostname
-  mismatch, and a wrong password on the sink only (also with a continuous trigger): `sluice
+  mismatch, a wrong password on the sink only (also with a continuous trigger), and a
+  wrong password and an untrusted CA with dedup on (its changelog's own client): `sluice
   run` and `sluice plan` exit exactly 1 (not a signal: no crash), within runtime.brokerTimeout
   (10 s) and a margin of 6 s (times SLUICE_TEST_TIMEOUT_MULTIPLIER) from sluice's first log
   line, with a last line that names the cause;
@@ -111,12 +112,12 @@ def produce_source(c):
 
 
 def pipeline(name, source_bootstrap, source_conf, sink_bootstrap=None, sink_conf=None,
-             trigger='"trigger": {"availableNow": true}'):
+             trigger='"trigger": {"availableNow": true}', extra=""):
     outputs, dlq = outputs_named("-" + name), DLQ + "-" + name
     text = pipeline_text(name, source_bootstrap, "sec-" + name, trigger=trigger,
                          source_extra=kafka_props(source_conf),
                          sink_extra=kafka_props(sink_conf or source_conf),
-                         extra=RUNTIME, schema=False, outputs=outputs, dlq=dlq)
+                         extra=RUNTIME + extra, schema=False, outputs=outputs, dlq=dlq)
     if sink_bootstrap and sink_bootstrap != source_bootstrap:
         text = text.replace('"kafka.bootstrap.servers": "%s", "kafka.acks"' % source_bootstrap,
                             '"kafka.bootstrap.servers": "%s", "kafka.acks"' % sink_bootstrap)
@@ -152,11 +153,11 @@ def works(c, name, bootstrap, conf, expected):
 
 
 def fails(c, name, source_bootstrap, conf, cause, sink_bootstrap=None, sink_conf=None,
-          trigger='"trigger": {"availableNow": true}', plan=True):
+          trigger='"trigger": {"availableNow": true}', plan=True, extra=""):
     """`sluice run` (and `sluice plan`) exit 1 in time, naming `cause` (a list of texts
     that must all be in the last error line), writing no secret anywhere."""
     path, outputs, dlq = pipeline(name, source_bootstrap, conf, sink_bootstrap, sink_conf,
-                                  trigger)
+                                  trigger, extra)
     for command in (["run"], ["plan"]) if plan else (["run"],):
         what = "%s: sluice %s" % (name, command[0])
         r = TimedFromFirstLine(command + [path], cwd=WORK)
@@ -224,6 +225,18 @@ def main_4x(certs):
         fails(c, "continuous-sink-wrong-password", sasl, good, ["sink"] + auth_failed,
               sink_conf=bad, trigger='"trigger": {"processingTime": "1 second"}',
               plan=False)
+        # With dedup, the changelog's own client (metadata, CreateTopics, DescribeConfigs)
+        # is the first to meet the refusal: it names the cause too ("Local: Timed out"
+        # alone before).
+        def dedup(name):
+            return ('"dedup": {"key": ["order_id"], "within": "1 hour", "stateDir": "%s"},'
+                    % os.path.join(WORK, "state-" + name))
+        fails(c, "dedup-wrong-password", sasl, bad, ["dedup changelog"] + auth_failed,
+              plan=False, extra=dedup("dedup-wrong-password"))
+        fails(c, "dedup-untrusted-ca", tls, client_conf("SSL", ca=certs["other_ca"]),
+              ["dedup changelog", "untrusted certificate",
+               "not signed by a CA in ssl.ca.location"],
+              plan=False, extra=dedup("dedup-untrusted-ca"))
 
 
 def main_scram():
