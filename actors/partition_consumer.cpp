@@ -276,7 +276,14 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         st.end_of_log = -1;
     }
     if (polled.error) spdlog::warn("{}: {}", st.tp.str(), *polled.error);
-    if (polled.denied) throw fatal_error(st.tp.str() + ": " + *polled.denied);
+    if (polled.denied) {
+      // ACLs do not change by retrying: the run ends, as on data loss, rather
+      // than the chain being restarted up to runtime.restartBudget times.
+      ctx->on_fatal(st.tp.str() + ": " + *polled.denied);
+      st.finished = true;
+      ctx->consumer.pause(st.tp);
+      return;
+    }
     // Records before the read position are re-deliveries of issued offsets;
     // records at or past the end offset belong to a later run.
     auto first_new = std::find_if(recs.begin(), recs.end(), [&](const record& r) {

@@ -186,8 +186,9 @@ kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
 
 /// Writes outputs and DLQ records; acknowledges each batch to `consumer`
 /// once every record of it is delivered. A record the broker refuses for
-/// good (too large, invalid) goes to the DLQ with the broker's reason; any
-/// other delivery failure fails the chain (it is restarted).
+/// good (too large, invalid) goes to the DLQ with the broker's reason; a
+/// write the ACLs deny fails the run; any other delivery failure fails the
+/// chain (it is restarted).
 caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx,
                          caf::actor consumer, std::uint32_t generation,
                          std::shared_ptr<chain_deliveries> deliveries,
@@ -232,12 +233,18 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         st.group = new kafka::delivery_group([=](const kafka::delivery_group& g) {
           // Runs on the producer's poll thread.
           auto& failures = g.failures();
+          auto denied = std::find_if(failures.begin(), failures.end(),
+                                     [](auto& f) { return f.denied; });
           if (g.abandoned()) {
             // The chain died: nothing to acknowledge.
           } else if (failures.empty()) {
             if (changes_delivered) // how far the changelog holds this partition
               run_metrics::raise(*changes_delivered, g.highest_tracked_offset());
             caf::anon_send(consumer, ack_atom::value, *outcome);
+          } else if (denied != failures.end()) {
+            // ACLs do not change by retrying: the run ends now (the batch is
+            // never acknowledged), not after the chain's restarts.
+            ctx->on_fatal("delivery to Kafka failed: " + denied->reason);
           } else if (auto strong = me.lock()) {
             bool permanent = std::all_of(failures.begin(), failures.end(),
                                          [](auto& f) { return f.permanent; });

@@ -32,6 +32,7 @@ void delivery_group::report(void* opaque, const void* message) {
     f.index = s->index;
     f.topic = rd_kafka_topic_name(m->rkt);
     f.reason = denial(m->err, "Write", "topic `" + f.topic + "`");
+    f.denied = !f.reason.empty();
     if (f.reason.empty()) f.reason = rd_kafka_err2str(m->err);
     f.permanent = is_permanent_record_error(m->err);
     if (m->key) f.key.emplace(static_cast<const char*>(m->key), m->key_len);

@@ -35,6 +35,9 @@ struct delivery_failure {
   /// Retrying cannot help: the broker refuses this record for good (too
   /// large, invalid). Anything else (timeouts, a broker down) is transient.
   bool permanent = false;
+  /// The cluster's ACLs refused it (`reason` names the topic and the
+  /// operation): no retry and no other record can succeed either.
+  bool denied = false;
 };
 
 /// Counts the delivery reports of a group of messages (one batch) and calls
