@@ -371,6 +371,26 @@ bool producer_only(std::string_view name) {
   return names.contains(name);
 }
 
+/// SASL credentials are used only with a SASL security.protocol: with the
+/// default (PLAINTEXT) librdkafka ignores them, and the broker then drops the
+/// connection ("Broken pipe") without saying why.
+void check_sasl_protocol(const std::map<std::string, std::string>& kafka,
+                         const std::string& section) {
+  bool credentials = kafka.contains("sasl.username") || kafka.contains("sasl.password") ||
+                     kafka.contains("sasl.mechanism") || kafka.contains("sasl.mechanisms");
+  if (!credentials) return;
+  auto protocol = kafka.find("security.protocol");
+  std::string value = protocol == kafka.end() ? "plaintext" : protocol->second;
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (value != "sasl_plaintext" && value != "sasl_ssl")
+    throw config_error(section + ".kafka.security.protocol",
+                       "SASL credentials are set, so expected SASL_SSL or SASL_PLAINTEXT (" +
+                           (protocol == kafka.end() ? std::string("not set: PLAINTEXT")
+                                                    : "`" + protocol->second + "`") +
+                           " would not use them)");
+}
+
 /// Maps a JAAS line pasted from a Java client to librdkafka's SASL properties.
 void translate_jaas(std::map<std::string, std::string>& kafka,
                     const std::string& option) {
@@ -378,6 +398,10 @@ void translate_jaas(std::map<std::string, std::string>& kafka,
   if (it == kafka.end()) return;
   std::string jaas = it->second;
   kafka.erase(it);
+  for (const char* own : {"sasl.username", "sasl.password"})
+    if (kafka.contains(own))
+      throw config_error(option, std::string("given together with kafka.") + own +
+                                     ": set the credentials one way, not both");
   bool plain = jaas.find("PlainLoginModule") != std::string::npos;
   bool scram = jaas.find("ScramLoginModule") != std::string::npos;
   if (!plain && !scram)
@@ -433,6 +457,7 @@ kafka_properties(const json::object& obj, const std::string& section, bool consu
     out[name] = as_property(v, option);
   }
   translate_jaas(out, section + ".kafka.sasl.jaas.config");
+  check_sasl_protocol(out, section);
   if (!consumer) {
     // The guarantee rests on these: outputs acknowledged by every in-sync
     // replica, in order, before their inputs are committed.

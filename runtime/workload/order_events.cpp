@@ -118,6 +118,9 @@ produced produce_orders(const std::string& bootstrap, const std::string& topic,
                         double duplicate_fraction) {
   props["bootstrap.servers"] = bootstrap;
   props.try_emplace("linger.ms", "20");
+  // A generator that cannot reach its cluster says so within 30 s, not after
+  // librdkafka's default 5 minutes.
+  props.try_emplace("message.timeout.ms", "30000");
   kafka::producer out(std::move(props), "produce");
   order_generator gen(seed, malformed_fraction, 5000, duplicate_fraction);
   std::atomic<bool> done{false};
@@ -151,8 +154,11 @@ produced produce_orders(const std::string& bootstrap, const std::string& topic,
   out.flush(std::chrono::minutes(5));
   while (!done.load())
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (!failure.empty())
-    throw fatal_error("delivery to `" + topic + "` failed: " + failure);
+  if (!failure.empty()) {
+    auto cause = out.health().last_error();
+    throw fatal_error("delivery to `" + topic + "` at " + bootstrap + " failed: " + failure +
+                      (cause.empty() ? "" : " (" + cause + ")"));
+  }
   return out_count;
 }
 

@@ -198,7 +198,7 @@ try:
           r.returncode == 2 and "option `source.startingOffsets`" in r.stderr
           and "earliest, latest or JSON" in r.stderr, r.stderr)
     r = run(["run", pipeline, "--set", "sink.kafka.sasl.password=hunter2",
-             "--set", "sink.kafka.no.such=1"])
+             "--set", "sink.kafka.security.protocol=SASL_SSL", "--set", "sink.kafka.no.such=1"])
     check("an unknown librdkafka property fails at start, secrets unprinted",
           r.returncode == 2 and "`sink.kafka.no.such`" in r.stderr and "hunter2" not in r.stderr,
           r.stderr)

@@ -251,7 +251,8 @@ BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
   BOOST_TEST(e.find("startingOffsets") != std::string::npos, e);
 
   auto cfg = parse_pipeline_config(
-      minimal, {"source.kafka.sasl.jaas.config=org.apache.kafka.common.security.plain."
+      minimal, {"source.kafka.security.protocol=SASL_SSL",
+                "source.kafka.sasl.jaas.config=org.apache.kafka.common.security.plain."
                 "PlainLoginModule required username=\"alice\" password=\"s3cret\";"});
   BOOST_TEST(cfg.source.kafka.at("sasl.username") == "alice");
   BOOST_TEST(cfg.source.kafka.at("sasl.password") == "s3cret");
@@ -262,6 +263,31 @@ BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
                          "Krb5LoginModule required password=\"topsecret\";"});
   BOOST_TEST(e.find("`source.kafka.sasl.jaas.config`") != std::string::npos, e);
   BOOST_TEST(e.find("topsecret") == std::string::npos, "a secret leaked into: " + e);
+}
+
+BOOST_AUTO_TEST_CASE(sasl_credentials_need_a_sasl_protocol_and_one_source) {
+  const std::string jaas = "source.kafka.sasl.jaas.config=org.apache.kafka.common.security."
+                           "plain.PlainLoginModule required username=\"alice\" "
+                           "password=\"s3cret\";";
+  // Without a SASL protocol librdkafka ignores the credentials and the broker drops the
+  // connection without a reason: refused at start instead.
+  auto e = error_of(minimal, {jaas});
+  BOOST_TEST(e.find("`source.kafka.security.protocol`") != std::string::npos, e);
+  BOOST_TEST(e.find("SASL_SSL or SASL_PLAINTEXT") != std::string::npos, e);
+  BOOST_TEST(e.find("s3cret") == std::string::npos, "a secret leaked into: " + e);
+  e = error_of(minimal, {"sink.kafka.sasl.username=bob", "sink.kafka.sasl.password=pw",
+                         "sink.kafka.security.protocol=ssl"});
+  BOOST_TEST(e.find("`sink.kafka.security.protocol`") != std::string::npos, e);
+  BOOST_TEST(e.find("`ssl`") != std::string::npos, e);
+  // A JAAS line and properties would disagree on who connects.
+  e = error_of(minimal,
+               {jaas, "source.kafka.security.protocol=sasl_plaintext",
+                "source.kafka.sasl.username=bob"});
+  BOOST_TEST(e.find("`source.kafka.sasl.jaas.config`") != std::string::npos, e);
+  BOOST_TEST(e.find("kafka.sasl.username") != std::string::npos, e);
+  auto cfg = parse_pipeline_config(
+      minimal, {jaas, "source.kafka.security.protocol=sasl_plaintext"});
+  BOOST_TEST(cfg.source.kafka.at("sasl.username") == "alice");
 }
 
 BOOST_AUTO_TEST_CASE(json_syntax_errors_give_line_and_column) {
@@ -740,8 +766,9 @@ BOOST_AUTO_TEST_CASE(values_are_echoed_as_written) {
   BOOST_TEST(cfg.sink.kafka.at("batch.size") == "16384");
   // On the command line, client properties, names and topics stay as typed.
   cfg = parse_pipeline_config(
-      minimal, {"sink.kafka.sasl.password=1e5", "sink.kafka.batch.size=16384.0",
-                "source.kafka.group.id=42", "route.topic=2024", "name=007"});
+      minimal, {"sink.kafka.sasl.password=1e5", "sink.kafka.security.protocol=SASL_SSL",
+                "sink.kafka.batch.size=16384.0", "source.kafka.group.id=42",
+                "route.topic=2024", "name=007"});
   BOOST_TEST(cfg.sink.kafka.at("sasl.password") == "1e5");
   BOOST_TEST(cfg.sink.kafka.at("batch.size") == "16384.0");
   BOOST_TEST(cfg.source.group_id == "42");
