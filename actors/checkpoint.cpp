@@ -232,8 +232,11 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     st.state_updated_at_epoch_start = state_updated;
     st.state_removed_at_epoch_start = state_removed;
     // Idle heartbeats start with the first assignment, so that the epoch
-    // numbering can first continue from the commit metadata.
-    if (!force && !active && (!st.assigned || now - st.last_report_ms < idle_report_ms))
+    // numbering can first continue from the commit metadata; but a cluster
+    // that cannot be reached (so never assigns) is reported at their pace.
+    bool unreachable = p.message.starts_with("cannot reach");
+    if (!force && !active &&
+        ((!st.assigned && !unreachable) || now - st.last_report_ms < idle_report_ms))
       return std::nullopt;
     st.limits_reported = true;
     st.last_report_ms = now;
