@@ -46,7 +46,7 @@ sys.exit(confluent_kafka.version()[0] != '$confluent_kafka_version')" 2>/dev/nul
 }
 
 cmd="${1:-}"
-[ -n "$cmd" ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ -n "$cmd" ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 shift
 case "$cmd" in
   fetch)
@@ -80,5 +80,5 @@ case "$cmd" in
     SLUICE_KAFKA_CACHE="$cache" PYTHONPATH="$here/kafka${PYTHONPATH:+:$PYTHONPATH}" \
       exec "$venv/bin/python" "$@"
     ;;
-  *) echo "kafka: unknown command '$cmd'" >&2; sed -n '2,14p' "$0" >&2; exit 2 ;;
+  *) echo "kafka: unknown command '$cmd'" >&2; sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac
