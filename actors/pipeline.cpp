@@ -109,8 +109,18 @@ struct pipeline::impl : kafka::rebalance_listener {
     self->request(supervisor_actor, actor_timeout, assign_atom::value, assignment(parts))
         .receive([](bool) {},
                  [&](caf::error& err) {
+                   // An assignment that lands while the run stops (its actors are
+                   // gone): nothing of it was read, and closing the consumer
+                   // revokes it.
+                   if (err == caf::sec::request_receiver_down && ending()) return;
                    fail("cannot start partition chains: " + system->render(err));
                  });
+  }
+
+  /// A stop was asked for, the run is complete or failed: its actors may be gone.
+  bool ending() {
+    std::lock_guard<std::mutex> guard{mutex};
+    return stop_requested || complete || fatal.has_value();
   }
 
   void on_revoked(const std::vector<kafka::topic_partition>& parts, bool lost) override {

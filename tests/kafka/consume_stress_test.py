@@ -108,11 +108,17 @@ def main():
             logs.append(log)
 
         def stop(i, sig):
-            p = members.pop(i)[0]
+            p, _, log = members.pop(i)
             p.send_signal(sig)
             code = p.wait(timeout=60 * MULT)
             if sig == signal.SIGTERM:
                 exits.append((i, code))
+                if code != 0:  # why, for the report
+                    with open(log, errors="replace") as f:
+                        tail = [l for l in f.read().splitlines()
+                                if "rdkafka" not in l and "Kafka consumer:" not in l][-6:]
+                    print("m%d exited %s on SIGTERM: %s" % (i, code, " | ".join(tail)),
+                          flush=True)
 
         def working(i):
             """(partitions, records handled since) when member i's last `holding:` line
