@@ -199,6 +199,31 @@ def read_all(bootstrap, topic):
     raise RuntimeError("reading %s aborted three times" % topic)
 
 
+# -- judging records independently -------------------------------------------------------
+def is_valid_order(value, typed=True):
+    """The pipeline's parse section, judged independently: is this source value valid?
+    typed: the pipeline has the order schema (without it, field types are not checked)."""
+    if not value:
+        return False
+    try:
+        v = json.loads(value.decode("utf-8"))
+    except ValueError:
+        return False
+    if not isinstance(v, dict):
+        return False
+    if any(v.get(f) is None for f in ["order_id", "customer_id", "quantity", "price",
+                                      "priority"]):
+        return False
+    types = {"order_id": str, "customer_id": str, "product_id": str, "order_time": str,
+             "priority": str, "price": (int, float), "quantity": int}
+    for f, t in types.items():
+        if not typed:
+            break
+        if v.get(f) is not None and (not isinstance(v[f], t) or isinstance(v[f], bool)):
+            return False
+    return isinstance(v["priority"], str) and v["priority"] in ("high", "medium", "low")
+
+
 # -- the pipeline -----------------------------------------------------------------------
 SCHEMA = """{"order_id": "string", "customer_id": "string", "quantity": "int",
                        "price": "double", "order_time": "timestamp", "priority": "string"}"""

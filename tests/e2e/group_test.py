@@ -29,8 +29,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import (MULT, SCHEMA_WITH_PRODUCT, Abort, check, finish, install_cleanup,
-                         procs, read_all, reap, start, start_broker, start_run, stop_broker,
-                         topic_partitions, wait_for, write_pipeline)
+                         is_valid_order, procs, read_all, reap, start, start_broker,
+                         start_run, stop_broker, topic_partitions, wait_for, write_pipeline)
 
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-group-")
 # A cluster given from outside (the real-Kafka tier) instead of `sluice broker`.
@@ -82,27 +82,6 @@ class Seen:
 
     def close(self):
         self.c.close()
-
-
-def is_valid(value):
-    """The pipeline's parse section, judged independently: is this source value valid?"""
-    if not value:
-        return False
-    try:
-        v = json.loads(value.decode("utf-8"))
-    except ValueError:       # covers UnicodeDecodeError and JSONDecodeError
-        return False
-    if not isinstance(v, dict):
-        return False
-    if any(v.get(f) is None for f in ["order_id", "customer_id", "quantity", "price",
-                                      "priority"]):
-        return False
-    types = {"order_id": str, "customer_id": str, "product_id": str, "order_time": str,
-             "priority": str, "price": (int, float), "quantity": int}
-    for f, t in types.items():
-        if v.get(f) is not None and (not isinstance(v[f], t) or isinstance(v[f], bool)):
-            return False
-    return v["priority"] in ("high", "medium", "low")  # no route default: others are DLQ'd
 
 
 # -- logs of one `sluice run` ---------------------------------------------------------
@@ -287,7 +266,7 @@ try:
     source = read_all(bootstrap, "orders")
     valid_seqs, malformed_seqs = set(), set()
     for m in source:
-        (valid_seqs if is_valid(m.value()) else malformed_seqs).add(sequence_of(m))
+        (valid_seqs if is_valid_order(m.value()) else malformed_seqs).add(sequence_of(m))
     check("the source holds every event once; produce's malformed count matches",
           len(source) == COUNT and valid_seqs | malformed_seqs == set(range(COUNT))
           and len(malformed_seqs) == malformed,

@@ -18,17 +18,16 @@ Usage: scripts/kafka.sh python tests/kafka/acl_test.py PATH/TO/sluice
 import os
 import sys
 import tempfile
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from confluent_kafka.admin import (AclBinding, AclBindingFilter,  # noqa: E402
                                    AclOperation, AclPermissionType, ResourcePatternType,
                                    ResourceType)
 
-from kafka_support import (DLQ, MULT, Abort, Cluster, check, committed,  # noqa: E402
-                           create_topics, end_offsets, finish, install_cleanup,
-                           is_valid_order, outputs_named, pipeline_text, progress_lines,
-                           read_topic, sluice, wait_for, write)
+from kafka_support import (Abort, check, Cluster, committed, create_topics, DLQ,  # noqa: E402
+                           end_offsets, install_cleanup, is_valid_order, MULT,
+                           outputs_named, pipeline_text, read_topic, run_test, sluice,
+                           wait_for, write)
 from security_support import (Timed, client_conf, jaas, kafka_props, leaked,  # noqa: E402
                               record_bytes)
 
@@ -174,11 +173,4 @@ def main():
              extra='"dedup": {"key": ["order_id"], "within": "1 hour"},')
 
 
-try:
-    main()
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+run_test(main)

@@ -20,13 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_support import (DLQ, MULT, OUTPUTS, Abort, Cluster, check, committed,  # noqa: E402
-                           create_topics, end_offsets, finish, install_cleanup,
+                           create_topics, end_offsets, install_cleanup,
                            is_valid_order, pipeline_text, progress_lines, read_topic, reap,
-                           sluice, start, start_run, wait_for, write)
+                           run_test, sluice, start, start_run, wait_for, write)
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-faults-")
 install_cleanup(WORK)
@@ -201,7 +200,7 @@ def cluster_down(c):
     check("valid events went to outputs", len(valid) > count * 0.9, len(valid))
 
 
-try:
+def main():
     with Cluster(os.path.join(WORK, "cluster"), nodes=3) as c:
         config = {"min.insync.replicas": "2"}
         create_topics(c.admin(), {"orders": 4}, replication=3, config=config)
@@ -210,9 +209,6 @@ try:
         create_topics(c.admin(), {DLQ: 2}, replication=3, config=config)
         leaders_killed(c)
         cluster_down(c)
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+
+
+run_test(main)

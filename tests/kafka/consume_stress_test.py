@@ -33,13 +33,11 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_support import (DLQ, MULT, OUTPUTS, Abort, Cluster, check,  # noqa: E402
-                           create_topics, end_offsets, finish, install_cleanup,
-                           is_valid_order, pipeline_text, progress_lines, read_topic, start,
-                           start_run, write)
+from kafka_support import (Abort, check, Cluster, create_topics, DLQ, end_offsets,  # noqa: E402
+                           install_cleanup, is_valid_order, MULT, OUTPUTS, pipeline_text,
+                           progress_lines, read_topic, run_test, start, start_run, write)
 from offsets import wait_committed  # noqa: E402
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-consume-stress-")
@@ -222,11 +220,4 @@ def main():
               % (sum(1 for n_ in seen.values() if n_ > 1), dups, COUNT), flush=True)
 
 
-try:
-    main()
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+run_test(main)

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -21,7 +22,8 @@ from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions,  
 import cluster as kafka_cluster  # noqa: E402,F401
 from cluster import Cluster  # noqa: E402,F401
 from e2e_support import (MULT, SLUICE, Abort, check, die_with_parent,  # noqa: E402,F401
-                         finish, install_cleanup, procs, reap, start, start_run, wait_for)
+                         finish, install_cleanup, is_valid_order, procs, reap, start,
+                         start_run, wait_for)
 
 ORDER_SCHEMA = """{"order_id": "string", "customer_id": "string", "product_id": "string",
                    "quantity": "int", "price": "double", "order_time": "timestamp",
@@ -75,30 +77,6 @@ def write(path, text):
 def outputs_named(suffix):
     """The priority outputs with a suffix on each topic name: {priority: topic}."""
     return {k: v + suffix for k, v in OUTPUTS.items()}
-
-
-def is_valid_order(value, typed=True):
-    """The pipeline's parse section, judged independently: is this source value valid?
-    typed: the pipeline has the order schema (without it, field types are not checked)."""
-    if not value:
-        return False
-    try:
-        v = json.loads(value.decode("utf-8"))
-    except ValueError:
-        return False
-    if not isinstance(v, dict):
-        return False
-    if any(v.get(f) is None for f in ["order_id", "customer_id", "quantity", "price",
-                                      "priority"]):
-        return False
-    types = {"order_id": str, "customer_id": str, "product_id": str, "order_time": str,
-             "priority": str, "price": (int, float), "quantity": int}
-    for f, t in types.items():
-        if not typed:
-            break
-        if v.get(f) is not None and (not isinstance(v[f], t) or isinstance(v[f], bool)):
-            return False
-    return isinstance(v["priority"], str) and v["priority"] in OUTPUTS
 
 
 class Rec:
@@ -220,3 +198,17 @@ def progress_lines(stdout):
         except ValueError:
             pass
     return out
+
+
+def run_test(main):
+    """Runs a test's main: an Abort ends it where it stands (the failed check before it
+    says why), any other exception is a failed check with its trace; then closes with
+    'N passed, N failed' and the exit code."""
+    try:
+        main()
+    except Abort:
+        pass
+    except Exception:
+        traceback.print_exc()
+        check("no unexpected error", False)
+    finish()

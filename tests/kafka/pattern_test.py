@@ -27,13 +27,11 @@ import os
 import signal
 import sys
 import tempfile
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_support import (MULT, Abort, Cluster, NewPartitions, Producer,  # noqa: E402
-                           check, committed, create_topics, end_offsets, finish,
-                           install_cleanup, progress_lines, read_topic, start_run, wait_for,
-                           write)
+from kafka_support import (Abort, check, Cluster, committed, create_topics, end_offsets,  # noqa: E402
+                           install_cleanup, MULT, NewPartitions, Producer, progress_lines,
+                           read_topic, run_test, start_run, wait_for, write)
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-pattern-")
 install_cleanup(WORK)
@@ -188,11 +186,4 @@ def main():
         stop_and_check(c, "subscribe", proc, lines, src, ["sub"])
 
 
-try:
-    main()
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+run_test(main)

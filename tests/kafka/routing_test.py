@@ -15,12 +15,11 @@ import json
 import os
 import sys
 import tempfile
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_support import (DLQ, Abort, Cluster, check, committed,  # noqa: E402
-                           create_topics, end_offsets, finish, install_cleanup,
-                           is_valid_order, outputs_named, pipeline_text, progress_lines, read_topic, sluice,
+from kafka_support import (Abort, check, Cluster, committed, create_topics, DLQ,  # noqa: E402
+                           end_offsets, install_cleanup, is_valid_order, outputs_named,
+                           pipeline_text, progress_lines, read_topic, run_test, sluice,
                            write)
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-routing-")
@@ -123,11 +122,4 @@ def main():
         check_run(c, "typed", "kafka-routing-typed", schema=True)
 
 
-try:
-    main()
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+run_test(main)

@@ -27,13 +27,12 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_support import (DLQ, MULT, Abort, Cluster, check, committed,  # noqa: E402
-                           create_topics, end_offsets, finish, install_cleanup,
-                           is_valid_order, kafka_cluster, outputs_named, pipeline_text,
-                           progress_lines, read_topic, sluice, write)
+from kafka_support import (Abort, check, Cluster, committed, create_topics, DLQ,  # noqa: E402
+                           end_offsets, install_cleanup, is_valid_order, kafka_cluster,
+                           MULT, outputs_named, pipeline_text, progress_lines, read_topic,
+                           run_test, sluice, write)
 from security_support import (Timed, client_conf, jaas, kafka_props, leaked,  # noqa: E402
                               make_certs, read_back, reader_conf, record_bytes)
 from e2e_support import SLUICE, die_with_parent  # noqa: E402
@@ -276,11 +275,4 @@ def main():
         main_scram()
 
 
-try:
-    main()
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+run_test(main)

@@ -21,12 +21,11 @@ import os
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_support import (Abort, Cluster, Producer, check, committed,  # noqa: E402
-                           create_topics, finish, install_cleanup, progress_lines,
-                           read_topic, sluice, write)
+from kafka_support import (Abort, check, Cluster, committed, create_topics,  # noqa: E402
+                           install_cleanup, Producer, progress_lines, read_topic, run_test,
+                           sluice, write)
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-timestamps-")
 install_cleanup(WORK)
@@ -175,11 +174,4 @@ def main():
                   "startingOffsetsByTimestampStrategy": "latest"}, all_end, all_end)
 
 
-try:
-    main()
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+run_test(main)

@@ -31,13 +31,11 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_support import (MULT, Abort, Cluster, Consumer, Producer,  # noqa: E402
-                           TopicPartition, check, committed, create_topics, finish,
-                           install_cleanup, progress_lines, read_topic, sluice, start_run,
-                           write)
+from kafka_support import (check, Cluster, committed, Consumer, create_topics,  # noqa: E402
+                           install_cleanup, MULT, Producer, progress_lines, read_topic,
+                           run_test, sluice, start_run, TopicPartition, write)
 from offsets import wait_committed  # noqa: E402
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-transactions-")
@@ -264,11 +262,4 @@ def continuous_capped(c):
           out == want, (len(out), len(want)))
 
 
-try:
-    main()
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+run_test(main)
