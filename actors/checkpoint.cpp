@@ -522,7 +522,8 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
           if (auto it = st.parts.find(tp); it != st.parts.end())
             it->second.committed = off;
         // ACLs do not change by waiting: a refusal by them fails the run.
-        if (outcome.denied) ctx->on_fatal("offset commit refused: " + *outcome.error);
+        if (outcome.denied)
+          ctx->on_fatal("offset commit refused: " + *outcome.error);
         else if (outcome.error)
           spdlog::warn("offset commit failed: {} (retried at the next epoch)",
                        *outcome.error);

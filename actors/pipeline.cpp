@@ -95,7 +95,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         }
     }
     spdlog::info("assigned: {}", list.empty() ? "(none)" : list);
-    for (auto& p : parts) held.insert(p.tp);
+    for (auto& p : parts)
+      held.insert(p.tp);
     log_held();
     {
       std::lock_guard<std::mutex> guard{mutex};
@@ -134,7 +135,8 @@ struct pipeline::impl : kafka::rebalance_listener {
                    parts.size());
     else
       spdlog::info("revoked {} partition(s): draining and committing", parts.size());
-    for (auto& p : parts) held.erase(p);
+    for (auto& p : parts)
+      held.erase(p);
     log_held();
     // With a cluster unreachable, in-flight outputs cannot be delivered: do not
     // hold the group's thread for the whole delivery timeout.

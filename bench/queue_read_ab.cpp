@@ -8,13 +8,18 @@
 //   /tmp/queue_read_ab 30000      (the mock keeps 5 MiB per partition: stay under it)
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string>
 #include <vector>
-static double cpu() { timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+static double cpu() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
 int main(int argc, char** argv) {
   int n = atoi(argv[1]);
   char err[512];
@@ -46,22 +51,36 @@ int main(int argc, char** argv) {
     auto* l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, "t", 0)->offset = 0;
     rd_kafka_assign(c, l);
-    while (rd_kafka_queue_length(q) < (size_t)n) rd_kafka_poll(c, 10);
-    auto t0 = std::chrono::steady_clock::now(); double c0 = cpu();
-    int got = 0; std::vector<rd_kafka_message_t*> msgs(500);
+    while (rd_kafka_queue_length(q) < (size_t)n)
+      rd_kafka_poll(c, 10);
+    auto t0 = std::chrono::steady_clock::now();
+    double c0 = cpu();
+    int got = 0;
+    std::vector<rd_kafka_message_t*> msgs(500);
     while (got < n) {
       if (batch) {
         auto k = rd_kafka_consume_batch_queue(q, 0, msgs.data(), 500);
-        for (ssize_t i = 0; i < k; ++i) { if (!msgs[i]->err) ++got; rd_kafka_message_destroy(msgs[i]); }
+        for (ssize_t i = 0; i < k; ++i) {
+          if (!msgs[i]->err) ++got;
+          rd_kafka_message_destroy(msgs[i]);
+        }
         if (k <= 0) rd_kafka_poll(c, 1);
       } else {
         int k = 0;
-        while (k < 500) { auto* m = rd_kafka_consume_queue(q, 0); if (!m) break; ++k; if (!m->err) ++got; rd_kafka_message_destroy(m); }
+        while (k < 500) {
+          auto* m = rd_kafka_consume_queue(q, 0);
+          if (!m) break;
+          ++k;
+          if (!m->err) ++got;
+          rd_kafka_message_destroy(m);
+        }
         if (k == 0) rd_kafka_poll(c, 1);
       }
     }
-    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    printf("%s: %d records, reader thread CPU %.1f ns per record (wall %.4f s)\n", batch ? "batch " : "single", got, (cpu() - c0) * 1e9 / got, wall);
+    double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    printf("%s: %d records, reader thread CPU %.1f ns per record (wall %.4f s)\n",
+           batch ? "batch " : "single", got, (cpu() - c0) * 1e9 / got, wall);
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_queue_destroy(q);
     rd_kafka_consumer_close(c);

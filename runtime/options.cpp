@@ -377,18 +377,20 @@ bool producer_only(std::string_view name) {
 void check_sasl_protocol(const std::map<std::string, std::string>& kafka,
                          const std::string& section) {
   bool credentials = kafka.contains("sasl.username") || kafka.contains("sasl.password") ||
-                     kafka.contains("sasl.mechanism") || kafka.contains("sasl.mechanisms");
+                     kafka.contains("sasl.mechanism") ||
+                     kafka.contains("sasl.mechanisms");
   if (!credentials) return;
   auto protocol = kafka.find("security.protocol");
   std::string value = protocol == kafka.end() ? "plaintext" : protocol->second;
   std::transform(value.begin(), value.end(), value.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (value != "sasl_plaintext" && value != "sasl_ssl")
-    throw config_error(section + ".kafka.security.protocol",
-                       "SASL credentials are set, so expected SASL_SSL or SASL_PLAINTEXT (" +
-                           (protocol == kafka.end() ? std::string("not set: PLAINTEXT")
-                                                    : "`" + protocol->second + "`") +
-                           " would not use them)");
+    throw config_error(
+        section + ".kafka.security.protocol",
+        "SASL credentials are set, so expected SASL_SSL or SASL_PLAINTEXT (" +
+            (protocol == kafka.end() ? std::string("not set: PLAINTEXT")
+                                     : "`" + protocol->second + "`") +
+            " would not use them)");
 }
 
 /// Maps a JAAS line pasted from a Java client to librdkafka's SASL properties.

@@ -182,8 +182,9 @@ std::optional<std::string> cleanup_policy_of(own_client& admin, const std::strin
     auto* res = rd_kafka_event_DescribeConfigs_result(ev.get());
     std::size_t n = 0;
     auto** resources = res ? rd_kafka_DescribeConfigs_result_resources(res, &n) : nullptr;
-    if (n != 1) throw fatal_error(what + ": the cluster's answer to DescribeConfigs has " +
-                                  std::to_string(n) + " resources, not 1");
+    if (n != 1)
+      throw fatal_error(what + ": the cluster's answer to DescribeConfigs has " +
+                        std::to_string(n) + " resources, not 1");
     auto code = rd_kafka_ConfigResource_error(resources[0]);
     // Just made by another instance: not every broker may know it yet.
     if (code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
@@ -198,7 +199,8 @@ std::optional<std::string> cleanup_policy_of(own_client& admin, const std::strin
       if (std::string_view{rd_kafka_ConfigEntry_name(entries[j])} == "cleanup.policy" &&
           rd_kafka_ConfigEntry_value(entries[j]))
         return std::string(rd_kafka_ConfigEntry_value(entries[j]));
-    throw fatal_error(what + ": the cluster's answer to DescribeConfigs does not have it");
+    throw fatal_error(what +
+                      ": the cluster's answer to DescribeConfigs does not have it");
   }
 }
 
@@ -218,9 +220,10 @@ void check_compacted(own_client& admin, const std::string& topic,
   }
   auto policy = embedded ? std::nullopt : cleanup_policy_of(admin, topic, timeout);
   if (!policy) {
-    spdlog::warn("cannot read the cleanup.policy of the dedup changelog `{}` (the cluster "
-                 "does not support DescribeConfigs): make sure it is compact",
-                 topic);
+    spdlog::warn(
+        "cannot read the cleanup.policy of the dedup changelog `{}` (the cluster "
+        "does not support DescribeConfigs): make sure it is compact",
+        topic);
     return;
   }
   if (*policy != "compact")
@@ -261,8 +264,7 @@ std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
     spdlog::info("dedup changelog `{}`: {} partition(s)", topic, n);
     return n;
   }
-  auto created =
-      create_compacted(admin, topic, std::max(partitions, 1), timeout);
+  auto created = create_compacted(admin, topic, std::max(partitions, 1), timeout);
   if (!created.refused) {
     // Metadata may lag the creation a moment.
     auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -29,7 +29,8 @@ public:
   /// message: without a noted error it costs one relaxed load.
   void mark_up() {
     down_since_.store(clock::time_point{}.time_since_epoch().count());
-    if (!has_cause_.load(std::memory_order_relaxed) || !has_cause_.exchange(false)) return;
+    if (!has_cause_.load(std::memory_order_relaxed) || !has_cause_.exchange(false))
+      return;
     std::lock_guard<std::mutex> guard{mutex_};
     broker_error_.clear();
     certificate_error_.clear();

@@ -3,10 +3,10 @@
 #include "runtime/errors.hpp"
 
 #include <librdkafka/rdkafka.h>
-#include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
 
 #include <cctype>
+#include <openssl/x509_vfy.h>
 
 namespace sluice::kafka {
 
@@ -103,12 +103,14 @@ std::string describe_certificate_error(int x509_error, int depth, const char* br
     what = "the certificate of " + host + " was refused (X509 error " +
            std::to_string(x509_error) + ")";
   }
-  return what + (depth > 0 ? ", at depth " + std::to_string(depth) + " of its chain" : "");
+  return what +
+         (depth > 0 ? ", at depth " + std::to_string(depth) + " of its chain" : "");
 }
 
 std::string denial(int err, const std::string& operation, const std::string& resource) {
   auto code = static_cast<rd_kafka_resp_err_t>(err);
-  auto why = std::string(" is denied by the cluster's ACLs (") + rd_kafka_err2str(code) + ")";
+  auto why =
+      std::string(" is denied by the cluster's ACLs (") + rd_kafka_err2str(code) + ")";
   switch (code) {
   case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
   case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
@@ -134,7 +136,8 @@ bool verifies_certificates(const std::map<std::string, std::string>& props) {
   auto it = props.find("enable.ssl.certificate.verification");
   if (it == props.end()) return true;
   auto v = it->second;
-  for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : v)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return v != "false" && v != "0";
 }
 

@@ -181,9 +181,9 @@ poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
       // A partition-level error (a failed fetch...): it carries the fetch
       // offset, but no record was skipped.
       if (!result.error) result.error = rd_kafka_message_errstr(m);
-      auto why = denial(m->err, "Read",
-                        "topic `" +
-                            std::string(m->rkt ? rd_kafka_topic_name(m->rkt) : "?") + "`");
+      auto why = denial(
+          m->err, "Read",
+          "topic `" + std::string(m->rkt ? rd_kafka_topic_name(m->rkt) : "?") + "`");
       if (!why.empty() && !result.denied) result.denied = why;
       rd_kafka_message_destroy(m);
       continue;
@@ -360,11 +360,11 @@ void group_consumer::start(rebalance_listener& listener) {
           health_.mark_down(rd_kafka_message_errstr(m));
         // ACLs do not change by waiting: a denied group or topic ends the run.
         auto denied =
-            m->rkt ? consumer_denial(m->err, opts_.group_id,
-                                     "topic `" +
-                                         std::string(rd_kafka_topic_name(m->rkt)) + "`")
-                   : consumer_denial(m->err, opts_.group_id, "",
-                                     rd_kafka_message_errstr(m));
+            m->rkt
+                ? consumer_denial(m->err, opts_.group_id,
+                                  "topic `" + std::string(rd_kafka_topic_name(m->rkt)) +
+                                      "`")
+                : consumer_denial(m->err, opts_.group_id, "", rd_kafka_message_errstr(m));
         bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || !denied.empty();
         listener_->on_error(denied.empty() ? rd_kafka_message_errstr(m) : denied, fatal);
       } else {
@@ -417,9 +417,8 @@ void group_consumer::serve_commit_results(int timeout_ms) {
     if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
       std::unique_ptr<commit_callback> done(
           static_cast<commit_callback*>(rd_kafka_event_opaque(ev)));
-      auto outcome =
-          outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
-                     opts_.group_id);
+      auto outcome = outcome_of(rd_kafka_event_error(ev),
+                                rd_kafka_event_topic_partition_list(ev), opts_.group_id);
       if (!outcome.error && !outcome.committed.empty()) health_.mark_up();
       forget_deferred(outcome.committed);
       if (done && *done) (*done)(std::move(outcome));
@@ -502,9 +501,8 @@ commit_outcome group_consumer::commit_sync(const offset_map& offsets,
       if (!ev) continue;
       bool done = rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT;
       if (done)
-        outcome =
-            outcome_of(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
-                     opts_.group_id);
+        outcome = outcome_of(rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), opts_.group_id);
       rd_kafka_event_destroy(ev);
       if (done) break;
     }

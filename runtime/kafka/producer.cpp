@@ -123,7 +123,8 @@ producer::producer(std::map<std::string, std::string> props,
                    const std::string& option_prefix) {
   auto all = producer_properties(std::move(props));
   auto* conf = make_conf(all, option_prefix);
-  if (verifies_certificates(all)) rd_kafka_conf_set_ssl_cert_verify_cb(conf, on_certificate);
+  if (verifies_certificates(all))
+    rd_kafka_conf_set_ssl_cert_verify_cb(conf, on_certificate);
   char value[64];
   size_t size = sizeof value;
   if (rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)

@@ -156,8 +156,8 @@ produced produce_orders(const std::string& bootstrap, const std::string& topic,
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (!failure.empty()) {
     auto cause = out.health().last_error();
-    throw fatal_error("delivery to `" + topic + "` at " + bootstrap + " failed: " + failure +
-                      (cause.empty() ? "" : " (" + cause + ")"));
+    throw fatal_error("delivery to `" + topic + "` at " + bootstrap +
+                      " failed: " + failure + (cause.empty() ? "" : " (" + cause + ")"));
   }
   return out_count;
 }

@@ -3,6 +3,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <librdkafka/rdkafka.h>
+
 #include <openssl/x509_vfy.h>
 
 using namespace sluice;
@@ -13,8 +14,9 @@ BOOST_AUTO_TEST_CASE(a_broker_error_is_named_until_the_cluster_answers_again) {
   kafka::cluster_health health;
   health.note_broker_error("localhost:9092/1: Connection refused");
   health.note_certificate_error("untrusted certificate");
-  BOOST_TEST(health.cause() ==
-             "localhost:9092/1: Connection refused; certificate check: untrusted certificate");
+  BOOST_TEST(
+      health.cause() ==
+      "localhost:9092/1: Connection refused; certificate check: untrusted certificate");
   // A broker restarted long ago is no cause of a later failure.
   health.mark_up();
   BOOST_TEST(health.cause() == "");
@@ -27,13 +29,13 @@ BOOST_AUTO_TEST_CASE(a_broker_error_is_named_until_the_cluster_answers_again) {
 }
 
 BOOST_AUTO_TEST_CASE(a_denial_names_the_operation_and_what_was_denied) {
-  BOOST_TEST(kafka::denial(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, "Write",
-                           "topic `out`")
-                 .starts_with("not authorized: Write on topic `out` is denied by the "
-                              "cluster's ACLs ("));
-  BOOST_TEST(kafka::denial(RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, "Read",
-                           "group `g`")
-                 .starts_with("not authorized: Read on group `g` is denied"));
+  BOOST_TEST(
+      kafka::denial(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, "Write", "topic `out`")
+          .starts_with("not authorized: Write on topic `out` is denied by the "
+                       "cluster's ACLs ("));
+  BOOST_TEST(
+      kafka::denial(RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, "Read", "group `g`")
+          .starts_with("not authorized: Read on group `g` is denied"));
   // Not the topic's ACLs: the producer's permission on the cluster.
   auto cluster = kafka::denial(RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, "Write",
                                "topic `out`");
@@ -52,10 +54,11 @@ BOOST_AUTO_TEST_CASE(a_refused_certificate_says_why) {
                                                "127.0.0.1:9094/1")
                  .starts_with("hostname mismatch: the broker certificate does not name "
                               "127.0.0.1:9094/1"));
-  BOOST_TEST(kafka::describe_certificate_error(X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, 1,
-                                               "localhost:9094/1")
-                 .starts_with("untrusted certificate: the certificate of localhost:9094/1 "
-                              "is not signed by a CA in ssl.ca.location"));
+  BOOST_TEST(
+      kafka::describe_certificate_error(X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, 1,
+                                        "localhost:9094/1")
+          .starts_with("untrusted certificate: the certificate of localhost:9094/1 "
+                       "is not signed by a CA in ssl.ca.location"));
   BOOST_TEST(kafka::describe_certificate_error(X509_V_ERR_CERT_HAS_EXPIRED, 0, nullptr) ==
              "the certificate of the broker has expired");
 }

@@ -266,9 +266,10 @@ BOOST_AUTO_TEST_CASE(java_only_properties_are_rejected_or_translated) {
 }
 
 BOOST_AUTO_TEST_CASE(sasl_credentials_need_a_sasl_protocol_and_one_source) {
-  const std::string jaas = "source.kafka.sasl.jaas.config=org.apache.kafka.common.security."
-                           "plain.PlainLoginModule required username=\"alice\" "
-                           "password=\"s3cret\";";
+  const std::string jaas =
+      "source.kafka.sasl.jaas.config=org.apache.kafka.common.security."
+      "plain.PlainLoginModule required username=\"alice\" "
+      "password=\"s3cret\";";
   // Without a SASL protocol librdkafka ignores the credentials and the broker drops the
   // connection without a reason: refused at start instead.
   auto e = error_of(minimal, {jaas});
@@ -280,9 +281,8 @@ BOOST_AUTO_TEST_CASE(sasl_credentials_need_a_sasl_protocol_and_one_source) {
   BOOST_TEST(e.find("`sink.kafka.security.protocol`") != std::string::npos, e);
   BOOST_TEST(e.find("`ssl`") != std::string::npos, e);
   // A JAAS line and properties would disagree on who connects.
-  e = error_of(minimal,
-               {jaas, "source.kafka.security.protocol=sasl_plaintext",
-                "source.kafka.sasl.username=bob"});
+  e = error_of(minimal, {jaas, "source.kafka.security.protocol=sasl_plaintext",
+                         "source.kafka.sasl.username=bob"});
   BOOST_TEST(e.find("`source.kafka.sasl.jaas.config`") != std::string::npos, e);
   BOOST_TEST(e.find("kafka.sasl.username") != std::string::npos, e);
   auto cfg = parse_pipeline_config(
@@ -802,7 +802,8 @@ BOOST_AUTO_TEST_CASE(the_source_reads_committed_transactions_unless_told_otherwi
   // stable offset (kafka.transactions proves both on a real broker).
   auto props = kafka::consumer_properties(parse_pipeline_config(minimal).source);
   BOOST_TEST(props.at("isolation.level") == "read_committed");
-  auto cfg = parse_pipeline_config(minimal, {"source.kafka.isolation.level=read_uncommitted"});
+  auto cfg =
+      parse_pipeline_config(minimal, {"source.kafka.isolation.level=read_uncommitted"});
   BOOST_TEST(kafka::consumer_properties(cfg.source).at("isolation.level") ==
              "read_uncommitted");
 }
