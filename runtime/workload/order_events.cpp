@@ -118,9 +118,10 @@ produced produce_orders(const std::string& bootstrap, const std::string& topic,
                         double duplicate_fraction) {
   props["bootstrap.servers"] = bootstrap;
   props.try_emplace("linger.ms", "20");
-  // A generator that cannot reach its cluster says so within 30 s, not after
-  // librdkafka's default 5 minutes.
-  props.try_emplace("message.timeout.ms", "30000");
+  // A generator that cannot reach its cluster says so within 2 minutes, not
+  // after librdkafka's default 5; long enough to ride out a leader's failover
+  // (kafka.broker_faults kills leaders under it, under ASan too).
+  props.try_emplace("message.timeout.ms", "120000");
   kafka::producer out(std::move(props), "produce");
   order_generator gen(seed, malformed_fraction, 5000, duplicate_fraction);
   std::atomic<bool> done{false};
