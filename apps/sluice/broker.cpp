@@ -1,6 +1,7 @@
 #include "apps/sluice/commands.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/kafka/mock_cluster.hpp"
+
+#include <sluice/errors.hpp>
+#include <sluice/testing/mock_cluster.hpp>
 
 #include <spdlog/spdlog.h>
 

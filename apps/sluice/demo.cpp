@@ -1,8 +1,9 @@
-#include "actors/pipeline.hpp"
 #include "apps/sluice/commands.hpp"
-#include "runtime/kafka/mock_cluster.hpp"
-#include "runtime/options.hpp"
-#include "runtime/workload/order_events.hpp"
+
+#include <sluice/config.hpp>
+#include <sluice/pipeline.hpp>
+#include <sluice/testing/mock_cluster.hpp>
+#include <sluice/testing/order_events.hpp>
 
 #include <spdlog/spdlog.h>
 

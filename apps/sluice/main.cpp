@@ -1,10 +1,12 @@
 // sluice: run Kafka pipelines, host an embedded broker, generate load, demo.
 // Thin: parse options, build, run (the work lives in runtime/ and actors/).
 
-#include "actors/pipeline.hpp"
 #include "apps/sluice/commands.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/logging.hpp"
+
+#include <sluice/errors.hpp>
+#include <sluice/logging.hpp>
+#include <sluice/pipeline.hpp>
+#include <sluice/version.hpp>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -16,7 +18,7 @@ int main(int argc, char** argv) {
   using namespace sluice::app;
   CLI::App app{"Sluice: Kafka stream processing on actors"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
+  app.set_version_flag("--version", std::string("sluice ") + sluice::version);
   // Numbers and names are checked here: a usage error exits 2 with the reason.
   const auto non_empty = CLI::Validator(
       [](std::string& s) {

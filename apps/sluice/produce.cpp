@@ -1,6 +1,7 @@
 #include "apps/sluice/commands.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/workload/order_events.hpp"
+
+#include <sluice/errors.hpp>
+#include <sluice/testing/order_events.hpp>
 
 #include <chrono>
 #include <cstdio>

@@ -1,6 +1,7 @@
-#include "actors/pipeline.hpp"
 #include "apps/sluice/commands.hpp"
-#include "runtime/options.hpp"
+
+#include <sluice/config.hpp>
+#include <sluice/pipeline.hpp>
 
 #include <spdlog/spdlog.h>
 

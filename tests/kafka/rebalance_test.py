@@ -1,8 +1,9 @@
 """Real Kafka: duplicates per rebalance, measured (the figure README's guarantees give).
 
 The scenario of integration.rebalance, on a 3-node cluster: one `sluice run` (500 ms epochs)
-routes `orders` (4 partitions) while 30,000 events arrive at 2,000/s; a second instance
-joins the group, takes partitions, and leaves again with SIGTERM; the first is stopped with
+routes `orders` (4 partitions) while 20,000 events arrive at 2,000/s; a second instance
+joins the group, takes partitions (10,000 more events arrive once it holds them), handles
+records and leaves again with SIGTERM; the first is stopped with
 SIGTERM once every event is handled. Both exit 0, nothing is lost, the committed offsets are
 the end offsets, and the copies beyond the first are counted: with graceful rebalances a
 revoked partition is drained and committed before it moves, so eager repeats none.
@@ -29,7 +30,7 @@ from kafka_support import (DLQ, MULT, Abort, Cluster, check, committed,  # noqa:
 
 WORK = tempfile.mkdtemp(prefix="sluice-kafka-rebalance-")
 install_cleanup(WORK)
-EVENTS, RATE = 30000, 2000
+EVENTS, FIRST_WAVE, RATE = 30000, 20000, 2000
 
 
 def handled(lines):
@@ -64,9 +65,15 @@ def scenario(c, strategy):
                          outputs=outputs, dlq=dlq)
     pipeline = write(os.path.join(WORK, tag + ".json"),
                      text.replace('"subscribe": "orders"', '"subscribe": "%s"' % source))
-    producer = start(["produce", "--bootstrap", c.bootstrap(), "--topic", source, "--count",
-                      str(EVENTS), "--rate", str(RATE), "--seed", "3"],
+    def produce(count, seed):
+        return start(["produce", "--bootstrap", c.bootstrap(), "--topic", source, "--count",
+                      str(count), "--rate", str(RATE), "--seed", str(seed)],
                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    # Two waves: the second starts once the second instance holds partitions, so it has
+    # records to handle however long the join took (a slow CI join once outlasted a
+    # single wave, and the second instance found its partitions already read).
+    producer = produce(FIRST_WAVE, 3)
     log1, log2 = os.path.join(WORK, tag + "-1.log"), os.path.join(WORK, tag + "-2.log")
     first, lines1 = start_run([pipeline], log1)
     if not check("%s: the first instance holds every partition and handles records" % strategy,
@@ -74,8 +81,9 @@ def scenario(c, strategy):
                           and handled(lines1) >= 4000, 60), (holding(log1), handled(lines1))):
         raise Abort()
     second, lines2 = start_run([pipeline], log2)
-    joined = wait_for(lambda: holding(log2) and len(holding(log1) or ()) < 4
-                      and handled(lines2) >= 500, 60)
+    joined = wait_for(lambda: holding(log2) and len(holding(log1) or ()) < 4, 60)
+    wave2 = produce(EVENTS - FIRST_WAVE, 4)
+    joined = joined and wait_for(lambda: handled(lines2) >= 500, 60)
     check("%s: a second instance joins and takes partitions (%s / %s)"
           % (strategy, sorted(holding(log1) or ()), sorted(holding(log2) or ())), joined)
     second.send_signal(signal.SIGTERM)
@@ -84,6 +92,7 @@ def scenario(c, strategy):
     check("%s: the first takes every partition back" % strategy,
           wait_for(lambda: holding(log1) and len(holding(log1)) == 4, 60), holding(log1))
     producer.communicate(timeout=60 * MULT)
+    wave2.communicate(timeout=60 * MULT)
     total = lambda: handled(lines1) + handled(lines2)
     check("%s: every event handled" % strategy, wait_for(lambda: total() >= EVENTS, 60),
           total())

@@ -1,0 +1,558 @@
+#include "actors/partition_consumer.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/stages.hpp"
+#include "core/offset_watermark.hpp"
+
+#include <sluice/errors.hpp>
+
+#include <caf/all.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <string_view>
+
+namespace sluice::actors {
+
+struct consumer_state {
+  kafka::topic_partition tp;
+  std::shared_ptr<kafka::partition_queue> queue;
+  std::shared_ptr<partition_shared> shared;
+  offset_watermark watermark{0};
+  std::uint32_t generation = 0;
+  /// The stages behind this actor: one lane, or several (source.minPartitions)
+  /// that the records of each batch are split over by key.
+  std::vector<caf::actor> lanes;
+  /// Batches split over several lanes: acknowledgements still to come, and
+  /// what the lanes acknowledged so far, merged.
+  struct split {
+    std::size_t left = 0;
+    batch_ack merged;
+  };
+  std::map<std::int64_t, split> splits;
+  caf::actor checkpoint;
+  run_metrics* metrics = nullptr;
+  std::int64_t credit = 0;
+  std::int64_t byte_credit = 0;
+  std::int64_t batch_records = 0;
+  std::int64_t in_flight = 0;
+  std::int64_t bytes_in_flight = 0;
+  /// Acknowledged batches the watermark has not passed yet: their outputs
+  /// count once it does, so a replay after a restart counts nothing twice.
+  std::map<std::int64_t, batch_ack> acked;
+  /// Records are polled into this; a batch is allocated only when it has some.
+  std::vector<record> scratch;
+  /// Records polled past the open epoch's admission limit (possible across
+  /// offset holes), read first once a later epoch admits them.
+  std::vector<record> held;
+  std::optional<std::int64_t> end_offset; ///< bounded run: stop here
+  /// First offset of a record set librdkafka cannot decode, while stepping over it.
+  std::optional<std::int64_t> stepping;
+  bool stalled = false; ///< out of credit
+  /// The offset of the last end-of-log event, while no record came past it:
+  /// with read_committed, the last stable offset, which an open transaction
+  /// holds below the high watermark an epoch admits up to.
+  std::int64_t end_of_log = -1;
+  std::int64_t stable_end_reported = -1;
+  bool finished = false;
+  bool draining = false;
+  bool poll_scheduled = false;
+  bool tick_scheduled = false;
+  /// Drain requests waiting for in-flight records (a revoke and a stop may
+  /// both ask); each gets the answer.
+  std::vector<caf::typed_response_promise<std::int64_t>> drained;
+
+  ~consumer_state() {
+    // What a dead chain held no longer counts against the byte credit.
+    if (metrics) metrics->bytes_in_flight -= bytes_in_flight;
+  }
+};
+
+namespace {
+
+/// Poll interval when the queue is empty; the queue's wake-up usually comes first.
+constexpr auto idle_poll = std::chrono::milliseconds(20);
+bool is_consume_error(const record& r) {
+  return r.error && r.error->type == "consume-error";
+}
+
+/// Retry interval while the run-wide byte credit is spent.
+constexpr auto byte_credit_poll = std::chrono::milliseconds(5);
+
+/// The bytes a record holds against the byte credit.
+std::int64_t record_bytes(const record& r) {
+  std::size_t n = (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
+  for (auto& h : r.headers)
+    n += h.name.size() + (h.value ? h.value->size() : 0);
+  return static_cast<std::int64_t>(n);
+}
+
+caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
+                                 run_context* ctx, kafka::topic_partition tp,
+                                 std::int64_t start_offset, std::uint32_t generation,
+                                 std::shared_ptr<partition_shared> shared,
+                                 std::shared_ptr<chain_deliveries> deliveries,
+                                 caf::actor checkpoint) {
+  fail_on_exception(self);
+  auto& st = self->state;
+  st.tp = tp;
+  st.shared = shared;
+  st.watermark = offset_watermark{start_offset};
+  st.shared->watermark = start_offset;
+  if (st.shared->counted_until < 0) st.shared->counted_until = start_offset;
+  st.generation = generation;
+  st.checkpoint = checkpoint;
+  st.metrics = &ctx->metrics;
+  st.credit = static_cast<std::int64_t>(ctx->config.runtime.max_in_flight_per_partition);
+  st.byte_credit = static_cast<std::int64_t>(ctx->config.runtime.max_in_flight_bytes);
+  st.batch_records = static_cast<std::int64_t>(ctx->config.runtime.max_batch_records);
+  if (auto it = ctx->end_offsets.find(tp); it != ctx->end_offsets.end()) {
+    st.end_offset = it->second;
+  } else if (!ctx->end_offsets.empty()) {
+    // A bounded run stops where its ends were fixed at start; a partition
+    // found later (a new topic, more partitions) is left for the next run.
+    st.end_offset = start_offset;
+    spdlog::info(
+        "{}: appeared after the bounded run fixed its ends; left for the next run",
+        tp.str());
+  }
+
+  // The chain behind this actor, linked so that any failure ends all of it.
+  auto lanes = std::max(1, ctx->lanes_per_partition.load());
+  std::vector<std::shared_ptr<std::string>> chain_errors;
+  for (int i = 0; i < lanes; ++i) {
+    chain_errors.push_back(std::make_shared<std::string>());
+    st.lanes.push_back(
+        spawn_stages(self, ctx, tp, generation, deliveries, chain_errors.back()));
+  }
+  if (lanes > 1)
+    spdlog::info("{}: {} lanes (source.minPartitions {} over the partitions assigned; "
+                 "at most 64 per partition)",
+                 tp.str(), lanes, *ctx->config.source.min_partitions);
+  self->set_exit_handler([self, chain_errors](caf::exit_msg& m) {
+    if (!m.reason) return;
+    for (auto& e : chain_errors)
+      if (!e->empty()) {
+        self->quit(caf::make_error(caf::sec::runtime_error, *e));
+        return;
+      }
+    self->quit(m.reason);
+  });
+
+  st.queue = ctx->consumer.queue(tp);
+  st.queue->on_ready([weak = caf::actor_cast<caf::weak_actor_ptr>(self)] {
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(strong), wake_atom::value);
+  });
+  ctx->consumer.resume(tp); // a finished predecessor may have paused it
+
+  // Where the partition can be read to now, when that is below what the open
+  // epoch admitted (an open transaction: the epoch admits up to the high
+  // watermark, read_committed stops at the last stable offset); else -1.
+  auto stable_end = [self, ctx]() -> std::int64_t {
+    auto& st = self->state;
+    if (!ctx->admission.enabled() || st.end_of_log < 0) return -1;
+    if (st.watermark.issued_end() < st.end_of_log || !st.held.empty()) return -1;
+    return ctx->admission.limit(st.tp) > st.end_of_log ? st.end_of_log : -1;
+  };
+
+  auto report = [self, ctx, stable_end] {
+    auto& st = self->state;
+    auto latest =
+        std::max(ctx->consumer.cached_watermarks(st.tp).second, st.shared->latest.load());
+    st.stable_end_reported = stable_end();
+    self->send(st.checkpoint, report_atom::value, st.tp.topic, st.tp.partition,
+               st.watermark.watermark(), st.shared->consumed.load(), st.in_flight, latest,
+               st.stable_end_reported);
+  };
+
+  auto check_end = [self, ctx] {
+    auto& st = self->state;
+    if (st.end_offset && !st.finished && st.watermark.issued_end() >= *st.end_offset) {
+      st.finished = true;
+      ctx->consumer.pause(st.tp); // nothing more to read in this run
+    }
+  };
+
+  auto schedule_tick = [self](std::chrono::milliseconds after) {
+    auto& st = self->state;
+    if (st.tick_scheduled) return;
+    st.tick_scheduled = true;
+    self->delayed_send(self, after, tick_atom::value);
+  };
+
+  // Splits a batch over the lanes by a hash of the key, so that each key's
+  // records stay in order in one lane; records without a key are spread by
+  // offset. Each part keeps the batch's offset range, and the batch is
+  // acknowledged once every part is.
+  auto send_to_lanes = [self](batch_ptr batch) {
+    auto& st = self->state;
+    auto n = st.lanes.size();
+    std::vector<batch_ptr> parts(n);
+    std::hash<std::string_view> hash;
+    for (auto& r : batch->records) {
+      auto lane = r.key ? hash(*r.key) % n : static_cast<std::size_t>(r.offset) % n;
+      auto& part = parts[lane];
+      if (!part) {
+        part = std::make_shared<record_batch>();
+        part->topic = batch->topic;
+        part->partition = batch->partition;
+        part->generation = batch->generation;
+        part->begin_offset = batch->begin_offset;
+        part->end_offset = batch->end_offset;
+      }
+      ++part->issued_records;
+      part->records.push_back(std::move(r));
+    }
+    auto& pending = st.splits[batch->begin_offset];
+    pending = {};
+    // The byte credit comes back with the merged acknowledgement, once every
+    // part is done: the whole batch's bytes can ride on any one part.
+    for (auto& part : parts)
+      if (part) {
+        part->bytes = batch->bytes;
+        break;
+      }
+    for (std::size_t i = 0; i < n; ++i)
+      if (parts[i]) {
+        ++pending.left;
+        self->send(st.lanes[i], std::move(parts[i]));
+      }
+  };
+
+  auto fetch = [self, ctx, check_end, schedule_tick, report, send_to_lanes, stable_end] {
+    auto& st = self->state;
+    check_end();
+    if (st.draining || st.finished) return;
+    if (ctx->quiesced.load()) {
+      schedule_tick(idle_poll);
+      return;
+    }
+    auto room = st.credit - st.in_flight;
+    bool bytes_spent = ctx->metrics.bytes_in_flight.load() >= st.byte_credit;
+    if (room <= 0 || bytes_spent) {
+      // Out of credit: stop reading, but keep librdkafka's prefetch (pausing
+      // the partition would discard it). Acks wake us; the byte credit is
+      // shared by every partition, so it is polled for.
+      if (!st.stalled) {
+        st.stalled = true;
+        ++ctx->metrics.pauses;
+      }
+      if (room > 0) schedule_tick(byte_credit_poll);
+      return;
+    }
+    st.stalled = false;
+    // A rate limit: read only what the open epoch admitted.
+    auto limit = std::numeric_limits<std::int64_t>::max();
+    if (ctx->admission.enabled()) {
+      limit = ctx->admission.limit(st.tp);
+      if (limit <= st.watermark.issued_end()) {
+        schedule_tick(idle_poll); // until the next epoch admits more
+        return;
+      }
+    }
+    auto want = std::min({room, st.batch_records, limit - st.watermark.issued_end()});
+    auto& recs = st.scratch;
+    recs.clear();
+    kafka::poll_result polled;
+    if (!st.held.empty()) {
+      auto n = std::min<std::size_t>(st.held.size(), static_cast<std::size_t>(want));
+      std::move(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(n),
+                std::back_inserter(recs));
+      st.held.erase(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(n));
+      polled.events = n;
+      for (auto& r : recs) // the poll counted them when they were held
+        polled.bytes += static_cast<std::size_t>(record_bytes(r));
+    } else {
+      polled = st.queue->poll(recs, static_cast<std::size_t>(want));
+      // librdkafka reports an end of log once per position: remembered until
+      // a record comes from at or past it.
+      if (polled.end_of_log) st.end_of_log = *polled.end_of_log;
+      if (st.end_of_log >= 0 && !recs.empty() && recs.back().offset >= st.end_of_log)
+        st.end_of_log = -1;
+    }
+    if (polled.error) spdlog::warn("{}: {}", st.tp.str(), *polled.error);
+    if (polled.denied) {
+      // ACLs do not change by retrying: the run ends, as on data loss, rather
+      // than the chain being restarted up to runtime.restartBudget times.
+      ctx->on_fatal(st.tp.str() + ": " + *polled.denied);
+      st.finished = true;
+      ctx->consumer.pause(st.tp);
+      return;
+    }
+    // Records before the read position are re-deliveries of issued offsets;
+    // records at or past the end offset belong to a later run.
+    auto first_new = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
+      return r.offset >= st.watermark.issued_end() || is_consume_error(r);
+    });
+    recs.erase(recs.begin(), first_new);
+    // A record set librdkafka cannot decode is reported at its first offset,
+    // and librdkafka does not always move past it (it fetches the same set
+    // again when nothing follows it in the response). Each offset it covers
+    // goes to the DLQ, and the read position steps past it, one at a time;
+    // what this poll returned after the error is read again after the step.
+    bool cut_short = false;
+    auto bad = std::find_if(recs.begin(), recs.end(), is_consume_error);
+    if (bad != recs.end()) {
+      auto next =
+          bad == recs.begin() ? st.watermark.issued_end() : std::prev(bad)->offset + 1;
+      std::optional<std::int64_t> at;
+      if (bad->offset >= next) {
+        at = bad->offset; // a new bad set
+        st.stepping = bad->offset;
+      } else if (st.stepping && bad->offset == *st.stepping) {
+        at = next; // the same set again: its next offset
+        bad->error->message =
+            "offset " + std::to_string(next) +
+            " is inside a record set that failed: " + bad->error->message;
+      }
+      if (at) {
+        bad->offset = *at;
+        recs.erase(std::next(bad), recs.end());
+        cut_short = true;
+        ctx->consumer.seek(st.tp, *at + 1);
+        st.end_of_log = -1; // records below it are fetched again
+      } else {
+        recs.erase(bad); // stale: from before the read position
+      }
+    } else if (!recs.empty()) {
+      st.stepping.reset();
+    }
+    if (st.end_offset) {
+      auto past_end = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
+        return r.offset >= *st.end_offset;
+      });
+      recs.erase(past_end, recs.end());
+    }
+    {
+      // Past the admission limit: kept for a later epoch, in order.
+      auto past_limit = std::find_if(recs.begin(), recs.end(),
+                                     [&](const record& r) { return r.offset >= limit; });
+      if (past_limit != recs.end()) {
+        for (auto it = past_limit; it != recs.end(); ++it) // counted when read again
+          polled.bytes -= static_cast<std::size_t>(record_bytes(*it));
+        st.held.insert(st.held.begin(), std::make_move_iterator(past_limit),
+                       std::make_move_iterator(recs.end()));
+        recs.erase(past_limit, recs.end());
+      }
+    }
+    // A jump over offsets below the log start: retention deleted records
+    // before they were read (librdkafka moved the position up, possibly in
+    // the middle of what it had queued). Holes above the log start are
+    // compaction or transaction markers, never loss.
+    std::optional<std::string> loss_failure;
+    std::optional<std::int64_t> log_start; // looked up at the first hole only
+    // Offsets [prev, next) produced no record: loss when below the log start.
+    // Returns false when the run must fail (failOnDataLoss).
+    auto check_gap = [&](std::int64_t prev, std::int64_t next) {
+      if (!log_start) {
+        log_start = ctx->consumer.cached_watermarks(st.tp).first;
+        if (*log_start < 0)
+          if (auto range = ctx->consumer.log_range(st.tp, std::chrono::seconds(2)))
+            log_start = range->first;
+      }
+      // Counted once, even when a restarted chain reads the gap again.
+      auto from = std::max(prev, st.shared->lost_until.load());
+      auto to = std::min(*log_start, next);
+      if (to <= from) return true;
+      auto what = st.tp.str() + ": the next offset to read was " + std::to_string(prev) +
+                  " but the log now starts at " + std::to_string(*log_start) + ": " +
+                  std::to_string(to - from) +
+                  " record(s) were deleted before they were read";
+      if (ctx->config.source.fail_on_data_loss) {
+        loss_failure =
+            what + " (source.failOnDataLoss is true; set it to false to skip them)";
+        return false;
+      }
+      spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+      ctx->metrics.add_lost(st.tp, to - from);
+      st.shared->lost_until = to;
+      return true;
+    };
+    {
+      auto prev = st.watermark.issued_end();
+      for (auto it = recs.begin(); it != recs.end(); ++it) {
+        if (it->offset > prev && !is_consume_error(*it) && !check_gap(prev, it->offset)) {
+          // What came before the gap is issued; nothing past it is.
+          recs.erase(it, recs.end());
+          break;
+        }
+        prev = std::max(prev, it->offset + 1);
+      }
+    }
+    // The epoch's admitted range ends inside a hole: the rest of it is
+    // handled. Deleted records (failOnDataLoss false) are skipped whole, past
+    // the limit: they are not records, and a cap must not crawl through them.
+    std::optional<std::int64_t> skip_to;
+    bool skip_past_limit = false;
+    if (recs.empty() && !loss_failure && !st.held.empty() &&
+        st.held.front().offset >= limit && limit > st.watermark.issued_end() &&
+        check_gap(st.watermark.issued_end(), st.held.front().offset)) {
+      skip_to = limit;
+      if (log_start && *log_start > limit) {
+        skip_to = std::min(*log_start, st.held.front().offset);
+        skip_past_limit = true;
+      }
+    }
+    if (!recs.empty()) {
+      auto batch = std::make_shared<record_batch>();
+      batch->topic = st.tp.topic;
+      batch->partition = st.tp.partition;
+      batch->generation = st.generation;
+      batch->begin_offset = st.watermark.issued_end();
+      batch->end_offset = recs.back().offset + 1;
+      batch->bytes = static_cast<std::int64_t>(polled.bytes);
+      // Input counts each offset once: not again when a restart replays it.
+      auto counted_until = st.shared->counted_until.load();
+      auto fresh = std::count_if(recs.begin(), recs.end(), [&](const record& r) {
+        return r.offset >= counted_until;
+      });
+      st.shared->counted_until = std::max(counted_until, batch->end_offset);
+      st.shared->consumed += fresh;
+      ctx->metrics.input_rows += fresh;
+      batch->records = std::move(recs);
+      batch->issued_records = static_cast<std::int64_t>(batch->records.size());
+      recs = {};
+      st.watermark.issue(batch->begin_offset, batch->end_offset);
+      auto n = static_cast<std::int64_t>(batch->records.size());
+      st.in_flight += n;
+      st.bytes_in_flight += batch->bytes;
+      run_metrics::raise(ctx->metrics.max_bytes_in_flight,
+                         ctx->metrics.bytes_in_flight += batch->bytes);
+      ctx->metrics.observe_in_flight(st.in_flight);
+      if (st.lanes.size() == 1)
+        self->send(st.lanes.front(), std::move(batch));
+      else
+        send_to_lanes(std::move(batch));
+    }
+    if (loss_failure) {
+      ctx->on_fatal(*loss_failure);
+      st.finished = true;
+      ctx->consumer.pause(st.tp);
+      return;
+    }
+    // The end of log seen in an earlier epoch counts too: one whose limit
+    // fell among the offsets before it that hold no record would otherwise
+    // wait for another end-of-log event, which never comes. Not while
+    // records below the limit are still held.
+    bool held_below_limit = !st.held.empty() && st.held.front().offset < limit;
+    if (st.end_of_log >= 0 && !held_below_limit && !cut_short && !skip_past_limit) {
+      // librdkafka's fetch position passed offsets that produced no record
+      // (transaction markers, aborted records): they are handled.
+      skip_to = std::max(skip_to.value_or(0), st.end_of_log);
+    }
+    if (skip_to) {
+      auto end = skip_past_limit ? *skip_to : std::min(*skip_to, limit);
+      if (st.end_offset) end = std::min(end, *st.end_offset);
+      if (end > st.watermark.issued_end()) {
+        auto begin = st.watermark.issued_end();
+        st.watermark.issue(begin, end);
+        st.watermark.ack(begin);
+        st.shared->watermark = st.watermark.watermark();
+        report();
+      }
+    }
+    // The checkpoint learns that this partition can go no further in the
+    // open epoch for now (and when that is over).
+    if (stable_end() != st.stable_end_reported) report();
+    check_end();
+    if (polled.events == static_cast<std::size_t>(want) && !st.finished) {
+      if (!st.poll_scheduled) {
+        st.poll_scheduled = true;
+        self->send(self, poll_atom::value); // more is ready: go on after other messages
+      }
+    } else {
+      schedule_tick(idle_poll);
+    }
+  };
+
+  report();
+  check_end();
+  self->send(self, poll_atom::value);
+  st.poll_scheduled = true;
+
+  return {
+      [=](poll_atom) {
+        self->state.poll_scheduled = false;
+        fetch();
+      },
+      [=](wake_atom) { fetch(); },
+      [=](tick_atom) {
+        self->state.tick_scheduled = false;
+        fetch();
+      },
+      [=](ack_atom, batch_ack& ack) {
+        auto& st = self->state;
+        if (ack.generation != st.generation) return;
+        if (auto it = st.splits.find(ack.begin); it != st.splits.end()) {
+          // One lane's part of a split batch: done when every part is.
+          auto& m = it->second.merged;
+          m.begin = ack.begin;
+          m.generation = ack.generation;
+          m.rows += ack.rows;
+          m.bytes += ack.bytes;
+          m.outputs += ack.outputs;
+          m.dlq += ack.dlq;
+          m.dropped += ack.dropped;
+          m.duplicates += ack.duplicates;
+          m.late += ack.late;
+          for (auto& [topic, n] : ack.rows_by_topic)
+            m.rows_by_topic[topic] += n;
+          if (--it->second.left > 0) return;
+          ack = std::move(m);
+          st.splits.erase(it);
+        }
+        if (!st.watermark.ack(ack.begin)) return;
+        st.in_flight -= ack.rows;
+        st.bytes_in_flight -= ack.bytes;
+        ctx->metrics.bytes_in_flight -= ack.bytes;
+        st.acked.emplace(ack.begin, std::move(ack));
+        auto watermark = st.watermark.watermark();
+        while (!st.acked.empty() && st.acked.begin()->first < watermark) {
+          auto& done = st.acked.begin()->second;
+          ctx->metrics.output_rows += done.outputs;
+          ctx->metrics.dlq_rows += done.dlq;
+          ctx->metrics.dropped_rows += done.dropped;
+          ctx->metrics.duplicate_rows += done.duplicates;
+          ctx->metrics.late_rows += done.late;
+          for (auto& [topic, n] : done.rows_by_topic)
+            if (n != 0) ctx->metrics.add_rows_to(topic, n);
+          st.acked.erase(st.acked.begin());
+        }
+        st.shared->watermark = watermark;
+        report();
+        if (st.stalled && st.in_flight <= st.credit - st.batch_records) fetch();
+        if (!st.drained.empty() && st.in_flight == 0) {
+          for (auto& rp : st.drained)
+            rp.deliver(st.watermark.watermark());
+          st.drained.clear();
+        }
+      },
+      [=](drain_atom) -> caf::result<std::int64_t> {
+        auto& st = self->state;
+        st.draining = true;
+        if (st.in_flight == 0) return st.watermark.watermark();
+        st.drained.push_back(self->make_response_promise<std::int64_t>());
+        return st.drained.back();
+      },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_partition_consumer(caf::event_based_actor* owner, run_context* ctx,
+                                    kafka::topic_partition tp, std::int64_t start_offset,
+                                    std::uint32_t generation,
+                                    std::shared_ptr<partition_shared> shared,
+                                    std::shared_ptr<chain_deliveries> deliveries,
+                                    caf::actor checkpoint) {
+  return owner->spawn(partition_consumer, ctx, std::move(tp), start_offset, generation,
+                      std::move(shared), std::move(deliveries), std::move(checkpoint));
+}
+
+} // namespace sluice::actors

@@ -1,0 +1,430 @@
+#include "actors/stages.hpp"
+
+#include "actors/messages.hpp"
+#include "core/json_writer.hpp"
+#include "dedup/partition_dedup.hpp"
+#include "records/record_parser.hpp"
+
+#include <sluice/errors.hpp>
+
+#include <caf/all.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <deque>
+
+namespace sluice::actors {
+
+void fail_on_exception(caf::scheduled_actor* self,
+                       std::shared_ptr<std::string> chain_error) {
+  self->set_exception_handler(
+      [chain_error](caf::scheduled_actor*, std::exception_ptr& ptr) -> caf::error {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ptr);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        if (chain_error && chain_error->empty()) *chain_error = what;
+        return caf::make_error(caf::sec::runtime_error, what);
+      });
+}
+
+namespace {
+
+/// Parses every record of a batch (JSON + schema); invalid ones get an error.
+
+caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts,
+                           caf::actor next, std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
+  auto parser = std::make_shared<record_parser>(std::move(opts));
+  return {[=](batch_ptr& batch) {
+    for (auto& rec : batch->records)
+      if (!rec.error) parser->parse(rec);
+    self->send(next, std::move(batch));
+  }};
+}
+
+/// Chooses each valid record's output topic.
+caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx,
+                           caf::actor next, std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
+  return {[=](batch_ptr& batch) {
+    for (auto& rec : batch->records)
+      if (!rec.error) ctx->router.route(rec);
+    self->send(next, std::move(batch));
+  }};
+}
+
+/// Runs the user's batch function.
+caf::behavior function_stage(caf::event_based_actor* self, batch_function fn,
+                             caf::actor next, std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
+  return {[=](batch_ptr& batch) {
+    fn(*batch);
+    self->send(next, std::move(batch));
+  }};
+}
+
+/// The dedup stage of one partition chain. It runs detached, on a thread
+/// of its own: RocksDB reads and writes, and the restore from the changelog
+/// when it opens, block, and must not hold a scheduler thread.
+struct dedup_state {
+  std::unique_ptr<dedup::partition_dedup> work;
+};
+
+/// Opens the partition's state (taking its table, restoring it from the
+/// changelog) as its first message, before any batch: so that the restore
+/// starts with the chain, and the keys of a partition without new records
+/// are counted too.
+caf::behavior dedup_stage(caf::stateful_actor<dedup_state>* self, run_context* ctx,
+                          kafka::topic_partition tp, caf::actor next,
+                          std::shared_ptr<chain_deliveries> deliveries,
+                          std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
+  auto open = [self, ctx, tp, deliveries] {
+    auto& st = self->state;
+    if (st.work) return;
+    dedup::changelog_target target;
+    target.topic = ctx->config.dedup->changelog;
+    target.partitions = ctx->changelog_partitions;
+    target.client = ctx->changelog_client;
+    target.timeout = ctx->config.runtime.broker_timeout;
+    st.work = std::make_unique<dedup::partition_dedup>(
+        *ctx->config.dedup, *ctx->state_store, tp, target,
+        [deliveries] { return deliveries->retired.load(); });
+    ctx->metrics.set_state_rows(tp, st.work->rows());
+  };
+  self->send(self, open_atom::value);
+  return {
+      [=](open_atom) { open(); },
+      [=](batch_ptr& batch) {
+        open(); // a batch queued before the open message
+        auto& st = self->state;
+        auto effect = st.work->process(*batch);
+        ctx->metrics.set_state_rows(tp, st.work->rows());
+        ctx->metrics.state_rows_updated += effect.updated;
+        ctx->metrics.state_rows_removed += effect.removed;
+        self->send(next, std::move(batch));
+      },
+  };
+}
+
+// -- sink ---------------------------------------------------------------------
+
+/// A batch waiting to be written. `base` is set for the records of a batch
+/// that the broker refused, re-sent to the DLQ: their delivery acknowledges
+/// the original batch, with its counts corrected.
+struct pending_batch {
+  batch_ptr batch;
+  std::optional<batch_ack> base;
+};
+
+struct sink_state {
+  std::deque<pending_batch> pending; ///< in arrival order; the front is being sent
+  std::size_t next_record = 0;       ///< position in the front batch
+  kafka::delivery_group* group = nullptr;
+  std::shared_ptr<batch_ack> outcome;
+  bool retry_scheduled = false;
+  std::string output_buffer;
+  std::vector<header> dlq_headers;
+  /// Topic handles, so that no message names its topic (a lock and a scan).
+  std::map<std::string, rd_kafka_topic_s*, std::less<>> topics;
+  std::string source_topic;
+  std::int32_t source_partition = 0;
+
+  ~sink_state() {
+    if (group) group->abandon();
+  }
+};
+
+/// What a message of a batch is: its slot index holds the kind in the low
+/// bits, and the source offset (or the change's position) above them.
+enum slot_kind : std::size_t { output_slot = 0, dlq_slot = 1, change_slot = 2 };
+
+std::size_t slot_index(std::int64_t offset, slot_kind kind) {
+  return (static_cast<std::size_t>(offset) << 2) | kind;
+}
+
+rd_kafka_topic_s* topic_handle(run_context* ctx, sink_state& st,
+                               const std::string& name) {
+  auto it = st.topics.find(name);
+  if (it == st.topics.end())
+    it = st.topics.emplace(name, ctx->producer.topic(name)).first;
+  return it->second;
+}
+
+kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
+                                         const record_batch& batch, const record& rec) {
+  auto& hs = st.dlq_headers;
+  hs = rec.headers; // original headers (when includeHeaders), then ours
+  hs.push_back({"sluice.error.type", rec.error->type});
+  hs.push_back({"sluice.error.message", rec.error->message});
+  hs.push_back({"sluice.source.topic", batch.topic});
+  hs.push_back({"sluice.source.partition", std::to_string(batch.partition)});
+  hs.push_back({"sluice.source.offset", std::to_string(rec.offset)});
+  auto* topic = topic_handle(ctx, st, ctx->config.dlq->topic);
+  std::string_view value = rec.value ? std::string_view(*rec.value) : std::string_view();
+  auto res = ctx->producer.send(st.group, slot_index(rec.offset, dlq_slot), topic,
+                                rec.key, value, hs, rec.timestamp_ms);
+  if (res == kafka::producer::send_result::too_large) {
+    // The value alone is too large for the sink: keep the record's place in
+    // the DLQ; its bytes stay readable at the source offset.
+    hs.push_back({"sluice.error.value-omitted", std::to_string(value.size()) + " bytes"});
+    res = ctx->producer.send(st.group, slot_index(rec.offset, dlq_slot), topic, rec.key,
+                             {}, hs, rec.timestamp_ms);
+    if (res == kafka::producer::send_result::too_large) {
+      // Retrying cannot help: end the run rather than restart the chain.
+      ctx->on_fatal("the DLQ refused record " + batch.topic + "/" +
+                    std::to_string(batch.partition) + "@" + std::to_string(rec.offset) +
+                    " even without its value");
+      return kafka::producer::send_result::refused;
+    }
+  }
+  return res;
+}
+
+/// Writes outputs and DLQ records; acknowledges each batch to `consumer`
+/// once every record of it is delivered. A record the broker refuses for
+/// good (too large, invalid) goes to the DLQ with the broker's reason; a
+/// write the ACLs deny fails the run; any other delivery failure fails the
+/// chain (it is restarted).
+caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx,
+                         caf::actor consumer, std::uint32_t generation,
+                         std::shared_ptr<chain_deliveries> deliveries,
+                         std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
+  // Sends what is pending, in order, until done or the producer queue is full.
+  auto pump = [self, ctx, consumer, generation, deliveries] {
+    auto& st = self->state;
+    while (!st.pending.empty()) {
+      auto& entry = st.pending.front();
+      auto& batch = *entry.batch;
+      // A retired chain writes nothing more: its successor may be replaying.
+      if (deliveries->retired.load()) {
+        if (st.group) st.group->abandon();
+        st.group = nullptr;
+        st.pending.clear();
+        self->quit();
+        return;
+      }
+      if (!st.group) {
+        st.outcome = std::make_shared<batch_ack>();
+        if (entry.base) {
+          *st.outcome = *entry.base;
+        } else {
+          st.outcome->begin = batch.begin_offset;
+          st.outcome->generation = generation;
+          st.outcome->rows = batch.issued_records; // a user stage may add or drop
+          st.outcome->bytes = batch.bytes;
+        }
+        auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
+        auto outcome = st.outcome;
+        auto changes_delivered = batch.changes_delivered;
+        // The count goes up before the flag is read, and the supervisor sets
+        // the flag before it reads the count: one of them sees the other.
+        ++deliveries->open;
+        if (deliveries->retired.load()) {
+          --deliveries->open;
+          st.pending.clear();
+          self->quit();
+          return;
+        }
+        st.group = new kafka::delivery_group([=](const kafka::delivery_group& g) {
+          // Runs on the producer's poll thread.
+          auto& failures = g.failures();
+          auto denied = std::find_if(failures.begin(), failures.end(),
+                                     [](auto& f) { return f.denied; });
+          if (g.abandoned()) {
+            // The chain died: nothing to acknowledge.
+          } else if (failures.empty()) {
+            if (changes_delivered) // how far the changelog holds this partition
+              run_metrics::raise(*changes_delivered, g.highest_tracked_offset());
+            caf::anon_send(consumer, ack_atom::value, *outcome);
+          } else if (denied != failures.end()) {
+            // ACLs do not change by retrying: the run ends now (the batch is
+            // never acknowledged), not after the chain's restarts.
+            ctx->on_fatal("delivery to Kafka failed: " + denied->reason);
+          } else if (auto strong = me.lock()) {
+            bool permanent = std::all_of(failures.begin(), failures.end(),
+                                         [](auto& f) { return f.permanent; });
+            auto sink = caf::actor_cast<caf::actor>(strong);
+            if (permanent)
+              caf::anon_send(sink, refused_atom::value,
+                             refused_records{*outcome, failures});
+            else
+              caf::anon_send(sink, failed_atom::value, *g.error());
+          }
+          --deliveries->open;
+        });
+      }
+      for (; st.next_record < batch.records.size(); ++st.next_record) {
+        auto& rec = batch.records[st.next_record];
+        kafka::producer::send_result res;
+        if (rec.dropped && !rec.error) {
+          ++st.outcome->dropped; // on purpose: handled, counted, not written
+          if (rec.duplicate) ++st.outcome->duplicates;
+          continue;
+        }
+        if (!rec.error) {
+          // Without a schema the value is written byte for byte; with one, as
+          // the schema's fields. A tombstone stays a null value.
+          std::string_view value;
+          if (rec.value && ctx->config.parse.fields.empty()) {
+            value = *rec.value;
+          } else if (rec.value) {
+            st.output_buffer.clear();
+            write_json(rec.parsed, st.output_buffer);
+            value = st.output_buffer;
+          }
+          res = ctx->producer.send(st.group, slot_index(rec.offset, output_slot),
+                                   topic_handle(ctx, st, rec.target_topic), rec.key,
+                                   value, rec.headers, rec.timestamp_ms);
+          if (res == kafka::producer::send_result::queued) {
+            ++st.outcome->outputs;
+            ++st.outcome->rows_by_topic[rec.target_topic];
+            if (rec.late) ++st.outcome->late;
+          } else if (res == kafka::producer::send_result::too_large) {
+            rec.error =
+                record_error{"sink-refused",
+                             "the record (" + std::to_string(value.size()) +
+                                 " bytes) is larger than the sink's message.max.bytes"};
+          }
+        }
+        if (rec.error) {
+          if (!ctx->config.dlq) {
+            ctx->on_fatal("record " + batch.topic + "/" +
+                          std::to_string(batch.partition) + "@" +
+                          std::to_string(rec.offset) + " is invalid (" + rec.error->type +
+                          ": " + rec.error->message + ") and no `dlq` is configured");
+            self->quit();
+            return;
+          }
+          res = send_to_dlq(ctx, st, batch, rec);
+          if (res == kafka::producer::send_result::refused) {
+            self->quit();
+            return;
+          }
+          if (res == kafka::producer::send_result::queued) {
+            ++st.outcome->dlq;
+            ++st.outcome->rows_by_topic[ctx->config.dlq->topic];
+            if (rec.late) ++st.outcome->late;
+          }
+        }
+        if (res == kafka::producer::send_result::queue_full) {
+          if (!st.retry_scheduled) {
+            st.retry_scheduled = true;
+            self->delayed_send(self, std::chrono::milliseconds(5), retry_atom::value);
+          }
+          return;
+        }
+      }
+      // The batch's state changes go in the same group: the batch is
+      // acknowledged only once they are delivered too.
+      for (; st.next_record < batch.records.size() + batch.changes.size();
+           ++st.next_record) {
+        auto i = st.next_record - batch.records.size();
+        auto& c = batch.changes[i];
+        auto res = ctx->producer.send_to_partition(
+            st.group, slot_index(static_cast<std::int64_t>(i), change_slot),
+            topic_handle(ctx, st, c.topic), c.partition, c.key, c.value);
+        if (res == kafka::producer::send_result::queue_full) {
+          if (!st.retry_scheduled) {
+            st.retry_scheduled = true;
+            self->delayed_send(self, std::chrono::milliseconds(5), retry_atom::value);
+          }
+          return;
+        }
+        if (res != kafka::producer::send_result::queued) {
+          ctx->on_fatal("the dedup changelog `" + c.topic + "` refused a change of " +
+                        batch.topic + "/" + std::to_string(batch.partition) +
+                        " (larger than the sink's message.max.bytes)");
+          self->quit();
+          return;
+        }
+      }
+      st.group->seal();
+      st.group = nullptr;
+      st.next_record = 0;
+      st.pending.pop_front();
+    }
+  };
+  return {
+      [=](batch_ptr& batch) {
+        self->state.source_topic = batch->topic;
+        self->state.source_partition = batch->partition;
+        self->state.pending.push_back({std::move(batch), std::nullopt});
+        if (!self->state.retry_scheduled) pump();
+      },
+      [=](retry_atom) {
+        self->state.retry_scheduled = false;
+        pump();
+      },
+      [=](refused_atom, refused_records& refused) {
+        // The broker refused these records for good: re-send them to the DLQ
+        // with its reason; their delivery acknowledges the original batch.
+        auto batch = std::make_shared<record_batch>();
+        auto base = refused.ack;
+        for (auto& f : refused.failures) {
+          auto offset = static_cast<std::int64_t>(f.index >> 2);
+          if ((f.index & 3u) == change_slot) {
+            ctx->on_fatal("the dedup changelog `" + f.topic + "` refused a change of " +
+                          self->state.source_topic + "/" +
+                          std::to_string(self->state.source_partition) + " (" + f.reason +
+                          ")");
+            self->quit();
+            return;
+          }
+          if ((f.index & 3u) == dlq_slot || !ctx->config.dlq) {
+            // Retrying cannot help: end the run rather than restart the chain.
+            ctx->on_fatal("the broker refused record " + self->state.source_topic + "/" +
+                          std::to_string(self->state.source_partition) + "@" +
+                          std::to_string(offset) + " for `" + f.topic + "` (" + f.reason +
+                          ")" + (ctx->config.dlq ? "" : " and no `dlq` is configured"));
+            self->quit();
+            return;
+          }
+          auto& rec = batch->records.emplace_back();
+          rec.offset = offset;
+          rec.key = std::move(f.key);
+          rec.value = std::move(f.value);
+          rec.headers = std::move(f.headers);
+          rec.timestamp_ms = f.timestamp_ms;
+          rec.error = record_error{
+              "sink-refused", "topic `" + f.topic + "` refused the record: " + f.reason};
+          --base.outputs;
+          --base.rows_by_topic[f.topic];
+        }
+        spdlog::warn("the sink refused {} record(s) for good; they go to the DLQ",
+                     batch->records.size());
+        batch->topic = self->state.source_topic;
+        batch->partition = self->state.source_partition;
+        self->state.pending.push_back({std::move(batch), base});
+        if (!self->state.retry_scheduled) pump();
+      },
+      [=](failed_atom, const std::string& why) {
+        throw fatal_error("delivery to Kafka failed: " + why);
+      },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
+                        const kafka::topic_partition& tp, std::uint32_t generation,
+                        std::shared_ptr<chain_deliveries> deliveries,
+                        std::shared_ptr<std::string> chain_error) {
+  auto me = caf::actor_cast<caf::actor>(owner);
+  caf::actor next =
+      owner->spawn<caf::linked>(sink_stage, ctx, me, generation, deliveries, chain_error);
+  if (ctx->user_stage)
+    next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next, chain_error);
+  if (ctx->state_store)
+    next = owner->spawn<caf::linked + caf::detached>(dedup_stage, ctx, tp, next,
+                                                     deliveries, chain_error);
+  next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);
+  return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error);
+}
+
+} // namespace sluice::actors

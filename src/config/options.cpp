@@ -1,0 +1,1380 @@
+#include "core/json_writer.hpp"
+
+#include <sluice/config.hpp>
+#include <sluice/errors.hpp>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace json = boost::json;
+
+namespace sluice {
+
+std::string_view to_string(field_type t) {
+  switch (t) {
+  case field_type::string_t:
+    return "string";
+  case field_type::int_t:
+    return "int";
+  case field_type::long_t:
+    return "long";
+  case field_type::double_t:
+    return "double";
+  case field_type::boolean_t:
+    return "boolean";
+  case field_type::timestamp_t:
+    return "timestamp";
+  }
+  return "?";
+}
+
+const std::vector<option_doc>& option_table() {
+  static const std::vector<option_doc> table = {
+      {"", "name", "string", "sluice",
+       "Pipeline name; the default consumer group is `sluice-<name>`."},
+      {"source", "kafka.bootstrap.servers", "host:port list", "(required)",
+       "Brokers to read from."},
+      {"source", "subscribe", "comma list", "",
+       "Topics to read. Exactly one of `subscribe`, `subscribePattern`, `assign`."},
+      {"source", "subscribePattern", "regex", "",
+       "Topics whose whole name matches this POSIX extended regular expression (no "
+       "`\\d`: "
+       "use `[0-9]`); topics created later join at the next metadata refresh."},
+      {"source", "assign", "{topic: [partition, ...]}", "",
+       "These partitions, without a group rebalance; offsets are still committed to "
+       "`kafka.group.id`. A JSON object or a JSON string."},
+      {"source", "startingOffsets", "earliest, latest or {topic: {partition: offset}}",
+       "latest (earliest with an ending option)",
+       "Where to start a partition that has no committed offset; in JSON -2 is "
+       "earliest, -1 latest, and every partition read needs an entry."},
+      {"source", "startingOffsetsByTimestamp", "{topic: {partition: ms}}", "",
+       "Start at the first record at or after a timestamp, per partition (before "
+       "`startingOffsets`)."},
+      {"source", "startingTimestamp", "ms", "",
+       "The same for every partition (before both above)."},
+      {"source", "startingOffsetsByTimestampStrategy", "error or latest", "error",
+       "When no record is that recent: fail, or start at the latest offset."},
+      {"source", "endingOffsets", "latest or {topic: {partition: offset}}", "",
+       "Stop each partition here (-1 = the latest offset at start); any end makes the "
+       "run bounded, whatever the trigger."},
+      {"source", "endingOffsetsByTimestamp", "{topic: {partition: ms}}", "",
+       "Stop at the first record at or after a timestamp (latest when none is)."},
+      {"source", "endingTimestamp", "ms", "", "The same for every partition."},
+      {"source", "failOnDataLoss", "boolean", "true",
+       "When records were deleted by retention before they were read: fail the run "
+       "(true) or skip them, counted in `numLostRows` (false)."},
+      {"source", "maxOffsetsPerTrigger", "integer", "",
+       "Rate limit: an epoch admits at most this many offsets, split over the "
+       "partitions in proportion to their backlog; availableNow then runs several "
+       "epochs, once admits one."},
+      {"source", "minOffsetsPerTrigger", "integer", "",
+       "An epoch starts only when this many offsets are waiting, or after "
+       "`maxTriggerDelay` (ignored by availableNow and once)."},
+      {"source", "maxTriggerDelay", "duration", "15 minutes",
+       "The longest an epoch waits for `minOffsetsPerTrigger`."},
+      {"source", "minPartitions", "integer", "",
+       "When above the partitions assigned, each partition's records fan out to "
+       "parallel lanes (parse, route, user stage) by key hash, keeping per-key order."},
+      {"source", "kafka.group.id", "string", "sluice-<name>",
+       "Consumer group; committed offsets live there."},
+      {"source", "includeHeaders", "boolean", "false",
+       "Read record headers and keep them on outputs."},
+      {"source", "kafka.*", "string", "",
+       "Any librdkafka consumer property, prefix stripped."},
+      {"parse", "format", "json", "json", "Payload format."},
+      {"parse", "schema", "{field: type}", "{}",
+       "Field types: string, int, long, double, boolean, timestamp (ISO-8601). Output "
+       "keeps only these fields."},
+      {"parse", "required", "[field, ...]", "[]",
+       "Fields that must be present and non-null."},
+      {"parse", "tombstones", "dlq, pass or drop", "dlq",
+       "Records with a null value (deletes on a compacted topic): to the DLQ, passed on "
+       "with their key to `route.topic` or `route.default`, or dropped (counted)."},
+      {"route", "topic", "string", "", "Write every record to this topic."},
+      {"route", "field", "string", "", "Route by this field's value ..."},
+      {"route", "topics", "{value: topic}", "{}",
+       "... to the topic mapped to the value."},
+      {"route", "default", "string", "",
+       "Topic for values not in `topics`; without it they go to the DLQ."},
+      {"route", "allowSourceTopic", "boolean", "false",
+       "Allow writing to a topic the pipeline reads (otherwise an error: an endless "
+       "loop)."},
+      {"sink", "kafka.bootstrap.servers", "host:port list", "(required)",
+       "Brokers to write to."},
+      {"sink", "kafka.*", "string", "",
+       "Any librdkafka producer property, e.g. kafka.acks, kafka.compression.type, "
+       "kafka.linger.ms."},
+      {"dlq", "topic", "string", "",
+       "Dead-letter topic (on the sink's brokers). Without a DLQ an invalid record stops "
+       "the run."},
+      {"dedup", "key", "[field, ...]", "(required)",
+       "Fields whose values together identify a record; a record missing one goes to "
+       "the DLQ."},
+      {"dedup", "within", "duration", "(required)",
+       "A record whose key was seen at another offset of its partition within this "
+       "(event time) is dropped and counted. Late records (this far behind the "
+       "partition's latest event time) pass without being stored, counted as "
+       "numLateRows."},
+      {"dedup", "timeField", "field", "",
+       "A timestamp or long (epoch ms) field of parse.schema as event time; default: the "
+       "record's Kafka timestamp."},
+      {"dedup", "stateDir", "directory", "sluice-state/<name>",
+       "RocksDB files, a cache of the changelog; one process and one owner at a time "
+       "(another's or a damaged state is rebuilt from the changelog, or fails the run "
+       "without one)."},
+      {"dedup", "changelog", "topic or false", "<name>-dedup-changelog",
+       "Compacted topic on the sink that holds the state; restored from when local "
+       "state is missing or behind. false: state only local (a warning)."},
+      {"trigger", "processingTime", "duration", "", "Epoch length, e.g. \"1 second\"."},
+      {"trigger", "availableNow", "boolean", "false",
+       "Process up to the end offsets seen at start, commit, exit 0."},
+      {"trigger", "once", "boolean", "false",
+       "The same, in a single epoch (one progress line)."},
+      {"runtime", "maxInFlightPerPartition", "integer", "10000",
+       "Credit: records read but not yet acknowledged, per partition."},
+      {"runtime", "maxInFlightBytes", "integer", "33554432",
+       "Credit in bytes (keys, values, headers) read but not yet acknowledged, across "
+       "all partitions; librdkafka's prefetch is sized from it."},
+      {"runtime", "maxBatchRecords", "integer", "500",
+       "Records per batch between actors."},
+      {"runtime", "restartBudget", "integer", "5",
+       "Restarts of one partition chain within `restartWindow` before the run fails."},
+      {"runtime", "restartWindow", "duration", "10 minutes",
+       "Restarts older than this no longer count against the budget."},
+      {"runtime", "restartBackoff", "duration", "200 milliseconds",
+       "First restart delay; doubles on each restart."},
+      {"runtime", "brokerTimeout", "duration", "60 seconds",
+       "How long a cluster may stay unreachable (or a lookup unanswered) before the run "
+       "fails with exit 1."},
+      {"runtime", "memoryBudget", "integer", "268435456",
+       "Bytes for dedup state in memory: RocksDB's block cache and memtables together, "
+       "all partitions."},
+  };
+  return table;
+}
+
+std::string option_reference_markdown() {
+  std::string out =
+      "| section | option | type | default | meaning |\n|---|---|---|---|---|\n";
+  for (auto& o : option_table()) {
+    out += "| " + std::string(o.section.empty() ? "(top)" : o.section) + " | `" +
+           std::string(o.name) + "` | " + std::string(o.type) + " | " +
+           std::string(o.default_value) + " | " + std::string(o.doc) + " |\n";
+  }
+  return out;
+}
+
+namespace {
+
+std::string describe(const json::value& v) {
+  std::string s;
+  write_json(v, s); // numbers as written: 1.5, not 1.5E0
+
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+std::string as_string(const json::value& v, const std::string& option,
+                      const std::string& expected = "a string") {
+  if (v.is_string()) return std::string(v.get_string());
+  throw config_error(option, "expected " + expected + ", got " + describe(v));
+}
+
+/// kafka.* values may be written as JSON strings, numbers or booleans.
+std::string as_property(const json::value& v, const std::string& option) {
+  if (v.is_string()) return std::string(v.get_string());
+  // librdkafka's integer properties take no fraction: 5.0 is passed as 5.
+  if (v.is_double() && std::trunc(v.get_double()) == v.get_double() &&
+      std::abs(v.get_double()) < 1e15)
+    return std::to_string(static_cast<std::int64_t>(v.get_double()));
+  if (v.is_int64() || v.is_uint64() || v.is_double() || v.is_bool()) {
+    std::string out;
+    write_json(v, out);
+    return out;
+  }
+  throw config_error(
+      option,
+      "expected a string, number or boolean, got " +
+          (is_secret_property(option) ? std::string("(value not shown)") : describe(v)));
+}
+
+/// A keyword as Spark reads it: trimmed, without regard to case.
+std::string word_of(std::string_view text) {
+  auto first = text.find_first_not_of(" \t");
+  auto last = text.find_last_not_of(" \t");
+  std::string out(first == std::string_view::npos ? std::string_view{}
+                                                  : text.substr(first, last - first + 1));
+  for (auto& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool as_bool(const json::value& v, const std::string& option) {
+  if (v.is_bool()) return v.get_bool();
+  if (v.is_string()) {
+    auto word = word_of(v.get_string());
+    if (word == "true") return true;
+    if (word == "false") return false;
+  }
+  throw config_error(option, "expected true or false, got " + describe(v));
+}
+
+std::int64_t as_positive(const json::value& v, const std::string& option) {
+  std::int64_t n = 0;
+  if (v.is_int64())
+    n = v.get_int64();
+  else if (v.is_uint64() && v.get_uint64() < (1ull << 62))
+    n = static_cast<std::int64_t>(v.get_uint64());
+  else if (v.is_double() && std::trunc(v.get_double()) == v.get_double() &&
+           std::abs(v.get_double()) < 1e15)
+    n = static_cast<std::int64_t>(v.get_double()); // 2.25e3 is 2250
+  else if (v.is_string()) {
+    try {
+      std::size_t used = 0;
+      n = std::stoll(std::string(v.get_string()), &used);
+      if (used != v.get_string().size()) n = 0;
+    } catch (...) {
+      n = 0;
+    }
+  }
+  if (n <= 0)
+    throw config_error(option, "expected a positive integer, got " + describe(v));
+  return n;
+}
+
+const json::object& as_object(const json::value& v, const std::string& option) {
+  if (!v.is_object())
+    throw config_error(option, "expected a JSON object, got " + describe(v));
+  return v.get_object();
+}
+
+/// Spark options Sluice does not implement (yet), with what to do meanwhile.
+/// Named as such, a Spark user is not told their option does not exist.
+const char* not_supported_yet(const std::string& option) {
+  static const std::map<std::string, const char*, std::less<>> hints = {
+      {"source.groupIdPrefix", "set `kafka.group.id`"},
+      {"source.kafkaConsumer.pollTimeoutMs", "remove it (no equivalent in Sluice)"},
+      {"source.fetchOffset.numRetries",
+       "remove it; `runtime.brokerTimeout` bounds offset lookups"},
+      {"source.fetchOffset.retryIntervalMs",
+       "remove it; `runtime.brokerTimeout` bounds offset lookups"},
+      {"trigger.continuous", "leave `trigger` out: runs are continuous by default"},
+  };
+  auto it = hints.find(option);
+  return it == hints.end() ? nullptr : it->second;
+}
+
+void reject_unknown(const json::object& obj, const std::string& section,
+                    std::initializer_list<std::string_view> known, bool allow_kafka) {
+  for (auto& [k, v] : obj) {
+    std::string_view key = k;
+    if (allow_kafka && key.starts_with("kafka.")) continue;
+    auto option = section.empty() ? std::string(key) : section + "." + std::string(key);
+    if (auto* hint = not_supported_yet(option))
+      throw config_error(option, std::string("not supported yet; ") + hint);
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string list;
+      for (auto n : known)
+        list += (list.empty() ? "" : ", ") + std::string(n);
+      if (allow_kafka) list += ", kafka.*";
+      throw config_error(option, "unknown option; expected one of " + list);
+    }
+  }
+}
+
+/// Kafka's topic name rules: [a-zA-Z0-9._-], 1 to 249 characters, not . or ..
+std::string checked_topic(std::string name, const std::string& option) {
+  auto legal = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+           c == '-';
+  };
+  if (name.empty())
+    throw config_error(option, "expected a topic name, got an empty string");
+  if (name.size() > 249 || name == "." || name == ".." ||
+      !std::all_of(name.begin(), name.end(), legal))
+    throw config_error(option,
+                       "`" + name +
+                           "` is not a valid Kafka topic name: use letters, digits, "
+                           "`.`, `_` and `-`, at most 249 characters");
+  return name;
+}
+
+/// librdkafka properties of one client kind only: set on the other, librdkafka
+/// ignores them with a warning, so the user's intent would be lost silently.
+bool consumer_only(std::string_view name) {
+  static const std::set<std::string_view> names = {"group.id",
+                                                   "group.instance.id",
+                                                   "group.protocol.type",
+                                                   "auto.offset.reset",
+                                                   "enable.auto.commit",
+                                                   "offset.store.method",
+                                                   "consume.callback.max.messages",
+                                                   "session.timeout.ms",
+                                                   "heartbeat.interval.ms",
+                                                   "max.poll.interval.ms",
+                                                   "partition.assignment.strategy",
+                                                   "isolation.level",
+                                                   "fetch.wait.max.ms",
+                                                   "fetch.min.bytes",
+                                                   "fetch.max.bytes",
+                                                   "fetch.message.max.bytes",
+                                                   "max.partition.fetch.bytes",
+                                                   "queued.min.messages",
+                                                   "queued.max.messages.kbytes",
+                                                   "check.crcs",
+                                                   "enable.partition.eof",
+                                                   "auto.commit.interval.ms",
+                                                   "enable.auto.offset.store",
+                                                   "fetch.error.backoff.ms",
+                                                   "coordinator.query.interval.ms"};
+  return names.contains(name);
+}
+
+bool producer_only(std::string_view name) {
+  static const std::set<std::string_view> names = {
+      "acks",
+      "request.required.acks",
+      "linger.ms",
+      "queue.buffering.max.ms",
+      "queue.buffering.max.messages",
+      "queue.buffering.max.kbytes",
+      "batch.num.messages",
+      "batch.size",
+      "enable.idempotence",
+      "transactional.id",
+      "transaction.timeout.ms",
+      "message.timeout.ms",
+      "delivery.timeout.ms",
+      "max.in.flight.requests.per.connection",
+      "max.in.flight",
+      "compression.type",
+      "compression.codec",
+      "compression.level",
+      "partitioner",
+      "message.send.max.retries",
+      "retries",
+      "sticky.partitioning.linger.ms",
+      "enable.gapless.guarantee",
+      "request.timeout.ms"};
+  return names.contains(name);
+}
+
+/// SASL credentials are used only with a SASL security.protocol: with the
+/// default (PLAINTEXT) librdkafka ignores them, and the broker then drops the
+/// connection ("Broken pipe") without saying why.
+void check_sasl_protocol(const std::map<std::string, std::string>& kafka,
+                         const std::string& section) {
+  bool credentials = kafka.contains("sasl.username") || kafka.contains("sasl.password") ||
+                     kafka.contains("sasl.mechanism") ||
+                     kafka.contains("sasl.mechanisms");
+  if (!credentials) return;
+  auto protocol = kafka.find("security.protocol");
+  std::string value = protocol == kafka.end() ? "plaintext" : protocol->second;
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (value != "sasl_plaintext" && value != "sasl_ssl")
+    throw config_error(
+        section + ".kafka.security.protocol",
+        "SASL credentials are set, so expected SASL_SSL or SASL_PLAINTEXT (" +
+            (protocol == kafka.end() ? std::string("not set: PLAINTEXT")
+                                     : "`" + protocol->second + "`") +
+            " would not use them)");
+}
+
+/// Maps a JAAS line pasted from a Java client to librdkafka's SASL properties.
+void translate_jaas(std::map<std::string, std::string>& kafka,
+                    const std::string& option) {
+  auto it = kafka.find("sasl.jaas.config");
+  if (it == kafka.end()) return;
+  std::string jaas = it->second;
+  kafka.erase(it);
+  for (const char* own : {"sasl.username", "sasl.password"})
+    if (kafka.contains(own))
+      throw config_error(option, std::string("given together with kafka.") + own +
+                                     ": set the credentials one way, not both");
+  bool plain = jaas.find("PlainLoginModule") != std::string::npos;
+  bool scram = jaas.find("ScramLoginModule") != std::string::npos;
+  if (!plain && !scram)
+    throw config_error(option,
+                       "only PlainLoginModule and ScramLoginModule have librdkafka "
+                       "equivalents; use kafka.sasl.oauthbearer.* or "
+                       "kafka.sasl.kerberos.* for other mechanisms");
+  auto field = [&](const char* name) {
+    std::regex re(std::string(name) + R"(\s*=\s*\"([^\"]*)\")");
+    std::smatch m;
+    if (!std::regex_search(jaas, m, re))
+      throw config_error(option, std::string("expected ") + name +
+                                     "=\"...\" in the JAAS line (value not shown)");
+    return m[1].str();
+  };
+  kafka["sasl.username"] = field("username");
+  kafka["sasl.password"] = field("password");
+  if (!kafka.contains("sasl.mechanism") && !kafka.contains("sasl.mechanisms"))
+    kafka["sasl.mechanisms"] = plain ? "PLAIN" : "SCRAM-SHA-512";
+}
+
+std::map<std::string, std::string>
+kafka_properties(const json::object& obj, const std::string& section, bool consumer) {
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : obj) {
+    std::string_view key = k;
+    if (!key.starts_with("kafka.")) continue;
+    auto name = std::string(key.substr(6));
+    auto option = section + "." + std::string(key);
+    if (name == "bootstrap.servers" || (consumer && name == "group.id"))
+      continue; // read as options of their own
+    if (name == "metadata.broker.list")
+      throw config_error(option, "an alias of bootstrap.servers: use `" + section +
+                                     ".kafka.bootstrap.servers`");
+    if (name == "key.deserializer" || name == "value.deserializer" ||
+        name == "key.serializer" || name == "value.serializer")
+      throw config_error(option, "not supported: Sluice reads and writes keys and values "
+                                 "as bytes; remove this option");
+    if (consumer && name == "enable.auto.commit")
+      throw config_error(option, "not supported: Sluice commits offsets itself after the "
+                                 "outputs are acknowledged; remove this option");
+    if (consumer && name == "auto.offset.reset")
+      throw config_error(option,
+                         "not supported: use `startingOffsets` (earliest or latest)");
+    if (consumer && producer_only(name))
+      throw config_error(option, "a producer property: set it on the sink "
+                                 "(`sink.kafka." +
+                                     name + "`)");
+    if (!consumer && consumer_only(name))
+      throw config_error(option, "a consumer property: set it on the source "
+                                 "(`source.kafka." +
+                                     name + "`)");
+    out[name] = as_property(v, option);
+  }
+  translate_jaas(out, section + ".kafka.sasl.jaas.config");
+  check_sasl_protocol(out, section);
+  if (!consumer) {
+    // The guarantee rests on these: outputs acknowledged by every in-sync
+    // replica, in order, before their inputs are committed.
+    if (auto it = out.find("enable.idempotence"); it != out.end() && it->second != "true")
+      throw config_error(
+          section + ".kafka.enable.idempotence",
+          "must stay true: without it a retried batch can be written twice "
+          "or out of order, which at-least-once with per-key order rules out");
+    if (out.contains("transactional.id"))
+      throw config_error(
+          section + ".kafka.transactional.id",
+          "not supported yet: exactly-once (Kafka transactions) is a later "
+          "step; Sluice is at-least-once");
+    if (auto it = out.find("partitioner"); it != out.end() && it->second == "random")
+      throw config_error(
+          section + ".kafka.partitioner",
+          "random places records with the same key on different "
+          "partitions, which breaks per-key order; use murmur2_random (the "
+          "default, as Java clients) or another key-based partitioner");
+    for (auto name : {"acks", "request.required.acks"})
+      if (auto it = out.find(name);
+          it != out.end() && it->second != "all" && it->second != "-1")
+        throw config_error(section + ".kafka." + name,
+                           "must be all (or -1): offsets are committed once outputs are "
+                           "acknowledged, and with acks=" +
+                               it->second + " an acknowledged output can still be lost");
+  }
+  return out;
+}
+
+field_type parse_field_type(const json::value& v, const std::string& option) {
+  static const std::map<std::string, field_type, std::less<>> types = {
+      {"string", field_type::string_t},   {"int", field_type::int_t},
+      {"long", field_type::long_t},       {"double", field_type::double_t},
+      {"boolean", field_type::boolean_t}, {"timestamp", field_type::timestamp_t},
+  };
+  const std::string expected = "one of string, int, long, double, boolean, timestamp";
+  auto name = as_string(v, option, expected);
+  auto it = types.find(name);
+  if (it == types.end())
+    throw config_error(option, "expected " + expected + ", got `" + name + "`");
+  return it->second;
+}
+
+/// A JSON object given as an object or as a JSON string (Spark takes both).
+json::object as_json_object(const json::value& v, const std::string& option,
+                            const std::string& expected) {
+  if (v.is_object()) return v.get_object();
+  if (v.is_string()) {
+    std::error_code ec;
+    auto parsed = json::parse(v.get_string(), ec);
+    if (!ec && parsed.is_object()) return parsed.get_object();
+  }
+  throw config_error(option, "expected " + expected + ", got " + describe(v));
+}
+
+std::int64_t as_integer(const json::value& v, const std::string& option,
+                        const std::string& expected) {
+  if (v.is_int64()) return v.get_int64();
+  if (v.is_uint64() && v.get_uint64() < (1ull << 63))
+    return static_cast<std::int64_t>(v.get_uint64());
+  if (v.is_string()) {
+    std::string text(v.get_string());
+    std::size_t used = 0;
+    try {
+      auto n = std::stoll(text, &used);
+      if (used == text.size() && !text.empty()) return n;
+    } catch (...) {
+    }
+  }
+  throw config_error(option, "expected " + expected + ", got " + describe(v));
+}
+
+std::int32_t as_partition(std::string_view text, const std::string& option) {
+  std::int32_t n = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n < 0)
+    throw config_error(option,
+                       "expected a partition number, got `" + std::string(text) + "`");
+  return n;
+}
+
+/// Spark's per-partition JSON: {"topic": {"0": value, ...}, ...}. `check`
+/// vets each value (offsets: -2, -1 or >= 0; timestamps: >= 0).
+partition_offsets parse_partition_values(const json::value& v, const std::string& option,
+                                         bool timestamps, bool allow_earliest) {
+  const std::string expected =
+      timestamps ? R"(JSON like {"orders": {"0": 1700000000000}} (ms since the epoch))"
+      : allow_earliest
+          ? R"(JSON like {"orders": {"0": 42, "1": -2}} (-2 earliest, -1 latest))"
+          : R"(JSON like {"orders": {"0": 42, "1": -1}} (-1 latest))";
+  partition_offsets out;
+  for (auto& [topic, parts] : as_json_object(v, option, expected)) {
+    auto name = checked_topic(std::string(topic), option);
+    if (!parts.is_object())
+      throw config_error(option, "expected " + expected + ", got " + describe(parts) +
+                                     " for `" + name + "`");
+    for (auto& [partition, value] : parts.get_object()) {
+      auto where = option + " " + name + "/" + std::string(partition);
+      kafka::topic_partition tp{name, as_partition(partition, option)};
+      auto n = as_integer(value, option, expected);
+      bool ok = timestamps ? n >= 0 : (n >= 0 || n == -1 || (allow_earliest && n == -2));
+      if (!ok)
+        throw config_error(option,
+                           "`" + tp.str() + "`: " + std::to_string(n) +
+                               (timestamps ? " is not a timestamp (ms >= 0)"
+                                : allow_earliest
+                                    ? " is not an offset (>= 0, -2 earliest, -1 latest)"
+                                    : " is not an offset (>= 0, -1 latest)"));
+      out[tp] = n;
+    }
+  }
+  if (out.empty())
+    throw config_error(option, "expected " + expected + ", got no partition");
+  return out;
+}
+
+void parse_subscription(const json::object& obj, source_options& src) {
+  int given = 0;
+  if (auto* v = obj.if_contains("subscribe")) {
+    ++given;
+    src.subscription = subscription_kind::subscribe;
+    auto list = as_string(*v, "source.subscribe", "a comma-separated topic list");
+    if (auto last = list.find_last_not_of(" \t");
+        last != std::string::npos && list[last] == ',')
+      throw config_error("source.subscribe",
+                         "expected a topic name, got an empty string");
+    std::stringstream in(list);
+    for (std::string t; std::getline(in, t, ',');) {
+      t.erase(0, t.find_first_not_of(" \t"));
+      t.erase(t.find_last_not_of(" \t") + 1);
+      src.subscribe.push_back(checked_topic(t, "source.subscribe"));
+    }
+    if (src.subscribe.empty())
+      throw config_error("source.subscribe", "expected a comma-separated topic list, "
+                                             "like \"orders\" or \"orders,returns\"");
+  }
+  if (auto* v = obj.if_contains("subscribePattern")) {
+    ++given;
+    src.subscription = subscription_kind::pattern;
+    src.pattern = as_string(*v, "source.subscribePattern", "a regular expression");
+    if (src.pattern.empty())
+      throw config_error("source.subscribePattern",
+                         "expected a regular expression, got an empty string");
+    try {
+      std::regex re(src.pattern, std::regex::extended); // as librdkafka reads it
+    } catch (const std::regex_error& e) {
+      throw config_error("source.subscribePattern",
+                         "`" + src.pattern + "` is not a valid regular expression (" +
+                             e.what() + ")");
+    }
+  }
+  if (auto* v = obj.if_contains("assign")) {
+    ++given;
+    src.subscription = subscription_kind::assign;
+    const std::string expected = R"(JSON like {"orders": [0, 1]})";
+    for (auto& [topic, parts] : as_json_object(*v, "source.assign", expected)) {
+      auto name = checked_topic(std::string(topic), "source.assign");
+      if (!parts.is_array() || parts.get_array().empty())
+        throw config_error("source.assign", "expected " + expected + ", got " +
+                                                describe(parts) + " for `" + name + "`");
+      for (auto& p : parts.get_array()) {
+        auto n = as_integer(p, "source.assign", "partition numbers");
+        if (n < 0 || n > std::numeric_limits<std::int32_t>::max())
+          throw config_error("source.assign", "expected partition numbers, got " +
+                                                  describe(p) + " for `" + name + "`");
+        kafka::topic_partition tp{name, static_cast<std::int32_t>(n)};
+        if (std::find(src.assign.begin(), src.assign.end(), tp) == src.assign.end())
+          src.assign.push_back(tp);
+      }
+    }
+    if (src.assign.empty())
+      throw config_error("source.assign", "expected " + expected + ", got no partition");
+  }
+  if (given != 1)
+    throw config_error(given == 0 ? "source.subscribe" : "source",
+                       given == 0
+                           ? "required: one of subscribe (a comma-separated topic "
+                             "list, like \"orders\"), subscribePattern or assign"
+                           : "choose one of subscribe, subscribePattern and assign");
+}
+
+/// Whether `tp` is part of what the source reads (as far as options tell).
+bool in_subscription(const source_options& src, const kafka::topic_partition& tp) {
+  switch (src.subscription) {
+  case subscription_kind::subscribe:
+    return std::find(src.subscribe.begin(), src.subscribe.end(), tp.topic) !=
+           src.subscribe.end();
+  case subscription_kind::pattern:
+    return std::regex_match(tp.topic, std::regex(src.pattern, std::regex::extended));
+  case subscription_kind::assign:
+    return std::find(src.assign.begin(), src.assign.end(), tp) != src.assign.end();
+  }
+  return false;
+}
+
+void check_in_subscription(const source_options& src, const partition_offsets& named,
+                           const std::string& option) {
+  for (auto& [tp, value] : named)
+    if (!in_subscription(src, tp))
+      throw config_error(option, "`" + tp.str() +
+                                     "` is not part of what the source reads (subscribe, "
+                                     "subscribePattern or assign)");
+}
+
+void parse_source(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "source",
+                 {"subscribe", "subscribePattern", "assign", "startingOffsets",
+                  "startingOffsetsByTimestamp", "startingTimestamp",
+                  "startingOffsetsByTimestampStrategy", "endingOffsets",
+                  "endingOffsetsByTimestamp", "endingTimestamp", "failOnDataLoss",
+                  "maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay",
+                  "minPartitions", "includeHeaders"},
+                 true);
+  auto& src = cfg.source;
+  if (auto* v = obj.if_contains("kafka.bootstrap.servers"))
+    src.bootstrap_servers = as_string(*v, "source.kafka.bootstrap.servers");
+  if (src.bootstrap_servers.empty())
+    throw config_error(
+        "source.kafka.bootstrap.servers",
+        "required: the brokers to read from, like \"host1:9092,host2:9092\"");
+  parse_subscription(obj, src);
+
+  if (auto* v = obj.if_contains("startingOffsets")) {
+    const std::string expected =
+        R"(earliest, latest or JSON like {"orders": {"0": 42, "1": -2}})";
+    // Spark compares these words without regard to case.
+    auto word = v->is_string() ? word_of(v->get_string()) : std::string();
+    if (word == "earliest")
+      src.starting = starting_offsets::earliest;
+    else if (word == "latest")
+      src.starting = starting_offsets::latest;
+    else if (v->is_object() || (v->is_string() && v->get_string().starts_with("{"))) {
+      src.starting = starting_offsets::specific;
+      src.starting_specific =
+          parse_partition_values(*v, "source.startingOffsets", false, true);
+      check_in_subscription(src, src.starting_specific, "source.startingOffsets");
+    } else
+      throw config_error(
+          "source.startingOffsets",
+          "expected " + expected + ", got " +
+              (v->is_string() ? "`" + std::string(v->get_string()) + "`" : describe(*v)));
+  }
+  // The per-partition and all-partition timestamp forms, start and end alike.
+  auto by_partition = [&](const char* name, partition_offsets& out) {
+    if (auto* v = obj.if_contains(name)) {
+      auto option = std::string("source.") + name;
+      out = parse_partition_values(*v, option, true, false);
+      check_in_subscription(src, out, option);
+    }
+  };
+  auto timestamp = [&](const char* name, std::optional<std::int64_t>& out) {
+    if (auto* v = obj.if_contains(name)) {
+      auto option = std::string("source.") + name;
+      const std::string expected = "a timestamp in ms since the epoch";
+      auto n = as_integer(*v, option, expected);
+      if (n < 0)
+        throw config_error(option, "expected " + expected + ", got " + describe(*v));
+      out = n;
+    }
+  };
+  by_partition("startingOffsetsByTimestamp", src.starting_by_timestamp);
+  timestamp("startingTimestamp", src.starting_timestamp);
+  if (auto* v = obj.if_contains("startingOffsetsByTimestampStrategy")) {
+    auto s = word_of(
+        as_string(*v, "source.startingOffsetsByTimestampStrategy", "error or latest"));
+    if (s == "error")
+      src.starting_strategy = timestamp_strategy::error;
+    else if (s == "latest")
+      src.starting_strategy = timestamp_strategy::latest;
+    else
+      throw config_error("source.startingOffsetsByTimestampStrategy",
+                         "expected error or latest, got `" + s + "`");
+  }
+  if (auto* v = obj.if_contains("endingOffsets")) {
+    auto word = v->is_string() ? word_of(v->get_string()) : std::string();
+    if (word == "latest")
+      src.ending_latest = true;
+    else if (word == "earliest")
+      throw config_error("source.endingOffsets",
+                         "earliest is not an end (Spark refuses it too): use latest or "
+                         "per-partition offsets");
+    else {
+      src.ending_specific =
+          parse_partition_values(*v, "source.endingOffsets", false, false);
+      check_in_subscription(src, src.ending_specific, "source.endingOffsets");
+    }
+  }
+  by_partition("endingOffsetsByTimestamp", src.ending_by_timestamp);
+  timestamp("endingTimestamp", src.ending_timestamp);
+  if (auto* v = obj.if_contains("failOnDataLoss"))
+    src.fail_on_data_loss = as_bool(*v, "source.failOnDataLoss");
+  if (auto* v = obj.if_contains("maxOffsetsPerTrigger"))
+    src.max_offsets_per_trigger = as_positive(*v, "source.maxOffsetsPerTrigger");
+  if (auto* v = obj.if_contains("minOffsetsPerTrigger"))
+    src.min_offsets_per_trigger = as_positive(*v, "source.minOffsetsPerTrigger");
+  if (src.max_offsets_per_trigger && src.min_offsets_per_trigger &&
+      *src.min_offsets_per_trigger > *src.max_offsets_per_trigger)
+    throw config_error("source.minOffsetsPerTrigger",
+                       "must not exceed source.maxOffsetsPerTrigger (" +
+                           std::to_string(*src.max_offsets_per_trigger) + "), got " +
+                           std::to_string(*src.min_offsets_per_trigger));
+  if (auto* v = obj.if_contains("maxTriggerDelay"))
+    src.max_trigger_delay = parse_duration(
+        as_string(*v, "source.maxTriggerDelay", "a duration like \"15 minutes\""),
+        "source.maxTriggerDelay");
+  if (auto* v = obj.if_contains("minPartitions"))
+    src.min_partitions = as_positive(*v, "source.minPartitions");
+  // An end makes the run a batch query, and Spark's batch queries start at
+  // earliest unless told otherwise.
+  if (has_ending(src) && !obj.contains("startingOffsets"))
+    src.starting = starting_offsets::earliest;
+
+  if (auto* v = obj.if_contains("kafka.group.id")) {
+    src.group_id = as_string(*v, "source.kafka.group.id");
+    if (src.group_id.find_first_not_of(" \t") == std::string::npos)
+      throw config_error("source.kafka.group.id",
+                         "expected a group name, got an empty string (leave the option "
+                         "out for the default sluice-<name>)");
+  }
+  if (src.group_id.empty()) src.group_id = "sluice-" + cfg.name;
+  if (auto* v = obj.if_contains("includeHeaders"))
+    src.include_headers = as_bool(*v, "source.includeHeaders");
+  src.kafka = kafka_properties(obj, "source", true);
+}
+
+void parse_parse(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "parse", {"format", "schema", "required", "tombstones"}, false);
+  if (auto* v = obj.if_contains("tombstones")) {
+    const std::string expected = "dlq, pass or drop";
+    auto t = as_string(*v, "parse.tombstones", expected);
+    if (t == "dlq")
+      cfg.parse.tombstones = tombstone_policy::dlq;
+    else if (t == "pass")
+      cfg.parse.tombstones = tombstone_policy::pass;
+    else if (t == "drop")
+      cfg.parse.tombstones = tombstone_policy::drop;
+    else
+      throw config_error("parse.tombstones",
+                         "expected " + expected + ", got `" + t + "`");
+  }
+  if (auto* v = obj.if_contains("format")) {
+    auto f = as_string(*v, "parse.format", "json");
+    if (f != "json")
+      throw config_error("parse.format",
+                         "expected json (the only format so far), got `" + f + "`");
+  }
+  if (auto* v = obj.if_contains("schema")) {
+    for (auto& [name, type] : as_object(*v, "parse.schema")) {
+      if (name.empty())
+        throw config_error("parse.schema", "expected field names, got an empty string");
+      cfg.parse.fields.push_back(
+          {std::string(name),
+           parse_field_type(type, "parse.schema." + std::string(name))});
+    }
+  }
+  if (auto* v = obj.if_contains("required")) {
+    if (!v->is_array())
+      throw config_error("parse.required",
+                         "expected a list of field names, got " + describe(*v));
+    for (auto& f : v->get_array()) {
+      auto name = as_string(f, "parse.required", "a list of field names");
+      if (name.empty())
+        throw config_error("parse.required", "expected field names, got an empty string");
+      if (!cfg.parse.fields.empty() &&
+          std::none_of(cfg.parse.fields.begin(), cfg.parse.fields.end(),
+                       [&](auto& sf) { return sf.name == name; }))
+        throw config_error("parse.required",
+                           "field `" + name + "` is not in parse.schema");
+      cfg.parse.required.push_back(name);
+    }
+  }
+}
+
+void parse_route(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "route",
+                 {"topic", "field", "topics", "default", "allowSourceTopic"}, false);
+  auto& r = cfg.route;
+  if (auto* v = obj.if_contains("topic"))
+    r.topic = checked_topic(as_string(*v, "route.topic"), "route.topic");
+  if (auto* v = obj.if_contains("field")) {
+    r.field = as_string(*v, "route.field");
+    if (r.field.empty())
+      throw config_error("route.field", "expected a field name, got an empty string");
+  }
+  if (auto* v = obj.if_contains("topics"))
+    for (auto& [value, topic] : as_object(*v, "route.topics")) {
+      auto option = "route.topics." + std::string(value);
+      r.topics[std::string(value)] = checked_topic(as_string(topic, option), option);
+    }
+  if (auto* v = obj.if_contains("default"))
+    r.default_topic = checked_topic(as_string(*v, "route.default"), "route.default");
+  if (auto* v = obj.if_contains("allowSourceTopic"))
+    r.allow_source_topic = as_bool(*v, "route.allowSourceTopic");
+  if (!r.topic.empty() && !r.field.empty())
+    throw config_error("route", "both `topic` and `field` are set: choose one");
+  if (!r.topic.empty() && (!r.topics.empty() || !r.default_topic.empty()))
+    throw config_error(r.topics.empty() ? "route.default" : "route.topics",
+                       "only used when routing by `field`, but `route.topic` sends every "
+                       "record to `" +
+                           r.topic + "`");
+  if (r.topic.empty() && r.field.empty())
+    throw config_error("route",
+                       "expected either {\"topic\": T} or "
+                       "{\"field\": F, \"topics\": {value: topic}, \"default\": T}");
+  if (!r.field.empty() && r.topics.empty() && r.default_topic.empty())
+    throw config_error("route.topics", "routing by field needs `topics` or `default`");
+}
+
+void parse_sink(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "sink", {}, true);
+  if (auto* v = obj.if_contains("kafka.bootstrap.servers"))
+    cfg.sink.bootstrap_servers = as_string(*v, "sink.kafka.bootstrap.servers");
+  if (cfg.sink.bootstrap_servers.empty())
+    throw config_error("sink.kafka.bootstrap.servers",
+                       "required: the brokers to write to, like \"host1:9092\"");
+  cfg.sink.kafka = kafka_properties(obj, "sink", false);
+}
+
+void parse_trigger(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "trigger", {"processingTime", "availableNow", "once"}, false);
+  auto& t = cfg.trigger;
+  if (auto* v = obj.if_contains("processingTime")) {
+    t.mode = trigger_options::kind::processing_time;
+    t.interval = parse_duration(
+        as_string(*v, "trigger.processingTime", "a duration like \"1 second\""),
+        "trigger.processingTime");
+  }
+  if (auto* v = obj.if_contains("availableNow");
+      v && as_bool(*v, "trigger.availableNow")) {
+    if (t.mode == trigger_options::kind::processing_time)
+      throw config_error("trigger", "choose one of processingTime and availableNow");
+    t.mode = trigger_options::kind::available_now;
+  }
+  if (auto* v = obj.if_contains("once"); v && as_bool(*v, "trigger.once")) {
+    if (t.mode != trigger_options::kind::continuous)
+      throw config_error("trigger",
+                         "choose one of processingTime, availableNow and once");
+    t.mode = trigger_options::kind::once;
+    // One epoch: it ends, and commits, when the run does.
+    t.interval = std::chrono::hours(24 * 365);
+  }
+}
+
+void parse_dedup(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "dedup", {"key", "within", "timeField", "stateDir", "changelog"},
+                 false);
+  dedup_options d;
+  auto in_schema = [&](const std::string& name) {
+    return std::find_if(cfg.parse.fields.begin(), cfg.parse.fields.end(),
+                        [&](auto& f) { return f.name == name; });
+  };
+  auto* key = obj.if_contains("key");
+  if (!key)
+    throw config_error("dedup.key", "required: the field (or list of fields) whose "
+                                    "values identify a record, e.g. [\"order_id\"]");
+  if (key->is_string()) {
+    d.key.push_back(std::string(key->get_string()));
+  } else if (key->is_array() && !key->get_array().empty()) {
+    for (auto& f : key->get_array())
+      d.key.push_back(as_string(f, "dedup.key", "a list of field names"));
+  } else {
+    throw config_error("dedup.key", "expected a field name or a non-empty list of field "
+                                    "names, got " +
+                                        describe(*key));
+  }
+  for (std::size_t i = 0; i < d.key.size(); ++i) {
+    if (d.key[i].empty())
+      throw config_error("dedup.key", "expected field names, got an empty string");
+    if (std::find(d.key.begin(), d.key.begin() + static_cast<std::ptrdiff_t>(i),
+                  d.key[i]) != d.key.begin() + static_cast<std::ptrdiff_t>(i))
+      throw config_error("dedup.key", "field `" + d.key[i] + "` is named twice");
+    if (!cfg.parse.fields.empty() && in_schema(d.key[i]) == cfg.parse.fields.end())
+      throw config_error("dedup.key", "field `" + d.key[i] + "` is not in parse.schema");
+  }
+  auto* within = obj.if_contains("within");
+  if (!within)
+    throw config_error("dedup.within",
+                       "required: how long a key is remembered, e.g. \"1 hour\"");
+  d.within =
+      parse_duration(as_string(*within, "dedup.within", "a duration"), "dedup.within");
+  if (d.within.count() <= 0)
+    throw config_error("dedup.within", "expected a positive duration");
+  if (auto* v = obj.if_contains("timeField"); v && !v->is_null()) {
+    d.time_field = as_string(*v, "dedup.timeField", "a field name");
+    auto f = in_schema(d.time_field);
+    if (f == cfg.parse.fields.end() ||
+        (f->type != field_type::timestamp_t && f->type != field_type::long_t))
+      throw config_error("dedup.timeField",
+                         "expected a field of parse.schema typed timestamp or long "
+                         "(epoch milliseconds), got `" +
+                             d.time_field + "`");
+  }
+  d.state_dir = "sluice-state/" + cfg.name;
+  if (auto* v = obj.if_contains("stateDir")) {
+    d.state_dir = as_string(*v, "dedup.stateDir", "a directory");
+    if (d.state_dir.find_first_not_of(" \t") == std::string::npos)
+      throw config_error("dedup.stateDir", "expected a directory, got an empty string");
+  }
+  d.changelog = cfg.name + "-dedup-changelog";
+  if (!obj.contains("changelog")) try {
+      checked_topic(d.changelog, "dedup.changelog");
+    } catch (const config_error&) {
+      throw config_error("dedup.changelog",
+                         "the default `" + d.changelog +
+                             "` (from `name`) is not a valid topic name: name the "
+                             "changelog topic, or set it to false");
+    }
+  if (auto* v = obj.if_contains("changelog")) {
+    if (v->is_bool() && !v->get_bool())
+      d.changelog.clear();
+    else if (!v->is_bool())
+      d.changelog = checked_topic(
+          as_string(*v, "dedup.changelog", "a topic name or false"), "dedup.changelog");
+  }
+  if (!d.changelog.empty() && cfg.dlq && d.changelog == cfg.dlq->topic)
+    throw config_error("dedup.changelog", "`" + d.changelog + "` is also the DLQ topic");
+  auto& r = cfg.route;
+  bool routed = d.changelog == r.topic || d.changelog == r.default_topic ||
+                std::any_of(r.topics.begin(), r.topics.end(),
+                            [&](auto& e) { return e.second == d.changelog; });
+  if (!d.changelog.empty() && routed)
+    throw config_error("dedup.changelog",
+                       "`" + d.changelog + "` is also an output topic of `route`");
+  if (cfg.source.min_partitions)
+    throw config_error("source.minPartitions",
+                       "cannot be combined with dedup yet: lanes would see one key's "
+                       "records out of order (remove one of them)");
+  cfg.dedup = std::move(d);
+}
+
+void parse_runtime(const json::object& obj, pipeline_config& cfg) {
+  reject_unknown(obj, "runtime",
+                 {"maxInFlightPerPartition", "maxInFlightBytes", "maxBatchRecords",
+                  "restartBudget", "restartWindow", "restartBackoff", "brokerTimeout",
+                  "memoryBudget"},
+                 false);
+  auto& r = cfg.runtime;
+  if (auto* v = obj.if_contains("maxInFlightPerPartition"))
+    r.max_in_flight_per_partition =
+        static_cast<std::size_t>(as_positive(*v, "runtime.maxInFlightPerPartition"));
+  if (auto* v = obj.if_contains("maxInFlightBytes"))
+    r.max_in_flight_bytes =
+        static_cast<std::size_t>(as_positive(*v, "runtime.maxInFlightBytes"));
+  if (auto* v = obj.if_contains("maxBatchRecords"))
+    r.max_batch_records =
+        static_cast<std::size_t>(as_positive(*v, "runtime.maxBatchRecords"));
+  if (auto* v = obj.if_contains("restartBudget"))
+    r.restart_budget = static_cast<int>(as_positive(*v, "runtime.restartBudget"));
+  if (auto* v = obj.if_contains("restartBackoff"))
+    r.restart_backoff =
+        parse_duration(as_string(*v, "runtime.restartBackoff"), "runtime.restartBackoff");
+  if (auto* v = obj.if_contains("restartWindow"))
+    r.restart_window =
+        parse_duration(as_string(*v, "runtime.restartWindow"), "runtime.restartWindow");
+  if (auto* v = obj.if_contains("brokerTimeout"))
+    r.broker_timeout =
+        parse_duration(as_string(*v, "runtime.brokerTimeout"), "runtime.brokerTimeout");
+  if (r.broker_timeout < std::chrono::seconds(1))
+    throw config_error("runtime.brokerTimeout", "expected at least 1 second");
+  if (auto* v = obj.if_contains("memoryBudget")) {
+    auto n = as_positive(*v, "runtime.memoryBudget");
+    if (n < (16 << 20))
+      throw config_error("runtime.memoryBudget",
+                         "expected at least 16777216 (16 MiB), got " + describe(*v));
+    r.memory_budget = static_cast<std::size_t>(n);
+  }
+  r.max_batch_records = std::min(r.max_batch_records, r.max_in_flight_per_partition);
+}
+
+/// Options whose value is an object keyed by the user's names: `--set`
+/// reaches into them (`parse.schema.amount=double`).
+bool is_map_option(const std::string& path) {
+  return path == "parse.schema" || path == "route.topics";
+}
+
+/// Applies `section.option=value` (or `option=value` at the top, or
+/// `section.map.key=value` inside parse.schema and route.topics); the value is
+/// JSON when it parses as JSON, otherwise a string. `replaced` holds the
+/// sections a `--set` replaces rather than amends (the trigger), so that the
+/// file's trigger goes but two `--set trigger.*` both stay.
+void apply_override(json::object& root, const std::string& text,
+                    std::set<std::string>& replaced) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    // Only the part that names the option: the rest may be a secret.
+    auto name = text.substr(0, text.find_first_of(":= \t"));
+    throw config_error("--set", "expected section.option=value, got `" + name +
+                                    (name.size() < text.size() ? "...`" : "`"));
+  }
+  auto path = text.substr(0, eq);
+  auto raw = text.substr(eq + 1);
+  if (path.front() == '.' || path.back() == '.' || path.find("..") != std::string::npos)
+    throw config_error("--set " + path, "an empty name between dots");
+  auto dot = path.find('.');
+  auto section = path.substr(0, dot);
+  auto rest = dot == std::string::npos ? std::string() : path.substr(dot + 1);
+  json::value value;
+  std::error_code ec;
+  value = json::parse(raw, ec);
+  // Client properties, names and topics are text: 1e5 or 007 stay as typed.
+  bool text_valued = rest.starts_with("kafka.") || section == "route" ||
+                     section == "name" || path == "dlq.topic" ||
+                     path == "source.subscribe";
+  if (ec || (text_valued && value.is_number())) value = json::string(raw);
+  if (dot == std::string::npos) {
+    if (section == "trigger") replaced.insert(section);
+    root[path] = value;
+    return;
+  }
+  auto& slot = root[section];
+  if (slot.is_null() && section != "name") slot = json::object();
+  if (!slot.is_object())
+    throw config_error("--set " + path,
+                       "`" + section + "` is not a section, so it has no `" + rest + "`");
+  auto* target = &slot.get_object();
+  // A trigger given on the command line replaces the file's trigger.
+  if (section == "trigger" && replaced.insert(section).second) target->clear();
+  // kafka.* names contain dots of their own; so may the keys of a map option.
+  if (auto sub = rest.find('.'); sub != std::string::npos &&
+                                 !rest.starts_with("kafka.") &&
+                                 !not_supported_yet(path)) {
+    auto name = rest.substr(0, sub);
+    if (!is_map_option(section + "." + name))
+      throw config_error("--set " + path,
+                         "`" + section + "." + name +
+                             "` has no options of its own; --set reaches "
+                             "section.option, parse.schema.FIELD and route.topics.VALUE");
+    auto& map = (*target)[name];
+    if (map.is_null()) map = json::object();
+    if (!map.is_object())
+      throw config_error(section + "." + name,
+                         "expected a JSON object, got " + describe(map));
+    target = &map.get_object();
+    rest = rest.substr(sub + 1);
+  }
+  (*target)[rest] = value;
+}
+
+/// "at line L, column C" of `offset` in `text`, with the line and a caret.
+/// The contents of every string on `line` as `*`, one per byte (quotes,
+/// punctuation and layout kept, so that a caret still lines up).
+std::string masked_strings(std::string_view line) {
+  std::string out(line);
+  bool in_string = false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == '"' && (i == 0 || line[i - 1] != '\\'))
+      in_string = !in_string;
+    else if (in_string)
+      out[i] = '*';
+  }
+  return out;
+}
+
+/// "at line L, column C" of `offset` in `text`, with (part of) the line and a
+/// caret under the character. When the file names a secret anywhere, string
+/// contents are masked: a value may sit on another line than its key.
+std::string position_in(std::string_view text, std::size_t offset) {
+  offset = std::min(offset, text.size());
+  std::size_t line_start = 0;
+  if (offset > 0)
+    if (auto nl = text.rfind('\n', offset - 1); nl != std::string_view::npos)
+      line_start = nl + 1;
+  auto line_no = 1 + std::count(text.begin(), text.begin() + line_start, '\n');
+  auto line_end = std::min(text.find('\n', line_start), text.size());
+  if (line_end > line_start && text[line_end - 1] == '\r') --line_end; // CRLF files
+  // Columns count characters, not bytes (UTF-8 continuation bytes are skipped).
+  auto is_continuation = [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
+  };
+  std::size_t column = 1;
+  for (auto c : text.substr(line_start, offset - line_start))
+    if (!is_continuation(c)) ++column;
+  std::string out =
+      "at line " + std::to_string(line_no) + ", column " + std::to_string(column);
+  // Long (minified) lines: about 60 bytes either side of the error.
+  auto from = offset > line_start + 60 ? offset - 60 : line_start;
+  auto to = std::min(line_end, std::max(offset, from) + 60);
+  while (from > line_start && is_continuation(text[from]))
+    --from;
+  while (to < line_end && is_continuation(text[to]))
+    ++to;
+  std::string excerpt(text.substr(from, to - from));
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (is_secret_property(lower)) excerpt = masked_strings(excerpt);
+  // The caret keeps the line's tabs so that it stays under the character.
+  std::string caret;
+  for (auto c : text.substr(from, std::min(offset, line_end) - from))
+    if (!is_continuation(c)) caret += c == '\t' ? '\t' : ' ';
+  out += ":\n    " + std::string(from > line_start ? "..." : "") + excerpt +
+         (to < line_end ? "..." : "") + "\n    " + (from > line_start ? "   " : "") +
+         caret + "^";
+  return out;
+}
+
+} // namespace
+
+std::string source_description(const source_options& s) {
+  std::string out;
+  switch (s.subscription) {
+  case subscription_kind::subscribe:
+    for (auto& t : s.subscribe)
+      out += (out.empty() ? "" : ",") + t;
+    return "KafkaV2[Subscribe[" + out + "]]";
+  case subscription_kind::pattern:
+    return "KafkaV2[SubscribePattern[" + s.pattern + "]]";
+  case subscription_kind::assign:
+    for (auto& tp : s.assign)
+      out += (out.empty() ? "" : ", ") + tp.topic + "-" + std::to_string(tp.partition);
+    return "KafkaV2[Assign[" + out + "]]";
+  }
+  return "KafkaV2";
+}
+
+bool has_ending(const source_options& s) {
+  return s.ending_latest || !s.ending_specific.empty() ||
+         !s.ending_by_timestamp.empty() || s.ending_timestamp.has_value();
+}
+
+bool admits_by_epoch(const pipeline_config& c) {
+  using kind = trigger_options::kind;
+  bool runs_to_end =
+      c.trigger.mode == kind::available_now || c.trigger.mode == kind::once;
+  return c.source.max_offsets_per_trigger.has_value() ||
+         (c.source.min_offsets_per_trigger.has_value() && !runs_to_end);
+}
+
+std::chrono::milliseconds parse_duration(std::string_view text,
+                                         const std::string& option) {
+  static const std::regex re(R"(^\s*(\d+)\s*([a-zA-Z]*)\s*$)");
+  std::string s(text);
+  std::smatch m;
+  auto fail = [&]() -> std::chrono::milliseconds {
+    throw config_error(option,
+                       "expected a duration like \"1 second\", \"500 milliseconds\" "
+                       "or \"2 minutes\" (units: ms, seconds, minutes, hours, days, "
+                       "weeks), got `" +
+                           s + "`");
+  };
+  if (!std::regex_match(s, m, re) || m[1].length() > 12) return fail();
+  auto n = std::stoll(m[1].str());
+  auto unit = m[2].str();
+  std::transform(unit.begin(), unit.end(), unit.begin(), ::tolower);
+  std::chrono::milliseconds out;
+  if (unit == "ms" || unit == "millisecond" || unit == "milliseconds")
+    out = std::chrono::milliseconds(n);
+  else if (unit == "s" || unit == "sec" || unit == "second" || unit == "seconds")
+    out = std::chrono::seconds(n);
+  else if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes")
+    out = std::chrono::minutes(n);
+  else if (unit == "h" || unit == "hour" || unit == "hours")
+    out = std::chrono::hours(n);
+  else if (unit == "d" || unit == "day" || unit == "days")
+    out = std::chrono::hours(24 * std::min<std::int64_t>(n, 1'000'000)); // no overflow
+  else if (unit == "w" || unit == "week" || unit == "weeks")
+    out = std::chrono::hours(24 * 7 * std::min<std::int64_t>(n, 1'000'000));
+  else
+    return fail();
+  // Far beyond any sensible setting, and near where time arithmetic overflows.
+  if (out > std::chrono::hours(24 * 365 * 10))
+    throw config_error(option, "`" + s + "` is longer than 10 years");
+  return out;
+}
+
+bool is_secret_property(std::string_view name) {
+  for (auto word :
+       {"password", "secret", "jaas", "token", "key.pem", "keystore", "credential"})
+    if (name.find(word) != std::string_view::npos) return true;
+  return false;
+}
+
+pipeline_config parse_pipeline_config(std::string_view json_text,
+                                      const std::vector<std::string>& overrides) {
+  json::parse_options opts;
+  opts.allow_comments = true;
+  opts.allow_trailing_commas = true;
+  std::error_code ec;
+  json::stream_parser parser({}, opts);
+  // A byte-order mark some editors write is not JSON, and not an error either.
+  if (json_text.starts_with("\xEF\xBB\xBF")) json_text.remove_prefix(3);
+  // On an error, the count is where parsing stopped: the offending character.
+  auto consumed = parser.write(json_text.data(), json_text.size(), ec);
+  if (!ec) parser.finish(ec);
+  if (ec == json::error::incomplete &&
+      json_text.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    throw config_error("pipeline", "empty: expected a JSON object with sections source, "
+                                   "parse, route, sink, dlq, trigger");
+  if (ec == json::error::incomplete)
+    throw config_error("pipeline", "not valid JSON: it ends too early (a `{`, `[`, "
+                                   "string or comment is still open)");
+  if (ec)
+    throw config_error("pipeline", "not valid JSON (" + ec.message() + ") " +
+                                       position_in(json_text, consumed));
+  auto root_value = parser.release();
+  if (!root_value.is_object())
+    throw config_error("pipeline", "expected a JSON object with sections source, parse, "
+                                   "route, sink, dlq, trigger");
+  auto& root = root_value.get_object();
+  std::set<std::string> replaced;
+  for (auto& o : overrides)
+    apply_override(root, o, replaced);
+  reject_unknown(
+      root, "",
+      {"name", "source", "parse", "route", "sink", "dlq", "dedup", "trigger", "runtime"},
+      false);
+
+  pipeline_config cfg;
+  if (auto* v = root.if_contains("name")) {
+    cfg.name = as_string(*v, "name");
+    if (cfg.name.find_first_not_of(" \t") == std::string::npos)
+      throw config_error("name", "expected a pipeline name, got an empty string");
+  }
+  static const json::object empty;
+  auto section = [&](const char* name) -> const json::object& {
+    auto* v = root.if_contains(name);
+    return v ? as_object(*v, name) : empty;
+  };
+  if (!root.contains("source"))
+    throw config_error("source", "required section: where to read from");
+  parse_source(section("source"), cfg);
+  parse_parse(section("parse"), cfg);
+  if (!root.contains("route"))
+    throw config_error("route",
+                       "required section: {\"topic\": T} or {\"field\": F, ...}");
+  parse_route(section("route"), cfg);
+  if (cfg.parse.tombstones == tombstone_policy::pass && cfg.route.topic.empty() &&
+      cfg.route.default_topic.empty())
+    throw config_error("parse.tombstones",
+                       "pass needs a topic for records without a value: set route.topic "
+                       "or route.default");
+  if (!root.contains("sink"))
+    throw config_error("sink", "required section: where to write to");
+  parse_sink(section("sink"), cfg);
+  if (root.contains("dlq")) {
+    auto& d = section("dlq");
+    reject_unknown(d, "dlq", {"topic"}, false);
+    dlq_options dlq;
+    if (!d.contains("topic"))
+      throw config_error("dlq.topic", "required: the dead-letter topic name");
+    dlq.topic = checked_topic(as_string(d.at("topic"), "dlq.topic"), "dlq.topic");
+    cfg.dlq = dlq;
+  }
+  // Writing into a topic the pipeline reads is an endless loop.
+  auto is_source = [&](const std::string& t) {
+    auto& src = cfg.source;
+    if (src.subscription == subscription_kind::assign)
+      return std::any_of(src.assign.begin(), src.assign.end(),
+                         [&](auto& tp) { return tp.topic == t; });
+    return in_subscription(src, {t, 0});
+  };
+  auto no_loop = [&](const std::string& t, const std::string& option) {
+    if (!t.empty() && is_source(t) && !cfg.route.allow_source_topic)
+      throw config_error(option, "`" + t +
+                                     "` is also a source topic: every record written "
+                                     "there is read again, endlessly (set "
+                                     "route.allowSourceTopic to true if that is meant)");
+  };
+  no_loop(cfg.route.topic, "route.topic");
+  no_loop(cfg.route.default_topic, "route.default");
+  for (auto& [value, t] : cfg.route.topics)
+    no_loop(t, "route.topics." + value);
+  if (cfg.dlq && is_source(cfg.dlq->topic))
+    throw config_error("dlq.topic",
+                       "`" + cfg.dlq->topic +
+                           "` is also a source topic: dead letters would be "
+                           "read again, fail again and loop (refused even with "
+                           "route.allowSourceTopic)");
+  if (root.contains("dedup")) {
+    parse_dedup(section("dedup"), cfg);
+    if (!cfg.dedup->changelog.empty() && is_source(cfg.dedup->changelog))
+      throw config_error("dedup.changelog", "`" + cfg.dedup->changelog +
+                                                "` is also a source topic: the "
+                                                "changelog would be read as input");
+  }
+  parse_trigger(section("trigger"), cfg);
+  parse_runtime(section("runtime"), cfg);
+  return cfg;
+}
+
+pipeline_config load_pipeline_config(const std::string& path,
+                                     const std::vector<std::string>& overrides) {
+  // Read with the C library, so that the reason is the OS's own.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       std::fclose);
+  auto unreadable = [&](int error) {
+    return config_error("pipeline",
+                        "cannot read `" + path + "`: " + std::strerror(error));
+  };
+  if (!file) throw unreadable(errno);
+  // A pipeline is a few kilobytes; a path like /dev/zero must not fill memory.
+  constexpr std::size_t limit = 16u << 20;
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    auto n = std::fread(buf, 1, sizeof buf, file.get());
+    text.append(buf, n);
+    if (n < sizeof buf) break;
+    if (text.size() > limit)
+      throw config_error("pipeline",
+                         "`" + path + "` is larger than 16 MiB: not a pipeline");
+  }
+  if (std::ferror(file.get())) throw unreadable(errno);
+  try {
+    return parse_pipeline_config(text, overrides);
+  } catch (const config_error& e) {
+    // Syntax errors point into the file: say which.
+    if (e.option() != "pipeline") throw;
+    throw config_error("pipeline", "`" + path + "`: " + e.reason());
+  }
+}
+
+bool is_producer_property(std::string_view name) {
+  return producer_only(name);
+}
+
+} // namespace sluice

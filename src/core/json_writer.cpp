@@ -1,0 +1,81 @@
+#include "core/json_writer.hpp"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+#include <cmath>
+
+namespace sluice {
+
+namespace {
+
+void write_double(double d, std::string& out) {
+  if (!std::isfinite(d)) { // JSON has no NaN or infinity; Boost.JSON never parses them
+    out += "null";
+    return;
+  }
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  std::string_view s(buf, static_cast<std::size_t>(end - buf));
+  out += s;
+  if (s.find_first_of(".e") == std::string_view::npos)
+    out += ".0"; // keep it a double for readers that infer types
+}
+
+void write_string(boost::json::string_view s, std::string& out) {
+  out += boost::json::serialize(s); // escaping as Boost.JSON does it
+}
+
+} // namespace
+
+void write_json(const boost::json::object& o, std::string& out) {
+  out += '{';
+  bool first = true;
+  for (auto& kv : o) {
+    if (!first) out += ',';
+    first = false;
+    write_string(kv.key(), out);
+    out += ':';
+    write_json(kv.value(), out);
+  }
+  out += '}';
+}
+
+void write_json(const boost::json::value& v, std::string& out) {
+  switch (v.kind()) {
+  case boost::json::kind::object:
+    write_json(v.get_object(), out);
+    break;
+  case boost::json::kind::array: {
+    out += '[';
+    bool first = true;
+    for (auto& e : v.get_array()) {
+      if (!first) out += ',';
+      first = false;
+      write_json(e, out);
+    }
+    out += ']';
+    break;
+  }
+  case boost::json::kind::string:
+    write_string(v.get_string(), out);
+    break;
+  case boost::json::kind::double_:
+    write_double(v.get_double(), out);
+    break;
+  case boost::json::kind::int64:
+    out += std::to_string(v.get_int64());
+    break;
+  case boost::json::kind::uint64:
+    out += std::to_string(v.get_uint64());
+    break;
+  case boost::json::kind::bool_:
+    out += v.get_bool() ? "true" : "false";
+    break;
+  case boost::json::kind::null:
+    out += "null";
+    break;
+  }
+}
+
+} // namespace sluice

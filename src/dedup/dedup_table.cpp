@@ -1,0 +1,251 @@
+#include "dedup/dedup_table.hpp"
+
+#include <boost/json/parse.hpp>
+
+#include <unordered_map>
+
+namespace sluice::dedup {
+
+namespace {
+
+constexpr std::string_view position_key = "m/changelog";
+constexpr std::string_view stream_time_key = "m/stream-time";
+
+/// Big-endian with the sign bit flipped: byte order is numeric order.
+void put_ordered(std::string& out, std::int64_t v) {
+  auto u = static_cast<std::uint64_t>(v) ^ (std::uint64_t{1} << 63);
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((u >> shift) & 0xff));
+}
+
+std::int64_t get_ordered(std::string_view in) {
+  std::uint64_t u = 0;
+  for (int i = 0; i < 8; ++i)
+    u = (u << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(i)]);
+  return static_cast<std::int64_t>(u ^ (std::uint64_t{1} << 63));
+}
+
+std::string row_key(std::string_view key) {
+  std::string out;
+  out.reserve(key.size() + 1);
+  out.push_back('k');
+  out.append(key);
+  return out;
+}
+
+std::string expiry_key(std::int64_t event_time_ms, std::string_view key) {
+  std::string out;
+  out.reserve(key.size() + 9);
+  out.push_back('t');
+  put_ordered(out, event_time_ms);
+  out.append(key);
+  return out;
+}
+
+std::string row_value(const sighting& s) {
+  std::string out;
+  put_ordered(out, s.offset);
+  put_ordered(out, s.event_time_ms);
+  return out;
+}
+
+std::optional<sighting> from_row(const std::optional<std::string>& v) {
+  if (!v || v->size() != 16) return std::nullopt;
+  return sighting{get_ordered(*v), get_ordered(std::string_view(*v).substr(8))};
+}
+
+} // namespace
+
+std::string encode_sighting(const sighting& s) {
+  return "{\"offset\":" + std::to_string(s.offset) +
+         ",\"eventTime\":" + std::to_string(s.event_time_ms) + "}";
+}
+
+std::optional<sighting> decode_sighting(std::string_view text) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  auto& o = v.get_object();
+  auto* offset = o.if_contains("offset");
+  auto* time = o.if_contains("eventTime");
+  if (!offset || !time || !offset->is_int64() || !time->is_int64()) return std::nullopt;
+  return sighting{offset->get_int64(), time->get_int64()};
+}
+
+dedup_table::dedup_table(state::partition_table& table) : table_(table) {
+  table_.scan("k", [this](std::string_view, std::string_view) {
+    ++rows_;
+    return true;
+  });
+  if (auto v = table_.get(stream_time_key); v && v->size() == 8)
+    stream_time_ = get_ordered(*v);
+}
+
+std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& records,
+                                             std::chrono::milliseconds within,
+                                             std::vector<change>& changes) {
+  // Each distinct key is read once; the batch then works on its copy, so a
+  // duplicate of a record earlier in the same batch is caught too.
+  std::unordered_map<std::string_view, std::size_t> slot_of;
+  std::vector<std::string> keys;
+  for (auto& r : records)
+    if (slot_of.emplace(r.key, keys.size()).second) keys.push_back(row_key(r.key));
+  auto stored = table_.get(keys);
+  std::vector<std::optional<sighting>> before(keys.size()), now(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    before[i] = now[i] = from_row(stored[i]);
+  std::vector<bool> changed(keys.size(), false);
+  last_stored_ = 0;
+  std::vector<verdict> out;
+  out.reserve(records.size());
+  for (auto& r : records) {
+    auto slot = slot_of[r.key];
+    auto held = now[slot];
+    if (held && stream_time_ && expired(*held, *stream_time_, within)) held.reset();
+    auto d = decide(held, r.seen, within);
+    if (d.passes() && stream_time_ && expired(r.seen, *stream_time_, within)) {
+      d = {verdict::late, std::nullopt};
+    } else if (d.store) {
+      now[slot] = d.store;
+      changed[slot] = true;
+      ++last_stored_;
+    }
+    out.push_back(d.what);
+    advance(r.seen.event_time_ms);
+  }
+  state::partition_table::writes w(table_);
+  std::vector<std::string_view> key_of(keys.size());
+  for (auto& [k, slot] : slot_of)
+    key_of[slot] = k;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (!changed[i] || now[i] == before[i]) continue;
+    if (before[i])
+      w.remove(expiry_key(before[i]->event_time_ms, key_of[i]));
+    else
+      ++rows_;
+    w.put(keys[i], row_value(*now[i]));
+    w.put(expiry_key(now[i]->event_time_ms, key_of[i]), {});
+    changes.push_back({std::string(key_of[i]), now[i]});
+  }
+  if (stream_time_) {
+    std::string v;
+    put_ordered(v, *stream_time_);
+    w.put(stream_time_key, v);
+  }
+  table_.apply(w);
+  return out;
+}
+
+std::int64_t dedup_table::purge(std::chrono::milliseconds within, std::size_t limit,
+                                std::vector<change>& changes) {
+  if (!stream_time_) return 0;
+  auto now_ms = *stream_time_;
+  state::partition_table::writes w(table_);
+  std::int64_t removed = 0;
+  bool complete = true;
+  std::string from = "t";
+  if (purged_below_) put_ordered(from, *purged_below_);
+  table_.scan(
+      "t",
+      [&](std::string_view k, std::string_view) {
+        if (k.size() < 9) return true;
+        auto time = get_ordered(k.substr(1, 8));
+        if (!expired(sighting{0, time}, now_ms, within)) return false; // time order
+        if (static_cast<std::size_t>(removed) == limit) {
+          complete = false;
+          return false;
+        }
+        auto key = k.substr(9);
+        w.remove(k);
+        w.remove(row_key(key));
+        changes.push_back({std::string(key), std::nullopt});
+        ++removed;
+        return true;
+      },
+      from);
+  table_.apply(w);
+  rows_ -= removed;
+  // Nothing at or below the cutoff is stored any more (late records are
+  // not stored), so the next purge can start there.
+  if (complete) purged_below_ = now_ms - within.count();
+  return removed;
+}
+
+void dedup_table::restore(const std::vector<change>& batch) {
+  std::vector<std::string> keys;
+  keys.reserve(batch.size());
+  for (auto& c : batch)
+    keys.push_back(row_key(c.key));
+  auto stored = table_.get(keys);
+  // Later changes of a key in the same batch see the earlier ones.
+  std::unordered_map<std::string_view, std::optional<sighting>> latest;
+  state::partition_table::writes w(table_);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto& c = batch[i];
+    auto it = latest.find(c.key);
+    auto before = it != latest.end() ? it->second : from_row(stored[i]);
+    if (before == c.now) continue;
+    if (before) {
+      w.remove(expiry_key(before->event_time_ms, c.key));
+      --rows_;
+    }
+    if (c.now) {
+      w.put(keys[i], row_value(*c.now));
+      w.put(expiry_key(c.now->event_time_ms, c.key), {});
+      ++rows_;
+      // The changelog does not carry the event-time progress: the latest
+      // sighting is the best lower bound of it (as long as its time is
+      // believable: the same rule as for records).
+      advance(c.now->event_time_ms);
+    } else {
+      w.remove(keys[i]);
+    }
+    latest[c.key] = c.now;
+  }
+  if (stream_time_) {
+    std::string v;
+    put_ordered(v, *stream_time_);
+    w.put(stream_time_key, v);
+  }
+  table_.apply(w);
+}
+
+bool dedup_table::set_progress_ceiling(std::int64_t ms) noexcept {
+  progress_ceiling_ = ms;
+  if (!stream_time_ || *stream_time_ <= ms) return false;
+  // Not clamped to the ceiling: a progress at now + within would make every
+  // record older than the clock late. Unknown instead: the next records
+  // start it again, as in a new table.
+  stream_time_.reset();
+  return true;
+}
+
+void dedup_table::advance(std::int64_t event_time_ms) noexcept {
+  // A time beyond the ceiling leaves the progress where it was; the record
+  // itself is decided and stored as any other (its own re-sends are caught).
+  if (event_time_ms > progress_ceiling_) return;
+  stream_time_ = std::max(stream_time_.value_or(event_time_ms), event_time_ms);
+}
+
+void dedup_table::clear() {
+  table_.clear();
+  rows_ = 0;
+  stream_time_.reset();
+}
+
+std::optional<std::int64_t> dedup_table::changelog_position(std::string_view log) {
+  auto v = table_.get(position_key);
+  if (!v || v->size() < 8 || std::string_view(*v).substr(8) != log) return std::nullopt;
+  return get_ordered(*v);
+}
+
+void dedup_table::set_changelog_position(std::int64_t next_offset, std::string_view log) {
+  std::string v;
+  put_ordered(v, next_offset);
+  v.append(log);
+  state::partition_table::writes w(table_);
+  w.put(position_key, v);
+  table_.apply(w);
+}
+
+} // namespace sluice::dedup

@@ -1,0 +1,112 @@
+#pragma once
+
+// One partition's dedup state on a state table: the window rules applied to
+// a batch at a time, expiry, and changes read back from the changelog.
+//
+// Layout of the table's keys:
+//   k<key>                 -> sighting (offset, event time), 16 bytes
+//   t<event time><key>     -> ""  (expiry index, ordered by event time)
+//   m/changelog            -> changelog offset the state is known to include,
+//                             and which changelog partition that counts in
+//   m/stream-time          -> the partition's event-time progress
+
+#include "dedup/window_rules.hpp"
+#include "state/state_store.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::dedup {
+
+/// A record's key (its encoded field values) and where and when it was seen.
+struct keyed_sighting {
+  std::string key;
+  sighting seen;
+};
+
+/// A change of the state, for the changelog: the sighting now held, or none
+/// (expired).
+struct change {
+  std::string key;
+  std::optional<sighting> now;
+};
+
+/// A sighting as the changelog's value: {"offset":N,"eventTime":T}.
+std::string encode_sighting(const sighting& s);
+/// nullopt when `text` is not such a value.
+std::optional<sighting> decode_sighting(std::string_view text);
+
+class dedup_table {
+public:
+  /// Counts the rows the table already holds.
+  explicit dedup_table(state::partition_table& table);
+
+  /// Decides a batch's records in order and stores what changes (one write).
+  /// Duplicates inside the batch are caught too. Appends the changes.
+  ///
+  /// A sighting that expired by the partition's event-time progress (the
+  /// latest event time seen before the record) counts as absent, whether or
+  /// not purge() has removed it yet: so a verdict never depends on where
+  /// batches happen to start, or on when purges run.
+  std::vector<verdict> decide_all(const std::vector<keyed_sighting>& records,
+                                  std::chrono::milliseconds within,
+                                  std::vector<change>& changes);
+
+  /// Removes sightings expired by the event-time progress, oldest first, at
+  /// most `limit`. Appends the removals.
+  std::int64_t purge(std::chrono::milliseconds within, std::size_t limit,
+                     std::vector<change>& changes);
+
+  /// Sightings the last decide_all() stored. A record that passes with an
+  /// event time already expired by the progress is late (verdict::late) and
+  /// not stored: no later record could be its duplicate.
+  std::int64_t last_stored() const noexcept { return last_stored_; }
+
+  /// The latest event time decided (kept with the state); nullopt before any.
+  std::optional<std::int64_t> stream_time() const noexcept { return stream_time_; }
+
+  /// Applies changes read from the changelog, in their order.
+  void restore(const std::vector<change>& changes);
+
+  /// Forgets everything (the changelog moved past what the table holds).
+  void clear();
+
+  /// How far into the changelog partition named `log` (topic, partition
+  /// and partition count) the table is known to be complete; nullopt when
+  /// never restored or written, or recorded for another log.
+  std::optional<std::int64_t> changelog_position(std::string_view log);
+  /// Recorded after the writes it covers, so a crash that loses the newest
+  /// writes (the WAL is off) loses this too: the state is never claimed to
+  /// hold more than it does.
+  void set_changelog_position(std::int64_t next_offset, std::string_view log);
+
+  /// Event times beyond this (now + within) do not move the event-time
+  /// progress at all: one record from a clock far ahead would otherwise make
+  /// every later record late (passed without dedup, and real sightings
+  /// purged). Such a record is still decided and stored, so that its own
+  /// re-sends are dropped. A progress already beyond the ceiling (a state
+  /// from a machine whose clock was ahead) is forgotten: returns true then.
+  bool set_progress_ceiling(std::int64_t ms) noexcept;
+
+  std::int64_t rows() const noexcept { return rows_; }
+  state::partition_table& table() noexcept { return table_; }
+
+private:
+  /// Moves the progress to `event_time_ms` unless beyond the ceiling.
+  void advance(std::int64_t event_time_ms) noexcept;
+
+  state::partition_table& table_;
+  std::int64_t rows_ = 0;
+  std::optional<std::int64_t> stream_time_;
+  std::int64_t last_stored_ = 0;
+  std::int64_t progress_ceiling_ = std::numeric_limits<std::int64_t>::max();
+  /// Every expiry entry below this time is purged already: purges start
+  /// there, past RocksDB's deletions of earlier ones.
+  std::optional<std::int64_t> purged_below_;
+};
+
+} // namespace sluice::dedup

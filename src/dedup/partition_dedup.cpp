@@ -1,0 +1,217 @@
+#include "dedup/partition_dedup.hpp"
+
+#include "core/json_writer.hpp"
+#include "dedup/changelog.hpp"
+#include "records/record_parser.hpp"
+
+#include <sluice/errors.hpp>
+#include <sluice/progress.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace sluice::dedup {
+
+namespace {
+
+state::partition_table::lease take(state::store& store, const kafka::topic_partition& tp,
+                                   std::chrono::milliseconds timeout) {
+  auto lease = store.table(tp.str()).acquire(timeout);
+  if (!lease)
+    throw fatal_error("the dedup state of " + tp.str() +
+                      " is still in use by a stopped " + "chain after " +
+                      std::to_string(timeout.count() / 1000) + " s");
+  return lease;
+}
+
+} // namespace
+
+partition_dedup::partition_dedup(const dedup_options& options, state::store& store,
+                                 kafka::topic_partition input,
+                                 const changelog_target& changelog,
+                                 std::function<bool()> cancelled)
+    : options_(options), input_(std::move(input)), changelog_(changelog),
+      changelog_partition_(changelog_partition(input_.partition, changelog.partitions)),
+      changelog_prefix_(changelog_prefix(input_)),
+      changelog_identity_(
+          changelog_log{changelog.topic, changelog_partition_, changelog.partitions}
+              .identity()),
+      lease_(take(store, input_, changelog.timeout)), table_(*lease_),
+      delivered_(std::make_shared<std::atomic<std::int64_t>>(-1)) {
+  if (auto held = table_.stream_time();
+      table_.set_progress_ceiling(wall_clock_ms() + options_.within.count()))
+    spdlog::warn("dedup state of {}: its event-time progress ({}) is more than "
+                 "dedup.within ahead of this machine's clock; not used (it would make "
+                 "every record late)",
+                 input_.str(), iso8601_utc(*held));
+  if (changelog_.topic.empty()) return;
+  auto started = std::chrono::steady_clock::now();
+  auto outcome = restore_from_changelog(
+      changelog_.client,
+      changelog_log{changelog_.topic, changelog_partition_, changelog_.partitions},
+      input_, table_, changelog_.timeout, [&] {
+        // A restarted chain's new stage waits for this table: give it up.
+        return lease_->wanted() || (cancelled && cancelled());
+      });
+  restored_ = outcome.applied;
+  recorded_ = outcome.end;
+  if (outcome.wiped)
+    spdlog::warn("dedup state of {} did not match the changelog `{}` (older than its "
+                 "start, or from another log): rebuilt from the changelog",
+                 input_.str(), changelog_.topic);
+  if (outcome.unreadable > 0)
+    spdlog::warn("dedup changelog `{}`: {} record(s) of {} are not sightings "
+                 "({{\"offset\":N,\"eventTime\":T}}); skipped",
+                 changelog_.topic, outcome.unreadable, input_.str());
+  if (outcome.applied > 0)
+    spdlog::info("dedup state of {}: {} change(s) restored from `{}` [{}] in {} ms, {} "
+                 "key(s) held",
+                 input_.str(), outcome.applied, changelog_.topic, changelog_partition_,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count(),
+                 table_.rows());
+}
+
+partition_dedup::~partition_dedup() {
+  try {
+    record_position();
+  } catch (const std::exception& e) {
+    spdlog::warn("{} (the next open reads more of the changelog)", e.what());
+  }
+}
+
+void partition_dedup::record_position() {
+  // How far the changelog is known to hold this partition's changes, from
+  // deliveries: recorded after the writes it covers (see dedup_table).
+  if (auto d = delivered_->load(); !changelog_.topic.empty() && d + 1 > recorded_) {
+    table_.set_changelog_position(d + 1, changelog_identity_);
+    recorded_ = d + 1;
+  }
+}
+
+batch_effect partition_dedup::process(record_batch& batch) {
+  batch_effect effect;
+  record_position();
+  // A clock far ahead must not make every later record late.
+  const auto now = wall_clock_ms();
+  const auto ahead = now + options_.within.count();
+  if (auto held = table_.stream_time(); table_.set_progress_ceiling(ahead))
+    spdlog::warn("dedup of {}: the event-time progress ({}) is more than dedup.within "
+                 "ahead of this machine's clock (set back?); not used",
+                 input_.str(), iso8601_utc(*held));
+  scratch_.clear();
+  positions_.clear();
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    auto& rec = batch.records[i];
+    // DLQ records, dropped ones and deletes (no value) are not deduplicated.
+    if (rec.error || rec.dropped || !rec.value) continue;
+    // The key is built in place; a record that fails takes its entry back.
+    auto& entry = scratch_.emplace_back();
+    auto& key = entry.key;
+    key.push_back('[');
+    const std::string* missing = nullptr;
+    for (auto& field : options_.key) {
+      auto* v = rec.parsed.if_contains(field);
+      if (!v || v->is_null()) {
+        missing = &field;
+        break;
+      }
+      if (key.size() > 1) key.push_back(',');
+      write_json(*v, key);
+    }
+    if (missing) {
+      scratch_.pop_back();
+      rec.error = record_error{"missing_dedup_key", "field `" + *missing +
+                                                        "` of dedup.key is missing "
+                                                        "or null"};
+      continue;
+    }
+    key.push_back(']');
+    std::int64_t event_time = rec.timestamp_ms >= 0 ? rec.timestamp_ms : now;
+    if (!options_.time_field.empty()) {
+      auto* v = rec.parsed.if_contains(options_.time_field);
+      std::optional<std::int64_t> t;
+      if (v && v->is_int64())
+        t = v->get_int64();
+      else if (v && v->is_string())
+        t = iso8601_to_epoch_ms(v->get_string());
+      if (!t) {
+        scratch_.pop_back();
+        rec.error = record_error{"invalid_dedup_time",
+                                 "field `" + options_.time_field +
+                                     "` (dedup.timeField) is missing or not a time"};
+        continue;
+      }
+      event_time = *t;
+    }
+    // Years 0 to 9999, as ISO-8601 writes them; also keeps the window
+    // arithmetic far from overflow.
+    constexpr std::int64_t earliest = -62167219200000, latest = 253402300799999;
+    if (event_time < earliest || event_time > latest) {
+      scratch_.pop_back();
+      rec.error =
+          record_error{"invalid_dedup_time", "event time " + std::to_string(event_time) +
+                                                 " ms is outside the years 0 to 9999"};
+      continue;
+    }
+    if (event_time > ahead && !warned_ahead_) {
+      warned_ahead_ = true;
+      spdlog::warn("dedup of {}: record at offset {} has an event time more than "
+                   "dedup.within ahead of this machine's clock ({}); such times do not "
+                   "move the partition's event-time progress",
+                   input_.str(), rec.offset, iso8601_utc(event_time));
+    }
+    entry.seen = sighting{rec.offset, event_time};
+    positions_.push_back(i);
+  }
+  changes_.clear();
+  auto verdicts = table_.decide_all(scratch_, options_.within, changes_);
+  for (std::size_t j = 0; j < verdicts.size(); ++j) {
+    auto& rec = batch.records[positions_[j]];
+    if (verdicts[j] == verdict::duplicate) {
+      rec.dropped = true;
+      rec.duplicate = true;
+      ++effect.duplicates;
+    } else if (verdicts[j] == verdict::late) {
+      // Late data is never silent: counted (numLateRows) and said once.
+      rec.late = true;
+      ++effect.late;
+      if (!warned_late_) {
+        warned_late_ = true;
+        spdlog::warn("dedup of {}: record at offset {} (event time {}) is more than "
+                     "dedup.within behind the partition's event-time progress ({}); "
+                     "such late records pass without dedup (counted as numLateRows)",
+                     input_.str(), rec.offset,
+                     iso8601_utc(scratch_[j].seen.event_time_ms),
+                     iso8601_utc(table_.stream_time().value_or(0)));
+      }
+    }
+  }
+  effect.updated = table_.last_stored();
+  // Expiry runs when event time has moved on by a second or 1% of the
+  // window, so that its scan (past earlier deletions) is not paid per batch.
+  auto step = std::max<std::int64_t>(1000, options_.within.count() / 100);
+  if (auto now = table_.stream_time();
+      now && !scratch_.empty() &&
+      (purged_at_ == std::numeric_limits<std::int64_t>::min() ||
+       *now - purged_at_ >= step)) {
+    purged_at_ = *now;
+    effect.removed = table_.purge(options_.within, 100000, changes_);
+  }
+  if (!changelog_.topic.empty() && !changes_.empty()) {
+    batch.changes.reserve(batch.changes.size() + changes_.size());
+    for (auto& c : changes_) {
+      auto& out = batch.changes.emplace_back();
+      out.topic = changelog_.topic;
+      out.partition = changelog_partition_;
+      out.key = changelog_prefix_ + c.key;
+      if (c.now) out.value = encode_sighting(*c.now);
+    }
+    batch.changes_delivered = delivered_;
+  }
+  return effect;
+}
+
+} // namespace sluice::dedup

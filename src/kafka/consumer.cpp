@@ -1,0 +1,977 @@
+#include "kafka/consumer.hpp"
+
+#include "kafka/config.hpp"
+
+#include <sluice/errors.hpp>
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <regex>
+
+namespace sluice::kafka {
+
+namespace {
+
+using tp_list = rd_kafka_topic_partition_list_t;
+using steady = std::chrono::steady_clock;
+
+struct list_guard {
+  tp_list* list;
+  ~list_guard() { rd_kafka_topic_partition_list_destroy(list); }
+};
+
+tp_list* one(const topic_partition& tp, std::int64_t offset = RD_KAFKA_OFFSET_INVALID) {
+  auto* l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(l, tp.topic.c_str(), tp.partition)->offset = offset;
+  return l;
+}
+
+constexpr std::string_view batch_id_key = "sluice.batchId=";
+
+/// Builds a commit list; every entry carries the epoch id in its metadata.
+tp_list* commit_list(const offset_map& offsets, std::int64_t batch_id) {
+  auto* l = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  auto meta = std::string(batch_id_key) + std::to_string(batch_id);
+  for (auto& [tp, off] : offsets) {
+    auto* e = rd_kafka_topic_partition_list_add(l, tp.topic.c_str(), tp.partition);
+    e->offset = off;
+    if (batch_id >= 0) {
+      // Freed by librdkafka with the list.
+      e->metadata = std::malloc(meta.size());
+      std::memcpy(e->metadata, meta.data(), meta.size());
+      e->metadata_size = meta.size();
+    }
+  }
+  return l;
+}
+
+std::int64_t batch_id_of(const rd_kafka_topic_partition_t& e) {
+  if (!e.metadata || e.metadata_size <= batch_id_key.size()) return -1;
+  std::string_view meta(static_cast<const char*>(e.metadata), e.metadata_size);
+  if (!meta.starts_with(batch_id_key)) return -1;
+  try {
+    return std::stoll(std::string(meta.substr(batch_id_key.size())));
+  } catch (...) {
+    return -1;
+  }
+}
+
+bool is_rebalancing(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+         err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+         err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
+}
+
+/// A group or topic the cluster's ACLs deny this consumer, as a fatal error's
+/// text; "" for other errors. `topic` names the topic (a resource such as
+/// "topic `orders`"); without it, librdkafka's `reason`, which does, is added.
+std::string consumer_denial(int err, const std::string& group, const std::string& topic,
+                            const char* reason = nullptr) {
+  std::string out;
+  if (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+    out = denial(err, "Read", "group `" + group + "`");
+  else if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+    out = denial(err, "Read", topic.empty() ? std::string("a topic") : topic);
+  if (!out.empty() && reason && *reason) out += ": " + std::string(reason);
+  return out;
+}
+
+/// "topic `a`", or "one of the topics `a`, `b`": the topics of a commit whose
+/// error does not say which one it is about.
+std::string topics_of(const tp_list* l) {
+  std::vector<std::string> names;
+  for (int i = 0; l && i < l->cnt; ++i)
+    if (std::find(names.begin(), names.end(), l->elems[i].topic) == names.end())
+      names.emplace_back(l->elems[i].topic);
+  if (names.empty()) return "";
+  if (names.size() == 1) return "topic `" + names.front() + "`";
+  std::string out = "one of the topics ";
+  for (std::size_t i = 0; i < names.size(); ++i)
+    out += (i ? ", `" : "`") + names[i] + "`";
+  return out;
+}
+
+commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l,
+                          const std::string& group) {
+  commit_outcome out;
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    // An offset commit needs Read on the group and on each topic.
+    auto why = consumer_denial(err, group, topics_of(l));
+    out.denied = !why.empty();
+    out.error = out.denied ? why : rd_kafka_err2str(err);
+    out.rebalancing = is_rebalancing(err);
+    return out;
+  }
+  for (int i = 0; l && i < l->cnt; ++i) {
+    auto& e = l->elems[i];
+    if (e.err) {
+      auto why = denial(e.err, "Read", "topic `" + std::string(e.topic) + "`");
+      out.denied = out.denied || !why.empty();
+      if (!out.error)
+        out.error = std::string(e.topic) + "/" + std::to_string(e.partition) + ": " +
+                    (why.empty() ? rd_kafka_err2str(e.err) : why);
+      out.rebalancing = out.rebalancing || is_rebalancing(e.err);
+    } else {
+      out.committed[{e.topic, e.partition}] = e.offset;
+    }
+  }
+  return out;
+}
+
+/// Errors with which librdkafka skips records it fetched but cannot decode.
+bool is_undecodable(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR__BAD_MSG || err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
+         err == RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED;
+}
+
+/// Heap-held callback of one asynchronous commit, the commit's opaque.
+using commit_callback = std::function<void(commit_outcome)>;
+
+} // namespace
+
+// -- partition_queue ----------------------------------------------------------
+
+partition_queue::partition_queue(rd_kafka_queue_s* q, bool include_headers)
+    : q_(q), include_headers_(include_headers) {
+  // Enabled once: librdkafka calls the trampoline under its queue lock, so
+  // on_ready() must not touch the queue while holding wake_mutex_.
+  rd_kafka_queue_cb_event_enable(q_, trampoline, this);
+}
+
+partition_queue::~partition_queue() {
+  rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
+  rd_kafka_queue_destroy(q_);
+}
+
+void partition_queue::trampoline(rd_kafka_s*, void* self) {
+  auto* q = static_cast<partition_queue*>(self);
+  std::lock_guard<std::mutex> guard{q->wake_mutex_};
+  if (q->wake_) q->wake_();
+}
+
+void partition_queue::on_ready(std::function<void()> wake) {
+  std::lock_guard<std::mutex> guard{wake_mutex_};
+  wake_ = std::move(wake);
+}
+
+poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
+  // One message per call, never rd_kafka_consume_batch_queue: in librdkafka
+  // 2.0.2 a batch that meets a seek, pause, resume or rebalance of its
+  // partition (the barrier of a new fetch version) drops the records it had
+  // already taken after moving the application position past them, and a
+  // resume then fetches from that position: records lost without a trace
+  // (2.0.0 Known Issues, fixed in 2.1.0 by #4208). A single pop moves the
+  // position only for the record it returns.
+  poll_result result;
+  out.reserve(out.size() + std::min<std::size_t>(max, 1024));
+  while (result.events < max) {
+    auto* m = rd_kafka_consume_queue(q_, 0);
+    if (!m) break;
+    ++result.events;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      result.end_of_log = m->offset;
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    if (m->err && !is_undecodable(m->err)) {
+      // A partition-level error (a failed fetch...): it carries the fetch
+      // offset, but no record was skipped.
+      if (!result.error) result.error = rd_kafka_message_errstr(m);
+      auto why = denial(
+          m->err, "Read",
+          "topic `" + std::string(m->rkt ? rd_kafka_topic_name(m->rkt) : "?") + "`");
+      if (!why.empty() && !result.denied) result.denied = why;
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    auto& rec = out.emplace_back();
+    rec.offset = m->offset;
+    if (m->err) {
+      // librdkafka skipped a record (or a whole record set) it could not
+      // decode and moved past it: the DLQ gets its offset and the reason.
+      rec.error = record_error{"consume-error", rd_kafka_message_errstr(m)};
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    rec.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+    if (m->key) rec.key.emplace(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) rec.value.emplace(static_cast<const char*>(m->payload), m->len);
+    result.bytes += m->key_len + m->len;
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (include_headers_ &&
+        rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name;
+      const void* value;
+      size_t size;
+      for (size_t idx = 0; rd_kafka_header_get_all(hdrs, idx, &name, &value, &size) ==
+                           RD_KAFKA_RESP_ERR_NO_ERROR;
+           ++idx) {
+        auto& h = rec.headers.emplace_back();
+        h.name = name;
+        if (value) h.value.emplace(static_cast<const char*>(value), size);
+        result.bytes += h.name.size() + size;
+      }
+    }
+    rd_kafka_message_destroy(m);
+  }
+  return result;
+}
+
+// -- group_consumer -----------------------------------------------------------
+
+namespace {
+/// Kafka's own topics, which a pattern never matches.
+constexpr const char* internal_topics_pattern =
+    "^(__consumer_offsets|__transaction_state)$";
+} // namespace
+
+std::map<std::string, std::string> consumer_properties(const source_options& opts) {
+  auto props = opts.kafka;
+  props["bootstrap.servers"] = opts.bootstrap_servers;
+  props["group.id"] = opts.group_id;
+  // Sluice commits offsets itself, after the outputs are acknowledged.
+  props["enable.auto.commit"] = "false";
+  props["enable.auto.offset.store"] = "false";
+  // Start offsets are chosen explicitly on assignment. A position that falls
+  // below the log start while running is moved to it by librdkafka (with
+  // "error", librdkafka 2.0.2 stops the partition for good); the partition
+  // consumer sees the jump against the log start and applies failOnDataLoss.
+  props["auto.offset.reset"] = "earliest";
+  // The end-of-log event carries the fetch position: a bounded run finishes
+  // by it even when the last offsets hold no record (transaction markers).
+  props["enable.partition.eof"] = "true";
+  // Aborted transactions are never read, and "latest" (the end of a bounded
+  // run) is the last stable offset: an open transaction is not waited for.
+  // librdkafka's default too; said here because the guarantee rests on it.
+  set_default(props, "isolation.level", "read_committed");
+  // A pattern never matches internal topics (where Sluice itself commits).
+  if (opts.subscription == subscription_kind::pattern)
+    set_default(props, "topic.blacklist", internal_topics_pattern);
+  set_default(props, "log_level", "4");
+  return props;
+}
+
+group_consumer::group_consumer(const source_options& opts,
+                               std::chrono::milliseconds broker_timeout)
+    : opts_(opts), broker_timeout_(broker_timeout) {
+  auto props = consumer_properties(opts);
+  auto* conf = make_conf(props, "source");
+  rd_kafka_conf_set_rebalance_cb(
+      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, tp_list* parts, void* opaque) {
+        rebalance_trampoline(rk, err, parts, opaque);
+      });
+  // Client-wide errors (every broker down, a name that does not resolve)
+  // reach a consumer only through this callback, never through its poll.
+  rd_kafka_conf_set_error_cb(
+      conf, [](rd_kafka_t*, int err, const char* reason, void* opaque) {
+        auto code = static_cast<rd_kafka_resp_err_t>(err);
+        auto* self = static_cast<group_consumer*>(opaque);
+        // One name that does not resolve is not a cluster down: all brokers are.
+        if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+          self->health_.mark_down(reason);
+        else if (code != RD_KAFKA_RESP_ERR__FATAL)
+          self->health_.note_broker_error(reason);
+        spdlog::warn("Kafka consumer: {}", reason);
+        auto denied = consumer_denial(code, self->opts_.group_id, "", reason);
+        if ((code == RD_KAFKA_RESP_ERR__FATAL || !denied.empty()) && self->listener_)
+          self->listener_->on_error(denied.empty() ? reason : denied, true);
+      });
+  // Keeps OpenSSL's verdict, and says which it was (librdkafka's own message
+  // is the same for an unknown CA and a hostname mismatch).
+  if (verifies_certificates(props))
+    rd_kafka_conf_set_ssl_cert_verify_cb(
+        conf, [](rd_kafka_t*, const char* broker, int32_t, int* x509_error, int depth,
+                 const char*, size_t, char* errstr, size_t errstr_size, void* opaque) {
+          if (*x509_error == 0) return 1;
+          auto why = describe_certificate_error(*x509_error, depth, broker);
+          std::snprintf(errstr, errstr_size, "%s", why.c_str());
+          static_cast<group_consumer*>(opaque)->health_.note_certificate_error(why);
+          return 0;
+        });
+  rd_kafka_conf_set_opaque(conf, this);
+  char err[512];
+  rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!rk_) {
+    rd_kafka_conf_destroy(conf);
+    throw config_error("source.kafka", std::string("cannot create the consumer: ") + err);
+  }
+  rd_kafka_poll_set_consumer(rk_);
+  commit_queue_ = rd_kafka_queue_new(rk_);
+}
+
+group_consumer::~group_consumer() {
+  close();
+  // Frees the callbacks of commits answered late, without calling them: the
+  // actors they would tell are gone.
+  while (auto* ev = rd_kafka_queue_poll(commit_queue_, 0)) {
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT)
+      delete static_cast<commit_callback*>(rd_kafka_event_opaque(ev));
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_queue_destroy(commit_queue_);
+  if (closed_by_timeout_)
+    rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  else
+    rd_kafka_destroy(rk_);
+}
+
+void group_consumer::start(rebalance_listener& listener) {
+  listener_ = &listener;
+  if (opts_.subscription == subscription_kind::assign) {
+    // No group membership: the partitions are ours at once, and offsets are
+    // still committed to group.id (lag tools and the next run see them).
+    auto* parts =
+        rd_kafka_topic_partition_list_new(static_cast<int>(opts_.assign.size()));
+    list_guard guard{parts};
+    for (auto& tp : opts_.assign)
+      rd_kafka_topic_partition_list_add(parts, tp.topic.c_str(), tp.partition);
+    if (auto why = take_partitions(parts)) throw fatal_error(*why);
+    if (auto err = rd_kafka_assign(rk_, parts))
+      throw fatal_error(std::string("cannot assign: ") + rd_kafka_err2str(err));
+  } else {
+    auto* topics = rd_kafka_topic_partition_list_new(1);
+    list_guard guard{topics};
+    if (opts_.subscription == subscription_kind::pattern) {
+      // librdkafka treats a name starting with ^ as a POSIX extended regular
+      // expression, matched anywhere: anchored, it must match the whole name
+      // (as Spark's does). Topics created later match at a metadata refresh.
+      auto anchored = "^(" + opts_.pattern + ")$";
+      rd_kafka_topic_partition_list_add(topics, anchored.c_str(), RD_KAFKA_PARTITION_UA);
+    } else {
+      for (auto& t : opts_.subscribe)
+        rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
+    }
+    if (auto err = rd_kafka_subscribe(rk_, topics))
+      throw fatal_error(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
+  }
+  poller_ = std::thread([this] {
+    while (!stop_.load()) {
+      auto* m = rd_kafka_consumer_poll(rk_, 50);
+      serve_commit_results(0);
+      probe_cluster();
+      if (!m) continue;
+      if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+            m->err == RD_KAFKA_RESP_ERR__RESOLVE)
+          health_.mark_down(rd_kafka_message_errstr(m));
+        // ACLs do not change by waiting: a denied group or topic ends the run.
+        auto denied =
+            m->rkt
+                ? consumer_denial(m->err, opts_.group_id,
+                                  "topic `" + std::string(rd_kafka_topic_name(m->rkt)) +
+                                      "`")
+                : consumer_denial(m->err, opts_.group_id, "", rd_kafka_message_errstr(m));
+        bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || !denied.empty();
+        listener_->on_error(denied.empty() ? rd_kafka_message_errstr(m) : denied, fatal);
+      } else {
+        // Every assigned partition is read from its own queue; a record here
+        // would bypass its chain and the watermark, so stop rather than lose it.
+        listener_->on_error("internal: a record of " +
+                                std::string(rd_kafka_topic_name(m->rkt)) +
+                                " arrived on the main queue",
+                            true);
+      }
+      rd_kafka_message_destroy(m);
+    }
+  });
+}
+
+std::string group_consumer::cause() {
+  // Before start() nobody polls: the errors librdkafka queued (a refused
+  // password, a certificate) are served here, through the error callback.
+  if (!poller_.joinable())
+    while (auto* m = rd_kafka_consumer_poll(rk_, 0)) {
+      if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        health_.note_broker_error(rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+    }
+  return health_.cause();
+}
+
+std::string group_consumer::cause_suffix() {
+  auto why = cause();
+  return why.empty() ? "" : " (" + why + ")";
+}
+
+void group_consumer::probe_cluster() {
+  if (!health_.down()) return;
+  auto now = cluster_health::clock::now();
+  if (now - last_probe_ < std::chrono::seconds(1)) return;
+  last_probe_ = now;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk_, 0, nullptr, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_metadata_destroy(md);
+    spdlog::info("source cluster reachable again after {} ms",
+                 health_.down_for().count());
+    health_.mark_up();
+  }
+}
+
+void group_consumer::serve_commit_results(int timeout_ms) {
+  while (auto* ev = rd_kafka_queue_poll(commit_queue_, timeout_ms)) {
+    timeout_ms = 0;
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+      std::unique_ptr<commit_callback> done(
+          static_cast<commit_callback*>(rd_kafka_event_opaque(ev)));
+      auto outcome = outcome_of(rd_kafka_event_error(ev),
+                                rd_kafka_event_topic_partition_list(ev), opts_.group_id);
+      if (!outcome.error && !outcome.committed.empty()) health_.mark_up();
+      forget_deferred(outcome.committed);
+      if (done && *done) (*done)(std::move(outcome));
+    }
+    rd_kafka_event_destroy(ev);
+  }
+}
+
+std::shared_ptr<partition_queue> group_consumer::queue(const topic_partition& tp) {
+  std::lock_guard<std::mutex> guard{queues_mutex_};
+  auto& q = queues_[tp];
+  if (!q) {
+    auto* raw = rd_kafka_queue_get_partition(rk_, tp.topic.c_str(), tp.partition);
+    if (!raw) throw fatal_error("no queue for partition " + tp.str());
+    rd_kafka_queue_forward(raw, nullptr); // take it off the main queue
+    q = std::make_shared<partition_queue>(raw, opts_.include_headers);
+  }
+  return q;
+}
+
+void group_consumer::pause(const topic_partition& tp) {
+  auto* l = one(tp);
+  list_guard guard{l};
+  rd_kafka_pause_partitions(rk_, l);
+}
+
+void group_consumer::resume(const topic_partition& tp) {
+  auto* l = one(tp);
+  list_guard guard{l};
+  rd_kafka_resume_partitions(rk_, l);
+}
+
+void group_consumer::seek(const topic_partition& tp, std::int64_t offset) {
+  auto* l = one(tp, offset);
+  list_guard guard{l};
+  // Asynchronous (timeout 0): callers are actors. The version barrier is set
+  // before this returns, so records fetched before the seek are never served.
+  if (auto* err = rd_kafka_seek_partitions(rk_, l, 0)) {
+    spdlog::warn("seek {} to {} failed: {}", tp.str(), offset,
+                 rd_kafka_error_string(err));
+    rd_kafka_error_destroy(err);
+  }
+}
+
+void group_consumer::commit_async(const offset_map& offsets, std::int64_t batch_id,
+                                  std::function<void(commit_outcome)> done) {
+  if (offsets.empty()) {
+    if (done) done({});
+    return;
+  }
+  auto* l = commit_list(offsets, batch_id);
+  list_guard guard{l};
+  auto* opaque = new commit_callback(std::move(done));
+  auto err = rd_kafka_commit_queue(rk_, l, commit_queue_, nullptr, opaque);
+  if (err) {
+    std::unique_ptr<commit_callback> owned(opaque);
+    if (*owned) (*owned)(outcome_of(err, nullptr, opts_.group_id));
+  }
+}
+
+commit_outcome group_consumer::commit_sync(const offset_map& offsets,
+                                           std::int64_t batch_id,
+                                           std::chrono::milliseconds timeout) {
+  if (offsets.empty()) return {};
+  auto* l = commit_list(offsets, batch_id);
+  list_guard guard{l};
+  auto* q = rd_kafka_queue_new(rk_);
+  commit_outcome outcome;
+  outcome.error = "no answer from the group coordinator within " +
+                  std::to_string(timeout.count()) + " ms";
+  if (auto err = rd_kafka_commit_queue(rk_, l, q, nullptr, nullptr)) {
+    outcome = outcome_of(err, nullptr, opts_.group_id);
+  } else {
+    auto deadline = steady::now() + timeout;
+    while (steady::now() < deadline) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+      auto* ev =
+          rd_kafka_queue_poll(q, static_cast<int>(std::max<long>(1, left.count())));
+      if (!ev) continue;
+      bool done = rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT;
+      if (done)
+        outcome = outcome_of(rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), opts_.group_id);
+      rd_kafka_event_destroy(ev);
+      if (done) break;
+    }
+  }
+  rd_kafka_queue_destroy(q);
+  if (!outcome.committed.empty()) health_.mark_up();
+  forget_deferred(outcome.committed);
+  return outcome;
+}
+
+void group_consumer::forget_deferred(const offset_map& committed) {
+  // A refused offset kept for after the rebalance must never be committed
+  // once a later one went through: it would move the group backwards.
+  std::lock_guard<std::mutex> guard{deferred_mutex_};
+  for (auto& [tp, off] : committed)
+    if (auto it = deferred_commit_.find(tp);
+        it != deferred_commit_.end() && it->second <= off)
+      deferred_commit_.erase(it);
+}
+
+void group_consumer::commit_after_rebalance(const offset_map& offsets,
+                                            std::int64_t batch_id) {
+  std::lock_guard<std::mutex> guard{deferred_mutex_};
+  for (auto& [tp, off] : offsets)
+    deferred_commit_[tp] = std::max(deferred_commit_[tp], off);
+  deferred_batch_id_ = std::max(deferred_batch_id_, batch_id);
+}
+
+std::optional<std::string>
+group_consumer::commit_deferred(std::chrono::milliseconds timeout) {
+  offset_map deferred;
+  std::int64_t batch_id = -1;
+  {
+    std::lock_guard<std::mutex> guard{deferred_mutex_};
+    deferred.swap(deferred_commit_);
+    batch_id = deferred_batch_id_;
+  }
+  if (deferred.empty()) return std::nullopt;
+  auto outcome = commit_sync(deferred, batch_id, timeout);
+  if (!outcome.error) return std::nullopt;
+  std::string missed;
+  for (auto& [tp, off] : deferred)
+    if (!outcome.committed.contains(tp))
+      missed += (missed.empty() ? "" : ", ") + tp.str() + " below " + std::to_string(off);
+  return *outcome.error + "; the records of " + missed +
+         " since the last successful commit will be read again";
+}
+
+std::pair<std::int64_t, std::int64_t>
+group_consumer::cached_watermarks(const topic_partition& tp) {
+  int64_t lo = -1, hi = -1;
+  rd_kafka_get_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi);
+  return {lo, hi};
+}
+
+offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
+                                       std::chrono::milliseconds timeout) {
+  offset_map out;
+  auto ms = static_cast<int>(timeout.count());
+  for (auto& name : topics) {
+    auto* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    auto err = rd_kafka_metadata(rk_, 0, rkt, &md, ms);
+    rd_kafka_topic_destroy(rkt);
+    if (err)
+      throw fatal_error("cannot read metadata of topic `" + name +
+                        "`: " + rd_kafka_err2str(err) + cause_suffix());
+    std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)>
+        owned(md, rd_kafka_metadata_destroy);
+    for (int t = 0; t < md->topic_cnt; ++t) {
+      auto& mt = md->topics[t];
+      if (mt.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        throw missing_topic_error(name);
+      if (mt.err) throw fatal_error("topic `" + name + "`: " + rd_kafka_err2str(mt.err));
+      for (int p = 0; p < mt.partition_cnt; ++p) {
+        int64_t lo = 0, hi = 0;
+        auto id = mt.partitions[p].id;
+        if (auto e =
+                rd_kafka_query_watermark_offsets(rk_, name.c_str(), id, &lo, &hi, ms))
+          throw fatal_error("cannot read end offset of " + name + "/" +
+                            std::to_string(id) + ": " + rd_kafka_err2str(e));
+        out[{name, id}] = hi;
+      }
+    }
+  }
+  return out;
+}
+
+void group_consumer::close(std::chrono::milliseconds timeout) {
+  if (closed_) return;
+  closed_ = true;
+  stop_.store(true);
+  if (poller_.joinable()) poller_.join();
+  if (listener_) {
+    // Leaves the group (revoking through the rebalance callback), but never
+    // waits longer than `timeout` for a coordinator that may be gone.
+    auto* q = rd_kafka_queue_new(rk_);
+    if (auto* e = rd_kafka_consumer_close_queue(rk_, q)) {
+      spdlog::warn("leaving the group: {}", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    } else {
+      auto deadline = steady::now() + timeout;
+      while (!rd_kafka_consumer_closed(rk_) && steady::now() < deadline) {
+        serve_commit_results(0);
+        auto* ev = rd_kafka_queue_poll(q, 100);
+        if (!ev) continue;
+        // Polled as events, a rebalance is ours to answer (or close never ends).
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+          on_rebalance(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+        rd_kafka_event_destroy(ev);
+      }
+      if (!rd_kafka_consumer_closed(rk_)) {
+        spdlog::warn("the group did not answer within {} ms; leaving without it (the "
+                     "group notices after session.timeout.ms)",
+                     timeout.count());
+        closed_by_timeout_ = true;
+      }
+    }
+    rd_kafka_queue_destroy(q);
+  }
+  std::lock_guard<std::mutex> guard{queues_mutex_};
+  queues_.clear();
+}
+
+void group_consumer::rebalance_trampoline(rd_kafka_s*, int err, void* parts,
+                                          void* opaque) {
+  static_cast<group_consumer*>(opaque)->on_rebalance(err, parts);
+}
+
+namespace {
+
+/// Retries `attempt` (returns an error text, or nothing on success) every
+/// 500 ms until it succeeds, `deadline` passes or `stop` is set; returns the
+/// last error when it gave up.
+template <class Attempt>
+std::optional<std::string> retry_until(steady::time_point deadline,
+                                       const std::atomic<bool>& stop, Attempt attempt) {
+  for (;;) {
+    auto err = attempt();
+    if (!err) return std::nullopt;
+    if (steady::now() >= deadline || stop.load()) return err;
+    spdlog::warn("{} (retrying)", *err);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+} // namespace
+
+void group_consumer::on_rebalance(int err, void* raw) {
+  auto* parts = static_cast<tp_list*>(raw);
+  bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_), "COOPERATIVE") == 0;
+  if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    std::vector<topic_partition> revoked;
+    for (int i = 0; i < parts->cnt; ++i)
+      revoked.push_back({parts->elems[i].topic, parts->elems[i].partition});
+    listener_->on_revoked(revoked, rd_kafka_assignment_lost(rk_) == 1);
+    if (!cooperative)
+      rd_kafka_assign(rk_, nullptr);
+    else if (auto* e = rd_kafka_incremental_unassign(rk_, parts))
+      rd_kafka_error_destroy(e);
+    return;
+  }
+
+  // What the rebalance refused to commit goes first, so that it is what the
+  // committed offsets below (and, usually, the new owners') read.
+  offset_map deferred;
+  std::int64_t deferred_batch_id = -1;
+  {
+    std::lock_guard<std::mutex> guard{deferred_mutex_};
+    deferred.swap(deferred_commit_);
+    deferred_batch_id = deferred_batch_id_;
+  }
+  if (!deferred.empty()) {
+    auto outcome = commit_sync(deferred, deferred_batch_id, std::chrono::seconds(5));
+    if (outcome.error)
+      spdlog::warn("the offsets refused during the rebalance could not be committed "
+                   "after it either ({}): those records will be read again",
+                   *outcome.error);
+    else
+      spdlog::info("committed the offsets of {} partition(s) the rebalance had refused",
+                   outcome.committed.size());
+  }
+
+  if (auto why = take_partitions(parts)) {
+    listener_->on_error(*why, true);
+    if (!cooperative) rd_kafka_assign(rk_, nullptr);
+    return;
+  }
+  if (!cooperative)
+    rd_kafka_assign(rk_, parts);
+  else if (auto* e = rd_kafka_incremental_assign(rk_, parts))
+    rd_kafka_error_destroy(e);
+}
+
+std::optional<std::pair<std::int64_t, std::int64_t>>
+group_consumer::log_range(const topic_partition& tp, std::chrono::milliseconds timeout) {
+  int64_t lo = 0, hi = 0;
+  if (rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi,
+                                       static_cast<int>(timeout.count())))
+    return std::nullopt;
+  return std::pair<std::int64_t, std::int64_t>{lo, hi};
+}
+
+std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds timeout) {
+  switch (opts_.subscription) {
+  case subscription_kind::subscribe:
+    return opts_.subscribe;
+  case subscription_kind::assign: {
+    std::vector<std::string> out;
+    for (auto& tp : opts_.assign)
+      if (std::find(out.begin(), out.end(), tp.topic) == out.end())
+        out.push_back(tp.topic);
+    return out;
+  }
+  case subscription_kind::pattern:
+    break;
+  }
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err =
+          rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
+    throw fatal_error(std::string("cannot list the cluster's topics: ") +
+                      rd_kafka_err2str(err));
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
+      md, rd_kafka_metadata_destroy);
+  std::vector<std::string> out;
+  std::regex re(opts_.pattern, std::regex::extended);
+  // Kafka's internal topics are never matched, as in Java; other names
+  // starting with __ are ordinary topics.
+  static const std::regex internal(internal_topics_pattern);
+  for (int t = 0; t < md->topic_cnt; ++t)
+    if (!md->topics[t].err && !std::regex_match(md->topics[t].topic, internal) &&
+        std::regex_match(md->topics[t].topic, re))
+      out.push_back(md->topics[t].topic);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::size_t group_consumer::partition_count(std::chrono::milliseconds timeout) {
+  if (opts_.subscription == subscription_kind::assign) return opts_.assign.size();
+  std::vector<std::string> topics;
+  try {
+    topics = topics_now(timeout);
+  } catch (const fatal_error&) {
+    return 0; // no answer: the caller keeps its default
+  }
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
+    return 0;
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
+      md, rd_kafka_metadata_destroy);
+  std::size_t n = 0;
+  for (int t = 0; t < md->topic_cnt; ++t)
+    if (!md->topics[t].err &&
+        std::find(topics.begin(), topics.end(), md->topics[t].topic) != topics.end())
+      n += static_cast<std::size_t>(md->topics[t].partition_cnt);
+  return n;
+}
+
+std::optional<std::int64_t>
+group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestamp_ms,
+                                std::chrono::milliseconds timeout) {
+  auto* list = rd_kafka_topic_partition_list_new(1);
+  list_guard guard{list};
+  rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition)->offset =
+      timestamp_ms;
+  if (auto err = rd_kafka_offsets_for_times(rk_, list, static_cast<int>(timeout.count())))
+    throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
+                      std::to_string(timestamp_ms) + ": " + rd_kafka_err2str(err));
+  if (list->elems[0].err)
+    throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
+                      std::to_string(timestamp_ms) + ": " +
+                      rd_kafka_err2str(list->elems[0].err));
+  auto offset = list->elems[0].offset;
+  if (offset < 0) return std::nullopt; // every record is older
+  return offset;
+}
+
+std::optional<std::string> group_consumer::planned_start(assigned_partition& a,
+                                                         std::int64_t committed) {
+  try {
+    return start_of(a, committed, false, opts_.fail_on_data_loss);
+  } catch (const fatal_error& e) {
+    return std::string(e.what());
+  }
+}
+
+offset_map group_consumer::committed(const std::vector<topic_partition>& parts,
+                                     std::chrono::milliseconds timeout) {
+  auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+  list_guard guard{list};
+  for (auto& tp : parts)
+    rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
+  if (auto e = rd_kafka_committed(rk_, list, static_cast<int>(timeout.count())))
+    throw fatal_error(std::string("cannot read committed offsets: ") +
+                      rd_kafka_err2str(e));
+  offset_map out;
+  for (int i = 0; i < list->cnt; ++i) {
+    auto& e = list->elems[i];
+    if (e.err)
+      throw fatal_error("cannot read the committed offset of " + std::string(e.topic) +
+                        "/" + std::to_string(e.partition) + ": " +
+                        rd_kafka_err2str(e.err));
+    out[{e.topic, e.partition}] = e.offset < 0 ? -1 : e.offset;
+  }
+  return out;
+}
+
+std::optional<std::string> group_consumer::start_of(assigned_partition& a,
+                                                    std::int64_t committed, bool is_new,
+                                                    bool fail_on_loss) {
+  auto lo = a.log_start, hi = a.latest;
+  auto by_time = [&](std::int64_t ts, const char* option) -> std::optional<std::string> {
+    auto found = offset_for_time(a.tp, ts, std::chrono::seconds(10));
+    if (found) {
+      a.start_offset = *found;
+      return std::nullopt;
+    }
+    if (opts_.starting_strategy == timestamp_strategy::latest) {
+      a.start_offset = hi;
+      return std::nullopt;
+    }
+    return a.tp.str() + ": no record at or after " + option + " " + std::to_string(ts) +
+           " (set source.startingOffsetsByTimestampStrategy to latest to start at the "
+           "end instead)";
+  };
+  if (committed >= 0) {
+    a.start_offset = committed;
+    a.from_commit = true;
+    if (committed > hi) {
+      // The log is shorter than what was read: it was truncated, or the topic
+      // recreated. Records may be gone; how many cannot be known.
+      auto what = a.tp.str() + ": the committed offset " + std::to_string(committed) +
+                  " is past the end of the log (" + std::to_string(hi) +
+                  "): the log was truncated or the topic recreated";
+      if (fail_on_loss)
+        return what + " (source.failOnDataLoss is true; set it to false to read it from "
+                      "its start)";
+      spdlog::warn("{}; reading it from its start (source.failOnDataLoss is false)",
+                   what);
+      a.start_offset = lo;
+      a.from_commit = false;
+    }
+  } else if (is_new) {
+    spdlog::info("{}: a partition that appeared while running starts at earliest",
+                 a.tp.str());
+    a.start_offset = lo;
+  } else if (opts_.starting_timestamp) {
+    if (auto why = by_time(*opts_.starting_timestamp, "startingTimestamp")) return why;
+  } else if (!opts_.starting_by_timestamp.empty()) {
+    auto it = opts_.starting_by_timestamp.find(a.tp);
+    if (it == opts_.starting_by_timestamp.end())
+      return a.tp.str() + " is not in source.startingOffsetsByTimestamp: with "
+                          "per-partition timestamps, every partition read needs one "
+                          "(Spark's rule)";
+    if (auto why = by_time(it->second, "startingOffsetsByTimestamp")) return why;
+  } else if (opts_.starting == starting_offsets::specific) {
+    auto it = opts_.starting_specific.find(a.tp);
+    if (it == opts_.starting_specific.end())
+      return a.tp.str() +
+             " is not in source.startingOffsets: with per-partition offsets, "
+             "every partition read needs one (Spark's rule)";
+    a.start_offset = it->second == -2 ? lo : it->second == -1 ? hi : it->second;
+    if (a.start_offset > hi)
+      return a.tp.str() + ": source.startingOffsets asks for offset " +
+             std::to_string(a.start_offset) + ", past the end of the log (" +
+             std::to_string(hi) + ")";
+  } else {
+    a.start_offset = opts_.starting == starting_offsets::earliest ? lo : hi;
+  }
+  // Records deleted by retention before they were read.
+  if (a.start_offset < lo) {
+    auto gone = lo - a.start_offset;
+    auto what = a.tp.str() + ": the next offset to read is " +
+                std::to_string(a.start_offset) + " but the log starts at " +
+                std::to_string(lo) + ": " + std::to_string(gone) +
+                " record(s) were deleted before they were read";
+    if (fail_on_loss)
+      return what + " (source.failOnDataLoss is true; set it to false to skip them)";
+    if (!opts_.fail_on_data_loss)
+      spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+    a.lost = gone;
+    a.start_offset = lo;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> group_consumer::take_partitions(void* raw) {
+  auto* parts = static_cast<tp_list*>(raw);
+  // Start from the committed offset; without one, from the start options. A
+  // failed read is retried and then fails the run: guessing a start could
+  // skip everything since the last commit.
+  auto deadline = steady::now() + broker_timeout_;
+  auto* committed = rd_kafka_topic_partition_list_copy(parts);
+  list_guard guard{committed};
+  auto failed = retry_until(deadline, stop_, [&]() -> std::optional<std::string> {
+    for (int i = 0; i < committed->cnt; ++i) {
+      committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+      committed->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    if (auto e = rd_kafka_committed(rk_, committed, 5000))
+      return std::string("cannot read committed offsets: ") + rd_kafka_err2str(e);
+    health_.mark_up(); // the coordinator answered
+    for (int i = 0; i < committed->cnt; ++i)
+      if (auto e = committed->elems[i].err)
+        return std::string("cannot read the committed offset of ") +
+               committed->elems[i].topic + "/" +
+               std::to_string(committed->elems[i].partition) + ": " + rd_kafka_err2str(e);
+    return std::nullopt;
+  });
+  if (failed) return *failed + "; not starting rather than guessing a start";
+
+  if (!known_partitions_) {
+    // What exists now; partitions that appear later start at earliest.
+    std::set<topic_partition> known;
+    bool complete = true;
+    try {
+      for (auto& name : topics_now(std::chrono::seconds(5))) {
+        auto* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(rk_, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          for (int t = 0; t < md->topic_cnt; ++t)
+            for (int p = 0; p < md->topics[t].partition_cnt; ++p)
+              known.insert({name, md->topics[t].partitions[p].id});
+          rd_kafka_metadata_destroy(md);
+        } else {
+          complete = false;
+        }
+        rd_kafka_topic_destroy(rkt);
+      }
+    } catch (const fatal_error&) {
+      complete = false;
+    }
+    for (int i = 0; i < parts->cnt; ++i)
+      known.insert({parts->elems[i].topic, parts->elems[i].partition});
+    if (complete) known_partitions_ = std::move(known);
+  }
+
+  std::vector<assigned_partition> assigned;
+  for (int i = 0; i < parts->cnt; ++i) {
+    auto& p = parts->elems[i];
+    assigned_partition a;
+    a.tp = {p.topic, p.partition};
+    int64_t lo = 0, hi = 0;
+    failed = retry_until(deadline, stop_, [&]() -> std::optional<std::string> {
+      if (auto e =
+              rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &lo, &hi, 5000))
+        return "cannot read the log range of " + a.tp.str() + ": " + rd_kafka_err2str(e);
+      return std::nullopt;
+    });
+    if (failed) return *failed;
+    a.log_start = lo;
+    a.latest = hi;
+    a.batch_id = batch_id_of(committed->elems[i]);
+    bool is_new = known_partitions_ && !known_partitions_->contains(a.tp);
+    if (is_new) known_partitions_->insert(a.tp);
+    try {
+      if (auto why =
+              start_of(a, committed->elems[i].offset, is_new, opts_.fail_on_data_loss))
+        return why;
+    } catch (const fatal_error& e) {
+      return std::string(e.what());
+    }
+    p.offset = a.start_offset;
+    queue(a.tp); // split the queue off before any record is fetched
+    assigned.push_back(a);
+  }
+  listener_->on_assigned(assigned);
+  return std::nullopt;
+}
+
+} // namespace sluice::kafka

@@ -1,0 +1,182 @@
+#pragma once
+
+#include "kafka/cluster_health.hpp"
+
+#include <sluice/record.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+struct rd_kafka_s;
+struct rd_kafka_topic_s;
+
+namespace sluice::kafka {
+
+/// A message of a group that the broker (or librdkafka) did not take.
+struct delivery_failure {
+  std::size_t index = 0; ///< as given to producer::send
+  std::string topic;
+  std::string reason;
+  /// The message as it was sent, kept only for failures (so that it can
+  /// still go to a dead-letter queue).
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<header> headers;
+  std::int64_t timestamp_ms = -1;
+  /// Retrying cannot help: the broker refuses this record for good (too
+  /// large, invalid). Anything else (timeouts, a broker down) is transient.
+  bool permanent = false;
+  /// The cluster's ACLs refused it (`reason` names the topic and the
+  /// operation): no retry and no other record can succeed either.
+  bool denied = false;
+};
+
+/// Counts the delivery reports of a group of messages (one batch) and calls
+/// `on_done` once, from the producer's poll thread, when every message of the
+/// group is reported and the group is sealed, or abandoned and reported. It
+/// deletes itself afterwards.
+class delivery_group {
+public:
+  using callback = std::function<void(const delivery_group&)>;
+
+  explicit delivery_group(callback on_done) : on_done_(std::move(on_done)) {}
+
+  /// One more message will be reported; returns its delivery-report opaque.
+  /// With `track_offset`, its offset counts in highest_tracked_offset().
+  void* expect_one(std::size_t index, bool track_offset = false);
+  /// The last message expected with expect_one() was not queued after all.
+  void cancel_one() {
+    slots_.pop_back();
+    remaining_.fetch_sub(1);
+  }
+  /// One message's delivery report (a librdkafka message).
+  static void report(void* opaque, const void* message);
+  /// No more messages will be added.
+  void seal() { release(); }
+  /// The sender gave up on the group (its actor died mid-batch): `on_done`
+  /// still runs once the queued messages are reported, with abandoned() set,
+  /// so that a partly sent batch is never acknowledged.
+  void abandon() {
+    abandoned_.store(true);
+    release();
+  }
+
+  bool abandoned() const noexcept { return abandoned_.load(); }
+  /// Every message that was not delivered, in report order.
+  const std::vector<delivery_failure>& failures() const noexcept { return failures_; }
+  /// First failure's text, if any message failed.
+  std::optional<std::string> error() const {
+    if (failures_.empty()) return std::nullopt;
+    return failures_.front().reason;
+  }
+  std::size_t delivered() const noexcept { return delivered_.load(); }
+  /// The highest offset of the delivered messages sent with `track_offset`
+  /// (-1: none), e.g. how far a changelog partition holds a batch's changes.
+  std::int64_t highest_tracked_offset() const noexcept { return tracked_offset_.load(); }
+
+private:
+  struct slot {
+    delivery_group* group;
+    std::size_t index;
+    bool track_offset;
+  };
+  void release();
+
+  callback on_done_;
+  std::atomic<std::size_t> remaining_{1}; // 1 until sealed
+  std::atomic<std::size_t> delivered_{0};
+  std::atomic<bool> abandoned_{false};
+  std::atomic<std::int64_t> tracked_offset_{-1};
+  std::deque<slot> slots_; // a deque: growing it never moves a slot
+  std::mutex failures_mutex_;
+  std::vector<delivery_failure> failures_;
+};
+
+/// True for librdkafka error codes that mean "this record is refused for good".
+bool is_permanent_record_error(int err);
+
+/// The librdkafka properties of a producer made from the user's `props`:
+/// idempotence and Java's key partitioning unless set otherwise.
+std::map<std::string, std::string>
+producer_properties(std::map<std::string, std::string> props);
+
+/// A librdkafka producer with its own delivery-report thread. `send` never
+/// blocks; it is safe to call from any thread.
+class producer {
+public:
+  enum class send_result {
+    queued,
+    queue_full, ///< try again later
+    too_large,  ///< larger than the producer's message.max.bytes: never sendable
+    refused,    ///< not sent, and the caller gave up on it (never returned by send)
+  };
+
+  /// Throws config_error naming `<option_prefix>.kafka.<name>` for bad properties.
+  producer(std::map<std::string, std::string> props, const std::string& option_prefix);
+  ~producer();
+  producer(const producer&) = delete;
+  producer& operator=(const producer&) = delete;
+
+  /// The handle of a topic, created once and kept for the producer's life:
+  /// naming a topic per message costs a lock and a scan in librdkafka.
+  rd_kafka_topic_s* topic(std::string_view name);
+
+  /// Queues one message for `group`; `index` comes back in its failure.
+  /// Throws fatal_error for errors that retrying cannot fix (unknown topic...).
+  send_result send(delivery_group* group, std::size_t index, rd_kafka_topic_s* topic,
+                   const std::optional<std::string>& key, std::string_view value,
+                   const std::vector<header>& headers, std::int64_t timestamp_ms);
+
+  /// Queues a message to one partition, its offset tracked by the group; a
+  /// null `value` is a tombstone.
+  send_result send_to_partition(delivery_group* group, std::size_t index,
+                                rd_kafka_topic_s* topic, std::int32_t partition,
+                                const std::string& key,
+                                const std::optional<std::string>& value);
+
+  /// Same, naming the topic.
+  send_result send(delivery_group* group, std::size_t index, std::string_view topic,
+                   const std::optional<std::string>& key, std::string_view value,
+                   const std::vector<header>& headers, std::int64_t timestamp_ms) {
+    return send(group, index, this->topic(topic), key, value, headers, timestamp_ms);
+  }
+
+  /// Waits until every queued message is reported; false on timeout.
+  bool flush(std::chrono::milliseconds timeout);
+
+  /// Drops every queued and in-flight message, reporting each as failed,
+  /// and waits for those reports.
+  void purge();
+
+  /// How long a message may wait for its delivery: librdkafka reports every
+  /// message, delivered or failed, within this (`message.timeout.ms`).
+  std::chrono::milliseconds delivery_timeout() const noexcept {
+    return delivery_timeout_;
+  }
+
+  /// Whether the sink cluster is reachable, as the poll thread last saw it.
+  const cluster_health& health() const noexcept { return health_; }
+
+  rd_kafka_s* handle() const noexcept { return rk_; }
+
+private:
+  rd_kafka_s* rk_ = nullptr;
+  std::atomic<bool> stop_{false};
+  std::thread poller_;
+  std::chrono::milliseconds delivery_timeout_{300000};
+  std::mutex topics_mutex_;
+  std::map<std::string, rd_kafka_topic_s*, std::less<>> topics_;
+  cluster_health health_;
+};
+
+} // namespace sluice::kafka

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <sluice/config.hpp>
+#include <sluice/record.hpp>
+
+#include <boost/json/parser.hpp>
+
+namespace sluice {
+
+/// Parses JSON record values and checks them against the pipeline's schema.
+/// Owned by one parser actor; not thread-safe (it reuses its parser's buffers).
+class record_parser {
+public:
+  explicit record_parser(parse_options opts);
+
+  /// Fills `rec.parsed`, or sets `rec.error` when the value is not a JSON
+  /// object, misses a required field or has a field of the wrong type.
+  void parse(record& rec);
+
+private:
+  parse_options opts_;
+  boost::json::parser parser_;
+};
+
+/// True when `s` is an ISO-8601 date or date-time, like 2024-05-01,
+/// 2024-05-01T12:30:00Z or 2024-05-01T12:30:00.125+02:00.
+bool is_iso8601_timestamp(std::string_view s);
+
+/// Epoch milliseconds of an ISO-8601 timestamp (one that
+/// is_iso8601_timestamp accepts); a timestamp without a zone is read as UTC.
+std::optional<std::int64_t> iso8601_to_epoch_ms(std::string_view s);
+
+} // namespace sluice
