@@ -9,10 +9,10 @@
 //  - sluice: the pipeline with the order schema (parse + validate + fixed route).
 // Each is timed from its first assignment to the last acknowledged output.
 
-#include "actors/pipeline.hpp"
-#include "runtime/kafka/mock_cluster.hpp"
-#include "runtime/options.hpp"
-#include "runtime/workload/order_events.hpp"
+#include <sluice/config.hpp>
+#include <sluice/pipeline.hpp>
+#include <sluice/testing/mock_cluster.hpp>
+#include <sluice/testing/order_events.hpp>
 
 #include <librdkafka/rdkafka.h>
 
@@ -97,7 +97,7 @@ double sluice_run(const std::string& bootstrap) {
                "startingOffsets": "earliest", "includeHeaders": true,
                "kafka.session.timeout.ms": 6000},
     "parse": )" +
-              workload::order_parse_section() + R"(,
+              testing::order_parse_section() + R"(,
     "route": {"topic": "bench-sluice-out"},
     "sink": {"kafka.bootstrap.servers": ")" +
               bootstrap + R"(", "kafka.linger.ms": 5},
@@ -124,9 +124,9 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--bootstrap"))
       bootstrap = argv[i + 1];
   }
-  std::unique_ptr<kafka::mock_cluster> cluster;
+  std::unique_ptr<testing::mock_cluster> cluster;
   if (bootstrap.empty()) {
-    cluster = std::make_unique<kafka::mock_cluster>(3);
+    cluster = std::make_unique<testing::mock_cluster>(3);
     for (auto t : {"bench-in", "bench-copy-out", "bench-sluice-out"})
       cluster->create_topic(t, partitions);
     cluster->create_topic("bench-dlq", 1);
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "producing %lld events to bench-in (%d partitions)...\n",
                static_cast<long long>(events), partitions);
-  workload::produce_orders(bootstrap, "bench-in", events, std::nullopt, 0.0, 1);
+  testing::produce_orders(bootstrap, "bench-in", events, std::nullopt, 0.0, 1);
   auto copy_secs = copy_loop(bootstrap, partitions, events);
   auto sluice_secs = sluice_run(bootstrap);
   auto copy_rate = static_cast<double>(events) / copy_secs;

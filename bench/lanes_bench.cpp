@@ -12,8 +12,8 @@
 // seconds run from the assignment to the end (the run summary's
 // processing_seconds): reading, the stage, writing, the last commit.
 
-#include "actors/pipeline.hpp"
-#include "runtime/options.hpp"
+#include <sluice/config.hpp>
+#include <sluice/pipeline.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -90,7 +90,7 @@ echo "producing $events events to bench-in ($partitions partitions)..." >&2
 "$sluice" produce --bootstrap "$bootstrap" --topic bench-in --count "$events" \
   --seed 1 >&2
 
-# The Sluice pipeline: the order parse schema (runtime/workload order_parse_section),
+# The Sluice pipeline: the order parse schema (src/testing/order_events.cpp, order_parse_section),
 # a fixed route, a DLQ, availableNow -- the pipeline of bench/copy_ratio.cpp, but
 # assigned every partition of bench-in, as the loops are: no group join to wait for.
 assign=$(seq -s, 0 $((partitions - 1)))

@@ -60,7 +60,7 @@ int run_broker(const broker_args& args) {
       throw config_error("--bootstrap-file", "cannot write `" + args.bootstrap_file +
                                                  ".tmp`: " + std::strerror(errno));
   }
-  kafka::mock_cluster cluster(args.brokers);
+  testing::mock_cluster cluster(args.brokers);
   for (auto& [name, partitions] : topics)
     cluster.create_topic(name, partitions);
   auto line = "bootstrap.servers=" + cluster.bootstrap_servers();

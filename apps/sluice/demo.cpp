@@ -30,7 +30,7 @@ std::string demo_pipeline(const std::string& bootstrap, const std::string& state
       "kafka.session.timeout.ms": 6000
     },
     "parse": )" +
-         workload::order_parse_section() + R"(,
+         testing::order_parse_section() + R"(,
     "route": {"field": "priority",
               "topics": {"high": "orders-high", "medium": "orders-medium", "low": "orders-low"},
               "default": "orders-low"},
@@ -48,7 +48,7 @@ std::string demo_pipeline(const std::string& bootstrap, const std::string& state
 int run_demo(const demo_args& args) {
   // The mock keeps at most 5 MiB per partition: spread ~200-byte events wide enough.
   const int input_partitions = 16;
-  kafka::mock_cluster cluster(3);
+  testing::mock_cluster cluster(3);
   cluster.create_topic("orders", input_partitions);
   for (auto t : {"orders-high", "orders-medium", "orders-low"})
     cluster.create_topic(t, 8);
@@ -62,9 +62,9 @@ int run_demo(const demo_args& args) {
               static_cast<long long>(args.events), args.malformed_fraction * 100,
               args.duplicate_fraction * 100, input_partitions);
   auto t0 = std::chrono::steady_clock::now();
-  auto written = workload::produce_orders(bootstrap, "orders", args.events, std::nullopt,
-                                          args.malformed_fraction, seed, {},
-                                          args.duplicate_fraction);
+  auto written =
+      testing::produce_orders(bootstrap, "orders", args.events, std::nullopt,
+                              args.malformed_fraction, seed, {}, args.duplicate_fraction);
   double produce_secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("  wrote %lld events in %.2f s\n", static_cast<long long>(args.events),
@@ -76,8 +76,8 @@ int run_demo(const demo_args& args) {
   // again (DLQ records are not deduplicated).
   std::map<std::string, std::int64_t> expected;
   std::int64_t expected_duplicates = 0;
-  workload::order_generator gen(seed, args.malformed_fraction, 5000,
-                                args.duplicate_fraction);
+  testing::order_generator gen(seed, args.malformed_fraction, 5000,
+                               args.duplicate_fraction);
   for (std::int64_t i = 0; i < args.events; ++i) {
     auto e = gen.make(i);
     if (e.duplicate_of && e.malformation.empty())

@@ -1,5 +1,6 @@
 #include "apps/sluice/commands.hpp"
 
+#include <sluice/builder.hpp>
 #include <sluice/config.hpp>
 #include <sluice/pipeline.hpp>
 
@@ -15,15 +16,17 @@ namespace sluice::app {
 
 int run_pipeline(const run_args& args) {
   block_stop_signals();
-  auto config = load_pipeline_config(args.pipeline_file, args.overrides);
-  auto dedup = config.dedup;
-  pipeline p(std::move(config));
-  p.on_progress([](const epoch_progress& progress) {
+  // The file fills the builder a pipeline in code uses: one path to a run.
+  auto builder = pipeline_builder::from_file(args.pipeline_file, args.overrides);
+  builder.on_progress([](const epoch_progress& progress) {
     auto line = to_json(progress);
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
   });
+  auto dedup = builder.config().dedup;
+  auto built = builder.build();
+  auto& p = *built;
   std::atomic<bool> finished{false};
   std::thread watcher([&] {
     bool stopping = false;

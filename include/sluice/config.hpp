@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -79,12 +80,22 @@ struct parse_options {
   tombstone_policy tombstones = tombstone_policy::dlq;
 };
 
+struct record;
+
+/// Kafka Streams' TopicNameExtractor: the topic a valid record is written to.
+/// An empty name, a source topic (without route.allowSourceTopic) or an
+/// exception sends the record to the DLQ as `unroutable`.
+using topic_extractor = std::function<std::string(const record&)>;
+
 struct route_options {
   std::string topic; ///< fixed target; empty when routing by field
   std::string field;
   std::map<std::string, std::string> topics; ///< field value -> topic
   std::string default_topic;                 ///< empty: unmatched records go to the DLQ
   bool allow_source_topic = false;           ///< writing into a source topic is meant
+  /// Routing by a function (pipelines built in code): `topic`, `field`,
+  /// `topics` and `default` stay empty.
+  topic_extractor extract;
 };
 
 struct sink_options {
@@ -173,9 +184,26 @@ const std::vector<option_doc>& option_table();
 /// verbatim in README.md (a unit test checks it).
 std::string option_reference_markdown();
 
+/// Fills what a pipeline file leaves to defaults, as the file reader does:
+/// an empty `source.group_id` becomes `sluice-<name>`, an empty
+/// `dedup->state_dir` becomes `sluice-state/<name>`, and `max_batch_records`
+/// is capped at `max_in_flight_per_partition`. Call it on a config built in
+/// code before validate(). (The dedup changelog is not defaulted here: in
+/// dedup_options an empty name means no changelog; the file reader names it
+/// `<name>-dedup-changelog` unless the file says false.)
+void fill_defaults(pipeline_config& config);
+
+/// Throws config_error naming the option (e.g. `dedup.key`) and the expected
+/// form, for anything a run would refuse at start; needs no JSON. Options are
+/// named as a pipeline file spells them. Empty group id and state directory
+/// are refused: fill_defaults() gives them their defaults.
+void validate(const pipeline_config& config);
+
 /// Parses a pipeline from JSON text (comments and trailing commas allowed).
 /// Each override is `section.option=value` and replaces or adds that option
-/// before validation. Throws config_error naming the first bad option.
+/// (`SECTION=null` removes an optional section); then fill_defaults() and
+/// validate(). A key given twice in one JSON object is refused. Throws
+/// config_error naming the first bad option.
 pipeline_config parse_pipeline_config(std::string_view json_text,
                                       const std::vector<std::string>& overrides = {});
 
@@ -184,7 +212,8 @@ pipeline_config load_pipeline_config(const std::string& path,
                                      const std::vector<std::string>& overrides = {});
 
 /// Parses Spark-style durations: "1 second", "500 milliseconds", "2 minutes",
-/// "250ms", "5s". Throws config_error naming `option`.
+/// "250ms", "5s", decimals like "1.5 seconds" (rounded to whole milliseconds),
+/// and "0" without a unit. Throws config_error naming `option`.
 std::chrono::milliseconds parse_duration(std::string_view text,
                                          const std::string& option);
 

@@ -4,7 +4,10 @@
 
 namespace sluice {
 
-/// Sends logs to stderr (stdout carries progress lines and command output).
+/// Sluice logs to stderr through spdlog's logger named `sluice` (info and up
+/// by default); spdlog's default logger is the app's. This sets the `sluice`
+/// logger's level and makes it spdlog's default logger as well, so that an
+/// app logging through spdlog's free functions writes to the same stream.
 /// `level` is trace, debug, info, warn, error or off; config_error otherwise.
 void init_logging(const std::string& level);
 

@@ -3,12 +3,14 @@
 #include <sluice/config.hpp>
 #include <sluice/progress.hpp>
 #include <sluice/record.hpp>
+#include <sluice/stage.hpp>
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sluice {
 
@@ -19,7 +21,10 @@ struct run_summary {
   std::int64_t input_rows = 0;
   std::int64_t output_rows = 0;
   std::int64_t dlq_rows = 0;
-  std::int64_t dropped_rows = 0;     ///< handled on purpose without a write (tombstones)
+  /// Handled on purpose without a write: tombstones (parse.tombstones drop),
+  /// filtered records, duplicates. With flat_map, one input may make several
+  /// outputs: outputs + DLQ rows + drops can then exceed the input rows.
+  std::int64_t dropped_rows = 0;
   std::int64_t duplicate_rows = 0;   ///< of dropped_rows: duplicates dedup dropped
   std::int64_t late_rows = 0;        ///< passed by dedup as late (outputs or DLQ rows)
   std::int64_t state_rows = 0;       ///< dedup keys held at the end (open partitions)
@@ -34,7 +39,8 @@ struct run_summary {
 };
 
 /// A Kafka -> parse -> route -> Kafka pipeline on actors: the library's
-/// entry point, and what `sluice run` drives. Construct it (bad options throw
+/// entry point, and what `sluice run` drives; pipeline_builder makes one.
+/// Construct it (defaults are filled as for a file, then bad options throw
 /// config_error, before anything runs; a damaged dedup state directory
 /// without a changelog to rebuild it from throws fatal_error), optionally
 /// add a stage, then run().
@@ -48,9 +54,14 @@ public:
   pipeline(const pipeline&) = delete;
   pipeline& operator=(const pipeline&) = delete;
 
-  /// Adds a user stage that sees every batch after routing, before the sink.
-  /// It runs inside the partition's chain; an exception restarts the chain.
+  /// Adds a user stage that sees every batch after routing and dedup, just
+  /// before the sink (pipeline_builder's stage() runs before routing). Each
+  /// chain runs its own copy; an exception restarts the chain.
   void set_stage(std::function<void(record_batch&)> fn);
+
+  /// Adds processing steps (pipeline_builder's map, filter, flat_map and
+  /// stage), run in order between parsing and routing.
+  void add_steps(std::vector<processing_step> steps);
 
   /// Called once per epoch with its progress report (from an actor thread).
   void on_progress(std::function<void(const epoch_progress&)> fn);

@@ -21,9 +21,10 @@ struct partition_plan {
 };
 
 /// Resolves the subscription, the group's committed offsets and the start and
-/// end rules of `config` against its cluster, consuming and committing
-/// nothing, within `config.runtime.brokerTimeout`. Throws config_error or
-/// fatal_error for what would make a run fail at start.
+/// end rules of `config` (its defaults filled, then validated) against its
+/// cluster, consuming and committing nothing, within
+/// `config.runtime.brokerTimeout`. Throws config_error or fatal_error for
+/// what would make a run fail at start.
 std::vector<partition_plan> plan(const pipeline_config& config);
 
 /// The plan as one JSON document: {"partitions": [{"topic", "partition",

@@ -1,11 +1,10 @@
 #include "actors/checkpoint.hpp"
 
 #include "actors/messages.hpp"
+#include "core/log.hpp"
 #include "state/state_store.hpp"
 
 #include <caf/all.hpp>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -111,9 +110,9 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       ctx->on_progress(p);
     } catch (const std::exception& e) {
       // A broken progress callback must not stop commits.
-      spdlog::error("progress callback failed: {}", e.what());
+      sluice::logger().error("progress callback failed: {}", e.what());
     } catch (...) {
-      spdlog::error("progress callback failed");
+      sluice::logger().error("progress callback failed");
     }
   };
 
@@ -407,9 +406,10 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     if (!runs_to_end && src.min_offsets_per_trigger &&
         total < *src.min_offsets_per_trigger &&
         now - st.last_trigger_ms < src.max_trigger_delay.count()) {
-      spdlog::debug("{} offset(s) waiting, below source.minOffsetsPerTrigger ({}): the "
-                    "epoch waits",
-                    total, *src.min_offsets_per_trigger);
+      sluice::logger().debug(
+          "{} offset(s) waiting, below source.minOffsetsPerTrigger ({}): the "
+          "epoch waits",
+          total, *src.min_offsets_per_trigger);
       return false;
     }
     auto limits = prorate(backlog, src.max_offsets_per_trigger);
@@ -427,7 +427,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     st.slow_epoch_reported = false;
     st.limits_reported = false;
     st.last_trigger_ms = now;
-    spdlog::debug("epoch admits {} of {} waiting offset(s)", admitted, total);
+    sluice::logger().debug("epoch admits {} of {} waiting offset(s)", admitted, total);
     return true;
   };
 
@@ -500,8 +500,8 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
           std::to_string(p.in_flight) + " in flight, readable to " +
           (p.stable_end >= 0 ? std::to_string(p.stable_end) : std::string("the end"));
     }
-    spdlog::warn("epoch {} has been open for {} s, waiting for: {}", st.batch_id,
-                 slow_epoch_ms / 1000, waiting.empty() ? "its commit" : waiting);
+    sluice::logger().warn("epoch {} has been open for {} s, waiting for: {}", st.batch_id,
+                          slow_epoch_ms / 1000, waiting.empty() ? "its commit" : waiting);
   };
 
   self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
@@ -556,14 +556,15 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         if (outcome.denied)
           ctx->on_fatal("offset commit refused: " + *outcome.error);
         else if (outcome.error)
-          spdlog::warn("offset commit failed: {} (retried at the next epoch)",
-                       *outcome.error);
+          sluice::logger().warn("offset commit failed: {} (retried at the next epoch)",
+                                *outcome.error);
         // With assign there is no rebalance to wait for: a refusal is just a
         // failed commit (the group is in use by members), retried.
         bool assigned_by_hand =
             ctx->config.source.subscription == subscription_kind::assign;
         if (outcome.rebalancing && !assigned_by_hand && !ctx->quiesced.exchange(true))
-          spdlog::info("the group is rebalancing: reading paused until it is over");
+          sluice::logger().info(
+              "the group is rebalancing: reading paused until it is over");
         else if (!outcome.error)
           ctx->quiesced = false;
         if (st.pending && st.pending->commit_seq == seq) {
@@ -623,8 +624,9 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       },
       [=](expire_atom) {
         if (!self->state.waiting_takes.empty()) {
-          spdlog::warn("an offset commit has not answered in {} s: committing anyway",
-                       take_wait_limit.count());
+          sluice::logger().warn(
+              "an offset commit has not answered in {} s: committing anyway",
+              take_wait_limit.count());
           serve_waiting_takes();
         }
       },
@@ -634,10 +636,10 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         // Refused because the group is rebalancing: the offsets are committed
         // at the next assignment (said then), so this is no error.
         if (outcome.error && outcome.rebalancing)
-          spdlog::warn("offset commit refused while the group rebalances: {}",
-                       *outcome.error);
+          sluice::logger().warn("offset commit refused while the group rebalances: {}",
+                                *outcome.error);
         else if (outcome.error)
-          spdlog::error("offset commit failed: {}", *outcome.error);
+          sluice::logger().error("offset commit failed: {}", *outcome.error);
         if (st.pending && st.pending->commit_seq == st.final_commit_seq) {
           finish_report(*st.pending, &outcome);
           st.pending.reset();

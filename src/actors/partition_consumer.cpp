@@ -2,13 +2,12 @@
 
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
+#include "core/log.hpp"
 #include "core/offset_watermark.hpp"
 
 #include <sluice/errors.hpp>
 
 #include <caf/all.hpp>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <functional>
@@ -117,7 +116,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     // A bounded run stops where its ends were fixed at start; a partition
     // found later (a new topic, more partitions) is left for the next run.
     st.end_offset = start_offset;
-    spdlog::info(
+    sluice::logger().info(
         "{}: appeared after the bounded run fixed its ends; left for the next run",
         tp.str());
   }
@@ -131,9 +130,10 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         spawn_stages(self, ctx, tp, generation, deliveries, chain_errors.back()));
   }
   if (lanes > 1)
-    spdlog::info("{}: {} lanes (source.minPartitions {} over the partitions assigned; "
-                 "at most 64 per partition)",
-                 tp.str(), lanes, *ctx->config.source.min_partitions);
+    sluice::logger().info(
+        "{}: {} lanes (source.minPartitions {} over the partitions assigned; "
+        "at most 64 per partition)",
+        tp.str(), lanes, *ctx->config.source.min_partitions);
   self->set_exit_handler([self, chain_errors](caf::exit_msg& m) {
     if (!m.reason) return;
     for (auto& e : chain_errors)
@@ -276,7 +276,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       if (st.end_of_log >= 0 && !recs.empty() && recs.back().offset >= st.end_of_log)
         st.end_of_log = -1;
     }
-    if (polled.error) spdlog::warn("{}: {}", st.tp.str(), *polled.error);
+    if (polled.error) sluice::logger().warn("{}: {}", st.tp.str(), *polled.error);
     if (polled.denied) {
       // ACLs do not change by retrying: the run ends, as on data loss, rather
       // than the chain being restarted up to runtime.restartBudget times.
@@ -369,7 +369,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
             what + " (source.failOnDataLoss is true; set it to false to skip them)";
         return false;
       }
-      spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+      sluice::logger().warn("{}; skipping them (source.failOnDataLoss is false)", what);
       ctx->metrics.add_lost(st.tp, to - from);
       st.shared->lost_until = to;
       return true;

@@ -2,6 +2,7 @@
 #include "actors/messages.hpp"
 #include "actors/run_context.hpp"
 #include "actors/supervisor.hpp"
+#include "core/log.hpp"
 #include "dedup/changelog.hpp"
 #include "dedup/state_guard.hpp"
 #include "kafka/config.hpp"
@@ -15,16 +16,42 @@
 
 #include <caf/all.hpp>
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <condition_variable>
+#include <regex>
 #include <set>
 #include <thread>
 
 namespace sluice {
 
 using namespace actors;
+
+namespace {
+
+/// Whether a topic is one the source reads: a route function's choice is
+/// checked against it for every record (fixed routes were checked at start).
+std::function<bool(const std::string&)> source_topic_test(const source_options& src) {
+  if (src.subscription == subscription_kind::pattern) {
+    auto re = std::make_shared<std::regex>(src.pattern, std::regex::extended);
+    return [re](const std::string& t) { return std::regex_match(t, *re); };
+  }
+  std::set<std::string> topics(src.subscribe.begin(), src.subscribe.end());
+  for (auto& tp : src.assign)
+    topics.insert(tp.topic);
+  return
+      [topics = std::move(topics)](const std::string& t) { return topics.contains(t); };
+}
+
+/// The topics no routed record may go to, with what they are.
+std::map<std::string, std::string> reserved_topics(const pipeline_config& cfg) {
+  std::map<std::string, std::string> out;
+  if (cfg.dlq) out[cfg.dlq->topic] = "the pipeline's DLQ";
+  if (cfg.dedup && !cfg.dedup->changelog.empty())
+    out[cfg.dedup->changelog] = "the dedup changelog";
+  return out;
+}
+
+} // namespace
 
 struct pipeline::impl : kafka::rebalance_listener {
   pipeline_config config;
@@ -35,6 +62,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::unique_ptr<state::store> state;
   std::map<std::string, std::string> sink_props;
   std::function<void(record_batch&)> stage;
+  std::vector<processing_step> steps;
   std::function<void(const epoch_progress&)> progress;
 
   std::mutex mutex;
@@ -69,7 +97,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     for (auto& tp : held)
       if (n++ < shown) list += (list.empty() ? "" : ", ") + tp.str();
     if (n > shown) list += ", ... " + std::to_string(n - shown) + " more";
-    spdlog::info("holding: {}", list.empty() ? "(none)" : list);
+    sluice::logger().info("holding: {}", list.empty() ? "(none)" : list);
   }
 
   void on_assigned(const std::vector<kafka::assigned_partition>& assigned) override {
@@ -94,7 +122,7 @@ struct pipeline::impl : kafka::rebalance_listener {
           return;
         }
     }
-    spdlog::info("assigned: {}", list.empty() ? "(none)" : list);
+    sluice::logger().info("assigned: {}", list.empty() ? "(none)" : list);
     for (auto& p : parts)
       held.insert(p.tp);
     log_held();
@@ -130,11 +158,13 @@ struct pipeline::impl : kafka::rebalance_listener {
       // Kafka's onPartitionsLost: the group moved on without this member.
       // Their chains stop at once (no drain); what they handled is still
       // committed below, or after the rejoin when the group refuses it.
-      spdlog::warn("lost {} partition(s) (the group moved on without this member): "
-                   "stopping their chains",
-                   parts.size());
+      sluice::logger().warn(
+          "lost {} partition(s) (the group moved on without this member): "
+          "stopping their chains",
+          parts.size());
     else
-      spdlog::info("revoked {} partition(s): draining and committing", parts.size());
+      sluice::logger().info("revoked {} partition(s): draining and committing",
+                            parts.size());
     for (auto& p : parts)
       held.erase(p);
     log_held();
@@ -159,12 +189,14 @@ struct pipeline::impl : kafka::rebalance_listener {
     auto outcome = commit_final(self, partition_list(parts));
     if (outcome.rebalancing) {
       consumer->commit_after_rebalance(outcome.refused, outcome.batch_id);
-      spdlog::info("the group refused the commit while rebalancing; it is retried as "
-                   "the rebalance ends");
+      sluice::logger().info(
+          "the group refused the commit while rebalancing; it is retried as "
+          "the rebalance ends");
     } else if (outcome.error) {
-      spdlog::warn("the commit on revocation failed ({}); the next owner reads those "
-                   "records again",
-                   *outcome.error);
+      sluice::logger().warn(
+          "the commit on revocation failed ({}); the next owner reads those "
+          "records again",
+          *outcome.error);
     }
   }
 
@@ -172,7 +204,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (is_fatal)
       fail("Kafka consumer: " + what);
     else
-      spdlog::warn("Kafka consumer: {}", what);
+      sluice::logger().warn("Kafka consumer: {}", what);
   }
 
   bool cluster_down() const {
@@ -208,9 +240,9 @@ struct pipeline::impl : kafka::rebalance_listener {
                   std::int32_t{0})
         .receive([](std::int64_t) {}, [](caf::error&) {});
     if (!outcome.error)
-      spdlog::info("committed the offsets of {} partition(s)", offsets.size());
+      sluice::logger().info("committed the offsets of {} partition(s)", offsets.size());
     for (auto& [tp, off] : offsets)
-      spdlog::debug("committed {} at {}", tp.str(), off);
+      sluice::logger().debug("committed {} at {}", tp.str(), off);
     // What could not be committed is read again: name it.
     if (outcome.error) {
       std::string missed;
@@ -278,15 +310,19 @@ void warn_about_empty_topics(const std::vector<std::string>& topics,
       return entry.first.topic != topic || entry.second == 0;
     });
     if (empty)
-      spdlog::warn("topic `{}` has never held a record: nothing to read (if the name is "
-                   "mistyped, this cluster may just have created it empty)",
-                   topic);
+      sluice::logger().warn(
+          "topic `{}` has never held a record: nothing to read (if the name is "
+          "mistyped, this cluster may just have created it empty)",
+          topic);
   }
 }
 
 } // namespace
 
 pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
+  // The file reader has done both already; a config built in code comes here.
+  fill_defaults(config);
+  validate(config);
   impl_->config = std::move(config);
   auto& cfg = impl_->config;
   auto sink_props = cfg.sink.kafka;
@@ -305,16 +341,11 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
   kafka::check_properties(kafka::producer_properties(sink_props),
                           kafka::client_kind::producer, "sink");
   if (cfg.dedup) {
-    // Also checked when the options are read; a config built in code comes here.
-    if (cfg.source.min_partitions)
-      throw config_error("source.minPartitions",
-                         "cannot be combined with dedup yet: lanes would see one key's "
-                         "records out of order (remove one of them)");
     // A damaged directory is set aside here (or fails the run, without a
     // changelog); whose it is can be told only once the clusters answer.
     impl_->state = dedup::open_state(*cfg.dedup, cfg.runtime.memory_budget);
     if (cfg.dedup->changelog.empty())
-      spdlog::warn(
+      sluice::logger().warn(
           "dedup.changelog is false: the dedup state lives only in `{}`; if that "
           "directory is lost, or another instance takes a partition over, keys "
           "seen before are forgotten",
@@ -330,6 +361,11 @@ pipeline::~pipeline() = default;
 
 void pipeline::set_stage(std::function<void(record_batch&)> fn) {
   impl_->stage = std::move(fn);
+}
+
+void pipeline::add_steps(std::vector<processing_step> steps) {
+  for (auto& s : steps)
+    impl_->steps.push_back(std::move(s));
 }
 
 void pipeline::on_progress(std::function<void(const epoch_progress&)> fn) {
@@ -384,22 +420,24 @@ run_summary pipeline::run_until_stopped() {
       source_partitions = std::max(source_partitions, tp.partition + 1);
   }
   // Declared before the actor system: it must outlive every actor.
-  run_context ctx{cfg,
-                  *im.consumer,
-                  *im.producer,
-                  record_router(cfg.route),
-                  im.stage,
-                  {},
-                  {},
-                  stable_uuid(cfg.name + "/" + cfg.source.group_id),
-                  random_uuid(),
-                  im.progress,
-                  [&im] {
-                    std::lock_guard<std::mutex> guard{im.mutex};
-                    im.complete = true;
-                    im.changed.notify_all();
-                  },
-                  [&im](const std::string& why) { im.fail(why); }};
+  run_context ctx{
+      cfg,
+      *im.consumer,
+      *im.producer,
+      record_router(cfg.route, source_topic_test(cfg.source), reserved_topics(cfg)),
+      im.stage,
+      {},
+      {},
+      stable_uuid(cfg.name + "/" + cfg.source.group_id),
+      random_uuid(),
+      im.progress,
+      [&im] {
+        std::lock_guard<std::mutex> guard{im.mutex};
+        im.complete = true;
+        im.changed.notify_all();
+      },
+      [&im](const std::string& why) { im.fail(why); }};
+  ctx.steps = im.steps;
   if (im.state) {
     ctx.state_store = im.state.get();
     if (!cfg.dedup->changelog.empty()) {
@@ -463,7 +501,7 @@ run_summary pipeline::run_until_stopped() {
       {
         std::lock_guard<std::mutex> guard{im.mutex};
         if (im.stop_requested) {
-          spdlog::info("stopped before the end offsets could be read");
+          sluice::logger().info("stopped before the end offsets could be read");
           return out;
         }
       }
@@ -480,7 +518,7 @@ run_summary pipeline::run_until_stopped() {
       } catch (const missing_topic_error& e) {
         // Metadata can lag a topic's creation for a moment; longer is an answer.
         if (std::chrono::steady_clock::now() < missing_deadline) {
-          spdlog::warn("{} (yet; asking again)", e.what());
+          sluice::logger().warn("{} (yet; asking again)", e.what());
           std::this_thread::sleep_for(std::chrono::milliseconds(500)); // backoff
           continue;
         }
@@ -500,19 +538,21 @@ run_summary pipeline::run_until_stopped() {
                       " s): " + e.what();
           return out;
         }
-        spdlog::warn("{} (retrying)", e.what());
+        sluice::logger().warn("{} (retrying)", e.what());
       }
     }
     kafka::check_named_partitions(src, latest);
     if (bounded) {
       ctx.end_offsets = kafka::resolve_ends(*im.consumer, src, latest);
       if (ctx.end_offsets.empty()) {
-        spdlog::warn("no topic matches source.subscribePattern `{}`: nothing to read",
-                     src.pattern);
+        sluice::logger().warn(
+            "no topic matches source.subscribePattern `{}`: nothing to read",
+            src.pattern);
         return out;
       }
-      spdlog::info("bounded run: reading up to the end offsets of {} partition(s)",
-                   ctx.end_offsets.size());
+      sluice::logger().info(
+          "bounded run: reading up to the end offsets of {} partition(s)",
+          ctx.end_offsets.size());
       std::vector<std::string> topics;
       for (auto& [tp, end] : latest)
         if (topics.empty() || topics.back() != tp.topic) topics.push_back(tp.topic);
@@ -533,18 +573,19 @@ run_summary pipeline::run_until_stopped() {
       topics += (topics.empty() ? "" : ",") + tp.str();
     break;
   }
-  spdlog::info("pipeline `{}` (run {}): {} from {} as group `{}` -> {}", cfg.name,
-               ctx.run_id, topics, cfg.source.bootstrap_servers, cfg.source.group_id,
-               cfg.sink.bootstrap_servers);
+  sluice::logger().info("pipeline `{}` (run {}): {} from {} as group `{}` -> {}",
+                        cfg.name, ctx.run_id, topics, cfg.source.bootstrap_servers,
+                        cfg.source.group_id, cfg.sink.bootstrap_servers);
   if (auto s = src.kafka.find("partition.assignment.strategy");
       s != src.kafka.end() && s->second.find("cooperative") != std::string::npos)
     // librdkafka#4059, fixed in 2.10: measured in tests/kafka/rebalance_test.py.
-    spdlog::warn("source.kafka.partition.assignment.strategy `{}`: with librdkafka "
-                 "before 2.10 a commit answered ILLEGAL_GENERATION during a cooperative "
-                 "rebalance loses this member's partitions, and their records since the "
-                 "last commit are read again (librdkafka#4059); the eager default "
-                 "repeats none on a graceful rebalance",
-                 s->second);
+    sluice::logger().warn(
+        "source.kafka.partition.assignment.strategy `{}`: with librdkafka "
+        "before 2.10 a commit answered ILLEGAL_GENERATION during a cooperative "
+        "rebalance loses this member's partitions, and their records since the "
+        "last commit are read again (librdkafka#4059); the eager default "
+        "repeats none on a graceful rebalance",
+        s->second);
   {
     caf::actor_system_config system_config;
     caf::actor_system system{system_config};
@@ -562,8 +603,8 @@ run_summary pipeline::run_until_stopped() {
       im.changed.wait(lock, [&] { return im.stop_requested || im.complete || im.fatal; });
     }
     bool failed = im.fatal.has_value();
-    spdlog::info(failed ? "stopping after a fatal error"
-                        : "stopping: draining in-flight records");
+    sluice::logger().info(failed ? "stopping after a fatal error"
+                                 : "stopping: draining in-flight records");
     caf::scoped_actor self{system};
     // With a cluster unreachable, in-flight outputs cannot be delivered: a
     // stop does not wait the whole delivery timeout for them.
@@ -577,14 +618,14 @@ run_summary pipeline::run_until_stopped() {
     // even after a failure.
     auto final_commit = im.commit_final(self, {});
     if (final_commit.error) {
-      spdlog::error("final offset commit failed: {}", *final_commit.error);
+      sluice::logger().error("final offset commit failed: {}", *final_commit.error);
       im.fail("final offset commit failed: " + *final_commit.error);
     }
     self->request(im.supervisor_actor, impl::actor_timeout, stop_atom::value)
         .receive([](bool) {}, [](caf::error&) {});
     // Offsets a rebalance refused, still waiting for the next assignment.
     if (auto err = im.consumer->commit_deferred(impl::commit_timeout)) {
-      spdlog::error("final offset commit failed: {}", *err);
+      sluice::logger().error("final offset commit failed: {}", *err);
       im.fail("final offset commit failed: " + *err);
     }
     // A cluster that cannot be reached does not get to delay the exit.
@@ -594,8 +635,9 @@ run_summary pipeline::run_until_stopped() {
     // Every delivery report must arrive while the actors can still take it.
     if (!im.producer->flush(im.producer->health().down() ? std::chrono::seconds(1)
                                                          : std::chrono::seconds(30))) {
-      spdlog::error("some outputs were not acknowledged in time; their inputs were not "
-                    "committed and will be read again");
+      sluice::logger().error(
+          "some outputs were not acknowledged in time; their inputs were not "
+          "committed and will be read again");
       im.producer->purge();
     }
     im.supervisor_actor = nullptr;
@@ -615,8 +657,8 @@ run_summary pipeline::run_until_stopped() {
     try {
       im.state->flush();
     } catch (const std::exception& e) {
-      spdlog::warn("{} (the state is restored from the changelog at the next run)",
-                   e.what());
+      sluice::logger().warn(
+          "{} (the state is restored from the changelog at the next run)", e.what());
     }
     out.state_rows = ctx.metrics.state_rows();
     out.state_disk_bytes = im.state->disk_used();

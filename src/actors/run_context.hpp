@@ -7,6 +7,7 @@
 
 #include <sluice/config.hpp>
 #include <sluice/progress.hpp>
+#include <sluice/stage.hpp>
 
 #include <atomic>
 #include <functional>
@@ -150,6 +151,9 @@ struct run_context {
   state::store* state_store = nullptr;
   std::int32_t changelog_partitions = 0;
   std::map<std::string, std::string> changelog_client{};
+  /// A pipeline built in code: its map/filter/flat_map/batch steps, run in
+  /// order between the parser and the router.
+  std::vector<processing_step> steps{};
 };
 
 } // namespace sluice::actors

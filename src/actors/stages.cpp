@@ -2,14 +2,14 @@
 
 #include "actors/messages.hpp"
 #include "core/json_writer.hpp"
+#include "core/log.hpp"
 #include "dedup/partition_dedup.hpp"
 #include "records/record_parser.hpp"
+#include "records/steps.hpp"
 
 #include <sluice/errors.hpp>
 
 #include <caf/all.hpp>
-
-#include <spdlog/spdlog.h>
 
 #include <deque>
 
@@ -63,6 +63,21 @@ caf::behavior function_stage(caf::event_based_actor* self, batch_function fn,
   fail_on_exception(self, std::move(chain_error));
   return {[=](batch_ptr& batch) {
     fn(*batch);
+    self->send(next, std::move(batch));
+  }};
+}
+
+/// Runs a pipeline's processing steps (map, filter, flat_map, batch stages).
+caf::behavior steps_stage(caf::event_based_actor* self, run_context* ctx, caf::actor next,
+                          std::shared_ptr<std::string> chain_error) {
+  fail_on_exception(self, std::move(chain_error));
+  bool schemaless = ctx->config.parse.fields.empty();
+  // The chain's own copies of the user's functions: state they keep is this
+  // partition's (or lane's), never shared with another chain's thread, and
+  // starts afresh when the chain restarts.
+  auto steps = std::make_shared<std::vector<processing_step>>(ctx->steps);
+  return {[=](batch_ptr& batch) {
+    apply_steps(*batch, *steps, schemaless);
     self->send(next, std::move(batch));
   }};
 }
@@ -396,8 +411,9 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           --base.outputs;
           --base.rows_by_topic[f.topic];
         }
-        spdlog::warn("the sink refused {} record(s) for good; they go to the DLQ",
-                     batch->records.size());
+        sluice::logger().warn(
+            "the sink refused {} record(s) for good; they go to the DLQ",
+            batch->records.size());
         batch->topic = self->state.source_topic;
         batch->partition = self->state.source_partition;
         self->state.pending.push_back({std::move(batch), base});
@@ -424,6 +440,8 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
     next = owner->spawn<caf::linked + caf::detached>(dedup_stage, ctx, tp, next,
                                                      deliveries, chain_error);
   next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);
+  if (!ctx->steps.empty())
+    next = owner->spawn<caf::linked>(steps_stage, ctx, next, chain_error);
   return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error);
 }
 

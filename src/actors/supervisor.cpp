@@ -2,10 +2,9 @@
 
 #include "actors/messages.hpp"
 #include "actors/partition_consumer.hpp"
+#include "core/log.hpp"
 
 #include <caf/all.hpp>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <deque>
@@ -101,7 +100,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
               },
               [self, head, id, tp = tp](caf::error& err) {
                 if (err != caf::sec::request_receiver_down)
-                  spdlog::warn(
+                  sluice::logger().warn(
                       "{}: drain gave up ({}); its in-flight records are not committed",
                       tp.str(), self->system().render(err));
                 self->send_exit(head, caf::exit_reason::user_shutdown);
@@ -147,8 +146,8 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
       }
       auto backoff =
           ctx->config.runtime.restart_backoff * (1 << std::min(recent - 1, 10));
-      spdlog::warn("{}: chain failed ({}); restart {} of {} in {} ms", tp.str(), why,
-                   recent, budget, backoff.count());
+      sluice::logger().warn("{}: chain failed ({}); restart {} of {} in {} ms", tp.str(),
+                            why, recent, budget, backoff.count());
       auto deadline = now + backoff + ctx->producer.delivery_timeout() + drain_margin;
       self->delayed_send(self, backoff, restart_atom::value, tp.topic, tp.partition,
                          deadline.time_since_epoch().count());
@@ -207,7 +206,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         }
         auto from = std::max(c.shared->watermark.load(), c.start_offset);
         ctx->consumer.seek(tp, from);
-        spdlog::info("{}: chain restarted from offset {}", tp.str(), from);
+        sluice::logger().info("{}: chain restarted from offset {}", tp.str(), from);
         start_chain(tp, from);
       },
       [=](revoke_atom, partition_list& which, bool lost) -> caf::result<bool> {
@@ -268,8 +267,9 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
           return;
         }
         if (busy)
-          spdlog::error("outputs of drained partitions were not reported within the "
-                        "producer's message.timeout.ms");
+          sluice::logger().error(
+              "outputs of drained partitions were not reported within the "
+              "producer's message.timeout.ms");
         d.rp.deliver(!busy);
         drains.erase(it);
       },

@@ -1,9 +1,11 @@
+#include "config/checks.hpp"
 #include "core/json_writer.hpp"
 
 #include <sluice/config.hpp>
 #include <sluice/errors.hpp>
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp> // basic_parser with a handler of our own
 
 #include <algorithm>
 #include <cctype>
@@ -14,9 +16,10 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
-#include <sstream>
+#include <utility>
 
 namespace json = boost::json;
 
@@ -192,6 +195,138 @@ std::string as_string(const json::value& v, const std::string& option,
   throw config_error(option, "expected " + expected + ", got " + describe(v));
 }
 
+/// A string option whose empty value means "not set" in pipeline_config (a
+/// route topic, a state directory): written out empty, it is a slip.
+/// `expected` is the form named when the value is not a string at all.
+std::string as_named(const json::value& v, const std::string& option,
+                     const std::string& what, const std::string& expected = "a string") {
+  auto s = as_string(v, option, expected);
+  if (s.empty()) throw config_error(option, "expected " + what + ", got an empty string");
+  return s;
+}
+
+/// A duration: text for parse_duration(), or the number 0, which needs no
+/// unit. Another bare number is refused: 5 could be seconds or milliseconds.
+std::chrono::milliseconds
+as_duration(const json::value& v, const std::string& option,
+            const std::string& expected = "a duration like \"1 second\"") {
+  if (v.is_string()) return parse_duration(v.get_string(), option);
+  bool zero = (v.is_int64() && v.get_int64() == 0) ||
+              (v.is_uint64() && v.get_uint64() == 0) ||
+              (v.is_double() && v.get_double() == 0);
+  if (zero) return std::chrono::milliseconds(0);
+  if (v.is_number()) {
+    auto n = describe(v);
+    throw config_error(option, "expected " + expected + ", got " + n +
+                                   ": a number needs a unit, like \"" + n +
+                                   " seconds\" or \"" + n + " ms\"");
+  }
+  throw config_error(option, "expected " + expected + ", got " + describe(v));
+}
+
+/// Finds a key given twice in one JSON object. Boost.JSON (1.81) builds
+/// objects keeping the last of duplicate keys, silently: a pipeline file's
+/// earlier setting would vanish unseen. So the text is read a second time,
+/// by this handler of json::basic_parser, which only tracks keys.
+class duplicate_key_finder {
+public:
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+
+  /// `root` names the option the text is the value of; empty for a file.
+  explicit duplicate_key_finder(std::string root) : root_(std::move(root)) {}
+
+  /// The option given twice (`source.subscribe`), once found.
+  const std::string& duplicate() const { return duplicate_; }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) { return open(true); }
+  bool on_object_end(std::size_t, json::error_code&) { return close(); }
+  bool on_array_begin(json::error_code&) { return open(false); }
+  bool on_array_end(std::size_t, json::error_code&) { return close(); }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+    key_.append(s.data(), s.size());
+    last_key_ = std::move(key_);
+    key_.clear();
+    if (levels_.back().keys.insert(last_key_).second) return true;
+    duplicate_ = child_path();
+    ec = json::error::syntax; // stops the parser here
+    return false;
+  }
+  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, json::error_code&) { return value(); }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, json::error_code&) { return value(); }
+  bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return value(); }
+  bool on_double(double, json::string_view, json::error_code&) { return value(); }
+  bool on_bool(bool, json::error_code&) { return value(); }
+  bool on_null(json::error_code&) { return value(); }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+private:
+  struct level {
+    std::string path;
+    bool object = true;
+    std::set<std::string, std::less<>> keys;
+    std::size_t index = 0; ///< of the next element, in an array
+  };
+
+  /// The path of the value that starts now: `parse.schema`, `x[2]`.
+  std::string child_path() const {
+    if (levels_.empty()) return root_;
+    auto& top = levels_.back();
+    if (!top.object) return top.path + "[" + std::to_string(top.index) + "]";
+    return top.path.empty() ? last_key_ : top.path + "." + last_key_;
+  }
+  bool open(bool object) {
+    levels_.push_back({child_path(), object, {}, 0});
+    return true;
+  }
+  bool close() {
+    levels_.pop_back();
+    return value();
+  }
+  bool value() {
+    if (!levels_.empty() && !levels_.back().object) ++levels_.back().index;
+    return true;
+  }
+
+  std::string root_;
+  std::vector<level> levels_;
+  std::string key_; ///< the key being read (it may come in parts)
+  std::string last_key_;
+  std::string duplicate_;
+};
+
+/// A key given twice in one object of `text` (valid JSON): the option it
+/// names under `root`, and where in `text` its second occurrence starts.
+std::optional<std::pair<std::string, std::size_t>>
+find_duplicate_key(std::string_view text, const std::string& root,
+                   const json::parse_options& opts) {
+  json::basic_parser<duplicate_key_finder> parser(opts, root);
+  json::error_code ec;
+  auto at = parser.write_some(false, text.data(), text.size(), ec);
+  if (parser.handler().duplicate().empty()) return std::nullopt;
+  // `at` is the end of the key: back to its opening quote.
+  while (at > 0) {
+    at = text.rfind('"', at - 1);
+    if (at == std::string_view::npos) at = 0;
+    if (at == 0 || text[at - 1] != '\\') break;
+  }
+  return std::pair{parser.handler().duplicate(), at};
+}
+
+const char* const given_twice =
+    "given twice in the same JSON object, and only one can hold: remove the other";
+
 /// kafka.* values may be written as JSON strings, numbers or booleans.
 std::string as_property(const json::value& v, const std::string& option) {
   if (v.is_string()) return std::string(v.get_string());
@@ -231,8 +366,12 @@ bool as_bool(const json::value& v, const std::string& option) {
   throw config_error(option, "expected true or false, got " + describe(v));
 }
 
-std::int64_t as_positive(const json::value& v, const std::string& option) {
-  std::int64_t n = 0;
+/// A whole number for a count option, which validate() then requires to be
+/// positive. Here only what no count can be: not a whole number, or outside
+/// what `T` holds (a negative size). Both get validate()'s message.
+template <class T = std::int64_t>
+T as_count(const json::value& v, const std::string& option) {
+  std::optional<std::int64_t> n;
   if (v.is_int64())
     n = v.get_int64();
   else if (v.is_uint64() && v.get_uint64() < (1ull << 62))
@@ -243,15 +382,15 @@ std::int64_t as_positive(const json::value& v, const std::string& option) {
   else if (v.is_string()) {
     try {
       std::size_t used = 0;
-      n = std::stoll(std::string(v.get_string()), &used);
-      if (used != v.get_string().size()) n = 0;
+      auto parsed = std::stoll(std::string(v.get_string()), &used);
+      if (used == v.get_string().size()) n = parsed;
     } catch (...) {
-      n = 0;
     }
   }
-  if (n <= 0)
+  if (!n || std::cmp_less(*n, std::numeric_limits<T>::min()) ||
+      std::cmp_greater(*n, std::numeric_limits<T>::max()))
     throw config_error(option, "expected a positive integer, got " + describe(v));
-  return n;
+  return static_cast<T>(*n);
 }
 
 const json::object& as_object(const json::value& v, const std::string& option) {
@@ -294,105 +433,6 @@ void reject_unknown(const json::object& obj, const std::string& section,
   }
 }
 
-/// Kafka's topic name rules: [a-zA-Z0-9._-], 1 to 249 characters, not . or ..
-std::string checked_topic(std::string name, const std::string& option) {
-  auto legal = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-           c == '-';
-  };
-  if (name.empty())
-    throw config_error(option, "expected a topic name, got an empty string");
-  if (name.size() > 249 || name == "." || name == ".." ||
-      !std::all_of(name.begin(), name.end(), legal))
-    throw config_error(option,
-                       "`" + name +
-                           "` is not a valid Kafka topic name: use letters, digits, "
-                           "`.`, `_` and `-`, at most 249 characters");
-  return name;
-}
-
-/// librdkafka properties of one client kind only: set on the other, librdkafka
-/// ignores them with a warning, so the user's intent would be lost silently.
-bool consumer_only(std::string_view name) {
-  static const std::set<std::string_view> names = {"group.id",
-                                                   "group.instance.id",
-                                                   "group.protocol.type",
-                                                   "auto.offset.reset",
-                                                   "enable.auto.commit",
-                                                   "offset.store.method",
-                                                   "consume.callback.max.messages",
-                                                   "session.timeout.ms",
-                                                   "heartbeat.interval.ms",
-                                                   "max.poll.interval.ms",
-                                                   "partition.assignment.strategy",
-                                                   "isolation.level",
-                                                   "fetch.wait.max.ms",
-                                                   "fetch.min.bytes",
-                                                   "fetch.max.bytes",
-                                                   "fetch.message.max.bytes",
-                                                   "max.partition.fetch.bytes",
-                                                   "queued.min.messages",
-                                                   "queued.max.messages.kbytes",
-                                                   "check.crcs",
-                                                   "enable.partition.eof",
-                                                   "auto.commit.interval.ms",
-                                                   "enable.auto.offset.store",
-                                                   "fetch.error.backoff.ms",
-                                                   "coordinator.query.interval.ms"};
-  return names.contains(name);
-}
-
-bool producer_only(std::string_view name) {
-  static const std::set<std::string_view> names = {
-      "acks",
-      "request.required.acks",
-      "linger.ms",
-      "queue.buffering.max.ms",
-      "queue.buffering.max.messages",
-      "queue.buffering.max.kbytes",
-      "batch.num.messages",
-      "batch.size",
-      "enable.idempotence",
-      "transactional.id",
-      "transaction.timeout.ms",
-      "message.timeout.ms",
-      "delivery.timeout.ms",
-      "max.in.flight.requests.per.connection",
-      "max.in.flight",
-      "compression.type",
-      "compression.codec",
-      "compression.level",
-      "partitioner",
-      "message.send.max.retries",
-      "retries",
-      "sticky.partitioning.linger.ms",
-      "enable.gapless.guarantee",
-      "request.timeout.ms"};
-  return names.contains(name);
-}
-
-/// SASL credentials are used only with a SASL security.protocol: with the
-/// default (PLAINTEXT) librdkafka ignores them, and the broker then drops the
-/// connection ("Broken pipe") without saying why.
-void check_sasl_protocol(const std::map<std::string, std::string>& kafka,
-                         const std::string& section) {
-  bool credentials = kafka.contains("sasl.username") || kafka.contains("sasl.password") ||
-                     kafka.contains("sasl.mechanism") ||
-                     kafka.contains("sasl.mechanisms");
-  if (!credentials) return;
-  auto protocol = kafka.find("security.protocol");
-  std::string value = protocol == kafka.end() ? "plaintext" : protocol->second;
-  std::transform(value.begin(), value.end(), value.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (value != "sasl_plaintext" && value != "sasl_ssl")
-    throw config_error(
-        section + ".kafka.security.protocol",
-        "SASL credentials are set, so expected SASL_SSL or SASL_PLAINTEXT (" +
-            (protocol == kafka.end() ? std::string("not set: PLAINTEXT")
-                                     : "`" + protocol->second + "`") +
-            " would not use them)");
-}
-
 /// Maps a JAAS line pasted from a Java client to librdkafka's SASL properties.
 void translate_jaas(std::map<std::string, std::string>& kafka,
                     const std::string& option) {
@@ -425,6 +465,8 @@ void translate_jaas(std::map<std::string, std::string>& kafka,
     kafka["sasl.mechanisms"] = plain ? "PLAIN" : "SCRAM-SHA-512";
 }
 
+/// The `kafka.*` options of a section as librdkafka properties, prefix
+/// stripped, values as text; a JAAS line becomes librdkafka's SASL properties.
 std::map<std::string, std::string>
 kafka_properties(const json::object& obj, const std::string& section, bool consumer) {
   std::map<std::string, std::string> out;
@@ -435,58 +477,10 @@ kafka_properties(const json::object& obj, const std::string& section, bool consu
     auto option = section + "." + std::string(key);
     if (name == "bootstrap.servers" || (consumer && name == "group.id"))
       continue; // read as options of their own
-    if (name == "metadata.broker.list")
-      throw config_error(option, "an alias of bootstrap.servers: use `" + section +
-                                     ".kafka.bootstrap.servers`");
-    if (name == "key.deserializer" || name == "value.deserializer" ||
-        name == "key.serializer" || name == "value.serializer")
-      throw config_error(option, "not supported: Sluice reads and writes keys and values "
-                                 "as bytes; remove this option");
-    if (consumer && name == "enable.auto.commit")
-      throw config_error(option, "not supported: Sluice commits offsets itself after the "
-                                 "outputs are acknowledged; remove this option");
-    if (consumer && name == "auto.offset.reset")
-      throw config_error(option,
-                         "not supported: use `startingOffsets` (earliest or latest)");
-    if (consumer && producer_only(name))
-      throw config_error(option, "a producer property: set it on the sink "
-                                 "(`sink.kafka." +
-                                     name + "`)");
-    if (!consumer && consumer_only(name))
-      throw config_error(option, "a consumer property: set it on the source "
-                                 "(`source.kafka." +
-                                     name + "`)");
     out[name] = as_property(v, option);
   }
+  // Which properties Sluice refuses is validate()'s to say.
   translate_jaas(out, section + ".kafka.sasl.jaas.config");
-  check_sasl_protocol(out, section);
-  if (!consumer) {
-    // The guarantee rests on these: outputs acknowledged by every in-sync
-    // replica, in order, before their inputs are committed.
-    if (auto it = out.find("enable.idempotence"); it != out.end() && it->second != "true")
-      throw config_error(
-          section + ".kafka.enable.idempotence",
-          "must stay true: without it a retried batch can be written twice "
-          "or out of order, which at-least-once with per-key order rules out");
-    if (out.contains("transactional.id"))
-      throw config_error(
-          section + ".kafka.transactional.id",
-          "not supported yet: exactly-once (Kafka transactions) is a later "
-          "step; Sluice is at-least-once");
-    if (auto it = out.find("partitioner"); it != out.end() && it->second == "random")
-      throw config_error(
-          section + ".kafka.partitioner",
-          "random places records with the same key on different "
-          "partitions, which breaks per-key order; use murmur2_random (the "
-          "default, as Java clients) or another key-based partitioner");
-    for (auto name : {"acks", "request.required.acks"})
-      if (auto it = out.find(name);
-          it != out.end() && it->second != "all" && it->second != "-1")
-        throw config_error(section + ".kafka." + name,
-                           "must be all (or -1): offsets are committed once outputs are "
-                           "acknowledged, and with acks=" +
-                               it->second + " an acknowledged output can still be lost");
-  }
   return out;
 }
 
@@ -511,7 +505,11 @@ json::object as_json_object(const json::value& v, const std::string& option,
   if (v.is_string()) {
     std::error_code ec;
     auto parsed = json::parse(v.get_string(), ec);
-    if (!ec && parsed.is_object()) return parsed.get_object();
+    if (!ec && parsed.is_object()) {
+      if (auto dup = find_duplicate_key(v.get_string(), option, {}))
+        throw config_error(dup->first, given_twice);
+      return parsed.get_object();
+    }
   }
   throw config_error(option, "expected " + expected + ", got " + describe(v));
 }
@@ -533,17 +531,18 @@ std::int64_t as_integer(const json::value& v, const std::string& option,
   throw config_error(option, "expected " + expected + ", got " + describe(v));
 }
 
+/// A partition number as a JSON key ("0"); validate() refuses negative ones.
 std::int32_t as_partition(std::string_view text, const std::string& option) {
   std::int32_t n = -1;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || end != text.data() + text.size() || n < 0)
+  if (ec != std::errc() || end != text.data() + text.size())
     throw config_error(option,
                        "expected a partition number, got `" + std::string(text) + "`");
   return n;
 }
 
-/// Spark's per-partition JSON: {"topic": {"0": value, ...}, ...}. `check`
-/// vets each value (offsets: -2, -1 or >= 0; timestamps: >= 0).
+/// Spark's per-partition JSON: {"topic": {"0": value, ...}, ...}. Which
+/// topics, partitions and values make sense is validate()'s to say.
 partition_offsets parse_partition_values(const json::value& v, const std::string& option,
                                          bool timestamps, bool allow_earliest) {
   const std::string expected =
@@ -553,23 +552,16 @@ partition_offsets parse_partition_values(const json::value& v, const std::string
           : R"(JSON like {"orders": {"0": 42, "1": -1}} (-1 latest))";
   partition_offsets out;
   for (auto& [topic, parts] : as_json_object(v, option, expected)) {
-    auto name = checked_topic(std::string(topic), option);
+    std::string name(topic);
     if (!parts.is_object())
       throw config_error(option, "expected " + expected + ", got " + describe(parts) +
                                      " for `" + name + "`");
     for (auto& [partition, value] : parts.get_object()) {
-      auto where = option + " " + name + "/" + std::string(partition);
       kafka::topic_partition tp{name, as_partition(partition, option)};
-      auto n = as_integer(value, option, expected);
-      bool ok = timestamps ? n >= 0 : (n >= 0 || n == -1 || (allow_earliest && n == -2));
-      if (!ok)
-        throw config_error(option,
-                           "`" + tp.str() + "`: " + std::to_string(n) +
-                               (timestamps ? " is not a timestamp (ms >= 0)"
-                                : allow_earliest
-                                    ? " is not an offset (>= 0, -2 earliest, -1 latest)"
-                                    : " is not an offset (>= 0, -1 latest)"));
-      out[tp] = n;
+      // "1" and "01" are one partition: which value was meant?
+      if (out.contains(tp))
+        throw config_error(option, "`" + tp.str() + "` is given twice");
+      out[tp] = as_integer(value, option, expected);
     }
   }
   if (out.empty())
@@ -577,53 +569,49 @@ partition_offsets parse_partition_values(const json::value& v, const std::string
   return out;
 }
 
+/// Reads subscribe, subscribePattern or assign; validate() checks the topics,
+/// the pattern and the partitions.
 void parse_subscription(const json::object& obj, source_options& src) {
-  int given = 0;
+  auto given = std::count_if(obj.begin(), obj.end(), [](auto& kv) {
+    return kv.key() == "subscribe" || kv.key() == "subscribePattern" ||
+           kv.key() == "assign";
+  });
+  if (given > 1)
+    throw config_error("source", "choose one of subscribe, subscribePattern and assign");
   if (auto* v = obj.if_contains("subscribe")) {
-    ++given;
     src.subscription = subscription_kind::subscribe;
     auto list = as_string(*v, "source.subscribe", "a comma-separated topic list");
-    if (auto last = list.find_last_not_of(" \t");
-        last != std::string::npos && list[last] == ',')
-      throw config_error("source.subscribe",
-                         "expected a topic name, got an empty string");
-    std::stringstream in(list);
-    for (std::string t; std::getline(in, t, ',');) {
-      t.erase(0, t.find_first_not_of(" \t"));
-      t.erase(t.find_last_not_of(" \t") + 1);
-      src.subscribe.push_back(checked_topic(t, "source.subscribe"));
-    }
-    if (src.subscribe.empty())
+    if (list.empty())
       throw config_error("source.subscribe", "expected a comma-separated topic list, "
                                              "like \"orders\" or \"orders,returns\"");
-  }
-  if (auto* v = obj.if_contains("subscribePattern")) {
-    ++given;
-    src.subscription = subscription_kind::pattern;
-    src.pattern = as_string(*v, "source.subscribePattern", "a regular expression");
-    if (src.pattern.empty())
-      throw config_error("source.subscribePattern",
-                         "expected a regular expression, got an empty string");
-    try {
-      std::regex re(src.pattern, std::regex::extended); // as librdkafka reads it
-    } catch (const std::regex_error& e) {
-      throw config_error("source.subscribePattern",
-                         "`" + src.pattern + "` is not a valid regular expression (" +
-                             e.what() + ")");
+    // Every name between commas, empty ones too ("a,,b", "a,"): validate()
+    // refuses those.
+    for (std::size_t from = 0;;) {
+      auto comma = std::min(list.find(',', from), list.size());
+      auto t = list.substr(from, comma - from);
+      t.erase(0, t.find_first_not_of(" \t"));
+      t.erase(t.find_last_not_of(" \t") + 1);
+      src.subscribe.push_back(t);
+      if (comma == list.size()) break;
+      from = comma + 1;
     }
   }
+  if (auto* v = obj.if_contains("subscribePattern")) {
+    src.subscription = subscription_kind::pattern;
+    src.pattern = as_string(*v, "source.subscribePattern", "a regular expression");
+  }
   if (auto* v = obj.if_contains("assign")) {
-    ++given;
     src.subscription = subscription_kind::assign;
     const std::string expected = R"(JSON like {"orders": [0, 1]})";
     for (auto& [topic, parts] : as_json_object(*v, "source.assign", expected)) {
-      auto name = checked_topic(std::string(topic), "source.assign");
+      std::string name(topic);
       if (!parts.is_array() || parts.get_array().empty())
         throw config_error("source.assign", "expected " + expected + ", got " +
                                                 describe(parts) + " for `" + name + "`");
       for (auto& p : parts.get_array()) {
         auto n = as_integer(p, "source.assign", "partition numbers");
-        if (n < 0 || n > std::numeric_limits<std::int32_t>::max())
+        if (n < std::numeric_limits<std::int32_t>::min() ||
+            n > std::numeric_limits<std::int32_t>::max())
           throw config_error("source.assign", "expected partition numbers, got " +
                                                   describe(p) + " for `" + name + "`");
         kafka::topic_partition tp{name, static_cast<std::int32_t>(n)};
@@ -634,35 +622,6 @@ void parse_subscription(const json::object& obj, source_options& src) {
     if (src.assign.empty())
       throw config_error("source.assign", "expected " + expected + ", got no partition");
   }
-  if (given != 1)
-    throw config_error(given == 0 ? "source.subscribe" : "source",
-                       given == 0
-                           ? "required: one of subscribe (a comma-separated topic "
-                             "list, like \"orders\"), subscribePattern or assign"
-                           : "choose one of subscribe, subscribePattern and assign");
-}
-
-/// Whether `tp` is part of what the source reads (as far as options tell).
-bool in_subscription(const source_options& src, const kafka::topic_partition& tp) {
-  switch (src.subscription) {
-  case subscription_kind::subscribe:
-    return std::find(src.subscribe.begin(), src.subscribe.end(), tp.topic) !=
-           src.subscribe.end();
-  case subscription_kind::pattern:
-    return std::regex_match(tp.topic, std::regex(src.pattern, std::regex::extended));
-  case subscription_kind::assign:
-    return std::find(src.assign.begin(), src.assign.end(), tp) != src.assign.end();
-  }
-  return false;
-}
-
-void check_in_subscription(const source_options& src, const partition_offsets& named,
-                           const std::string& option) {
-  for (auto& [tp, value] : named)
-    if (!in_subscription(src, tp))
-      throw config_error(option, "`" + tp.str() +
-                                     "` is not part of what the source reads (subscribe, "
-                                     "subscribePattern or assign)");
 }
 
 void parse_source(const json::object& obj, pipeline_config& cfg) {
@@ -677,10 +636,6 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   auto& src = cfg.source;
   if (auto* v = obj.if_contains("kafka.bootstrap.servers"))
     src.bootstrap_servers = as_string(*v, "source.kafka.bootstrap.servers");
-  if (src.bootstrap_servers.empty())
-    throw config_error(
-        "source.kafka.bootstrap.servers",
-        "required: the brokers to read from, like \"host1:9092,host2:9092\"");
   parse_subscription(obj, src);
 
   if (auto* v = obj.if_contains("startingOffsets")) {
@@ -696,7 +651,6 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
       src.starting = starting_offsets::specific;
       src.starting_specific =
           parse_partition_values(*v, "source.startingOffsets", false, true);
-      check_in_subscription(src, src.starting_specific, "source.startingOffsets");
     } else
       throw config_error(
           "source.startingOffsets",
@@ -708,17 +662,12 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
     if (auto* v = obj.if_contains(name)) {
       auto option = std::string("source.") + name;
       out = parse_partition_values(*v, option, true, false);
-      check_in_subscription(src, out, option);
     }
   };
   auto timestamp = [&](const char* name, std::optional<std::int64_t>& out) {
     if (auto* v = obj.if_contains(name)) {
       auto option = std::string("source.") + name;
-      const std::string expected = "a timestamp in ms since the epoch";
-      auto n = as_integer(*v, option, expected);
-      if (n < 0)
-        throw config_error(option, "expected " + expected + ", got " + describe(*v));
-      out = n;
+      out = as_integer(*v, option, "a timestamp in ms since the epoch");
     }
   };
   by_partition("startingOffsetsByTimestamp", src.starting_by_timestamp);
@@ -745,7 +694,6 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
     else {
       src.ending_specific =
           parse_partition_values(*v, "source.endingOffsets", false, false);
-      check_in_subscription(src, src.ending_specific, "source.endingOffsets");
     }
   }
   by_partition("endingOffsetsByTimestamp", src.ending_by_timestamp);
@@ -753,21 +701,14 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   if (auto* v = obj.if_contains("failOnDataLoss"))
     src.fail_on_data_loss = as_bool(*v, "source.failOnDataLoss");
   if (auto* v = obj.if_contains("maxOffsetsPerTrigger"))
-    src.max_offsets_per_trigger = as_positive(*v, "source.maxOffsetsPerTrigger");
+    src.max_offsets_per_trigger = as_count(*v, "source.maxOffsetsPerTrigger");
   if (auto* v = obj.if_contains("minOffsetsPerTrigger"))
-    src.min_offsets_per_trigger = as_positive(*v, "source.minOffsetsPerTrigger");
-  if (src.max_offsets_per_trigger && src.min_offsets_per_trigger &&
-      *src.min_offsets_per_trigger > *src.max_offsets_per_trigger)
-    throw config_error("source.minOffsetsPerTrigger",
-                       "must not exceed source.maxOffsetsPerTrigger (" +
-                           std::to_string(*src.max_offsets_per_trigger) + "), got " +
-                           std::to_string(*src.min_offsets_per_trigger));
+    src.min_offsets_per_trigger = as_count(*v, "source.minOffsetsPerTrigger");
   if (auto* v = obj.if_contains("maxTriggerDelay"))
-    src.max_trigger_delay = parse_duration(
-        as_string(*v, "source.maxTriggerDelay", "a duration like \"15 minutes\""),
-        "source.maxTriggerDelay");
+    src.max_trigger_delay =
+        as_duration(*v, "source.maxTriggerDelay", "a duration like \"15 minutes\"");
   if (auto* v = obj.if_contains("minPartitions"))
-    src.min_partitions = as_positive(*v, "source.minPartitions");
+    src.min_partitions = as_count(*v, "source.minPartitions");
   // An end makes the run a batch query, and Spark's batch queries start at
   // earliest unless told otherwise.
   if (has_ending(src) && !obj.contains("startingOffsets"))
@@ -775,12 +716,12 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
 
   if (auto* v = obj.if_contains("kafka.group.id")) {
     src.group_id = as_string(*v, "source.kafka.group.id");
-    if (src.group_id.find_first_not_of(" \t") == std::string::npos)
+    // Empty means "the default" to fill_defaults(); written out, it is a slip.
+    if (src.group_id.empty())
       throw config_error("source.kafka.group.id",
                          "expected a group name, got an empty string (leave the option "
                          "out for the default sluice-<name>)");
   }
-  if (src.group_id.empty()) src.group_id = "sluice-" + cfg.name;
   if (auto* v = obj.if_contains("includeHeaders"))
     src.include_headers = as_bool(*v, "source.includeHeaders");
   src.kafka = kafka_properties(obj, "source", true);
@@ -808,29 +749,18 @@ void parse_parse(const json::object& obj, pipeline_config& cfg) {
                          "expected json (the only format so far), got `" + f + "`");
   }
   if (auto* v = obj.if_contains("schema")) {
-    for (auto& [name, type] : as_object(*v, "parse.schema")) {
-      if (name.empty())
-        throw config_error("parse.schema", "expected field names, got an empty string");
+    for (auto& [name, type] : as_object(*v, "parse.schema"))
       cfg.parse.fields.push_back(
           {std::string(name),
            parse_field_type(type, "parse.schema." + std::string(name))});
-    }
   }
   if (auto* v = obj.if_contains("required")) {
     if (!v->is_array())
       throw config_error("parse.required",
                          "expected a list of field names, got " + describe(*v));
-    for (auto& f : v->get_array()) {
-      auto name = as_string(f, "parse.required", "a list of field names");
-      if (name.empty())
-        throw config_error("parse.required", "expected field names, got an empty string");
-      if (!cfg.parse.fields.empty() &&
-          std::none_of(cfg.parse.fields.begin(), cfg.parse.fields.end(),
-                       [&](auto& sf) { return sf.name == name; }))
-        throw config_error("parse.required",
-                           "field `" + name + "` is not in parse.schema");
-      cfg.parse.required.push_back(name);
-    }
+    for (auto& f : v->get_array())
+      cfg.parse.required.push_back(
+          as_string(f, "parse.required", "a list of field names"));
   }
 }
 
@@ -839,43 +769,23 @@ void parse_route(const json::object& obj, pipeline_config& cfg) {
                  {"topic", "field", "topics", "default", "allowSourceTopic"}, false);
   auto& r = cfg.route;
   if (auto* v = obj.if_contains("topic"))
-    r.topic = checked_topic(as_string(*v, "route.topic"), "route.topic");
-  if (auto* v = obj.if_contains("field")) {
-    r.field = as_string(*v, "route.field");
-    if (r.field.empty())
-      throw config_error("route.field", "expected a field name, got an empty string");
-  }
+    r.topic = as_named(*v, "route.topic", "a topic name");
+  if (auto* v = obj.if_contains("field"))
+    r.field = as_named(*v, "route.field", "a field name");
   if (auto* v = obj.if_contains("topics"))
-    for (auto& [value, topic] : as_object(*v, "route.topics")) {
-      auto option = "route.topics." + std::string(value);
-      r.topics[std::string(value)] = checked_topic(as_string(topic, option), option);
-    }
+    for (auto& [value, topic] : as_object(*v, "route.topics"))
+      r.topics[std::string(value)] =
+          as_string(topic, "route.topics." + std::string(value));
   if (auto* v = obj.if_contains("default"))
-    r.default_topic = checked_topic(as_string(*v, "route.default"), "route.default");
+    r.default_topic = as_named(*v, "route.default", "a topic name");
   if (auto* v = obj.if_contains("allowSourceTopic"))
     r.allow_source_topic = as_bool(*v, "route.allowSourceTopic");
-  if (!r.topic.empty() && !r.field.empty())
-    throw config_error("route", "both `topic` and `field` are set: choose one");
-  if (!r.topic.empty() && (!r.topics.empty() || !r.default_topic.empty()))
-    throw config_error(r.topics.empty() ? "route.default" : "route.topics",
-                       "only used when routing by `field`, but `route.topic` sends every "
-                       "record to `" +
-                           r.topic + "`");
-  if (r.topic.empty() && r.field.empty())
-    throw config_error("route",
-                       "expected either {\"topic\": T} or "
-                       "{\"field\": F, \"topics\": {value: topic}, \"default\": T}");
-  if (!r.field.empty() && r.topics.empty() && r.default_topic.empty())
-    throw config_error("route.topics", "routing by field needs `topics` or `default`");
 }
 
 void parse_sink(const json::object& obj, pipeline_config& cfg) {
   reject_unknown(obj, "sink", {}, true);
   if (auto* v = obj.if_contains("kafka.bootstrap.servers"))
     cfg.sink.bootstrap_servers = as_string(*v, "sink.kafka.bootstrap.servers");
-  if (cfg.sink.bootstrap_servers.empty())
-    throw config_error("sink.kafka.bootstrap.servers",
-                       "required: the brokers to write to, like \"host1:9092\"");
   cfg.sink.kafka = kafka_properties(obj, "sink", false);
 }
 
@@ -884,9 +794,8 @@ void parse_trigger(const json::object& obj, pipeline_config& cfg) {
   auto& t = cfg.trigger;
   if (auto* v = obj.if_contains("processingTime")) {
     t.mode = trigger_options::kind::processing_time;
-    t.interval = parse_duration(
-        as_string(*v, "trigger.processingTime", "a duration like \"1 second\""),
-        "trigger.processingTime");
+    t.interval =
+        as_duration(*v, "trigger.processingTime", "a duration like \"1 second\"");
   }
   if (auto* v = obj.if_contains("availableNow");
       v && as_bool(*v, "trigger.availableNow")) {
@@ -908,60 +817,40 @@ void parse_dedup(const json::object& obj, pipeline_config& cfg) {
   reject_unknown(obj, "dedup", {"key", "within", "timeField", "stateDir", "changelog"},
                  false);
   dedup_options d;
-  auto in_schema = [&](const std::string& name) {
-    return std::find_if(cfg.parse.fields.begin(), cfg.parse.fields.end(),
-                        [&](auto& f) { return f.name == name; });
-  };
-  auto* key = obj.if_contains("key");
-  if (!key)
-    throw config_error("dedup.key", "required: the field (or list of fields) whose "
-                                    "values identify a record, e.g. [\"order_id\"]");
-  if (key->is_string()) {
-    d.key.push_back(std::string(key->get_string()));
-  } else if (key->is_array() && !key->get_array().empty()) {
-    for (auto& f : key->get_array())
-      d.key.push_back(as_string(f, "dedup.key", "a list of field names"));
-  } else {
-    throw config_error("dedup.key", "expected a field name or a non-empty list of field "
-                                    "names, got " +
-                                        describe(*key));
+  if (auto* key = obj.if_contains("key")) { // without: validate() says it is required
+    if (key->is_string()) {
+      d.key.push_back(std::string(key->get_string()));
+    } else if (key->is_array() && !key->get_array().empty()) {
+      for (auto& f : key->get_array())
+        d.key.push_back(as_string(f, "dedup.key", "a list of field names"));
+    } else {
+      throw config_error("dedup.key", "expected a field name or a non-empty list of "
+                                      "field names, got " +
+                                          describe(*key));
+    }
   }
-  for (std::size_t i = 0; i < d.key.size(); ++i) {
-    if (d.key[i].empty())
-      throw config_error("dedup.key", "expected field names, got an empty string");
-    if (std::find(d.key.begin(), d.key.begin() + static_cast<std::ptrdiff_t>(i),
-                  d.key[i]) != d.key.begin() + static_cast<std::ptrdiff_t>(i))
-      throw config_error("dedup.key", "field `" + d.key[i] + "` is named twice");
-    if (!cfg.parse.fields.empty() && in_schema(d.key[i]) == cfg.parse.fields.end())
-      throw config_error("dedup.key", "field `" + d.key[i] + "` is not in parse.schema");
-  }
+  // Left out, it would reach validate() as 0, "not a positive duration": say
+  // what is missing instead.
   auto* within = obj.if_contains("within");
   if (!within)
     throw config_error("dedup.within",
                        "required: how long a key is remembered, e.g. \"1 hour\"");
-  d.within =
-      parse_duration(as_string(*within, "dedup.within", "a duration"), "dedup.within");
-  if (d.within.count() <= 0)
-    throw config_error("dedup.within", "expected a positive duration");
+  d.within = as_duration(*within, "dedup.within", "a duration");
   if (auto* v = obj.if_contains("timeField"); v && !v->is_null()) {
     d.time_field = as_string(*v, "dedup.timeField", "a field name");
-    auto f = in_schema(d.time_field);
-    if (f == cfg.parse.fields.end() ||
-        (f->type != field_type::timestamp_t && f->type != field_type::long_t))
+    if (d.time_field.empty()) // empty would mean the Kafka timestamp
       throw config_error("dedup.timeField",
                          "expected a field of parse.schema typed timestamp or long "
-                         "(epoch milliseconds), got `" +
-                             d.time_field + "`");
+                         "(epoch milliseconds), got ``");
   }
-  d.state_dir = "sluice-state/" + cfg.name;
-  if (auto* v = obj.if_contains("stateDir")) {
-    d.state_dir = as_string(*v, "dedup.stateDir", "a directory");
-    if (d.state_dir.find_first_not_of(" \t") == std::string::npos)
-      throw config_error("dedup.stateDir", "expected a directory, got an empty string");
-  }
+  if (auto* v = obj.if_contains("stateDir"))
+    d.state_dir = as_named(*v, "dedup.stateDir", "a directory", "a directory");
+  // The default changelog is named here, not in fill_defaults(): in
+  // dedup_options an empty name means no changelog.
   d.changelog = cfg.name + "-dedup-changelog";
-  if (!obj.contains("changelog")) try {
-      checked_topic(d.changelog, "dedup.changelog");
+  // (A blank name is validate()'s to report, as the name's own problem.)
+  if (!obj.contains("changelog") && !config::is_blank(cfg.name)) try {
+      config::checked_topic(d.changelog, "dedup.changelog");
     } catch (const config_error&) {
       throw config_error("dedup.changelog",
                          "the default `" + d.changelog +
@@ -972,22 +861,9 @@ void parse_dedup(const json::object& obj, pipeline_config& cfg) {
     if (v->is_bool() && !v->get_bool())
       d.changelog.clear();
     else if (!v->is_bool())
-      d.changelog = checked_topic(
-          as_string(*v, "dedup.changelog", "a topic name or false"), "dedup.changelog");
+      d.changelog =
+          as_named(*v, "dedup.changelog", "a topic name", "a topic name or false");
   }
-  if (!d.changelog.empty() && cfg.dlq && d.changelog == cfg.dlq->topic)
-    throw config_error("dedup.changelog", "`" + d.changelog + "` is also the DLQ topic");
-  auto& r = cfg.route;
-  bool routed = d.changelog == r.topic || d.changelog == r.default_topic ||
-                std::any_of(r.topics.begin(), r.topics.end(),
-                            [&](auto& e) { return e.second == d.changelog; });
-  if (!d.changelog.empty() && routed)
-    throw config_error("dedup.changelog",
-                       "`" + d.changelog + "` is also an output topic of `route`");
-  if (cfg.source.min_partitions)
-    throw config_error("source.minPartitions",
-                       "cannot be combined with dedup yet: lanes would see one key's "
-                       "records out of order (remove one of them)");
   cfg.dedup = std::move(d);
 }
 
@@ -1000,34 +876,21 @@ void parse_runtime(const json::object& obj, pipeline_config& cfg) {
   auto& r = cfg.runtime;
   if (auto* v = obj.if_contains("maxInFlightPerPartition"))
     r.max_in_flight_per_partition =
-        static_cast<std::size_t>(as_positive(*v, "runtime.maxInFlightPerPartition"));
+        as_count<std::size_t>(*v, "runtime.maxInFlightPerPartition");
   if (auto* v = obj.if_contains("maxInFlightBytes"))
-    r.max_in_flight_bytes =
-        static_cast<std::size_t>(as_positive(*v, "runtime.maxInFlightBytes"));
+    r.max_in_flight_bytes = as_count<std::size_t>(*v, "runtime.maxInFlightBytes");
   if (auto* v = obj.if_contains("maxBatchRecords"))
-    r.max_batch_records =
-        static_cast<std::size_t>(as_positive(*v, "runtime.maxBatchRecords"));
+    r.max_batch_records = as_count<std::size_t>(*v, "runtime.maxBatchRecords");
   if (auto* v = obj.if_contains("restartBudget"))
-    r.restart_budget = static_cast<int>(as_positive(*v, "runtime.restartBudget"));
+    r.restart_budget = as_count<int>(*v, "runtime.restartBudget");
   if (auto* v = obj.if_contains("restartBackoff"))
-    r.restart_backoff =
-        parse_duration(as_string(*v, "runtime.restartBackoff"), "runtime.restartBackoff");
+    r.restart_backoff = as_duration(*v, "runtime.restartBackoff");
   if (auto* v = obj.if_contains("restartWindow"))
-    r.restart_window =
-        parse_duration(as_string(*v, "runtime.restartWindow"), "runtime.restartWindow");
+    r.restart_window = as_duration(*v, "runtime.restartWindow");
   if (auto* v = obj.if_contains("brokerTimeout"))
-    r.broker_timeout =
-        parse_duration(as_string(*v, "runtime.brokerTimeout"), "runtime.brokerTimeout");
-  if (r.broker_timeout < std::chrono::seconds(1))
-    throw config_error("runtime.brokerTimeout", "expected at least 1 second");
-  if (auto* v = obj.if_contains("memoryBudget")) {
-    auto n = as_positive(*v, "runtime.memoryBudget");
-    if (n < (16 << 20))
-      throw config_error("runtime.memoryBudget",
-                         "expected at least 16777216 (16 MiB), got " + describe(*v));
-    r.memory_budget = static_cast<std::size_t>(n);
-  }
-  r.max_batch_records = std::min(r.max_batch_records, r.max_in_flight_per_partition);
+    r.broker_timeout = as_duration(*v, "runtime.brokerTimeout");
+  if (auto* v = obj.if_contains("memoryBudget"))
+    r.memory_budget = as_count<std::size_t>(*v, "runtime.memoryBudget");
 }
 
 /// Options whose value is an object keyed by the user's names: `--set`
@@ -1060,6 +923,9 @@ void apply_override(json::object& root, const std::string& text,
   json::value value;
   std::error_code ec;
   value = json::parse(raw, ec);
+  if (!ec)
+    if (auto dup = find_duplicate_key(raw, path, {}))
+      throw config_error(dup->first, given_twice);
   // Client properties, names and topics are text: 1e5 or 007 stay as typed.
   bool text_valued = rest.starts_with("kafka.") || section == "route" ||
                      section == "name" || path == "dlq.topic" ||
@@ -1067,6 +933,20 @@ void apply_override(json::object& root, const std::string& text,
   if (ec || (text_valued && value.is_number())) value = json::string(raw);
   if (dot == std::string::npos) {
     if (section == "trigger") replaced.insert(section);
+    // `--set dedup=null` takes out a section the file has.
+    if (value.is_null() &&
+        (section == "dedup" || section == "dlq" || section == "runtime" ||
+         section == "trigger" || section == "parse")) {
+      root.erase(section);
+      return;
+    }
+    if (value.is_null() &&
+        (section == "source" || section == "route" || section == "sink"))
+      throw config_error("--set " + path,
+                         "`" + section +
+                             "` is a required section and cannot be removed; "
+                             "set its options instead (--set " +
+                             section + ".OPTION=VALUE)");
     root[path] = value;
     return;
   }
@@ -1191,39 +1071,66 @@ bool admits_by_epoch(const pipeline_config& c) {
 
 std::chrono::milliseconds parse_duration(std::string_view text,
                                          const std::string& option) {
-  static const std::regex re(R"(^\s*(\d+)\s*([a-zA-Z]*)\s*$)");
+  // An amount, decimals allowed as in Spark's interval strings, and a unit.
+  static const std::regex re(R"(^\s*(-?)(\d*)(?:\.(\d*))?\s*([a-zA-Z]*)\s*$)");
   std::string s(text);
   std::smatch m;
-  auto fail = [&]() -> std::chrono::milliseconds {
+  auto fail = [&](const std::string& hint = "") -> std::chrono::milliseconds {
     throw config_error(option,
                        "expected a duration like \"1 second\", \"500 milliseconds\" "
                        "or \"2 minutes\" (units: ms, seconds, minutes, hours, days, "
                        "weeks), got `" +
-                           s + "`");
+                           s + "`" + hint);
   };
-  if (!std::regex_match(s, m, re) || m[1].length() > 12) return fail();
-  auto n = std::stoll(m[1].str());
-  auto unit = m[2].str();
+  if (!std::regex_match(s, m, re)) return fail();
+  auto whole = m[2].str();
+  auto fraction = m[3].str();
+  if (whole.empty() && fraction.empty()) return fail();
+  // Beyond these, the amount is longer than 10 years or finer than 1 ms anyway.
+  if (whole.size() > 12 || fraction.size() > 9) return fail();
+  auto unit = m[4].str();
   std::transform(unit.begin(), unit.end(), unit.begin(), ::tolower);
-  std::chrono::milliseconds out;
+  bool zero = (whole + fraction).find_first_not_of('0') == std::string::npos;
+  std::int64_t unit_ms = 0;
   if (unit == "ms" || unit == "millisecond" || unit == "milliseconds")
-    out = std::chrono::milliseconds(n);
+    unit_ms = 1;
   else if (unit == "s" || unit == "sec" || unit == "second" || unit == "seconds")
-    out = std::chrono::seconds(n);
+    unit_ms = 1000;
   else if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes")
-    out = std::chrono::minutes(n);
+    unit_ms = 60'000;
   else if (unit == "h" || unit == "hour" || unit == "hours")
-    out = std::chrono::hours(n);
+    unit_ms = 3'600'000;
   else if (unit == "d" || unit == "day" || unit == "days")
-    out = std::chrono::hours(24 * std::min<std::int64_t>(n, 1'000'000)); // no overflow
+    unit_ms = 86'400'000;
   else if (unit == "w" || unit == "week" || unit == "weeks")
-    out = std::chrono::hours(24 * 7 * std::min<std::int64_t>(n, 1'000'000));
+    unit_ms = 7 * 86'400'000LL;
+  else if (unit.empty() && zero)
+    return std::chrono::milliseconds(0); // nothing needs no unit
+  else if (unit.empty())
+    return fail(": add a unit, like \"" + m[1].str() + whole +
+                (m[3].matched ? "." + fraction : "") + " seconds\"");
   else
     return fail();
   // Far beyond any sensible setting, and near where time arithmetic overflows.
-  if (out > std::chrono::hours(24 * 365 * 10))
-    throw config_error(option, "`" + s + "` is longer than 10 years");
-  return out;
+  constexpr std::int64_t limit = 10LL * 365 * 86'400'000;
+  bool negative = m[1].length() > 0;
+  auto out_of_range = [&] {
+    return config_error(option,
+                        "`" + s + "` is " +
+                            (negative ? "negative: expected a duration of 0 or more"
+                                      : "longer than 10 years"));
+  };
+  std::int64_t n = whole.empty() ? 0 : std::stoll(whole);
+  if (n > limit / unit_ms) throw out_of_range();
+  // Exactly: the fraction's digits times the unit, rounded half up to 1 ms.
+  std::int64_t scale = 1;
+  for (std::size_t i = 0; i < fraction.size(); ++i)
+    scale *= 10;
+  std::int64_t part = fraction.empty() ? 0 : std::stoll(fraction);
+  auto ms = n * unit_ms + (part * unit_ms + scale / 2) / scale;
+  // What rounds to nothing is nothing, whatever its sign.
+  if (ms > limit || (negative && ms != 0)) throw out_of_range();
+  return std::chrono::milliseconds(ms);
 }
 
 bool is_secret_property(std::string_view name) {
@@ -1259,6 +1166,9 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   if (!root_value.is_object())
     throw config_error("pipeline", "expected a JSON object with sections source, parse, "
                                    "route, sink, dlq, trigger");
+  if (auto dup = find_duplicate_key(json_text, "", opts))
+    throw config_error(dup->first, std::string(given_twice) + "; the second is " +
+                                       position_in(json_text, dup->second));
   auto& root = root_value.get_object();
   std::set<std::string> replaced;
   for (auto& o : overrides)
@@ -1269,11 +1179,7 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
       false);
 
   pipeline_config cfg;
-  if (auto* v = root.if_contains("name")) {
-    cfg.name = as_string(*v, "name");
-    if (cfg.name.find_first_not_of(" \t") == std::string::npos)
-      throw config_error("name", "expected a pipeline name, got an empty string");
-  }
+  if (auto* v = root.if_contains("name")) cfg.name = as_string(*v, "name");
   static const json::object empty;
   auto section = [&](const char* name) -> const json::object& {
     auto* v = root.if_contains(name);
@@ -1287,11 +1193,6 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
     throw config_error("route",
                        "required section: {\"topic\": T} or {\"field\": F, ...}");
   parse_route(section("route"), cfg);
-  if (cfg.parse.tombstones == tombstone_policy::pass && cfg.route.topic.empty() &&
-      cfg.route.default_topic.empty())
-    throw config_error("parse.tombstones",
-                       "pass needs a topic for records without a value: set route.topic "
-                       "or route.default");
   if (!root.contains("sink"))
     throw config_error("sink", "required section: where to write to");
   parse_sink(section("sink"), cfg);
@@ -1301,43 +1202,16 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
     dlq_options dlq;
     if (!d.contains("topic"))
       throw config_error("dlq.topic", "required: the dead-letter topic name");
-    dlq.topic = checked_topic(as_string(d.at("topic"), "dlq.topic"), "dlq.topic");
+    dlq.topic = as_string(d.at("topic"), "dlq.topic");
     cfg.dlq = dlq;
   }
-  // Writing into a topic the pipeline reads is an endless loop.
-  auto is_source = [&](const std::string& t) {
-    auto& src = cfg.source;
-    if (src.subscription == subscription_kind::assign)
-      return std::any_of(src.assign.begin(), src.assign.end(),
-                         [&](auto& tp) { return tp.topic == t; });
-    return in_subscription(src, {t, 0});
-  };
-  auto no_loop = [&](const std::string& t, const std::string& option) {
-    if (!t.empty() && is_source(t) && !cfg.route.allow_source_topic)
-      throw config_error(option, "`" + t +
-                                     "` is also a source topic: every record written "
-                                     "there is read again, endlessly (set "
-                                     "route.allowSourceTopic to true if that is meant)");
-  };
-  no_loop(cfg.route.topic, "route.topic");
-  no_loop(cfg.route.default_topic, "route.default");
-  for (auto& [value, t] : cfg.route.topics)
-    no_loop(t, "route.topics." + value);
-  if (cfg.dlq && is_source(cfg.dlq->topic))
-    throw config_error("dlq.topic",
-                       "`" + cfg.dlq->topic +
-                           "` is also a source topic: dead letters would be "
-                           "read again, fail again and loop (refused even with "
-                           "route.allowSourceTopic)");
-  if (root.contains("dedup")) {
-    parse_dedup(section("dedup"), cfg);
-    if (!cfg.dedup->changelog.empty() && is_source(cfg.dedup->changelog))
-      throw config_error("dedup.changelog", "`" + cfg.dedup->changelog +
-                                                "` is also a source topic: the "
-                                                "changelog would be read as input");
-  }
+  if (root.contains("dedup")) parse_dedup(section("dedup"), cfg);
   parse_trigger(section("trigger"), cfg);
   parse_runtime(section("runtime"), cfg);
+  // What the values mean together, and whether they make sense, is the
+  // same question for a config built in code: one answer for both.
+  fill_defaults(cfg);
+  validate(cfg);
   return cfg;
 }
 
@@ -1374,7 +1248,7 @@ pipeline_config load_pipeline_config(const std::string& path,
 }
 
 bool is_producer_property(std::string_view name) {
-  return producer_only(name);
+  return config::producer_only(name);
 }
 
 } // namespace sluice

@@ -1,5 +1,6 @@
 #include "dedup/changelog.hpp"
 
+#include "core/log.hpp"
 #include "kafka/cluster_health.hpp"
 #include "kafka/config.hpp"
 
@@ -7,7 +8,6 @@
 #include <sluice/errors.hpp>
 
 #include <librdkafka/rdkafka.h>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <memory>
@@ -27,7 +27,7 @@ using kafka::cluster_health;
 void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
   if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && err != RD_KAFKA_RESP_ERR__FATAL)
     static_cast<cluster_health*>(opaque)->note_broker_error(reason);
-  spdlog::warn("Kafka client of the dedup changelog: {}", reason);
+  sluice::logger().warn("Kafka client of the dedup changelog: {}", reason);
 }
 
 int on_certificate(rd_kafka_t*, const char* broker, int32_t, int* x509_error, int depth,
@@ -221,7 +221,7 @@ void check_compacted(own_client& admin, const std::string& topic,
   }
   auto policy = embedded ? std::nullopt : cleanup_policy_of(admin, topic, timeout);
   if (!policy) {
-    spdlog::warn(
+    sluice::logger().warn(
         "cannot read the cleanup.policy of the dedup changelog `{}` (the cluster "
         "does not support DescribeConfigs): make sure it is compact",
         topic);
@@ -262,7 +262,7 @@ std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
   own_client admin(RD_KAFKA_PRODUCER, client);
   if (auto n = partitions_of(admin.get(), admin, topic, timeout); n > 0) {
     check_compacted(admin, topic, timeout);
-    spdlog::info("dedup changelog `{}`: {} partition(s)", topic, n);
+    sluice::logger().info("dedup changelog `{}`: {} partition(s)", topic, n);
     return n;
   }
   auto created = create_compacted(admin, topic, std::max(partitions, 1), timeout);
@@ -273,10 +273,10 @@ std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
       if (auto n = partitions_of(admin.get(), admin, topic, timeout); n > 0) {
         if (created.existed) { // another instance was first: made as it liked
           check_compacted(admin, topic, timeout);
-          spdlog::info("dedup changelog `{}`: {} partition(s)", topic, n);
+          sluice::logger().info("dedup changelog `{}`: {} partition(s)", topic, n);
         } else {
-          spdlog::info("created the dedup changelog `{}` ({} partitions, compacted)",
-                       topic, n);
+          sluice::logger().info(
+              "created the dedup changelog `{}` ({} partitions, compacted)", topic, n);
         }
         return n;
       }
@@ -284,9 +284,10 @@ std::int32_t ensure_changelog(const std::map<std::string, std::string>& client,
     throw fatal_error("created the dedup changelog `" + topic +
                       "`, but the cluster does not list it");
   }
-  spdlog::warn("cannot create the dedup changelog `{}` ({}); it is created on first use "
-               "as the cluster likes: make sure its cleanup.policy is compact",
-               topic, *created.refused);
+  sluice::logger().warn(
+      "cannot create the dedup changelog `{}` ({}); it is created on first use "
+      "as the cluster likes: make sure its cleanup.policy is compact",
+      topic, *created.refused);
   auto n = partitions_of(producer, admin, topic, timeout);
   if (n <= 0)
     throw fatal_error("the dedup changelog `" + topic +

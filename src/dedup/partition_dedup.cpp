@@ -1,13 +1,12 @@
 #include "dedup/partition_dedup.hpp"
 
 #include "core/json_writer.hpp"
+#include "core/log.hpp"
 #include "dedup/changelog.hpp"
 #include "records/record_parser.hpp"
 
 #include <sluice/errors.hpp>
 #include <sluice/progress.hpp>
-
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 
@@ -41,10 +40,11 @@ partition_dedup::partition_dedup(const dedup_options& options, state::store& sto
       delivered_(std::make_shared<std::atomic<std::int64_t>>(-1)) {
   if (auto held = table_.stream_time();
       table_.set_progress_ceiling(wall_clock_ms() + options_.within.count()))
-    spdlog::warn("dedup state of {}: its event-time progress ({}) is more than "
-                 "dedup.within ahead of this machine's clock; not used (it would make "
-                 "every record late)",
-                 input_.str(), iso8601_utc(*held));
+    sluice::logger().warn(
+        "dedup state of {}: its event-time progress ({}) is more than "
+        "dedup.within ahead of this machine's clock; not used (it would make "
+        "every record late)",
+        input_.str(), iso8601_utc(*held));
   if (changelog_.topic.empty()) return;
   auto started = std::chrono::steady_clock::now();
   auto outcome = restore_from_changelog(
@@ -57,28 +57,30 @@ partition_dedup::partition_dedup(const dedup_options& options, state::store& sto
   restored_ = outcome.applied;
   recorded_ = outcome.end;
   if (outcome.wiped)
-    spdlog::warn("dedup state of {} did not match the changelog `{}` (older than its "
-                 "start, or from another log): rebuilt from the changelog",
-                 input_.str(), changelog_.topic);
+    sluice::logger().warn(
+        "dedup state of {} did not match the changelog `{}` (older than its "
+        "start, or from another log): rebuilt from the changelog",
+        input_.str(), changelog_.topic);
   if (outcome.unreadable > 0)
-    spdlog::warn("dedup changelog `{}`: {} record(s) of {} are not sightings "
-                 "({{\"offset\":N,\"eventTime\":T}}); skipped",
-                 changelog_.topic, outcome.unreadable, input_.str());
+    sluice::logger().warn("dedup changelog `{}`: {} record(s) of {} are not sightings "
+                          "({{\"offset\":N,\"eventTime\":T}}); skipped",
+                          changelog_.topic, outcome.unreadable, input_.str());
   if (outcome.applied > 0)
-    spdlog::info("dedup state of {}: {} change(s) restored from `{}` [{}] in {} ms, {} "
-                 "key(s) held",
-                 input_.str(), outcome.applied, changelog_.topic, changelog_partition_,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - started)
-                     .count(),
-                 table_.rows());
+    sluice::logger().info(
+        "dedup state of {}: {} change(s) restored from `{}` [{}] in {} ms, {} "
+        "key(s) held",
+        input_.str(), outcome.applied, changelog_.topic, changelog_partition_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started)
+            .count(),
+        table_.rows());
 }
 
 partition_dedup::~partition_dedup() {
   try {
     record_position();
   } catch (const std::exception& e) {
-    spdlog::warn("{} (the next open reads more of the changelog)", e.what());
+    sluice::logger().warn("{} (the next open reads more of the changelog)", e.what());
   }
 }
 
@@ -98,9 +100,10 @@ batch_effect partition_dedup::process(record_batch& batch) {
   const auto now = wall_clock_ms();
   const auto ahead = now + options_.within.count();
   if (auto held = table_.stream_time(); table_.set_progress_ceiling(ahead))
-    spdlog::warn("dedup of {}: the event-time progress ({}) is more than dedup.within "
-                 "ahead of this machine's clock (set back?); not used",
-                 input_.str(), iso8601_utc(*held));
+    sluice::logger().warn(
+        "dedup of {}: the event-time progress ({}) is more than dedup.within "
+        "ahead of this machine's clock (set back?); not used",
+        input_.str(), iso8601_utc(*held));
   scratch_.clear();
   positions_.clear();
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
@@ -158,10 +161,11 @@ batch_effect partition_dedup::process(record_batch& batch) {
     }
     if (event_time > ahead && !warned_ahead_) {
       warned_ahead_ = true;
-      spdlog::warn("dedup of {}: record at offset {} has an event time more than "
-                   "dedup.within ahead of this machine's clock ({}); such times do not "
-                   "move the partition's event-time progress",
-                   input_.str(), rec.offset, iso8601_utc(event_time));
+      sluice::logger().warn(
+          "dedup of {}: record at offset {} has an event time more than "
+          "dedup.within ahead of this machine's clock ({}); such times do not "
+          "move the partition's event-time progress",
+          input_.str(), rec.offset, iso8601_utc(event_time));
     }
     entry.seen = sighting{rec.offset, event_time};
     positions_.push_back(i);
@@ -180,12 +184,12 @@ batch_effect partition_dedup::process(record_batch& batch) {
       ++effect.late;
       if (!warned_late_) {
         warned_late_ = true;
-        spdlog::warn("dedup of {}: record at offset {} (event time {}) is more than "
-                     "dedup.within behind the partition's event-time progress ({}); "
-                     "such late records pass without dedup (counted as numLateRows)",
-                     input_.str(), rec.offset,
-                     iso8601_utc(scratch_[j].seen.event_time_ms),
-                     iso8601_utc(table_.stream_time().value_or(0)));
+        sluice::logger().warn(
+            "dedup of {}: record at offset {} (event time {}) is more than "
+            "dedup.within behind the partition's event-time progress ({}); "
+            "such late records pass without dedup (counted as numLateRows)",
+            input_.str(), rec.offset, iso8601_utc(scratch_[j].seen.event_time_ms),
+            iso8601_utc(table_.stream_time().value_or(0)));
       }
     }
   }

@@ -1,10 +1,11 @@
 #include "dedup/state_guard.hpp"
 
+#include "core/log.hpp"
+
 #include <sluice/errors.hpp>
 
 #include <boost/json.hpp>
 #include <librdkafka/rdkafka.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <set>
@@ -119,9 +120,10 @@ std::unique_ptr<state::store> open_state(const dedup_options& options,
           "` and run again (the keys it held are forgotten: re-sent records seen "
           "before pass once)");
     auto aside = state::set_aside(dir);
-    spdlog::warn("the dedup state in `{}` is damaged ({}): moved to `{}`, and rebuilt "
-                 "from the changelog `{}` (delete `{}` when you no longer need it)",
-                 dir, e.detail(), aside, options.changelog, aside);
+    sluice::logger().warn(
+        "the dedup state in `{}` is damaged ({}): moved to `{}`, and rebuilt "
+        "from the changelog `{}` (delete `{}` when you no longer need it)",
+        dir, e.detail(), aside, options.changelog, aside);
     return std::make_unique<state::store>(dir, memory_budget, "dedup.stateDir");
   }
 }
@@ -149,9 +151,10 @@ claim_outcome claim_state(state::store& store, const state_owner& owner) {
           store.dir() +
           "` (the keys it held are forgotten: re-sent records seen before pass once), "
           "or give this pipeline a dedup.stateDir of its own");
-    spdlog::warn("the dedup state in `{}` belongs to {}, not to this run ({}): dropped; "
-                 "each partition is rebuilt from the changelog `{}`",
-                 store.dir(), described(recorded), owner.describe(), owner.changelog);
+    sluice::logger().warn(
+        "the dedup state in `{}` belongs to {}, not to this run ({}): dropped; "
+        "each partition is rebuilt from the changelog `{}`",
+        store.dir(), described(recorded), owner.describe(), owner.changelog);
     store.drop_tables();
     out.what = claim_outcome::rebuilt;
     out.previous = recorded;

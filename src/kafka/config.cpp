@@ -1,9 +1,10 @@
 #include "kafka/config.hpp"
 
+#include "core/log.hpp"
+
 #include <sluice/errors.hpp>
 
 #include <librdkafka/rdkafka.h>
-#include <spdlog/spdlog.h>
 
 #include <cctype>
 #include <openssl/x509_vfy.h>
@@ -18,13 +19,13 @@ void log_to_spdlog(const rd_kafka_t* rk, int level, const char* facility,
                    const char* line) {
   auto name = rk ? rd_kafka_name(rk) : "rdkafka";
   if (level <= 3)
-    spdlog::error("{} {}: {}", name, facility, line);
+    sluice::logger().error("{} {}: {}", name, facility, line);
   else if (level == 4)
-    spdlog::warn("{} {}: {}", name, facility, line);
+    sluice::logger().warn("{} {}: {}", name, facility, line);
   else if (level <= 6)
-    spdlog::info("{} {}: {}", name, facility, line);
+    sluice::logger().info("{} {}: {}", name, facility, line);
   else
-    spdlog::debug("{} {}: {}", name, facility, line);
+    sluice::logger().debug("{} {}: {}", name, facility, line);
 }
 
 } // namespace

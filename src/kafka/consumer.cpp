@@ -1,11 +1,11 @@
 #include "kafka/consumer.hpp"
 
+#include "core/log.hpp"
 #include "kafka/config.hpp"
 
 #include <sluice/errors.hpp>
 
 #include <librdkafka/rdkafka.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -276,7 +276,7 @@ group_consumer::group_consumer(const source_options& opts,
           self->health_.mark_down(reason);
         else if (code != RD_KAFKA_RESP_ERR__FATAL)
           self->health_.note_broker_error(reason);
-        spdlog::warn("Kafka consumer: {}", reason);
+        sluice::logger().warn("Kafka consumer: {}", reason);
         auto denied = consumer_denial(code, self->opts_.group_id, "", reason);
         if ((code == RD_KAFKA_RESP_ERR__FATAL || !denied.empty()) && self->listener_)
           self->listener_->on_error(denied.empty() ? reason : denied, true);
@@ -406,8 +406,8 @@ void group_consumer::probe_cluster() {
   const rd_kafka_metadata_t* md = nullptr;
   if (rd_kafka_metadata(rk_, 0, nullptr, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_metadata_destroy(md);
-    spdlog::info("source cluster reachable again after {} ms",
-                 health_.down_for().count());
+    sluice::logger().info("source cluster reachable again after {} ms",
+                          health_.down_for().count());
     health_.mark_up();
   }
 }
@@ -458,8 +458,8 @@ void group_consumer::seek(const topic_partition& tp, std::int64_t offset) {
   // Asynchronous (timeout 0): callers are actors. The version barrier is set
   // before this returns, so records fetched before the seek are never served.
   if (auto* err = rd_kafka_seek_partitions(rk_, l, 0)) {
-    spdlog::warn("seek {} to {} failed: {}", tp.str(), offset,
-                 rd_kafka_error_string(err));
+    sluice::logger().warn("seek {} to {} failed: {}", tp.str(), offset,
+                          rd_kafka_error_string(err));
     rd_kafka_error_destroy(err);
   }
 }
@@ -602,7 +602,7 @@ void group_consumer::close(std::chrono::milliseconds timeout) {
     // waits longer than `timeout` for a coordinator that may be gone.
     auto* q = rd_kafka_queue_new(rk_);
     if (auto* e = rd_kafka_consumer_close_queue(rk_, q)) {
-      spdlog::warn("leaving the group: {}", rd_kafka_error_string(e));
+      sluice::logger().warn("leaving the group: {}", rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
     } else {
       auto deadline = steady::now() + timeout;
@@ -616,9 +616,10 @@ void group_consumer::close(std::chrono::milliseconds timeout) {
         rd_kafka_event_destroy(ev);
       }
       if (!rd_kafka_consumer_closed(rk_)) {
-        spdlog::warn("the group did not answer within {} ms; leaving without it (the "
-                     "group notices after session.timeout.ms)",
-                     timeout.count());
+        sluice::logger().warn(
+            "the group did not answer within {} ms; leaving without it (the "
+            "group notices after session.timeout.ms)",
+            timeout.count());
         closed_by_timeout_ = true;
       }
     }
@@ -645,7 +646,7 @@ std::optional<std::string> retry_until(steady::time_point deadline,
     auto err = attempt();
     if (!err) return std::nullopt;
     if (steady::now() >= deadline || stop.load()) return err;
-    spdlog::warn("{} (retrying)", *err);
+    sluice::logger().warn("{} (retrying)", *err);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
 }
@@ -679,12 +680,14 @@ void group_consumer::on_rebalance(int err, void* raw) {
   if (!deferred.empty()) {
     auto outcome = commit_sync(deferred, deferred_batch_id, std::chrono::seconds(5));
     if (outcome.error)
-      spdlog::warn("the offsets refused during the rebalance could not be committed "
-                   "after it either ({}): those records will be read again",
-                   *outcome.error);
+      sluice::logger().warn(
+          "the offsets refused during the rebalance could not be committed "
+          "after it either ({}): those records will be read again",
+          *outcome.error);
     else
-      spdlog::info("committed the offsets of {} partition(s) the rebalance had refused",
-                   outcome.committed.size());
+      sluice::logger().info(
+          "committed the offsets of {} partition(s) the rebalance had refused",
+          outcome.committed.size());
   }
 
   if (auto why = take_partitions(parts)) {
@@ -841,14 +844,14 @@ std::optional<std::string> group_consumer::start_of(assigned_partition& a,
       if (fail_on_loss)
         return what + " (source.failOnDataLoss is true; set it to false to read it from "
                       "its start)";
-      spdlog::warn("{}; reading it from its start (source.failOnDataLoss is false)",
-                   what);
+      sluice::logger().warn(
+          "{}; reading it from its start (source.failOnDataLoss is false)", what);
       a.start_offset = lo;
       a.from_commit = false;
     }
   } else if (is_new) {
-    spdlog::info("{}: a partition that appeared while running starts at earliest",
-                 a.tp.str());
+    sluice::logger().info(
+        "{}: a partition that appeared while running starts at earliest", a.tp.str());
     a.start_offset = lo;
   } else if (opts_.starting_timestamp) {
     if (auto why = by_time(*opts_.starting_timestamp, "startingTimestamp")) return why;
@@ -883,7 +886,7 @@ std::optional<std::string> group_consumer::start_of(assigned_partition& a,
     if (fail_on_loss)
       return what + " (source.failOnDataLoss is true; set it to false to skip them)";
     if (!opts_.fail_on_data_loss)
-      spdlog::warn("{}; skipping them (source.failOnDataLoss is false)", what);
+      sluice::logger().warn("{}; skipping them (source.failOnDataLoss is false)", what);
     a.lost = gone;
     a.start_offset = lo;
   }

@@ -1,11 +1,11 @@
 #include "kafka/producer.hpp"
 
+#include "core/log.hpp"
 #include "kafka/config.hpp"
 
 #include <sluice/errors.hpp>
 
 #include <librdkafka/rdkafka.h>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 
@@ -93,7 +93,7 @@ void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
     health->mark_down(reason);
   else if (code != RD_KAFKA_RESP_ERR__FATAL)
     health->note_broker_error(reason);
-  spdlog::warn("Kafka producer: {}", reason);
+  sluice::logger().warn("Kafka producer: {}", reason);
 }
 
 /// Keeps OpenSSL's verdict, and says which it was (librdkafka's own message

@@ -3,13 +3,25 @@
 #include <sluice/config.hpp>
 #include <sluice/record.hpp>
 
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
 namespace sluice {
 
-/// Chooses each record's output topic: a fixed topic, or a topic looked up by
-/// the value of one field. Immutable once built; safe to share.
+/// Chooses each record's output topic: a fixed topic, a topic looked up by
+/// the value of one field, or a user's function. Immutable once built; safe
+/// to share (the user's function is called from every partition's chain).
 class record_router {
 public:
-  explicit record_router(route_options opts);
+  /// A route function's answer is checked for every record (fixed topics
+  /// were checked at start): `is_source` tells a topic the pipeline reads;
+  /// `reserved` maps the topics no record may go to (the DLQ, the dedup
+  /// changelog) to what they are, for the DLQ reason.
+  explicit record_router(route_options opts,
+                         std::function<bool(const std::string&)> is_source = {},
+                         std::map<std::string, std::string> reserved = {});
 
   /// Sets `rec.target_topic`, or `rec.error` (kind `unroutable`) when the
   /// field's value maps to no topic and there is no default.
@@ -20,6 +32,8 @@ public:
 
 private:
   route_options opts_;
+  std::function<bool(const std::string&)> is_source_;
+  std::map<std::string, std::string> reserved_;
 };
 
 } // namespace sluice

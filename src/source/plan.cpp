@@ -1,24 +1,28 @@
 #include "core/json_writer.hpp"
+#include "core/log.hpp"
 #include "kafka/consumer.hpp"
 #include "kafka/source_bounds.hpp"
 
 #include <sluice/plan.hpp>
 
 #include <boost/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 namespace sluice {
 
-std::vector<partition_plan> plan(const pipeline_config& cfg) {
+std::vector<partition_plan> plan(const pipeline_config& config) {
+  auto cfg = config; // a config made in code gets what a file would
+  fill_defaults(cfg);
+  validate(cfg);
   // A consumer that never subscribes: it reads metadata and the group's
   // offsets, and consumes and commits nothing.
   kafka::group_consumer consumer(cfg.source, cfg.runtime.broker_timeout);
   auto out = kafka::plan_source(consumer, cfg, cfg.runtime.broker_timeout);
   if (out.empty())
-    spdlog::warn("the source reads no partition now ({}): a run would wait for one",
-                 source_description(cfg.source));
+    sluice::logger().warn(
+        "the source reads no partition now ({}): a run would wait for one",
+        source_description(cfg.source));
   consumer.close(std::chrono::seconds(1));
   return out;
 }

@@ -5,7 +5,7 @@
 
 #include <stdexcept>
 
-namespace sluice::kafka {
+namespace sluice::testing {
 
 /// The mock cluster needs a client handle to live in; a bare producer does.
 struct mock_cluster::host {
@@ -47,4 +47,4 @@ void mock_cluster::set_broker_rtt(int broker_id, int rtt_ms) {
   rd_kafka_mock_broker_set_rtt(cluster_, broker_id, rtt_ms);
 }
 
-} // namespace sluice::kafka
+} // namespace sluice::testing

@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <thread>
 
-namespace sluice::workload {
+namespace sluice::testing {
 
 namespace {
 
@@ -163,4 +163,4 @@ produced produce_orders(const std::string& bootstrap, const std::string& topic,
   return out_count;
 }
 
-} // namespace sluice::workload
+} // namespace sluice::testing

@@ -3,20 +3,21 @@
 // state kept across runs, state rebuilt from the changelog when the local
 // directory is lost, and one memory budget over many partitions.
 
-#include "actors/pipeline.hpp"
-#include "runtime/dedup/changelog.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/kafka/mock_cluster.hpp"
-#include "runtime/options.hpp"
-#include "runtime/progress.hpp"
-#include "runtime/state/state_store.hpp"
+#include "dedup/changelog.hpp"
+#include "state/state_store.hpp"
 #include "tests/integration/pipeline_fixture.hpp"
 #include "tests/support/kafka_testing.hpp"
+
+#include <sluice/config.hpp>
+#include <sluice/errors.hpp>
+#include <sluice/pipeline.hpp>
+#include <sluice/progress.hpp>
+#include <sluice/testing/mock_cluster.hpp>
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 #include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/spdlog.h>
+#include "core/log.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -86,13 +87,13 @@ std::int64_t sum_of(const observed_run& r, const char* metric) {
   return n;
 }
 
-/// What the run logs while it lives (spdlog's default logger, as `sluice run`).
+/// What the run logs while it lives (Sluice's own logger, `sluice`).
 struct captured_log {
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
       std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(10000);
-  captured_log() { spdlog::default_logger()->sinks().push_back(sink); }
+  captured_log() { sluice::logger().sinks().push_back(sink); }
   ~captured_log() {
-    auto& sinks = spdlog::default_logger()->sinks();
+    auto& sinks = sluice::logger().sinks();
     sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
   }
   std::vector<std::string> containing(std::string_view text) const {
@@ -136,7 +137,7 @@ void produce_resent_and_new(const std::string& bootstrap, int partitions) {
 BOOST_AUTO_TEST_SUITE(dedup)
 
 BOOST_AUTO_TEST_CASE(duplicates_within_the_window_are_dropped_and_beyond_it_pass) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("events", 1);
   cluster.create_topic("out", 1);
@@ -204,7 +205,7 @@ BOOST_AUTO_TEST_CASE(records_stamped_far_ahead_of_the_clock_leave_dedup_on) {
   // A producer whose clock runs 2 hours ahead writes 4 records among events
   // stamped by a good clock; then the good events are re-sent. The 4 must
   // not move the partition's event-time progress: every re-send is dropped.
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("events", 1);
   cluster.create_topic("out", 1);
@@ -227,7 +228,7 @@ BOOST_AUTO_TEST_CASE(records_stamped_far_ahead_of_the_clock_leave_dedup_on) {
 }
 
 BOOST_AUTO_TEST_CASE(late_records_are_counted_and_warned_about_once_per_partition) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("events", 2);
   cluster.create_topic("out", 1);
@@ -260,7 +261,7 @@ BOOST_AUTO_TEST_CASE(late_records_are_counted_and_warned_about_once_per_partitio
 }
 
 BOOST_AUTO_TEST_CASE(keys_of_several_fields_and_a_time_field) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("events", 1);
   cluster.create_topic("out", 1);
@@ -299,7 +300,7 @@ BOOST_AUTO_TEST_CASE(keys_of_several_fields_and_a_time_field) {
 }
 
 BOOST_AUTO_TEST_CASE(a_second_run_drops_duplicates_of_the_first) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("events", 2);
   cluster.create_topic("out", 2);
@@ -328,7 +329,7 @@ BOOST_AUTO_TEST_CASE(a_second_run_drops_duplicates_of_the_first) {
 }
 
 BOOST_AUTO_TEST_CASE(a_lost_state_directory_is_restored_from_the_changelog) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   // 6 input partitions; the embedded broker creates the changelog on first
   // use with its own count (4), so partitions share changelog partitions.
@@ -361,7 +362,7 @@ BOOST_AUTO_TEST_CASE(a_lost_state_directory_is_restored_from_the_changelog) {
 }
 
 BOOST_AUTO_TEST_CASE(expired_keys_are_purged_and_the_changelog_forgets_them) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("events", 1);
   cluster.create_topic("out", 1);
@@ -387,7 +388,7 @@ BOOST_AUTO_TEST_CASE(expired_keys_are_purged_and_the_changelog_forgets_them) {
 }
 
 BOOST_AUTO_TEST_CASE(one_memory_budget_holds_over_64_partitions) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("events", 64);
   cluster.create_topic("out", 4);
@@ -415,7 +416,7 @@ BOOST_AUTO_TEST_CASE(one_memory_budget_holds_over_64_partitions) {
 }
 
 BOOST_AUTO_TEST_CASE(a_restore_reads_its_partitions_records_from_its_position) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("cl", 2);
   // Input partitions 0 and 2 share changelog partition 0 (2 partitions).
@@ -471,7 +472,7 @@ BOOST_AUTO_TEST_CASE(another_clusters_state_is_rebuilt_from_the_changelog) {
   // then against another whose changelog has grown past the position the
   // first recorded: the first cluster's sightings must not drop the second
   // one's records (they were 2000 "duplicates" dropped and committed).
-  kafka::mock_cluster first_cluster(1), second_cluster(1);
+  testing::mock_cluster first_cluster(1), second_cluster(1);
   auto a = first_cluster.bootstrap_servers(), b = second_cluster.bootstrap_servers();
   for (auto* c : {&first_cluster, &second_cluster}) {
     c->create_topic("events", 1);
@@ -523,7 +524,7 @@ BOOST_AUTO_TEST_CASE(another_pipelines_state_without_a_changelog_fails_at_start)
   // its own cluster with a topic `events`: the second took the first's
   // sightings for its own and dropped 2000 of its 2300 records. Now it fails
   // at start naming both owners, before it reads or commits anything.
-  kafka::mock_cluster eu_cluster(1), us_cluster(1);
+  testing::mock_cluster eu_cluster(1), us_cluster(1);
   auto eu_bootstrap = eu_cluster.bootstrap_servers();
   auto us_bootstrap = us_cluster.bootstrap_servers();
   for (auto* c : {&eu_cluster, &us_cluster})
@@ -565,7 +566,7 @@ BOOST_AUTO_TEST_CASE(another_pipelines_state_without_a_changelog_fails_at_start)
 }
 
 BOOST_AUTO_TEST_CASE(a_damaged_state_directory_is_rebuilt_from_the_changelog) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("events", 2);
   cluster.create_topic("out", 2);
@@ -603,7 +604,7 @@ BOOST_AUTO_TEST_CASE(a_damaged_state_directory_is_rebuilt_from_the_changelog) {
 }
 
 BOOST_AUTO_TEST_CASE(a_state_directory_in_use_fails_at_start) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   auto dir = state_dir("locked");
   pipeline first(config(b, "g-locked", dir));

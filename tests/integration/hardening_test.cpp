@@ -2,10 +2,11 @@
 // group membership, offsets librdkafka hides, refused records, restarts,
 // unreachable clusters and failed commits.
 
-#include "runtime/errors.hpp"
-#include "runtime/kafka/producer.hpp"
+#include "kafka/producer.hpp"
 #include "tests/integration/pipeline_fixture.hpp"
 #include "tests/support/raw_produce.hpp"
+
+#include <sluice/errors.hpp>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -229,7 +230,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(refused_records)
 
 BOOST_AUTO_TEST_CASE(a_record_the_sink_refuses_goes_to_the_dlq_and_the_run_goes_on) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   cluster.create_topic("events", 1);
   cluster.create_topic("events-out", 1);
   cluster.create_topic("events-dlq", 1);
@@ -445,7 +446,7 @@ BOOST_AUTO_TEST_SUITE(fidelity)
 
 BOOST_AUTO_TEST_CASE(
     without_a_schema_values_pass_byte_for_byte_and_tombstones_follow_the_policy) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   for (auto t : {"raw", "raw-out", "raw-dlq"})
     cluster.create_topic(t, 1);
   auto bootstrap = cluster.bootstrap_servers();
@@ -507,7 +508,7 @@ BOOST_AUTO_TEST_CASE(
 }
 
 BOOST_AUTO_TEST_CASE(a_bounded_run_on_a_topic_the_cluster_does_not_have_fails_at_once) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   cluster.create_topic("out", 1);
   // What a cluster without topic auto-creation answers for an unknown topic.
   rd_kafka_mock_topic_set_error(cluster.handle(), "ghost",

@@ -3,11 +3,12 @@
 // A mock cluster with the order topics, the generator that filled it, and
 // checks of what a pipeline wrote back.
 
-#include "actors/pipeline.hpp"
-#include "runtime/kafka/mock_cluster.hpp"
-#include "runtime/options.hpp"
-#include "runtime/workload/order_events.hpp"
 #include "tests/support/kafka_testing.hpp"
+
+#include <sluice/config.hpp>
+#include <sluice/pipeline.hpp>
+#include <sluice/testing/mock_cluster.hpp>
+#include <sluice/testing/order_events.hpp>
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
@@ -19,7 +20,7 @@
 namespace sluice::testing {
 
 struct order_cluster {
-  kafka::mock_cluster cluster;
+  testing::mock_cluster cluster;
   std::string bootstrap = cluster.bootstrap_servers();
   std::uint64_t seed = 11;
   double malformed_fraction = 0.03;
@@ -35,8 +36,8 @@ struct order_cluster {
   /// Writes `n` events, lz4-compressed so that 100k fit the mock's 5 MiB per partition.
   void produce(std::int64_t n) {
     count = n;
-    workload::produce_orders(bootstrap, "orders", n, std::nullopt, malformed_fraction,
-                             seed, {{"compression.type", "lz4"}});
+    testing::produce_orders(bootstrap, "orders", n, std::nullopt, malformed_fraction,
+                            seed, {{"compression.type", "lz4"}});
   }
 
   /// The priority-routing pipeline of the demo, with `overrides` applied.
@@ -51,7 +52,7 @@ struct order_cluster {
                  "kafka.group.id": ")" +
                        group + R"(", "kafka.session.timeout.ms": 6000,
                  "kafka.fetch.wait.max.ms": 50},
-      "parse": )" + workload::order_parse_section() +
+      "parse": )" + testing::order_parse_section() +
                        R"(,
       "route": {"field": "priority", "topics": {"high": "orders-high", "medium": "orders-medium",
                 "low": "orders-low"}},
@@ -78,7 +79,7 @@ struct order_cluster {
 inline std::map<std::int64_t, int> check_outputs(const order_cluster& oc,
                                                  const std::string& bootstrap) {
   namespace json = boost::json;
-  workload::order_generator gen(oc.seed, oc.malformed_fraction);
+  testing::order_generator gen(oc.seed, oc.malformed_fraction);
   std::map<std::int64_t, int> seen;
   for (auto topic : {"orders-high", "orders-medium", "orders-low"}) {
     std::map<std::pair<std::int32_t, std::string>, std::int64_t> last_by_key;
@@ -105,7 +106,7 @@ inline std::map<std::int64_t, int> check_outputs(const order_cluster& oc,
 /// bytes and headers against the input record its headers point to.
 inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc,
                                              const std::string& bootstrap) {
-  workload::order_generator gen(oc.seed, oc.malformed_fraction);
+  testing::order_generator gen(oc.seed, oc.malformed_fraction);
   std::map<std::pair<std::int32_t, std::int64_t>, consumed> input;
   for (auto& c : read_topic(oc.bootstrap, "orders"))
     input[{c.partition, c.offset}] = c;
@@ -116,7 +117,7 @@ inline std::map<std::int64_t, int> check_dlq(const order_cluster& oc,
     BOOST_TEST_CONTEXT("DLQ record of event " << i) {
       BOOST_TEST(!e.malformation.empty());
       BOOST_TEST(c.header_value("sluice.error.type").value_or("") ==
-                 workload::expected_error_type(e.malformation));
+                 testing::expected_error_type(e.malformation));
       BOOST_TEST(!c.header_value("sluice.error.message").value_or("").empty());
       BOOST_TEST(c.header_value("sluice.source.topic").value_or("") == "orders");
       auto part = std::stoi(c.header_value("sluice.source.partition").value_or("-1"));
@@ -156,7 +157,7 @@ inline int max_rewinds_per_key(const std::string& bootstrap) {
 /// Splits the generated events into valid and malformed sequence numbers.
 inline std::pair<std::set<std::int64_t>, std::set<std::int64_t>>
 expected_events(const order_cluster& oc) {
-  workload::order_generator gen(oc.seed, oc.malformed_fraction);
+  testing::order_generator gen(oc.seed, oc.malformed_fraction);
   std::set<std::int64_t> valid, malformed;
   for (std::int64_t i = 0; i < oc.count; ++i)
     (gen.make(i).malformation.empty() ? valid : malformed).insert(i);

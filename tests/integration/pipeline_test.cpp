@@ -1,5 +1,6 @@
-#include "runtime/errors.hpp"
 #include "tests/integration/pipeline_fixture.hpp"
+
+#include <sluice/errors.hpp>
 
 #include <atomic>
 #include <thread>
@@ -216,7 +217,7 @@ BOOST_AUTO_TEST_CASE(an_invalid_record_without_a_dlq_stops_the_run_before_its_of
              summary.error);
   // No committed offset passes an invalid record.
   std::map<std::int32_t, std::int64_t> first_invalid;
-  workload::order_generator gen(oc.seed, oc.malformed_fraction);
+  testing::order_generator gen(oc.seed, oc.malformed_fraction);
   for (auto& c : read_topic(oc.bootstrap, "orders"))
     if (!gen.make(order_cluster::sequence_of(c)).malformation.empty())
       first_invalid.try_emplace(c.partition, c.offset);
@@ -234,7 +235,7 @@ BOOST_AUTO_TEST_CASE(a_slow_sink_keeps_in_flight_records_under_the_credit) {
   oc.produce(8000);
   auto [valid, malformed] = expected_events(oc);
   // The sink is another cluster whose brokers answer 100 ms late.
-  kafka::mock_cluster slow(1);
+  testing::mock_cluster slow(1);
   for (auto t : {"orders-high", "orders-medium", "orders-low"})
     slow.create_topic(t, 4);
   slow.create_topic("orders-dlq", 2);

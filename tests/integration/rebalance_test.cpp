@@ -24,9 +24,8 @@ std::int64_t join_and_leave(const std::string& group,
   overrides.push_back("trigger.processingTime=500ms");
   auto cfg = oc.config(group, overrides);
   auto writer = std::async(std::launch::async, [&] {
-    workload::produce_orders(oc.bootstrap, "orders", oc.count, rate,
-                             oc.malformed_fraction, oc.seed,
-                             {{"compression.type", "lz4"}});
+    testing::produce_orders(oc.bootstrap, "orders", oc.count, rate, oc.malformed_fraction,
+                            oc.seed, {{"compression.type", "lz4"}});
   });
   auto committed_sum = [&] {
     std::int64_t sum = 0;

@@ -2,14 +2,15 @@
 // (subscribe, subscribePattern, assign), starts and ends by offset and by
 // timestamp, trigger once, and failOnDataLoss, checked record by record.
 
-#include "actors/pipeline.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/kafka/consumer.hpp"
-#include "runtime/kafka/mock_cluster.hpp"
-#include "runtime/kafka/source_bounds.hpp"
-#include "runtime/options.hpp"
+#include "kafka/consumer.hpp"
+#include "kafka/source_bounds.hpp"
 #include "tests/integration/pipeline_fixture.hpp"
 #include "tests/support/kafka_testing.hpp"
+
+#include <sluice/config.hpp>
+#include <sluice/errors.hpp>
+#include <sluice/pipeline.hpp>
+#include <sluice/testing/mock_cluster.hpp>
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
@@ -75,7 +76,7 @@ BOOST_AUTO_TEST_SUITE(subscription)
 
 BOOST_AUTO_TEST_CASE(
     a_pattern_reads_the_whole_names_it_matches_and_topics_created_later) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("evt1", 2);
   cluster.create_topic("evt22", 1);
@@ -122,7 +123,7 @@ BOOST_AUTO_TEST_CASE(
 }
 
 BOOST_AUTO_TEST_CASE(assign_reads_its_partitions_without_a_group_and_commits_to_it) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("orders", 3);
   cluster.create_topic("out", 1);
@@ -164,7 +165,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(start_and_end)
 
 BOOST_AUTO_TEST_CASE(offsets_in_json_read_exactly_the_named_ranges_under_any_trigger) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 3);
   cluster.create_topic("out", 1);
@@ -194,7 +195,7 @@ BOOST_AUTO_TEST_CASE(offsets_in_json_read_exactly_the_named_ranges_under_any_tri
 }
 
 BOOST_AUTO_TEST_CASE(partitions_named_wrongly_or_left_out_fail_at_start) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 3);
   cluster.create_topic("out", 1);
@@ -223,7 +224,7 @@ BOOST_AUTO_TEST_CASE(partitions_named_wrongly_or_left_out_fail_at_start) {
 BOOST_AUTO_TEST_CASE(timestamps_follow_sparks_precedence_and_strategy) {
   // The embedded broker answers every timestamp lookup with -1 ("no record
   // that recent"), so these are the strategy paths.
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 2);
   cluster.create_topic("out", 1);
@@ -274,7 +275,7 @@ BOOST_AUTO_TEST_CASE(timestamps_follow_sparks_precedence_and_strategy) {
 }
 
 BOOST_AUTO_TEST_CASE(trigger_once_processes_what_is_there_in_one_epoch) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 3);
   cluster.create_topic("out", 1);
@@ -302,7 +303,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(data_loss)
 
 BOOST_AUTO_TEST_CASE(records_deleted_before_they_were_read_fail_the_run_or_are_counted) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("big", 1);
   cluster.create_topic("out", 4);
@@ -411,7 +412,7 @@ BOOST_AUTO_TEST_CASE(records_deleted_while_running_fail_the_run_or_are_counted) 
     bool fail_on_loss = variant == 0;
     bool capped = variant == 2;
     BOOST_TEST_CONTEXT("failOnDataLoss " << fail_on_loss << ", capped " << capped) {
-      kafka::mock_cluster source(1), sink(1);
+      testing::mock_cluster source(1), sink(1);
       auto b = source.bootstrap_servers();
       source.create_topic("big", 1);
       sink.create_topic("out", 1);
@@ -488,7 +489,7 @@ const boost::json::object& source_of(const boost::json::object& p) {
 } // namespace
 
 BOOST_AUTO_TEST_CASE(available_now_runs_capped_epochs_split_by_backlog) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 3);
   cluster.create_topic("out", 1);
@@ -520,7 +521,7 @@ BOOST_AUTO_TEST_CASE(available_now_runs_capped_epochs_split_by_backlog) {
 }
 
 BOOST_AUTO_TEST_CASE(trigger_once_runs_one_capped_epoch) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 3);
   cluster.create_topic("out", 1);
@@ -557,7 +558,7 @@ BOOST_AUTO_TEST_CASE(trigger_once_runs_one_capped_epoch) {
 }
 
 BOOST_AUTO_TEST_CASE(a_capped_stream_admits_what_arrives_at_most_cap_per_epoch) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 2);
   cluster.create_topic("out", 1);
@@ -593,7 +594,7 @@ BOOST_AUTO_TEST_CASE(a_capped_stream_goes_on_when_a_member_joins_and_leaves) {
   // Partitions taken away in the middle of an epoch, and given back: the
   // epochs after the rebalances still open and close (a stopped chain's late
   // report once left a partition the checkpoint waited on for ever).
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 4);
   cluster.create_topic("out", 1);
@@ -634,7 +635,7 @@ BOOST_AUTO_TEST_CASE(a_capped_stream_goes_on_when_a_member_joins_and_leaves) {
 }
 
 BOOST_AUTO_TEST_CASE(min_offsets_per_trigger_waits_for_enough_or_for_the_delay) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 1);
   cluster.create_topic("out", 1);
@@ -697,7 +698,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(lanes)
 
 BOOST_AUTO_TEST_CASE(eight_lanes_on_one_partition_keep_each_keys_order) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 1);
   cluster.create_topic("out", 1); // one output partition: the order is visible
@@ -746,7 +747,7 @@ BOOST_AUTO_TEST_CASE(eight_lanes_on_one_partition_keep_each_keys_order) {
 }
 
 BOOST_AUTO_TEST_CASE(lanes_are_only_added_where_partitions_are_fewer) {
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 4);
   cluster.create_topic("out", 1);
@@ -781,7 +782,7 @@ BOOST_AUTO_TEST_CASE(a_lone_partition_is_read_without_waiting_on_its_prefetch) {
   // one partition, limits sized for 64 read 4.5 MB in about 4.5 s, one
   // 512 KiB queue every half second. Sized for one, it takes well under 1 s.
   // (The embedded broker keeps 5 MiB per partition.)
-  kafka::mock_cluster cluster(1);
+  testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("t", 1);
   cluster.create_topic("out", 1);

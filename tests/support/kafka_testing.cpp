@@ -1,6 +1,6 @@
 #include "tests/support/kafka_testing.hpp"
 
-#include "runtime/kafka/config.hpp"
+#include "kafka/config.hpp"
 
 #include <librdkafka/rdkafka.h>
 

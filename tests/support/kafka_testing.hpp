@@ -3,8 +3,8 @@
 // Test helpers: read whole topics back with a plain librdkafka consumer (not
 // Sluice's), read a group's committed offsets, and wait for conditions.
 
-#include "runtime/kafka/topic_partition.hpp"
-#include "runtime/record.hpp"
+#include <sluice/record.hpp>
+#include <sluice/topic_partition.hpp>
 
 #include <chrono>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "runtime/admission.hpp"
+#include "source/admission.hpp"
 
 #include <boost/test/unit_test.hpp>
 

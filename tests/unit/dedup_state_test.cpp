@@ -2,10 +2,11 @@
 // state, expiry, reopening, restoring changes, the changelog position, and
 // the lock that keeps a second store off a directory.
 
-#include "runtime/dedup/dedup_table.hpp"
-#include "runtime/dedup/state_guard.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/state/state_store.hpp"
+#include "dedup/dedup_table.hpp"
+#include "dedup/state_guard.hpp"
+#include "state/state_store.hpp"
+
+#include <sluice/errors.hpp>
 
 #include <boost/test/unit_test.hpp>
 

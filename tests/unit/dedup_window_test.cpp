@@ -1,4 +1,4 @@
-#include "runtime/dedup/window_rules.hpp"
+#include "dedup/window_rules.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,4 @@
-#include "runtime/json_writer.hpp"
+#include "core/json_writer.hpp"
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>

@@ -1,5 +1,5 @@
-#include "runtime/kafka/cluster_health.hpp"
-#include "runtime/kafka/config.hpp"
+#include "kafka/cluster_health.hpp"
+#include "kafka/config.hpp"
 
 #include <boost/test/unit_test.hpp>
 #include <librdkafka/rdkafka.h>

@@ -1,4 +1,4 @@
-#include "runtime/offset_watermark.hpp"
+#include "core/offset_watermark.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,6 +1,7 @@
-#include "runtime/errors.hpp"
-#include "runtime/kafka/consumer.hpp"
-#include "runtime/options.hpp"
+#include "kafka/consumer.hpp"
+
+#include <sluice/config.hpp>
+#include <sluice/errors.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -660,8 +661,10 @@ BOOST_AUTO_TEST_CASE(secrets_are_never_echoed) {
   BOOST_TEST(e.find("at line 2, column 16") != std::string::npos, e);
   BOOST_TEST(e.find("hunter2") == std::string::npos, e);
   BOOST_TEST(e.find("\"*******\" \"*\": 1}}") != std::string::npos, e);
-  e = error_of(with(R"("sink": {"kafka.bootstrap.servers": "s",
-                                "kafka.sasl.password": ["hunter2"]})"));
+  e = error_of(R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "orders"},
+                   "route": {"topic": "out"},
+                   "sink": {"kafka.bootstrap.servers": "s",
+                            "kafka.sasl.password": ["hunter2"]}})");
   BOOST_TEST(e.find("`sink.kafka.sasl.password`: expected a string, number or boolean, "
                     "got (value not shown)") != std::string::npos,
              e);
@@ -795,6 +798,123 @@ BOOST_AUTO_TEST_CASE(readme_documents_every_option) {
   for (auto& o : option_table())
     BOOST_TEST(readme.find("`" + std::string(o.name) + "`") != std::string::npos,
                "README.md does not document `" << o.name << "` (" << o.section << ")");
+}
+
+BOOST_AUTO_TEST_CASE(a_key_given_twice_in_one_object_is_refused) {
+  // Boost.JSON keeps the last of duplicate keys: `orders` would vanish unseen.
+  auto e = error_of(R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "orders",
+                   "subscribe": "returns"},
+      "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "s"}})");
+  BOOST_TEST(e.find("option `source.subscribe`: given twice") == 0u, e);
+  BOOST_TEST(e.find("at line 2, column 20") != std::string::npos, e);
+  // At the top, and deep inside.
+  e = error_of(with(R"("route": {"topic": "again"})"));
+  BOOST_TEST(e.find("option `route`: given twice") == 0u, e);
+  e = error_of(
+      with(R"("parse": {"schema": {"id": "string", "n": "int", "id": "long"}})"));
+  BOOST_TEST(e.find("option `parse.schema.id`: given twice") == 0u, e);
+  e = error_of(with(R"("x": [{"a": 1}, {"b": 1, "b": 2}])"));
+  BOOST_TEST(e.find("option `x[1].b`: given twice") == 0u, e);
+  // Keys differing only in case, or in different objects, are different keys.
+  BOOST_TEST(error_of(with(R"("parse": {"schema": {"id": "string", "ID": "long"},
+                                        "required": ["id"]})")) == "(no error)");
+  // In a JSON string holding an object, and in a --set value.
+  e = error_of(base, {R"(source.assign="{\"orders\": [0], \"orders\": [1]}")"});
+  BOOST_TEST(e.find("option `source.assign.orders`: given twice") == 0u, e);
+  e = error_of(minimal, {R"(parse.schema={"id": "string", "id": "long"})"});
+  BOOST_TEST(e.find("option `parse.schema.id`: given twice") == 0u, e);
+  // One partition written two ways is given twice as well.
+  e = error_of(minimal, {R"(source.startingOffsets={"orders": {"1": 5, "01": 6}})"});
+  BOOST_TEST(e == "option `source.startingOffsets`: `orders/1` is given twice", e);
+}
+
+BOOST_AUTO_TEST_CASE(durations_take_zero_without_a_unit_and_decimals) {
+  // The number 0 wherever a duration is read; "0" as text too.
+  auto cfg = parse_pipeline_config(minimal, {"trigger.processingTime=0",
+                                             "runtime.restartBackoff=0",
+                                             "source.maxTriggerDelay=0.0"});
+  BOOST_TEST(cfg.trigger.interval.count() == 0);
+  BOOST_TEST(cfg.runtime.restart_backoff.count() == 0);
+  BOOST_TEST(cfg.source.max_trigger_delay.count() == 0);
+  cfg = parse_pipeline_config(with(R"("runtime": {"restartWindow": 0}, )"
+                                   R"("trigger": {"processingTime": "0"})"));
+  BOOST_TEST(cfg.runtime.restart_window.count() == 0);
+  BOOST_TEST(cfg.trigger.interval.count() == 0);
+  // Any other bare number needs a unit.
+  auto e = error_of(minimal, {"trigger.processingTime=5"});
+  BOOST_TEST(
+      e == "option `trigger.processingTime`: expected a duration like \"1 second\", "
+           "got 5: a number needs a unit, like \"5 seconds\" or \"5 ms\"",
+      e);
+  e = error_of(with(R"("runtime": {"brokerTimeout": 1.5})"));
+  BOOST_TEST(e.find("option `runtime.brokerTimeout`: expected a duration like \"1 "
+                    "second\", got 1.5: a number needs a unit") == 0u,
+             e);
+  e = error_of(minimal, {"trigger.processingTime=\"5\""});
+  BOOST_TEST(e.find("got `5`: add a unit, like \"5 seconds\"") != std::string::npos, e);
+  // Decimals, rounded to whole milliseconds (half up).
+  BOOST_TEST(parse_duration("1.5 seconds", "x").count() == 1500);
+  BOOST_TEST(parse_duration("0.25s", "x").count() == 250);
+  BOOST_TEST(parse_duration(".5 minutes", "x").count() == 30000);
+  BOOST_TEST(parse_duration("2. hours", "x").count() == 7200000);
+  BOOST_TEST(parse_duration("1.0005 seconds", "x").count() == 1001);
+  BOOST_TEST(parse_duration("1.0004999 seconds", "x").count() == 1000);
+  BOOST_TEST(parse_duration("0.4 ms", "x").count() == 0);
+  BOOST_TEST(parse_duration("1.5 weeks", "x").count() == 907200000);
+  cfg = parse_pipeline_config(minimal, {"trigger.processingTime=1.5 seconds"});
+  BOOST_TEST(cfg.trigger.interval.count() == 1500);
+  // What rounds to a negative, or beyond the limit, is refused.
+  e = error_of(minimal, {"trigger.processingTime=-1.5 seconds"});
+  BOOST_TEST(e == "option `trigger.processingTime`: `-1.5 seconds` is negative: "
+                  "expected a duration of 0 or more",
+             e);
+  BOOST_TEST(parse_duration("-0.0001 seconds", "x").count() == 0);
+  e = error_of(minimal, {"trigger.processingTime=3650.5 days"});
+  BOOST_TEST(e.find("is longer than 10 years") != std::string::npos, e);
+  BOOST_TEST(parse_duration("3649.5 days", "x").count() == 3649.5 * 86400000);
+  e = error_of(minimal, {"trigger.processingTime=999999999999.9 weeks"});
+  BOOST_TEST(e.find("is longer than 10 years") != std::string::npos, e);
+  for (auto bad : {"1.2.3 seconds", ". seconds", "1,5 seconds", "1.5", "1e3 ms",
+                   "1.0000000001 seconds"}) {
+    e = error_of(minimal, {std::string("trigger.processingTime=") + bad});
+    BOOST_TEST(e.find("expected a duration like") != std::string::npos, e);
+  }
+  // Where a duration must be positive, 0 is still refused.
+  const std::string dedup = R"("dedup": {"key": "order_id", "within": 0})";
+  e = error_of(with(dedup));
+  BOOST_TEST(e == "option `dedup.within`: expected a positive duration", e);
+  e = error_of(with(R"("dedup": {"key": "order_id", "within": "0.0001 seconds"})"));
+  BOOST_TEST(e == "option `dedup.within`: expected a positive duration", e);
+  e = error_of(minimal, {"runtime.brokerTimeout=0"});
+  BOOST_TEST(e == "option `runtime.brokerTimeout`: expected at least 1 second", e);
+}
+
+BOOST_AUTO_TEST_CASE(set_section_null_removes_an_optional_section) {
+  const std::string file = with(R"("dedup": {"key": "order_id", "within": "1 hour"},
+      "dlq": {"topic": "dead"}, "runtime": {"maxBatchRecords": 7},
+      "trigger": {"once": true}, "parse": {"tombstones": "drop"})");
+  auto cfg = parse_pipeline_config(file);
+  BOOST_TEST(cfg.dedup.has_value());
+  cfg = parse_pipeline_config(
+      file, {"dedup=null", "dlq=null", "runtime=null", "trigger=null", "parse=null"});
+  BOOST_TEST(!cfg.dedup.has_value());
+  BOOST_TEST(!cfg.dlq.has_value());
+  BOOST_TEST(cfg.runtime.max_batch_records == 500u);
+  BOOST_TEST((cfg.trigger.mode == trigger_options::kind::continuous));
+  BOOST_TEST((cfg.parse.tombstones == tombstone_policy::dlq));
+  // Gone, then given again from the command line.
+  cfg = parse_pipeline_config(file, {"trigger=null", "trigger.availableNow=true"});
+  BOOST_TEST((cfg.trigger.mode == trigger_options::kind::available_now));
+  // Without the section in the file, nothing to remove.
+  BOOST_TEST(!parse_pipeline_config(minimal, {"dedup=null"}).dedup.has_value());
+  for (auto section : {"source", "route", "sink"}) {
+    auto e = error_of(file, {std::string(section) + "=null"});
+    BOOST_TEST(e == "option `--set " + std::string(section) + "`: `" + section +
+                        "` is a required section and cannot be removed; set its "
+                        "options instead (--set " +
+                        section + ".OPTION=VALUE)",
+               e);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(the_source_reads_committed_transactions_unless_told_otherwise) {

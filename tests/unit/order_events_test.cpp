@@ -1,5 +1,6 @@
-#include "runtime/record_parser.hpp"
-#include "runtime/workload/order_events.hpp"
+#include "records/record_parser.hpp"
+
+#include <sluice/testing/order_events.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -15,10 +16,10 @@ BOOST_AUTO_TEST_CASE(malformed_events_are_invalid_for_the_reason_their_kind_says
       R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "orders"},
         "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "b"},
         "parse": )" +
-      workload::order_parse_section() + "}");
+      testing::order_parse_section() + "}");
   BOOST_TEST(cfg.parse.fields.size() == 7u);
   record_parser parser(cfg.parse);
-  workload::order_generator gen(7, 0.5);
+  testing::order_generator gen(7, 0.5);
   std::map<std::string, int> kinds;
   for (std::int64_t i = 0; i < 20000; ++i) {
     auto e = gen.make(i);
@@ -32,7 +33,7 @@ BOOST_AUTO_TEST_CASE(malformed_events_are_invalid_for_the_reason_their_kind_says
         BOOST_TEST(r.parsed.at("customer_id").as_string() == e.key);
       } else {
         BOOST_REQUIRE(r.error.has_value());
-        BOOST_TEST(r.error->type == workload::expected_error_type(e.malformation));
+        BOOST_TEST(r.error->type == testing::expected_error_type(e.malformation));
         ++kinds[e.malformation];
       }
     }
@@ -41,7 +42,7 @@ BOOST_AUTO_TEST_CASE(malformed_events_are_invalid_for_the_reason_their_kind_says
 }
 
 BOOST_AUTO_TEST_CASE(the_same_seed_gives_the_same_events) {
-  workload::order_generator a(3, 0.1), b(3, 0.1), c(4, 0.1);
+  testing::order_generator a(3, 0.1), b(3, 0.1), c(4, 0.1);
   BOOST_TEST(a.make(123).value == b.make(123).value);
   BOOST_TEST(a.make(123).value != c.make(123).value);
   BOOST_TEST(a.make(5).correlation_id == "corr-3-5");

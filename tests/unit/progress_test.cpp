@@ -1,4 +1,4 @@
-#include "runtime/progress.hpp"
+#include <sluice/progress.hpp>
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>

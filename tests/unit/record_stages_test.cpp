@@ -1,5 +1,5 @@
-#include "runtime/record_parser.hpp"
-#include "runtime/record_router.hpp"
+#include "records/record_parser.hpp"
+#include "records/record_router.hpp"
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>

@@ -5,7 +5,7 @@
 
 struct rd_kafka_mock_cluster_s;
 
-namespace sluice::kafka {
+namespace sluice::testing {
 
 /// librdkafka's mock cluster: a Kafka-protocol broker set that runs inside
 /// this process and listens on loopback with random ports. Clients reach it
@@ -37,4 +37,4 @@ private:
   int brokers_;
 };
 
-} // namespace sluice::kafka
+} // namespace sluice::testing

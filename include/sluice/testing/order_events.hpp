@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-namespace sluice::workload {
+namespace sluice::testing {
 
 /// One generated order event, as written to Kafka.
 struct order_event {
@@ -65,4 +65,4 @@ produced produce_orders(const std::string& bootstrap, const std::string& topic,
                         std::map<std::string, std::string> props = {},
                         double duplicate_fraction = 0);
 
-} // namespace sluice::workload
+} // namespace sluice::testing

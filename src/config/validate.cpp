@@ -1,0 +1,419 @@
+// validate() and fill_defaults(): the rules on a pipeline_config's typed
+// values, whoever made it. The pipeline file reader (options.cpp) checks only
+// what is about the JSON (unknown keys, wrong JSON types, unreadable words and
+// durations) and then calls both, as pipeline_builder::build() does; the
+// pipeline constructor calls validate() for whatever reaches it.
+//
+// Errors name options as a pipeline file spells them (`dedup.key`): that is
+// the one vocabulary of the option table, the README and `--set`.
+
+#include "config/checks.hpp"
+
+#include <sluice/config.hpp>
+#include <sluice/errors.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace sluice {
+
+namespace {
+
+using config::checked_topic;
+
+std::string positive_error(std::int64_t n) {
+  return "expected a positive integer, got " + std::to_string(n);
+}
+
+void check_positive(std::int64_t n, const char* option) {
+  if (n <= 0) throw config_error(option, positive_error(n));
+}
+
+/// Durations come from parse_duration as 0 or more; one made in code may not.
+void check_not_negative(std::chrono::milliseconds d, const char* option) {
+  if (d.count() < 0)
+    throw config_error(option, "expected a duration of 0 or more, got " +
+                                   std::to_string(d.count()) + " ms");
+}
+
+/// Offsets or timestamps named per partition: valid names and values, all of
+/// them partitions the source reads.
+void check_named_partitions(const source_options& src, const partition_offsets& named,
+                            const std::string& option, bool timestamps,
+                            bool allow_earliest) {
+  for (auto& [tp, n] : named) {
+    checked_topic(tp.topic, option);
+    if (tp.partition < 0)
+      throw config_error(option, "expected a partition number, got `" +
+                                     std::to_string(tp.partition) + "`");
+    bool ok = timestamps ? n >= 0 : (n >= 0 || n == -1 || (allow_earliest && n == -2));
+    if (!ok)
+      throw config_error(option,
+                         "`" + tp.str() + "`: " + std::to_string(n) +
+                             (timestamps ? " is not a timestamp (ms >= 0)"
+                              : allow_earliest
+                                  ? " is not an offset (>= 0, -2 earliest, -1 latest)"
+                                  : " is not an offset (>= 0, -1 latest)"));
+  }
+  for (auto& [tp, value] : named)
+    if (!config::in_subscription(src, tp))
+      throw config_error(option, "`" + tp.str() +
+                                     "` is not part of what the source reads (subscribe, "
+                                     "subscribePattern or assign)");
+}
+
+void check_timestamp(const std::optional<std::int64_t>& ms, const char* option) {
+  if (ms && *ms < 0)
+    throw config_error(option, "expected a timestamp in ms since the epoch, got " +
+                                   std::to_string(*ms));
+}
+
+void check_subscription(const source_options& src) {
+  int given = !src.subscribe.empty() + !src.pattern.empty() + !src.assign.empty();
+  if (given > 1)
+    throw config_error("source", "choose one of subscribe, subscribePattern and assign");
+  // One of the lists is filled, but `subscription` names another (code only:
+  // the file reader sets both together).
+  auto mismatch = [&](const char* kind) {
+    throw config_error("source", std::string("the subscription kind is ") + kind +
+                                     ", but " +
+                                     (!src.subscribe.empty() ? "subscribe"
+                                      : !src.pattern.empty() ? "subscribePattern"
+                                                             : "assign") +
+                                     " is set: choose one of subscribe, "
+                                     "subscribePattern and assign");
+  };
+  switch (src.subscription) {
+  case subscription_kind::subscribe:
+    if (src.subscribe.empty()) {
+      if (given == 0)
+        throw config_error("source.subscribe",
+                           "required: one of subscribe (a comma-separated topic "
+                           "list, like \"orders\"), subscribePattern or assign");
+      mismatch("subscribe");
+    }
+    for (auto& t : src.subscribe)
+      checked_topic(t, "source.subscribe");
+    break;
+  case subscription_kind::pattern:
+    if (src.pattern.empty() && given != 0) mismatch("subscribePattern");
+    config::check_pattern(src.pattern, "source.subscribePattern");
+    break;
+  case subscription_kind::assign:
+    if (src.assign.empty()) {
+      if (given == 0)
+        throw config_error("source.assign",
+                           R"(expected JSON like {"orders": [0, 1]}, got no partition)");
+      mismatch("assign");
+    }
+    for (auto i = src.assign.begin(); i != src.assign.end(); ++i) {
+      checked_topic(i->topic, "source.assign");
+      if (i->partition < 0)
+        throw config_error("source.assign", "expected partition numbers, got " +
+                                                std::to_string(i->partition) + " for `" +
+                                                i->topic + "`");
+      if (std::find(src.assign.begin(), i, *i) != i)
+        throw config_error("source.assign", "`" + i->str() + "` is named twice");
+    }
+    break;
+  }
+}
+
+/// SASL credentials are used only with a SASL security.protocol: with the
+/// default (PLAINTEXT) librdkafka ignores them, and the broker then drops the
+/// connection ("Broken pipe") without saying why.
+void check_sasl_protocol(const std::map<std::string, std::string>& kafka,
+                         const std::string& section) {
+  bool credentials = kafka.contains("sasl.username") || kafka.contains("sasl.password") ||
+                     kafka.contains("sasl.mechanism") ||
+                     kafka.contains("sasl.mechanisms");
+  if (!credentials) return;
+  auto protocol = kafka.find("security.protocol");
+  std::string value = protocol == kafka.end() ? "plaintext" : protocol->second;
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (value != "sasl_plaintext" && value != "sasl_ssl")
+    throw config_error(
+        section + ".kafka.security.protocol",
+        "SASL credentials are set, so expected SASL_SSL or SASL_PLAINTEXT (" +
+            (protocol == kafka.end() ? std::string("not set: PLAINTEXT")
+                                     : "`" + protocol->second + "`") +
+            " would not use them)");
+}
+
+/// Client properties (`kafka.` stripped) that Sluice refuses, for the source
+/// (`consumer`) or the sink.
+void check_kafka_properties(const std::map<std::string, std::string>& props,
+                            const std::string& section, bool consumer) {
+  for (auto& [name, value] : props) {
+    auto option = section + ".kafka." + name;
+    if (name == "metadata.broker.list")
+      throw config_error(option, "an alias of bootstrap.servers: use `" + section +
+                                     ".kafka.bootstrap.servers`");
+    if (name == "key.deserializer" || name == "value.deserializer" ||
+        name == "key.serializer" || name == "value.serializer")
+      throw config_error(option, "not supported: Sluice reads and writes keys and values "
+                                 "as bytes; remove this option");
+    if (consumer && name == "enable.auto.commit")
+      throw config_error(option, "not supported: Sluice commits offsets itself after the "
+                                 "outputs are acknowledged; remove this option");
+    if (consumer && name == "auto.offset.reset")
+      throw config_error(option,
+                         "not supported: use `startingOffsets` (earliest or latest)");
+    if (consumer && config::producer_only(name))
+      throw config_error(option, "a producer property: set it on the sink "
+                                 "(`sink.kafka." +
+                                     name + "`)");
+    if (!consumer && config::consumer_only(name))
+      throw config_error(option, "a consumer property: set it on the source "
+                                 "(`source.kafka." +
+                                     name + "`)");
+  }
+  check_sasl_protocol(props, section);
+  if (consumer) return;
+  // The guarantee rests on these: outputs acknowledged by every in-sync
+  // replica, in order, before their inputs are committed.
+  if (auto it = props.find("enable.idempotence");
+      it != props.end() && it->second != "true")
+    throw config_error(
+        section + ".kafka.enable.idempotence",
+        "must stay true: without it a retried batch can be written twice "
+        "or out of order, which at-least-once with per-key order rules out");
+  if (props.contains("transactional.id"))
+    throw config_error(section + ".kafka.transactional.id",
+                       "not supported yet: exactly-once (Kafka transactions) is a later "
+                       "step; Sluice is at-least-once");
+  if (auto it = props.find("partitioner"); it != props.end() && it->second == "random")
+    throw config_error(section + ".kafka.partitioner",
+                       "random places records with the same key on different "
+                       "partitions, which breaks per-key order; use murmur2_random (the "
+                       "default, as Java clients) or another key-based partitioner");
+  for (auto name : {"acks", "request.required.acks"})
+    if (auto it = props.find(name);
+        it != props.end() && it->second != "all" && it->second != "-1")
+      throw config_error(section + ".kafka." + name,
+                         "must be all (or -1): offsets are committed once outputs are "
+                         "acknowledged, and with acks=" +
+                             it->second + " an acknowledged output can still be lost");
+}
+
+void check_source(const source_options& src) {
+  if (config::is_blank(src.bootstrap_servers))
+    throw config_error(
+        "source.kafka.bootstrap.servers",
+        "required: the brokers to read from, like \"host1:9092,host2:9092\"");
+  check_subscription(src);
+  if (src.starting == starting_offsets::specific && src.starting_specific.empty())
+    throw config_error(
+        "source.startingOffsets",
+        R"(expected JSON like {"orders": {"0": 42, "1": -2}} (-2 earliest, -1 latest), )"
+        "got no partition");
+  check_named_partitions(src, src.starting_specific, "source.startingOffsets", false,
+                         true);
+  check_named_partitions(src, src.starting_by_timestamp,
+                         "source.startingOffsetsByTimestamp", true, false);
+  check_timestamp(src.starting_timestamp, "source.startingTimestamp");
+  check_named_partitions(src, src.ending_specific, "source.endingOffsets", false, false);
+  check_named_partitions(src, src.ending_by_timestamp, "source.endingOffsetsByTimestamp",
+                         true, false);
+  check_timestamp(src.ending_timestamp, "source.endingTimestamp");
+  if (src.max_offsets_per_trigger)
+    check_positive(*src.max_offsets_per_trigger, "source.maxOffsetsPerTrigger");
+  if (src.min_offsets_per_trigger)
+    check_positive(*src.min_offsets_per_trigger, "source.minOffsetsPerTrigger");
+  if (src.max_offsets_per_trigger && src.min_offsets_per_trigger &&
+      *src.min_offsets_per_trigger > *src.max_offsets_per_trigger)
+    throw config_error("source.minOffsetsPerTrigger",
+                       "must not exceed source.maxOffsetsPerTrigger (" +
+                           std::to_string(*src.max_offsets_per_trigger) + "), got " +
+                           std::to_string(*src.min_offsets_per_trigger));
+  check_not_negative(src.max_trigger_delay, "source.maxTriggerDelay");
+  if (src.min_partitions) check_positive(*src.min_partitions, "source.minPartitions");
+  if (config::is_blank(src.group_id))
+    throw config_error("source.kafka.group.id",
+                       "expected a group name, got an empty string (leave the option "
+                       "out of a file, or call fill_defaults() on a config made in "
+                       "code, for the default sluice-<name>)");
+  check_kafka_properties(src.kafka, "source", true);
+}
+
+void check_parse(const parse_options& p) {
+  std::set<std::string> names;
+  for (auto& f : p.fields) {
+    if (f.name.empty())
+      throw config_error("parse.schema", "expected field names, got an empty string");
+    if (!names.insert(f.name).second)
+      throw config_error("parse.schema", "field `" + f.name + "` is named twice");
+  }
+  for (auto& name : p.required) {
+    if (name.empty())
+      throw config_error("parse.required", "expected field names, got an empty string");
+    if (!names.empty() && !names.contains(name))
+      throw config_error("parse.required", "field `" + name + "` is not in parse.schema");
+  }
+}
+
+void check_route(const pipeline_config& cfg) {
+  auto& r = cfg.route;
+  if (!r.topic.empty()) checked_topic(r.topic, "route.topic");
+  for (auto& [value, topic] : r.topics)
+    checked_topic(topic, "route.topics." + value);
+  if (!r.default_topic.empty()) checked_topic(r.default_topic, "route.default");
+  if (r.extract && (!r.topic.empty() || !r.field.empty() || !r.topics.empty() ||
+                    !r.default_topic.empty()))
+    throw config_error("route", std::string("a route function is set, and so is `") +
+                                    (!r.topic.empty()    ? "topic"
+                                     : !r.field.empty()  ? "field"
+                                     : !r.topics.empty() ? "topics"
+                                                         : "default") +
+                                    "`: choose one");
+  if (!r.topic.empty() && !r.field.empty())
+    throw config_error("route", "both `topic` and `field` are set: choose one");
+  if (!r.topic.empty() && (!r.topics.empty() || !r.default_topic.empty()))
+    throw config_error(r.topics.empty() ? "route.default" : "route.topics",
+                       "only used when routing by `field`, but `route.topic` sends every "
+                       "record to `" +
+                           r.topic + "`");
+  if (r.topic.empty() && r.field.empty() && !r.extract)
+    throw config_error("route",
+                       "expected either {\"topic\": T} or "
+                       "{\"field\": F, \"topics\": {value: topic}, \"default\": T}");
+  if (!r.field.empty() && r.topics.empty() && r.default_topic.empty())
+    throw config_error("route.topics", "routing by field needs `topics` or `default`");
+  // A route function sees a tombstone's key, so it can route one too.
+  if (cfg.parse.tombstones == tombstone_policy::pass && r.topic.empty() &&
+      r.default_topic.empty() && !r.extract)
+    throw config_error("parse.tombstones",
+                       "pass needs a topic for records without a value: set route.topic "
+                       "or route.default");
+}
+
+/// Writing into a topic the pipeline reads is an endless loop.
+void check_no_loop(const pipeline_config& cfg) {
+  auto no_loop = [&](const std::string& t, const std::string& option) {
+    if (!t.empty() && config::is_source_topic(cfg.source, t) &&
+        !cfg.route.allow_source_topic)
+      throw config_error(option, "`" + t +
+                                     "` is also a source topic: every record written "
+                                     "there is read again, endlessly (set "
+                                     "route.allowSourceTopic to true if that is meant)");
+  };
+  no_loop(cfg.route.topic, "route.topic");
+  no_loop(cfg.route.default_topic, "route.default");
+  for (auto& [value, t] : cfg.route.topics)
+    no_loop(t, "route.topics." + value);
+  if (cfg.dlq && config::is_source_topic(cfg.source, cfg.dlq->topic))
+    throw config_error("dlq.topic",
+                       "`" + cfg.dlq->topic +
+                           "` is also a source topic: dead letters would be "
+                           "read again, fail again and loop (refused even with "
+                           "route.allowSourceTopic)");
+}
+
+void check_dedup(const pipeline_config& cfg) {
+  auto& d = *cfg.dedup;
+  auto& fields = cfg.parse.fields;
+  auto in_schema = [&](const std::string& name) {
+    return std::find_if(fields.begin(), fields.end(),
+                        [&](auto& f) { return f.name == name; });
+  };
+  if (d.key.empty())
+    throw config_error("dedup.key", "required: the field (or list of fields) whose "
+                                    "values identify a record, e.g. [\"order_id\"]");
+  for (auto i = d.key.begin(); i != d.key.end(); ++i) {
+    if (i->empty())
+      throw config_error("dedup.key", "expected field names, got an empty string");
+    if (std::find(d.key.begin(), i, *i) != i)
+      throw config_error("dedup.key", "field `" + *i + "` is named twice");
+    if (!fields.empty() && in_schema(*i) == fields.end())
+      throw config_error("dedup.key", "field `" + *i + "` is not in parse.schema");
+  }
+  if (d.within.count() <= 0)
+    throw config_error("dedup.within", "expected a positive duration");
+  if (!d.time_field.empty()) {
+    auto f = in_schema(d.time_field);
+    if (f == fields.end() ||
+        (f->type != field_type::timestamp_t && f->type != field_type::long_t))
+      throw config_error("dedup.timeField",
+                         "expected a field of parse.schema typed timestamp or long "
+                         "(epoch milliseconds), got `" +
+                             d.time_field + "`");
+  }
+  if (config::is_blank(d.state_dir))
+    throw config_error("dedup.stateDir", "expected a directory, got an empty string");
+  if (!d.changelog.empty()) {
+    checked_topic(d.changelog, "dedup.changelog");
+    if (cfg.dlq && d.changelog == cfg.dlq->topic)
+      throw config_error("dedup.changelog",
+                         "`" + d.changelog + "` is also the DLQ topic");
+    auto& r = cfg.route;
+    if (d.changelog == r.topic || d.changelog == r.default_topic ||
+        std::any_of(r.topics.begin(), r.topics.end(),
+                    [&](auto& e) { return e.second == d.changelog; }))
+      throw config_error("dedup.changelog",
+                         "`" + d.changelog + "` is also an output topic of `route`");
+  }
+  if (cfg.source.min_partitions)
+    throw config_error("source.minPartitions",
+                       "cannot be combined with dedup yet: lanes would see one key's "
+                       "records out of order (remove one of them)");
+  if (!d.changelog.empty() && config::is_source_topic(cfg.source, d.changelog))
+    throw config_error("dedup.changelog", "`" + d.changelog +
+                                              "` is also a source topic: the "
+                                              "changelog would be read as input");
+}
+
+void check_runtime(const runtime_options& r) {
+  auto positive = [](std::size_t n, const char* option) {
+    if (n == 0) throw config_error(option, positive_error(0));
+  };
+  positive(r.max_in_flight_per_partition, "runtime.maxInFlightPerPartition");
+  positive(r.max_in_flight_bytes, "runtime.maxInFlightBytes");
+  positive(r.max_batch_records, "runtime.maxBatchRecords");
+  check_positive(r.restart_budget, "runtime.restartBudget");
+  check_not_negative(r.restart_backoff, "runtime.restartBackoff");
+  check_not_negative(r.restart_window, "runtime.restartWindow");
+  if (r.broker_timeout < std::chrono::seconds(1))
+    throw config_error("runtime.brokerTimeout", "expected at least 1 second");
+  if (r.memory_budget < (16u << 20))
+    throw config_error("runtime.memoryBudget",
+                       "expected at least 16777216 (16 MiB), got " +
+                           std::to_string(r.memory_budget));
+}
+
+} // namespace
+
+void fill_defaults(pipeline_config& cfg) {
+  if (cfg.source.group_id.empty()) cfg.source.group_id = "sluice-" + cfg.name;
+  if (cfg.dedup && cfg.dedup->state_dir.empty())
+    cfg.dedup->state_dir = "sluice-state/" + cfg.name;
+  // A batch is at most a partition's credit of records (the file reader has
+  // always capped it so).
+  cfg.runtime.max_batch_records =
+      std::min(cfg.runtime.max_batch_records, cfg.runtime.max_in_flight_per_partition);
+}
+
+void validate(const pipeline_config& cfg) {
+  if (config::is_blank(cfg.name))
+    throw config_error("name", "expected a pipeline name, got an empty string");
+  check_source(cfg.source);
+  check_parse(cfg.parse);
+  check_route(cfg);
+  if (config::is_blank(cfg.sink.bootstrap_servers))
+    throw config_error("sink.kafka.bootstrap.servers",
+                       "required: the brokers to write to, like \"host1:9092\"");
+  check_kafka_properties(cfg.sink.kafka, "sink", false);
+  if (cfg.dlq) checked_topic(cfg.dlq->topic, "dlq.topic");
+  check_no_loop(cfg);
+  if (cfg.dedup) check_dedup(cfg);
+  check_not_negative(cfg.trigger.interval, "trigger.processingTime");
+  check_runtime(cfg.runtime);
+}
+
+} // namespace sluice

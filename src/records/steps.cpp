@@ -1,0 +1,177 @@
+#include "records/steps.hpp"
+
+#include "core/json_writer.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace sluice {
+
+namespace {
+
+std::string what_of(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(std::move(e));
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+bool pending(const record& r) {
+  return !r.error && !r.dropped;
+}
+
+std::string fields_of(const record& r) {
+  std::string out;
+  write_json(r.parsed, out);
+  return out;
+}
+
+const char* schema_rule = "with a parse.schema, records are written from their fields: "
+                          "change `parsed`, not `value`";
+
+/// What a record step may change, kept so that a failed step sends the
+/// source bytes to the DLQ, and so that a change can be told.
+struct before_step {
+  std::optional<std::string> key, value;
+  std::vector<header> headers;
+  std::optional<boost::json::object> parsed; // without a schema only
+
+  before_step(const record& r, bool schemaless)
+      : key(r.key), value(r.value), headers(r.headers) {
+    if (schemaless) parsed = r.parsed;
+  }
+  void restore(record& r) {
+    r.key = std::move(key);
+    r.value = std::move(value);
+    r.headers = std::move(headers);
+  }
+};
+
+void run_map(record_batch& batch, const record_map& fn, bool schemaless) {
+  for (auto& r : batch.records) {
+    if (!pending(r)) continue;
+    before_step before(r, schemaless);
+    try {
+      fn(r);
+    } catch (...) {
+      before.restore(r);
+      r.error = record_error{"map_error", what_of(std::current_exception())};
+      continue;
+    }
+    if (r.value == before.value) {
+      // Without a schema the value is written byte for byte: a change of the
+      // fields is written by writing the value from them again.
+      if (schemaless && r.value && r.parsed != *before.parsed) r.value = fields_of(r);
+    } else if (!schemaless) {
+      before.restore(r);
+      r.error = record_error{"map_error", schema_rule};
+    }
+  }
+}
+
+void run_filter(record_batch& batch, const record_filter& fn) {
+  for (auto& r : batch.records) {
+    if (!pending(r)) continue;
+    try {
+      if (!fn(r)) r.dropped = true;
+    } catch (...) {
+      r.error = record_error{"filter_error", what_of(std::current_exception())};
+    }
+  }
+}
+
+void run_flat_map(record_batch& batch, const record_flat_map& fn, bool schemaless) {
+  std::vector<record> out;
+  out.reserve(batch.records.size());
+  for (auto& r : batch.records) {
+    if (!pending(r)) {
+      out.push_back(std::move(r));
+      continue;
+    }
+    std::vector<record> made;
+    try {
+      made = fn(r);
+    } catch (...) {
+      r.error = record_error{"flat_map_error", what_of(std::current_exception())};
+      out.push_back(std::move(r));
+      continue;
+    }
+    if (made.empty()) { // handled: a counted drop, so that its offset ends somewhere
+      r.dropped = true;
+      out.push_back(std::move(r));
+      continue;
+    }
+    for (auto& m : made) {
+      // Outputs keep their input's place: offset order and acknowledgement.
+      m.offset = r.offset;
+      if (!m.value && !m.parsed.empty()) {
+        m.value = fields_of(m); // made from fields alone
+      } else if (schemaless) {
+        if (m.value && m.value == r.value && m.parsed != r.parsed) m.value = fields_of(m);
+      } else if (m.value && m.parsed.empty()) {
+        m.error = record_error{"flat_map_error", schema_rule};
+      }
+      out.push_back(std::move(m));
+    }
+  }
+  batch.records = std::move(out);
+}
+
+/// A batch stage sees the records; the batch's coordinates stay Sluice's, and
+/// every offset it had still ends somewhere.
+void run_batch_stage(record_batch& batch, const batch_stage& fn) {
+  std::set<std::int64_t> offsets;
+  for (auto& r : batch.records)
+    offsets.insert(r.offset);
+  auto records = std::move(batch.records);
+  batch.records.clear();
+  auto kept = batch; // coordinates and bookkeeping, without the records
+  batch.records = std::move(records);
+  fn(batch);
+  records = std::move(batch.records);
+  batch = std::move(kept);
+  batch.records = std::move(records);
+  for (auto& r : batch.records) {
+    if (r.offset >= batch.begin_offset && r.offset < batch.end_offset) {
+      offsets.erase(r.offset);
+      continue;
+    }
+    r.error = record_error{
+        "stage_error", "the stage gave the record offset " + std::to_string(r.offset) +
+                           ", outside its batch [" + std::to_string(batch.begin_offset) +
+                           ", " + std::to_string(batch.end_offset) + ")"};
+    r.offset = batch.begin_offset;
+  }
+  // Records the stage removed: handled on purpose, counted as drops.
+  for (auto offset : offsets) {
+    auto& gone = batch.records.emplace_back();
+    gone.offset = offset;
+    gone.dropped = true;
+  }
+}
+
+} // namespace
+
+void apply_steps(record_batch& batch, const std::vector<processing_step>& steps,
+                 bool schemaless) {
+  for (auto& step : steps) {
+    if (auto* fn = std::get_if<batch_stage>(&step))
+      run_batch_stage(batch, *fn);
+    else if (auto* fn = std::get_if<record_map>(&step))
+      run_map(batch, *fn, schemaless);
+    else if (auto* fn = std::get_if<record_filter>(&step))
+      run_filter(batch, *fn);
+    else
+      run_flat_map(batch, std::get<record_flat_map>(step), schemaless);
+  }
+}
+
+} // namespace sluice

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <sluice/record.hpp>
+#include <sluice/stage.hpp>
+
+#include <vector>
+
+namespace sluice {
+
+/// Runs a pipeline's processing steps over one batch, in order.
+/// - Record steps (map, filter, flat_map) see valid records only. An exception
+///   sends that record to the DLQ with the step's kind and the exception's
+///   text, with its key, value and headers as they came (the source bytes).
+/// - `schemaless` (no parse.schema): values are written byte for byte, so a
+///   record whose fields a map changed gets its value written from them again
+///   (unless the map set `value` itself). With a schema records are written
+///   from their fields, and a map that sets `value` is an error (DLQ).
+/// - A batch stage's exception propagates (the chain restarts). It cannot
+///   change the batch's coordinates; records it removes count as drops, and a
+///   record it gives an offset outside the batch goes to the DLQ.
+void apply_steps(record_batch& batch, const std::vector<processing_step>& steps,
+                 bool schemaless);
+
+} // namespace sluice

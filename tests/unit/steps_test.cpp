@@ -1,0 +1,197 @@
+#include "records/record_parser.hpp"
+#include "records/record_router.hpp"
+#include "records/steps.hpp"
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <stdexcept>
+
+using namespace sluice;
+namespace json = boost::json;
+
+namespace {
+
+/// A batch of records parsed without a schema (the whole object kept).
+record_batch batch_of(std::initializer_list<std::string> values) {
+  record_parser parser(parse_options{});
+  record_batch b;
+  std::int64_t offset = 10;
+  for (auto& v : values) {
+    record r;
+    r.offset = offset++;
+    r.value = v;
+    parser.parse(r);
+    b.records.push_back(std::move(r));
+  }
+  b.begin_offset = 10;
+  b.end_offset = offset;
+  return b;
+}
+
+std::int64_t n_of(const record& r) {
+  return r.parsed.at("n").as_int64();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(steps)
+
+BOOST_AUTO_TEST_CASE(steps_run_in_order_on_valid_records_only) {
+  auto b = batch_of({R"({"n": 1})", R"({"n": 2})", "not json", R"({"n": 3})"});
+  BOOST_REQUIRE(b.records[2].error);
+  std::vector<processing_step> steps{
+      record_filter([](const record& r) { return n_of(r) != 2; }),
+      record_map([](record& r) { r.parsed["n"] = n_of(r) * 10; }),
+      record_map([](record& r) { r.parsed["m"] = n_of(r) + 1; })};
+  apply_steps(b, steps, true);
+  BOOST_TEST(n_of(b.records[0]) == 10);
+  BOOST_TEST(b.records[0].parsed.at("m").as_int64() ==
+             11);                      // the second map saw the first
+  BOOST_TEST(b.records[1].dropped);    // filtered: a counted drop
+  BOOST_TEST(n_of(b.records[1]) == 2); // later steps skip it
+  BOOST_TEST(b.records[2].error->type == "malformed_json"); // untouched
+  BOOST_TEST(n_of(b.records[3]) == 30);
+}
+
+BOOST_AUTO_TEST_CASE(without_a_schema_a_changed_record_is_written_from_its_fields) {
+  auto b = batch_of({R"({"n": 1,  "s": "x"})", R"({"n": 2})", R"({"n": 3})"});
+  apply_steps(b, {record_map([](record& r) {
+                if (n_of(r) == 1) r.parsed["n"] = 5;
+                if (n_of(r) == 3) r.value = "raw bytes"; // a map that writes the value
+              })},
+              true);
+  BOOST_TEST(*b.records[0].value == R"({"n":5,"s":"x"})");
+  BOOST_TEST(*b.records[1].value == R"({"n": 2})"); // unchanged: byte for byte
+  BOOST_TEST(*b.records[2].value == "raw bytes");
+}
+
+BOOST_AUTO_TEST_CASE(with_a_schema_a_map_that_writes_the_value_is_refused) {
+  auto b = batch_of({R"({"n": 1})", R"({"n": 2})"});
+  apply_steps(b, {record_map([](record& r) {
+                if (n_of(r) == 1)
+                  r.value = "other bytes";
+                else
+                  r.parsed["n"] = 20;
+              })},
+              false);
+  BOOST_TEST(b.records[0].error->type == "map_error");
+  BOOST_TEST(*b.records[0].value == R"({"n": 1})"); // the DLQ gets the source bytes
+  BOOST_TEST(!b.records[1].error);
+  BOOST_TEST(*b.records[1].value == R"({"n": 2})"); // the sink writes parsed
+  BOOST_TEST(n_of(b.records[1]) == 20);
+}
+
+BOOST_AUTO_TEST_CASE(an_exception_sends_the_record_to_the_dlq_with_its_text) {
+  auto b = batch_of({R"({"n": 1})", R"({"n": 2})", R"({"n": 3})"});
+  apply_steps(b,
+              {record_map([](record& r) {
+                 if (n_of(r) != 2) return;
+                 r.key = "changed";
+                 r.value = "changed";
+                 r.headers.push_back({"h", "v"});
+                 throw std::runtime_error("no price for 2");
+               }),
+               record_filter([](const record& r) -> bool {
+                 if (n_of(r) == 3) throw std::out_of_range("3 is out of range");
+                 return true;
+               })},
+              true);
+  BOOST_TEST(!b.records[0].error);
+  BOOST_TEST(b.records[1].error->type == "map_error");
+  BOOST_TEST(b.records[1].error->message == "no price for 2");
+  BOOST_TEST(*b.records[1].value == R"({"n": 2})"); // as it came, for the DLQ
+  BOOST_TEST(!b.records[1].key);
+  BOOST_TEST(b.records[1].headers.empty());
+  BOOST_TEST(b.records[2].error->type == "filter_error");
+  BOOST_TEST(b.records[2].error->message == "3 is out of range");
+}
+
+BOOST_AUTO_TEST_CASE(flat_map_keeps_offsets_and_turns_nothing_into_a_drop) {
+  auto b = batch_of({R"({"n": 2})", R"({"n": 0})", "{", R"({"n": 1})"});
+  apply_steps(b, {record_flat_map([](const record& r) {
+                std::vector<record> out;
+                for (std::int64_t i = 0; i < n_of(r); ++i) {
+                  record copy;
+                  copy.key = "k" + std::to_string(i);
+                  copy.parsed["n"] = n_of(r);
+                  copy.parsed["i"] = i;
+                  out.push_back(std::move(copy));
+                }
+                return out;
+              })},
+              true);
+  BOOST_REQUIRE_EQUAL(b.records.size(), 5u);
+  BOOST_TEST(b.records[0].offset == 10);
+  BOOST_TEST(b.records[1].offset == 10);
+  BOOST_TEST(*b.records[1].value == R"({"n":2,"i":1})"); // made from fields alone
+  BOOST_TEST(b.records[2].offset == 11);
+  BOOST_TEST(b.records[2].dropped); // no output: handled
+  BOOST_TEST(b.records[3].offset == 12);
+  BOOST_TEST(b.records[3].error.has_value()); // invalid: passed on to the DLQ
+  BOOST_TEST(b.records[4].offset == 13);
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_stage_sees_the_batch_and_its_exception_propagates) {
+  auto b = batch_of({R"({"n": 1})", R"({"n": 2})"});
+  apply_steps(b, {batch_stage([](record_batch& batch) {
+                batch.records.pop_back();         // removed: a counted drop
+                batch.begin_offset = 99;          // coordinates stay Sluice's
+                batch.records[0].parsed["n"] = 7; // changes stay
+              })},
+              true);
+  BOOST_REQUIRE_EQUAL(b.records.size(), 2u);
+  BOOST_TEST(b.begin_offset == 10);
+  BOOST_TEST(n_of(b.records[0]) == 7);
+  BOOST_TEST(b.records[1].offset == 11);
+  BOOST_TEST(b.records[1].dropped);
+  apply_steps(
+      b, {batch_stage([](record_batch& batch) { batch.records[0].offset = 500; })}, true);
+  BOOST_TEST(b.records[0].error->type == "stage_error");
+  BOOST_TEST(b.records[0].offset == 10);
+  BOOST_CHECK_THROW(apply_steps(b, {batch_stage([](record_batch&) {
+                                  throw std::runtime_error("restart me");
+                                })},
+                                true),
+                    std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(a_route_function_chooses_the_topic_or_the_dlq) {
+  route_options opts;
+  opts.extract = [](const record& r) -> std::string {
+    auto n = n_of(r);
+    if (n == 1) return "out-one";
+    if (n == 2) return "";
+    if (n == 3) return "orders"; // a source topic
+    if (n == 4) return "bad topic!";
+    throw std::runtime_error("no topic for " + std::to_string(n));
+  };
+  record_router router(opts, [](const std::string& t) { return t == "orders"; });
+  auto b = batch_of(
+      {R"({"n": 1})", R"({"n": 2})", R"({"n": 3})", R"({"n": 4})", R"({"n": 5})"});
+  for (auto& r : b.records)
+    router.route(r);
+  BOOST_TEST(b.records[0].target_topic == "out-one");
+  for (std::size_t i = 1; i < 5; ++i)
+    BOOST_TEST(b.records[i].error->type == "unroutable");
+  BOOST_TEST(b.records[2].error->message.find("a source topic") != std::string::npos);
+  BOOST_TEST(b.records[4].error->message == "the route function threw: no topic for 5");
+  // A filtered record is never routed (it would fail routing: no field).
+  auto dropped = batch_of({R"({"m": 1})"});
+  dropped.records[0].dropped = true;
+  router.route(dropped.records[0]);
+  BOOST_TEST(!dropped.records[0].error);
+  // Never into the DLQ or the changelog.
+  record_router guarded(opts, {}, {{"out-one", "the pipeline's DLQ"}});
+  auto one = batch_of({R"({"n": 1})"});
+  guarded.route(one.records[0]);
+  BOOST_TEST(one.records[0].error->message ==
+             "the route function chose `out-one`, the pipeline's DLQ");
+  opts.allow_source_topic = true;
+  record_router allowed(opts, [](const std::string& t) { return t == "orders"; });
+  auto again = batch_of({R"({"n": 3})"});
+  allowed.route(again.records[0]);
+  BOOST_TEST(again.records[0].target_topic == "orders");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
