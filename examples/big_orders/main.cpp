@@ -4,8 +4,10 @@
 //   sluice produce --bootstrap HOST:PORT --topic orders --count 10000
 //   big_orders HOST:PORT
 //
-// Reads `orders` from the beginning to its current end (availableNow), then
-// exits: 0 when the run succeeded, 1 when it failed, 2 on a bad option.
+// (`sluice` is PREFIX/bin/sluice of an installed Sluice, or build/apps/sluice;
+// HOST:PORT is the bootstrap.servers the broker prints first.) Reads `orders`
+// from the beginning to its current end (availableNow), then exits: 0 when
+// the run succeeded, 1 when it failed, 2 on a bad option.
 #include <sluice/sluice.hpp>
 
 #include <cstdio>

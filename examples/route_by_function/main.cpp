@@ -2,9 +2,14 @@
 // Streams' TopicNameExtractor): high-priority orders and orders of 10 items
 // or more to `orders-urgent`, the rest to `orders-normal`.
 //
-//   sluice broker --topic orders:4 --topic orders-urgent:4 --topic orders-normal:4
-//   --topic orders-dlq:1 & sluice produce --bootstrap HOST:PORT --topic orders --count
-//   10000 route_by_function HOST:PORT
+// clang-format off
+//   sluice broker --topic orders:4 --topic orders-dlq:1 --topic orders-urgent:4 --topic orders-normal:4 &
+//   sluice produce --bootstrap HOST:PORT --topic orders --count 10000
+//   route_by_function HOST:PORT
+// clang-format on
+//
+// (`sluice` is PREFIX/bin/sluice of an installed Sluice, or build/apps/sluice;
+// HOST:PORT is the bootstrap.servers the broker prints first.)
 #include <sluice/sluice.hpp>
 
 #include <cstdio>

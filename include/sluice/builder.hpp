@@ -22,12 +22,20 @@ namespace sluice {
 ///                  .route(by_priority)        // a topic, route_options or a function
 ///                  .sink(out)                 // sink_options: where outputs go
 ///                  .dlq("orders-dlq")
-///                  .build();                  // validated; nothing connects yet
+///                  .build();                  // checked; clients made, nothing read
 ///     p->run();
 ///
 /// A pipeline file fills the same builder (`from_file`): `sluice run` is
 /// this class plus a file. build() checks everything a run would refuse at
-/// start and throws config_error naming the step and option.
+/// start and throws config_error naming the option (as a pipeline file spells
+/// it: `route.topic`, `sink.kafka.bootstrap.servers`...); then it makes the
+/// pipeline, whose Kafka clients exist from then on (nothing is read before
+/// run()).
+///
+/// A pipeline without an end (no availableNow or ending offsets) runs until
+/// stop(): an app connects SIGINT/SIGTERM to it, from a thread that waits for
+/// the signal (stop() is thread-safe, not async-signal-safe), so that the run
+/// drains and commits before it exits.
 class pipeline_builder {
 public:
   explicit pipeline_builder(std::string name);
@@ -67,7 +75,8 @@ public:
   /// The options so far.
   const pipeline_config& config() const noexcept { return config_; }
 
-  /// Checks the whole pipeline and makes it; throws config_error.
+  /// Checks the whole pipeline and makes it (its Kafka clients too); throws
+  /// config_error.
   std::unique_ptr<pipeline> build();
 
 private:

@@ -40,6 +40,9 @@ constexpr auto take_wait_limit = std::chrono::seconds(5);
 /// Print an idle epoch at least this often, as a heartbeat.
 constexpr std::int64_t idle_report_ms = 10000;
 
+/// The shortest epoch timer (processingTime 0 asks for epochs back to back).
+constexpr std::chrono::milliseconds epoch_floor{10};
+
 /// An admitted epoch still open after this long is reported with what it
 /// waits for (a stuck chain or sink shows where).
 constexpr std::int64_t slow_epoch_ms = 30000;
@@ -504,7 +507,11 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
                           slow_epoch_ms / 1000, waiting.empty() ? "its commit" : waiting);
   };
 
-  self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
+  // processingTime 0 is Spark's "as fast as possible": epochs back to back,
+  // here at least epoch_floor apart, so that the timer is not a busy loop.
+  auto interval =
+      std::max<std::chrono::milliseconds>(ctx->config.trigger.interval, epoch_floor);
+  self->delayed_send(self, interval, epoch_atom::value);
   // Cluster health is checked every second, whatever the epoch length (a
   // `once` run has a single epoch as long as the run).
   self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
@@ -544,7 +551,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
           st.trigger_due = true;
           advance();
         }
-        self->delayed_send(self, ctx->config.trigger.interval, epoch_atom::value);
+        self->delayed_send(self, interval, epoch_atom::value);
       },
       [=](committed_atom, std::uint64_t seq, kafka::commit_outcome& outcome) {
         auto& st = self->state;

@@ -140,7 +140,8 @@ const std::vector<option_doc>& option_table() {
       {"dedup", "changelog", "topic or false", "<name>-dedup-changelog",
        "Compacted topic on the sink that holds the state; restored from when local "
        "state is missing or behind. false: state only local (a warning)."},
-      {"trigger", "processingTime", "duration", "", "Epoch length, e.g. \"1 second\"."},
+      {"trigger", "processingTime", "duration", "",
+       "Epoch length, e.g. \"1 second\"; 0: epochs back to back (10 ms apart at least)."},
       {"trigger", "availableNow", "boolean", "false",
        "Process up to the end offsets seen at start, commit, exit 0."},
       {"trigger", "once", "boolean", "false",

@@ -153,6 +153,11 @@ void check_kafka_properties(const std::map<std::string, std::string>& props,
                             const std::string& section, bool consumer) {
   for (auto& [name, value] : props) {
     auto option = section + ".kafka." + name;
+    // In a file the prefix marks a librdkafka property; in code the map is
+    // librdkafka's properties already.
+    if (name.starts_with("kafka."))
+      throw config_error(option, "the properties map takes librdkafka's names: `" +
+                                     name.substr(6) + "`, without `kafka.`");
     if (name == "metadata.broker.list")
       throw config_error(option, "an alias of bootstrap.servers: use `" + section +
                                      ".kafka.bootstrap.servers`");
@@ -281,11 +286,18 @@ void check_route(const pipeline_config& cfg) {
                        "record to `" +
                            r.topic + "`");
   if (r.topic.empty() && r.field.empty() && !r.extract)
-    throw config_error("route",
-                       "expected either {\"topic\": T} or "
-                       "{\"field\": F, \"topics\": {value: topic}, \"default\": T}");
+    throw config_error(
+        "route", "expected either {\"topic\": T} or "
+                 "{\"field\": F, \"topics\": {value: topic}, \"default\": T} "
+                 "(in code: route(topic), route(route_options) or route(function))");
   if (!r.field.empty() && r.topics.empty() && r.default_topic.empty())
     throw config_error("route.topics", "routing by field needs `topics` or `default`");
+  // Every record would miss the field, and go to the DLQ as unroutable.
+  auto& fields = cfg.parse.fields;
+  if (!r.field.empty() && !fields.empty() &&
+      std::none_of(fields.begin(), fields.end(),
+                   [&](auto& f) { return f.name == r.field; }))
+    throw config_error("route.field", "field `" + r.field + "` is not in parse.schema");
   // A route function sees a tombstone's key, so it can route one too.
   if (cfg.parse.tombstones == tombstone_policy::pass && r.topic.empty() &&
       r.default_topic.empty() && !r.extract)

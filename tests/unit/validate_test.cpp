@@ -318,3 +318,32 @@ BOOST_AUTO_TEST_CASE(the_file_reader_and_validate_agree) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(validation_route)
+
+// Found when tried as a new user would: a route field the schema lacks sent
+// every record to the DLQ as unroutable, with exit 0.
+BOOST_AUTO_TEST_CASE(a_route_field_outside_the_schema_is_refused) {
+  auto c = valid();
+  c.route = {};
+  c.route.field = "region";
+  c.route.default_topic = "out";
+  BOOST_TEST(refused_option(c) == "route.field");
+  BOOST_TEST(error_of(c).find("field `region` is not in parse.schema") !=
+             std::string::npos);
+  c.route.field = "priority";
+  BOOST_TEST(error_of(c) == "(valid)");
+  c.parse.fields.clear(); // without a schema any field may be there
+  c.parse.required.clear();
+  c.dedup.reset();
+  c.route.field = "region";
+  BOOST_TEST(error_of(c) == "(valid)");
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_route_names_the_builder_calls_too) {
+  auto c = valid();
+  c.route = {};
+  BOOST_TEST(error_of(c).find("route(function)") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
