@@ -1,8 +1,9 @@
 """Real Kafka: broker faults under a running pipeline, on a 3-node cluster (replication
 factor 3, min.insync.replicas 2).
 
-1. Leaders killed. While `sluice produce` writes 60,000 events at 1,000/s and one `sluice
-   run` (continuous, 500 ms epochs) routes them, the leader of a source partition is
+1. Leaders killed. While `sluice produce` writes 60,000 events at 1,000/s (times
+   SLUICE_TEST_TIMEOUT_MULTIPLIER) and one `sluice run` (continuous, 500 ms epochs)
+   routes them, the leader of a source partition is
    killed -9 and started again, then the leader of an output partition. The run goes on
    without a restart of its own; after SIGTERM it exits 0; every event is in its output or
    the DLQ (at least once, duplicates counted), nothing else is, and the group's committed
@@ -80,8 +81,10 @@ def leaders_killed(c):
     bootstrap = c.bootstrap()
     pipeline = write(os.path.join(WORK, "leaders.json"), pipeline_text(
         "faults", bootstrap, GROUP, trigger='"trigger": {"processingTime": "500 milliseconds"}'))
-    # 60 s of input: both kills and restarts land while records arrive.
-    count = 60000
+    # 60 s of input (longer when the timeouts are scaled: under ASan a killed node
+    # once took 46 s to come back, and the input had ended before the second kill):
+    # both kills and restarts land while records arrive.
+    count = int(60000 * MULT)
     producer = start(["produce", "--bootstrap", bootstrap, "--topic", "orders", "--count",
                       str(count), "--rate", "1000", "--malformed-fraction", "0.02",
                       "--seed", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
