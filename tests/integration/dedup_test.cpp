@@ -3,6 +3,7 @@
 // state kept across runs, state rebuilt from the changelog when the local
 // directory is lost, and one memory budget over many partitions.
 
+#include "core/log.hpp"
 #include "dedup/changelog.hpp"
 #include "state/state_store.hpp"
 #include "tests/integration/pipeline_fixture.hpp"
@@ -17,7 +18,6 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 #include <spdlog/sinks/ringbuffer_sink.h>
-#include "core/log.hpp"
 
 #include <algorithm>
 #include <filesystem>
