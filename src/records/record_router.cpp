@@ -1,31 +1,17 @@
 #include "records/record_router.hpp"
 
+#include "config/checks.hpp"
 #include "core/json_writer.hpp"
+
+#include <sluice/errors.hpp>
 
 #include <boost/json.hpp>
 
-#include <cctype>
 #include <exception>
 #include <optional>
 #include <set>
 
 namespace sluice {
-
-namespace {
-
-/// Why `topic` cannot be a Kafka topic name (empty, too long, a character
-/// Kafka refuses), or nothing.
-std::optional<std::string> topic_name_problem(const std::string& topic) {
-  if (topic.empty()) return std::string("no topic (an empty name)");
-  if (topic.size() > 249 || topic == "." || topic == "..")
-    return "`" + topic.substr(0, 60) + "`, which is no valid topic name";
-  for (char c : topic)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
-      return "`" + topic.substr(0, 60) + "`, which is no valid topic name";
-  return std::nullopt;
-}
-
-} // namespace
 
 record_router::record_router(route_options opts,
                              std::function<bool(const std::string&)> is_source,
@@ -48,8 +34,14 @@ void record_router::route(record& rec) const {
       rec.error = record_error{"unroutable", "the route function threw"};
       return;
     }
-    if (auto why = topic_name_problem(topic)) {
-      rec.error = record_error{"unroutable", "the route function chose " + *why};
+    try {
+      config::checked_topic(topic, "route");
+    } catch (const config_error& e) { // rare: the per-record path does not throw
+      rec.error = record_error{"unroutable", topic.empty()
+                                                 ? "the route function chose no topic"
+                                                 : "the route function chose an invalid "
+                                                   "topic: " +
+                                                       e.reason()};
       return;
     }
     if (auto r = reserved_.find(topic); r != reserved_.end()) {

@@ -6,9 +6,9 @@
 #include <exception>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace sluice {
 
@@ -128,9 +128,14 @@ void run_flat_map(record_batch& batch, const record_flat_map& fn, bool schemales
 /// A batch stage sees the records; the batch's coordinates stay Sluice's, and
 /// every offset it had still ends somewhere.
 void run_batch_stage(record_batch& batch, const batch_stage& fn) {
-  std::set<std::int64_t> offsets;
+  // The offsets it had, sorted; each one seen again after the stage is marked.
+  std::vector<std::int64_t> offsets;
+  offsets.reserve(batch.records.size());
   for (auto& r : batch.records)
-    offsets.insert(r.offset);
+    offsets.push_back(r.offset);
+  std::sort(offsets.begin(), offsets.end());
+  offsets.erase(std::unique(offsets.begin(), offsets.end()), offsets.end());
+  std::vector<bool> seen(offsets.size());
   auto records = std::move(batch.records);
   batch.records.clear();
   auto kept = batch; // coordinates and bookkeeping, without the records
@@ -141,7 +146,8 @@ void run_batch_stage(record_batch& batch, const batch_stage& fn) {
   batch.records = std::move(records);
   for (auto& r : batch.records) {
     if (r.offset >= batch.begin_offset && r.offset < batch.end_offset) {
-      offsets.erase(r.offset);
+      auto at = std::lower_bound(offsets.begin(), offsets.end(), r.offset);
+      if (at != offsets.end() && *at == r.offset) seen[at - offsets.begin()] = true;
       continue;
     }
     r.error = record_error{
@@ -151,9 +157,10 @@ void run_batch_stage(record_batch& batch, const batch_stage& fn) {
     r.offset = batch.begin_offset;
   }
   // Records the stage removed: handled on purpose, counted as drops.
-  for (auto offset : offsets) {
+  for (std::size_t i = 0; i < offsets.size(); ++i) {
+    if (seen[i]) continue;
     auto& gone = batch.records.emplace_back();
-    gone.offset = offset;
+    gone.offset = offsets[i];
     gone.dropped = true;
   }
 }
