@@ -34,8 +34,11 @@ struct run_summary {
   std::int64_t max_bytes_in_flight = 0; ///< highest byte credit in use, all partitions
   std::int64_t pauses = 0;              ///< times a partition ran out of credit
   std::int64_t restarts = 0;            ///< partition chains restarted
-  double seconds = 0;                   ///< whole run, including joining the group
-  double processing_seconds = 0;        ///< from the first assignment to the end
+  /// Sink producers replaced after a fatal librdkafka error (an idempotent
+  /// producer's sequence lost after a broker failover, for one).
+  std::int64_t producer_replacements = 0;
+  double seconds = 0;            ///< whole run, including joining the group
+  double processing_seconds = 0; ///< from the first assignment to the end
 };
 
 /// A Kafka -> parse -> route -> Kafka pipeline on actors: the library's

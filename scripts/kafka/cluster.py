@@ -343,6 +343,25 @@ class Cluster:
             time.sleep(0.2)
         raise ClusterError("cluster not ready after %ss (brokers seen: %s)" % (timeout, last))
 
+    def wait_in_sync(self, timeout=120):
+        """Waits until every replica of every partition is in its ISR again: a restarted
+        node has caught up. Killing another node before that can leave a partition below
+        min.insync.replicas, and writes to it wait until the node is back."""
+        deadline = time.time() + timeout
+        lagging = None
+        while time.time() < deadline:
+            try:
+                md = self.admin().list_topics(timeout=5)
+                lagging = sorted("%s/%d" % (t, p.id) for t, tm in md.topics.items()
+                                 for p in tm.partitions.values()
+                                 if set(p.isrs) != set(p.replicas))
+                if not lagging:
+                    return
+            except Exception as e:  # a node still starting
+                lagging = e
+            time.sleep(0.5)
+        raise ClusterError("replicas not in sync after %ss: %s" % (timeout, lagging))
+
     def stop(self):
         """Stops every node: SIGTERM, then SIGKILL after 30 s. Idempotent."""
         for p in self.procs.values():

@@ -668,6 +668,7 @@ run_summary pipeline::run_until_stopped() {
   out.max_bytes_in_flight = ctx.metrics.max_bytes_in_flight.load();
   out.pauses = ctx.metrics.pauses.load();
   out.restarts = ctx.metrics.restarts.load();
+  out.producer_replacements = im.producer->replacements();
   return out;
 }
 

@@ -144,8 +144,11 @@ struct sink_state {
   bool retry_scheduled = false;
   std::string output_buffer;
   std::vector<header> dlq_headers;
-  /// Topic handles, so that no message names its topic (a lock and a scan).
-  std::map<std::string, rd_kafka_topic_s*, std::less<>> topics;
+  /// The producer instance this batch goes to, taken per batch: a
+  /// replacement (after a fatal error) is picked up at the next batch.
+  kafka::producer::lease client;
+  /// Its topic handles, so that no message names its topic (a lock and a scan).
+  std::map<std::string, kafka::producer::topic_handle, std::less<>> topics;
   std::string source_topic;
   std::int32_t source_partition = 0;
 
@@ -162,11 +165,11 @@ std::size_t slot_index(std::int64_t offset, slot_kind kind) {
   return (static_cast<std::size_t>(offset) << 2) | kind;
 }
 
-rd_kafka_topic_s* topic_handle(run_context* ctx, sink_state& st,
-                               const std::string& name) {
+kafka::producer::topic_handle topic_handle(run_context* ctx, sink_state& st,
+                                           const std::string& name) {
   auto it = st.topics.find(name);
   if (it == st.topics.end())
-    it = st.topics.emplace(name, ctx->producer.topic(name)).first;
+    it = st.topics.emplace(name, ctx->producer.topic(st.client, name)).first;
   return it->second;
 }
 
@@ -179,7 +182,7 @@ kafka::producer::send_result send_to_dlq(run_context* ctx, sink_state& st,
   hs.push_back({"sluice.source.topic", batch.topic});
   hs.push_back({"sluice.source.partition", std::to_string(batch.partition)});
   hs.push_back({"sluice.source.offset", std::to_string(rec.offset)});
-  auto* topic = topic_handle(ctx, st, ctx->config.dlq->topic);
+  auto topic = topic_handle(ctx, st, ctx->config.dlq->topic);
   std::string_view value = rec.value ? std::string_view(*rec.value) : std::string_view();
   auto res = ctx->producer.send(st.group, slot_index(rec.offset, dlq_slot), topic,
                                 rec.key, value, hs, rec.timestamp_ms);
@@ -225,6 +228,16 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         return;
       }
       if (!st.group) {
+        if (auto current = ctx->producer.current(); current != st.client) {
+          // Batches still out on the replaced producer may yet fail: one sent
+          // now on the new producer could land before them, out of order. The
+          // chain restarts from what was delivered once they are reported.
+          if (st.client && deliveries->open.load() > 0)
+            throw std::runtime_error("the sink's producer was replaced with batches of "
+                                     "this partition in flight");
+          st.topics.clear();
+          st.client = std::move(current);
+        }
         st.outcome = std::make_shared<batch_ack>();
         if (entry.base) {
           *st.outcome = *entry.base;

@@ -78,21 +78,74 @@ bool is_permanent_record_error(int err) {
   }
 }
 
+/// One librdkafka instance. Its poll thread serves its delivery reports until
+/// it is destroyed, also after it was replaced.
+struct producer::client {
+  producer* owner = nullptr;
+  cluster_health* health = nullptr;
+  rd_kafka_t* rk = nullptr;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> fatal{false}; // librdkafka reported a fatal error
+  std::thread poller;
+  std::mutex topics_mutex;
+  std::map<std::string, rd_kafka_topic_s*, std::less<>> topics;
+
+  ~client() {
+    stop.store(true);
+    if (poller.joinable()) poller.join();
+    if (!rk) return;
+    rd_kafka_poll(rk, 0);
+    for (auto& [name, rkt] : topics)
+      rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+  }
+
+  void poll_loop() {
+    auto last_check = cluster_health::clock::now();
+    while (!stop.load()) {
+      rd_kafka_poll(rk, 50);
+      if (fatal.exchange(false)) owner->replace(this);
+      auto now = cluster_health::clock::now();
+      if (now - last_check < std::chrono::seconds(1)) continue;
+      last_check = now;
+      if (owner->current().get() != this) continue;
+      owner->release_retired();
+      // librdkafka says when every broker is down, never when one is back.
+      if (health->down()) {
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(rk, 0, nullptr, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          rd_kafka_metadata_destroy(md);
+          health->mark_up();
+        }
+      }
+    }
+  }
+};
+
 namespace {
+
+/// librdkafka's text for an instance's fatal error, if it has one.
+std::string fatal_reason(rd_kafka_t* rk) {
+  char why[512] = "";
+  if (rd_kafka_fatal_error(rk, why, sizeof why) == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  return why;
+}
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    static_cast<cluster_health*>(opaque)->mark_up();
+    static_cast<producer::client*>(opaque)->health->mark_up();
   if (msg->_private) delivery_group::report(msg->_private, msg);
 }
 
 void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
   auto code = static_cast<rd_kafka_resp_err_t>(err);
-  auto* health = static_cast<cluster_health*>(opaque);
+  auto* c = static_cast<producer::client*>(opaque);
   if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE)
-    health->mark_down(reason);
-  else if (code != RD_KAFKA_RESP_ERR__FATAL)
-    health->note_broker_error(reason);
+    c->health->mark_down(reason);
+  else if (code == RD_KAFKA_RESP_ERR__FATAL)
+    c->fatal.store(true); // replaced by the poll thread, after this callback
+  else
+    c->health->note_broker_error(reason);
   sluice::logger().warn("Kafka producer: {}", reason);
 }
 
@@ -103,7 +156,7 @@ int on_certificate(rd_kafka_t*, const char* broker, int32_t, int* x509_error, in
   if (*x509_error == 0) return 1;
   auto why = describe_certificate_error(*x509_error, depth, broker);
   std::snprintf(errstr, errstr_size, "%s", why.c_str());
-  static_cast<cluster_health*>(opaque)->note_certificate_error(why);
+  static_cast<producer::client*>(opaque)->health->note_certificate_error(why);
   return 0;
 }
 
@@ -121,67 +174,131 @@ producer_properties(std::map<std::string, std::string> props) {
 }
 
 producer::producer(std::map<std::string, std::string> props,
-                   const std::string& option_prefix) {
-  auto all = producer_properties(std::move(props));
-  auto* conf = make_conf(all, option_prefix);
-  if (verifies_certificates(all))
+                   const std::string& option_prefix)
+    : props_(producer_properties(std::move(props))), option_prefix_(option_prefix) {
+  current_ = make_client();
+}
+
+producer::lease producer::make_client() {
+  auto c = std::make_shared<client>();
+  c->owner = this;
+  c->health = &health_;
+  auto* conf = make_conf(props_, option_prefix_);
+  if (verifies_certificates(props_))
     rd_kafka_conf_set_ssl_cert_verify_cb(conf, on_certificate);
   char value[64];
   size_t size = sizeof value;
-  if (rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)
+  if (!current_ && // set once: the value is the same for every instance
+      rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)
     delivery_timeout_ = std::chrono::milliseconds(std::stoll(value));
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_error_cb(conf, on_error);
-  rd_kafka_conf_set_opaque(conf, &health_);
+  rd_kafka_conf_set_opaque(conf, c.get());
   char err[512];
-  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (!rk_) {
+  c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (!c->rk) {
     rd_kafka_conf_destroy(conf);
-    throw config_error(option_prefix + ".kafka",
+    throw config_error(option_prefix_ + ".kafka",
                        std::string("cannot create the producer: ") + err);
   }
-  poller_ = std::thread([this] {
-    auto last_probe = cluster_health::clock::now();
-    while (!stop_.load()) {
-      rd_kafka_poll(rk_, 50);
-      // librdkafka says when every broker is down, never when one is back.
-      auto now = cluster_health::clock::now();
-      if (health_.down() && now - last_probe >= std::chrono::seconds(1)) {
-        last_probe = now;
-        const rd_kafka_metadata_t* md = nullptr;
-        if (rd_kafka_metadata(rk_, 0, nullptr, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          rd_kafka_metadata_destroy(md);
-          health_.mark_up();
-        }
-      }
-    }
-  });
+  c->poller = std::thread([raw = c.get()] { raw->poll_loop(); });
+  return c;
 }
 
 producer::~producer() {
   flush(std::chrono::seconds(30));
-  stop_.store(true);
-  poller_.join();
-  rd_kafka_poll(rk_, 0);
-  for (auto& [name, rkt] : topics_)
-    rd_kafka_topic_destroy(rkt);
-  rd_kafka_destroy(rk_);
+  std::vector<lease> all;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    all = std::move(retired_);
+    all.push_back(std::move(current_));
+  }
+  all.clear(); // each instance stops its poll thread, then is destroyed
 }
 
-rd_kafka_topic_s* producer::topic(std::string_view name) {
-  std::lock_guard<std::mutex> guard{topics_mutex_};
-  auto it = topics_.find(name);
-  if (it != topics_.end()) return it->second;
-  auto* rkt = rd_kafka_topic_new(rk_, std::string(name).c_str(), nullptr);
+producer::lease producer::current() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return current_;
+}
+
+rd_kafka_s* producer::handle() const {
+  return current()->rk;
+}
+
+void producer::replace(client* failed) {
+  auto why = fatal_reason(failed->rk);
+  std::unique_lock<std::mutex> lock{mutex_};
+  if (current_.get() != failed) return; // an instance already replaced
+  lease fresh;
+  try {
+    fresh = make_client();
+  } catch (const std::exception& e) {
+    lock.unlock();
+    sluice::logger().error(
+        "Kafka producer ({}): fatal error ({}), and no new producer: {}", option_prefix_,
+        why, e.what());
+    return;
+  }
+  retired_.push_back(std::move(current_));
+  current_ = std::move(fresh);
+  auto n = replacements_.fetch_add(1) + 1;
+  lock.unlock();
+  // librdkafka dropped the queued messages; those already in a broker's
+  // hands would wait for message.timeout.ms, and their partitions with them.
+  // Reported failed now, they are sent again (at least once).
+  rd_kafka_purge(failed->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  sluice::logger().error(
+      "Kafka producer ({}): fatal error ({}); replaced by a new producer (replacement "
+      "{}): "
+      "batches in flight on the old one fail, and their partitions restart from what was "
+      "delivered",
+      option_prefix_, why, n);
+}
+
+void producer::release_retired() {
+  std::vector<lease> done;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      // Only retired_ holds it, and it has reported every message.
+      if (it->use_count() == 1 && rd_kafka_outq_len((*it)->rk) == 0) {
+        done.push_back(std::move(*it));
+        it = retired_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  done.clear(); // outside the lock: joins their poll threads
+}
+
+producer::topic_handle producer::topic(const lease& instance, std::string_view name) {
+  auto& c = *instance;
+  std::lock_guard<std::mutex> guard{c.topics_mutex};
+  auto it = c.topics.find(name);
+  if (it != c.topics.end()) return {&c, it->second};
+  auto* rkt = rd_kafka_topic_new(c.rk, std::string(name).c_str(), nullptr);
   if (!rkt)
     throw fatal_error("cannot use topic `" + std::string(name) +
                       "`: " + rd_kafka_err2str(rd_kafka_last_error()));
-  topics_.emplace(std::string(name), rkt);
-  return rkt;
+  c.topics.emplace(std::string(name), rkt);
+  return {&c, rkt};
 }
 
+namespace {
+
+[[noreturn]] void cannot_produce(rd_kafka_t* rk, rd_kafka_topic_t* rkt,
+                                 rd_kafka_resp_err_t err) {
+  std::string why = rd_kafka_err2str(err);
+  if (err == RD_KAFKA_RESP_ERR__FATAL) why += " (" + fatal_reason(rk) + ")";
+  throw fatal_error("cannot produce to topic `" + std::string(rd_kafka_topic_name(rkt)) +
+                    "`: " + why);
+}
+
+} // namespace
+
 producer::send_result
-producer::send(delivery_group* group, std::size_t index, rd_kafka_topic_s* topic,
+producer::send(delivery_group* group, std::size_t index, topic_handle topic,
                const std::optional<std::string>& key, std::string_view value,
                const std::vector<header>& headers, std::int64_t timestamp_ms) {
   rd_kafka_headers_t* hdrs = nullptr;
@@ -193,8 +310,9 @@ producer::send(delivery_group* group, std::size_t index, rd_kafka_topic_s* topic
                           h.value ? static_cast<ssize_t>(h.value->size()) : 0);
   }
   auto* opaque = group->expect_one(index);
+  auto* rk = topic.owner->rk;
   auto err = rd_kafka_producev(
-      rk_, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      rk, RD_KAFKA_V_RKT(topic.rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY((key ? key->data() : nullptr), (key ? key->size() : 0)),
       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
       RD_KAFKA_V_TIMESTAMP(timestamp_ms > 0 ? timestamp_ms : 0), RD_KAFKA_V_HEADERS(hdrs),
@@ -204,40 +322,56 @@ producer::send(delivery_group* group, std::size_t index, rd_kafka_topic_s* topic
   if (hdrs) rd_kafka_headers_destroy(hdrs); // not taken over on failure
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return send_result::queue_full;
   if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return send_result::too_large;
-  throw fatal_error("cannot produce to topic `" +
-                    std::string(rd_kafka_topic_name(topic)) +
-                    "`: " + rd_kafka_err2str(err));
+  cannot_produce(rk, topic.rkt, err);
 }
 
 producer::send_result
-producer::send_to_partition(delivery_group* group, std::size_t index,
-                            rd_kafka_topic_s* topic, std::int32_t partition,
-                            const std::string& key,
+producer::send_to_partition(delivery_group* group, std::size_t index, topic_handle topic,
+                            std::int32_t partition, const std::string& key,
                             const std::optional<std::string>& value) {
   auto* opaque = group->expect_one(index, true);
   // A null payload is a tombstone (the macro casts its arguments: no ?: in it).
   void* payload = value ? const_cast<char*>(value->data()) : nullptr;
   std::size_t size = value ? value->size() : 0;
+  auto* rk = topic.owner->rk;
   auto err = rd_kafka_producev(
-      rk_, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
+      rk, RD_KAFKA_V_RKT(topic.rkt), RD_KAFKA_V_PARTITION(partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key.data(), key.size()),
       RD_KAFKA_V_VALUE(payload, size), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return send_result::queued;
   group->cancel_one();
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return send_result::queue_full;
   if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return send_result::too_large;
-  throw fatal_error("cannot produce to topic `" +
-                    std::string(rd_kafka_topic_name(topic)) +
-                    "`: " + rd_kafka_err2str(err));
+  cannot_produce(rk, topic.rkt, err);
 }
 
 bool producer::flush(std::chrono::milliseconds timeout) {
-  return rd_kafka_flush(rk_, static_cast<int>(timeout.count())) ==
-         RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::vector<lease> all;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    all = retired_;
+    if (current_) all.push_back(current_);
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool flushed = true;
+  for (auto& c : all) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (rd_kafka_flush(c->rk, static_cast<int>(std::max<std::int64_t>(
+                                  0, left.count()))) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      flushed = false;
+  }
+  return flushed;
 }
 
 void producer::purge() {
-  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    for (auto& c : retired_)
+      rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (current_)
+      rd_kafka_purge(current_->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  }
   flush(std::chrono::seconds(5));
 }
 

@@ -112,6 +112,14 @@ producer_properties(std::map<std::string, std::string> props);
 
 /// A librdkafka producer with its own delivery-report thread. `send` never
 /// blocks; it is safe to call from any thread.
+///
+/// librdkafka's idempotent producer can end in a fatal error (a sequence
+/// desynchronisation after a broker failover, an unknown producer id): that
+/// instance accepts nothing more, ever. The producer then replaces it with a
+/// new instance, so that a long run survives it; the old instance still
+/// reports its in-flight messages (their batches fail, and their chains
+/// restart from what was delivered: at least once). Senders hold a `lease`
+/// on the instance they send with, taken per batch with current().
 class producer {
 public:
   enum class send_result {
@@ -121,34 +129,51 @@ public:
     refused,    ///< not sent, and the caller gave up on it (never returned by send)
   };
 
+  /// One librdkafka instance, its poll thread and its topic handles.
+  struct client;
+  /// Keeps an instance (and its topic handles) alive while a sender uses it.
+  using lease = std::shared_ptr<client>;
+  /// A topic of one instance.
+  struct topic_handle {
+    client* owner = nullptr;
+    rd_kafka_topic_s* rkt = nullptr;
+  };
+
   /// Throws config_error naming `<option_prefix>.kafka.<name>` for bad properties.
   producer(std::map<std::string, std::string> props, const std::string& option_prefix);
   ~producer();
   producer(const producer&) = delete;
   producer& operator=(const producer&) = delete;
 
-  /// The handle of a topic, created once and kept for the producer's life:
-  /// naming a topic per message costs a lock and a scan in librdkafka.
-  rd_kafka_topic_s* topic(std::string_view name);
+  /// The instance new batches go to.
+  lease current() const;
+
+  /// The handle of a topic on `instance`, created once and kept for the
+  /// instance's life: naming a topic per message costs a lock and a scan in
+  /// librdkafka.
+  topic_handle topic(const lease& instance, std::string_view name);
 
   /// Queues one message for `group`; `index` comes back in its failure.
-  /// Throws fatal_error for errors that retrying cannot fix (unknown topic...).
-  send_result send(delivery_group* group, std::size_t index, rd_kafka_topic_s* topic,
+  /// Throws fatal_error for errors that retrying cannot fix (unknown topic,
+  /// an instance ended by a fatal error...).
+  send_result send(delivery_group* group, std::size_t index, topic_handle topic,
                    const std::optional<std::string>& key, std::string_view value,
                    const std::vector<header>& headers, std::int64_t timestamp_ms);
 
   /// Queues a message to one partition, its offset tracked by the group; a
   /// null `value` is a tombstone.
   send_result send_to_partition(delivery_group* group, std::size_t index,
-                                rd_kafka_topic_s* topic, std::int32_t partition,
+                                topic_handle topic, std::int32_t partition,
                                 const std::string& key,
                                 const std::optional<std::string>& value);
 
-  /// Same, naming the topic.
+  /// Same as send(), on the current instance, naming the topic.
   send_result send(delivery_group* group, std::size_t index, std::string_view topic,
                    const std::optional<std::string>& key, std::string_view value,
                    const std::vector<header>& headers, std::int64_t timestamp_ms) {
-    return send(group, index, this->topic(topic), key, value, headers, timestamp_ms);
+    auto instance = current();
+    return send(group, index, this->topic(instance, topic), key, value, headers,
+                timestamp_ms);
   }
 
   /// Waits until every queued message is reported; false on timeout.
@@ -167,16 +192,28 @@ public:
   /// Whether the sink cluster is reachable, as the poll thread last saw it.
   const cluster_health& health() const noexcept { return health_; }
 
-  rd_kafka_s* handle() const noexcept { return rk_; }
+  /// How many times an instance was replaced after a fatal error.
+  std::int64_t replacements() const noexcept { return replacements_.load(); }
+
+  /// The current instance's handle (for start-up requests: metadata, admin).
+  rd_kafka_s* handle() const;
 
 private:
-  rd_kafka_s* rk_ = nullptr;
-  std::atomic<bool> stop_{false};
-  std::thread poller_;
+  friend struct client;
+  lease make_client();
+  /// Called by `failed`'s poll thread once librdkafka reports a fatal error.
+  void replace(client* failed);
+  /// Destroys replaced instances that nobody uses and that reported all.
+  void release_retired();
+
+  std::map<std::string, std::string> props_;
+  std::string option_prefix_;
   std::chrono::milliseconds delivery_timeout_{300000};
-  std::mutex topics_mutex_;
-  std::map<std::string, rd_kafka_topic_s*, std::less<>> topics_;
   cluster_health health_;
+  std::atomic<std::int64_t> replacements_{0};
+  mutable std::mutex mutex_; // guards current_ and retired_
+  lease current_;
+  std::vector<lease> retired_;
 };
 
 } // namespace sluice::kafka

@@ -134,7 +134,8 @@ produced produce_orders(const std::string& bootstrap, const std::string& topic,
     }
     done.store(true);
   });
-  auto* rkt = out.topic(topic);
+  auto instance = out.current();
+  auto rkt = out.topic(instance, topic);
   produced out_count;
   auto start = std::chrono::steady_clock::now();
   for (std::int64_t i = 0; i < count; ++i) {

@@ -23,9 +23,10 @@ bool all_committed(const order_cluster& oc, const std::string& group) {
 /// Runs the priority pipeline continuously over 2 × 10,000 events; `inject`
 /// runs once the first half is partly committed, before the second half is
 /// written. Checks that every event reached its topic or the DLQ and that
-/// the committed offsets reach the end of the input.
-void survives(const std::string& group, const std::function<void(order_cluster&)>& before,
-              const std::function<void(order_cluster&)>& inject) {
+/// the committed offsets reach the end of the input; returns the run's summary.
+run_summary survives(const std::string& group,
+                     const std::function<void(order_cluster&)>& before,
+                     const std::function<void(order_cluster&)>& inject) {
   order_cluster oc;
   oc.produce(10000);
   auto [valid, malformed] = expected_events(oc);
@@ -53,6 +54,7 @@ void survives(const std::string& group, const std::function<void(order_cluster&)
   BOOST_TEST(check_outputs(oc, oc.bootstrap).size() == valid.size());
   BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
   BOOST_TEST(summary.input_rows == summary.output_rows + summary.dlq_rows);
+  return summary;
 }
 
 void push_errors(order_cluster& oc, std::int16_t api, std::size_t n,
@@ -78,6 +80,43 @@ BOOST_AUTO_TEST_CASE(produce_requests_refused) {
   survives("it-fault-produce", nothing, [](order_cluster& oc) {
     push_errors(oc, api_key::produce, 20, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
   });
+}
+
+// A write of the idempotent producer refused as out of sequence: librdkafka
+// calls that a desynchronisation and ends that producer for good (a fatal
+// error; a broker failover can cause it). The sink replaces its producer and
+// the run goes on; the batches that were in flight are written again, in
+// order. The sink is a cluster of its own, so that the error meets no other
+// producer, and every output partition is written before it (the mock takes
+// any sequence as a producer's first on a partition).
+BOOST_AUTO_TEST_CASE(a_fatal_producer_error_replaces_the_producer) {
+  order_cluster oc;
+  testing::mock_cluster sink;
+  for (auto t : {"orders-high", "orders-medium", "orders-low"})
+    sink.create_topic(t, 4);
+  sink.create_topic("orders-dlq", 2);
+  auto sink_bootstrap = sink.bootstrap_servers();
+  oc.produce(10000);
+  auto [valid, malformed] = expected_events(oc);
+  pipeline p(oc.config("it-fault-fatal",
+                       {"trigger.availableNow=false", "trigger.processingTime=200ms",
+                        "runtime.restartBackoff=50ms"},
+                       sink_bootstrap));
+  auto result = std::async(std::launch::async, [&] { return p.run(); });
+  bool first_half = eventually([&] { return all_committed(oc, "it-fault-fatal"); }, 60s);
+  rd_kafka_resp_err_t refusal = RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+  rd_kafka_mock_push_request_errors_array(sink.handle(), api_key::produce, 1, &refusal);
+  oc.produce(10000); // the same events again, at new offsets
+  bool finished = eventually([&] { return all_committed(oc, "it-fault-fatal"); }, 90s);
+  p.stop();
+  auto summary = result.get();
+  BOOST_REQUIRE(first_half);
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(finished);
+  BOOST_TEST(summary.producer_replacements == 1);
+  BOOST_TEST(summary.restarts >= 1);
+  BOOST_TEST(check_outputs(oc, sink_bootstrap).size() == valid.size());
+  BOOST_TEST(check_dlq(oc, sink_bootstrap).size() == malformed.size());
 }
 
 BOOST_AUTO_TEST_CASE(offset_commits_refused) {
