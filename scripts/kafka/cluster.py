@@ -349,9 +349,10 @@ class Cluster:
         min.insync.replicas, and writes to it wait until the node is back."""
         deadline = time.time() + timeout
         lagging = None
+        admin = self.admin()
         while time.time() < deadline:
             try:
-                md = self.admin().list_topics(timeout=5)
+                md = admin.list_topics(timeout=5)
                 lagging = sorted("%s/%d" % (t, p.id) for t, tm in md.topics.items()
                                  for p in tm.partitions.values()
                                  if set(p.isrs) != set(p.replicas))

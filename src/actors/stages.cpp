@@ -144,10 +144,16 @@ struct sink_state {
   bool retry_scheduled = false;
   std::string output_buffer;
   std::vector<header> dlq_headers;
-  /// The producer instance this batch goes to, taken per batch: a
+  /// The producer instance the front batch goes to, held while sending: a
   /// replacement (after a fatal error) is picked up at the next batch.
   kafka::producer::lease client;
-  /// Its topic handles, so that no message names its topic (a lock and a scan).
+  /// Which instance this sink's batches went to, and how many of its
+  /// delivery groups are not reported yet.
+  std::uint64_t generation = 0;
+  std::shared_ptr<std::atomic<std::int64_t>> open =
+      std::make_shared<std::atomic<std::int64_t>>(0);
+  /// Topic handles of that instance, so that no message names its topic (a
+  /// lock and a scan).
   std::map<std::string, kafka::producer::topic_handle, std::less<>> topics;
   std::string source_topic;
   std::int32_t source_partition = 0;
@@ -228,16 +234,22 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         return;
       }
       if (!st.group) {
-        if (auto current = ctx->producer.current(); current != st.client) {
-          // Batches still out on the replaced producer may yet fail: one sent
-          // now on the new producer could land before them, out of order. The
-          // chain restarts from what was delivered once they are reported.
-          if (st.client && deliveries->open.load() > 0)
-            throw std::runtime_error("the sink's producer was replaced with batches of "
-                                     "this partition in flight");
+        auto current = ctx->producer.current();
+        if (auto g = kafka::producer::generation_of(current); g != st.generation) {
+          // The producer was replaced. Batches still out on the old one may
+          // yet fail, and their replay must not come after a newer batch: the
+          // next batch waits for their outcome (a failure restarts the chain).
+          if (st.open->load() > 0) {
+            if (!st.retry_scheduled) {
+              st.retry_scheduled = true;
+              self->delayed_send(self, std::chrono::milliseconds(10), retry_atom::value);
+            }
+            return;
+          }
           st.topics.clear();
-          st.client = std::move(current);
+          st.generation = g;
         }
+        st.client = std::move(current);
         st.outcome = std::make_shared<batch_ack>();
         if (entry.base) {
           *st.outcome = *entry.base;
@@ -259,6 +271,8 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           self->quit();
           return;
         }
+        auto open = st.open;
+        ++*open;
         st.group = new kafka::delivery_group([=](const kafka::delivery_group& g) {
           // Runs on the producer's poll thread.
           auto& failures = g.failures();
@@ -284,6 +298,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
             else
               caf::anon_send(sink, failed_atom::value, *g.error());
           }
+          --*open;
           --deliveries->open;
         });
       }
@@ -377,6 +392,8 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
       st.next_record = 0;
       st.pending.pop_front();
     }
+    // Idle: an instance replaced meanwhile must not be kept alive by this sink.
+    st.client.reset();
   };
   return {
       [=](batch_ptr& batch) {

@@ -2,8 +2,11 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 namespace sluice {
 
@@ -75,6 +78,57 @@ void write_json(const boost::json::value& v, std::string& out) {
   case boost::json::kind::null:
     out += "null";
     break;
+  }
+}
+
+void write_canonical_json(const boost::json::value& v, std::string& out) {
+  switch (v.kind()) {
+  case boost::json::kind::object: {
+    std::vector<const boost::json::key_value_pair*> members;
+    members.reserve(v.get_object().size());
+    for (auto& kv : v.get_object())
+      members.push_back(&kv);
+    std::sort(members.begin(), members.end(),
+              [](auto* a, auto* b) { return a->key() < b->key(); });
+    out += '{';
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      if (i) out += ',';
+      write_string(members[i]->key(), out);
+      out += ':';
+      write_canonical_json(members[i]->value(), out);
+    }
+    out += '}';
+    break;
+  }
+  case boost::json::kind::array: {
+    out += '[';
+    bool first = true;
+    for (auto& e : v.get_array()) {
+      if (!first) out += ',';
+      first = false;
+      write_canonical_json(e, out);
+    }
+    out += ']';
+    break;
+  }
+  case boost::json::kind::double_: {
+    // An integral value within 64 bits is the integer it equals.
+    double d = v.get_double();
+    if (std::isfinite(d) && d == std::trunc(d)) {
+      if (d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
+        out += std::to_string(static_cast<std::int64_t>(d));
+        break;
+      }
+      if (d >= 0 && d < 18446744073709551616.0) {
+        out += std::to_string(static_cast<std::uint64_t>(d));
+        break;
+      }
+    }
+    write_double(d, out);
+    break;
+  }
+  default:
+    write_json(v, out);
   }
 }
 

@@ -12,4 +12,10 @@ namespace sluice {
 void write_json(const boost::json::value& v, std::string& out);
 void write_json(const boost::json::object& o, std::string& out);
 
+/// Appends `v` in a canonical form: equal JSON values give equal text. A
+/// number with an integral value is written as an integer (1, 1.0 and 1e0
+/// are one number), object members are sorted by name. For keys (dedup),
+/// never for output.
+void write_canonical_json(const boost::json::value& v, std::string& out);
+
 } // namespace sluice

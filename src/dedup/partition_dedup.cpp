@@ -122,7 +122,7 @@ batch_effect partition_dedup::process(record_batch& batch) {
         break;
       }
       if (key.size() > 1) key.push_back(',');
-      write_json(*v, key);
+      write_canonical_json(*v, key); // 1 and 1.0 are one key
     }
     if (missing) {
       scratch_.pop_back();

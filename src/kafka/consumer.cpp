@@ -728,7 +728,7 @@ std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds ti
   if (auto err =
           rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
     throw fatal_error(std::string("cannot list the cluster's topics: ") +
-                      rd_kafka_err2str(err));
+                      rd_kafka_err2str(err) + cause_suffix());
   std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
       md, rd_kafka_metadata_destroy);
   std::vector<std::string> out;

@@ -84,20 +84,26 @@ struct producer::client {
   producer* owner = nullptr;
   cluster_health* health = nullptr;
   rd_kafka_t* rk = nullptr;
+  std::uint64_t generation = 0; // 1 for the first instance, then 2, 3...
   std::atomic<bool> stop{false};
-  std::atomic<bool> fatal{false}; // librdkafka reported a fatal error
+  std::atomic<bool> fatal{false};   // librdkafka reported a fatal error
+  std::atomic<bool> retired{false}; // replaced: its broker errors say nothing now
   std::thread poller;
   std::mutex topics_mutex;
   std::map<std::string, rd_kafka_topic_s*, std::less<>> topics;
 
   ~client() {
-    stop.store(true);
-    if (poller.joinable()) poller.join();
+    stop_polling();
     if (!rk) return;
     rd_kafka_poll(rk, 0);
     for (auto& [name, rkt] : topics)
       rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
+  }
+
+  void stop_polling() {
+    stop.store(true);
+    if (poller.joinable()) poller.join();
   }
 
   void poll_loop() {
@@ -106,9 +112,8 @@ struct producer::client {
       rd_kafka_poll(rk, 50);
       if (fatal.exchange(false)) owner->replace(this);
       auto now = cluster_health::clock::now();
-      if (now - last_check < std::chrono::seconds(1)) continue;
+      if (now - last_check < std::chrono::seconds(1) || retired.load()) continue;
       last_check = now;
-      if (owner->current().get() != this) continue;
       owner->release_retired();
       // librdkafka says when every broker is down, never when one is back.
       if (health->down()) {
@@ -131,6 +136,27 @@ std::string fatal_reason(rd_kafka_t* rk) {
   return why;
 }
 
+/// Fatal errors a new instance (a new producer id) gets past: the producer
+/// and a broker lost track of each other's sequence numbers. Others (an ACL
+/// refusing IdempotentWrite, a broker without idempotence) would end every
+/// new instance too: they end the run, through the chains' restart budget.
+bool replaceable(rd_kafka_resp_err_t err) {
+  switch (err) {
+  case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
+  case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
+  case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+  case RD_KAFKA_RESP_ERR__INCONSISTENT:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/// Replacements allowed within `replacement_window`: fatal errors that keep
+/// coming are not a failover's aftermath.
+constexpr std::size_t max_replacements = 5;
+constexpr auto replacement_window = std::chrono::minutes(10);
+
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
     static_cast<producer::client*>(opaque)->health->mark_up();
@@ -140,6 +166,7 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
 void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
   auto code = static_cast<rd_kafka_resp_err_t>(err);
   auto* c = static_cast<producer::client*>(opaque);
+  if (c->retired.load()) return; // its connections are not the sink's health
   if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE)
     c->health->mark_down(reason);
   else if (code == RD_KAFKA_RESP_ERR__FATAL)
@@ -176,19 +203,26 @@ producer_properties(std::map<std::string, std::string> props) {
 producer::producer(std::map<std::string, std::string> props,
                    const std::string& option_prefix)
     : props_(producer_properties(std::move(props))), option_prefix_(option_prefix) {
-  current_ = make_client();
+  auto first = make_client(1);
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    current_ = first;
+  }
+  // Started once published: its first fatal error must find it current.
+  first->poller = std::thread([raw = first.get()] { raw->poll_loop(); });
 }
 
-producer::lease producer::make_client() {
+producer::lease producer::make_client(std::uint64_t generation) {
   auto c = std::make_shared<client>();
   c->owner = this;
   c->health = &health_;
+  c->generation = generation;
   auto* conf = make_conf(props_, option_prefix_);
   if (verifies_certificates(props_))
     rd_kafka_conf_set_ssl_cert_verify_cb(conf, on_certificate);
   char value[64];
   size_t size = sizeof value;
-  if (!current_ && // set once: the value is the same for every instance
+  if (generation == 1 && // the value is the same for every instance
       rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)
     delivery_timeout_ = std::chrono::milliseconds(std::stoll(value));
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -201,7 +235,6 @@ producer::lease producer::make_client() {
     throw config_error(option_prefix_ + ".kafka",
                        std::string("cannot create the producer: ") + err);
   }
-  c->poller = std::thread([raw = c.get()] { raw->poll_loop(); });
   return c;
 }
 
@@ -210,15 +243,24 @@ producer::~producer() {
   std::vector<lease> all;
   {
     std::lock_guard<std::mutex> guard{mutex_};
+    closing_ = true; // no replacement from now on
     all = std::move(retired_);
     all.push_back(std::move(current_));
   }
-  all.clear(); // each instance stops its poll thread, then is destroyed
+  // Every poll thread stops before any instance goes: a poll thread may hold
+  // a lease for a moment, and must never be left with the last one.
+  for (auto& c : all)
+    c->stop_polling();
+  all.clear();
 }
 
 producer::lease producer::current() const {
   std::lock_guard<std::mutex> guard{mutex_};
   return current_;
+}
+
+std::uint64_t producer::generation_of(const lease& instance) noexcept {
+  return instance ? instance->generation : 0;
 }
 
 rd_kafka_s* producer::handle() const {
@@ -227,31 +269,53 @@ rd_kafka_s* producer::handle() const {
 
 void producer::replace(client* failed) {
   auto why = fatal_reason(failed->rk);
-  std::unique_lock<std::mutex> lock{mutex_};
-  if (current_.get() != failed) return; // an instance already replaced
+  char ignored[8];
+  auto code = rd_kafka_fatal_error(failed->rk, ignored, sizeof ignored);
+  std::uint64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (closing_ || current_.get() != failed) return; // closing, or already replaced
+    auto now = std::chrono::steady_clock::now();
+    while (!replaced_at_.empty() && now - replaced_at_.front() > replacement_window)
+      replaced_at_.pop_front();
+    if (!replaceable(code) || replaced_at_.size() >= max_replacements) {
+      sluice::logger().error(
+          "Kafka producer ({}): fatal error ({}); {}: writes fail until the run ends",
+          option_prefix_, why,
+          replaceable(code) ? "too many within 10 minutes, not replaced again"
+                            : "a new producer would meet it too");
+      return;
+    }
+    generation = failed->generation + 1;
+  }
+  // Made outside the lock: senders keep taking the current instance meanwhile.
   lease fresh;
   try {
-    fresh = make_client();
+    fresh = make_client(generation);
   } catch (const std::exception& e) {
-    lock.unlock();
     sluice::logger().error(
         "Kafka producer ({}): fatal error ({}), and no new producer: {}", option_prefix_,
         why, e.what());
     return;
   }
-  retired_.push_back(std::move(current_));
-  current_ = std::move(fresh);
-  auto n = replacements_.fetch_add(1) + 1;
-  lock.unlock();
-  // librdkafka dropped the queued messages; those already in a broker's
-  // hands would wait for message.timeout.ms, and their partitions with them.
-  // Reported failed now, they are sent again (at least once).
-  rd_kafka_purge(failed->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  std::int64_t n = 0;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (closing_) return; // the destructor took every instance already
+    failed->retired.store(true);
+    retired_.push_back(std::move(current_));
+    current_ = fresh;
+    replaced_at_.push_back(std::chrono::steady_clock::now());
+    n = replacements_.fetch_add(1) + 1;
+  }
+  fresh->poller = std::thread([raw = fresh.get()] { raw->poll_loop(); });
+  // librdkafka dropped the queued messages. Those in a broker's hands get
+  // their real outcome: purged now, they could be written after their own
+  // replay, out of order.
   sluice::logger().error(
       "Kafka producer ({}): fatal error ({}); replaced by a new producer (replacement "
       "{}): "
-      "batches in flight on the old one fail, and their partitions restart from what was "
-      "delivered",
+      "batches out on the old one are written again once it has reported them",
       option_prefix_, why, n);
 }
 
@@ -365,13 +429,14 @@ bool producer::flush(std::chrono::milliseconds timeout) {
 }
 
 void producer::purge() {
+  std::vector<lease> all;
   {
     std::lock_guard<std::mutex> guard{mutex_};
-    for (auto& c : retired_)
-      rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    if (current_)
-      rd_kafka_purge(current_->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    all = retired_;
+    if (current_) all.push_back(current_);
   }
+  for (auto& c : all)
+    rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   flush(std::chrono::seconds(5));
 }
 

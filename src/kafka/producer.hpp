@@ -117,9 +117,9 @@ producer_properties(std::map<std::string, std::string> props);
 /// desynchronisation after a broker failover, an unknown producer id): that
 /// instance accepts nothing more, ever. The producer then replaces it with a
 /// new instance, so that a long run survives it; the old instance still
-/// reports its in-flight messages (their batches fail, and their chains
-/// restart from what was delivered: at least once). Senders hold a `lease`
-/// on the instance they send with, taken per batch with current().
+/// reports what it had in flight, with their real outcome (a failed batch
+/// restarts its chain from what was delivered: at least once). Senders hold
+/// a `lease` on the instance they send with, taken per batch with current().
 class producer {
 public:
   enum class send_result {
@@ -147,6 +147,8 @@ public:
 
   /// The instance new batches go to.
   lease current() const;
+  /// Which instance it is: 1 for the first, one more per replacement.
+  static std::uint64_t generation_of(const lease& instance) noexcept;
 
   /// The handle of a topic on `instance`, created once and kept for the
   /// instance's life: naming a topic per message costs a lock and a scan in
@@ -195,12 +197,13 @@ public:
   /// How many times an instance was replaced after a fatal error.
   std::int64_t replacements() const noexcept { return replacements_.load(); }
 
-  /// The current instance's handle (for start-up requests: metadata, admin).
+  /// The current instance's handle, for start-up requests (metadata,
+  /// admin) made before any record is sent: no instance is replaced then.
   rd_kafka_s* handle() const;
 
 private:
   friend struct client;
-  lease make_client();
+  lease make_client(std::uint64_t generation);
   /// Called by `failed`'s poll thread once librdkafka reports a fatal error.
   void replace(client* failed);
   /// Destroys replaced instances that nobody uses and that reported all.
@@ -211,9 +214,11 @@ private:
   std::chrono::milliseconds delivery_timeout_{300000};
   cluster_health health_;
   std::atomic<std::int64_t> replacements_{0};
-  mutable std::mutex mutex_; // guards current_ and retired_
+  mutable std::mutex mutex_; // guards current_, retired_ and replaced_at_
   lease current_;
   std::vector<lease> retired_;
+  std::deque<std::chrono::steady_clock::time_point> replaced_at_;
+  bool closing_ = false;
 };
 
 } // namespace sluice::kafka

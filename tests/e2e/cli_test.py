@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -235,6 +236,26 @@ try:
     check("a good configuration does connect to that listener",
           r.returncode == 1 and connections() > 0, (r.returncode, r.stderr[-300:]))
     listener.close()
+
+    # `plan` on a pattern, the cluster unreachable: within brokerTimeout, naming the cause.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused = "127.0.0.1:%d" % closed.getsockname()[1]
+    closed.close()  # nothing listens there now: connections are refused
+    pattern = os.path.join(WORK, "pattern.json")
+    with open(pattern, "w") as f:
+        json.dump({"name": "pattern", "source": {"kafka.bootstrap.servers": refused,
+                                                 "subscribePattern": "ord.*"},
+                   "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": refused},
+                   "runtime": {"brokerTimeout": "2 seconds"}}, f)
+    t0 = time.time()
+    r = run(["plan", pattern])
+    took = time.time() - t0
+    check("plan on a pattern with the cluster unreachable exits 1 after brokerTimeout "
+          "(%.1f s), naming the cause" % took,
+          r.returncode == 1 and took < 2 + 5 * MULT
+          and "cannot list the cluster's topics" in r.stderr
+          and "Connection refused" in r.stderr, (r.returncode, r.stderr[-400:]))
 
     # -- messages that help ----------------------------------------------------------------
     r = run(["run", os.path.join(WORK, "missing.json")])

@@ -299,6 +299,63 @@ BOOST_AUTO_TEST_CASE(keys_of_several_fields_and_a_time_field) {
   fs::remove_all(dir);
 }
 
+// Without a schema a key is the JSON the producer wrote: 7 and 7.0 are one
+// number, and an object's members in another order are one object. They were
+// different keys, so such a re-send passed.
+BOOST_AUTO_TEST_CASE(equal_json_keys_written_differently_are_one_key) {
+  testing::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 1);
+  cluster.create_topic("out", 1);
+  cluster.create_topic("dlq", 1);
+  auto rec = [](const std::string& id, int n) {
+    return timed_record{
+        "k", R"({"order_id":)" + id + R"(,"n":)" + std::to_string(n) + "}", t0 + n};
+  };
+  produce_records(b, "events", 0,
+                  {
+                      rec("7", 0), rec("7.0", 1),     // duplicate
+                      rec("70e-1", 2),                // duplicate
+                      rec("7.5", 3),                  // another number
+                      rec(R"("7")", 4),               // a string: another key
+                      rec(R"({"a":1,"b":[2]})", 5),   // an object
+                      rec(R"({"b":[2.0],"a":1})", 6), // the same object
+                  });
+  auto dir = state_dir("canonical");
+  auto run =
+      run_to_end(config(b, "g-canonical", dir, {"parse=null", "dedup.changelog=false"}));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(ns_in(b, "out") == (std::vector<std::int64_t>{0, 3, 4, 5}),
+             boost::test_tools::per_element());
+  BOOST_TEST(run.summary.duplicate_rows == 3);
+  BOOST_TEST(read_topic(b, "dlq").empty());
+  fs::remove_all(dir);
+}
+
+// In a `double` field of the schema, 7 and 7.0 are one value, so one key.
+BOOST_AUTO_TEST_CASE(a_double_key_field_is_one_key_however_written) {
+  testing::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("events", 1);
+  cluster.create_topic("out", 1);
+  cluster.create_topic("dlq", 1);
+  auto rec = [](const std::string& id, int n) {
+    return timed_record{
+        "k", R"({"order_id":)" + id + R"(,"n":)" + std::to_string(n) + "}", t0 + n};
+  };
+  produce_records(b, "events", 0,
+                  {rec("7", 0), rec("7.0", 1), rec("7.5", 2), rec("7e0", 3)});
+  auto dir = state_dir("double-key");
+  auto run = run_to_end(config(
+      b, "g-double-key", dir,
+      {R"(parse.schema={"order_id":"double","n":"long"})", "dedup.changelog=false"}));
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(ns_in(b, "out") == (std::vector<std::int64_t>{0, 2}),
+             boost::test_tools::per_element());
+  BOOST_TEST(run.summary.duplicate_rows == 2);
+  fs::remove_all(dir);
+}
+
 BOOST_AUTO_TEST_CASE(a_second_run_drops_duplicates_of_the_first) {
   testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();

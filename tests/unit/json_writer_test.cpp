@@ -36,4 +36,29 @@ BOOST_AUTO_TEST_CASE(keys_keep_their_order) {
   BOOST_TEST(written(R"({"z":1,"a":2,"m":3})") == R"({"z":1,"a":2,"m":3})");
 }
 
+std::string canonical(const std::string& text) {
+  std::string out;
+  write_canonical_json(json::parse(text), out);
+  return out;
+}
+
+// Dedup keys: a producer that writes 7.0 where another wrote 7, or its members
+// in another order, sends the same key.
+BOOST_AUTO_TEST_CASE(equal_values_have_one_canonical_text) {
+  BOOST_TEST(canonical("7") == "7");
+  BOOST_TEST(canonical("7.0") == "7");
+  BOOST_TEST(canonical("7e0") == "7");
+  BOOST_TEST(canonical("70e-1") == "7");
+  BOOST_TEST(canonical("-0.0") == "0");
+  BOOST_TEST(canonical("-3.0") == "-3");
+  BOOST_TEST(canonical("1e18") == "1000000000000000000");
+  BOOST_TEST(canonical("1e19") == "10000000000000000000");
+  BOOST_TEST(canonical("18446744073709551615") == "18446744073709551615");
+  BOOST_TEST(canonical("1e20") == "1e+20"); // beyond 64 bits: a double
+  BOOST_TEST(canonical("7.5") == "7.5");
+  BOOST_TEST(canonical(R"({"b":[1.0,{"d":2,"c":3.0}],"a":"x"})") ==
+             R"({"a":"x","b":[1,{"c":3,"d":2}]})");
+  BOOST_TEST(canonical(R"("7")") == R"("7")"); // a string stays a string
+}
+
 BOOST_AUTO_TEST_SUITE_END()
