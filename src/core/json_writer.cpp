@@ -29,6 +29,19 @@ void write_string(boost::json::string_view s, std::string& out) {
   out += boost::json::serialize(s); // escaping as Boost.JSON does it
 }
 
+/// `[a,b,...]`, each element written by `write`.
+template <class Write>
+void write_array(const boost::json::array& a, std::string& out, Write write) {
+  out += '[';
+  bool first = true;
+  for (auto& e : a) {
+    if (!first) out += ',';
+    first = false;
+    write(e, out);
+  }
+  out += ']';
+}
+
 } // namespace
 
 void write_json(const boost::json::object& o, std::string& out) {
@@ -49,17 +62,10 @@ void write_json(const boost::json::value& v, std::string& out) {
   case boost::json::kind::object:
     write_json(v.get_object(), out);
     break;
-  case boost::json::kind::array: {
-    out += '[';
-    bool first = true;
-    for (auto& e : v.get_array()) {
-      if (!first) out += ',';
-      first = false;
-      write_json(e, out);
-    }
-    out += ']';
+  case boost::json::kind::array:
+    write_array(v.get_array(), out,
+                [](const boost::json::value& e, std::string& o) { write_json(e, o); });
     break;
-  }
   case boost::json::kind::string:
     write_string(v.get_string(), out);
     break;
@@ -100,17 +106,11 @@ void write_canonical_json(const boost::json::value& v, std::string& out) {
     out += '}';
     break;
   }
-  case boost::json::kind::array: {
-    out += '[';
-    bool first = true;
-    for (auto& e : v.get_array()) {
-      if (!first) out += ',';
-      first = false;
-      write_canonical_json(e, out);
-    }
-    out += ']';
+  case boost::json::kind::array:
+    write_array(v.get_array(), out, [](const boost::json::value& e, std::string& o) {
+      write_canonical_json(e, o);
+    });
     break;
-  }
   case boost::json::kind::double_: {
     // An integral value within 64 bits is the integer it equals.
     double d = v.get_double();

@@ -132,6 +132,34 @@ void produce_resent_and_new(const std::string& bootstrap, int partitions) {
   }
 }
 
+struct kept_events {
+  std::vector<std::int64_t> ns; ///< the "n" of each output
+  std::int64_t duplicates = 0;
+};
+
+/// Events {"order_id": <ids[n]>, "n": n} (each id as JSON text) in one
+/// partition, deduplicated by order_id with `overrides`; what was kept.
+kept_events kept_by_order_id(const std::string& name, const std::vector<std::string>& ids,
+                             std::vector<std::string> overrides) {
+  testing::mock_cluster cluster(1);
+  auto b = cluster.bootstrap_servers();
+  for (auto t : {"events", "out", "dlq"})
+    cluster.create_topic(t, 1);
+  std::vector<timed_record> records;
+  for (std::size_t n = 0; n < ids.size(); ++n)
+    records.push_back({"k",
+                       R"({"order_id":)" + ids[n] + R"(,"n":)" + std::to_string(n) + "}",
+                       t0 + static_cast<std::int64_t>(n)});
+  produce_records(b, "events", 0, records);
+  auto dir = state_dir(name);
+  overrides.push_back("dedup.changelog=false");
+  auto run = run_to_end(config(b, "g-" + name, dir, overrides));
+  fs::remove_all(dir);
+  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
+  BOOST_TEST(read_topic(b, "dlq").empty());
+  return {ns_in(b, "out"), run.summary.duplicate_rows};
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(dedup)
@@ -303,57 +331,27 @@ BOOST_AUTO_TEST_CASE(keys_of_several_fields_and_a_time_field) {
 // number, and an object's members in another order are one object. They were
 // different keys, so such a re-send passed.
 BOOST_AUTO_TEST_CASE(equal_json_keys_written_differently_are_one_key) {
-  testing::mock_cluster cluster(1);
-  auto b = cluster.bootstrap_servers();
-  cluster.create_topic("events", 1);
-  cluster.create_topic("out", 1);
-  cluster.create_topic("dlq", 1);
-  auto rec = [](const std::string& id, int n) {
-    return timed_record{
-        "k", R"({"order_id":)" + id + R"(,"n":)" + std::to_string(n) + "}", t0 + n};
-  };
-  produce_records(b, "events", 0,
-                  {
-                      rec("7", 0), rec("7.0", 1),     // duplicate
-                      rec("70e-1", 2),                // duplicate
-                      rec("7.5", 3),                  // another number
-                      rec(R"("7")", 4),               // a string: another key
-                      rec(R"({"a":1,"b":[2]})", 5),   // an object
-                      rec(R"({"b":[2.0],"a":1})", 6), // the same object
-                  });
-  auto dir = state_dir("canonical");
-  auto run =
-      run_to_end(config(b, "g-canonical", dir, {"parse=null", "dedup.changelog=false"}));
-  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
-  BOOST_TEST(ns_in(b, "out") == (std::vector<std::int64_t>{0, 3, 4, 5}),
+  auto kept = kept_by_order_id("canonical",
+                               {
+                                   "7", "7.0", "70e-1", // one number
+                                   "7.5",               // another
+                                   R"("7")",            // a string: another key
+                                   R"({"a":1,"b":[2]})",
+                                   R"({"b":[2.0],"a":1})", // the same object
+                               },
+                               {"parse=null"});
+  BOOST_TEST(kept.ns == (std::vector<std::int64_t>{0, 3, 4, 5}),
              boost::test_tools::per_element());
-  BOOST_TEST(run.summary.duplicate_rows == 3);
-  BOOST_TEST(read_topic(b, "dlq").empty());
-  fs::remove_all(dir);
+  BOOST_TEST(kept.duplicates == 3);
 }
 
 // In a `double` field of the schema, 7 and 7.0 are one value, so one key.
 BOOST_AUTO_TEST_CASE(a_double_key_field_is_one_key_however_written) {
-  testing::mock_cluster cluster(1);
-  auto b = cluster.bootstrap_servers();
-  cluster.create_topic("events", 1);
-  cluster.create_topic("out", 1);
-  cluster.create_topic("dlq", 1);
-  auto rec = [](const std::string& id, int n) {
-    return timed_record{
-        "k", R"({"order_id":)" + id + R"(,"n":)" + std::to_string(n) + "}", t0 + n};
-  };
-  produce_records(b, "events", 0,
-                  {rec("7", 0), rec("7.0", 1), rec("7.5", 2), rec("7e0", 3)});
-  auto dir = state_dir("double-key");
-  auto run = run_to_end(config(
-      b, "g-double-key", dir,
-      {R"(parse.schema={"order_id":"double","n":"long"})", "dedup.changelog=false"}));
-  BOOST_REQUIRE_MESSAGE(run.summary.ok, run.summary.error);
-  BOOST_TEST(ns_in(b, "out") == (std::vector<std::int64_t>{0, 2}),
+  auto kept = kept_by_order_id("double-key", {"7", "7.0", "7.5", "7e0"},
+                               {R"(parse.schema={"order_id":"double","n":"long"})"});
+  BOOST_TEST(kept.ns == (std::vector<std::int64_t>{0, 2}),
              boost::test_tools::per_element());
-  BOOST_TEST(run.summary.duplicate_rows == 2);
-  fs::remove_all(dir);
+  BOOST_TEST(kept.duplicates == 2);
 }
 
 BOOST_AUTO_TEST_CASE(a_second_run_drops_duplicates_of_the_first) {
