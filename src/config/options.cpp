@@ -1,11 +1,14 @@
+// The pipeline file's reader: JSON to pipeline_config, `--set` overrides,
+// and the messages that name an option and its expected form. What the
+// options mean together is validate()'s (validate.cpp).
 #include "config/checks.hpp"
+#include "config/json_text.hpp"
 #include "core/json_writer.hpp"
 
 #include <sluice/config.hpp>
 #include <sluice/errors.hpp>
 
 #include <boost/json.hpp>
-#include <boost/json/basic_parser_impl.hpp> // basic_parser with a handler of our own
 
 #include <algorithm>
 #include <cctype>
@@ -25,160 +28,9 @@ namespace json = boost::json;
 
 namespace sluice {
 
-std::string_view to_string(field_type t) {
-  switch (t) {
-  case field_type::string_t:
-    return "string";
-  case field_type::int_t:
-    return "int";
-  case field_type::long_t:
-    return "long";
-  case field_type::double_t:
-    return "double";
-  case field_type::boolean_t:
-    return "boolean";
-  case field_type::timestamp_t:
-    return "timestamp";
-  }
-  return "?";
-}
-
-const std::vector<option_doc>& option_table() {
-  static const std::vector<option_doc> table = {
-      {"", "name", "string", "sluice",
-       "Pipeline name; the default consumer group is `sluice-<name>`."},
-      {"source", "kafka.bootstrap.servers", "host:port list", "(required)",
-       "Brokers to read from."},
-      {"source", "subscribe", "comma list", "",
-       "Topics to read. Exactly one of `subscribe`, `subscribePattern`, `assign`."},
-      {"source", "subscribePattern", "regex", "",
-       "Topics whose whole name matches this POSIX extended regular expression (no "
-       "`\\d`: "
-       "use `[0-9]`); topics created later join at the next metadata refresh."},
-      {"source", "assign", "{topic: [partition, ...]}", "",
-       "These partitions, without a group rebalance; offsets are still committed to "
-       "`kafka.group.id`. A JSON object or a JSON string."},
-      {"source", "startingOffsets", "earliest, latest or {topic: {partition: offset}}",
-       "latest (earliest with an ending option)",
-       "Where to start a partition that has no committed offset; in JSON -2 is "
-       "earliest, -1 latest, and every partition read needs an entry."},
-      {"source", "startingOffsetsByTimestamp", "{topic: {partition: ms}}", "",
-       "Start at the first record at or after a timestamp, per partition (before "
-       "`startingOffsets`)."},
-      {"source", "startingTimestamp", "ms", "",
-       "The same for every partition (before both above)."},
-      {"source", "startingOffsetsByTimestampStrategy", "error or latest", "error",
-       "When no record is that recent: fail, or start at the latest offset."},
-      {"source", "endingOffsets", "latest or {topic: {partition: offset}}", "",
-       "Stop each partition here (-1 = the latest offset at start); any end makes the "
-       "run bounded, whatever the trigger."},
-      {"source", "endingOffsetsByTimestamp", "{topic: {partition: ms}}", "",
-       "Stop at the first record at or after a timestamp (latest when none is)."},
-      {"source", "endingTimestamp", "ms", "", "The same for every partition."},
-      {"source", "failOnDataLoss", "boolean", "true",
-       "When records were deleted by retention before they were read: fail the run "
-       "(true) or skip them, counted in `numLostRows` (false)."},
-      {"source", "maxOffsetsPerTrigger", "integer", "",
-       "Rate limit: an epoch admits at most this many offsets, split over the "
-       "partitions in proportion to their backlog; availableNow then runs several "
-       "epochs, once admits one."},
-      {"source", "minOffsetsPerTrigger", "integer", "",
-       "An epoch starts only when this many offsets are waiting, or after "
-       "`maxTriggerDelay` (ignored by availableNow and once)."},
-      {"source", "maxTriggerDelay", "duration", "15 minutes",
-       "The longest an epoch waits for `minOffsetsPerTrigger`."},
-      {"source", "minPartitions", "integer", "",
-       "When above the partitions assigned, each partition's records fan out to "
-       "parallel lanes (parse, route, user stage) by key hash, keeping per-key order."},
-      {"source", "kafka.group.id", "string", "sluice-<name>",
-       "Consumer group; committed offsets live there."},
-      {"source", "includeHeaders", "boolean", "false",
-       "Read record headers and keep them on outputs."},
-      {"source", "kafka.*", "string", "",
-       "Any librdkafka consumer property, prefix stripped."},
-      {"parse", "format", "json", "json", "Payload format."},
-      {"parse", "schema", "{field: type}", "{}",
-       "Field types: string, int, long, double, boolean, timestamp (ISO-8601). Output "
-       "keeps only these fields."},
-      {"parse", "required", "[field, ...]", "[]",
-       "Fields that must be present and non-null."},
-      {"parse", "tombstones", "dlq, pass or drop", "dlq",
-       "Records with a null value (deletes on a compacted topic): to the DLQ, passed on "
-       "with their key to `route.topic` or `route.default`, or dropped (counted)."},
-      {"route", "topic", "string", "", "Write every record to this topic."},
-      {"route", "field", "string", "", "Route by this field's value ..."},
-      {"route", "topics", "{value: topic}", "{}",
-       "... to the topic mapped to the value."},
-      {"route", "default", "string", "",
-       "Topic for values not in `topics`; without it they go to the DLQ."},
-      {"route", "allowSourceTopic", "boolean", "false",
-       "Allow writing to a topic the pipeline reads (otherwise an error: an endless "
-       "loop)."},
-      {"sink", "kafka.bootstrap.servers", "host:port list", "(required)",
-       "Brokers to write to."},
-      {"sink", "kafka.*", "string", "",
-       "Any librdkafka producer property, e.g. kafka.acks, kafka.compression.type, "
-       "kafka.linger.ms."},
-      {"dlq", "topic", "string", "",
-       "Dead-letter topic (on the sink's brokers). Without a DLQ an invalid record stops "
-       "the run."},
-      {"dedup", "key", "[field, ...]", "(required)",
-       "Fields whose values together identify a record; a record missing one goes to "
-       "the DLQ."},
-      {"dedup", "within", "duration", "(required)",
-       "A record whose key was seen at another offset of its partition within this "
-       "(event time) is dropped and counted. Late records (this far behind the "
-       "partition's latest event time) pass without being stored, counted as "
-       "numLateRows."},
-      {"dedup", "timeField", "field", "",
-       "A timestamp or long (epoch ms) field of parse.schema as event time; default: the "
-       "record's Kafka timestamp."},
-      {"dedup", "stateDir", "directory", "sluice-state/<name>",
-       "RocksDB files, a cache of the changelog; one process and one owner at a time "
-       "(another's or a damaged state is rebuilt from the changelog, or fails the run "
-       "without one)."},
-      {"dedup", "changelog", "topic or false", "<name>-dedup-changelog",
-       "Compacted topic on the sink that holds the state; restored from when local "
-       "state is missing or behind. false: state only local (a warning)."},
-      {"trigger", "processingTime", "duration", "",
-       "Epoch length, e.g. \"1 second\"; 0: epochs back to back (10 ms apart at least)."},
-      {"trigger", "availableNow", "boolean", "false",
-       "Process up to the end offsets seen at start, commit, exit 0."},
-      {"trigger", "once", "boolean", "false",
-       "The same, in a single epoch (one progress line)."},
-      {"runtime", "maxInFlightPerPartition", "integer", "10000",
-       "Credit: records read but not yet acknowledged, per partition."},
-      {"runtime", "maxInFlightBytes", "integer", "33554432",
-       "Credit in bytes (keys, values, headers) read but not yet acknowledged, across "
-       "all partitions; librdkafka's prefetch is sized from it."},
-      {"runtime", "maxBatchRecords", "integer", "500",
-       "Records per batch between actors."},
-      {"runtime", "restartBudget", "integer", "5",
-       "Restarts of one partition chain within `restartWindow` before the run fails."},
-      {"runtime", "restartWindow", "duration", "10 minutes",
-       "Restarts older than this no longer count against the budget."},
-      {"runtime", "restartBackoff", "duration", "200 milliseconds",
-       "First restart delay; doubles on each restart."},
-      {"runtime", "brokerTimeout", "duration", "60 seconds",
-       "How long a cluster may stay unreachable (or a lookup unanswered) before the run "
-       "fails with exit 1."},
-      {"runtime", "memoryBudget", "integer", "268435456",
-       "Bytes for dedup state in memory: RocksDB's block cache and memtables together, "
-       "all partitions."},
-  };
-  return table;
-}
-
-std::string option_reference_markdown() {
-  std::string out =
-      "| section | option | type | default | meaning |\n|---|---|---|---|---|\n";
-  for (auto& o : option_table()) {
-    out += "| " + std::string(o.section.empty() ? "(top)" : o.section) + " | `" +
-           std::string(o.name) + "` | " + std::string(o.type) + " | " +
-           std::string(o.default_value) + " | " + std::string(o.doc) + " |\n";
-  }
-  return out;
-}
+using config::find_duplicate_key;
+using config::given_twice;
+using config::position_in;
 
 namespace {
 
@@ -224,109 +76,6 @@ as_duration(const json::value& v, const std::string& option,
   }
   throw config_error(option, "expected " + expected + ", got " + describe(v));
 }
-
-/// Finds a key given twice in one JSON object. Boost.JSON (1.81) builds
-/// objects keeping the last of duplicate keys, silently: a pipeline file's
-/// earlier setting would vanish unseen. So the text is read a second time,
-/// by this handler of json::basic_parser, which only tracks keys.
-class duplicate_key_finder {
-public:
-  static constexpr std::size_t max_array_size = std::size_t(-1);
-  static constexpr std::size_t max_object_size = std::size_t(-1);
-  static constexpr std::size_t max_string_size = std::size_t(-1);
-  static constexpr std::size_t max_key_size = std::size_t(-1);
-
-  /// `root` names the option the text is the value of; empty for a file.
-  explicit duplicate_key_finder(std::string root) : root_(std::move(root)) {}
-
-  /// The option given twice (`source.subscribe`), once found.
-  const std::string& duplicate() const { return duplicate_; }
-
-  bool on_document_begin(json::error_code&) { return true; }
-  bool on_document_end(json::error_code&) { return true; }
-  bool on_object_begin(json::error_code&) { return open(true); }
-  bool on_object_end(std::size_t, json::error_code&) { return close(); }
-  bool on_array_begin(json::error_code&) { return open(false); }
-  bool on_array_end(std::size_t, json::error_code&) { return close(); }
-  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
-    key_.append(s.data(), s.size());
-    return true;
-  }
-  bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
-    key_.append(s.data(), s.size());
-    last_key_ = std::move(key_);
-    key_.clear();
-    if (levels_.back().keys.insert(last_key_).second) return true;
-    duplicate_ = child_path();
-    ec = json::error::syntax; // stops the parser here
-    return false;
-  }
-  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_string(json::string_view, std::size_t, json::error_code&) { return value(); }
-  bool on_number_part(json::string_view, json::error_code&) { return true; }
-  bool on_int64(std::int64_t, json::string_view, json::error_code&) { return value(); }
-  bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return value(); }
-  bool on_double(double, json::string_view, json::error_code&) { return value(); }
-  bool on_bool(bool, json::error_code&) { return value(); }
-  bool on_null(json::error_code&) { return value(); }
-  bool on_comment_part(json::string_view, json::error_code&) { return true; }
-  bool on_comment(json::string_view, json::error_code&) { return true; }
-
-private:
-  struct level {
-    std::string path;
-    bool object = true;
-    std::set<std::string, std::less<>> keys;
-    std::size_t index = 0; ///< of the next element, in an array
-  };
-
-  /// The path of the value that starts now: `parse.schema`, `x[2]`.
-  std::string child_path() const {
-    if (levels_.empty()) return root_;
-    auto& top = levels_.back();
-    if (!top.object) return top.path + "[" + std::to_string(top.index) + "]";
-    return top.path.empty() ? last_key_ : top.path + "." + last_key_;
-  }
-  bool open(bool object) {
-    levels_.push_back({child_path(), object, {}, 0});
-    return true;
-  }
-  bool close() {
-    levels_.pop_back();
-    return value();
-  }
-  bool value() {
-    if (!levels_.empty() && !levels_.back().object) ++levels_.back().index;
-    return true;
-  }
-
-  std::string root_;
-  std::vector<level> levels_;
-  std::string key_; ///< the key being read (it may come in parts)
-  std::string last_key_;
-  std::string duplicate_;
-};
-
-/// A key given twice in one object of `text` (valid JSON): the option it
-/// names under `root`, and where in `text` its second occurrence starts.
-std::optional<std::pair<std::string, std::size_t>>
-find_duplicate_key(std::string_view text, const std::string& root,
-                   const json::parse_options& opts) {
-  json::basic_parser<duplicate_key_finder> parser(opts, root);
-  json::error_code ec;
-  auto at = parser.write_some(false, text.data(), text.size(), ec);
-  if (parser.handler().duplicate().empty()) return std::nullopt;
-  // `at` is the end of the key: back to its opening quote.
-  while (at > 0) {
-    at = text.rfind('"', at - 1);
-    if (at == std::string_view::npos) at = 0;
-    if (at == 0 || text[at - 1] != '\\') break;
-  }
-  return std::pair{parser.handler().duplicate(), at};
-}
-
-const char* const given_twice =
-    "given twice in the same JSON object, and only one can hold: remove the other";
 
 /// kafka.* values may be written as JSON strings, numbers or booleans.
 std::string as_property(const json::value& v, const std::string& option) {
@@ -980,166 +729,7 @@ void apply_override(json::object& root, const std::string& text,
   (*target)[rest] = value;
 }
 
-/// "at line L, column C" of `offset` in `text`, with the line and a caret.
-/// The contents of every string on `line` as `*`, one per byte (quotes,
-/// punctuation and layout kept, so that a caret still lines up).
-std::string masked_strings(std::string_view line) {
-  std::string out(line);
-  bool in_string = false;
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    if (out[i] == '"' && (i == 0 || line[i - 1] != '\\'))
-      in_string = !in_string;
-    else if (in_string)
-      out[i] = '*';
-  }
-  return out;
-}
-
-/// "at line L, column C" of `offset` in `text`, with (part of) the line and a
-/// caret under the character. When the file names a secret anywhere, string
-/// contents are masked: a value may sit on another line than its key.
-std::string position_in(std::string_view text, std::size_t offset) {
-  offset = std::min(offset, text.size());
-  std::size_t line_start = 0;
-  if (offset > 0)
-    if (auto nl = text.rfind('\n', offset - 1); nl != std::string_view::npos)
-      line_start = nl + 1;
-  auto line_no = 1 + std::count(text.begin(), text.begin() + line_start, '\n');
-  auto line_end = std::min(text.find('\n', line_start), text.size());
-  if (line_end > line_start && text[line_end - 1] == '\r') --line_end; // CRLF files
-  // Columns count characters, not bytes (UTF-8 continuation bytes are skipped).
-  auto is_continuation = [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
-  };
-  std::size_t column = 1;
-  for (auto c : text.substr(line_start, offset - line_start))
-    if (!is_continuation(c)) ++column;
-  std::string out =
-      "at line " + std::to_string(line_no) + ", column " + std::to_string(column);
-  // Long (minified) lines: about 60 bytes either side of the error.
-  auto from = offset > line_start + 60 ? offset - 60 : line_start;
-  auto to = std::min(line_end, std::max(offset, from) + 60);
-  while (from > line_start && is_continuation(text[from]))
-    --from;
-  while (to < line_end && is_continuation(text[to]))
-    ++to;
-  std::string excerpt(text.substr(from, to - from));
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (is_secret_property(lower)) excerpt = masked_strings(excerpt);
-  // The caret keeps the line's tabs so that it stays under the character.
-  std::string caret;
-  for (auto c : text.substr(from, std::min(offset, line_end) - from))
-    if (!is_continuation(c)) caret += c == '\t' ? '\t' : ' ';
-  out += ":\n    " + std::string(from > line_start ? "..." : "") + excerpt +
-         (to < line_end ? "..." : "") + "\n    " + (from > line_start ? "   " : "") +
-         caret + "^";
-  return out;
-}
-
 } // namespace
-
-std::string source_description(const source_options& s) {
-  std::string out;
-  switch (s.subscription) {
-  case subscription_kind::subscribe:
-    for (auto& t : s.subscribe)
-      out += (out.empty() ? "" : ",") + t;
-    return "KafkaV2[Subscribe[" + out + "]]";
-  case subscription_kind::pattern:
-    return "KafkaV2[SubscribePattern[" + s.pattern + "]]";
-  case subscription_kind::assign:
-    for (auto& tp : s.assign)
-      out += (out.empty() ? "" : ", ") + tp.topic + "-" + std::to_string(tp.partition);
-    return "KafkaV2[Assign[" + out + "]]";
-  }
-  return "KafkaV2";
-}
-
-bool has_ending(const source_options& s) {
-  return s.ending_latest || !s.ending_specific.empty() ||
-         !s.ending_by_timestamp.empty() || s.ending_timestamp.has_value();
-}
-
-bool admits_by_epoch(const pipeline_config& c) {
-  using kind = trigger_options::kind;
-  bool runs_to_end =
-      c.trigger.mode == kind::available_now || c.trigger.mode == kind::once;
-  return c.source.max_offsets_per_trigger.has_value() ||
-         (c.source.min_offsets_per_trigger.has_value() && !runs_to_end);
-}
-
-std::chrono::milliseconds parse_duration(std::string_view text,
-                                         const std::string& option) {
-  // An amount, decimals allowed as in Spark's interval strings, and a unit.
-  static const std::regex re(R"(^\s*(-?)(\d*)(?:\.(\d*))?\s*([a-zA-Z]*)\s*$)");
-  std::string s(text);
-  std::smatch m;
-  auto fail = [&](const std::string& hint = "") -> std::chrono::milliseconds {
-    throw config_error(option,
-                       "expected a duration like \"1 second\", \"500 milliseconds\" "
-                       "or \"2 minutes\" (units: ms, seconds, minutes, hours, days, "
-                       "weeks), got `" +
-                           s + "`" + hint);
-  };
-  if (!std::regex_match(s, m, re)) return fail();
-  auto whole = m[2].str();
-  auto fraction = m[3].str();
-  if (whole.empty() && fraction.empty()) return fail();
-  // Beyond these, the amount is longer than 10 years or finer than 1 ms anyway.
-  if (whole.size() > 12 || fraction.size() > 9) return fail();
-  auto unit = m[4].str();
-  std::transform(unit.begin(), unit.end(), unit.begin(), ::tolower);
-  bool zero = (whole + fraction).find_first_not_of('0') == std::string::npos;
-  std::int64_t unit_ms = 0;
-  if (unit == "ms" || unit == "millisecond" || unit == "milliseconds")
-    unit_ms = 1;
-  else if (unit == "s" || unit == "sec" || unit == "second" || unit == "seconds")
-    unit_ms = 1000;
-  else if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes")
-    unit_ms = 60'000;
-  else if (unit == "h" || unit == "hour" || unit == "hours")
-    unit_ms = 3'600'000;
-  else if (unit == "d" || unit == "day" || unit == "days")
-    unit_ms = 86'400'000;
-  else if (unit == "w" || unit == "week" || unit == "weeks")
-    unit_ms = 7 * 86'400'000LL;
-  else if (unit.empty() && zero)
-    return std::chrono::milliseconds(0); // nothing needs no unit
-  else if (unit.empty())
-    return fail(": add a unit, like \"" + m[1].str() + whole +
-                (m[3].matched ? "." + fraction : "") + " seconds\"");
-  else
-    return fail();
-  // Far beyond any sensible setting, and near where time arithmetic overflows.
-  constexpr std::int64_t limit = 10LL * 365 * 86'400'000;
-  bool negative = m[1].length() > 0;
-  auto out_of_range = [&] {
-    return config_error(option,
-                        "`" + s + "` is " +
-                            (negative ? "negative: expected a duration of 0 or more"
-                                      : "longer than 10 years"));
-  };
-  std::int64_t n = whole.empty() ? 0 : std::stoll(whole);
-  if (n > limit / unit_ms) throw out_of_range();
-  // Exactly: the fraction's digits times the unit, rounded half up to 1 ms.
-  std::int64_t scale = 1;
-  for (std::size_t i = 0; i < fraction.size(); ++i)
-    scale *= 10;
-  std::int64_t part = fraction.empty() ? 0 : std::stoll(fraction);
-  auto ms = n * unit_ms + (part * unit_ms + scale / 2) / scale;
-  // What rounds to nothing is nothing, whatever its sign.
-  if (ms > limit || (negative && ms != 0)) throw out_of_range();
-  return std::chrono::milliseconds(ms);
-}
-
-bool is_secret_property(std::string_view name) {
-  for (auto word :
-       {"password", "secret", "jaas", "token", "key.pem", "keystore", "credential"})
-    if (name.find(word) != std::string_view::npos) return true;
-  return false;
-}
 
 pipeline_config parse_pipeline_config(std::string_view json_text,
                                       const std::vector<std::string>& overrides) {
@@ -1246,10 +836,6 @@ pipeline_config load_pipeline_config(const std::string& path,
     if (e.option() != "pipeline") throw;
     throw config_error("pipeline", "`" + path + "`: " + e.reason());
   }
-}
-
-bool is_producer_property(std::string_view name) {
-  return config::producer_only(name);
 }
 
 } // namespace sluice
