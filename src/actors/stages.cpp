@@ -152,6 +152,8 @@ struct sink_state {
   std::uint64_t generation = 0;
   std::shared_ptr<std::atomic<std::int64_t>> open =
       std::make_shared<std::atomic<std::int64_t>>(0);
+  /// Since when the next batch waits for those of a replaced instance.
+  std::optional<std::chrono::steady_clock::time_point> waiting_since;
   /// Topic handles of that instance, so that no message names its topic (a
   /// lock and a scan).
   std::map<std::string, kafka::producer::topic_handle, std::less<>> topics;
@@ -239,13 +241,27 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           // The producer was replaced. Batches still out on the old one may
           // yet fail, and their replay must not come after a newer batch: the
           // next batch waits for their outcome (a failure restarts the chain).
-          if (st.open->load() > 0) {
+          if (auto waiting = st.open->load(); waiting > 0) {
+            // librdkafka reports every message within message.timeout.ms.
+            auto now = std::chrono::steady_clock::now();
+            if (!st.waiting_since) {
+              st.waiting_since = now;
+              sluice::logger().info("{}/{}: the sink's producer was replaced; the next "
+                                    "batch waits for {} batch(es) out on the old one",
+                                    batch.topic, batch.partition, waiting);
+            } else if (now - *st.waiting_since >
+                       ctx->producer.delivery_timeout() + std::chrono::seconds(5)) {
+              throw std::runtime_error("the replaced producer did not report its batches "
+                                       "within message.timeout.ms");
+            }
+            st.client.reset(); // not the old instance's keeper meanwhile
             if (!st.retry_scheduled) {
               st.retry_scheduled = true;
               self->delayed_send(self, std::chrono::milliseconds(10), retry_atom::value);
             }
             return;
           }
+          st.waiting_since.reset();
           st.topics.clear();
           st.generation = g;
         }
@@ -276,6 +292,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         st.group = new kafka::delivery_group([=](const kafka::delivery_group& g) {
           // Runs on the producer's poll thread.
           auto& failures = g.failures();
+          bool handed_over = false;
           auto denied = std::find_if(failures.begin(), failures.end(),
                                      [](auto& f) { return f.denied; });
           if (g.abandoned()) {
@@ -297,8 +314,11 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
                              refused_records{*outcome, failures});
             else
               caf::anon_send(sink, failed_atom::value, *g.error());
+            // Still open for the sink until it takes that message: a batch it
+            // sends meanwhile must not count this one as settled.
+            handed_over = true;
           }
-          --*open;
+          if (!handed_over) --*open;
           --deliveries->open;
         });
       }
@@ -407,6 +427,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         pump();
       },
       [=](refused_atom, refused_records& refused) {
+        --*self->state.open; // the refused group is settled now
         // The broker refused these records for good: re-send them to the DLQ
         // with its reason; their delivery acknowledges the original batch.
         auto batch = std::make_shared<record_batch>();

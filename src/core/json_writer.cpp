@@ -13,7 +13,9 @@ namespace sluice {
 namespace {
 
 void write_double(double d, std::string& out) {
-  if (!std::isfinite(d)) { // JSON has no NaN or infinity; Boost.JSON never parses them
+  // JSON has no NaN or infinity (Boost.JSON reads 1e400 as infinity, and a
+  // step may compute NaN): null, as Spark writes them.
+  if (!std::isfinite(d)) {
     out += "null";
     return;
   }
@@ -114,7 +116,16 @@ void write_canonical_json(const boost::json::value& v, std::string& out) {
   case boost::json::kind::double_: {
     // An integral value within 64 bits is the integer it equals.
     double d = v.get_double();
-    if (std::isfinite(d) && d == std::trunc(d)) {
+    // Not null: 1e400, -1e400 and NaN are three keys, none of them null.
+    if (std::isnan(d)) {
+      out += "NaN";
+      break;
+    }
+    if (std::isinf(d)) {
+      out += d > 0 ? "1e999" : "-1e999";
+      break;
+    }
+    if (d == std::trunc(d)) {
       if (d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
         out += std::to_string(static_cast<std::int64_t>(d));
         break;

@@ -278,15 +278,16 @@ void producer::replace(client* failed) {
     auto now = std::chrono::steady_clock::now();
     while (!replaced_at_.empty() && now - replaced_at_.front() > replacement_window)
       replaced_at_.pop_front();
-    if (!replaceable(code) || replaced_at_.size() >= max_replacements) {
-      sluice::logger().error(
-          "Kafka producer ({}): fatal error ({}); {}: writes fail until the run ends",
-          option_prefix_, why,
-          replaceable(code) ? "too many within 10 minutes, not replaced again"
-                            : "a new producer would meet it too");
-      return;
-    }
-    generation = failed->generation + 1;
+    if (replaceable(code) && replaced_at_.size() < max_replacements)
+      generation = failed->generation + 1;
+  }
+  if (generation == 0) {
+    sluice::logger().error(
+        "Kafka producer ({}): fatal error ({}); {}: writes fail until the run ends",
+        option_prefix_, why,
+        replaceable(code) ? "too many within 10 minutes, not replaced again"
+                          : "a new producer would meet it too");
+    return;
   }
   // Made outside the lock: senders keep taking the current instance meanwhile.
   lease fresh;
@@ -308,6 +309,8 @@ void producer::replace(client* failed) {
     replaced_at_.push_back(std::chrono::steady_clock::now());
     n = replacements_.fetch_add(1) + 1;
   }
+  // Outside the lock: ~producer joins `failed` (this thread) before it
+  // destroys `fresh`, so the thread is in place by then.
   fresh->poller = std::thread([raw = fresh.get()] { raw->poll_loop(); });
   // librdkafka dropped the queued messages. Those in a broker's hands get
   // their real outcome: purged now, they could be written after their own

@@ -59,6 +59,10 @@ BOOST_AUTO_TEST_CASE(equal_values_have_one_canonical_text) {
   BOOST_TEST(canonical(R"({"b":[1.0,{"d":2,"c":3.0}],"a":"x"})") ==
              R"({"a":"x","b":[1,{"c":3,"d":2}]})");
   BOOST_TEST(canonical(R"("7")") == R"("7")"); // a string stays a string
+  // Out of a double's range: infinities, still apart from each other and null.
+  BOOST_TEST(canonical("1e400") == "1e999");
+  BOOST_TEST(canonical("-1e400") == "-1e999");
+  BOOST_TEST(canonical("[null]") == "[null]");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
