@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "kafka/config.hpp"
+#include "kafka/partition_lists.hpp"
 
 #include <sluice/errors.hpp>
 
@@ -11,25 +12,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <regex>
 
 namespace sluice::kafka {
 
 namespace {
 
-using tp_list = rd_kafka_topic_partition_list_t;
 using steady = std::chrono::steady_clock;
-
-struct list_guard {
-  tp_list* list;
-  ~list_guard() { rd_kafka_topic_partition_list_destroy(list); }
-};
-
-tp_list* one(const topic_partition& tp, std::int64_t offset = RD_KAFKA_OFFSET_INVALID) {
-  auto* l = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(l, tp.topic.c_str(), tp.partition)->offset = offset;
-  return l;
-}
 
 constexpr std::string_view batch_id_key = "sluice.batchId=";
 
@@ -123,112 +111,12 @@ commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l,
   return out;
 }
 
-/// Errors with which librdkafka skips records it fetched but cannot decode.
-bool is_undecodable(rd_kafka_resp_err_t err) {
-  return err == RD_KAFKA_RESP_ERR__BAD_MSG || err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
-         err == RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED;
-}
-
 /// Heap-held callback of one asynchronous commit, the commit's opaque.
 using commit_callback = std::function<void(commit_outcome)>;
 
 } // namespace
 
-// -- partition_queue ----------------------------------------------------------
-
-partition_queue::partition_queue(rd_kafka_queue_s* q, bool include_headers)
-    : q_(q), include_headers_(include_headers) {
-  // Enabled once: librdkafka calls the trampoline under its queue lock, so
-  // on_ready() must not touch the queue while holding wake_mutex_.
-  rd_kafka_queue_cb_event_enable(q_, trampoline, this);
-}
-
-partition_queue::~partition_queue() {
-  rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
-  rd_kafka_queue_destroy(q_);
-}
-
-void partition_queue::trampoline(rd_kafka_s*, void* self) {
-  auto* q = static_cast<partition_queue*>(self);
-  std::lock_guard<std::mutex> guard{q->wake_mutex_};
-  if (q->wake_) q->wake_();
-}
-
-void partition_queue::on_ready(std::function<void()> wake) {
-  std::lock_guard<std::mutex> guard{wake_mutex_};
-  wake_ = std::move(wake);
-}
-
-poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
-  // One message per call, never rd_kafka_consume_batch_queue: in librdkafka
-  // 2.0.2 a batch that meets a seek, pause, resume or rebalance of its
-  // partition (the barrier of a new fetch version) drops the records it had
-  // already taken after moving the application position past them, and a
-  // resume then fetches from that position: records lost without a trace
-  // (2.0.0 Known Issues, fixed in 2.1.0 by #4208). A single pop moves the
-  // position only for the record it returns.
-  poll_result result;
-  out.reserve(out.size() + std::min<std::size_t>(max, 1024));
-  while (result.events < max) {
-    auto* m = rd_kafka_consume_queue(q_, 0);
-    if (!m) break;
-    ++result.events;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      result.end_of_log = m->offset;
-      rd_kafka_message_destroy(m);
-      continue;
-    }
-    if (m->err && !is_undecodable(m->err)) {
-      // A partition-level error (a failed fetch...): it carries the fetch
-      // offset, but no record was skipped.
-      if (!result.error) result.error = rd_kafka_message_errstr(m);
-      auto why = denial(
-          m->err, "Read",
-          "topic `" + std::string(m->rkt ? rd_kafka_topic_name(m->rkt) : "?") + "`");
-      if (!why.empty() && !result.denied) result.denied = why;
-      rd_kafka_message_destroy(m);
-      continue;
-    }
-    auto& rec = out.emplace_back();
-    rec.offset = m->offset;
-    if (m->err) {
-      // librdkafka skipped a record (or a whole record set) it could not
-      // decode and moved past it: the DLQ gets its offset and the reason.
-      rec.error = record_error{"consume-error", rd_kafka_message_errstr(m)};
-      rd_kafka_message_destroy(m);
-      continue;
-    }
-    rec.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
-    if (m->key) rec.key.emplace(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) rec.value.emplace(static_cast<const char*>(m->payload), m->len);
-    result.bytes += m->key_len + m->len;
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (include_headers_ &&
-        rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const char* name;
-      const void* value;
-      size_t size;
-      for (size_t idx = 0; rd_kafka_header_get_all(hdrs, idx, &name, &value, &size) ==
-                           RD_KAFKA_RESP_ERR_NO_ERROR;
-           ++idx) {
-        auto& h = rec.headers.emplace_back();
-        h.name = name;
-        if (value) h.value.emplace(static_cast<const char*>(value), size);
-        result.bytes += h.name.size() + size;
-      }
-    }
-    rd_kafka_message_destroy(m);
-  }
-  return result;
-}
-
 // -- group_consumer -----------------------------------------------------------
-
-namespace {
-/// Kafka's own topics, which a pattern never matches.
-constexpr const char* internal_topics_pattern =
-    "^(__consumer_offsets|__transaction_state)$";
-} // namespace
 
 std::map<std::string, std::string> consumer_properties(const source_options& opts) {
   auto props = opts.kafka;
@@ -701,89 +589,6 @@ void group_consumer::on_rebalance(int err, void* raw) {
     rd_kafka_error_destroy(e);
 }
 
-std::optional<std::pair<std::int64_t, std::int64_t>>
-group_consumer::log_range(const topic_partition& tp, std::chrono::milliseconds timeout) {
-  int64_t lo = 0, hi = 0;
-  if (rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi,
-                                       static_cast<int>(timeout.count())))
-    return std::nullopt;
-  return std::pair<std::int64_t, std::int64_t>{lo, hi};
-}
-
-std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds timeout) {
-  switch (opts_.subscription) {
-  case subscription_kind::subscribe:
-    return opts_.subscribe;
-  case subscription_kind::assign: {
-    std::vector<std::string> out;
-    for (auto& tp : opts_.assign)
-      if (std::find(out.begin(), out.end(), tp.topic) == out.end())
-        out.push_back(tp.topic);
-    return out;
-  }
-  case subscription_kind::pattern:
-    break;
-  }
-  const rd_kafka_metadata_t* md = nullptr;
-  if (auto err =
-          rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
-    throw fatal_error(std::string("cannot list the cluster's topics: ") +
-                      rd_kafka_err2str(err) + cause_suffix());
-  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
-      md, rd_kafka_metadata_destroy);
-  std::vector<std::string> out;
-  std::regex re(opts_.pattern, std::regex::extended);
-  // Kafka's internal topics are never matched, as in Java; other names
-  // starting with __ are ordinary topics.
-  static const std::regex internal(internal_topics_pattern);
-  for (int t = 0; t < md->topic_cnt; ++t)
-    if (!md->topics[t].err && !std::regex_match(md->topics[t].topic, internal) &&
-        std::regex_match(md->topics[t].topic, re))
-      out.push_back(md->topics[t].topic);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::size_t group_consumer::partition_count(std::chrono::milliseconds timeout) {
-  if (opts_.subscription == subscription_kind::assign) return opts_.assign.size();
-  std::vector<std::string> topics;
-  try {
-    topics = topics_now(timeout);
-  } catch (const fatal_error&) {
-    return 0; // no answer: the caller keeps its default
-  }
-  const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
-    return 0;
-  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
-      md, rd_kafka_metadata_destroy);
-  std::size_t n = 0;
-  for (int t = 0; t < md->topic_cnt; ++t)
-    if (!md->topics[t].err &&
-        std::find(topics.begin(), topics.end(), md->topics[t].topic) != topics.end())
-      n += static_cast<std::size_t>(md->topics[t].partition_cnt);
-  return n;
-}
-
-std::optional<std::int64_t>
-group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestamp_ms,
-                                std::chrono::milliseconds timeout) {
-  auto* list = rd_kafka_topic_partition_list_new(1);
-  list_guard guard{list};
-  rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition)->offset =
-      timestamp_ms;
-  if (auto err = rd_kafka_offsets_for_times(rk_, list, static_cast<int>(timeout.count())))
-    throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
-                      std::to_string(timestamp_ms) + ": " + rd_kafka_err2str(err));
-  if (list->elems[0].err)
-    throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
-                      std::to_string(timestamp_ms) + ": " +
-                      rd_kafka_err2str(list->elems[0].err));
-  auto offset = list->elems[0].offset;
-  if (offset < 0) return std::nullopt; // every record is older
-  return offset;
-}
-
 std::optional<std::string> group_consumer::planned_start(assigned_partition& a,
                                                          std::int64_t committed) {
   try {
@@ -791,27 +596,6 @@ std::optional<std::string> group_consumer::planned_start(assigned_partition& a,
   } catch (const fatal_error& e) {
     return std::string(e.what());
   }
-}
-
-offset_map group_consumer::committed(const std::vector<topic_partition>& parts,
-                                     std::chrono::milliseconds timeout) {
-  auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
-  list_guard guard{list};
-  for (auto& tp : parts)
-    rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
-  if (auto e = rd_kafka_committed(rk_, list, static_cast<int>(timeout.count())))
-    throw fatal_error(std::string("cannot read committed offsets: ") +
-                      rd_kafka_err2str(e));
-  offset_map out;
-  for (int i = 0; i < list->cnt; ++i) {
-    auto& e = list->elems[i];
-    if (e.err)
-      throw fatal_error("cannot read the committed offset of " + std::string(e.topic) +
-                        "/" + std::to_string(e.partition) + ": " +
-                        rd_kafka_err2str(e.err));
-    out[{e.topic, e.partition}] = e.offset < 0 ? -1 : e.offset;
-  }
-  return out;
 }
 
 std::optional<std::string> group_consumer::start_of(assigned_partition& a,

@@ -1,0 +1,121 @@
+// What the cluster says of the source: its topics now (a pattern matched
+// against the metadata), partition counts, log ranges, offsets by time and
+// the group's committed offsets. Each request waits at most `timeout`.
+#include "kafka/consumer.hpp"
+#include "kafka/partition_lists.hpp"
+
+#include <sluice/errors.hpp>
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <memory>
+#include <regex>
+
+namespace sluice::kafka {
+
+std::optional<std::pair<std::int64_t, std::int64_t>>
+group_consumer::log_range(const topic_partition& tp, std::chrono::milliseconds timeout) {
+  int64_t lo = 0, hi = 0;
+  if (rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi,
+                                       static_cast<int>(timeout.count())))
+    return std::nullopt;
+  return std::pair<std::int64_t, std::int64_t>{lo, hi};
+}
+
+std::vector<std::string> group_consumer::topics_now(std::chrono::milliseconds timeout) {
+  switch (opts_.subscription) {
+  case subscription_kind::subscribe:
+    return opts_.subscribe;
+  case subscription_kind::assign: {
+    std::vector<std::string> out;
+    for (auto& tp : opts_.assign)
+      if (std::find(out.begin(), out.end(), tp.topic) == out.end())
+        out.push_back(tp.topic);
+    return out;
+  }
+  case subscription_kind::pattern:
+    break;
+  }
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err =
+          rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
+    throw fatal_error(std::string("cannot list the cluster's topics: ") +
+                      rd_kafka_err2str(err) + cause_suffix());
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
+      md, rd_kafka_metadata_destroy);
+  std::vector<std::string> out;
+  std::regex re(opts_.pattern, std::regex::extended);
+  // Kafka's internal topics are never matched, as in Java; other names
+  // starting with __ are ordinary topics.
+  static const std::regex internal(internal_topics_pattern);
+  for (int t = 0; t < md->topic_cnt; ++t)
+    if (!md->topics[t].err && !std::regex_match(md->topics[t].topic, internal) &&
+        std::regex_match(md->topics[t].topic, re))
+      out.push_back(md->topics[t].topic);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::size_t group_consumer::partition_count(std::chrono::milliseconds timeout) {
+  if (opts_.subscription == subscription_kind::assign) return opts_.assign.size();
+  std::vector<std::string> topics;
+  try {
+    topics = topics_now(timeout);
+  } catch (const fatal_error&) {
+    return 0; // no answer: the caller keeps its default
+  }
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count())))
+    return 0;
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
+      md, rd_kafka_metadata_destroy);
+  std::size_t n = 0;
+  for (int t = 0; t < md->topic_cnt; ++t)
+    if (!md->topics[t].err &&
+        std::find(topics.begin(), topics.end(), md->topics[t].topic) != topics.end())
+      n += static_cast<std::size_t>(md->topics[t].partition_cnt);
+  return n;
+}
+
+std::optional<std::int64_t>
+group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestamp_ms,
+                                std::chrono::milliseconds timeout) {
+  auto* list = rd_kafka_topic_partition_list_new(1);
+  list_guard guard{list};
+  rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition)->offset =
+      timestamp_ms;
+  if (auto err = rd_kafka_offsets_for_times(rk_, list, static_cast<int>(timeout.count())))
+    throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
+                      std::to_string(timestamp_ms) + ": " + rd_kafka_err2str(err));
+  if (list->elems[0].err)
+    throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
+                      std::to_string(timestamp_ms) + ": " +
+                      rd_kafka_err2str(list->elems[0].err));
+  auto offset = list->elems[0].offset;
+  if (offset < 0) return std::nullopt; // every record is older
+  return offset;
+}
+
+offset_map group_consumer::committed(const std::vector<topic_partition>& parts,
+                                     std::chrono::milliseconds timeout) {
+  auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+  list_guard guard{list};
+  for (auto& tp : parts)
+    rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
+  if (auto e = rd_kafka_committed(rk_, list, static_cast<int>(timeout.count())))
+    throw fatal_error(std::string("cannot read committed offsets: ") +
+                      rd_kafka_err2str(e));
+  offset_map out;
+  for (int i = 0; i < list->cnt; ++i) {
+    auto& e = list->elems[i];
+    if (e.err)
+      throw fatal_error("cannot read the committed offset of " + std::string(e.topic) +
+                        "/" + std::to_string(e.partition) + ": " +
+                        rd_kafka_err2str(e.err));
+    out[{e.topic, e.partition}] = e.offset < 0 ? -1 : e.offset;
+  }
+  return out;
+}
+
+} // namespace sluice::kafka
