@@ -353,6 +353,8 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
   }
   impl_->sink_props = sink_props;
   impl_->producer = std::make_unique<kafka::producer>(std::move(sink_props), "sink");
+  impl_->producer->on_unrecoverable(
+      [im = impl_.get()](const std::string& why) { im->fail(why); });
   impl_->consumer =
       std::make_unique<kafka::group_consumer>(source, cfg.runtime.broker_timeout);
 }

@@ -169,9 +169,10 @@ void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
   if (c->retired.load()) return; // its connections are not the sink's health
   if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE)
     c->health->mark_down(reason);
-  else if (code == RD_KAFKA_RESP_ERR__FATAL)
-    c->fatal.store(true); // replaced by the poll thread, after this callback
-  else
+  else if (code == RD_KAFKA_RESP_ERR__FATAL) {
+    c->fatal.store(true); // replace() says it, on the poll thread after this callback
+    return;
+  } else
     c->health->note_broker_error(reason);
   sluice::logger().warn("Kafka producer: {}", reason);
 }
@@ -282,11 +283,13 @@ void producer::replace(client* failed) {
       generation = failed->generation + 1;
   }
   if (generation == 0) {
-    sluice::logger().error(
-        "Kafka producer ({}): fatal error ({}); {}: writes fail until the run ends",
-        option_prefix_, why,
-        replaceable(code) ? "too many within 10 minutes, not replaced again"
-                          : "a new producer would meet it too");
+    auto cause = "Kafka producer (" + option_prefix_ + "): fatal error (" + why + "); " +
+                 (replaceable(code) ? "the 6th within 10 minutes: not replaced again"
+                                    : "a new producer would meet it too");
+    if (on_unrecoverable_)
+      on_unrecoverable_(cause); // the run ends now, not after the chains' restarts
+    else
+      sluice::logger().error("{}", cause);
     return;
   }
   // Made outside the lock: senders keep taking the current instance meanwhile.
@@ -318,7 +321,7 @@ void producer::replace(client* failed) {
   sluice::logger().error(
       "Kafka producer ({}): fatal error ({}); replaced by a new producer (replacement "
       "{}): "
-      "batches out on the old one are written again once it has reported them",
+      "partitions whose batches it failed restart from what was delivered",
       option_prefix_, why, n);
 }
 

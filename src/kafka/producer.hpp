@@ -194,6 +194,13 @@ public:
   /// Whether the sink cluster is reachable, as the poll thread last saw it.
   const cluster_health& health() const noexcept { return health_; }
 
+  /// Called (from a poll thread) with the cause when a fatal error cannot be
+  /// got past by a new instance, or came too often: writes fail from then on.
+  /// Set it before the first send.
+  void on_unrecoverable(std::function<void(const std::string&)> handler) {
+    on_unrecoverable_ = std::move(handler);
+  }
+
   /// How many times an instance was replaced after a fatal error.
   std::int64_t replacements() const noexcept { return replacements_.load(); }
 
@@ -219,6 +226,7 @@ private:
   std::vector<lease> retired_;
   std::deque<std::chrono::steady_clock::time_point> replaced_at_;
   bool closing_ = false;
+  std::function<void(const std::string&)> on_unrecoverable_;
 };
 
 } // namespace sluice::kafka

@@ -66,6 +66,16 @@ void push_errors(order_cluster& oc, std::int16_t api, std::size_t n,
 
 void nothing(order_cluster&) {}
 
+/// A cluster of its own for the sink, with the order pipeline's outputs and
+/// DLQ: faults pushed into it meet only the pipeline's producer.
+struct sink_cluster : testing::mock_cluster {
+  sink_cluster() {
+    for (auto t : {"orders-high", "orders-medium", "orders-low"})
+      create_topic(t, 4);
+    create_topic("orders-dlq", 2);
+  }
+};
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(faults)
@@ -92,10 +102,7 @@ BOOST_AUTO_TEST_CASE(produce_requests_refused) {
 // rate-limited run over 20,000 distinct events (5,000 a second).
 BOOST_AUTO_TEST_CASE(a_fatal_producer_error_replaces_the_producer) {
   order_cluster oc;
-  testing::mock_cluster sink;
-  for (auto t : {"orders-high", "orders-medium", "orders-low"})
-    sink.create_topic(t, 4);
-  sink.create_topic("orders-dlq", 2);
+  sink_cluster sink;
   auto sink_bootstrap = sink.bootstrap_servers();
   oc.produce(20000);
   auto [valid, malformed] = expected_events(oc);
@@ -130,6 +137,28 @@ BOOST_AUTO_TEST_CASE(a_fatal_producer_error_replaces_the_producer) {
   // Every event, in order per key (a replay may repeat a tail).
   BOOST_TEST(check_outputs(oc, sink_bootstrap).size() == valid.size());
   BOOST_TEST(check_dlq(oc, sink_bootstrap).size() == malformed.size());
+}
+
+// A fatal error a new producer would meet too (an ACL refusing the
+// producer id, for one) is not replaced: the run ends at once, naming it,
+// not after every partition spent its restart budget.
+BOOST_AUTO_TEST_CASE(a_fatal_producer_error_a_new_producer_would_meet_ends_the_run) {
+  order_cluster oc;
+  sink_cluster sink;
+  oc.produce(2000);
+  rd_kafka_resp_err_t refusal = RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
+  rd_kafka_mock_push_request_errors_array(sink.handle(), api_key::init_producer_id, 1,
+                                          &refusal);
+  pipeline p(oc.config("it-fault-fatal-acl", {"runtime.restartBackoff=50ms"},
+                       sink.bootstrap_servers()));
+  auto summary = p.run();
+  BOOST_TEST(!summary.ok);
+  BOOST_TEST(summary.error.find("fatal error") != std::string::npos, summary.error);
+  BOOST_TEST(summary.error.find("a new producer would meet it too") != std::string::npos,
+             summary.error);
+  BOOST_TEST(summary.producer_replacements == 0);
+  BOOST_TEST(summary.restarts <= 4, summary.restarts); // not the budget of every chain
+  BOOST_TEST(summary.output_rows == 0);
 }
 
 BOOST_AUTO_TEST_CASE(offset_commits_refused) {
