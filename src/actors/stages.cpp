@@ -149,7 +149,7 @@ struct sink_state {
   kafka::producer::lease client;
   /// Which instance this sink's batches went to, and how many of its
   /// delivery groups are not reported yet.
-  std::uint64_t generation = 0;
+  std::uint64_t producer_generation = 0;
   std::shared_ptr<std::atomic<std::int64_t>> open =
       std::make_shared<std::atomic<std::int64_t>>(0);
   /// Since when the next batch waits for those of a replaced instance.
@@ -237,7 +237,8 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
       }
       if (!st.group) {
         auto current = ctx->producer.current();
-        if (auto g = kafka::producer::generation_of(current); g != st.generation) {
+        if (auto g = kafka::producer::generation_of(current);
+            g != st.producer_generation) {
           // The producer was replaced. Batches still out on the old one may
           // yet fail, and their replay must not come after a newer batch: the
           // next batch waits for their outcome (a failure restarts the chain).
@@ -263,7 +264,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           }
           st.waiting_since.reset();
           st.topics.clear();
-          st.generation = g;
+          st.producer_generation = g;
         }
         st.client = std::move(current);
         st.outcome = std::make_shared<batch_ack>();

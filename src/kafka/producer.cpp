@@ -129,17 +129,22 @@ struct producer::client {
 
 namespace {
 
-/// librdkafka's text for an instance's fatal error, if it has one.
-std::string fatal_reason(rd_kafka_t* rk) {
+/// An instance's fatal error: librdkafka's code and text (no error: empty).
+struct fatal_state {
+  rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::string reason;
+};
+
+fatal_state fatal_of(rd_kafka_t* rk) {
   char why[512] = "";
-  if (rd_kafka_fatal_error(rk, why, sizeof why) == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
-  return why;
+  auto code = rd_kafka_fatal_error(rk, why, sizeof why);
+  return {code, code == RD_KAFKA_RESP_ERR_NO_ERROR ? std::string() : std::string(why)};
 }
 
 /// Fatal errors a new instance (a new producer id) gets past: the producer
 /// and a broker lost track of each other's sequence numbers. Others (an ACL
 /// refusing IdempotentWrite, a broker without idempotence) would end every
-/// new instance too: they end the run, through the chains' restart budget.
+/// new instance too: they end the run at once (on_unrecoverable).
 bool replaceable(rd_kafka_resp_err_t err) {
   switch (err) {
   case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
@@ -269,9 +274,7 @@ rd_kafka_s* producer::handle() const {
 }
 
 void producer::replace(client* failed) {
-  auto why = fatal_reason(failed->rk);
-  char ignored[8];
-  auto code = rd_kafka_fatal_error(failed->rk, ignored, sizeof ignored);
+  auto [code, why] = fatal_of(failed->rk);
   std::uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> guard{mutex_};
@@ -284,8 +287,9 @@ void producer::replace(client* failed) {
   }
   if (generation == 0) {
     auto cause = "Kafka producer (" + option_prefix_ + "): fatal error (" + why + "); " +
-                 (replaceable(code) ? "the 6th within 10 minutes: not replaced again"
-                                    : "a new producer would meet it too");
+                 (replaceable(code) ? "more than " + std::to_string(max_replacements) +
+                                          " within 10 minutes: not replaced again"
+                                    : std::string("a new producer would meet it too"));
     if (on_unrecoverable_)
       on_unrecoverable_(cause); // the run ends now, not after the chains' restarts
     else
@@ -360,7 +364,7 @@ namespace {
 [[noreturn]] void cannot_produce(rd_kafka_t* rk, rd_kafka_topic_t* rkt,
                                  rd_kafka_resp_err_t err) {
   std::string why = rd_kafka_err2str(err);
-  if (err == RD_KAFKA_RESP_ERR__FATAL) why += " (" + fatal_reason(rk) + ")";
+  if (err == RD_KAFKA_RESP_ERR__FATAL) why += " (" + fatal_of(rk).reason + ")";
   throw fatal_error("cannot produce to topic `" + std::string(rd_kafka_topic_name(rkt)) +
                     "`: " + why);
 }
