@@ -114,9 +114,17 @@ def leaders_killed(c):
     # librdkafka's own lines (refused connections while a node is down) are expected.
     own = [l for l in open(os.path.join(WORK, "leaders.log")).read().splitlines()
            if "rdkafka" not in l and "Kafka consumer:" not in l and "Kafka producer:" not in l]
-    failed = [l for l in own if "chain failed" in l or " error " in l]
-    check("no chain of the run failed or restarted through the faults", not failed,
-          failed[:5])
+    # librdkafka 2.0.2 may end its idempotent producer after a leader moves (a
+    # "rewound sequence number"): the sink replaces it, and the partitions whose
+    # batches the old one failed restart. Those are expected; nothing else is.
+    replaced = [l for l in own if "replaced by a new producer" in l]
+    from_replacement = ("Purged in queue", "Local: Fatal error", "sequence number")
+    failed = [l for l in own if ("chain failed" in l or " error " in l) and l not in replaced
+              and not (replaced and any(r in l for r in from_replacement))]
+    print("sink producer replaced %d time(s)" % len(replaced), flush=True)
+    check("no chain of the run failed or restarted through the faults, but for a "
+          "replaced producer's batches", not failed and len(replaced) <= 5,
+          (failed[:5], replaced[:2]))
 
     source, valid, out_seen, dead, stray = coverage(bootstrap, OUTPUTS, DLQ)
     invalid = {seq(s) for s in source} - valid
