@@ -176,14 +176,12 @@ void record_parser::parse(record& rec) {
     return;
   }
   std::error_code ec;
-  parser_.reset();
-  parser_.write(rec.value->data(), rec.value->size(), ec); // expects one complete text
+  auto doc = reader_.read(*rec.value, ec);
   if (ec) {
     rec.error =
         record_error{"malformed_json", "the value is not valid JSON: " + ec.message()};
     return;
   }
-  auto doc = parser_.release();
   if (!doc.is_object()) {
     rec.error = record_error{"not_an_object", "expected a JSON object, got a JSON " +
                                                   std::string(kind_of(doc))};

@@ -1,9 +1,9 @@
 #pragma once
 
+#include "core/json_reader.hpp"
+
 #include <sluice/config.hpp>
 #include <sluice/record.hpp>
-
-#include <boost/json/parser.hpp>
 
 namespace sluice {
 
@@ -19,7 +19,7 @@ public:
 
 private:
   parse_options opts_;
-  boost::json::parser parser_;
+  json_reader reader_;
 };
 
 /// True when `s` is an ISO-8601 date or date-time, like 2024-05-01,

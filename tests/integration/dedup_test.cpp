@@ -354,6 +354,17 @@ BOOST_AUTO_TEST_CASE(a_double_key_field_is_one_key_however_written) {
   BOOST_TEST(kept.duplicates == 2);
 }
 
+// Two neighbouring doubles are two keys: Boost.JSON 1.81's parser read the
+// first as the second, and the second record was dropped as a duplicate.
+BOOST_AUTO_TEST_CASE(neighbouring_double_keys_stay_two_keys) {
+  auto kept = kept_by_order_id(
+      "neighbours", {"933.0544305299615", "933.05443052996156", "933.0544305299615"},
+      {R"(parse.schema={"order_id":"double","n":"long"})"});
+  BOOST_TEST(kept.ns == (std::vector<std::int64_t>{0, 1}),
+             boost::test_tools::per_element());
+  BOOST_TEST(kept.duplicates == 1);
+}
+
 BOOST_AUTO_TEST_CASE(a_second_run_drops_duplicates_of_the_first) {
   testing::mock_cluster cluster(1);
   auto b = cluster.bootstrap_servers();
