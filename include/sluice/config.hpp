@@ -117,7 +117,13 @@ struct dedup_options {
   /// record's Kafka timestamp.
   std::string time_field;
   std::string state_dir; ///< RocksDB files (a cache of the changelog)
-  std::string changelog; ///< compacted topic on the sink; empty: off
+  /// The compacted topic on the sink that holds the state. Unset:
+  /// `<name>-dedup-changelog` (filled by fill_defaults(), as from a file);
+  /// empty: none, the state lives only in `state_dir` (a warning says so).
+  std::optional<std::string> changelog;
+
+  /// The changelog topic, empty for none.
+  std::string changelog_topic() const { return changelog.value_or(std::string()); }
 };
 
 struct trigger_options {

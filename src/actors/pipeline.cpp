@@ -46,8 +46,8 @@ std::function<bool(const std::string&)> source_topic_test(const source_options& 
 std::map<std::string, std::string> reserved_topics(const pipeline_config& cfg) {
   std::map<std::string, std::string> out;
   if (cfg.dlq) out[cfg.dlq->topic] = "the pipeline's DLQ";
-  if (cfg.dedup && !cfg.dedup->changelog.empty())
-    out[cfg.dedup->changelog] = "the dedup changelog";
+  if (cfg.dedup && !cfg.dedup->changelog_topic().empty())
+    out[cfg.dedup->changelog_topic()] = "the dedup changelog";
   return out;
 }
 
@@ -344,7 +344,7 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
     // A damaged directory is set aside here (or fails the run, without a
     // changelog); whose it is can be told only once the clusters answer.
     impl_->state = dedup::open_state(*cfg.dedup, cfg.runtime.memory_budget);
-    if (cfg.dedup->changelog.empty())
+    if (cfg.dedup->changelog_topic().empty())
       sluice::logger().warn(
           "dedup.changelog is false: the dedup state lives only in `{}`; if that "
           "directory is lost, or another instance takes a partition over, keys "
@@ -442,10 +442,10 @@ run_summary pipeline::run_until_stopped() {
   ctx.steps = im.steps;
   if (im.state) {
     ctx.state_store = im.state.get();
-    if (!cfg.dedup->changelog.empty()) {
+    if (!cfg.dedup->changelog_topic().empty()) {
       ctx.changelog_client = dedup::reader_properties(im.sink_props);
       ctx.changelog_partitions = dedup::ensure_changelog(
-          ctx.changelog_client, im.producer->handle(), cfg.dedup->changelog,
+          ctx.changelog_client, im.producer->handle(), cfg.dedup->changelog_topic(),
           std::max(source_partitions, 1), cfg.runtime.broker_timeout);
     }
     // Whose the state is, before any partition opens its table.
@@ -475,7 +475,7 @@ run_summary pipeline::run_until_stopped() {
     owner.pipeline = cfg.name;
     owner.group = cfg.source.group_id;
     owner.input = dedup::input_of(cfg.source);
-    owner.changelog = cfg.dedup->changelog;
+    owner.changelog = cfg.dedup->changelog_topic();
     if (!owner.changelog.empty()) {
       auto sink = identity(im.producer->handle(), cfg.sink.bootstrap_servers,
                            [&] { return im.producer->health().cause(); });

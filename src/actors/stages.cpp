@@ -102,7 +102,7 @@ caf::behavior dedup_stage(caf::stateful_actor<dedup_state>* self, run_context* c
     auto& st = self->state;
     if (st.work) return;
     dedup::changelog_target target;
-    target.topic = ctx->config.dedup->changelog;
+    target.topic = ctx->config.dedup->changelog_topic();
     target.partitions = ctx->changelog_partitions;
     target.client = ctx->changelog_client;
     target.timeout = ctx->config.runtime.broker_timeout;

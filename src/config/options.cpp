@@ -600,16 +600,16 @@ void parse_dedup(const json::object& obj, pipeline_config& cfg) {
   d.changelog = cfg.name + "-dedup-changelog";
   // (A blank name is validate()'s to report, as the name's own problem.)
   if (!obj.contains("changelog") && !config::is_blank(cfg.name)) try {
-      config::checked_topic(d.changelog, "dedup.changelog");
+      config::checked_topic(*d.changelog, "dedup.changelog");
     } catch (const config_error&) {
       throw config_error("dedup.changelog",
-                         "the default `" + d.changelog +
+                         "the default `" + *d.changelog +
                              "` (from `name`) is not a valid topic name: name the "
                              "changelog topic, or set it to false");
     }
   if (auto* v = obj.if_contains("changelog")) {
     if (v->is_bool() && !v->get_bool())
-      d.changelog.clear();
+      d.changelog = std::string();
     else if (!v->is_bool())
       d.changelog =
           as_named(*v, "dedup.changelog", "a topic name", "a topic name or false");

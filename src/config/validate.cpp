@@ -359,24 +359,24 @@ void check_dedup(const pipeline_config& cfg) {
   }
   if (config::is_blank(d.state_dir))
     throw config_error("dedup.stateDir", "expected a directory, got an empty string");
-  if (!d.changelog.empty()) {
-    checked_topic(d.changelog, "dedup.changelog");
-    if (cfg.dlq && d.changelog == cfg.dlq->topic)
-      throw config_error("dedup.changelog",
-                         "`" + d.changelog + "` is also the DLQ topic");
+  auto changelog = d.changelog_topic();
+  if (!changelog.empty()) {
+    checked_topic(changelog, "dedup.changelog");
+    if (cfg.dlq && changelog == cfg.dlq->topic)
+      throw config_error("dedup.changelog", "`" + changelog + "` is also the DLQ topic");
     auto& r = cfg.route;
-    if (d.changelog == r.topic || d.changelog == r.default_topic ||
+    if (changelog == r.topic || changelog == r.default_topic ||
         std::any_of(r.topics.begin(), r.topics.end(),
-                    [&](auto& e) { return e.second == d.changelog; }))
+                    [&](auto& e) { return e.second == changelog; }))
       throw config_error("dedup.changelog",
-                         "`" + d.changelog + "` is also an output topic of `route`");
+                         "`" + changelog + "` is also an output topic of `route`");
   }
   if (cfg.source.min_partitions)
     throw config_error("source.minPartitions",
                        "cannot be combined with dedup yet: lanes would see one key's "
                        "records out of order (remove one of them)");
-  if (!d.changelog.empty() && config::is_source_topic(cfg.source, d.changelog))
-    throw config_error("dedup.changelog", "`" + d.changelog +
+  if (!changelog.empty() && config::is_source_topic(cfg.source, changelog))
+    throw config_error("dedup.changelog", "`" + changelog +
                                               "` is also a source topic: the "
                                               "changelog would be read as input");
 }
@@ -405,6 +405,8 @@ void fill_defaults(pipeline_config& cfg) {
   if (cfg.source.group_id.empty()) cfg.source.group_id = "sluice-" + cfg.name;
   if (cfg.dedup && cfg.dedup->state_dir.empty())
     cfg.dedup->state_dir = "sluice-state/" + cfg.name;
+  if (cfg.dedup && !cfg.dedup->changelog)
+    cfg.dedup->changelog = cfg.name + "-dedup-changelog";
   // A batch is at most a partition's credit of records (the file reader has
   // always capped it so).
   cfg.runtime.max_batch_records =

@@ -111,7 +111,7 @@ std::unique_ptr<state::store> open_state(const dedup_options& options,
   try {
     return std::make_unique<state::store>(dir, memory_budget, "dedup.stateDir");
   } catch (const state::damaged_error& e) {
-    if (options.changelog.empty())
+    if (options.changelog_topic().empty())
       throw fatal_error(
           "the dedup state in `" + dir + "` is damaged (" + e.detail() +
           "), and without a changelog (dedup.changelog is false) it cannot be rebuilt: "
@@ -123,7 +123,7 @@ std::unique_ptr<state::store> open_state(const dedup_options& options,
     sluice::logger().warn(
         "the dedup state in `{}` is damaged ({}): moved to `{}`, and rebuilt "
         "from the changelog `{}` (delete `{}` when you no longer need it)",
-        dir, e.detail(), aside, options.changelog, aside);
+        dir, e.detail(), aside, options.changelog_topic(), aside);
     return std::make_unique<state::store>(dir, memory_budget, "dedup.stateDir");
   }
 }

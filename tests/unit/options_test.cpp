@@ -396,7 +396,7 @@ BOOST_AUTO_TEST_CASE(dedup_options_have_defaults_and_bad_values_name_the_option)
   BOOST_TEST(cfg.dedup->within.count() == 3600000);
   BOOST_TEST(cfg.dedup->time_field.empty());
   BOOST_TEST(cfg.dedup->state_dir == "sluice-state/" + cfg.name);
-  BOOST_TEST(cfg.dedup->changelog == cfg.name + "-dedup-changelog");
+  BOOST_TEST(cfg.dedup->changelog_topic() == cfg.name + "-dedup-changelog");
   BOOST_TEST(cfg.runtime.memory_budget == 256u << 20);
   const std::string schema =
       R"("parse": {"schema": {"order_id": "string", "customer_id": "string",
@@ -412,7 +412,7 @@ BOOST_AUTO_TEST_CASE(dedup_options_have_defaults_and_bad_values_name_the_option)
   BOOST_TEST(error_of(minimal, {"trigger.processingTime=999999999999 weeks"})
                  .find("longer than 10 years") != std::string::npos);
   BOOST_TEST(cfg.dedup->time_field == "order_time");
-  BOOST_TEST(cfg.dedup->changelog.empty());
+  BOOST_TEST(cfg.dedup->changelog_topic().empty());
   BOOST_TEST(cfg.runtime.memory_budget == 32u << 20);
   auto dedup = [&](const std::string& body) {
     return error_of(with(schema + R"("dedup": )" + body));

@@ -86,14 +86,17 @@ BOOST_AUTO_TEST_CASE(fill_defaults_gives_what_a_pipeline_file_gets) {
   fill_defaults(c);
   BOOST_TEST(c.source.group_id == "sluice-job");
   BOOST_TEST(c.dedup->state_dir == "sluice-state/job");
-  BOOST_TEST(c.dedup->changelog.empty()); // empty means none: not defaulted
+  // As a file's: state that a lost machine cannot take with it.
+  BOOST_TEST(c.dedup->changelog_topic() == "job-dedup-changelog");
   BOOST_TEST(c.runtime.max_batch_records == 100u);
   // What is set stays.
   c.source.group_id = "mine";
   c.dedup->state_dir = "/var/lib/x";
+  c.dedup->changelog = std::string(); // none, on purpose
   fill_defaults(c);
   BOOST_TEST(c.source.group_id == "mine");
   BOOST_TEST(c.dedup->state_dir == "/var/lib/x");
+  BOOST_TEST(c.dedup->changelog_topic().empty());
   // Without fill_defaults, an empty group is refused, not guessed.
   auto v = valid();
   v.source.group_id.clear();
