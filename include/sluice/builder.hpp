@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace caf {
+class actor_system;
+}
+
 namespace sluice {
 
 /// Builds a pipeline in the order its data flows:
@@ -55,6 +59,11 @@ public:
   pipeline_builder& flat_map(record_flat_map fn);
   /// A function over whole batches (one partition, in order).
   pipeline_builder& stage(batch_stage fn);
+  /// A user actor per partition chain (<sluice/actor_stage.hpp>).
+  pipeline_builder& stage(actor_stage stage);
+  /// Runs the pipeline's actors on the app's own actor system, which must
+  /// outlive run(); without it each run makes one of its own.
+  pipeline_builder& actor_system(caf::actor_system& system);
 
   /// Every record to one topic.
   pipeline_builder& route(std::string topic);
@@ -83,6 +92,7 @@ private:
   pipeline_config config_;
   std::vector<processing_step> steps_;
   std::function<void(const epoch_progress&)> on_progress_;
+  caf::actor_system* system_ = nullptr;
 };
 
 } // namespace sluice

@@ -12,6 +12,10 @@
 #include <string>
 #include <vector>
 
+namespace caf {
+class actor_system;
+}
+
 namespace sluice {
 
 /// What a finished run did.
@@ -66,6 +70,9 @@ public:
   /// stage), run in order between parsing and routing.
   void add_steps(std::vector<processing_step> steps);
 
+  /// Runs the actors on the app's own actor system (which must outlive
+  /// run()) instead of one made for each run.
+  void use_actor_system(caf::actor_system& system);
   /// Called once per epoch with its progress report (from an actor thread).
   void on_progress(std::function<void(const epoch_progress&)> fn);
 

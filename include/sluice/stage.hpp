@@ -4,6 +4,7 @@
 #include <sluice/record.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -44,9 +45,17 @@ using batch_stage = std::function<void(record_batch&)>;
 
 /// (topic_extractor, for routing by a function, is in config.hpp.)
 
+struct actor_stage; // user actors as stages: <sluice/actor_stage.hpp>
+
+/// A stage run by a user's actor, one per partition chain.
+struct actor_step {
+  std::shared_ptr<const actor_stage> stage;
+  explicit operator bool() const noexcept { return stage != nullptr; }
+};
+
 /// One processing step of a pipeline built in code, run in the order given,
 /// after parsing and before routing.
 using processing_step =
-    std::variant<record_map, record_filter, record_flat_map, batch_stage>;
+    std::variant<record_map, record_filter, record_flat_map, batch_stage, actor_step>;
 
 } // namespace sluice

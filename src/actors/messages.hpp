@@ -6,6 +6,7 @@
 #include "kafka/consumer.hpp"
 #include "kafka/producer.hpp"
 
+#include <sluice/actor_stage.hpp> // batch_ptr as a message type
 #include <sluice/record.hpp>
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -79,7 +80,6 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 } // namespace sluice::actors
 
 // Local-only messages: never serialized, so no inspect() needed.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::batch_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::batch_ack)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::refused_records)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::kafka::commit_outcome)

@@ -74,6 +74,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::set<kafka::topic_partition> held; ///< the poll thread's alone
 
   caf::actor_system* system = nullptr;
+  /// The app's own actor system (use_actor_system), or null: one per run.
+  caf::actor_system* app_system = nullptr;
   run_context* ctx = nullptr;
   caf::actor supervisor_actor;
   caf::actor checkpoint_actor;
@@ -365,6 +367,10 @@ void pipeline::set_stage(std::function<void(record_batch&)> fn) {
   impl_->stage = std::move(fn);
 }
 
+void pipeline::use_actor_system(caf::actor_system& system) {
+  impl_->app_system = &system;
+}
+
 void pipeline::add_steps(std::vector<processing_step> steps) {
   for (auto& s : steps)
     impl_->steps.push_back(std::move(s));
@@ -590,7 +596,9 @@ run_summary pipeline::run_until_stopped() {
         s->second);
   {
     caf::actor_system_config system_config;
-    caf::actor_system system{system_config};
+    std::optional<caf::actor_system> own_system;
+    caf::actor_system& system =
+        im.app_system ? *im.app_system : own_system.emplace(system_config);
     im.system = &system;
     im.ctx = &ctx;
     im.checkpoint_actor = spawn_checkpoint(system, &ctx);

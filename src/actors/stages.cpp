@@ -68,14 +68,15 @@ caf::behavior function_stage(caf::event_based_actor* self, batch_function fn,
 }
 
 /// Runs a pipeline's processing steps (map, filter, flat_map, batch stages).
-caf::behavior steps_stage(caf::event_based_actor* self, run_context* ctx, caf::actor next,
+/// `steps` are the chain's own copies of the user's functions: state they
+/// keep is this partition's (or lane's), never shared with another chain's
+/// thread, and starts afresh when the chain restarts.
+caf::behavior steps_stage(caf::event_based_actor* self, run_context* ctx,
+                          std::vector<processing_step> steps_copy, caf::actor next,
                           std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
   bool schemaless = ctx->config.parse.fields.empty();
-  // The chain's own copies of the user's functions: state they keep is this
-  // partition's (or lane's), never shared with another chain's thread, and
-  // starts afresh when the chain restarts.
-  auto steps = std::make_shared<std::vector<processing_step>>(ctx->steps);
+  auto steps = std::make_shared<std::vector<processing_step>>(std::move(steps_copy));
   return {[=](batch_ptr& batch) {
     apply_steps(*batch, *steps, schemaless);
     self->send(next, std::move(batch));
@@ -492,8 +493,24 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
     next = owner->spawn<caf::linked + caf::detached>(dedup_stage, ctx, tp, next,
                                                      deliveries, chain_error);
   next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);
-  if (!ctx->steps.empty())
-    next = owner->spawn<caf::linked>(steps_stage, ctx, next, chain_error);
+  // The steps, last first: each actor step an actor of its own, each run of
+  // other steps between them one steps stage.
+  auto& steps = ctx->steps;
+  for (auto end = steps.size(); end > 0;) {
+    if (auto* a = std::get_if<actor_step>(&steps[end - 1])) {
+      next = spawn_actor_stage(owner, a->stage, tp, next, chain_error);
+      --end;
+      continue;
+    }
+    auto begin = end;
+    while (begin > 0 && !std::holds_alternative<actor_step>(steps[begin - 1]))
+      --begin;
+    next = owner->spawn<caf::linked>(
+        steps_stage, ctx,
+        std::vector<processing_step>(steps.begin() + begin, steps.begin() + end), next,
+        chain_error);
+    end = begin;
+  }
   return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error);
 }
 

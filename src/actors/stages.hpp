@@ -27,6 +27,14 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
                         std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error);
 
+/// Spawns, linked to `owner`, the actor that sends a chain's batches to a
+/// user's stage actor (made by `stage.make`) and passes its answers on to
+/// `next` in order (actor_stage.cpp).
+caf::actor spawn_actor_stage(caf::event_based_actor* owner,
+                             std::shared_ptr<const actor_stage> stage,
+                             const kafka::topic_partition& tp, caf::actor next,
+                             std::shared_ptr<std::string> chain_error);
+
 /// Turns exceptions into the actor's exit reason, keeping their text, and
 /// records it in `chain_error` when given.
 void fail_on_exception(caf::scheduled_actor* self,

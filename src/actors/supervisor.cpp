@@ -128,7 +128,6 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         return;
       }
       auto why = self->system().render(dm.reason);
-      ++ctx->metrics.restarts;
       // The budget counts failures within the window, so that transient
       // failures spread over weeks never end a long run.
       auto now = steady::now();
@@ -144,6 +143,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
                       std::to_string(budget) + "); last error: " + why);
         return;
       }
+      ++ctx->metrics.restarts; // a failure that ends the run is no restart
       auto backoff =
           ctx->config.runtime.restart_backoff * (1 << std::min(recent - 1, 10));
       sluice::logger().warn("{}: chain failed ({}); restart {} of {} in {} ms", tp.str(),

@@ -113,6 +113,7 @@ std::unique_ptr<pipeline> pipeline_builder::build() {
                                       "flat_map or stage without a target)");
   auto p = std::make_unique<pipeline>(config_);
   p->add_steps(steps_);
+  if (system_) p->use_actor_system(*system_);
   if (on_progress_) p->on_progress(on_progress_);
   return p;
 }

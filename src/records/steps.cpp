@@ -125,59 +125,60 @@ void run_flat_map(record_batch& batch, const record_flat_map& fn, bool schemales
   batch.records = std::move(out);
 }
 
-/// A batch stage sees the records; the batch's coordinates stay Sluice's, and
-/// every offset it had still ends somewhere.
-void run_batch_stage(record_batch& batch, const batch_stage& fn) {
-  // The offsets it had, sorted; each one seen again after the stage is marked.
-  std::vector<std::int64_t> offsets;
-  offsets.reserve(batch.records.size());
+} // namespace
+
+batch_guard::batch_guard(record_batch& batch) {
+  offsets_.reserve(batch.records.size());
   for (auto& r : batch.records)
-    offsets.push_back(r.offset);
-  std::sort(offsets.begin(), offsets.end());
-  offsets.erase(std::unique(offsets.begin(), offsets.end()), offsets.end());
-  std::vector<bool> seen(offsets.size());
+    offsets_.push_back(r.offset);
+  std::sort(offsets_.begin(), offsets_.end());
+  offsets_.erase(std::unique(offsets_.begin(), offsets_.end()), offsets_.end());
   auto records = std::move(batch.records);
   batch.records.clear();
-  auto kept = batch; // coordinates and bookkeeping, without the records
+  kept_ = batch; // coordinates and bookkeeping, without the records
   batch.records = std::move(records);
-  fn(batch);
-  records = std::move(batch.records);
-  batch = std::move(kept);
-  batch.records = std::move(records);
-  for (auto& r : batch.records) {
-    if (r.offset >= batch.begin_offset && r.offset < batch.end_offset) {
-      auto at = std::lower_bound(offsets.begin(), offsets.end(), r.offset);
-      if (at != offsets.end() && *at == r.offset) seen[at - offsets.begin()] = true;
+}
+
+void batch_guard::settle(record_batch& out) const {
+  auto records = std::move(out.records);
+  out = kept_;
+  out.records = std::move(records);
+  std::vector<bool> seen(offsets_.size());
+  for (auto& r : out.records) {
+    if (r.offset >= out.begin_offset && r.offset < out.end_offset) {
+      auto at = std::lower_bound(offsets_.begin(), offsets_.end(), r.offset);
+      if (at != offsets_.end() && *at == r.offset) seen[at - offsets_.begin()] = true;
       continue;
     }
     r.error = record_error{
         "stage_error", "the stage gave the record offset " + std::to_string(r.offset) +
-                           ", outside its batch [" + std::to_string(batch.begin_offset) +
-                           ", " + std::to_string(batch.end_offset) + ")"};
-    r.offset = batch.begin_offset;
+                           ", outside its batch [" + std::to_string(out.begin_offset) +
+                           ", " + std::to_string(out.end_offset) + ")"};
+    r.offset = out.begin_offset;
   }
   // Records the stage removed: handled on purpose, counted as drops.
-  for (std::size_t i = 0; i < offsets.size(); ++i) {
+  for (std::size_t i = 0; i < offsets_.size(); ++i) {
     if (seen[i]) continue;
-    auto& gone = batch.records.emplace_back();
-    gone.offset = offsets[i];
+    auto& gone = out.records.emplace_back();
+    gone.offset = offsets_[i];
     gone.dropped = true;
   }
 }
 
-} // namespace
-
 void apply_steps(record_batch& batch, const std::vector<processing_step>& steps,
                  bool schemaless) {
   for (auto& step : steps) {
-    if (auto* fn = std::get_if<batch_stage>(&step))
-      run_batch_stage(batch, *fn);
-    else if (auto* fn = std::get_if<record_map>(&step))
+    if (auto* fn = std::get_if<batch_stage>(&step)) {
+      batch_guard guard(batch);
+      (*fn)(batch);
+      guard.settle(batch);
+    } else if (auto* fn = std::get_if<record_map>(&step)) {
       run_map(batch, *fn, schemaless);
-    else if (auto* fn = std::get_if<record_filter>(&step))
+    } else if (auto* fn = std::get_if<record_filter>(&step)) {
       run_filter(batch, *fn);
-    else
-      run_flat_map(batch, std::get<record_flat_map>(step), schemaless);
+    } else if (auto* fn = std::get_if<record_flat_map>(&step)) {
+      run_flat_map(batch, *fn, schemaless);
+    } // an actor_step is the chain's actor stage's to run
   }
 }
 

@@ -18,7 +18,25 @@ namespace sluice {
 /// - A batch stage's exception propagates (the chain restarts). It cannot
 ///   change the batch's coordinates; records it removes count as drops, and a
 ///   record it gives an offset outside the batch goes to the DLQ.
+/// Actor steps are not run here: the chain sends those batches to the actor.
 void apply_steps(record_batch& batch, const std::vector<processing_step>& steps,
                  bool schemaless);
+
+/// What a batch stage (a function or an actor) may not change: the batch's
+/// coordinates and bookkeeping, and that every offset it had ends somewhere.
+/// Taken before the stage sees the batch, settled on what it gives back.
+class batch_guard {
+public:
+  explicit batch_guard(record_batch& batch);
+
+  /// Gives `out` the coordinates the batch had; a record with an offset
+  /// outside them goes to the DLQ (`stage_error`), and each offset that no
+  /// record has any more is a counted drop.
+  void settle(record_batch& out) const;
+
+private:
+  record_batch kept_;                 // without its records
+  std::vector<std::int64_t> offsets_; // sorted, distinct
+};
 
 } // namespace sluice

@@ -4,7 +4,8 @@ broker`, their outputs read back by an independent client (python3-confluent-kaf
 
 big_orders keeps the orders worth at least 100 and adds `total`; route_by_function sends
 high-priority orders and orders of 10 items or more to orders-urgent, the rest to
-orders-normal. Each record of the source is judged here, independently of Sluice.
+orders-normal; rolling_score's actor stage writes a rolling score per customer into each
+order and sends orders of more than 15 items to its DLQ. Each record of the source is judged here, independently of Sluice.
 
 Usage: examples_test.py PATH/TO/sluice PATH/TO/examples-build-dir
 """
@@ -50,7 +51,8 @@ def run_example(name, bootstrap):
 
 
 broker, bootstrap = start_broker(1, ["orders:4", "big-orders:4", "orders-urgent:4",
-                                     "orders-normal:4", "orders-dlq:1"],
+                                     "orders-normal:4", "orders-dlq:1", "orders-scored:4",
+                                     "scores-dlq:1"],
                                  os.path.join(WORK, "bootstrap"))
 try:
     r = subprocess.run([SLUICE, "produce", "--bootstrap", bootstrap, "--topic", "orders",
@@ -95,6 +97,34 @@ try:
     check("its summary counts both topics",
           "orders-urgent: %d" % len(urgent) in out and "orders-normal: %d" % len(normal)
           in out, out)
+
+    # rolling_score: an actor per partition, a score per customer, in offset order.
+    out = run_example("rolling_score", bootstrap)
+    expected, review, scores = {}, set(), {}
+    for x in sorted(source, key=lambda x: (x.partition(), x.offset())):
+        o = order(x.value(), ["order_id", "customer_id", "quantity", "price"])
+        if not o:
+            continue
+        if o["quantity"] > 15:
+            review.add(o["order_id"])
+            continue
+        key = (x.partition(), o["customer_id"])
+        scores[key] = 0.5 * scores.get(key, 0.0) + o["quantity"] * o["price"]
+        expected[o["order_id"]] = scores[key]
+    scored = {json.loads(x.value())["order_id"]: json.loads(x.value())["rolling_score"]
+              for x in read_all(bootstrap, "orders-scored")}
+    check("rolling_score writes each order under 16 items once (%d)" % len(expected),
+          sorted(scored) == sorted(expected), (len(scored), len(expected)))
+    wrong = [k for k in expected if abs(scored.get(k, -1) - expected[k]) > 1e-6]
+    check("each carries its customer's rolling score, in offset order", not wrong,
+          wrong[:5])
+    dead = read_all(bootstrap, "scores-dlq")
+    marked = sorted(json.loads(x.value())["order_id"] for x in dead
+                    if dict(x.headers() or []).get("sluice.error.type") == b"needs_review")
+    check("the orders of more than 15 items are in its DLQ with the actor's reason (%d)"
+          % len(review), marked == sorted(review), (len(marked), len(review)))
+    check("its summary counts them", out.strip() == "%d in, %d scored, %d to the DLQ"
+          % (len(source), len(expected), len(dead)), out.strip())
 finally:
     stop_broker(broker)
 finish()

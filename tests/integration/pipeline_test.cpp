@@ -201,6 +201,7 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(summary.error.find("partition 0 always fails") != std::string::npos,
              summary.error);
   BOOST_TEST(failures.load() == 3);
+  BOOST_TEST(summary.restarts == 2); // the third failure ended the run, no restart
   auto committed = committed_offsets(oc.bootstrap, "it-budget", "orders");
   BOOST_TEST(committed[0] <= 0); // nothing of partition 0 was handled
 }

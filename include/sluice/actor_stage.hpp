@@ -1,0 +1,68 @@
+#pragma once
+
+// User actors as stages: the one public header that includes CAF (0.17).
+// Link the CMake target sluice::actors (sluice::sluice plus CAF).
+
+#include <sluice/builder.hpp>
+#include <sluice/record.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace sluice {
+
+/// The interface of a stage actor: it gets a batch of one partition, in
+/// offset order, and answers with it (the same pointer, or another batch):
+/// records changed in place, marked bad with `record::error` (they go to the
+/// DLQ with that reason), `dropped`, removed (counted as drops) or added
+/// (written with the offset of the record they came from). Answering with an
+/// error (`caf::make_error(caf::sec::runtime_error, "why")`), throwing, or
+/// not answering within `actor_stage::timeout` fails the chain: it restarts
+/// from its last handled offset, with a new actor, within
+/// `runtime.restartBudget`.
+using stage_actor = caf::typed_actor<caf::replies_to<batch_ptr>::with<batch_ptr>>;
+
+/// The chain an actor serves: one per partition (per lane with
+/// `source.minPartitions`).
+struct stage_origin {
+  std::string topic;
+  std::int32_t partition = 0;
+};
+
+/// A stage made of one user actor per partition chain. Sluice calls `make`
+/// at every start and restart of a chain, sends it that chain's batches in
+/// order, takes its answers in order, and holds the chain's credit meanwhile
+/// (the actor never sees backpressure). Its state is the chain's: a running
+/// aggregate per key lives in the actor, and starts afresh when the chain
+/// restarts (records since the last commit are then seen again).
+///
+/// How to spawn it, in `make`:
+/// - `sys.spawn(fn)`: on CAF's scheduler, as Sluice's own stages. Each
+///   message must be short: work in memory, no blocking calls.
+/// - `sys.spawn<caf::detached>(fn)`: a thread of its own, for blocking calls
+///   (a synchronous client, a file). A slow one holds back its own partition
+///   only.
+/// - For a service with an asynchronous client: answer with a response
+///   promise when the call completes, and set `max_in_flight` above 1 so
+///   that several batches of the partition are out at once (their answers
+///   are still taken in offset order).
+struct actor_stage {
+  std::function<stage_actor(caf::actor_system& sys, const stage_origin& origin)> make;
+  /// Batches of one chain sent before the first of them is answered.
+  std::size_t max_in_flight = 1;
+  /// Longest wait for an answer before the chain fails.
+  std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+};
+
+} // namespace sluice
+
+// Batches are handed between actors of one process by pointer, never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::batch_ptr)

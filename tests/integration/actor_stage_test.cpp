@@ -1,0 +1,329 @@
+// User actors as stages (<sluice/actor_stage.hpp>): per-partition state,
+// records marked bad, answers out of order, failures and silence.
+#include "tests/integration/pipeline_fixture.hpp"
+
+#include <sluice/actor_stage.hpp>
+#include <sluice/builder.hpp>
+
+#include <caf/all.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+
+using namespace sluice;
+using namespace sluice::testing;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+/// The builder of the order pipeline (`oc.config`) with `stage` as its step.
+std::unique_ptr<pipeline> with_stage(const order_cluster& oc, const std::string& group,
+                                     actor_stage stage,
+                                     std::vector<std::string> overrides = {},
+                                     caf::actor_system* system = nullptr) {
+  auto b = pipeline_builder::from_config(oc.config(group, std::move(overrides)));
+  b.stage(std::move(stage));
+  if (system) b.actor_system(*system);
+  return b.build();
+}
+
+/// Answers every batch as it came.
+stage_actor::behavior_type identity(stage_actor::pointer) {
+  return {[](batch_ptr& b) { return b; }};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(actor_stages)
+
+// The actor of each partition counts the orders of each customer it has seen
+// and writes the running count into every order; orders of 9 items or more
+// it marks bad. Each output must carry the count of its partition's earlier
+// orders of that customer, in offset order; each marked order must be in the
+// DLQ with the actor's reason. The actors run on the app's actor system.
+BOOST_AUTO_TEST_CASE(an_actor_per_partition_keeps_state_per_key_and_marks_records_bad) {
+  order_cluster oc;
+  oc.produce(20000);
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  std::mutex m;
+  std::set<std::int32_t> made_for;
+  std::atomic<bool> on_app_system{true};
+  actor_stage counting;
+  counting.make = [&](caf::actor_system& s, const stage_origin& origin) {
+    if (&s != &sys) on_app_system = false;
+    {
+      std::lock_guard<std::mutex> guard{m};
+      made_for.insert(origin.partition);
+    }
+    return s.spawn([](stage_actor::pointer) -> stage_actor::behavior_type {
+      auto counts = std::make_shared<std::map<std::string, std::int64_t>>();
+      return {[counts](batch_ptr& b) {
+        for (auto& r : b->records) {
+          if (r.error || r.dropped) continue;
+          if (r.parsed.at("quantity").to_number<std::int64_t>() >= 9) {
+            r.error = record_error{"too_many_items", "9 items or more"};
+            continue;
+          }
+          r.parsed["orders_so_far"] = ++(*counts)[r.key.value_or("")];
+        }
+        return b;
+      }};
+    });
+  };
+  auto p = with_stage(oc, "it-actor-state", counting, {}, &sys);
+  auto summary = p->run();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(summary.restarts == 0);
+  BOOST_TEST(on_app_system.load());
+  BOOST_TEST(made_for == (std::set<std::int32_t>{0, 1, 2, 3}),
+             boost::test_tools::per_element());
+
+  // What each order should have become, from the input in offset order.
+  order_generator gen(oc.seed, oc.malformed_fraction);
+  std::map<std::int64_t, std::int64_t> expected_count; // by sequence number
+  std::set<std::int64_t> expected_marked;
+  std::map<std::pair<std::int32_t, std::string>, std::int64_t> counts;
+  for (auto& c : read_topic(oc.bootstrap, "orders")) {
+    auto i = order_cluster::sequence_of(c);
+    auto e = gen.make(i);
+    if (!e.malformation.empty()) continue;
+    if (json::parse(e.value).at("quantity").to_number<std::int64_t>() >= 9)
+      expected_marked.insert(i);
+    else
+      expected_count[i] = ++counts[{c.partition, c.key.value_or("")}];
+  }
+  BOOST_REQUIRE(!expected_marked.empty());
+  std::map<std::int64_t, std::int64_t> written;
+  for (auto topic : {"orders-high", "orders-medium", "orders-low"})
+    for (auto& c : read_topic(oc.bootstrap, topic)) {
+      auto v = json::parse(c.value.value_or("")).as_object();
+      BOOST_REQUIRE(v.contains("orders_so_far"));
+      auto [_, fresh] = written.emplace(order_cluster::sequence_of(c),
+                                        v.at("orders_so_far").to_number<std::int64_t>());
+      BOOST_TEST(fresh);
+    }
+  BOOST_TEST(written == expected_count);
+  std::set<std::int64_t> marked;
+  for (auto& c : read_topic(oc.bootstrap, "orders-dlq"))
+    if (c.header_value("sluice.error.type") ==
+        std::optional<std::string>("too_many_items")) {
+      BOOST_TEST(c.header_value("sluice.error.message").value_or("") ==
+                 "9 items or more");
+      marked.insert(order_cluster::sequence_of(c));
+    }
+  BOOST_TEST(marked == expected_marked);
+  BOOST_TEST(summary.output_rows == static_cast<std::int64_t>(expected_count.size()));
+}
+
+// An actor calling a slow service answers with response promises, several
+// batches of its partition out at once; the answers come back out of order
+// (four sleepers, the later a batch the shorter its wait). Outputs must keep
+// offset order and each event be written once.
+BOOST_AUTO_TEST_CASE(answers_out_of_order_are_passed_on_in_offset_order) {
+  order_cluster oc;
+  oc.produce(20000);
+  auto [valid, malformed] = expected_events(oc);
+  std::atomic<int> most_out{0};
+  actor_stage async_stage;
+  async_stage.max_in_flight = 4;
+  async_stage.make = [&](caf::actor_system& sys, const stage_origin&) {
+    std::vector<caf::actor> sleepers;
+    for (int i = 0; i < 4; ++i)
+      sleepers.push_back(sys.spawn<caf::detached>([]() -> caf::behavior {
+        return {[](int ms) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+          return ms;
+        }};
+      }));
+    return sys.spawn(
+        [sleepers, &most_out](stage_actor::pointer self) -> stage_actor::behavior_type {
+          auto sent = std::make_shared<int>(0);
+          auto out = std::make_shared<int>(0);
+          self->attach_functor([sleepers](const caf::error&) {
+            for (auto& s : sleepers)
+              caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+          });
+          return {[=, &most_out](batch_ptr& b) -> caf::result<batch_ptr> {
+            auto rp = self->make_response_promise<batch_ptr>();
+            int k = (*sent)++ % 4;
+            int now = ++*out;
+            for (int seen = most_out.load(); now > seen;)
+              if (most_out.compare_exchange_weak(seen, now)) break;
+            self->request(sleepers[k], std::chrono::seconds(30), 4 * (4 - k))
+                .then([rp, b, out](int) mutable {
+                  --*out;
+                  rp.deliver(std::move(b));
+                });
+            return rp;
+          }};
+        });
+  };
+  auto p = with_stage(oc, "it-actor-async", async_stage, {"runtime.maxBatchRecords=50"});
+  auto summary = p->run();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(most_out.load() > 1, "at most " << most_out.load() << " batch out at once");
+  BOOST_TEST(summary.restarts == 0);
+  auto outputs = check_outputs(oc, oc.bootstrap); // checks per-key order
+  BOOST_TEST(outputs.size() == valid.size());
+  for (auto& [i, n] : outputs)
+    BOOST_TEST(n == 1, "event " << i << " written " << n << " times");
+  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
+  BOOST_TEST(committed_offsets(oc.bootstrap, "it-actor-async", "orders") ==
+             end_offsets(oc.bootstrap, "orders"));
+}
+
+// An actor that throws ends; its chain restarts with a new actor from the
+// last handled offset, and nothing is lost.
+BOOST_AUTO_TEST_CASE(an_actor_that_throws_is_replaced_and_nothing_is_lost) {
+  order_cluster oc;
+  oc.produce(20000);
+  auto [valid, malformed] = expected_events(oc);
+  std::atomic<bool> thrown{false};
+  std::atomic<int> made{0};
+  actor_stage flaky;
+  flaky.make = [&](caf::actor_system& sys, const stage_origin&) {
+    ++made;
+    return sys.spawn([&thrown](stage_actor::pointer) -> stage_actor::behavior_type {
+      return {[&thrown](batch_ptr& b) {
+        bool holds = b->partition == 1 && b->begin_offset <= 2000 && 2000 < b->end_offset;
+        if (holds && !thrown.exchange(true))
+          throw std::runtime_error("injected failure at orders/1@2000");
+        return b;
+      }};
+    });
+  };
+  auto p = with_stage(oc, "it-actor-throws", flaky, {"runtime.restartBackoff=20ms"});
+  auto summary = p->run();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(thrown.load());
+  BOOST_TEST(summary.restarts == 1);
+  BOOST_TEST(made.load() == 5); // four chains, and the restarted one
+  auto outputs = check_outputs(oc, oc.bootstrap);
+  BOOST_TEST(outputs.size() == valid.size());
+  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
+  BOOST_TEST(committed_offsets(oc.bootstrap, "it-actor-throws", "orders") ==
+             end_offsets(oc.bootstrap, "orders"));
+}
+
+// An actor that answers with an error fails its chain every time: the
+// restart budget runs out and the run fails with the actor's reason, without
+// committing that partition past what it handled.
+BOOST_AUTO_TEST_CASE(an_actor_that_answers_errors_spends_the_budget_and_fails_the_run) {
+  order_cluster oc;
+  oc.produce(4000);
+  actor_stage refusing;
+  refusing.make = [](caf::actor_system& sys, const stage_origin& origin) {
+    return sys.spawn([origin](stage_actor::pointer) -> stage_actor::behavior_type {
+      return {[origin](batch_ptr& b) -> caf::result<batch_ptr> {
+        if (origin.partition == 0)
+          return caf::make_error(caf::sec::runtime_error, "the scoring service said no");
+        return b;
+      }};
+    });
+  };
+  auto p = with_stage(oc, "it-actor-error", refusing,
+                      {"runtime.restartBudget=2", "runtime.restartBackoff=10ms"});
+  auto summary = p->run();
+  BOOST_TEST(!summary.ok);
+  BOOST_TEST(summary.error.find("partition orders/0 failed 3 times") != std::string::npos,
+             summary.error);
+  BOOST_TEST(summary.error.find("the scoring service said no") != std::string::npos,
+             summary.error);
+  BOOST_TEST(summary.restarts == 2);
+  auto committed = committed_offsets(oc.bootstrap, "it-actor-error", "orders");
+  BOOST_TEST(committed[0] <= 0); // nothing of partition 0 was handled
+}
+
+// An actor that never answers: the chain fails after the stage's timeout
+// instead of holding its partition for ever, and the run ends.
+BOOST_AUTO_TEST_CASE(an_actor_that_does_not_answer_fails_its_chain_after_the_timeout) {
+  order_cluster oc;
+  oc.produce(4000);
+  actor_stage silent;
+  silent.timeout = 300ms;
+  silent.make = [](caf::actor_system& sys, const stage_origin& origin) {
+    return sys.spawn([origin](stage_actor::pointer self) -> stage_actor::behavior_type {
+      return {[origin, self](batch_ptr& b) -> caf::result<batch_ptr> {
+        if (origin.partition == 2) return self->make_response_promise<batch_ptr>();
+        return b;
+      }};
+    });
+  };
+  auto started = std::chrono::steady_clock::now();
+  auto p = with_stage(oc, "it-actor-silent", silent,
+                      {"runtime.restartBudget=1", "runtime.restartBackoff=10ms"});
+  auto summary = p->run();
+  BOOST_TEST(!summary.ok);
+  BOOST_TEST(summary.error.find("the actor stage of orders/2 did not answer a batch "
+                                "within 300 ms") != std::string::npos,
+             summary.error);
+  auto took = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::steady_clock::now() - started);
+  BOOST_TEST(took.count() < 60);
+}
+
+// Two actor stages around a map: each runs in order, on what the one
+// before it gave.
+BOOST_AUTO_TEST_CASE(actor_stages_and_record_steps_run_in_the_order_given) {
+  order_cluster oc(2);
+  oc.produce(2000);
+  auto [valid, malformed] = expected_events(oc);
+  auto tagger = [](std::string tag) {
+    actor_stage s;
+    s.make = [tag](caf::actor_system& sys, const stage_origin&) {
+      return sys.spawn([tag](stage_actor::pointer) -> stage_actor::behavior_type {
+        return {[tag](batch_ptr& b) {
+          for (auto& r : b->records)
+            if (!r.error && !r.dropped) {
+              auto& path = r.parsed["path"];
+              std::string was = path.is_string() ? std::string(path.as_string()) : "";
+              path = was + tag;
+            }
+          return b;
+        }};
+      });
+    };
+    return s;
+  };
+  auto b = pipeline_builder::from_config(oc.config("it-actor-order"));
+  b.stage(tagger("a")).map([](record& r) {
+    r.parsed["path"] = std::string(r.parsed.at("path").as_string()) + "m";
+  });
+  b.stage(tagger("b"));
+  auto summary = b.build()->run();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  std::size_t n = 0;
+  for (auto topic : {"orders-high", "orders-medium", "orders-low"})
+    for (auto& c : read_topic(oc.bootstrap, topic)) {
+      ++n;
+      BOOST_TEST(json::parse(c.value.value_or("")).at("path") == "amb");
+    }
+  BOOST_TEST(n == valid.size());
+}
+
+// A stage that cannot work is refused when it is added, naming the step.
+BOOST_AUTO_TEST_CASE(an_actor_stage_without_a_maker_is_refused_when_added) {
+  order_cluster oc(1);
+  auto b = pipeline_builder::from_config(oc.config("it-actor-refused"));
+  b.map([](record&) {});
+  try {
+    b.stage(actor_stage{});
+    BOOST_FAIL("an actor stage without `make` was accepted");
+  } catch (const config_error& e) {
+    BOOST_TEST(std::string(e.what()) ==
+               "option `steps`: step 2 (an actor stage): `make` is an empty function");
+  }
+  actor_stage zero;
+  zero.make = [](caf::actor_system& sys, const stage_origin&) {
+    return sys.spawn(identity);
+  };
+  zero.max_in_flight = 0;
+  BOOST_CHECK_THROW(b.stage(zero), config_error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
