@@ -36,7 +36,8 @@ sluice::stage_actor::behavior_type scorer(sluice::stage_actor::pointer) {
         r.error = sluice::record_error{"needs_review", "more than 15 items"};
         continue;
       }
-      auto amount = static_cast<double>(quantity) * r.parsed.at("price").to_number<double>();
+      auto amount =
+          static_cast<double>(quantity) * r.parsed.at("price").to_number<double>();
       auto& score = (*scores)[std::string(r.parsed.at("customer_id").as_string())];
       score = 0.5 * score + amount;
       r.parsed["rolling_score"] = score;
@@ -89,9 +90,9 @@ int main(int argc, char** argv) {
                         .trigger(trigger)
                         .build();
     auto s = pipeline->run();
-    std::printf("%lld in, %lld scored, %lld to the DLQ\n",
-                static_cast<long long>(s.input_rows), static_cast<long long>(s.output_rows),
-                static_cast<long long>(s.dlq_rows));
+    std::printf(
+        "%lld in, %lld scored, %lld to the DLQ\n", static_cast<long long>(s.input_rows),
+        static_cast<long long>(s.output_rows), static_cast<long long>(s.dlq_rows));
     if (!s.ok) std::fprintf(stderr, "rolling_score: %s\n", s.error.c_str());
     return s.ok ? 0 : 1;
   } catch (const sluice::config_error& e) {
