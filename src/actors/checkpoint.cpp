@@ -24,6 +24,9 @@ struct partition_state {
   /// Below the open epoch's limit, the end the partition can read to now (an
   /// open transaction holds its last stable offset there); -1 otherwise.
   std::int64_t stable_end = -1;
+  /// The partition's consumer actor (its reports' sender), asked to log its
+  /// state when the run stalls.
+  caf::actor consumer;
 };
 
 /// An epoch's report waiting for its commit's outcome, so that `endOffset`
@@ -46,6 +49,10 @@ constexpr std::chrono::milliseconds epoch_floor{10};
 /// An admitted epoch still open after this long is reported with what it
 /// waits for (a stuck chain or sink shows where).
 constexpr std::int64_t slow_epoch_ms = 30000;
+
+/// No partition moved for this long while some are behind: each of those is
+/// logged, and its consumer logs its own state (where a stuck chain waits).
+constexpr std::int64_t stall_ms = 30000;
 
 } // namespace
 
@@ -95,6 +102,10 @@ struct checkpoint_state {
   std::int64_t last_trigger_ms = 0;
   /// An admitted epoch that outlasted `slow_epoch_ms` was reported as such.
   bool slow_epoch_reported = false;
+  /// When a report last moved a partition's watermark or consumed count, and
+  /// whether the stall since then was logged.
+  std::int64_t last_progress_ms = wall_clock_ms();
+  bool stall_reported = false;
   /// Trigger once: its single epoch's limits, kept across a revocation so
   /// that a partition assigned again reads the same range.
   std::map<kafka::topic_partition, std::int64_t> once_limits;
@@ -484,6 +495,30 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     }
   };
 
+  // Names the partitions that are behind when none has moved for stall_ms,
+  // once per stall, and has their consumers log their state.
+  auto report_stall = [self, ctx] {
+    auto& st = self->state;
+    auto still = wall_clock_ms() - st.last_progress_ms;
+    if (st.stall_reported || still < stall_ms || st.complete) return;
+    std::string behind;
+    for (auto& [tp, p] : st.parts) {
+      auto end = p.latest;
+      if (auto e = ctx->end_offsets.find(tp); e != ctx->end_offsets.end())
+        end = e->second;
+      if (p.watermark < 0 || end <= p.watermark) continue;
+      if (p.stable_end >= 0 && p.watermark >= p.stable_end)
+        continue; // an open transaction
+      if (!behind.empty()) behind += "; ";
+      behind += tp.str() + " handled to " + std::to_string(p.watermark) + " of " +
+                std::to_string(end);
+      if (p.consumer) self->send(p.consumer, stall_atom::value);
+    }
+    if (behind.empty()) return;
+    st.stall_reported = true;
+    sluice::logger().warn("no partition has moved for {} s: {}", still / 1000, behind);
+  };
+
   // Names the partitions an admitted epoch still waits for, once per epoch.
   auto report_slow_epoch = [self] {
     auto& st = self->state;
@@ -519,6 +554,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       [=](tick_atom) {
         check_health();
         report_slow_epoch();
+        report_stall();
         self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
       },
       [=](report_atom, const std::string& topic, std::int32_t partition,
@@ -529,6 +565,11 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         auto it = self->state.parts.find({topic, partition});
         if (it == self->state.parts.end()) return;
         auto& p = it->second;
+        if (watermark != p.watermark || consumed != p.consumed) {
+          self->state.last_progress_ms = wall_clock_ms();
+          self->state.stall_reported = false;
+        }
+        p.consumer = caf::actor_cast<caf::actor>(self->current_sender());
         if (p.epoch_start < 0) p.epoch_start = watermark;
         p.watermark = watermark;
         p.consumed = consumed;

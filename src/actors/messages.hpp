@@ -74,6 +74,8 @@ using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using fatal_atom = caf::atom_constant<caf::atom("fatal")>;
 // Dedup stage -> itself: open the partition's state before any batch.
 using open_atom = caf::atom_constant<caf::atom("open")>;
+// Checkpoint -> consumer: the run has stalled, log your state.
+using stall_atom = caf::atom_constant<caf::atom("stall")>;
 // Supervisor: kill every chain now (no drain) and quit.
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 

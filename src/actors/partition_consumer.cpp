@@ -482,6 +482,23 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         fetch();
       },
       [=](wake_atom) { fetch(); },
+      [=](stall_atom) {
+        // The checkpoint saw no progress for a while: where this chain waits.
+        auto& st = self->state;
+        sluice::logger().warn(
+            "{}: read to {}, handled to {}, {} in flight of a credit of {}, {} bytes "
+            "in flight of {} (all partitions), {} held back, {} event(s) queued, end "
+            "of log {}, end {}{}{}{}{}{}{}",
+            st.tp.str(), st.watermark.issued_end(), st.watermark.watermark(),
+            st.in_flight, st.credit, ctx->metrics.bytes_in_flight.load(), st.byte_credit,
+            st.held.size(), st.queue->length(), st.end_of_log,
+            st.end_offset ? std::to_string(*st.end_offset) : std::string("none"),
+            st.stalled ? ", out of credit" : "", st.finished ? ", finished" : "",
+            st.draining ? ", draining" : "", st.poll_scheduled ? ", poll due" : "",
+            st.tick_scheduled ? ", tick due" : "",
+            ctx->quiesced.load() ? ", quiesced (a rebalance)" : "");
+        fetch();
+      },
       [=](tick_atom) {
         self->state.tick_scheduled = false;
         fetch();

@@ -87,6 +87,9 @@ public:
   /// it must be quick (send a message). An empty function disables it.
   void on_ready(std::function<void()> wake);
 
+  /// Events waiting in the queue (records, errors, ends of log).
+  std::size_t length() const;
+
 private:
   static void trampoline(struct rd_kafka_s*, void* self);
 

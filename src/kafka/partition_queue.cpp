@@ -38,6 +38,10 @@ void partition_queue::trampoline(rd_kafka_s*, void* self) {
   if (q->wake_) q->wake_();
 }
 
+std::size_t partition_queue::length() const {
+  return rd_kafka_queue_length(q_);
+}
+
 void partition_queue::on_ready(std::function<void()> wake) {
   std::lock_guard<std::mutex> guard{wake_mutex_};
   wake_ = std::move(wake);

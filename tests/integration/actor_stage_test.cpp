@@ -1,5 +1,6 @@
 // User actors as stages (<sluice/actor_stage.hpp>): per-partition state,
 // records marked bad, answers out of order, failures and silence.
+#include "core/log.hpp"
 #include "tests/integration/pipeline_fixture.hpp"
 
 #include <sluice/actor_stage.hpp>
@@ -7,8 +8,11 @@
 
 #include <caf/all.hpp>
 
+#include <spdlog/sinks/base_sink.h>
+
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -30,6 +34,41 @@ std::unique_ptr<pipeline> with_stage(const order_cluster& oc, const std::string&
   if (system) b.actor_system(*system);
   return b.build();
 }
+
+using open_atom = caf::atom_constant<caf::atom("open")>;
+
+/// The lines Sluice logs while it lives.
+class captured_log : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  captured_log() { sluice::logger().sinks().push_back(self()); }
+  ~captured_log() override {
+    auto& sinks = sluice::logger().sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), self_), sinks.end());
+  }
+  /// The lines so far that contain `what`.
+  std::vector<std::string> with(const std::string& what) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    std::vector<std::string> out;
+    for (auto& l : lines_)
+      if (l.find(what) != std::string::npos) out.push_back(l);
+    return out;
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    lines_.emplace_back(msg.payload.data(),
+                        msg.payload.size()); // under base_sink's mutex
+  }
+  void flush_() override {}
+
+private:
+  std::shared_ptr<spdlog::sinks::sink> self() {
+    self_ = std::shared_ptr<spdlog::sinks::sink>(this, [](auto*) {});
+    return self_;
+  }
+  std::shared_ptr<spdlog::sinks::sink> self_;
+  std::vector<std::string> lines_;
+};
 
 /// Answers every batch as it came.
 stage_actor::behavior_type identity(stage_actor::pointer) {
@@ -304,6 +343,64 @@ BOOST_AUTO_TEST_CASE(actor_stages_and_record_steps_run_in_the_order_given) {
       BOOST_TEST(json::parse(c.value.value_or("")).at("path") == "amb");
     }
   BOOST_TEST(n == valid.size());
+}
+
+// A partition held back by its stage: after 30 s without progress the run
+// names the partitions behind and their consumers log where they wait; once
+// the stage answers, the run ends with every record written.
+BOOST_AUTO_TEST_CASE(a_run_that_stops_moving_says_where_it_waits) {
+  order_cluster oc(2);
+  oc.produce(2000);
+  auto [valid, malformed] = expected_events(oc);
+  captured_log log;
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  // Holds every question until it is opened.
+  auto gate = sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
+    auto open = std::make_shared<bool>(false);
+    auto waiting = std::make_shared<std::vector<caf::response_promise>>();
+    return {[=](int n) -> caf::result<int> {
+              if (*open) return n;
+              waiting->push_back(self->make_response_promise());
+              return waiting->back();
+            },
+            [=](open_atom) {
+              *open = true;
+              for (auto& rp : *waiting)
+                rp.deliver(0);
+            }};
+  });
+  actor_stage held;
+  held.timeout = 120s;
+  held.make = [gate](caf::actor_system& s, const stage_origin& origin) {
+    return s.spawn(
+        [gate, origin](stage_actor::pointer self) -> stage_actor::behavior_type {
+          return {[=](batch_ptr& b) -> caf::result<batch_ptr> {
+            if (origin.partition != 1) return b;
+            auto rp = self->make_response_promise<batch_ptr>();
+            self->request(gate, 120s, 0).then([rp, b](int) mutable { rp.deliver(b); });
+            return rp;
+          }};
+        });
+  };
+  auto p = with_stage(oc, "it-actor-stall", held, {}, &sys);
+  auto run = std::async(std::launch::async, [&] { return p->run(); });
+  BOOST_REQUIRE_MESSAGE(
+      eventually([&] { return !log.with("no partition has moved").empty(); }, 90s),
+      "no stall was reported");
+  BOOST_REQUIRE(eventually([&] { return !log.with("orders/1: read to").empty(); }, 10s));
+  auto stall = log.with("no partition has moved").front();
+  BOOST_TEST(stall.find("orders/1 handled to 0 of ") != std::string::npos, stall);
+  BOOST_TEST(stall.find("orders/0") == std::string::npos, stall); // it is done
+  auto state = log.with("orders/1: read to").front();
+  BOOST_TEST(state.find("handled to 0") != std::string::npos, state);
+  BOOST_TEST(state.find("in flight of a credit of") != std::string::npos, state);
+  caf::anon_send(gate, open_atom::value);
+  BOOST_REQUIRE(run.wait_for(60s) == std::future_status::ready);
+  auto summary = run.get();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(check_outputs(oc, oc.bootstrap).size() == valid.size());
+  caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
 }
 
 // A stage that cannot work is refused when it is added, naming the step.
