@@ -39,8 +39,10 @@ using record_flat_map = std::function<std::vector<record>(const record&)>;
 /// Sees a batch of one partition (one lane's share with minPartitions), in
 /// offset order, and may change, reject (`record::error`) or drop
 /// (`record::dropped`) its records; a record it removes counts as dropped. The
-/// batch's offsets and bookkeeping stay Sluice's. An exception restarts the
-/// chain from the last handled offset (within `runtime.restartBudget`).
+/// batch's offsets and bookkeeping stay Sluice's. Without a `parse.schema`, a
+/// record whose fields it changed (and not its value) is written from its
+/// fields, as after a map. An exception restarts the chain from the last
+/// handled offset (within `runtime.restartBudget`).
 using batch_stage = std::function<void(record_batch&)>;
 
 /// (topic_extractor, for routing by a function, is in config.hpp.)

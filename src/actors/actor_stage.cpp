@@ -57,6 +57,7 @@ struct actor_stage_state {
   std::deque<batch_ptr> waiting; // not sent yet: max_in_flight are out
   std::deque<out_batch> out;     // sent, in offset order
   std::uint64_t next_id = 0;
+  bool schemaless = false; // no parse.schema: values are written byte for byte
 };
 
 using runner = caf::stateful_actor<actor_stage_state>;
@@ -93,7 +94,7 @@ void pump(runner* self) {
     auto batch = std::move(st.waiting.front());
     st.waiting.pop_front();
     auto id = st.next_id++;
-    st.out.push_back(out_batch{id, batch_guard(*batch), nullptr});
+    st.out.push_back(out_batch{id, batch_guard(*batch, st.schemaless), nullptr});
     auto timeout = st.stage->timeout;
     self->request(st.worker, timeout, std::move(batch))
         .then([self, id](batch_ptr& answer) { take_answer(self, id, answer); },
@@ -109,7 +110,8 @@ void pump(runner* self) {
 }
 
 caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage> stage,
-                                 kafka::topic_partition tp, caf::actor next,
+                                 kafka::topic_partition tp, bool schemaless,
+                                 caf::actor next,
                                  std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, chain_error);
   auto& st = self->state;
@@ -117,6 +119,7 @@ caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage
   st.tp = std::move(tp);
   st.next = std::move(next);
   st.chain_error = std::move(chain_error);
+  st.schemaless = schemaless;
   st.worker = st.stage->make(self->system(), stage_origin{st.tp.topic, st.tp.partition});
   if (!st.worker) {
     fail(self, "was not made: `make` returned an invalid actor");
@@ -142,9 +145,9 @@ caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage
 
 caf::actor spawn_actor_stage(caf::event_based_actor* owner,
                              std::shared_ptr<const actor_stage> stage,
-                             const kafka::topic_partition& tp, caf::actor next,
-                             std::shared_ptr<std::string> chain_error) {
-  return owner->spawn<caf::linked>(actor_stage_runner, std::move(stage), tp,
+                             const kafka::topic_partition& tp, bool schemaless,
+                             caf::actor next, std::shared_ptr<std::string> chain_error) {
+  return owner->spawn<caf::linked>(actor_stage_runner, std::move(stage), tp, schemaless,
                                    std::move(next), std::move(chain_error));
 }
 

@@ -498,7 +498,8 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
   auto& steps = ctx->steps;
   for (auto end = steps.size(); end > 0;) {
     if (auto* a = std::get_if<actor_step>(&steps[end - 1])) {
-      next = spawn_actor_stage(owner, a->stage, tp, next, chain_error);
+      next = spawn_actor_stage(owner, a->stage, tp, ctx->config.parse.fields.empty(),
+                               next, chain_error);
       --end;
       continue;
     }

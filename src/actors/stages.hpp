@@ -32,8 +32,8 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
 /// `next` in order (actor_stage.cpp).
 caf::actor spawn_actor_stage(caf::event_based_actor* owner,
                              std::shared_ptr<const actor_stage> stage,
-                             const kafka::topic_partition& tp, caf::actor next,
-                             std::shared_ptr<std::string> chain_error);
+                             const kafka::topic_partition& tp, bool schemaless,
+                             caf::actor next, std::shared_ptr<std::string> chain_error);
 
 /// Turns exceptions into the actor's exit reason, keeping their text, and
 /// records it in `chain_error` when given.

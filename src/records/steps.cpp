@@ -127,10 +127,12 @@ void run_flat_map(record_batch& batch, const record_flat_map& fn, bool schemales
 
 } // namespace
 
-batch_guard::batch_guard(record_batch& batch) {
+batch_guard::batch_guard(record_batch& batch, bool schemaless) {
   offsets_.reserve(batch.records.size());
-  for (auto& r : batch.records)
+  for (auto& r : batch.records) {
     offsets_.push_back(r.offset);
+    if (schemaless && pending(r)) before_.emplace(r.offset, std::pair(r.value, r.parsed));
+  }
   std::sort(offsets_.begin(), offsets_.end());
   offsets_.erase(std::unique(offsets_.begin(), offsets_.end()), offsets_.end());
   auto records = std::move(batch.records);
@@ -144,7 +146,20 @@ void batch_guard::settle(record_batch& out) const {
   out = kept_;
   out.records = std::move(records);
   std::vector<bool> seen(offsets_.size());
+  // The n-th record of an offset is compared with the n-th that offset had.
+  std::map<std::int64_t, std::size_t> nth;
   for (auto& r : out.records) {
+    if (!before_.empty() && pending(r) && r.value) {
+      // A record the stage added is compared with the last one of its offset.
+      auto [first, last] = before_.equal_range(r.offset);
+      auto n = nth[r.offset]++;
+      for (auto it = first; it != last; ++it, --n)
+        if (n == 0 || std::next(it) == last) {
+          if (r.value == it->second.first && r.parsed != it->second.second)
+            r.value = fields_of(r);
+          break;
+        }
+    }
     if (r.offset >= out.begin_offset && r.offset < out.end_offset) {
       auto at = std::lower_bound(offsets_.begin(), offsets_.end(), r.offset);
       if (at != offsets_.end() && *at == r.offset) seen[at - offsets_.begin()] = true;
@@ -169,7 +184,7 @@ void apply_steps(record_batch& batch, const std::vector<processing_step>& steps,
                  bool schemaless) {
   for (auto& step : steps) {
     if (auto* fn = std::get_if<batch_stage>(&step)) {
-      batch_guard guard(batch);
+      batch_guard guard(batch, schemaless);
       (*fn)(batch);
       guard.settle(batch);
     } else if (auto* fn = std::get_if<record_map>(&step)) {

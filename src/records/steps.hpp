@@ -3,6 +3,9 @@
 #include <sluice/record.hpp>
 #include <sluice/stage.hpp>
 
+#include <map>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace sluice {
@@ -25,9 +28,12 @@ void apply_steps(record_batch& batch, const std::vector<processing_step>& steps,
 /// What a batch stage (a function or an actor) may not change: the batch's
 /// coordinates and bookkeeping, and that every offset it had ends somewhere.
 /// Taken before the stage sees the batch, settled on what it gives back.
+/// Without a schema (`schemaless`) values are written byte for byte, so a
+/// record whose fields the stage changed, and not its value, gets its value
+/// written from its fields again, as after a map.
 class batch_guard {
 public:
-  explicit batch_guard(record_batch& batch);
+  batch_guard(record_batch& batch, bool schemaless);
 
   /// Gives `out` the coordinates the batch had; a record with an offset
   /// outside them goes to the DLQ (`stage_error`), and each offset that no
@@ -37,6 +43,10 @@ public:
 private:
   record_batch kept_;                 // without its records
   std::vector<std::int64_t> offsets_; // sorted, distinct
+  /// Without a schema: each record's value and fields as they were, by
+  /// offset, in batch order.
+  std::multimap<std::int64_t, std::pair<std::optional<std::string>, boost::json::object>>
+      before_;
 };
 
 } // namespace sluice

@@ -156,6 +156,34 @@ BOOST_AUTO_TEST_CASE(a_batch_stage_sees_the_batch_and_its_exception_propagates) 
                     std::runtime_error);
 }
 
+// Without a schema a batch stage's changes to fields were not written: the
+// value went out as it came. Now they are, as after a map; a value the stage
+// set itself stays, and a record it added keeps what it was given.
+BOOST_AUTO_TEST_CASE(without_a_schema_a_batch_stage_s_field_changes_are_written) {
+  auto b = batch_of({R"({"n":1})", R"({"n":2})", R"({"n":3})"});
+  std::vector<processing_step> steps{batch_stage([](record_batch& batch) {
+    batch.records[0].parsed["n"] = 10; // fields changed
+    batch.records[1].parsed["n"] = 20; // fields and value changed
+    batch.records[1].value = R"({"n":"twenty"})";
+    auto extra = batch.records[2]; // a copy of offset 12, added
+    extra.parsed["copy"] = true;
+    batch.records.push_back(extra);
+  })};
+  apply_steps(b, steps, true);
+  BOOST_REQUIRE(b.records.size() == 4u);
+  BOOST_TEST(*b.records[0].value == R"({"n":10})");
+  BOOST_TEST(*b.records[1].value == R"({"n":"twenty"})");
+  BOOST_TEST(*b.records[2].value == R"({"n":3})"); // unchanged: its bytes as they came
+  BOOST_TEST(*b.records[3].value == R"({"n":3,"copy":true})");
+  // With a schema records are written from their fields anyway: values stay.
+  auto typed = batch_of({R"({"n":1})"});
+  apply_steps(
+      typed,
+      {batch_stage([](record_batch& batch) { batch.records[0].parsed["n"] = 10; })},
+      false);
+  BOOST_TEST(*typed.records[0].value == R"({"n":1})");
+}
+
 BOOST_AUTO_TEST_CASE(a_route_function_chooses_the_topic_or_the_dlq) {
   route_options opts;
   opts.extract = [](const record& r) -> std::string {
