@@ -6,9 +6,16 @@
 // Takes `run FILE [--set K=V]...` as `sluice run` does, adds an identity
 // batch stage (or, with SLUICE_BENCH_STEP=map, an identity map), runs the
 // pipeline and logs the same `run ended:` line, which run_bench.sh reads.
+// Built a second time as actor_stage_cost, whose step is an identity actor
+// stage (<sluice/actor_stage.hpp>): one user actor per partition.
 
 #include <sluice/builder.hpp>
 #include <sluice/logging.hpp>
+#ifdef SLUICE_BENCH_ACTOR
+#include <sluice/actor_stage.hpp>
+
+#include <caf/all.hpp>
+#endif
 
 #include <spdlog/spdlog.h>
 
@@ -29,10 +36,21 @@ int main(int argc, char** argv) {
     sluice::init_logging("info");
     auto builder = sluice::pipeline_builder::from_file(argv[2], overrides);
     const char* step = std::getenv("SLUICE_BENCH_STEP");
+#ifdef SLUICE_BENCH_ACTOR
+    (void)step;
+    sluice::actor_stage identity;
+    identity.make = [](caf::actor_system& sys, const sluice::stage_origin&) {
+      return sys.spawn([]() -> sluice::stage_actor::behavior_type {
+        return {[](sluice::batch_ptr& b) { return b; }};
+      });
+    };
+    builder.stage(identity);
+#else
     if (step && std::string(step) == "map")
       builder.map([](sluice::record&) {});
     else
       builder.stage([](sluice::record_batch&) {});
+#endif
     auto s = builder.build()->run();
     spdlog::info("run ended: {} in, {} out, {} to the DLQ, {} dropped, {:.2f} s",
                  s.input_rows, s.output_rows, s.dlq_rows, s.dropped_rows, s.seconds);

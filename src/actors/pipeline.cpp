@@ -18,9 +18,12 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <optional>
 #include <regex>
 #include <set>
+#include <shared_mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace sluice {
 
@@ -32,8 +35,25 @@ namespace {
 /// checked against it for every record (fixed routes were checked at start).
 std::function<bool(const std::string&)> source_topic_test(const source_options& src) {
   if (src.subscription == subscription_kind::pattern) {
-    auto re = std::make_shared<std::regex>(src.pattern, std::regex::extended);
-    return [re](const std::string& t) { return std::regex_match(t, *re); };
+    // A route function calls this for every record, from every chain: each
+    // topic's answer is kept (a std::regex match costs microseconds).
+    struct pattern_test {
+      std::regex re;
+      std::shared_mutex mutex;
+      std::unordered_map<std::string, bool> known;
+    };
+    auto test = std::make_shared<pattern_test>();
+    test->re = std::regex(src.pattern, std::regex::extended);
+    return [test](const std::string& t) {
+      {
+        std::shared_lock<std::shared_mutex> read{test->mutex};
+        if (auto it = test->known.find(t); it != test->known.end()) return it->second;
+      }
+      bool matches = std::regex_match(t, test->re);
+      std::unique_lock<std::shared_mutex> write{test->mutex};
+      if (test->known.size() < 10000) test->known.emplace(t, matches);
+      return matches;
+    };
   }
   std::set<std::string> topics(src.subscribe.begin(), src.subscribe.end());
   for (auto& tp : src.assign)
