@@ -10,6 +10,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -23,7 +24,8 @@ namespace sluice {
 /// offset order, and answers with it (the same pointer, or another batch):
 /// records changed in place, marked bad with `record::error` (they go to the
 /// DLQ with that reason), `dropped`, removed (counted as drops) or added
-/// (written with the offset of the record they came from). Answering with an
+/// (give each the offset of the record it came from; one with fields and no
+/// value is written from its fields). Answering with an
 /// error (`caf::make_error(caf::sec::runtime_error, "why")`), throwing, or
 /// not answering within `actor_stage::timeout` fails the chain: it restarts
 /// from its last handled offset, with a new actor, within
@@ -44,6 +46,13 @@ struct stage_origin {
 /// aggregate per key lives in the actor, and starts afresh when the chain
 /// restarts (records since the last commit are then seen again).
 ///
+/// `make` is shared by every chain and called from several scheduler threads
+/// at once: keep it thread-safe and quick, and return a new actor each time.
+/// Sluice ends that actor when its chain ends; actors it spawned itself (a
+/// pool of helpers) are its to end (`attach_functor`). A run waits for its
+/// actors at its end: a blocking call in a detached actor needs a bound of
+/// its own.
+///
 /// How to spawn it, in `make`:
 /// - `sys.spawn(fn)`: on CAF's scheduler, as Sluice's own stages. Each
 ///   message must be short: work in memory, no blocking calls.
@@ -58,7 +67,9 @@ struct actor_stage {
   std::function<stage_actor(caf::actor_system& sys, const stage_origin& origin)> make;
   /// Batches of one chain sent before the first of them is answered.
   std::size_t max_in_flight = 1;
-  /// Longest wait for an answer before the chain fails.
+  /// Longest wait for an answer before the chain fails, counted from when the
+  /// batch is sent (behind the batches before it). A stop or rebalance waits
+  /// for in-flight batches at most the producer's delivery timeout + 5 s.
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};
 };
 

@@ -192,11 +192,10 @@ std::string option_reference_markdown();
 
 /// Fills what a pipeline file leaves to defaults, as the file reader does:
 /// an empty `source.group_id` becomes `sluice-<name>`, an empty
-/// `dedup->state_dir` becomes `sluice-state/<name>`, and `max_batch_records`
-/// is capped at `max_in_flight_per_partition`. Call it on a config built in
-/// code before validate(). (The dedup changelog is not defaulted here: in
-/// dedup_options an empty name means no changelog; the file reader names it
-/// `<name>-dedup-changelog` unless the file says false.)
+/// `dedup->state_dir` becomes `sluice-state/<name>`, an unset
+/// `dedup->changelog` becomes `<name>-dedup-changelog` (set it to "" for
+/// none), and `max_batch_records` is capped at `max_in_flight_per_partition`.
+/// Call it on a config built in code before validate().
 void fill_defaults(pipeline_config& config);
 
 /// Throws config_error naming the option (e.g. `dedup.key`) and the expected

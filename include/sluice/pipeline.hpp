@@ -67,7 +67,8 @@ public:
   void set_stage(std::function<void(record_batch&)> fn);
 
   /// Adds processing steps (pipeline_builder's map, filter, flat_map and
-  /// stage), run in order between parsing and routing.
+  /// stage), run in order between parsing and routing. Throws config_error
+  /// for an actor step that cannot work (no `make`, max_in_flight 0...).
   void add_steps(std::vector<processing_step> steps);
 
   /// Runs the actors on the app's own actor system (which must outlive

@@ -19,14 +19,9 @@
 namespace sluice {
 
 pipeline_builder& pipeline_builder::stage(actor_stage stage) {
-  auto step = "step " + std::to_string(steps_.size() + 1) + " (an actor stage)";
-  if (!stage.make) throw config_error("steps", step + ": `make` is an empty function");
-  if (stage.max_in_flight == 0)
-    throw config_error("steps", step + ": max_in_flight must be at least 1, got 0");
-  if (stage.timeout <= std::chrono::milliseconds::zero())
-    throw config_error("steps", step + ": timeout must be positive, got " +
-                                    std::to_string(stage.timeout.count()) + " ms");
-  steps_.emplace_back(actor_step{std::make_shared<const actor_stage>(std::move(stage))});
+  actor_step step{std::make_shared<const actor_stage>(std::move(stage))};
+  actors::check_actor_step(step, steps_.size() + 1);
+  steps_.emplace_back(std::move(step));
   return *this;
 }
 
@@ -38,6 +33,18 @@ pipeline_builder& pipeline_builder::actor_system(caf::actor_system& system) {
 } // namespace sluice
 
 namespace sluice::actors {
+
+void check_actor_step(const actor_step& step, std::size_t place) {
+  auto where = "step " + std::to_string(place) + " (an actor stage)";
+  if (!step.stage) throw config_error("steps", where + ": no actor_stage");
+  auto& s = *step.stage;
+  if (!s.make) throw config_error("steps", where + ": `make` is an empty function");
+  if (s.max_in_flight == 0)
+    throw config_error("steps", where + ": max_in_flight must be at least 1, got 0");
+  if (s.timeout <= std::chrono::milliseconds::zero())
+    throw config_error("steps", where + ": timeout must be positive, got " +
+                                    std::to_string(s.timeout.count()) + " ms");
+}
 
 namespace {
 
@@ -99,7 +106,9 @@ void pump(runner* self) {
     self->request(st.worker, timeout, std::move(batch))
         .then([self, id](batch_ptr& answer) { take_answer(self, id, answer); },
               [self, timeout](caf::error& err) {
-                if (err == caf::sec::request_timeout)
+                if (err == caf::sec::request_receiver_down)
+                  fail(self, "stopped before it answered a batch");
+                else if (err == caf::sec::request_timeout)
                   fail(self, "did not answer a batch within " +
                                  std::to_string(timeout.count()) + " ms");
                 else

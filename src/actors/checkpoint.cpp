@@ -25,8 +25,8 @@ struct partition_state {
   /// open transaction holds its last stable offset there); -1 otherwise.
   std::int64_t stable_end = -1;
   /// The partition's consumer actor (its reports' sender), asked to log its
-  /// state when the run stalls.
-  caf::actor consumer;
+  /// state when the run stalls; weak, so that a stopped one can go.
+  caf::actor_addr consumer;
 };
 
 /// An epoch's report waiting for its commit's outcome, so that `endOffset`
@@ -501,18 +501,28 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     auto& st = self->state;
     auto still = wall_clock_ms() - st.last_progress_ms;
     if (st.stall_reported || still < stall_ms || st.complete) return;
+    if (ctx->quiesced.load()) return; // a rebalance: nothing is read meanwhile
+    // With a rate limit, only what the open epoch admitted is due.
+    if (ctx->admission.enabled() && !st.epoch_open) return;
     std::string behind;
     for (auto& [tp, p] : st.parts) {
-      auto end = p.latest;
+      auto end = std::max(p.latest, ctx->consumer.cached_watermarks(tp).second);
       if (auto e = ctx->end_offsets.find(tp); e != ctx->end_offsets.end())
         end = e->second;
+      if (ctx->admission.enabled()) {
+        auto range = st.epoch_limits.find(tp);
+        if (range == st.epoch_limits.end()) continue;
+        end = std::min(end, range->second.second);
+      }
       if (p.watermark < 0 || end <= p.watermark) continue;
-      if (p.stable_end >= 0 && p.watermark >= p.stable_end)
-        continue; // an open transaction
+      // Read to the end of what it can read (an open transaction holds the
+      // last stable offset below the high watermark): waiting, not stuck.
+      if (p.stable_end >= 0 && p.watermark >= p.stable_end) continue;
       if (!behind.empty()) behind += "; ";
       behind += tp.str() + " handled to " + std::to_string(p.watermark) + " of " +
                 std::to_string(end);
-      if (p.consumer) self->send(p.consumer, stall_atom::value);
+      if (auto c = caf::actor_cast<caf::actor>(p.consumer))
+        self->send(c, stall_atom::value);
     }
     if (behind.empty()) return;
     st.stall_reported = true;
@@ -569,7 +579,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
           self->state.last_progress_ms = wall_clock_ms();
           self->state.stall_reported = false;
         }
-        p.consumer = caf::actor_cast<caf::actor>(self->current_sender());
+        p.consumer = caf::actor_cast<caf::actor_addr>(self->current_sender());
         if (p.epoch_start < 0) p.epoch_start = watermark;
         p.watermark = watermark;
         p.consumed = consumed;

@@ -154,10 +154,14 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   // Where the partition can be read to now, when that is below what the open
   // epoch admitted (an open transaction: the epoch admits up to the high
   // watermark, read_committed stops at the last stable offset); else -1.
+  // Without a rate limit: the end of log once read to it, so that the
+  // checkpoint's stall report tells a partition waiting at an open
+  // transaction from a stuck one.
   auto stable_end = [self, ctx]() -> std::int64_t {
     auto& st = self->state;
-    if (!ctx->admission.enabled() || st.end_of_log < 0) return -1;
+    if (st.end_of_log < 0) return -1;
     if (st.watermark.issued_end() < st.end_of_log || !st.held.empty()) return -1;
+    if (!ctx->admission.enabled()) return st.end_of_log;
     return ctx->admission.limit(st.tp) > st.end_of_log ? st.end_of_log : -1;
   };
 
@@ -568,8 +572,9 @@ caf::actor spawn_partition_consumer(caf::event_based_actor* owner, run_context* 
                                     std::shared_ptr<partition_shared> shared,
                                     std::shared_ptr<chain_deliveries> deliveries,
                                     caf::actor checkpoint) {
-  return owner->spawn(partition_consumer, ctx, std::move(tp), start_offset, generation,
-                      std::move(shared), std::move(deliveries), std::move(checkpoint));
+  return tracked(ctx, owner->spawn(partition_consumer, ctx, std::move(tp), start_offset,
+                                   generation, std::move(shared), std::move(deliveries),
+                                   std::move(checkpoint)));
 }
 
 } // namespace sluice::actors

@@ -1,6 +1,7 @@
 #include "actors/checkpoint.hpp"
 #include "actors/messages.hpp"
 #include "actors/run_context.hpp"
+#include "actors/stages.hpp"
 #include "actors/supervisor.hpp"
 #include "core/log.hpp"
 #include "dedup/changelog.hpp"
@@ -392,8 +393,11 @@ void pipeline::use_actor_system(caf::actor_system& system) {
 }
 
 void pipeline::add_steps(std::vector<processing_step> steps) {
-  for (auto& s : steps)
+  for (auto& s : steps) {
+    if (auto* a = std::get_if<actor_step>(&s))
+      check_actor_step(*a, impl_->steps.size() + 1);
     impl_->steps.push_back(std::move(s));
+  }
 }
 
 void pipeline::on_progress(std::function<void(const epoch_progress&)> fn) {
@@ -621,8 +625,9 @@ run_summary pipeline::run_until_stopped() {
         im.app_system ? *im.app_system : own_system.emplace(system_config);
     im.system = &system;
     im.ctx = &ctx;
-    im.checkpoint_actor = spawn_checkpoint(system, &ctx);
-    im.supervisor_actor = spawn_supervisor(system, &ctx, im.checkpoint_actor);
+    im.checkpoint_actor = tracked(&ctx, spawn_checkpoint(system, &ctx));
+    im.supervisor_actor =
+        tracked(&ctx, spawn_supervisor(system, &ctx, im.checkpoint_actor));
     try {
       im.consumer->start(im);
     } catch (const std::exception& e) {
@@ -672,6 +677,11 @@ run_summary pipeline::run_until_stopped() {
     }
     im.supervisor_actor = nullptr;
     im.checkpoint_actor = nullptr;
+    // The run's actors use `ctx`: none may outlive it. (A system of the run's
+    // own waits for them at its end too; an app's system does not.)
+    while (!ctx.live->wait_none(std::chrono::seconds(10)))
+      sluice::logger().warn("waiting for {} actor(s) of the run to end",
+                            ctx.live->count());
     im.system = nullptr;
     im.ctx = nullptr;
   }

@@ -10,8 +10,11 @@
 #include <sluice/stage.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -120,8 +123,38 @@ struct chain_deliveries {
   std::atomic<bool> retired{false};
 };
 
+/// The run's own actors still alive. The pipeline waits until none is left
+/// before its run_context goes: an app's actor system outlives the run, and
+/// does not wait for them as a system of the run's own does at its end.
+class live_actors {
+public:
+  void enter() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    ++count_;
+  }
+  void leave() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    --count_;
+    done_.notify_all(); // under the lock: the waiter may go once it has it
+  }
+  /// True once none is left; false after `timeout`.
+  bool wait_none(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock{mutex_};
+    return done_.wait_for(lock, timeout, [this] { return count_ == 0; });
+  }
+  std::int64_t count() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return count_;
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::int64_t count_ = 0;
+};
+
 /// Everything the actors of one run share. Owned by the pipeline, which
-/// outlives every actor it spawns.
+/// outlives every actor it spawns (it waits for `live` to be empty).
 struct run_context {
   const pipeline_config& config;
   kafka::group_consumer& consumer;
@@ -154,6 +187,8 @@ struct run_context {
   /// A pipeline built in code: its map/filter/flat_map/batch steps, run in
   /// order between the parser and the router.
   std::vector<processing_step> steps{};
+  /// The run's actors still alive (each spawn site registers its actor).
+  std::shared_ptr<live_actors> live = std::make_shared<live_actors>();
 };
 
 } // namespace sluice::actors

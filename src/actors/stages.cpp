@@ -480,39 +480,53 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
 
 } // namespace
 
+caf::actor tracked(run_context* ctx, caf::actor actor) {
+  if (!actor) return actor;
+  auto live = ctx->live;
+  live->enter();
+  // Called at once when the actor has exited already.
+  actor->attach_functor([live](const caf::error&) { live->leave(); });
+  return actor;
+}
+
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
                         const kafka::topic_partition& tp, std::uint32_t generation,
                         std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error) {
   auto me = caf::actor_cast<caf::actor>(owner);
   caf::actor next =
-      owner->spawn<caf::linked>(sink_stage, ctx, me, generation, deliveries, chain_error);
+      tracked(ctx, owner->spawn<caf::linked>(sink_stage, ctx, me, generation, deliveries,
+                                             chain_error));
   if (ctx->user_stage)
-    next = owner->spawn<caf::linked>(function_stage, ctx->user_stage, next, chain_error);
+    next = tracked(ctx, owner->spawn<caf::linked>(function_stage, ctx->user_stage, next,
+                                                  chain_error));
   if (ctx->state_store)
-    next = owner->spawn<caf::linked + caf::detached>(dedup_stage, ctx, tp, next,
-                                                     deliveries, chain_error);
-  next = owner->spawn<caf::linked>(router_stage, ctx, next, chain_error);
+    next = tracked(ctx, owner->spawn<caf::linked + caf::detached>(
+                            dedup_stage, ctx, tp, next, deliveries, chain_error));
+  next = tracked(ctx, owner->spawn<caf::linked>(router_stage, ctx, next, chain_error));
   // The steps, last first: each actor step an actor of its own, each run of
   // other steps between them one steps stage.
   auto& steps = ctx->steps;
   for (auto end = steps.size(); end > 0;) {
     if (auto* a = std::get_if<actor_step>(&steps[end - 1])) {
-      next = spawn_actor_stage(owner, a->stage, tp, ctx->config.parse.fields.empty(),
-                               next, chain_error);
+      next = tracked(ctx, spawn_actor_stage(owner, a->stage, tp,
+                                            ctx->config.parse.fields.empty(), next,
+                                            chain_error));
       --end;
       continue;
     }
     auto begin = end;
     while (begin > 0 && !std::holds_alternative<actor_step>(steps[begin - 1]))
       --begin;
-    next = owner->spawn<caf::linked>(
-        steps_stage, ctx,
-        std::vector<processing_step>(steps.begin() + begin, steps.begin() + end), next,
-        chain_error);
+    next = tracked(
+        ctx, owner->spawn<caf::linked>(
+                 steps_stage, ctx,
+                 std::vector<processing_step>(steps.begin() + begin, steps.begin() + end),
+                 next, chain_error));
     end = begin;
   }
-  return owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error);
+  return tracked(
+      ctx, owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error));
 }
 
 } // namespace sluice::actors

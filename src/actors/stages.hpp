@@ -35,6 +35,13 @@ caf::actor spawn_actor_stage(caf::event_based_actor* owner,
                              const kafka::topic_partition& tp, bool schemaless,
                              caf::actor next, std::shared_ptr<std::string> chain_error);
 
+/// Counts `actor` among the run's live actors until it exits; returns it.
+caf::actor tracked(run_context* ctx, caf::actor actor);
+
+/// Throws config_error when an actor step cannot work (no stage, no `make`,
+/// max_in_flight 0, a timeout not above 0); `step` is its place, from 1.
+void check_actor_step(const actor_step& step, std::size_t place);
+
 /// Turns exceptions into the actor's exit reason, keeping their text, and
 /// records it in `chain_error` when given.
 void fail_on_exception(caf::scheduled_actor* self,

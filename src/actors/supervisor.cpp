@@ -143,7 +143,6 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
                       std::to_string(budget) + "); last error: " + why);
         return;
       }
-      ++ctx->metrics.restarts; // a failure that ends the run is no restart
       auto backoff =
           ctx->config.runtime.restart_backoff * (1 << std::min(recent - 1, 10));
       sluice::logger().warn("{}: chain failed ({}); restart {} of {} in {} ms", tp.str(),
@@ -206,6 +205,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         }
         auto from = std::max(c.shared->watermark.load(), c.start_offset);
         ctx->consumer.seek(tp, from);
+        ++ctx->metrics.restarts; // counted when done: a stop may come first
         sluice::logger().info("{}: chain restarted from offset {}", tp.str(), from);
         start_chain(tp, from);
       },

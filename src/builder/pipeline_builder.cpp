@@ -102,8 +102,7 @@ pipeline_builder::on_progress(std::function<void(const epoch_progress&)> fn) {
 
 std::unique_ptr<pipeline> pipeline_builder::build() {
   // What a pipeline file gets by default (the group, dedup's state
-  // directory), then every check a run would make at start. A dedup made in
-  // code names its changelog itself: empty is off, as `false` in a file.
+  // directory and changelog), then every check a run would make at start.
   fill_defaults(config_);
   validate(config_);
   for (std::size_t i = 0; i < steps_.size(); ++i)

@@ -595,8 +595,8 @@ void parse_dedup(const json::object& obj, pipeline_config& cfg) {
   }
   if (auto* v = obj.if_contains("stateDir"))
     d.state_dir = as_named(*v, "dedup.stateDir", "a directory", "a directory");
-  // The default changelog is named here, not in fill_defaults(): in
-  // dedup_options an empty name means no changelog.
+  // The default changelog is named here too (fill_defaults() would), so
+  // that an invalid default gets the file's hint.
   d.changelog = cfg.name + "-dedup-changelog";
   // (A blank name is validate()'s to report, as the name's own problem.)
   if (!obj.contains("changelog") && !config::is_blank(cfg.name)) try {

@@ -131,7 +131,8 @@ batch_guard::batch_guard(record_batch& batch, bool schemaless) {
   offsets_.reserve(batch.records.size());
   for (auto& r : batch.records) {
     offsets_.push_back(r.offset);
-    if (schemaless && pending(r)) before_.emplace(r.offset, std::pair(r.value, r.parsed));
+    if (schemaless && pending(r) && r.value)
+      before_.emplace(r.offset, std::pair(r.value, r.parsed));
   }
   std::sort(offsets_.begin(), offsets_.end());
   offsets_.erase(std::unique(offsets_.begin(), offsets_.end()), offsets_.end());
@@ -146,17 +147,16 @@ void batch_guard::settle(record_batch& out) const {
   out = kept_;
   out.records = std::move(records);
   std::vector<bool> seen(offsets_.size());
-  // The n-th record of an offset is compared with the n-th that offset had.
-  std::map<std::int64_t, std::size_t> nth;
   for (auto& r : out.records) {
-    if (!before_.empty() && pending(r) && r.value) {
-      // A record the stage added is compared with the last one of its offset.
+    if (pending(r) && !r.value && !r.parsed.empty()) {
+      r.value = fields_of(r); // made from fields alone, as by a flat_map
+    } else if (!before_.empty() && pending(r) && r.value) {
+      // Its value as it was (the stage did not set it): before the stage that
+      // value and its fields went together, so changed fields are written.
       auto [first, last] = before_.equal_range(r.offset);
-      auto n = nth[r.offset]++;
-      for (auto it = first; it != last; ++it, --n)
-        if (n == 0 || std::next(it) == last) {
-          if (r.value == it->second.first && r.parsed != it->second.second)
-            r.value = fields_of(r);
+      for (auto it = first; it != last; ++it)
+        if (it->second.first == r.value) {
+          if (r.parsed != it->second.second) r.value = fields_of(r);
           break;
         }
     }

@@ -43,8 +43,7 @@ public:
 private:
   record_batch kept_;                 // without its records
   std::vector<std::int64_t> offsets_; // sorted, distinct
-  /// Without a schema: each record's value and fields as they were, by
-  /// offset, in batch order.
+  /// Without a schema: each record's value and fields as they were, by offset.
   std::multimap<std::int64_t, std::pair<std::optional<std::string>, boost::json::object>>
       before_;
 };

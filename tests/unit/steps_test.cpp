@@ -184,6 +184,36 @@ BOOST_AUTO_TEST_CASE(without_a_schema_a_batch_stage_s_field_changes_are_written)
   BOOST_TEST(*typed.records[0].value == R"({"n":1})");
 }
 
+// Two records at one offset (a flat_map's): the stage marks the first bad and
+// changes the second's fields; the second must be written from its fields
+// (it was compared with its sibling's value, and its change lost). A record
+// the stage adds with fields and no value is written from its fields, not as
+// a tombstone.
+BOOST_AUTO_TEST_CASE(a_stage_s_changes_are_matched_by_value_and_added_records_get_one) {
+  auto b = batch_of({R"({"n":1})"});
+  std::vector<processing_step> steps{
+      record_flat_map([](const record& r) {
+        auto a = r, c = r;
+        a.parsed["part"] = "a";
+        c.parsed["part"] = "b";
+        return std::vector<record>{a, c};
+      }),
+      batch_stage([](record_batch& batch) {
+        batch.records[0].error = record_error{"bad", "the first part"};
+        batch.records[1].parsed["n"] = 2;
+        record made;
+        made.offset = 10;
+        made.parsed["made"] = true;
+        batch.records.push_back(made);
+      })};
+  apply_steps(b, steps, true);
+  BOOST_REQUIRE(b.records.size() == 3u);
+  BOOST_TEST(b.records[0].error.has_value());
+  BOOST_TEST(*b.records[1].value == R"({"n":2,"part":"b"})");
+  BOOST_REQUIRE(b.records[2].value.has_value());
+  BOOST_TEST(*b.records[2].value == R"({"made":true})");
+}
+
 BOOST_AUTO_TEST_CASE(a_route_function_chooses_the_topic_or_the_dlq) {
   route_options opts;
   opts.extract = [](const record& r) -> std::string {
