@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <string>
 
@@ -26,10 +27,10 @@ namespace sluice {
 /// DLQ with that reason), `dropped`, removed (counted as drops) or added
 /// (give each the offset of the record it came from; one with fields and no
 /// value is written from its fields). Answering with an
-/// error (`caf::make_error(caf::sec::runtime_error, "why")`), throwing, or
-/// not answering within `actor_stage::timeout` fails the chain: it restarts
-/// from its last handled offset, with a new actor, within
-/// `runtime.restartBudget`.
+/// error (`caf::make_error(caf::sec::runtime_error, "why")`), throwing (see
+/// report_exceptions), or not answering within `actor_stage::timeout` fails
+/// the chain: it restarts from its last handled offset, with a new actor,
+/// within `runtime.restartBudget`; the run's error names the reason.
 using stage_actor = caf::typed_actor<caf::replies_to<batch_ptr>::with<batch_ptr>>;
 
 /// The chain an actor serves: one per partition (per lane with
@@ -72,6 +73,23 @@ struct actor_stage {
   /// for in-flight batches at most the producer's delivery timeout + 5 s.
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};
 };
+
+/// Makes an exception in a stage actor fail its chain with the exception's
+/// text: CAF's default handler prints it on stderr and ends the actor with a
+/// bare `runtime_error`. Call it first in the actor's behaviour function.
+template <class Self>
+void report_exceptions(Self* self) {
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      return caf::make_error(caf::sec::runtime_error, std::string(x.what()));
+    } catch (...) {
+      return caf::make_error(caf::sec::runtime_error,
+                             std::string("an exception that is not a std::exception"));
+    }
+  });
+}
 
 } // namespace sluice
 

@@ -112,8 +112,7 @@ void pump(runner* self) {
                   fail(self, "did not answer a batch within " +
                                  std::to_string(timeout.count()) + " ms");
                 else
-                  fail(self,
-                       "answered a batch with an error: " + self->system().render(err));
+                  fail(self, "failed on a batch: " + self->system().render(err));
               });
   }
 }
@@ -129,7 +128,13 @@ caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage
   st.next = std::move(next);
   st.chain_error = std::move(chain_error);
   st.schemaless = schemaless;
-  st.worker = st.stage->make(self->system(), stage_origin{st.tp.topic, st.tp.partition});
+  try {
+    st.worker =
+        st.stage->make(self->system(), stage_origin{st.tp.topic, st.tp.partition});
+  } catch (const std::exception& e) {
+    fail(self, std::string("was not made: `make` threw: ") + e.what());
+    return {};
+  }
   if (!st.worker) {
     fail(self, "was not made: `make` returned an invalid actor");
     return {};

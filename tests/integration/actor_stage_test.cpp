@@ -224,10 +224,12 @@ BOOST_AUTO_TEST_CASE(an_actor_that_throws_is_replaced_and_nothing_is_lost) {
   auto [valid, malformed] = expected_events(oc);
   std::atomic<bool> thrown{false};
   std::atomic<int> made{0};
+  captured_log log;
   actor_stage flaky;
   flaky.make = [&](caf::actor_system& sys, const stage_origin&) {
     ++made;
-    return sys.spawn([&thrown](stage_actor::pointer) -> stage_actor::behavior_type {
+    return sys.spawn([&thrown](stage_actor::pointer self) -> stage_actor::behavior_type {
+      report_exceptions(self); // the exception's text in the chain's error
       return {[&thrown](batch_ptr& b) {
         bool holds = b->partition == 1 && b->begin_offset <= 2000 && 2000 < b->end_offset;
         if (holds && !thrown.exchange(true))
@@ -242,6 +244,13 @@ BOOST_AUTO_TEST_CASE(an_actor_that_throws_is_replaced_and_nothing_is_lost) {
   BOOST_TEST(thrown.load());
   BOOST_TEST(summary.restarts == 1);
   BOOST_TEST(made.load() == 5); // four chains, and the restarted one
+  auto failed = log.with("orders/1: chain failed");
+  BOOST_REQUIRE(failed.size() == 1u);
+  BOOST_TEST(failed[0].find("the actor stage of orders/1 failed on a batch") !=
+                 std::string::npos,
+             failed[0]);
+  BOOST_TEST(failed[0].find("injected failure at orders/1@2000") != std::string::npos,
+             failed[0]);
   auto outputs = check_outputs(oc, oc.bootstrap);
   BOOST_TEST(outputs.size() == valid.size());
   BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
@@ -401,6 +410,24 @@ BOOST_AUTO_TEST_CASE(a_run_that_stops_moving_says_where_it_waits) {
   BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
   BOOST_TEST(check_outputs(oc, oc.bootstrap).size() == valid.size());
   caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
+}
+
+// A `make` that throws fails its chain with a reason that names `make`.
+BOOST_AUTO_TEST_CASE(a_make_that_throws_fails_the_run_naming_make) {
+  order_cluster oc(1);
+  oc.produce(100);
+  actor_stage unmade;
+  unmade.make = [](caf::actor_system&, const stage_origin&) -> stage_actor {
+    throw std::runtime_error("cannot connect to the scoring service");
+  };
+  auto p = with_stage(oc, "it-actor-unmade", unmade,
+                      {"runtime.restartBudget=1", "runtime.restartBackoff=10ms"});
+  auto summary = p->run();
+  BOOST_TEST(!summary.ok);
+  BOOST_TEST(summary.error.find("the actor stage of orders/0 was not made: `make` threw: "
+                                "cannot connect to the scoring service") !=
+                 std::string::npos,
+             summary.error);
 }
 
 // A stage that cannot work is refused when it is added, naming the step.
