@@ -54,7 +54,7 @@ if [ "$sanitize" = 1 ]; then
   [ "$real_kafka" = 1 ] && targets+=(sluice)
   cmake --build build-asan -j "$jobs" --target "${targets[@]}"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$PWD/scripts/ubsan.supp"
   export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
   export SLUICE_TEST_TIMEOUT_MULTIPLIER=4
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j "$jobs" \

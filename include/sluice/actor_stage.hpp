@@ -38,6 +38,9 @@ using stage_actor = caf::typed_actor<caf::replies_to<batch_ptr>::with<batch_ptr>
 struct stage_origin {
   std::string topic;
   std::int32_t partition = 0;
+  /// With `source.minPartitions`, which of the partition's lanes (from 0);
+  /// a key's records always go to the same lane.
+  int lane = 0;
 };
 
 /// A stage made of one user actor per partition chain. Sluice calls `make`

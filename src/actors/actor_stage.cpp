@@ -118,7 +118,7 @@ void pump(runner* self) {
 }
 
 caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage> stage,
-                                 kafka::topic_partition tp, bool schemaless,
+                                 kafka::topic_partition tp, int lane, bool schemaless,
                                  caf::actor next,
                                  std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, chain_error);
@@ -130,7 +130,7 @@ caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage
   st.schemaless = schemaless;
   try {
     st.worker =
-        st.stage->make(self->system(), stage_origin{st.tp.topic, st.tp.partition});
+        st.stage->make(self->system(), stage_origin{st.tp.topic, st.tp.partition, lane});
   } catch (const std::exception& e) {
     fail(self, std::string("was not made: `make` threw: ") + e.what());
     return {};
@@ -159,10 +159,10 @@ caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage
 
 caf::actor spawn_actor_stage(caf::event_based_actor* owner,
                              std::shared_ptr<const actor_stage> stage,
-                             const kafka::topic_partition& tp, bool schemaless,
+                             const kafka::topic_partition& tp, int lane, bool schemaless,
                              caf::actor next, std::shared_ptr<std::string> chain_error) {
-  return owner->spawn<caf::linked>(actor_stage_runner, std::move(stage), tp, schemaless,
-                                   std::move(next), std::move(chain_error));
+  return owner->spawn<caf::linked>(actor_stage_runner, std::move(stage), tp, lane,
+                                   schemaless, std::move(next), std::move(chain_error));
 }
 
 } // namespace sluice::actors

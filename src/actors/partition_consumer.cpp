@@ -127,7 +127,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   for (int i = 0; i < lanes; ++i) {
     chain_errors.push_back(std::make_shared<std::string>());
     st.lanes.push_back(
-        spawn_stages(self, ctx, tp, generation, deliveries, chain_errors.back()));
+        spawn_stages(self, ctx, tp, i, generation, deliveries, chain_errors.back()));
   }
   if (lanes > 1)
     sluice::logger().info(

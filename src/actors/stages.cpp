@@ -490,7 +490,8 @@ caf::actor tracked(run_context* ctx, caf::actor actor) {
 }
 
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        const kafka::topic_partition& tp, std::uint32_t generation,
+                        const kafka::topic_partition& tp, int lane,
+                        std::uint32_t generation,
                         std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error) {
   auto me = caf::actor_cast<caf::actor>(owner);
@@ -509,7 +510,7 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
   auto& steps = ctx->steps;
   for (auto end = steps.size(); end > 0;) {
     if (auto* a = std::get_if<actor_step>(&steps[end - 1])) {
-      next = tracked(ctx, spawn_actor_stage(owner, a->stage, tp,
+      next = tracked(ctx, spawn_actor_stage(owner, a->stage, tp, lane,
                                             ctx->config.parse.fields.empty(), next,
                                             chain_error));
       --end;

@@ -23,7 +23,8 @@ namespace sluice::actors {
 /// message its link partners receive does not reliably carry the reason in
 /// CAF 0.17.6 (seen as `unreachable`), and the supervisor needs the text.
 caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        const kafka::topic_partition& tp, std::uint32_t generation,
+                        const kafka::topic_partition& tp, int lane,
+                        std::uint32_t generation,
                         std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error);
 
@@ -32,7 +33,7 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
 /// `next` in order (actor_stage.cpp).
 caf::actor spawn_actor_stage(caf::event_based_actor* owner,
                              std::shared_ptr<const actor_stage> stage,
-                             const kafka::topic_partition& tp, bool schemaless,
+                             const kafka::topic_partition& tp, int lane, bool schemaless,
                              caf::actor next, std::shared_ptr<std::string> chain_error);
 
 /// Counts `actor` among the run's live actors until it exits; returns it.

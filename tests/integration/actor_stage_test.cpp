@@ -315,6 +315,35 @@ BOOST_AUTO_TEST_CASE(an_actor_that_does_not_answer_fails_its_chain_after_the_tim
   BOOST_TEST(took.count() < 60);
 }
 
+// With lanes (source.minPartitions), an actor per lane: told its lane, and
+// every key's records kept in order.
+BOOST_AUTO_TEST_CASE(with_lanes_each_lane_has_its_actor) {
+  order_cluster oc;
+  oc.produce(8000);
+  auto [valid, malformed] = expected_events(oc);
+  std::mutex m;
+  std::set<std::pair<std::int32_t, int>> made_for;
+  actor_stage per_lane;
+  per_lane.make = [&](caf::actor_system& sys, const stage_origin& origin) {
+    {
+      std::lock_guard<std::mutex> guard{m};
+      made_for.emplace(origin.partition, origin.lane);
+    }
+    return sys.spawn(identity);
+  };
+  auto p = with_stage(oc, "it-actor-lanes", per_lane, {"source.minPartitions=8"});
+  auto summary = p->run();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  std::set<std::pair<std::int32_t, int>> expected;
+  for (std::int32_t part = 0; part < 4; ++part)
+    for (int lane = 0; lane < 2; ++lane)
+      expected.emplace(part, lane);
+  BOOST_TEST((made_for == expected));
+  auto outputs = check_outputs(oc, oc.bootstrap); // per-key order
+  BOOST_TEST(outputs.size() == valid.size());
+  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
+}
+
 // Two actor stages around a map: each runs in order, on what the one
 // before it gave.
 BOOST_AUTO_TEST_CASE(actor_stages_and_record_steps_run_in_the_order_given) {
