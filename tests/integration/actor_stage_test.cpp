@@ -70,6 +70,21 @@ private:
   std::vector<std::string> lines_;
 };
 
+/// Every valid event written (each once, when `once`), in per-key order, every
+/// malformed one in the DLQ, and the group committed to the end.
+void check_everything_arrived(const order_cluster& oc, const std::string& group,
+                              bool once) {
+  auto [valid, malformed] = expected_events(oc);
+  auto outputs = check_outputs(oc, oc.bootstrap); // checks per-key order
+  BOOST_TEST(outputs.size() == valid.size());
+  if (once)
+    for (auto& [i, n] : outputs)
+      BOOST_TEST(n == 1, "event " << i << " written " << n << " times");
+  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
+  BOOST_TEST(committed_offsets(oc.bootstrap, group, "orders") ==
+             end_offsets(oc.bootstrap, "orders"));
+}
+
 /// Answers every batch as it came.
 stage_actor::behavior_type identity(stage_actor::pointer) {
   return {[](batch_ptr& b) { return b; }};
@@ -166,7 +181,6 @@ BOOST_AUTO_TEST_CASE(an_actor_per_partition_keeps_state_per_key_and_marks_record
 BOOST_AUTO_TEST_CASE(answers_out_of_order_are_passed_on_in_offset_order) {
   order_cluster oc;
   oc.produce(20000);
-  auto [valid, malformed] = expected_events(oc);
   std::atomic<int> most_out{0};
   actor_stage async_stage;
   async_stage.max_in_flight = 4;
@@ -207,13 +221,7 @@ BOOST_AUTO_TEST_CASE(answers_out_of_order_are_passed_on_in_offset_order) {
   BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
   BOOST_TEST(most_out.load() > 1, "at most " << most_out.load() << " batch out at once");
   BOOST_TEST(summary.restarts == 0);
-  auto outputs = check_outputs(oc, oc.bootstrap); // checks per-key order
-  BOOST_TEST(outputs.size() == valid.size());
-  for (auto& [i, n] : outputs)
-    BOOST_TEST(n == 1, "event " << i << " written " << n << " times");
-  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
-  BOOST_TEST(committed_offsets(oc.bootstrap, "it-actor-async", "orders") ==
-             end_offsets(oc.bootstrap, "orders"));
+  check_everything_arrived(oc, "it-actor-async", true);
 }
 
 // An actor that throws ends; its chain restarts with a new actor from the
@@ -221,7 +229,6 @@ BOOST_AUTO_TEST_CASE(answers_out_of_order_are_passed_on_in_offset_order) {
 BOOST_AUTO_TEST_CASE(an_actor_that_throws_is_replaced_and_nothing_is_lost) {
   order_cluster oc;
   oc.produce(20000);
-  auto [valid, malformed] = expected_events(oc);
   std::atomic<bool> thrown{false};
   std::atomic<int> made{0};
   captured_log log;
@@ -251,11 +258,7 @@ BOOST_AUTO_TEST_CASE(an_actor_that_throws_is_replaced_and_nothing_is_lost) {
              failed[0]);
   BOOST_TEST(failed[0].find("injected failure at orders/1@2000") != std::string::npos,
              failed[0]);
-  auto outputs = check_outputs(oc, oc.bootstrap);
-  BOOST_TEST(outputs.size() == valid.size());
-  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
-  BOOST_TEST(committed_offsets(oc.bootstrap, "it-actor-throws", "orders") ==
-             end_offsets(oc.bootstrap, "orders"));
+  check_everything_arrived(oc, "it-actor-throws", false); // a replay may repeat
 }
 
 // An actor that answers with an error fails its chain every time: the
@@ -320,7 +323,6 @@ BOOST_AUTO_TEST_CASE(an_actor_that_does_not_answer_fails_its_chain_after_the_tim
 BOOST_AUTO_TEST_CASE(with_lanes_each_lane_has_its_actor) {
   order_cluster oc;
   oc.produce(8000);
-  auto [valid, malformed] = expected_events(oc);
   std::mutex m;
   std::set<std::pair<std::int32_t, int>> made_for;
   actor_stage per_lane;
@@ -339,9 +341,7 @@ BOOST_AUTO_TEST_CASE(with_lanes_each_lane_has_its_actor) {
     for (int lane = 0; lane < 2; ++lane)
       expected.emplace(part, lane);
   BOOST_TEST((made_for == expected));
-  auto outputs = check_outputs(oc, oc.bootstrap); // per-key order
-  BOOST_TEST(outputs.size() == valid.size());
-  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
+  check_everything_arrived(oc, "it-actor-lanes", true);
 }
 
 // Two actor stages around a map: each runs in order, on what the one
