@@ -179,6 +179,31 @@ BOOST_AUTO_TEST_CASE(a_failed_chain_is_restarted_from_its_watermark_and_nothing_
              end_offsets(oc.bootstrap, "orders"));
 }
 
+// The chain fails on its partition's last batch: by then its consumer has
+// read to the end of the bounded run and paused the partition. The restart
+// seeks the paused partition back to the watermark and resumes it; the
+// replay must read those offsets again and the run end.
+BOOST_AUTO_TEST_CASE(
+    a_chain_failing_after_its_partition_was_read_to_the_end_is_restarted) {
+  order_cluster oc;
+  oc.produce(8000);
+  auto ends = end_offsets(oc.bootstrap, "orders");
+  pipeline p(oc.config("it-last-batch", {"runtime.restartBackoff=20ms"}));
+  std::atomic<bool> thrown{false};
+  p.set_stage([&](record_batch& b) {
+    if (b.partition == 0 && b.end_offset == ends.at(0) && !thrown.exchange(true))
+      throw std::runtime_error("injected failure on the last batch of orders/0");
+  });
+  auto summary = p.run();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(thrown.load());
+  BOOST_TEST(summary.restarts == 1);
+  auto [valid, malformed] = expected_events(oc);
+  BOOST_TEST(check_outputs(oc, oc.bootstrap).size() == valid.size());
+  BOOST_TEST(check_dlq(oc, oc.bootstrap).size() == malformed.size());
+  BOOST_TEST(committed_offsets(oc.bootstrap, "it-last-batch", "orders") == ends);
+}
+
 BOOST_AUTO_TEST_CASE(
     a_spent_restart_budget_fails_the_run_without_committing_past_the_failure) {
   order_cluster oc;
