@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sluice/pipeline.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -29,11 +31,33 @@ struct run_args {
   std::vector<std::string> overrides;
 };
 
+/// `sluice lake`: Kafka -> JSON Lines files by event date.
+struct lake_args {
+  std::string bootstrap;
+  std::vector<std::string> topics;
+  std::string dir;
+  std::string group = "sluice-lake";
+  std::string starting = "earliest";
+  bool available_now = false;
+  std::string dlq;
+  std::string date_field;
+  std::int64_t file_records = 5000;
+  std::string file_interval = "2 seconds";
+  std::vector<std::string> kafka; ///< NAME=VALUE, for both clients
+};
+
 struct demo_args {
   std::int64_t events = 300000;
   double malformed_fraction = 0.02;
   double duplicate_fraction = 0.05;
 };
+
+/// Prints a progress report as one JSON line on stdout.
+void print_progress(const epoch_progress& progress);
+
+/// Runs `p` until its end, or until SIGINT/SIGTERM (then it drains and
+/// commits; a second signal exits at once). Call block_stop_signals() first.
+run_summary run_until_signal(pipeline& p);
 
 int run_broker(const broker_args& args);
 int run_produce(const produce_args& args);
@@ -41,6 +65,7 @@ int run_pipeline(const run_args& args);
 /// `sluice plan`: where a run would start and stop, as one JSON document.
 int run_plan(const run_args& args);
 int run_demo(const demo_args& args);
+int run_lake(const lake_args& args);
 void print_options(std::ostream& out);
 
 /// Blocks SIGINT and SIGTERM in every thread started afterwards, so that one

@@ -113,6 +113,47 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("pipeline", plan.pipeline_file, "PIPELINE.json")->required();
   plan_cmd->add_option("--set", plan.overrides, "section.option=value, repeatable");
 
+  lake_args lake;
+  auto* lake_cmd = app.add_subcommand(
+      "lake", "Kafka -> files: JSON Lines by event date under DIR/TOPIC/dt=YYYY-MM-DD/, "
+              "each file published (fsync, rename) before its offsets are committed");
+  lake_cmd->add_option("--bootstrap", lake.bootstrap, "bootstrap servers")
+      ->required()
+      ->check(non_empty);
+  lake_cmd->add_option("--topic", lake.topics, "topic to read, repeatable")
+      ->required()
+      ->check(non_empty);
+  lake_cmd->add_option("--dir", lake.dir, "directory the files go under")
+      ->required()
+      ->check(non_empty);
+  lake_cmd->add_option("--group", lake.group, "consumer group (kafka.group.id)")
+      ->check(non_empty)
+      ->capture_default_str();
+  lake_cmd
+      ->add_option("--starting-offsets", lake.starting,
+                   "earliest or latest, for partitions the group has not committed")
+      ->capture_default_str();
+  lake_cmd->add_flag("--available-now", lake.available_now,
+                     "read what is there now, write it, and exit");
+  lake_cmd->add_option("--dlq", lake.dlq,
+                       "topic for records that are not JSON objects or have no "
+                       "event date (without: such a record fails the run)");
+  lake_cmd->add_option("--date-field", lake.date_field,
+                       "field with the event time, ISO-8601 text or epoch ms "
+                       "(default: the Kafka timestamp); dates are UTC");
+  lake_cmd
+      ->add_option("--file-records", lake.file_records,
+                   "publish a partition's files once this many lines wait")
+      ->check(count)
+      ->capture_default_str();
+  lake_cmd
+      ->add_option("--file-interval", lake.file_interval,
+                   "...or this long after the first of them came")
+      ->capture_default_str();
+  lake_cmd->add_option("--kafka", lake.kafka,
+                       "NAME=VALUE librdkafka property for the clients (security...), "
+                       "repeatable");
+
   demo_args demo;
   auto* demo_cmd =
       app.add_subcommand("demo", "Embedded broker + load + the priority-routing "
@@ -146,7 +187,8 @@ int main(int argc, char** argv) {
         app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == arg; });
     if (known.empty()) {
       std::cerr << "sluice: unknown command `" << arg
-                << "`; expected run, plan, broker, produce, demo, options or help\n";
+                << "`; expected run, plan, lake, broker, produce, demo, options or "
+                   "help\n";
       return 2;
     }
     break;
@@ -171,6 +213,7 @@ int main(int argc, char** argv) {
     if (run_cmd->parsed()) return run_pipeline(run);
     if (plan_cmd->parsed()) return run_plan(plan);
     if (demo_cmd->parsed()) return run_demo(demo);
+    if (lake_cmd->parsed()) return run_lake(lake);
     print_options(std::cout);
     return 0;
   } catch (const sluice::config_error& e) {

@@ -14,19 +14,14 @@
 
 namespace sluice::app {
 
-int run_pipeline(const run_args& args) {
-  block_stop_signals();
-  // The file fills the builder a pipeline in code uses: one path to a run.
-  auto builder = pipeline_builder::from_file(args.pipeline_file, args.overrides);
-  builder.on_progress([](const epoch_progress& progress) {
-    auto line = to_json(progress);
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
-  });
-  auto dedup = builder.config().dedup;
-  auto built = builder.build();
-  auto& p = *built;
+void print_progress(const epoch_progress& progress) {
+  auto line = to_json(progress);
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+run_summary run_until_signal(pipeline& p) {
   std::atomic<bool> finished{false};
   std::thread watcher([&] {
     bool stopping = false;
@@ -62,11 +57,18 @@ int run_pipeline(const run_args& args) {
       if (watcher.joinable()) watcher.join();
     }
   };
-  run_summary summary;
-  {
-    joiner join{finished, watcher};
-    summary = p.run();
-  }
+  joiner join{finished, watcher};
+  return p.run();
+}
+
+int run_pipeline(const run_args& args) {
+  block_stop_signals();
+  // The file fills the builder a pipeline in code uses: one path to a run.
+  auto builder = pipeline_builder::from_file(args.pipeline_file, args.overrides);
+  builder.on_progress(print_progress);
+  auto dedup = builder.config().dedup;
+  auto built = builder.build();
+  auto summary = run_until_signal(*built);
   spdlog::info("run ended: {} in, {} out, {} to the DLQ, {} dropped, {:.2f} s",
                summary.input_rows, summary.output_rows, summary.dlq_rows,
                summary.dropped_rows, summary.seconds);

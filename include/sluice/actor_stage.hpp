@@ -75,6 +75,17 @@ struct actor_stage {
   /// batch is sent (behind the batches before it). A stop or rebalance waits
   /// for in-flight batches at most the producer's delivery timeout + 5 s.
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+  /// Set for a stage that writes the records itself (files, a database):
+  /// a name for where they go (`files:/data/lake`). Its answer to a batch
+  /// says that the batch's records are durable: each it answers without
+  /// `error` and not `dropped` is `delivered`, counted as an output (under
+  /// this name in run_summary::rows_by_topic) and committed from then on;
+  /// the rest go to the DLQ or are drops, as for any stage. It must be the
+  /// pipeline's last step, and the pipeline has no route and no dedup. To
+  /// write in bigger pieces than a batch, hold answers (response promises)
+  /// and raise `max_in_flight`; the partition's credit
+  /// (`runtime.maxInFlightPerPartition`) bounds what is held.
+  std::string delivers;
 };
 
 /// Makes an exception in a stage actor fail its chain with the exception's

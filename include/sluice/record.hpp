@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice {
@@ -48,6 +49,10 @@ struct record {
   /// Set by the dedup stage: passed without dedup, being older than the
   /// window behind its partition's event-time progress.
   bool late = false;
+  /// Set for the records a delivering actor stage answered
+  /// (`actor_stage::delivers`): written by it, counted as outputs, not
+  /// routed nor sent to the sink.
+  bool delivered = false;
 };
 
 /// A change of a stage's state, written by the sink to a changelog topic
@@ -88,5 +93,15 @@ struct record_batch {
 
 /// Batches are handed from stage to stage by pointer; one stage owns it at a time.
 using batch_ptr = std::shared_ptr<record_batch>;
+
+/// Appends a record's fields (`parsed`) as compact JSON on one line, as the
+/// sink writes a record with a `parse.schema`: doubles in their shortest
+/// round-trip form (67.27, 5.0).
+void write_fields(const record& rec, std::string& out);
+
+/// Milliseconds since the epoch of a timestamp as a `timestamp` field of
+/// `parse.schema` accepts it (ISO-8601: `2024-05-01`, `2024-05-01T12:00:00Z`,
+/// with a fraction or an offset; without a zone, UTC); nullopt for any other text.
+std::optional<std::int64_t> timestamp_ms(std::string_view text);
 
 } // namespace sluice

@@ -21,6 +21,12 @@ namespace sluice {
 pipeline_builder& pipeline_builder::stage(actor_stage stage) {
   actor_step step{std::make_shared<const actor_stage>(std::move(stage))};
   actors::check_actor_step(step, steps_.size() + 1);
+  if (!config_.route.delivered_by.empty())
+    throw config_error("steps", "step " + std::to_string(steps_.size() + 1) +
+                                    " comes after the stage `" +
+                                    config_.route.delivered_by +
+                                    "`, which writes the records: it must be last");
+  if (!step.stage->delivers.empty()) config_.route.delivered_by = step.stage->delivers;
   steps_.emplace_back(std::move(step));
   return *this;
 }
@@ -44,6 +50,27 @@ void check_actor_step(const actor_step& step, std::size_t place) {
   if (s.timeout <= std::chrono::milliseconds::zero())
     throw config_error("steps", where + ": timeout must be positive, got " +
                                     std::to_string(s.timeout.count()) + " ms");
+}
+
+void check_delivering_steps(const std::vector<processing_step>& steps,
+                            const std::string& delivered_by) {
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    auto* a = std::get_if<actor_step>(&steps[i]);
+    if (!a || !a->stage || a->stage->delivers.empty()) continue;
+    if (i + 1 != steps.size())
+      throw config_error("steps", "step " + std::to_string(i + 1) + " (the stage `" +
+                                      a->stage->delivers +
+                                      "`) writes the records: it must be the last step");
+    if (a->stage->delivers != delivered_by)
+      throw config_error("route",
+                         "the stage `" + a->stage->delivers +
+                             "` writes the records, but route.delivered_by is `" +
+                             delivered_by + "`: set it to the stage's name");
+    return;
+  }
+  if (!delivered_by.empty())
+    throw config_error("route", "route.delivered_by names `" + delivered_by +
+                                    "`, but no last actor stage delivers records");
 }
 
 namespace {
@@ -95,6 +122,9 @@ void pump(runner* self) {
     auto answer = std::move(st.out.front().answer);
     st.out.front().guard.settle(*answer);
     st.out.pop_front();
+    if (!st.stage->delivers.empty())
+      for (auto& r : answer->records)
+        r.delivered = !r.error && !r.dropped;
     self->send(st.next, std::move(answer));
   }
   while (!st.waiting.empty() && st.out.size() < st.stage->max_in_flight) {

@@ -398,6 +398,7 @@ void pipeline::add_steps(std::vector<processing_step> steps) {
       check_actor_step(*a, impl_->steps.size() + 1);
     impl_->steps.push_back(std::move(s));
   }
+  check_delivering_steps(impl_->steps, impl_->config.route.delivered_by);
 }
 
 void pipeline::on_progress(std::function<void(const epoch_progress&)> fn) {
@@ -433,6 +434,7 @@ run_summary pipeline::run_until_stopped() {
   auto& im = *impl_;
   auto& cfg = im.config;
   run_summary out;
+  check_delivering_steps(im.steps, cfg.route.delivered_by);
   // A subscription to fewer than 64 partitions gets larger prefetch limits
   // (see with_prefetch_limits), in a consumer made again for them. A cluster
   // that does not answer at once keeps the limits for 64.

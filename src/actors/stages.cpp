@@ -52,7 +52,7 @@ caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx,
   fail_on_exception(self, std::move(chain_error));
   return {[=](batch_ptr& batch) {
     for (auto& rec : batch->records)
-      if (!rec.error) ctx->router.route(rec);
+      if (!rec.error && !rec.delivered) ctx->router.route(rec);
     self->send(next, std::move(batch));
   }};
 }
@@ -330,6 +330,11 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         if (rec.dropped && !rec.error) {
           ++st.outcome->dropped; // on purpose: handled, counted, not written
           if (rec.duplicate) ++st.outcome->duplicates;
+          continue;
+        }
+        if (rec.delivered && !rec.error) {
+          ++st.outcome->outputs; // written by the delivering stage
+          ++st.outcome->rows_by_topic[ctx->config.route.delivered_by];
           continue;
         }
         if (!rec.error) {

@@ -43,6 +43,12 @@ caf::actor tracked(run_context* ctx, caf::actor actor);
 /// max_in_flight 0, a timeout not above 0); `step` is its place, from 1.
 void check_actor_step(const actor_step& step, std::size_t place);
 
+/// Throws config_error unless a stage that writes the records itself
+/// (`actor_stage::delivers`) is the last step and is the one
+/// `route.delivered_by` names, and unless one is when it names one.
+void check_delivering_steps(const std::vector<processing_step>& steps,
+                            const std::string& delivered_by);
+
 /// Turns exceptions into the actor's exit reason, keeping their text, and
 /// records it in `chain_error` when given.
 void fail_on_exception(caf::scheduled_actor* self,

@@ -266,6 +266,23 @@ void check_parse(const parse_options& p) {
 
 void check_route(const pipeline_config& cfg) {
   auto& r = cfg.route;
+  if (!r.delivered_by.empty()) {
+    // The last stage writes the records; nothing is left to route.
+    if (!r.topic.empty() || !r.field.empty() || !r.topics.empty() ||
+        !r.default_topic.empty() || r.extract)
+      throw config_error("route", "the stage `" + r.delivered_by +
+                                      "` writes the records itself: set no route");
+    if (cfg.dedup)
+      throw config_error("dedup", "runs after the stages, but the stage `" +
+                                      r.delivered_by +
+                                      "` writes the records itself: dedup in a step "
+                                      "before it, or write through a sink");
+    if (cfg.parse.tombstones == tombstone_policy::pass)
+      throw config_error("parse.tombstones", "pass needs a route, but the stage `" +
+                                                 r.delivered_by +
+                                                 "` writes the records: use dlq or drop");
+    return;
+  }
   if (!r.topic.empty()) checked_topic(r.topic, "route.topic");
   for (auto& [value, topic] : r.topics)
     checked_topic(topic, "route.topics." + value);

@@ -226,4 +226,12 @@ void record_parser::parse(record& rec) {
   rec.parsed = std::move(out);
 }
 
+void write_fields(const record& rec, std::string& out) {
+  write_json(rec.parsed, out);
+}
+
+std::optional<std::int64_t> timestamp_ms(std::string_view text) {
+  return iso8601_to_epoch_ms(text);
+}
+
 } // namespace sluice

@@ -1,0 +1,75 @@
+// `sluice lake`: Kafka -> files, the seed's lake pattern, on the public API:
+// a pipeline whose last step is the lake's delivering actor stage.
+
+#include "apps/lake/lake_stage.hpp"
+#include "apps/sluice/commands.hpp"
+
+#include <sluice/builder.hpp>
+#include <sluice/errors.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <iostream>
+
+namespace sluice::app {
+
+int run_lake(const lake_args& args) {
+  block_stop_signals();
+  source_options source;
+  source.bootstrap_servers = args.bootstrap;
+  source.subscribe = args.topics;
+  source.group_id = args.group;
+  if (args.starting != "earliest" && args.starting != "latest")
+    throw config_error("--starting-offsets",
+                       "expected earliest or latest, got `" + args.starting + "`");
+  source.starting =
+      args.starting == "earliest" ? starting_offsets::earliest : starting_offsets::latest;
+  sink_options sink; // for the DLQ
+  sink.bootstrap_servers = args.bootstrap;
+  for (auto& property : args.kafka) {
+    auto eq = property.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw config_error("--kafka", "expected NAME=VALUE, got `" + property + "`");
+    auto name = property.substr(0, eq), value = property.substr(eq + 1);
+    if (!is_producer_property(name)) source.kafka[name] = value;
+    sink.kafka[name] = value;
+  }
+
+  lake::lake_options files;
+  files.dir = args.dir;
+  files.date_field = args.date_field;
+  files.file_records = args.file_records;
+  files.file_interval = parse_duration(args.file_interval, "--file-interval");
+  if (files.file_interval <= std::chrono::milliseconds::zero())
+    throw config_error("--file-interval", "expected a positive duration");
+
+  trigger_options trigger;
+  if (args.available_now) trigger.mode = trigger_options::kind::available_now;
+  runtime_options runtime;
+  // A partition's credit bounds the lines waiting for a file: room for two files.
+  runtime.max_in_flight_per_partition =
+      std::max<std::size_t>(runtime.max_in_flight_per_partition,
+                            2 * static_cast<std::size_t>(args.file_records));
+
+  auto builder = pipeline_builder("lake")
+                     .source(source)
+                     .parse(parse_options{}) // any JSON object
+                     .stage(lake::lake_stage(files))
+                     .sink(sink)
+                     .trigger(trigger)
+                     .runtime(runtime)
+                     .on_progress(print_progress);
+  if (!args.dlq.empty()) builder.dlq(args.dlq);
+  auto summary = run_until_signal(*builder.build());
+  spdlog::info("lake: {} in, {} written under {}, {} to the DLQ, {} dropped, {:.2f} s",
+               summary.input_rows, summary.output_rows, args.dir, summary.dlq_rows,
+               summary.dropped_rows, summary.seconds);
+  if (!summary.ok) {
+    std::cerr << "sluice: lake failed: " << summary.error << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+} // namespace sluice::app

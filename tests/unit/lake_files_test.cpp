@@ -1,0 +1,151 @@
+// Kafka -> files (`sluice lake`): event dates, and files that are published
+// whole or not at all.
+#include "apps/lake/lake_files.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+using namespace sluice;
+using namespace sluice::lake;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A fresh directory, removed at the end of the test.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    char pattern[] = "/tmp/sluice-lake-unit-XXXXXX";
+    path = ::mkdtemp(pattern);
+  }
+  ~temp_dir() { fs::remove_all(path); }
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// Every file under `root`, as paths relative to it.
+std::set<std::string> files_under(const fs::path& root) {
+  std::set<std::string> out;
+  for (auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file()) out.insert(fs::relative(e.path(), root).string());
+  return out;
+}
+
+record with_fields(std::string json_text, std::int64_t kafka_ts = -1) {
+  record r;
+  r.timestamp_ms = kafka_ts;
+  r.parsed = boost::json::parse(json_text).as_object();
+  return r;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(lake_files)
+
+BOOST_AUTO_TEST_CASE(dates_are_the_utc_day_of_the_instant) {
+  BOOST_TEST(utc_date(0) == "1970-01-01");
+  BOOST_TEST(utc_date(-1) == "1969-12-31"); // floors, not towards zero
+  BOOST_TEST(utc_date(951'782'400'000) == "2000-02-29");
+  BOOST_TEST(utc_date(951'868'799'999) == "2000-02-29");
+  BOOST_TEST(utc_date(951'868'800'000) == "2000-03-01");
+  BOOST_TEST(utc_date(1'798'761'599'999) == "2026-12-31");
+}
+
+BOOST_AUTO_TEST_CASE(the_event_date_comes_from_the_field_or_the_kafka_timestamp) {
+  BOOST_TEST(*event_date(with_fields(R"({"t":"2026-03-01T23:30:00-02:00"})"), "t") ==
+             "2026-03-02"); // the UTC day of the instant
+  BOOST_TEST(*event_date(with_fields(R"({"t":"2024-02-29"})"), "t") == "2024-02-29");
+  BOOST_TEST(*event_date(with_fields(R"({"t":86400000})"), "t") == "1970-01-02");
+  BOOST_TEST(*event_date(with_fields("{}", 86'400'000 * 3), "") == "1970-01-04");
+  // No date: the record goes to the DLQ.
+  BOOST_TEST(!event_date(with_fields(R"({"x":1})"), "t"));
+  BOOST_TEST(!event_date(with_fields(R"({"t":null})"), "t"));
+  BOOST_TEST(!event_date(with_fields(R"({"t":"yesterday"})"), "t"));
+  BOOST_TEST(!event_date(with_fields(R"({"t":"2023-02-29"})"), "t"));
+  BOOST_TEST(!event_date(with_fields(R"({"t":1.5})"), "t"));
+  BOOST_TEST(!event_date(with_fields("{}", -1), ""));
+}
+
+BOOST_AUTO_TEST_CASE(lines_are_hidden_until_published_then_whole) {
+  temp_dir dir;
+  partition_files files(dir.path, "orders", 3);
+  files.append("2026-12-04", 100, R"({"a":1})");
+  files.append("2026-12-05", 101, R"({"a":2})");
+  files.append("2026-12-04", 102, R"({"a":3})");
+  BOOST_TEST(files.pending_lines() == 3);
+  // Before publish(): only hidden temporaries, which readers skip.
+  for (auto& f : files_under(dir.path))
+    BOOST_TEST(fs::path(f).filename().string().starts_with("."), f);
+  auto published = files.publish();
+  BOOST_TEST(published.size() == 2u);
+  BOOST_TEST(files.pending_lines() == 0);
+  BOOST_TEST(files_under(dir.path) ==
+                 (std::set<std::string>{"orders/dt=2026-12-04/part-3-100.jsonl",
+                                        "orders/dt=2026-12-05/part-3-101.jsonl"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(read_file(dir.path / "orders/dt=2026-12-04/part-3-100.jsonl") ==
+             "{\"a\":1}\n{\"a\":3}\n");
+  BOOST_TEST(read_file(dir.path / "orders/dt=2026-12-05/part-3-101.jsonl") ==
+             "{\"a\":2}\n");
+  // The next lines start new files, named by their first offset.
+  files.append("2026-12-05", 103, R"({"a":4})");
+  files.publish();
+  BOOST_TEST(read_file(dir.path / "orders/dt=2026-12-05/part-3-103.jsonl") ==
+             "{\"a\":4}\n");
+}
+
+BOOST_AUTO_TEST_CASE(files_not_published_are_removed_when_their_writer_ends) {
+  temp_dir dir;
+  {
+    partition_files files(dir.path, "orders", 0);
+    files.append("2026-12-05", 7, "{}");
+  }
+  BOOST_TEST(files_under(dir.path).empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_restart_forgets_what_was_written_from_its_start_offset_on) {
+  temp_dir dir;
+  {
+    partition_files p0(dir.path, "orders", 0), p1(dir.path, "orders", 1);
+    p0.append("2026-12-04", 0, "{\"p0\":0}");
+    p0.publish();
+    p0.append("2026-12-04", 50, "{\"p0\":50}");
+    p0.append("2026-12-05", 60, "{\"p0\":60}");
+    p0.publish();
+    p1.append("2026-12-04", 50, "{\"p1\":50}");
+    p1.publish();
+  }
+  // A killed writer's temporary, for partition 0 and for another topic.
+  std::ofstream(dir.path / "orders/dt=2026-12-05/.part-0-70.jsonl.tmp") << "{\"half";
+  fs::create_directories(dir.path / "other/dt=2026-12-05");
+  std::ofstream(dir.path / "other/dt=2026-12-05/part-0-70.jsonl") << "{}\n";
+
+  partition_files again(dir.path, "orders", 0);
+  // Offsets from 50 on were not committed: they are read and written again.
+  BOOST_TEST(again.forget_from(50) == 3u);
+  BOOST_TEST(files_under(dir.path) ==
+                 (std::set<std::string>{"orders/dt=2026-12-04/part-0-0.jsonl",
+                                        "orders/dt=2026-12-04/part-1-50.jsonl",
+                                        "other/dt=2026-12-05/part-0-70.jsonl"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(partition_files(dir.path, "absent", 0).forget_from(0) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_directory_that_cannot_be_written_is_an_error_not_a_loss) {
+  temp_dir dir;
+  std::ofstream(dir.path / "orders") << "a file where the topic's directory would go";
+  partition_files files(dir.path, "orders", 0);
+  BOOST_CHECK_THROW(files.append("2026-12-05", 0, "{}"), std::exception);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
