@@ -32,8 +32,9 @@ int run_lake(const lake_args& args) {
     if (eq == std::string::npos || eq == 0)
       throw config_error("--kafka", "expected NAME=VALUE, got `" + property + "`");
     auto name = property.substr(0, eq), value = property.substr(eq + 1);
+    // Each client gets what it takes: security settings go to both.
     if (!is_producer_property(name)) source.kafka[name] = value;
-    sink.kafka[name] = value;
+    if (!is_consumer_property(name)) sink.kafka[name] = value;
   }
 
   lake::lake_options files;

@@ -232,4 +232,7 @@ bool is_secret_property(std::string_view name);
 /// True for librdkafka properties only a producer takes (acks, linger.ms, ...).
 bool is_producer_property(std::string_view name);
 
+/// True for librdkafka properties only a consumer takes (session.timeout.ms, ...).
+bool is_consumer_property(std::string_view name);
+
 } // namespace sluice

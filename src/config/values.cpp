@@ -116,4 +116,8 @@ bool is_producer_property(std::string_view name) {
   return config::producer_only(name);
 }
 
+bool is_consumer_property(std::string_view name) {
+  return config::consumer_only(name);
+}
+
 } // namespace sluice
