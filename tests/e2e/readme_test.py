@@ -70,6 +70,16 @@ for block in blocks:
               ended and produced and int(ended.group(1)) == int(produced.group(1))
               and int(ended.group(2)) + int(ended.group(3)) == int(ended.group(1))
               and int(ended.group(3)) == int(produced.group(2)), err[-800:])
+    if "sluice lake" in block:
+        ended = re.search(r"lake: (\d+) in, (\d+) written under \S+, (\d+) to the DLQ", err)
+        produced = re.search(r"wrote (\d+) records", out)
+        counted = re.search(r"^\s*(\d+)\s*$", out, re.M)  # the block's `wc -l`
+        check("its lake reads every record produced: files + DLQ = input, and the files "
+              "hold as many lines as it says",
+              ended and produced and counted
+              and int(ended.group(1)) == int(produced.group(1))
+              and int(ended.group(2)) + int(ended.group(3)) == int(ended.group(1))
+              and int(counted.group(1)) == int(ended.group(2)), (out[-800:], err[-800:]))
     if "kcat" in block:
         reasons = [l for l in out.splitlines() if "sluice.error.type=" in l]
         check("kcat prints DLQ reasons from the headers", len(reasons) == 3, out[-800:])
