@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sluice/errors.hpp>
 #include <sluice/pipeline.hpp>
 
 #include <cstdint>
@@ -46,11 +47,26 @@ struct lake_args {
   std::vector<std::string> kafka; ///< NAME=VALUE, for both clients
 };
 
+/// `sluice ingest`: files or stdin -> Kafka.
+struct ingest_args {
+  std::string bootstrap;
+  std::string topic;
+  std::string key_field;
+  std::vector<std::string> headers; ///< NAME=VALUE
+  std::string reject_file;
+  std::vector<std::string> kafka;  ///< NAME=VALUE, producer properties
+  std::vector<std::string> inputs; ///< files; none or "-": stdin
+};
+
 struct demo_args {
   std::int64_t events = 300000;
   double malformed_fraction = 0.02;
   double duplicate_fraction = 0.05;
 };
+
+/// A client property's error, named as the pattern apps' flag spells it:
+/// `source.kafka.X` and `sink.kafka.X` become `--kafka X`; others unchanged.
+config_error as_flag_error(const config_error& e);
 
 /// Prints a progress report as one JSON line on stdout.
 void print_progress(const epoch_progress& progress);
@@ -66,6 +82,7 @@ int run_pipeline(const run_args& args);
 int run_plan(const run_args& args);
 int run_demo(const demo_args& args);
 int run_lake(const lake_args& args);
+int run_ingest(const ingest_args& args);
 void print_options(std::ostream& out);
 
 /// Blocks SIGINT and SIGTERM in every thread started afterwards, so that one

@@ -62,7 +62,13 @@ int run_lake(const lake_args& args) {
                      .runtime(runtime)
                      .on_progress(print_progress);
   if (!args.dlq.empty()) builder.dlq(args.dlq);
-  auto summary = run_until_signal(*builder.build());
+  std::unique_ptr<pipeline> built;
+  try {
+    built = builder.build();
+  } catch (const config_error& e) {
+    throw as_flag_error(e);
+  }
+  auto summary = run_until_signal(*built);
   spdlog::info("lake: {} in, {} written under {}, {} to the DLQ, {} dropped, {:.2f} s",
                summary.input_rows, summary.output_rows, args.dir, summary.dlq_rows,
                summary.dropped_rows, summary.seconds);

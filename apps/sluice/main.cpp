@@ -122,7 +122,8 @@ int main(int argc, char** argv) {
       ->check(non_empty);
   lake_cmd->add_option("--topic", lake.topics, "topic to read, repeatable")
       ->required()
-      ->check(non_empty);
+      ->check(non_empty)
+      ->allow_extra_args(false); // one per occurrence, so that inputs can follow
   lake_cmd->add_option("--dir", lake.dir, "directory the files go under")
       ->required()
       ->check(non_empty);
@@ -150,9 +151,38 @@ int main(int argc, char** argv) {
       ->add_option("--file-interval", lake.file_interval,
                    "...or this long after the first of them came")
       ->capture_default_str();
-  lake_cmd->add_option("--kafka", lake.kafka,
-                       "NAME=VALUE librdkafka property for the clients (security...), "
-                       "repeatable");
+  lake_cmd
+      ->add_option("--kafka", lake.kafka,
+                   "NAME=VALUE librdkafka property for the clients (security...), "
+                   "repeatable")
+      ->allow_extra_args(false); // one per occurrence, so that inputs can follow
+
+  ingest_args ingest;
+  auto* ingest_cmd = app.add_subcommand(
+      "ingest", "Files or stdin -> Kafka: one JSON object per line, idempotent, acks "
+                "from all replicas; invalid lines to a reject file with their number");
+  ingest_cmd->add_option("--bootstrap", ingest.bootstrap, "bootstrap servers")
+      ->required()
+      ->check(non_empty);
+  ingest_cmd->add_option("--topic", ingest.topic, "topic to write")
+      ->required()
+      ->check(non_empty);
+  ingest_cmd->add_option("--key-field", ingest.key_field,
+                         "field whose value is the record's key (default: no key)");
+  ingest_cmd
+      ->add_option("--header", ingest.headers,
+                   "NAME=VALUE header on every record, repeatable")
+      ->allow_extra_args(false); // one per occurrence, so that inputs can follow
+  ingest_cmd->add_option("--reject-file", ingest.reject_file,
+                         "where invalid lines go, as FILE<TAB>LINE<TAB>REASON<TAB>TEXT "
+                         "(without: an invalid line stops the ingest, exit 1)");
+  ingest_cmd
+      ->add_option("--kafka", ingest.kafka,
+                   "NAME=VALUE librdkafka producer property, repeatable "
+                   "(default compression.type=lz4, linger.ms=5)")
+      ->allow_extra_args(false); // one per occurrence, so that inputs can follow
+  ingest_cmd->add_option("inputs", ingest.inputs,
+                         "files to read in order; - or none: stdin");
 
   demo_args demo;
   auto* demo_cmd =
@@ -186,9 +216,10 @@ int main(int argc, char** argv) {
     auto known =
         app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == arg; });
     if (known.empty()) {
-      std::cerr << "sluice: unknown command `" << arg
-                << "`; expected run, plan, lake, broker, produce, demo, options or "
-                   "help\n";
+      std::cerr
+          << "sluice: unknown command `" << arg
+          << "`; expected run, plan, lake, ingest, broker, produce, demo, options or "
+             "help\n";
       return 2;
     }
     break;
@@ -214,6 +245,7 @@ int main(int argc, char** argv) {
     if (plan_cmd->parsed()) return run_plan(plan);
     if (demo_cmd->parsed()) return run_demo(demo);
     if (lake_cmd->parsed()) return run_lake(lake);
+    if (ingest_cmd->parsed()) return run_ingest(ingest);
     print_options(std::cout);
     return 0;
   } catch (const sluice::config_error& e) {

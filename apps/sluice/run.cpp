@@ -14,6 +14,13 @@
 
 namespace sluice::app {
 
+config_error as_flag_error(const config_error& e) {
+  for (std::string prefix : {"source.kafka.", "sink.kafka."})
+    if (e.option().starts_with(prefix))
+      return config_error("--kafka " + e.option().substr(prefix.size()), e.reason());
+  return e;
+}
+
 void print_progress(const epoch_progress& progress) {
   auto line = to_json(progress);
   std::fwrite(line.data(), 1, line.size(), stdout);

@@ -208,6 +208,9 @@ void fill_defaults(pipeline_config& config);
 /// are refused: fill_defaults() gives them their defaults.
 void validate(const pipeline_config& config);
 
+/// The sink's part of validate(): also what a topic_writer checks.
+void validate(const sink_options& sink);
+
 /// Parses a pipeline from JSON text (comments and trailing commas allowed).
 /// Each override is `section.option=value` and replaces or adds that option
 /// (`SECTION=null` removes an optional section); then fill_defaults() and

@@ -12,3 +12,4 @@
 #include <sluice/record.hpp>
 #include <sluice/stage.hpp>
 #include <sluice/version.hpp>
+#include <sluice/writer.hpp>

@@ -430,16 +430,20 @@ void fill_defaults(pipeline_config& cfg) {
       std::min(cfg.runtime.max_batch_records, cfg.runtime.max_in_flight_per_partition);
 }
 
+void validate(const sink_options& sink) {
+  if (config::is_blank(sink.bootstrap_servers))
+    throw config_error("sink.kafka.bootstrap.servers",
+                       "required: the brokers to write to, like \"host1:9092\"");
+  check_kafka_properties(sink.kafka, "sink", false);
+}
+
 void validate(const pipeline_config& cfg) {
   if (config::is_blank(cfg.name))
     throw config_error("name", "expected a pipeline name, got an empty string");
   check_source(cfg.source);
   check_parse(cfg.parse);
   check_route(cfg);
-  if (config::is_blank(cfg.sink.bootstrap_servers))
-    throw config_error("sink.kafka.bootstrap.servers",
-                       "required: the brokers to write to, like \"host1:9092\"");
-  check_kafka_properties(cfg.sink.kafka, "sink", false);
+  validate(cfg.sink);
   if (cfg.dlq) checked_topic(cfg.dlq->topic, "dlq.topic");
   check_no_loop(cfg);
   if (cfg.dedup) check_dedup(cfg);
