@@ -80,7 +80,16 @@ for block in blocks:
               and int(ended.group(1)) == int(produced.group(1))
               and int(ended.group(2)) + int(ended.group(3)) == int(ended.group(1))
               and int(counted.group(1)) == int(ended.group(2)), (out[-800:], err[-800:]))
-    if "kcat" in block:
+    if "sluice ingest" in block:
+        rejected = [l for l in out.splitlines() if "\t" in l]
+        written = [l for l in out.splitlines() if l.endswith("origin=shop")]
+        check("its ingest rejects the two bad lines with their numbers and writes the two "
+              "good ones, keyed, with the header",
+              [l.split("\t")[1] for l in rejected] == ["2", "1"]
+              and written == ['c1 {"customer":"c1","amount":10} origin=shop',
+                              'c2 {"customer":"c2","amount":5} origin=shop'],
+              out[-800:])
+    if "kcat" in block and "orders-dlq" in block:
         reasons = [l for l in out.splitlines() if "sluice.error.type=" in l]
         check("kcat prints DLQ reasons from the headers", len(reasons) == 3, out[-800:])
 
