@@ -2,12 +2,18 @@
 
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <fcntl.h>
+#include <fstream>
+#include <iterator>
 #include <set>
+#include <stdexcept>
+#include <sys/file.h>
 #include <system_error>
+#include <thread>
 #include <unistd.h>
 
 namespace sluice::lake {
@@ -45,6 +51,63 @@ std::optional<std::int64_t> offset_in(std::string_view name, std::string_view pr
   return offset;
 }
 
+/// Writes `content` to `path` through a temporary beside it (`path.tmp`):
+/// written, synced, renamed. The directory is the caller's to sync.
+void replace_durably(const fs::path& path, const std::string& content) {
+  auto temp = path;
+  temp += ".tmp";
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_errno("cannot create", temp);
+  std::size_t done = 0;
+  while (done < content.size()) {
+    auto n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int saved = errno;
+      ::close(fd);
+      errno = saved;
+      throw_errno("cannot write", temp);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    throw_errno("cannot sync", temp);
+  }
+  if (::close(fd) != 0) throw_errno("cannot close", temp);
+  fs::rename(temp, path);
+}
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_errno("cannot read", path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// The offsets an index file lists, one per line.
+std::vector<std::int64_t> read_index(const fs::path& path) {
+  std::vector<std::int64_t> out;
+  auto text = read_all(path);
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    std::int64_t v = 0;
+    auto [next, ec] = std::from_chars(p, end, v);
+    if (ec != std::errc()) break;
+    out.push_back(v);
+    p = next;
+    while (p < end && *p == '\n')
+      ++p;
+  }
+  return out;
+}
+
+fs::path index_of(const fs::path& data) {
+  return data.parent_path() / ("." + data.filename().string() + ".idx");
+}
+
 } // namespace
 
 std::string utc_date(std::int64_t epoch_ms) {
@@ -73,7 +136,7 @@ std::optional<std::string> event_date(const record& rec, const std::string& date
   auto* v = rec.parsed.if_contains(date_field);
   if (!v) return std::nullopt;
   if (v->is_string()) {
-    auto ms = timestamp_ms(v->get_string());
+    auto ms = parse_timestamp_ms(v->get_string());
     if (!ms) return std::nullopt;
     return utc_date(*ms);
   }
@@ -83,15 +146,41 @@ std::optional<std::string> event_date(const record& rec, const std::string& date
   return std::nullopt;
 }
 
-partition_files::partition_files(fs::path root, std::string topic, std::int32_t partition)
-    : topic_dir_(std::move(root) / topic), partition_(partition) {}
+partition_files::partition_files(fs::path root, std::string topic, std::int32_t partition,
+                                 std::chrono::milliseconds lock_wait)
+    : topic_dir_(std::move(root) / topic), partition_(partition) {
+  fs::create_directories(topic_dir_);
+  // Never removed: a writer waiting on a removed lock file would lock nothing.
+  auto lock = topic_dir_ / (".lock-" + std::to_string(partition_));
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) throw_errno("cannot open the lock file", lock);
+  auto give_up = std::chrono::steady_clock::now() + lock_wait;
+  while (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      int saved = errno;
+      ::close(lock_fd_);
+      errno = saved;
+      throw_errno("cannot lock", lock);
+    }
+    if (std::chrono::steady_clock::now() >= give_up) {
+      ::close(lock_fd_);
+      throw std::runtime_error("partition " + std::to_string(partition_) + " of `" +
+                               topic + "` is still written by another writer (" +
+                               lock.string() + " is locked after " +
+                               std::to_string(lock_wait.count()) +
+                               " ms): one lake per directory and consumer group");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
 
 partition_files::~partition_files() {
   for (auto& [date, f] : open_) {
-    ::close(f.fd);
+    if (f.fd >= 0) ::close(f.fd);
     std::error_code ignored;
     fs::remove(f.temp, ignored);
   }
+  ::close(lock_fd_); // releases the lock, last
 }
 
 std::size_t partition_files::forget_from(std::int64_t offset) {
@@ -102,14 +191,53 @@ std::size_t partition_files::forget_from(std::int64_t offset) {
     auto day_name = day.path().filename().string();
     if (!day.is_directory() || !day_name.starts_with("dt=")) continue;
     bool changed = false;
+    std::vector<fs::path> indexes;
     for (auto& file : fs::directory_iterator(day.path())) {
       auto name = file.path().filename().string();
       auto temp = offset_in(name, ".part-", partition_, ".jsonl.tmp");
+      auto index_temp = offset_in(name, ".part-", partition_, ".jsonl.idx.tmp");
       auto published = offset_in(name, "part-", partition_, ".jsonl");
-      if (temp || (published && *published >= offset)) {
+      if (offset_in(name, ".part-", partition_, ".jsonl.idx"))
+        indexes.push_back(file.path());
+      if (temp || index_temp || (published && *published >= offset)) {
         fs::remove(file.path());
         changed = true;
         ++removed;
+        continue;
+      }
+      if (!published) continue;
+      // A file from before `offset` whose tail is past it (a commit fell
+      // between two batches of one publish): keep its head only.
+      std::error_code ec;
+      auto index = index_of(file.path());
+      if (!fs::exists(index, ec)) continue;
+      auto offsets = read_index(index);
+      auto keep = static_cast<std::size_t>(
+          std::lower_bound(offsets.begin(), offsets.end(), offset) - offsets.begin());
+      if (keep == offsets.size()) continue;
+      auto text = read_all(file.path());
+      std::size_t at = 0;
+      for (std::size_t i = 0; i < keep && at != std::string::npos; ++i) {
+        at = text.find('\n', at);
+        if (at != std::string::npos) ++at;
+      }
+      text.resize(at == std::string::npos ? text.size() : at);
+      replace_durably(file.path(), text); // the data first: its index may stay longer
+      std::string listed;
+      for (std::size_t i = 0; i < keep; ++i)
+        listed += std::to_string(offsets[i]) + "\n";
+      replace_durably(index, listed);
+      changed = true;
+      ++removed;
+    }
+    // Indexes whose file is gone.
+    for (auto& index : indexes) {
+      auto name = index.filename().string(); // .part-P-O.jsonl.idx
+      auto data = index.parent_path() / name.substr(1, name.size() - 5);
+      std::error_code ec;
+      if (!fs::exists(data, ec)) {
+        fs::remove(index, ec);
+        changed = true;
       }
     }
     if (changed) sync_directory(day.path());
@@ -133,6 +261,7 @@ void partition_files::append(const std::string& date, std::int64_t offset,
     at = open_.emplace(date, std::move(f)).first;
   }
   auto& f = at->second;
+  f.offsets.push_back(offset);
   f.buffer.append(line);
   f.buffer.push_back('\n');
   ++pending_lines_;
@@ -161,6 +290,11 @@ std::vector<fs::path> partition_files::publish() {
       throw_errno("cannot close", f.temp);
     }
     f.fd = -1;
+    // The index first: a visible file always has one.
+    std::string listed;
+    for (auto o : f.offsets)
+      listed += std::to_string(o) + "\n";
+    replace_durably(index_of(f.final_path), listed);
     fs::rename(f.temp, f.final_path);
     dirs.insert(f.final_path.parent_path());
     out.push_back(f.final_path);

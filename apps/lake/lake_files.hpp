@@ -5,6 +5,7 @@
 
 #include <sluice/record.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -27,19 +28,28 @@ std::optional<std::string> event_date(const record& rec, const std::string& date
 /// date); publish() makes them durable (fsync) and visible under their final
 /// names (`part-<partition>-<first offset>.jsonl`) by rename, then syncs the
 /// directories. Readers never see a half file: a kill leaves only hidden
-/// temporaries, which forget_from() removes at the next start.
+/// temporaries, which forget_from() removes at the next start. Each file has
+/// a hidden index of its lines' offsets (`.part-<p>-<o>.jsonl.idx`, published
+/// first), so that a restart can cut a file at any offset.
+///
+/// One writer per partition at a time, across threads and processes: the
+/// constructor takes an exclusive lock (`<topic>/.lock-<partition>`, flock),
+/// waiting up to `lock_wait` for an earlier writer to end, and holds it
+/// until destruction.
 class partition_files {
 public:
-  partition_files(std::filesystem::path root, std::string topic, std::int32_t partition);
-  ~partition_files(); // closes, and leaves, unpublished temporaries
+  partition_files(std::filesystem::path root, std::string topic, std::int32_t partition,
+                  std::chrono::milliseconds lock_wait = std::chrono::seconds(60));
+  ~partition_files(); // removes unpublished temporaries, then releases the lock
   partition_files(const partition_files&) = delete;
   partition_files& operator=(const partition_files&) = delete;
 
-  /// Removes what a run before this one wrote from `offset` on: its hidden
-  /// temporaries, and the published files whose first offset is `offset` or
-  /// later. Those records were not committed, so they are read again and
-  /// written anew: after a crash no offset is in two files. Returns the
-  /// number of files removed.
+  /// Removes what a run before this one wrote from `offset` on: hidden
+  /// temporaries, published files whose first offset is `offset` or later,
+  /// and the lines from `offset` on of a file that started before it (the
+  /// file is replaced, whole, by its head). Those records were not committed:
+  /// they are read again and written anew, so after a crash no offset is in
+  /// two files. Returns the number of files removed or cut.
   std::size_t forget_from(std::int64_t offset);
 
   /// Adds one line (without its newline) for the record at `offset`.
@@ -59,11 +69,13 @@ private:
     std::int64_t first_offset = 0;
     std::filesystem::path temp;
     std::filesystem::path final_path;
-    std::string buffer; // lines not yet written to fd
+    std::string buffer;                // lines not yet written to fd
+    std::vector<std::int64_t> offsets; // of every line, in order
   };
   void flush_buffer(open_file& f);
   std::filesystem::path topic_dir_;
   std::int32_t partition_;
+  int lock_fd_ = -1;
   std::map<std::string, open_file> open_; // by date
   std::int64_t pending_lines_ = 0;
 };

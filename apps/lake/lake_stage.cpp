@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 
 #include <memory>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -41,7 +42,10 @@ writer_actor::behavior_type write_files(writer self, lake_options opts,
                                         stage_origin origin) {
   report_exceptions(self);
   self->state.files =
-      std::make_unique<partition_files>(opts.dir, origin.topic, origin.partition);
+      // A writer of this partition before this one (a chain just restarted,
+      // another instance) ends first: it still handles what was queued.
+      std::make_unique<partition_files>(opts.dir, origin.topic, origin.partition,
+                                        std::chrono::seconds(30));
   return {[self, opts](batch_ptr& batch) -> caf::result<batch_ptr> {
             auto& st = self->state;
             if (!st.started) {
@@ -89,6 +93,10 @@ writer_actor::behavior_type write_files(writer self, lake_options opts,
 actor_stage lake_stage(const lake_options& options) {
   actor_stage s;
   s.make = [options](caf::actor_system& sys, const stage_origin& origin) -> stage_actor {
+    // A partition's files and their clean-up at a restart assume one writer.
+    if (origin.lane != 0)
+      throw std::invalid_argument("the lake writes each partition with one writer: unset "
+                                  "source.minPartitions (lanes)");
     // Blocking file I/O: a thread of its own, so that a slow disk holds
     // back this partition only.
     return sys.spawn<caf::detached>(write_files, options, origin);

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -73,11 +74,17 @@ int run_ingest(const ingest_args& args) {
   for (auto& path : inputs) {
     int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-      throw config_error("input", "cannot read `" + path + "`: " + std::strerror(errno));
+      throw config_error("FILE", "cannot read `" + path + "`: " + std::strerror(errno));
     fds.push_back(fd);
   }
   std::ofstream rejects;
   if (!args.reject_file.empty()) {
+    std::error_code ec;
+    for (auto& path : inputs)
+      if (path != "-" && std::filesystem::equivalent(path, args.reject_file, ec))
+        throw config_error("--reject-file", "`" + args.reject_file +
+                                                "` is also an input: it would be emptied "
+                                                "before it is read");
     rejects.open(args.reject_file, std::ios::binary | std::ios::trunc);
     if (!rejects)
       throw config_error("--reject-file", "cannot write `" + args.reject_file +
@@ -93,12 +100,20 @@ int run_ingest(const ingest_args& args) {
 
   std::atomic<bool> stop{false}, finished{false};
   std::thread watcher([&] {
+    std::chrono::steady_clock::time_point first;
     while (!finished.load())
       if (wait_stop_signal(200)) {
-        spdlog::info("signal received: stopping after the current line, then waiting "
-                     "for what was written");
-        stop = true;
-        return;
+        auto now = std::chrono::steady_clock::now();
+        if (!stop) {
+          spdlog::info("signal received: stopping after the current line, then waiting "
+                       "for what was written (a second signal exits at once)");
+          stop = true;
+          first = now;
+        } else if (now - first > std::chrono::milliseconds(500)) { // not `timeout`'s echo
+          spdlog::error("second signal: exiting now; records written since the last "
+                        "summary may or may not be in Kafka");
+          std::_Exit(1);
+        }
       }
   });
   struct joiner {
@@ -114,48 +129,63 @@ int run_ingest(const ingest_args& args) {
     return inputs[input] == "-" ? std::string("stdin") : inputs[input];
   };
   totals t;
+  auto where = [&](std::size_t input, std::uint64_t line) {
+    return name_of(input) + ":" + std::to_string(line);
+  };
   auto reject = [&](std::size_t input, std::uint64_t line, const std::string& why,
                     std::string_view text) {
-    if (!rejects.is_open())
-      throw fatal_error(name_of(input) + ":" + std::to_string(line) + ": " + why +
-                        " (no --reject-file: nothing after it was read)");
     rejects << name_of(input) << '\t' << line << '\t' << why << '\t' << text << '\n';
     rejects.flush();
+    if (!rejects)
+      throw fatal_error("cannot write --reject-file `" + args.reject_file + "` (at " +
+                        where(input, line) + "): " + std::strerror(errno));
   };
+  // What the cluster did with the records: every line not written is named
+  // (in the reject file when there is one), none is skipped silently.
   auto take = [&](write_summary s) {
     t.written += s.written;
     for (auto& f : s.failures) {
       auto input = static_cast<std::size_t>(f.tag >> line_bits);
       auto line = f.tag & ((std::uint64_t{1} << line_bits) - 1);
-      if (f.permanent) {
-        ++t.refused;
+      if (f.permanent) ++t.refused;
+      if (!f.permanent || !rejects.is_open())
+        t.not_written.push_back(where(input, line) + ": " + f.reason);
+      if (rejects.is_open())
         reject(input, line, "not written: " + f.reason, f.value.value_or(""));
-      } else {
-        t.not_written.push_back(name_of(input) + ":" + std::to_string(line) + ": " +
-                                f.reason);
-      }
     }
   };
   auto started = std::chrono::steady_clock::now();
-  std::string line;
-  for (std::size_t i = 0; i < fds.size() && !stop; ++i) {
-    ingest::line_reader reader(fds[i], stop);
-    for (std::uint64_t n = 1; reader.next(line); ++n) {
-      ++t.lines;
-      auto outcome = ingest::read_line(line, rules);
-      if (outcome.blank) {
-        ++t.blank;
-      } else if (!outcome.rec) {
-        ++t.rejected;
-        reject(i, n, outcome.reject_reason, line);
-      } else {
-        writer->write(args.topic, *outcome.rec, tag_of(i, n));
+  std::string line, stopped_by; // why reading stopped early, if it did
+  try {
+    for (std::size_t i = 0; i < fds.size() && !stop; ++i) {
+      ingest::line_reader reader(fds[i], stop);
+      for (std::uint64_t n = 1; reader.next(line); ++n) {
+        ++t.lines;
+        auto outcome = ingest::read_line(line, rules);
+        if (outcome.blank) {
+          ++t.blank;
+        } else if (!outcome.rec) {
+          ++t.rejected;
+          if (!rejects.is_open())
+            throw fatal_error(where(i, n) + ": " + outcome.reject_reason +
+                              " (no --reject-file: the ingest stops at this line)");
+          reject(i, n, outcome.reject_reason, line);
+        } else {
+          writer->write(args.topic, *outcome.rec, tag_of(i, n));
+        }
+        if (t.lines % lines_per_flush == 0) take(writer->flush());
       }
-      if (t.lines % lines_per_flush == 0) take(writer->flush());
+      if (fds[i] != STDIN_FILENO) ::close(fds[i]);
     }
-    if (fds[i] != STDIN_FILENO) ::close(fds[i]);
+  } catch (const std::exception& e) {
+    stopped_by = e.what();
   }
-  take(writer->flush());
+  // Whatever stopped the reading, what was written is waited for and counted.
+  try {
+    take(writer->flush());
+  } catch (const std::exception& e) {
+    if (stopped_by.empty()) stopped_by = e.what();
+  }
   auto seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("{\"topic\":\"%s\",\"lines\":%lld,\"written\":%lld,\"rejected\":%lld,"
@@ -170,12 +200,11 @@ int run_ingest(const ingest_args& args) {
   spdlog::info("ingest: {} line(s), {} written to {}, {} rejected, {} refused by the "
                "cluster, {} blank, {:.2f} s",
                t.lines, t.written, args.topic, t.rejected, t.refused, t.blank, seconds);
-  if (!t.not_written.empty()) {
+  if (!stopped_by.empty()) std::cerr << "sluice: ingest failed: " << stopped_by << "\n";
+  if (!t.not_written.empty())
     std::cerr << "sluice: ingest failed: " << t.not_written.size()
               << " record(s) were not written, e.g. " << t.not_written.front() << "\n";
-    return 1;
-  }
-  return 0;
+  return stopped_by.empty() && t.not_written.empty() ? 0 : 1;
 }
 
 } // namespace sluice::app

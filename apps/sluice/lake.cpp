@@ -43,7 +43,9 @@ int run_lake(const lake_args& args) {
   files.file_records = args.file_records;
   files.file_interval = parse_duration(args.file_interval, "--file-interval");
   if (files.file_interval <= std::chrono::milliseconds::zero())
-    throw config_error("--file-interval", "expected a positive duration");
+    throw config_error("--file-interval", "expected a positive duration such as "
+                                          "\"2 seconds\" or 500ms, got `" +
+                                              args.file_interval + "`");
 
   trigger_options trigger;
   if (args.available_now) trigger.mode = trigger_options::kind::available_now;

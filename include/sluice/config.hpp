@@ -96,9 +96,9 @@ struct route_options {
   /// Routing by a function (pipelines built in code): `topic`, `field`,
   /// `topics` and `default` stay empty.
   topic_extractor extract;
-  /// Set by pipeline_builder for a pipeline whose last step is an actor
-  /// stage that writes records itself (`actor_stage::delivers`, in code
-  /// only): its name. Such a pipeline has no other route, and no dedup.
+  /// Set by pipeline_builder::build() for a pipeline whose last step is an
+  /// actor stage that writes records itself (`actor_stage::delivers`, in
+  /// code only): its name. Such a pipeline has no other route, and no dedup.
   std::string delivered_by;
 };
 

@@ -102,6 +102,6 @@ void write_fields(const record& rec, std::string& out);
 /// Milliseconds since the epoch of a timestamp as a `timestamp` field of
 /// `parse.schema` accepts it (ISO-8601: `2024-05-01`, `2024-05-01T12:00:00Z`,
 /// with a fraction or an offset; without a zone, UTC); nullopt for any other text.
-std::optional<std::int64_t> timestamp_ms(std::string_view text);
+std::optional<std::int64_t> parse_timestamp_ms(std::string_view text);
 
 } // namespace sluice

@@ -52,6 +52,8 @@ struct actor_stage; // user actors as stages: <sluice/actor_stage.hpp>
 /// A stage run by a user's actor, one per partition chain.
 struct actor_step {
   std::shared_ptr<const actor_stage> stage;
+  /// The stage's `delivers`: readable where actor_stage is not complete.
+  std::string delivers;
   explicit operator bool() const noexcept { return stage != nullptr; }
 };
 

@@ -23,7 +23,10 @@ struct write_failure {
   /// it again cannot help. Otherwise its delivery timed out or the cluster
   /// failed (`message.timeout.ms`).
   bool permanent = false;
-  std::optional<std::string> value; ///< as it was written
+  /// The record as it was written, to write again or keep.
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<header> headers;
 };
 
 /// What a topic_writer's records became, as of a flush().
@@ -44,7 +47,8 @@ public:
   /// Checks the options as a pipeline's sink (config_error naming
   /// `sink.kafka.<name>`) and makes the producer; nothing is sent yet.
   explicit topic_writer(sink_options options);
-  ~topic_writer(); // flushes, within the delivery timeout
+  /// Flushes (see flush()); what it learns is lost: call flush() first.
+  ~topic_writer();
   topic_writer(const topic_writer&) = delete;
   topic_writer& operator=(const topic_writer&) = delete;
 
@@ -55,10 +59,10 @@ public:
   /// delivery timeout, a fatal producer error).
   void write(std::string_view topic, const record& rec, std::uint64_t tag);
 
-  /// Waits until every record written so far is delivered or failed (at
-  /// most the delivery timeout, `message.timeout.ms`); returns what they
-  /// became since the last flush(). Throws fatal_error when some are still
-  /// unreported after that.
+  /// Waits until every record written so far is delivered or failed, and
+  /// returns what they became since the last flush(). librdkafka reports a
+  /// record by `message.timeout.ms` plus some seconds; the wait gives up
+  /// after twice that (at least the timeout plus 30 s) with fatal_error.
   write_summary flush();
 
   /// Records written and not reported yet.

@@ -19,14 +19,9 @@
 namespace sluice {
 
 pipeline_builder& pipeline_builder::stage(actor_stage stage) {
-  actor_step step{std::make_shared<const actor_stage>(std::move(stage))};
+  auto delivers = stage.delivers;
+  actor_step step{std::make_shared<const actor_stage>(std::move(stage)), delivers};
   actors::check_actor_step(step, steps_.size() + 1);
-  if (!config_.route.delivered_by.empty())
-    throw config_error("steps", "step " + std::to_string(steps_.size() + 1) +
-                                    " comes after the stage `" +
-                                    config_.route.delivered_by +
-                                    "`, which writes the records: it must be last");
-  if (!step.stage->delivers.empty()) config_.route.delivered_by = step.stage->delivers;
   steps_.emplace_back(std::move(step));
   return *this;
 }

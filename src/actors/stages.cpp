@@ -50,9 +50,11 @@ caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts,
 caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx,
                            caf::actor next, std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
+  // Only a pipeline whose last stage writes the records has delivered ones.
+  bool delivering = !ctx->config.route.delivered_by.empty();
   return {[=](batch_ptr& batch) {
     for (auto& rec : batch->records)
-      if (!rec.error && !rec.delivered) ctx->router.route(rec);
+      if (!rec.error && !(rec.delivered && delivering)) ctx->router.route(rec);
     self->send(next, std::move(batch));
   }};
 }
@@ -332,7 +334,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           if (rec.duplicate) ++st.outcome->duplicates;
           continue;
         }
-        if (rec.delivered && !rec.error) {
+        if (rec.delivered && !rec.error && !ctx->config.route.delivered_by.empty()) {
           ++st.outcome->outputs; // written by the delivering stage
           ++st.outcome->rows_by_topic[ctx->config.route.delivered_by];
           continue;

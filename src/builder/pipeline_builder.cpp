@@ -104,6 +104,12 @@ std::unique_ptr<pipeline> pipeline_builder::build() {
   // What a pipeline file gets by default (the group, dedup's state
   // directory and changelog), then every check a run would make at start.
   fill_defaults(config_);
+  // A last stage that writes the records is the pipeline's route; set here,
+  // not in stage(), so that a route() called after it is still seen.
+  config_.route.delivered_by.clear();
+  for (auto& s : steps_)
+    if (auto* a = std::get_if<actor_step>(&s); a && !a->delivers.empty())
+      config_.route.delivered_by = a->delivers;
   validate(config_);
   for (std::size_t i = 0; i < steps_.size(); ++i)
     if (std::visit([](auto& fn) { return !fn; }, steps_[i]))

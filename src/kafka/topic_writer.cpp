@@ -36,9 +36,6 @@ struct topic_writer::impl {
     });
   }
 
-  kafka::producer producer;
-  kafka::producer::lease instance; // of the open group
-
   // The open group: records written since it was opened, by topic.
   kafka::delivery_group* group = nullptr;
   std::size_t in_group = 0;
@@ -50,6 +47,11 @@ struct topic_writer::impl {
   std::int64_t in_flight = 0;
   write_summary since_flush;
   std::string fatal;
+
+  // Declared last, so destroyed first: its poll threads report into the
+  // members above until they are joined.
+  kafka::producer producer;
+  kafka::producer::lease instance; // of the open group
 
   void seal() {
     if (!group) return;
@@ -73,7 +75,7 @@ struct topic_writer::impl {
             --topics[f.topic];
             since_flush.failures.push_back(
                 write_failure{static_cast<std::uint64_t>(f.index), f.topic, f.reason,
-                              f.permanent, f.value});
+                              f.permanent, f.key, f.value, f.headers});
           }
           for (auto& [topic, n] : topics) {
             if (n == 0) continue;
@@ -114,8 +116,19 @@ void topic_writer::write(std::string_view topic, const record& rec, std::uint64_
   std::string_view value = rec.value ? std::string_view(*rec.value) : std::string_view();
   auto give_up = std::chrono::steady_clock::now() + im.producer.delivery_timeout();
   for (;;) {
-    auto res = im.producer.send(im.group, static_cast<std::size_t>(tag), handle, rec.key,
-                                value, rec.headers, rec.timestamp_ms);
+    kafka::producer::send_result res;
+    try {
+      res = im.producer.send(im.group, static_cast<std::size_t>(tag), handle, rec.key,
+                             value, rec.headers, rec.timestamp_ms);
+    } catch (const fatal_error&) {
+      // The instance ended in a fatal error and the producer made a new one:
+      // the open group goes on its old instance's reports, the record to the new.
+      if (im.producer.current() == im.instance) throw;
+      im.seal();
+      im.open();
+      handle = im.producer.topic(im.instance, topic);
+      continue;
+    }
     if (res == kafka::producer::send_result::queued) break;
     if (res == kafka::producer::send_result::too_large) {
       std::lock_guard<std::mutex> guard{im.mutex};
@@ -123,7 +136,7 @@ void topic_writer::write(std::string_view topic, const record& rec, std::uint64_
           write_failure{tag, std::string(topic),
                         "the record (" + std::to_string(value.size()) +
                             " bytes) is larger than the producer's message.max.bytes",
-                        true, rec.value});
+                        true, rec.key, rec.value, rec.headers});
       return;
     }
     // The queue is full: the cluster is slower than the writer, or away.

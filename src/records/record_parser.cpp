@@ -230,7 +230,7 @@ void write_fields(const record& rec, std::string& out) {
   write_json(rec.parsed, out);
 }
 
-std::optional<std::int64_t> timestamp_ms(std::string_view text) {
+std::optional<std::int64_t> parse_timestamp_ms(std::string_view text) {
   return iso8601_to_epoch_ms(text);
 }
 

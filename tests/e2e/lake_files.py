@@ -27,15 +27,17 @@ def event_date(value):
 
 def scan(topic_dir):
     """(published, hidden): published is {relative path: [lines]} of the visible
-    files, each line without its newline; hidden the relative paths of files whose
-    name starts with a dot (temporaries). A published file that does not end with a
-    newline has a last line of None: a half file."""
+    files, each line without its newline; hidden the relative paths of the hidden
+    temporaries (dot files ending in .tmp; the lake's other dot files are its offset
+    indexes and locks). A published file that does not end with a newline has a last
+    line of None: a half file."""
     published, hidden = {}, []
     for root, _, names in os.walk(topic_dir):
         for n in names:
             rel = os.path.relpath(os.path.join(root, n), topic_dir)
             if n.startswith("."):
-                hidden.append(rel)
+                if n.endswith(".tmp"):
+                    hidden.append(rel)
                 continue
             with open(os.path.join(root, n), "rb") as f:
                 data = f.read()

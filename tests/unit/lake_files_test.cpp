@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 using namespace sluice;
 using namespace sluice::lake;
@@ -33,11 +34,13 @@ std::string read_file(const fs::path& p) {
   return s.str();
 }
 
-/// Every file under `root`, as paths relative to it.
-std::set<std::string> files_under(const fs::path& root) {
+/// Every file under `root`, as paths relative to it; `hidden`: the dot
+/// files (temporaries, indexes, locks) instead of the visible ones.
+std::set<std::string> files_under(const fs::path& root, bool hidden = false) {
   std::set<std::string> out;
   for (auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file()) out.insert(fs::relative(e.path(), root).string());
+    if (e.is_regular_file() && e.path().filename().string().starts_with(".") == hidden)
+      out.insert(fs::relative(e.path(), root).string());
   return out;
 }
 
@@ -84,8 +87,7 @@ BOOST_AUTO_TEST_CASE(lines_are_hidden_until_published_then_whole) {
   files.append("2026-12-04", 102, R"({"a":3})");
   BOOST_TEST(files.pending_lines() == 3);
   // Before publish(): only hidden temporaries, which readers skip.
-  for (auto& f : files_under(dir.path))
-    BOOST_TEST(fs::path(f).filename().string().starts_with("."), f);
+  BOOST_TEST(files_under(dir.path).empty());
   auto published = files.publish();
   BOOST_TEST(published.size() == 2u);
   BOOST_TEST(files.pending_lines() == 0);
@@ -97,6 +99,9 @@ BOOST_AUTO_TEST_CASE(lines_are_hidden_until_published_then_whole) {
              "{\"a\":1}\n{\"a\":3}\n");
   BOOST_TEST(read_file(dir.path / "orders/dt=2026-12-05/part-3-101.jsonl") ==
              "{\"a\":2}\n");
+  // Each file's index lists its lines' offsets.
+  BOOST_TEST(read_file(dir.path / "orders/dt=2026-12-04/.part-3-100.jsonl.idx") ==
+             "100\n102\n");
   // The next lines start new files, named by their first offset.
   files.append("2026-12-05", 103, R"({"a":4})");
   files.publish();
@@ -111,6 +116,8 @@ BOOST_AUTO_TEST_CASE(files_not_published_are_removed_when_their_writer_ends) {
     files.append("2026-12-05", 7, "{}");
   }
   BOOST_TEST(files_under(dir.path).empty());
+  BOOST_TEST(files_under(dir.path, true) == (std::set<std::string>{"orders/.lock-0"}),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_restart_forgets_what_was_written_from_its_start_offset_on) {
@@ -133,6 +140,7 @@ BOOST_AUTO_TEST_CASE(a_restart_forgets_what_was_written_from_its_start_offset_on
   partition_files again(dir.path, "orders", 0);
   // Offsets from 50 on were not committed: they are read and written again.
   BOOST_TEST(again.forget_from(50) == 3u);
+  BOOST_TEST(!fs::exists(dir.path / "orders/dt=2026-12-04/.part-0-50.jsonl.idx"));
   BOOST_TEST(files_under(dir.path) ==
                  (std::set<std::string>{"orders/dt=2026-12-04/part-0-0.jsonl",
                                         "orders/dt=2026-12-04/part-1-50.jsonl",
@@ -141,11 +149,48 @@ BOOST_AUTO_TEST_CASE(a_restart_forgets_what_was_written_from_its_start_offset_on
   BOOST_TEST(partition_files(dir.path, "absent", 0).forget_from(0) == 0u);
 }
 
+// A commit can fall between two batches of one file: the restart keeps the
+// file's lines before it and writes the rest again.
+BOOST_AUTO_TEST_CASE(a_file_that_straddles_the_restart_offset_keeps_its_head) {
+  temp_dir dir;
+  {
+    partition_files p0(dir.path, "orders", 0);
+    for (std::int64_t o : {10, 11, 13, 14, 15})
+      p0.append("2026-12-05", o, "{\"o\":" + std::to_string(o) + "}");
+    p0.publish();
+  }
+  partition_files again(dir.path, "orders", 0);
+  BOOST_TEST(again.forget_from(13) == 1u);
+  auto day = dir.path / "orders/dt=2026-12-05";
+  BOOST_TEST(read_file(day / "part-0-10.jsonl") == "{\"o\":10}\n{\"o\":11}\n");
+  BOOST_TEST(read_file(day / ".part-0-10.jsonl.idx") == "10\n11\n");
+  BOOST_TEST(again.forget_from(13) == 0u); // nothing more to cut
+}
+
+// One writer per partition: a second waits for the first to end, and gives
+// up, naming the lock, when it does not.
+BOOST_AUTO_TEST_CASE(a_partition_has_one_writer_at_a_time) {
+  temp_dir dir;
+  auto first = std::make_unique<partition_files>(dir.path, "orders", 0);
+  partition_files other_partition(dir.path, "orders", 1, std::chrono::milliseconds(0));
+  try {
+    partition_files second(dir.path, "orders", 0, std::chrono::milliseconds(100));
+    BOOST_ERROR("a second writer of partition 0 was let in");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find(".lock-0") != std::string::npos, e.what());
+  }
+  std::thread ends([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    first.reset();
+  });
+  partition_files waits(dir.path, "orders", 0, std::chrono::seconds(10));
+  ends.join();
+}
+
 BOOST_AUTO_TEST_CASE(a_directory_that_cannot_be_written_is_an_error_not_a_loss) {
   temp_dir dir;
   std::ofstream(dir.path / "orders") << "a file where the topic's directory would go";
-  partition_files files(dir.path, "orders", 0);
-  BOOST_CHECK_THROW(files.append("2026-12-05", 0, "{}"), std::exception);
+  BOOST_CHECK_THROW(partition_files(dir.path, "orders", 0), std::exception);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
