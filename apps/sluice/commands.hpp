@@ -58,6 +58,23 @@ struct ingest_args {
   std::vector<std::string> inputs; ///< files; none or "-": stdin
 };
 
+/// `sluice enrich`: a stream joined with a table from a compacted topic.
+struct enrich_args {
+  std::string bootstrap;
+  std::vector<std::string> topics; ///< the stream
+  std::string table;               ///< the compacted topic
+  std::string key_field;
+  std::string to;
+  std::string table_fields; ///< comma-separated; empty: all
+  std::string missing = "dlq";
+  std::string dlq;
+  std::string state_dir;
+  std::string group = "sluice-enrich";
+  std::string starting = "earliest";
+  bool available_now = false;
+  std::vector<std::string> kafka;
+};
+
 struct demo_args {
   std::int64_t events = 300000;
   double malformed_fraction = 0.02;
@@ -83,6 +100,13 @@ int run_plan(const run_args& args);
 int run_demo(const demo_args& args);
 int run_lake(const lake_args& args);
 int run_ingest(const ingest_args& args);
+int run_enrich(const enrich_args& args);
+
+/// `--kafka NAME=VALUE` of the pattern apps, to the clients that take it:
+/// producer-only properties to the sink, consumer-only ones to the source,
+/// the rest (security...) to both.
+void add_client_properties(const std::vector<std::string>& properties,
+                           source_options& source, sink_options& sink);
 void print_options(std::ostream& out);
 
 /// Blocks SIGINT and SIGTERM in every thread started afterwards, so that one

@@ -27,15 +27,7 @@ int run_lake(const lake_args& args) {
       args.starting == "earliest" ? starting_offsets::earliest : starting_offsets::latest;
   sink_options sink; // for the DLQ
   sink.bootstrap_servers = args.bootstrap;
-  for (auto& property : args.kafka) {
-    auto eq = property.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw config_error("--kafka", "expected NAME=VALUE, got `" + property + "`");
-    auto name = property.substr(0, eq), value = property.substr(eq + 1);
-    // Each client gets what it takes: security settings go to both.
-    if (!is_producer_property(name)) source.kafka[name] = value;
-    if (!is_consumer_property(name)) sink.kafka[name] = value;
-  }
+  add_client_properties(args.kafka, source, sink);
 
   lake::lake_options files;
   files.dir = args.dir;

@@ -184,6 +184,55 @@ int main(int argc, char** argv) {
   ingest_cmd->add_option("inputs", ingest.inputs,
                          "files to read in order; - or none: stdin");
 
+  enrich_args enrich;
+  auto* enrich_cmd = app.add_subcommand(
+      "enrich", "A stream joined with a table kept from a compacted topic (RocksDB): "
+                "each record gets its row's fields, to one topic");
+  enrich_cmd->add_option("--bootstrap", enrich.bootstrap, "bootstrap servers")
+      ->required()
+      ->check(non_empty);
+  enrich_cmd->add_option("--topic", enrich.topics, "the stream's topic, repeatable")
+      ->required()
+      ->check(non_empty)
+      ->allow_extra_args(false);
+  enrich_cmd->add_option("--table", enrich.table, "the table's compacted topic")
+      ->required()
+      ->check(non_empty);
+  enrich_cmd
+      ->add_option("--key-field", enrich.key_field,
+                   "the stream field whose value is a key of the table's records")
+      ->required()
+      ->check(non_empty);
+  enrich_cmd->add_option("--to", enrich.to, "the topic the joined records go to")
+      ->required()
+      ->check(non_empty);
+  enrich_cmd->add_option("--table-fields", enrich.table_fields,
+                         "comma-separated table fields to add (default: all of the row)");
+  enrich_cmd
+      ->add_option(
+          "--missing", enrich.missing,
+          "a key with no row: dlq (to --dlq, reason no_table_row) or null (pass, "
+          "--table-fields set to null)")
+      ->capture_default_str();
+  enrich_cmd->add_option("--dlq", enrich.dlq, "topic for records that cannot be joined");
+  enrich_cmd->add_option(
+      "--state-dir", enrich.state_dir,
+      "the table's RocksDB directory (default sluice-state/enrich-TABLE)");
+  enrich_cmd->add_option("--group", enrich.group, "the stream's consumer group")
+      ->check(non_empty)
+      ->capture_default_str();
+  enrich_cmd
+      ->add_option(
+          "--starting-offsets", enrich.starting,
+          "earliest or latest, for stream partitions the group has not committed")
+      ->capture_default_str();
+  enrich_cmd->add_flag("--available-now", enrich.available_now,
+                       "join what the stream has now, and exit");
+  enrich_cmd
+      ->add_option("--kafka", enrich.kafka,
+                   "NAME=VALUE librdkafka property for the clients, repeatable")
+      ->allow_extra_args(false);
+
   demo_args demo;
   auto* demo_cmd =
       app.add_subcommand("demo", "Embedded broker + load + the priority-routing "
@@ -216,10 +265,10 @@ int main(int argc, char** argv) {
     auto known =
         app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == arg; });
     if (known.empty()) {
-      std::cerr
-          << "sluice: unknown command `" << arg
-          << "`; expected run, plan, lake, ingest, broker, produce, demo, options or "
-             "help\n";
+      std::cerr << "sluice: unknown command `" << arg
+                << "`; expected run, plan, lake, ingest, enrich, broker, produce, demo, "
+                   "options or "
+                   "help\n";
       return 2;
     }
     break;
@@ -246,6 +295,7 @@ int main(int argc, char** argv) {
     if (demo_cmd->parsed()) return run_demo(demo);
     if (lake_cmd->parsed()) return run_lake(lake);
     if (ingest_cmd->parsed()) return run_ingest(ingest);
+    if (enrich_cmd->parsed()) return run_enrich(enrich);
     print_options(std::cout);
     return 0;
   } catch (const sluice::config_error& e) {

@@ -21,6 +21,18 @@ config_error as_flag_error(const config_error& e) {
   return e;
 }
 
+void add_client_properties(const std::vector<std::string>& properties,
+                           source_options& source, sink_options& sink) {
+  for (auto& property : properties) {
+    auto eq = property.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw config_error("--kafka", "expected NAME=VALUE, got `" + property + "`");
+    auto name = property.substr(0, eq), value = property.substr(eq + 1);
+    if (!is_producer_property(name)) source.kafka[name] = value;
+    if (!is_consumer_property(name)) sink.kafka[name] = value;
+  }
+}
+
 void print_progress(const epoch_progress& progress) {
   auto line = to_json(progress);
   std::fwrite(line.data(), 1, line.size(), stdout);

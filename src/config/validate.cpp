@@ -277,11 +277,7 @@ void check_route(const pipeline_config& cfg) {
                                       r.delivered_by +
                                       "` writes the records itself: dedup in a step "
                                       "before it, or write through a sink");
-    if (cfg.parse.tombstones == tombstone_policy::pass)
-      throw config_error("parse.tombstones", "pass needs a route, but the stage `" +
-                                                 r.delivered_by +
-                                                 "` writes the records: use dlq or drop");
-    return;
+    return; // tombstones passed go to the stage, which writes them too
   }
   if (!r.topic.empty()) checked_topic(r.topic, "route.topic");
   for (auto& [value, topic] : r.topics)
