@@ -140,7 +140,10 @@ std::optional<std::string> event_date(const record& rec, const std::string& date
     if (!ms) return std::nullopt;
     return utc_date(*ms);
   }
-  if (v->is_int64()) return utc_date(v->get_int64());
+  // Epoch milliseconds. A number below 10^11 (before 1973-03-03 in ms) is
+  // almost surely seconds: no date rather than a wrong one.
+  constexpr std::int64_t seconds_below = 100'000'000'000;
+  if (v->is_int64() && v->get_int64() >= seconds_below) return utc_date(v->get_int64());
   if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
     return utc_date(static_cast<std::int64_t>(v->get_uint64()));
   return std::nullopt;

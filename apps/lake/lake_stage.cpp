@@ -63,7 +63,9 @@ writer_actor::behavior_type write_files(writer self, lake_options opts,
                     opts.date_field.empty()
                         ? std::string("the record has no Kafka timestamp")
                         : "field `" + opts.date_field +
-                              "` is missing or not a time (ISO-8601 text or epoch ms)"};
+                              "` is missing or not a time (ISO-8601 text, or epoch ms "
+                              "from 1973-03-03 on: a smaller number is taken for "
+                              "seconds)"};
                 continue;
               }
               // One line each: a value with a line break is written from its fields.

@@ -8,6 +8,8 @@
 #include <sluice/errors.hpp>
 #include <sluice/writer.hpp>
 
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -55,6 +57,9 @@ int run_ingest(const ingest_args& args) {
   // are the writer's own.
   sink.kafka["compression.type"] = "lz4";
   sink.kafka["linger.ms"] = "5";
+  // A minute, not librdkafka's five, before a record the cluster does not
+  // take counts as not written (a wrong --bootstrap says so after a minute).
+  sink.kafka["message.timeout.ms"] = "60000";
   for (auto& property : args.kafka) {
     auto eq = property.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -105,10 +110,10 @@ int run_ingest(const ingest_args& args) {
       if (wait_stop_signal(200)) {
         auto now = std::chrono::steady_clock::now();
         if (!stop) {
-          spdlog::info("signal received: stopping after the current line, then waiting "
-                       "for what was written (a second signal exits at once)");
           stop = true;
           first = now;
+          spdlog::info("signal received: stopping after the current line, then waiting "
+                       "for what was written (a second signal exits at once)");
         } else if (now - first > std::chrono::milliseconds(500)) { // not `timeout`'s echo
           spdlog::error("second signal: exiting now; records written since the last "
                         "summary may or may not be in Kafka");
@@ -156,11 +161,15 @@ int run_ingest(const ingest_args& args) {
   };
   auto started = std::chrono::steady_clock::now();
   std::string line, stopped_by; // why reading stopped early, if it did
+  std::size_t last_input = 0;
+  std::uint64_t last_line = 0;
   try {
     for (std::size_t i = 0; i < fds.size() && !stop; ++i) {
       ingest::line_reader reader(fds[i], stop);
       for (std::uint64_t n = 1; reader.next(line); ++n) {
         ++t.lines;
+        last_input = i;
+        last_line = n;
         auto outcome = ingest::read_line(line, rules);
         if (outcome.blank) {
           ++t.blank;
@@ -188,22 +197,32 @@ int run_ingest(const ingest_args& args) {
   }
   auto seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("{\"topic\":\"%s\",\"lines\":%lld,\"written\":%lld,\"rejected\":%lld,"
-              "\"refused\":%lld,\"blank\":%lld,\"notWritten\":%lld,\"stopped\":%s,"
-              "\"seconds\":%.3f}\n",
-              args.topic.c_str(), static_cast<long long>(t.lines),
-              static_cast<long long>(t.written), static_cast<long long>(t.rejected),
-              static_cast<long long>(t.refused), static_cast<long long>(t.blank),
-              static_cast<long long>(t.not_written.size()), stop ? "true" : "false",
-              seconds);
-  std::fflush(stdout);
+  boost::json::object summary{
+      {"topic", args.topic},
+      {"lines", t.lines},
+      {"written", t.written},
+      {"rejected", t.rejected},
+      {"refused", t.refused},
+      {"blank", t.blank},
+      {"notWritten", static_cast<std::int64_t>(t.not_written.size())},
+      {"stopped", stop.load() || !stopped_by.empty()},
+      // Where reading ended: to go on from after a stop.
+      {"lastRead", last_line ? where(last_input, last_line) : ""},
+      {"durationMs", static_cast<std::int64_t>(seconds * 1000)}};
+  std::cout << boost::json::serialize(summary) << std::endl;
   spdlog::info("ingest: {} line(s), {} written to {}, {} rejected, {} refused by the "
                "cluster, {} blank, {:.2f} s",
                t.lines, t.written, args.topic, t.rejected, t.refused, t.blank, seconds);
   if (!stopped_by.empty()) std::cerr << "sluice: ingest failed: " << stopped_by << "\n";
   if (!t.not_written.empty())
     std::cerr << "sluice: ingest failed: " << t.not_written.size()
-              << " record(s) were not written, e.g. " << t.not_written.front() << "\n";
+              << " record(s) were not written, e.g. " << t.not_written.front()
+              << (t.not_written.front().find("timed out") != std::string::npos
+                      ? " (the cluster at " + args.bootstrap +
+                            " did not take them within message.timeout.ms: is it "
+                            "reachable?)"
+                      : std::string())
+              << "\n";
   return stopped_by.empty() && t.not_written.empty() ? 0 : 1;
 }
 

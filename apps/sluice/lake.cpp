@@ -10,7 +10,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <unistd.h>
 
 namespace sluice::app {
 
@@ -18,7 +22,11 @@ int run_lake(const lake_args& args) {
   block_stop_signals();
   source_options source;
   source.bootstrap_servers = args.bootstrap;
-  source.subscribe = args.topics;
+  // A topic named twice is read once.
+  for (auto& t : args.topics)
+    if (std::find(source.subscribe.begin(), source.subscribe.end(), t) ==
+        source.subscribe.end())
+      source.subscribe.push_back(t);
   source.group_id = args.group;
   if (args.starting != "earliest" && args.starting != "latest")
     throw config_error("--starting-offsets",
@@ -29,11 +37,25 @@ int run_lake(const lake_args& args) {
   sink.bootstrap_servers = args.bootstrap;
   add_client_properties(args.kafka, source, sink);
 
+  // The directory is checked now, not at the first record.
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(args.dir, ec);
+    if (ec || ::access(args.dir.c_str(), W_OK | X_OK) != 0)
+      throw config_error("--dir", "cannot write files under `" + args.dir +
+                                      "`: " + (ec ? ec.message() : std::strerror(errno)));
+  }
   lake::lake_options files;
   files.dir = args.dir;
   files.date_field = args.date_field;
   files.file_records = args.file_records;
   files.file_interval = parse_duration(args.file_interval, "--file-interval");
+  // A stop or a rebalance waits for the files being filled: keep it short.
+  if (files.file_interval > std::chrono::seconds(30))
+    throw config_error("--file-interval",
+                       "at most 30 seconds (a stop waits for the files "
+                       "being filled), got `" +
+                           args.file_interval + "`");
   if (files.file_interval <= std::chrono::milliseconds::zero())
     throw config_error("--file-interval", "expected a positive duration such as "
                                           "\"2 seconds\" or 500ms, got `" +

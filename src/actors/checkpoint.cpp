@@ -165,7 +165,10 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     p.timestamp_ms = st.epoch_start_ms;
     p.duration_ms = now - st.epoch_start_ms;
     p.source_description = source_description(ctx->config.source);
-    p.sink_description = "KafkaSink[" + ctx->config.sink.bootstrap_servers + "]";
+    // A pipeline whose last stage writes the records names that stage.
+    p.sink_description = ctx->config.route.delivered_by.empty()
+                             ? "KafkaSink[" + ctx->config.sink.bootstrap_servers + "]"
+                             : ctx->config.route.delivered_by;
     auto outputs = ctx->metrics.output_rows.load();
     auto dlq = ctx->metrics.dlq_rows.load();
     auto dropped = ctx->metrics.dropped_rows.load();
@@ -636,6 +639,9 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         // Known before their chains report, so that an epoch admits them all.
         auto& st = self->state;
         st.assigned = true;
+        // A stall counts from here: joining the group is not standing still.
+        st.last_progress_ms = wall_clock_ms();
+        st.stall_reported = false;
         for (auto& a : parts) {
           st.batch_id = std::max(st.batch_id, a.batch_id + 1);
           // A partition assigned again starts afresh from where this

@@ -105,17 +105,19 @@ try:
     arrived = wait_for(lambda: len(read_all(bootstrap, "idle")) >= 100, 30)
     p.send_signal(signal.SIGTERM)
     sent = time.time()
+    # Waited for with stdin still open: the stop, not an end of input, ends the reading.
     try:
-        out, err = p.communicate(timeout=30 * MULT)
+        p.wait(timeout=30 * MULT)
     except subprocess.TimeoutExpired:
         p.kill()
-        out, err = p.communicate()
+    out, err = p.stdout.read(), p.stderr.read()
     took = time.time() - sent
     got = summary_of(out)
     check("SIGTERM on an idle stdin: exit 0 within 5 s, the 100 lines written, summary "
           "says stopped (%.1f s)" % took,
           arrived and p.returncode == 0 and took < 5 * MULT and got.get("written") == 100
-          and got.get("stopped") is True, (p.returncode, got, err[-500:]))
+          and got.get("stopped") is True and got.get("lastRead") == "stdin:100",
+          (p.returncode, got, err[-500:]))
 
     r = ingest(bootstrap, "events", os.path.join(WORK, "absent.jsonl"))
     check("an input that cannot be read: exit 2 naming it",

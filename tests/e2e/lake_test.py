@@ -27,8 +27,8 @@ import traceback
 from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import (MULT, Abort, check, finish, install_cleanup, read_all,  # noqa: E402
-                         start, start_broker, stop_broker, wait_for)
+from e2e_support import (MULT, SLUICE, Abort, check, finish, install_cleanup,  # noqa: E402
+                         read_all, start, start_broker, stop_broker, wait_for)
 import lake_files  # noqa: E402
 
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-lake-")
@@ -106,6 +106,15 @@ try:
     c.close()
     check("the group's committed offsets equal the end offsets of orders", committed == ends,
           "committed %s, end %s" % (committed, ends))
+    # Options a run would only trip over later are refused at start (exit 2).
+    not_a_dir = os.path.join(WORK, "a-file")
+    open(not_a_dir, "w").close()
+    for args, option in ((["--dir", not_a_dir], "--dir"),
+                         (["--dir", DIR, "--file-interval", "1 minute"], "--file-interval")):
+        r = subprocess.run([SLUICE, "lake", "--bootstrap", bootstrap, "--topic", "orders"]
+                           + args, capture_output=True, text=True, timeout=30 * MULT)
+        check("lake %s: exit 2 naming %s" % (" ".join(args[-2:]), option),
+              r.returncode == 2 and ("`%s`" % option) in r.stderr, r.stderr[-400:])
     stop_broker(broker)
 except Abort:
     pass

@@ -68,7 +68,9 @@ BOOST_AUTO_TEST_CASE(the_event_date_comes_from_the_field_or_the_kafka_timestamp)
   BOOST_TEST(*event_date(with_fields(R"({"t":"2026-03-01T23:30:00-02:00"})"), "t") ==
              "2026-03-02"); // the UTC day of the instant
   BOOST_TEST(*event_date(with_fields(R"({"t":"2024-02-29"})"), "t") == "2024-02-29");
-  BOOST_TEST(*event_date(with_fields(R"({"t":86400000})"), "t") == "1970-01-02");
+  BOOST_TEST(*event_date(with_fields(R"({"t":1709337600000})"), "t") == "2024-03-02");
+  BOOST_TEST(!event_date(with_fields(R"({"t":1709337600})"), "t")); // seconds: no date
+  BOOST_TEST(!event_date(with_fields(R"({"t":-5})"), "t"));
   BOOST_TEST(*event_date(with_fields("{}", 86'400'000 * 3), "") == "1970-01-04");
   // No date: the record goes to the DLQ.
   BOOST_TEST(!event_date(with_fields(R"({"x":1})"), "t"));
