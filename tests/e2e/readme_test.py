@@ -80,7 +80,12 @@ for block in blocks:
               and int(ended.group(1)) == int(produced.group(1))
               and int(ended.group(2)) + int(ended.group(3)) == int(ended.group(1))
               and int(counted.group(1)) == int(ended.group(2)), (out[-800:], err[-800:]))
-    if "sluice ingest" in block:
+    if "sluice enrich" in block:
+        joined = [l for l in out.splitlines() if '"order_id"' in l]
+        check("its enrich writes orders with the table's tier",
+              joined and all('"tier":"gold"' in l and '"order_id"' in l for l in joined),
+              out[-800:])
+    elif "sluice ingest" in block:
         rejected = [l for l in out.splitlines() if "\t" in l]
         written = [l for l in out.splitlines() if l.endswith("origin=shop")]
         check("its ingest rejects the two bad lines with their numbers and writes the two "
