@@ -12,6 +12,7 @@ namespace {
 // Rows and read positions share one key space, told apart by a first byte.
 constexpr char row_tag = 'r';
 constexpr char offset_tag = 'o';
+const std::string topic_key = "m/topic"; // 'm': what the store is of
 
 std::string row_key(std::string_view key) {
   std::string k(1, row_tag);
@@ -54,6 +55,16 @@ void table_store::apply(std::int32_t partition, const std::vector<table_change>&
   auto s = impl_->db->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok())
     throw std::runtime_error("cannot write the table's state: " + s.ToString());
+}
+
+void table_store::bind_topic(const std::string& topic) {
+  std::string held;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), topic_key, &held);
+  if (s.ok() && held != topic)
+    throw std::runtime_error("the directory holds the table of `" + held + "`, not `" +
+                             topic + "`: use another directory");
+  if (s.IsNotFound()) s = impl_->db->Put(rocksdb::WriteOptions(), topic_key, topic);
+  if (!s.ok()) throw std::runtime_error("cannot use the table's state: " + s.ToString());
 }
 
 std::optional<std::string> table_store::get(std::string_view key) const {

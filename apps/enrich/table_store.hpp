@@ -34,6 +34,11 @@ public:
   void apply(std::int32_t partition, const std::vector<table_change>& changes,
              std::int64_t next_offset);
 
+  /// Ties the store to the topic it keeps: the first call records it; a
+  /// later one with another topic throws std::runtime_error (a directory
+  /// reused for another table would join with its stale rows).
+  void bind_topic(const std::string& topic);
+
   /// The latest value of `key`; nullopt when the table has none.
   std::optional<std::string> get(std::string_view key) const;
 

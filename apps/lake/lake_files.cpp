@@ -51,11 +51,12 @@ std::optional<std::int64_t> offset_in(std::string_view name, std::string_view pr
   return offset;
 }
 
-/// Writes `content` to `path` through a temporary beside it (`path.tmp`):
-/// written, synced, renamed. The directory is the caller's to sync.
+/// Writes `content` to `path` through a hidden temporary beside it
+/// (`.NAME.tmp`, which forget_from() removes): written, synced, renamed. The
+/// directory is the caller's to sync.
 void replace_durably(const fs::path& path, const std::string& content) {
-  auto temp = path;
-  temp += ".tmp";
+  auto name = path.filename().string();
+  auto temp = path.parent_path() / ((name.starts_with(".") ? "" : ".") + name + ".tmp");
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw_errno("cannot create", temp);
   std::size_t done = 0;
@@ -215,10 +216,19 @@ std::size_t partition_files::forget_from(std::int64_t offset) {
       auto index = index_of(file.path());
       if (!fs::exists(index, ec)) continue;
       auto offsets = read_index(index);
+      auto text = read_all(file.path());
+      // An index that does not list every line cannot say where to cut.
+      auto lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+      if (lines != offsets.size())
+        throw std::runtime_error(
+            "the offset index " + index.string() + " lists " +
+            std::to_string(offsets.size()) + " offsets for " + std::to_string(lines) +
+            " lines of " + file.path().string() +
+            ": cannot cut the file where the run starts; remove both "
+            "if that file's records may be written again");
       auto keep = static_cast<std::size_t>(
           std::lower_bound(offsets.begin(), offsets.end(), offset) - offsets.begin());
       if (keep == offsets.size()) continue;
-      auto text = read_all(file.path());
       std::size_t at = 0;
       for (std::size_t i = 0; i < keep && at != std::string::npos; ++i) {
         at = text.find('\n', at);

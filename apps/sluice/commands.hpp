@@ -90,7 +90,8 @@ void print_progress(const epoch_progress& progress);
 
 /// Runs `p` until its end, or until SIGINT/SIGTERM (then it drains and
 /// commits; a second signal exits at once). Call block_stop_signals() first.
-run_summary run_until_signal(pipeline& p);
+/// `signalled`, when given, says whether a signal stopped it.
+run_summary run_until_signal(pipeline& p, bool* signalled = nullptr);
 
 int run_broker(const broker_args& args);
 int run_produce(const produce_args& args);

@@ -43,6 +43,8 @@ std::unique_ptr<pipeline> table_pipeline(const enrich_args& args, source_options
     source.starting_specific[tp] = at.contains(tp.partition) ? at[tp.partition] : -2;
   // Compaction leaves gaps; a table read from a deleted offset goes on.
   source.fail_on_data_loss = false;
+  // The store says where each partition stands; the group's commits do not.
+  source.start_from_commits = false;
   source.ending_latest = restore;
   source.group_id = args.group + "-table";
   parse_options parse;
@@ -68,6 +70,20 @@ int run_enrich(const enrich_args& args) {
   sink_options sink;
   sink.bootstrap_servers = args.bootstrap;
   add_client_properties(args.kafka, source, sink);
+  // Flags first: a restore can take long.
+  if (args.starting != "earliest" && args.starting != "latest")
+    throw config_error("--starting-offsets",
+                       "expected earliest or latest, got `" + args.starting + "`");
+  source.starting =
+      args.starting == "earliest" ? starting_offsets::earliest : starting_offsets::latest;
+  enrich::join_options join;
+  join.key_field = args.key_field;
+  std::stringstream fields(args.table_fields);
+  for (std::string f; std::getline(fields, f, ',');)
+    if (!f.empty()) join.table_fields.push_back(f);
+  if (args.missing != "dlq" && args.missing != "null")
+    throw config_error("--missing", "expected dlq or null, got `" + args.missing + "`");
+  join.missing_to_dlq = args.missing == "dlq";
   auto state_dir =
       args.state_dir.empty() ? "sluice-state/enrich-" + args.table : args.state_dir;
   std::error_code ec;
@@ -77,6 +93,7 @@ int run_enrich(const enrich_args& args) {
   std::shared_ptr<enrich::table_store> store;
   try {
     store = std::make_shared<enrich::table_store>(state_dir);
+    store->bind_topic(args.table);
   } catch (const std::exception& e) {
     throw config_error("--state-dir", e.what());
   }
@@ -101,7 +118,19 @@ int run_enrich(const enrich_args& args) {
                                       args.bootstrap + ": is it the table's topic?");
 
   // Restore: to the table topic's end, before the stream is read.
-  auto restored = table_pipeline(args, source, sink, store, parts, true)->run();
+  std::unique_ptr<pipeline> restore;
+  try {
+    restore = table_pipeline(args, source, sink, store, parts, true);
+  } catch (const config_error& e) {
+    throw as_flag_error(e);
+  }
+  bool signalled = false;
+  auto restored = run_until_signal(*restore, &signalled); // a signal stops it too
+  if (signalled) {
+    spdlog::info("enrich: stopped while restoring the table; it goes on from there "
+                 "next time");
+    return 0;
+  }
   if (!restored.ok) {
     std::cerr << "sluice: enrich failed restoring the table: " << restored.error << "\n";
     return 1;
@@ -112,19 +141,7 @@ int run_enrich(const enrich_args& args) {
   // The stream: each record joined with its row, to one topic.
   source.subscribe = args.topics;
   source.group_id = args.group;
-  if (args.starting != "earliest" && args.starting != "latest")
-    throw config_error("--starting-offsets",
-                       "expected earliest or latest, got `" + args.starting + "`");
-  source.starting =
-      args.starting == "earliest" ? starting_offsets::earliest : starting_offsets::latest;
-  enrich::join_options join;
-  join.key_field = args.key_field;
-  std::stringstream fields(args.table_fields);
-  for (std::string f; std::getline(fields, f, ',');)
-    if (!f.empty()) join.table_fields.push_back(f);
-  if (args.missing != "dlq" && args.missing != "null")
-    throw config_error("--missing", "expected dlq or null, got `" + args.missing + "`");
-  join.missing_to_dlq = args.missing == "dlq";
+
   trigger_options trigger;
   if (args.available_now) trigger.mode = trigger_options::kind::available_now;
   auto stream_builder = pipeline_builder("enrich")
@@ -157,9 +174,20 @@ int run_enrich(const enrich_args& args) {
       stream->stop();
     }
   });
-  auto summary = run_until_signal(*stream);
-  table->stop();
-  keeper.join();
+  // The table is stopped and its thread joined however the stream ends.
+  struct keeper_guard {
+    pipeline& table;
+    std::thread& keeper;
+    ~keeper_guard() {
+      table.stop();
+      keeper.join();
+    }
+  };
+  run_summary summary;
+  {
+    keeper_guard guard{*table, keeper};
+    summary = run_until_signal(*stream);
+  }
   spdlog::info("enrich: {} in, {} joined to {}, {} to the DLQ, {:.2f} s",
                summary.input_rows, summary.output_rows, args.to, summary.dlq_rows,
                summary.seconds);

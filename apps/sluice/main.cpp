@@ -214,7 +214,12 @@ int main(int argc, char** argv) {
           "a key with no row: dlq (to --dlq, reason no_table_row) or null (pass, "
           "--table-fields set to null)")
       ->capture_default_str();
-  enrich_cmd->add_option("--dlq", enrich.dlq, "topic for records that cannot be joined");
+  enrich_cmd
+      ->add_option("--dlq", enrich.dlq,
+                   "topic for stream records that cannot be joined and table records "
+                   "that cannot be kept")
+      ->required()
+      ->check(non_empty);
   enrich_cmd->add_option(
       "--state-dir", enrich.state_dir,
       "the table's RocksDB directory (default sluice-state/enrich-TABLE)");

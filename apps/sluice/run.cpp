@@ -40,7 +40,7 @@ void print_progress(const epoch_progress& progress) {
   std::fflush(stdout);
 }
 
-run_summary run_until_signal(pipeline& p) {
+run_summary run_until_signal(pipeline& p, bool* signalled) {
   std::atomic<bool> finished{false};
   std::thread watcher([&] {
     bool stopping = false;
@@ -63,6 +63,7 @@ run_summary run_until_signal(pipeline& p) {
                      "signal exits at once)");
         p.stop();
         stopping = true;
+        if (signalled) *signalled = true;
         first = std::chrono::steady_clock::now();
       }
   });

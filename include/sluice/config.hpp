@@ -64,6 +64,10 @@ struct source_options {
   bool include_headers = false;
   /// librdkafka consumer properties, `kafka.` prefix stripped.
   std::map<std::string, std::string> kafka;
+  /// In code only: false for an app that keeps its own read positions (with
+  /// `starting_specific`), so that the group's commits (still made, for lag
+  /// tools) never decide where reading starts.
+  bool start_from_commits = true;
 };
 
 struct schema_field {

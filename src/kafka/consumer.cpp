@@ -616,6 +616,9 @@ std::optional<std::string> group_consumer::start_of(assigned_partition& a,
            " (set source.startingOffsetsByTimestampStrategy to latest to start at the "
            "end instead)";
   };
+  // An app that keeps its own positions (an enrichment table) starts from
+  // its start options whatever the group committed.
+  if (!opts_.start_from_commits) committed = -1;
   if (committed >= 0) {
     a.start_offset = committed;
     a.from_commit = true;

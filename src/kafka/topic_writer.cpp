@@ -121,8 +121,15 @@ void topic_writer::write(std::string_view topic, const record& rec, std::uint64_
       res = im.producer.send(im.group, static_cast<std::size_t>(tag), handle, rec.key,
                              value, rec.headers, rec.timestamp_ms);
     } catch (const fatal_error&) {
-      // The instance ended in a fatal error and the producer made a new one:
-      // the open group goes on its old instance's reports, the record to the new.
+      // The instance ended in a fatal error; the producer makes a new one on
+      // its poll thread, soon after: the open group goes on its old
+      // instance's reports, the record to the new one.
+      auto wait_until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (im.producer.current() == im.instance &&
+             std::chrono::steady_clock::now() < wait_until) {
+        im.check_fatal(); // no new one will come
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       if (im.producer.current() == im.instance) throw;
       im.seal();
       im.open();

@@ -7,7 +7,8 @@ every 10th and new rows for every 7th; orders (4 partitions) 5,000 orders by
    once with the latest row's fields; orders of deleted customers and malformed ones are
    in the DLQ; the group committed the ends.
 2. The state directory lost: the next run restores the whole table from the topic (as
-   many records as the topic holds) and joins the same way.
+   many records as the topic holds) and joins the same way; also with the group of a run
+   that read the table to its end (the store decides, not the group's commits).
 
 Usage: scripts/kafka.sh python tests/kafka/enrich_test.py PATH/TO/sluice
 """
@@ -115,6 +116,18 @@ def main():
         lost = check_run(c, "lost", state, latest)
         check("with the state lost, the table is restored from the topic again (%d)" % held,
               lost == held, lost)
+        # The same group as the first run, whose table group committed the table's end:
+        # the store, not those commits, says where the table starts.
+        shutil.rmtree(state)
+        r = sluice(["enrich", "--bootstrap", bootstrap, "--topic", "orders", "--table",
+                    "customers", "--key-field", "customer_id", "--to", "enriched-first",
+                    "--dlq", "dlq-first", "--group", "kafka-enrich-first", "--state-dir",
+                    state, "--available-now"])
+        again = re.search(r"restored: (\d+) record\(s\) read", r.stderr)
+        check("the state lost, with the group of a run that read the table: restored from "
+              "the topic's start, not from the group's commits (%d)" % held,
+              r.returncode == 0 and again and int(again.group(1)) == held,
+              r.stderr[-800:])
 
 
 run_test(main)
