@@ -3,10 +3,13 @@
 #include <sluice/errors.hpp>
 #include <sluice/pipeline.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sluice::app {
@@ -90,6 +93,24 @@ void print_progress(const epoch_progress& progress);
 
 /// Runs `p` until its end, or until SIGINT/SIGTERM (then it drains and
 /// commits; a second signal exits at once). Call block_stop_signals() first.
+/// Takes SIGINT/SIGTERM (blocked with block_stop_signals()) on a thread of
+/// its own while it lives: the first calls `on_first` and logs `what_first`
+/// (what happens now); a second, half a second or more later, logs
+/// `what_second` (what is left undone) and exits the process at once.
+class signal_watcher {
+public:
+  signal_watcher(std::string what_first, std::string what_second,
+                 std::function<void()> on_first);
+  ~signal_watcher();
+  signal_watcher(const signal_watcher&) = delete;
+  signal_watcher& operator=(const signal_watcher&) = delete;
+  bool signalled() const noexcept { return signalled_.load(); }
+
+private:
+  std::atomic<bool> finished_{false}, signalled_{false};
+  std::thread thread_; // last: it uses the flags above
+};
+
 /// `signalled`, when given, says whether a signal stopped it.
 run_summary run_until_signal(pipeline& p, bool* signalled = nullptr);
 

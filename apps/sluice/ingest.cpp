@@ -103,32 +103,12 @@ int run_ingest(const ingest_args& args) {
     }
   }();
 
-  std::atomic<bool> stop{false}, finished{false};
-  std::thread watcher([&] {
-    std::chrono::steady_clock::time_point first;
-    while (!finished.load())
-      if (wait_stop_signal(200)) {
-        auto now = std::chrono::steady_clock::now();
-        if (!stop) {
-          stop = true;
-          first = now;
-          spdlog::info("signal received: stopping after the current line, then waiting "
-                       "for what was written (a second signal exits at once)");
-        } else if (now - first > std::chrono::milliseconds(500)) { // not `timeout`'s echo
-          spdlog::error("second signal: exiting now; records written since the last "
-                        "summary may or may not be in Kafka");
-          std::_Exit(1);
-        }
-      }
-  });
-  struct joiner {
-    std::atomic<bool>& finished;
-    std::thread& watcher;
-    ~joiner() {
-      finished.store(true);
-      if (watcher.joinable()) watcher.join();
-    }
-  } join{finished, watcher};
+  std::atomic<bool> stop{false};
+  signal_watcher watcher("stopping after the current line, then waiting for what was "
+                         "written",
+                         "records written since the last summary may or may not be in "
+                         "Kafka",
+                         [&stop] { stop = true; });
 
   auto name_of = [&](std::size_t input) {
     return inputs[input] == "-" ? std::string("stdin") : inputs[input];

@@ -40,45 +40,43 @@ void print_progress(const epoch_progress& progress) {
   std::fflush(stdout);
 }
 
+signal_watcher::signal_watcher(std::string what_first, std::string what_second,
+                               std::function<void()> on_first)
+    : thread_([this, what_first = std::move(what_first),
+               what_second = std::move(what_second), on_first = std::move(on_first)] {
+        std::chrono::steady_clock::time_point first;
+        while (!finished_.load())
+          if (wait_stop_signal(200)) {
+            auto now = std::chrono::steady_clock::now();
+            if (!signalled_.load()) {
+              signalled_ = true;
+              first = now;
+              spdlog::info("signal received: {} (a second signal exits at once)",
+                           what_first);
+              on_first();
+            } else if (now - first > std::chrono::milliseconds(500)) {
+              // Not `timeout`'s echo (it signals the process, then its group):
+              // the user will not wait.
+              spdlog::error("second signal: exiting now; {}", what_second);
+              std::fflush(stdout);
+              std::_Exit(1);
+            }
+          }
+      }) {}
+
+signal_watcher::~signal_watcher() {
+  finished_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
 run_summary run_until_signal(pipeline& p, bool* signalled) {
-  std::atomic<bool> finished{false};
-  std::thread watcher([&] {
-    bool stopping = false;
-    std::chrono::steady_clock::time_point first;
-    while (!finished.load())
-      if (wait_stop_signal(200)) {
-        // `timeout` sends SIGTERM to the process and then to its group: one
-        // stop, twice within a moment. A second signal that means it comes later.
-        if (stopping &&
-            std::chrono::steady_clock::now() - first < std::chrono::milliseconds(500))
-          continue;
-        if (stopping) {
-          // A second signal: the user will not wait for the drain.
-          spdlog::error("second signal: exiting now, without draining or committing; "
-                        "records since the last commit will be read again");
-          std::fflush(stdout);
-          std::_Exit(1);
-        }
-        spdlog::info("signal received: draining, committing, then exiting (a second "
-                     "signal exits at once)");
-        p.stop();
-        stopping = true;
-        if (signalled) *signalled = true;
-        first = std::chrono::steady_clock::now();
-      }
-  });
-  // The watcher is joined whatever happens: a joinable thread at an
-  // exception would end the process with std::terminate.
-  struct joiner {
-    std::atomic<bool>& finished;
-    std::thread& watcher;
-    ~joiner() {
-      finished.store(true);
-      if (watcher.joinable()) watcher.join();
-    }
-  };
-  joiner join{finished, watcher};
-  return p.run();
+  signal_watcher watcher("draining, committing, then exiting",
+                         "without draining or committing; records since the last "
+                         "commit will be read again",
+                         [&p] { p.stop(); });
+  auto summary = p.run();
+  if (signalled) *signalled = watcher.signalled();
+  return summary;
 }
 
 int run_pipeline(const run_args& args) {

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -257,3 +258,17 @@ def write_pipeline(path, name, bootstrap, group, trigger, schema=SCHEMA, comment
 }""" % ("  // %s\n" % comment if comment else "", name, source_extra, bootstrap, group, schema,
         bootstrap, trigger))
     return path
+
+
+def run_test(main):
+    """Runs a test's main: an Abort ends it where it stands (the failed check before it
+    says why), any other exception is a failed check with its trace; then closes with
+    'N passed, N failed' and the exit code."""
+    try:
+        main()
+    except Abort:
+        pass
+    except Exception:
+        traceback.print_exc()
+        check("no unexpected error", False)
+    finish()

@@ -21,13 +21,12 @@ import re
 import subprocess
 import sys
 import tempfile
-import traceback
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import (MULT, SLUICE, Abort, check, finish, install_cleanup,  # noqa: E402
-                         read_all, start, start_broker, stop_broker, wait_for)
+from e2e_support import (MULT, SLUICE, check, install_cleanup,  # noqa: E402
+                         read_all, start, start_broker, stop_broker, wait_for, run_test)
 
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-enrich-")
 install_cleanup(WORK, broker_first=True)
@@ -60,7 +59,7 @@ def rows():
     return table
 
 
-try:
+def main():
     broker, bootstrap = start_broker(3, ["orders:3", "customers:2", "enriched:3", "en-dlq:1",
                                          "nulls:3", "live:3"],
                                      os.path.join(WORK, "bootstrap"))
@@ -167,9 +166,6 @@ try:
     live.terminate()
     check("the live enrich exits 0 on SIGTERM", live.wait(timeout=60 * MULT) == 0)
     stop_broker(broker)
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+
+
+run_test(main)

@@ -22,12 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import (MULT, SLUICE, Abort, check, finish, install_cleanup,  # noqa: E402
-                         read_all, start, start_broker, stop_broker, wait_for)
+from e2e_support import (MULT, SLUICE, check, install_cleanup,  # noqa: E402
+                         read_all, start, start_broker, stop_broker, wait_for, run_test)
 import ingest_lines  # noqa: E402
 
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-ingest-")
@@ -53,7 +52,7 @@ def summary_of(stdout):
     return {}
 
 
-try:
+def main():
     broker, bootstrap = start_broker(3, ["events:3", "big:1", "strict:1", "idle:1"],
                                      os.path.join(WORK, "bootstrap"))
     a = ingest_lines.make_inputs("a", 3000)
@@ -123,9 +122,6 @@ try:
     check("an input that cannot be read: exit 2 naming it",
           r.returncode == 2 and b"absent.jsonl" in r.stderr, r.stderr[-500:])
     stop_broker(broker)
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+
+
+run_test(main)

@@ -22,13 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import (MULT, SLUICE, Abort, check, finish, install_cleanup,  # noqa: E402
-                         read_all, start, start_broker, stop_broker, wait_for)
+from e2e_support import (MULT, SLUICE, check, install_cleanup,  # noqa: E402
+                         read_all, start, start_broker, stop_broker, wait_for, run_test)
 import lake_files  # noqa: E402
 
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-lake-")
@@ -53,7 +52,7 @@ def published_lines():
     return sum(len(lines) for lines in published.values())
 
 
-try:
+def main():
     broker, bootstrap = start_broker(3, ["orders:%d" % PARTITIONS, "lake-dlq:1"],
                                      os.path.join(WORK, "bootstrap"))
     producer = start(["produce", "--bootstrap", bootstrap, "--topic", "orders", "--count",
@@ -116,9 +115,6 @@ try:
         check("lake %s: exit 2 naming %s" % (" ".join(args[-2:]), option),
               r.returncode == 2 and ("`%s`" % option) in r.stderr, r.stderr[-400:])
     stop_broker(broker)
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("no unexpected error", False)
-finish()
+
+
+run_test(main)

@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -22,8 +21,8 @@ from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions,  
 import cluster as kafka_cluster  # noqa: E402,F401
 from cluster import Cluster  # noqa: E402,F401
 from e2e_support import (MULT, SLUICE, Abort, check, die_with_parent,  # noqa: E402,F401
-                         finish, install_cleanup, is_valid_order, procs, reap, start,
-                         start_run, wait_for)
+                         finish, install_cleanup, is_valid_order, procs, reap, run_test,
+                         start, start_run, wait_for)
 
 ORDER_SCHEMA = """{"order_id": "string", "customer_id": "string", "product_id": "string",
                    "quantity": "int", "price": "double", "order_time": "timestamp",
@@ -198,17 +197,3 @@ def progress_lines(stdout):
         except ValueError:
             pass
     return out
-
-
-def run_test(main):
-    """Runs a test's main: an Abort ends it where it stands (the failed check before it
-    says why), any other exception is a failed check with its trace; then closes with
-    'N passed, N failed' and the exit code."""
-    try:
-        main()
-    except Abort:
-        pass
-    except Exception:
-        traceback.print_exc()
-        check("no unexpected error", False)
-    finish()
