@@ -69,13 +69,14 @@ writer_actor::behavior_type write_files(writer self, lake_options opts,
                 continue;
               }
               // One line each: a value with a line break is written from its fields.
-              st.line.clear();
               if (opts.schemaless && r.value &&
-                  r.value->find_first_of("\r\n") == std::string::npos)
-                st.line = *r.value;
-              else
+                  r.value->find_first_of("\r\n") == std::string::npos) {
+                st.files->append(*date, r.offset, *r.value); // as it came, no copy
+              } else {
+                st.line.clear();
                 write_fields(r, st.line);
-              st.files->append(*date, r.offset, st.line);
+                st.files->append(*date, r.offset, st.line);
+              }
             }
             auto promise = self->make_response_promise<batch_ptr>();
             st.held.emplace_back(promise, std::move(batch));

@@ -39,7 +39,8 @@ struct topic_writer::impl {
   // The open group: records written since it was opened, by topic.
   kafka::delivery_group* group = nullptr;
   std::size_t in_group = 0;
-  std::shared_ptr<std::map<std::string, std::int64_t>> group_topics;
+  // std::less<>: counted by the topic's view, no string made per record.
+  std::shared_ptr<std::map<std::string, std::int64_t, std::less<>>> group_topics;
 
   mutable std::mutex mutex; // guards what the poll thread reports into
   std::condition_variable reported;
@@ -64,7 +65,7 @@ struct topic_writer::impl {
 
   void open() {
     instance = producer.current();
-    group_topics = std::make_shared<std::map<std::string, std::int64_t>>();
+    group_topics = std::make_shared<std::map<std::string, std::int64_t, std::less<>>>();
     // Runs once the group is sealed and every record of it reported: the
     // writer thread no longer touches its topic counts.
     group = new kafka::delivery_group(
@@ -153,7 +154,11 @@ void topic_writer::write(std::string_view topic, const record& rec, std::uint64_
     im.check_fatal();
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  ++(*im.group_topics)[std::string(topic)];
+  auto& counts = *im.group_topics;
+  if (auto it = counts.find(topic); it != counts.end())
+    ++it->second;
+  else
+    counts.emplace(std::string(topic), 1);
   {
     std::lock_guard<std::mutex> guard{im.mutex};
     ++im.in_flight;
