@@ -14,19 +14,21 @@ namespace sluice::actors {
 /// `runtime.brokerTimeout`. For availableNow, tells the run when every
 /// partition's watermark reached its end offset.
 ///
-/// Messages: `report_atom, topic, partition, watermark, consumed, in_flight,
-/// latest, stable_end` (stable_end: below the open epoch's limit, where the
-/// partition can read to now, an open transaction's last stable offset; -1);
-/// `watermark_atom, topic, partition` -> int64_t; `assign_atom,
+/// The epoch rules (rate limits, bounded runs) are the `epoch_planner`'s,
+/// the reports' numbers the `progress_builder`'s; the actor does the reading,
+/// the commits and the timers.
+///
+/// Messages: `partition_report` (from each consumer); `assign_atom,
 /// assignment` (the partitions and their starts; the numbering continues
-/// after their commits' batch ids); `take_atom, partition_list`
-/// -> (offset_map, batch_id): closes an epoch, hands over the uncommitted
-/// watermarks of those partitions (all when empty) and forgets them; the
-/// caller commits them and answers `committed_atom, commit_outcome`, which
-/// publishes that epoch's report. Commits go one at a
-/// time: an epoch that closes while the last commit is unanswered leaves its
-/// offsets to the next, and the final take (all partitions) waits for
-/// that answer, at most 5 s.
+/// after their commits' batch ids); `watermark_atom, topic, partition` ->
+/// int64_t; `take_atom, partition_list` -> (offset_map, batch_id): closes an
+/// epoch, hands over the uncommitted watermarks of those partitions (all
+/// when empty) and forgets them; the caller commits them and answers
+/// `final_committed`, which publishes that epoch's report. Its own epoch
+/// commits answer `epoch_committed{seq}`. Commits go one at a time: an epoch
+/// that closes while the last commit is unanswered leaves its offsets to the
+/// next, and the final take (all partitions) waits for that answer, at most
+/// 5 s.
 caf::actor spawn_checkpoint(caf::actor_system& system, run_context* ctx);
 
 } // namespace sluice::actors

@@ -40,6 +40,30 @@ struct refused_records {
   batch_ack ack;
   std::vector<kafka::delivery_failure> failures;
 };
+/// Consumer -> checkpoint: where a partition stands.
+struct partition_report {
+  kafka::topic_partition tp;
+  std::int64_t watermark = -1; ///< every offset below is handled
+  std::int64_t consumed = 0;   ///< input rows counted for the partition
+  std::int64_t in_flight = 0;
+  std::int64_t latest = -1; ///< the high watermark, as far as known
+  /// Below the open epoch's limit, where the partition can read to now (an
+  /// open transaction's last stable offset); -1 otherwise.
+  std::int64_t stable_end = -1;
+};
+
+/// Poll thread -> checkpoint: the outcome of an epoch's asynchronous commit.
+struct epoch_committed {
+  std::uint64_t seq = 0; ///< the commit's number (one outstanding at a time)
+  kafka::commit_outcome outcome;
+};
+
+/// Pipeline -> checkpoint: the outcome of the commit of what `take_atom`
+/// handed over (at a revocation or the run's end).
+struct final_committed {
+  kafka::commit_outcome outcome;
+};
+
 using assignment = std::vector<kafka::assigned_partition>;
 using partition_list = std::vector<kafka::topic_partition>;
 
@@ -56,16 +80,12 @@ using failed_atom = caf::atom_constant<caf::atom("failed")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 // Sink -> itself: records the broker refused for good.
 using refused_atom = caf::atom_constant<caf::atom("refused")>;
-// Consumer -> checkpoint: a partition's watermark and counters.
-using report_atom = caf::atom_constant<caf::atom("report")>;
 // Checkpoint: epoch timer; hand over final offsets; current watermark of one partition.
 using epoch_atom = caf::atom_constant<caf::atom("epoch")>;
 using take_atom = caf::atom_constant<caf::atom("take")>;
 using watermark_atom = caf::atom_constant<caf::atom("watermark")>;
 // Checkpoint -> itself: stop holding a take back for an unanswered commit.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
-// Poll thread -> checkpoint: the outcome of an epoch's commit.
-using committed_atom = caf::atom_constant<caf::atom("committed")>;
 // Supervisor and checkpoint: partitions assigned; supervisor: revoked, restart one chain,
 // a fatal error.
 using assign_atom = caf::atom_constant<caf::atom("assign")>;
@@ -84,7 +104,9 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 // Local-only messages: never serialized, so no inspect() needed.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::batch_ack)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::refused_records)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::kafka::commit_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::partition_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::epoch_committed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::final_committed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::offset_map)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::assignment)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::partition_list)

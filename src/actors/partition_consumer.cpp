@@ -2,8 +2,10 @@
 
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
+#include "core/credit_ledger.hpp"
 #include "core/log.hpp"
 #include "core/offset_watermark.hpp"
+#include "source/read_window.hpp"
 
 #include <sluice/errors.hpp>
 
@@ -35,28 +37,18 @@ struct consumer_state {
   };
   std::map<std::int64_t, split> splits;
   caf::actor checkpoint;
-  run_metrics* metrics = nullptr;
-  std::int64_t credit = 0;
-  std::int64_t byte_credit = 0;
-  std::int64_t batch_records = 0;
-  std::int64_t in_flight = 0;
-  std::int64_t bytes_in_flight = 0;
+  /// Records in flight for this partition, bytes for all (set at start).
+  std::optional<credit_ledger> credit;
   /// Acknowledged batches the watermark has not passed yet: their outputs
   /// count once it does, so a replay after a restart counts nothing twice.
   std::map<std::int64_t, batch_ack> acked;
   /// Records are polled into this; a batch is allocated only when it has some.
   std::vector<record> scratch;
-  /// Records polled past the open epoch's admission limit (possible across
-  /// offset holes), read first once a later epoch admits them.
-  std::vector<record> held;
+  /// What of the polled records is issued; holds the records polled past the
+  /// open epoch's admission limit, and the last end of log.
+  read_window window;
+  read_window::loss_rules loss;
   std::optional<std::int64_t> end_offset; ///< bounded run: stop here
-  /// First offset of a record set librdkafka cannot decode, while stepping over it.
-  std::optional<std::int64_t> stepping;
-  bool stalled = false; ///< out of credit
-  /// The offset of the last end-of-log event, while no record came past it:
-  /// with read_committed, the last stable offset, which an open transaction
-  /// holds below the high watermark an epoch admits up to.
-  std::int64_t end_of_log = -1;
   std::int64_t stable_end_reported = -1;
   bool finished = false;
   bool draining = false;
@@ -65,31 +57,15 @@ struct consumer_state {
   /// Drain requests waiting for in-flight records (a revoke and a stop may
   /// both ask); each gets the answer.
   std::vector<caf::typed_response_promise<std::int64_t>> drained;
-
-  ~consumer_state() {
-    // What a dead chain held no longer counts against the byte credit.
-    if (metrics) metrics->bytes_in_flight -= bytes_in_flight;
-  }
 };
 
 namespace {
 
 /// Poll interval when the queue is empty; the queue's wake-up usually comes first.
 constexpr auto idle_poll = std::chrono::milliseconds(20);
-bool is_consume_error(const record& r) {
-  return r.error && r.error->type == "consume-error";
-}
 
 /// Retry interval while the run-wide byte credit is spent.
 constexpr auto byte_credit_poll = std::chrono::milliseconds(5);
-
-/// The bytes a record holds against the byte credit.
-std::int64_t record_bytes(const record& r) {
-  std::size_t n = (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
-  for (auto& h : r.headers)
-    n += h.name.size() + (h.value ? h.value->size() : 0);
-  return static_cast<std::int64_t>(n);
-}
 
 caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
                                  run_context* ctx, kafka::topic_partition tp,
@@ -106,10 +82,11 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   if (st.shared->counted_until < 0) st.shared->counted_until = start_offset;
   st.generation = generation;
   st.checkpoint = checkpoint;
-  st.metrics = &ctx->metrics;
-  st.credit = static_cast<std::int64_t>(ctx->config.runtime.max_in_flight_per_partition);
-  st.byte_credit = static_cast<std::int64_t>(ctx->config.runtime.max_in_flight_bytes);
-  st.batch_records = static_cast<std::int64_t>(ctx->config.runtime.max_batch_records);
+  auto& rt = ctx->config.runtime;
+  st.credit.emplace(static_cast<std::int64_t>(rt.max_in_flight_per_partition),
+                    static_cast<std::int64_t>(rt.max_batch_records),
+                    static_cast<std::int64_t>(rt.max_in_flight_bytes),
+                    ctx->metrics.bytes_in_flight, ctx->metrics.max_bytes_in_flight);
   if (auto it = ctx->end_offsets.find(tp); it != ctx->end_offsets.end()) {
     st.end_offset = it->second;
   } else if (!ctx->end_offsets.empty()) {
@@ -144,6 +121,16 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     self->quit(m.reason);
   });
 
+  st.loss.fail_on_data_loss = ctx->config.source.fail_on_data_loss;
+  st.loss.partition = tp.str();
+  st.loss.log_start = [self, ctx] {
+    auto& tp = self->state.tp;
+    auto start = ctx->consumer.cached_watermarks(tp).first;
+    if (start < 0)
+      if (auto range = ctx->consumer.log_range(tp, std::chrono::seconds(2)))
+        start = range->first;
+    return start;
+  };
   st.queue = ctx->consumer.queue(tp);
   st.queue->on_ready([weak = caf::actor_cast<caf::weak_actor_ptr>(self)] {
     if (auto strong = weak.lock())
@@ -159,10 +146,11 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   // transaction from a stuck one.
   auto stable_end = [self, ctx]() -> std::int64_t {
     auto& st = self->state;
-    if (st.end_of_log < 0) return -1;
-    if (st.watermark.issued_end() < st.end_of_log || !st.held.empty()) return -1;
-    if (!ctx->admission.enabled()) return st.end_of_log;
-    return ctx->admission.limit(st.tp) > st.end_of_log ? st.end_of_log : -1;
+    auto end_of_log = st.window.end_of_log();
+    if (end_of_log < 0) return -1;
+    if (st.watermark.issued_end() < end_of_log || st.window.holds()) return -1;
+    if (!ctx->admission.enabled()) return end_of_log;
+    return ctx->admission.limit(st.tp) > end_of_log ? end_of_log : -1;
   };
 
   auto report = [self, ctx, stable_end] {
@@ -170,9 +158,10 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     auto latest =
         std::max(ctx->consumer.cached_watermarks(st.tp).second, st.shared->latest.load());
     st.stable_end_reported = stable_end();
-    self->send(st.checkpoint, report_atom::value, st.tp.topic, st.tp.partition,
-               st.watermark.watermark(), st.shared->consumed.load(), st.in_flight, latest,
-               st.stable_end_reported);
+    self->send(st.checkpoint,
+               partition_report{st.tp, st.watermark.watermark(),
+                                st.shared->consumed.load(), st.credit->in_flight(),
+                                latest, st.stable_end_reported});
   };
 
   auto check_end = [self, ctx] {
@@ -237,20 +226,17 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       schedule_tick(idle_poll);
       return;
     }
-    auto room = st.credit - st.in_flight;
-    bool bytes_spent = ctx->metrics.bytes_in_flight.load() >= st.byte_credit;
-    if (room <= 0 || bytes_spent) {
+    auto& credit = *st.credit;
+    auto room = credit.room();
+    if (room <= 0 || credit.bytes_spent()) {
       // Out of credit: stop reading, but keep librdkafka's prefetch (pausing
       // the partition would discard it). Acks wake us; the byte credit is
       // shared by every partition, so it is polled for.
-      if (!st.stalled) {
-        st.stalled = true;
-        ++ctx->metrics.pauses;
-      }
+      if (credit.stall()) ++ctx->metrics.pauses;
       if (room > 0) schedule_tick(byte_credit_poll);
       return;
     }
-    st.stalled = false;
+    credit.unstall();
     // A rate limit: read only what the open epoch admitted.
     auto limit = std::numeric_limits<std::int64_t>::max();
     if (ctx->admission.enabled()) {
@@ -260,25 +246,17 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         return;
       }
     }
-    auto want = std::min({room, st.batch_records, limit - st.watermark.issued_end()});
+    auto want =
+        std::min({room, credit.batch_records(), limit - st.watermark.issued_end()});
     auto& recs = st.scratch;
     recs.clear();
     kafka::poll_result polled;
-    if (!st.held.empty()) {
-      auto n = std::min<std::size_t>(st.held.size(), static_cast<std::size_t>(want));
-      std::move(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(n),
-                std::back_inserter(recs));
-      st.held.erase(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(n));
-      polled.events = n;
-      for (auto& r : recs) // the poll counted them when they were held
-        polled.bytes += static_cast<std::size_t>(record_bytes(r));
+    if (st.window.holds()) {
+      polled.bytes = st.window.take_held(recs, static_cast<std::size_t>(want));
+      polled.events = recs.size();
     } else {
       polled = st.queue->poll(recs, static_cast<std::size_t>(want));
-      // librdkafka reports an end of log once per position: remembered until
-      // a record comes from at or past it.
-      if (polled.end_of_log) st.end_of_log = *polled.end_of_log;
-      if (st.end_of_log >= 0 && !recs.empty() && recs.back().offset >= st.end_of_log)
-        st.end_of_log = -1;
+      st.window.note_poll(polled.end_of_log, recs);
     }
     if (polled.error) sluice::logger().warn("{}: {}", st.tp.str(), *polled.error);
     if (polled.denied) {
@@ -289,119 +267,16 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       ctx->consumer.pause(st.tp);
       return;
     }
-    // Records before the read position are re-deliveries of issued offsets;
-    // records at or past the end offset belong to a later run.
-    auto first_new = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
-      return r.offset >= st.watermark.issued_end() || is_consume_error(r);
-    });
-    recs.erase(recs.begin(), first_new);
-    // A record set librdkafka cannot decode is reported at its first offset,
-    // and librdkafka does not always move past it (it fetches the same set
-    // again when nothing follows it in the response). Each offset it covers
-    // goes to the DLQ, and the read position steps past it, one at a time;
-    // what this poll returned after the error is read again after the step.
-    bool cut_short = false;
-    auto bad = std::find_if(recs.begin(), recs.end(), is_consume_error);
-    if (bad != recs.end()) {
-      auto next =
-          bad == recs.begin() ? st.watermark.issued_end() : std::prev(bad)->offset + 1;
-      std::optional<std::int64_t> at;
-      if (bad->offset >= next) {
-        at = bad->offset; // a new bad set
-        st.stepping = bad->offset;
-      } else if (st.stepping && bad->offset == *st.stepping) {
-        at = next; // the same set again: its next offset
-        bad->error->message =
-            "offset " + std::to_string(next) +
-            " is inside a record set that failed: " + bad->error->message;
-      }
-      if (at) {
-        bad->offset = *at;
-        recs.erase(std::next(bad), recs.end());
-        cut_short = true;
-        ctx->consumer.seek(st.tp, *at + 1);
-        st.end_of_log = -1; // records below it are fetched again
-      } else {
-        recs.erase(bad); // stale: from before the read position
-      }
-    } else if (!recs.empty()) {
-      st.stepping.reset();
-    }
-    if (st.end_offset) {
-      auto past_end = std::find_if(recs.begin(), recs.end(), [&](const record& r) {
-        return r.offset >= *st.end_offset;
-      });
-      recs.erase(past_end, recs.end());
-    }
-    {
-      // Past the admission limit: kept for a later epoch, in order.
-      auto past_limit = std::find_if(recs.begin(), recs.end(),
-                                     [&](const record& r) { return r.offset >= limit; });
-      if (past_limit != recs.end()) {
-        for (auto it = past_limit; it != recs.end(); ++it) // counted when read again
-          polled.bytes -= static_cast<std::size_t>(record_bytes(*it));
-        st.held.insert(st.held.begin(), std::make_move_iterator(past_limit),
-                       std::make_move_iterator(recs.end()));
-        recs.erase(past_limit, recs.end());
-      }
-    }
-    // A jump over offsets below the log start: retention deleted records
-    // before they were read (librdkafka moved the position up, possibly in
-    // the middle of what it had queued). Holes above the log start are
-    // compaction or transaction markers, never loss.
-    std::optional<std::string> loss_failure;
-    std::optional<std::int64_t> log_start; // looked up at the first hole only
-    // Offsets [prev, next) produced no record: loss when below the log start.
-    // Returns false when the run must fail (failOnDataLoss).
-    auto check_gap = [&](std::int64_t prev, std::int64_t next) {
-      if (!log_start) {
-        log_start = ctx->consumer.cached_watermarks(st.tp).first;
-        if (*log_start < 0)
-          if (auto range = ctx->consumer.log_range(st.tp, std::chrono::seconds(2)))
-            log_start = range->first;
-      }
-      // Counted once, even when a restarted chain reads the gap again.
-      auto from = std::max(prev, st.shared->lost_until.load());
-      auto to = std::min(*log_start, next);
-      if (to <= from) return true;
-      auto what = st.tp.str() + ": the next offset to read was " + std::to_string(prev) +
-                  " but the log now starts at " + std::to_string(*log_start) + ": " +
-                  std::to_string(to - from) +
-                  " record(s) were deleted before they were read";
-      if (ctx->config.source.fail_on_data_loss) {
-        loss_failure =
-            what + " (source.failOnDataLoss is true; set it to false to skip them)";
-        return false;
-      }
-      sluice::logger().warn("{}; skipping them (source.failOnDataLoss is false)", what);
-      ctx->metrics.add_lost(st.tp, to - from);
-      st.shared->lost_until = to;
-      return true;
-    };
-    {
-      auto prev = st.watermark.issued_end();
-      for (auto it = recs.begin(); it != recs.end(); ++it) {
-        if (it->offset > prev && !is_consume_error(*it) && !check_gap(prev, it->offset)) {
-          // What came before the gap is issued; nothing past it is.
-          recs.erase(it, recs.end());
-          break;
-        }
-        prev = std::max(prev, it->offset + 1);
-      }
-    }
-    // The epoch's admitted range ends inside a hole: the rest of it is
-    // handled. Deleted records (failOnDataLoss false) are skipped whole, past
-    // the limit: they are not records, and a cap must not crawl through them.
-    std::optional<std::int64_t> skip_to;
-    bool skip_past_limit = false;
-    if (recs.empty() && !loss_failure && !st.held.empty() &&
-        st.held.front().offset >= limit && limit > st.watermark.issued_end() &&
-        check_gap(st.watermark.issued_end(), st.held.front().offset)) {
-      skip_to = limit;
-      if (log_start && *log_start > limit) {
-        skip_to = std::min(*log_start, st.held.front().offset);
-        skip_past_limit = true;
-      }
+    st.loss.lost_until = st.shared->lost_until.load();
+    auto cut =
+        st.window.trim(recs, {st.watermark.issued_end(), limit, st.end_offset}, st.loss);
+    polled.bytes -= cut.bytes_held_back;
+    if (cut.seek_to) ctx->consumer.seek(st.tp, *cut.seek_to);
+    for (auto& lost : cut.lost) {
+      sluice::logger().warn("{}; skipping them (source.failOnDataLoss is false)",
+                            lost.what);
+      ctx->metrics.add_lost(st.tp, lost.to - lost.from);
+      st.shared->lost_until = lost.to;
     }
     if (!recs.empty()) {
       auto batch = std::make_shared<record_batch>();
@@ -424,42 +299,26 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       recs = {};
       st.watermark.issue(batch->begin_offset, batch->end_offset);
       auto n = static_cast<std::int64_t>(batch->records.size());
-      st.in_flight += n;
-      st.bytes_in_flight += batch->bytes;
-      run_metrics::raise(ctx->metrics.max_bytes_in_flight,
-                         ctx->metrics.bytes_in_flight += batch->bytes);
-      ctx->metrics.observe_in_flight(st.in_flight);
+      credit.issue(n, batch->bytes);
+      ctx->metrics.observe_in_flight(credit.in_flight());
       if (st.lanes.size() == 1)
         self->send(st.lanes.front(), std::move(batch));
       else
         send_to_lanes(std::move(batch));
     }
-    if (loss_failure) {
-      ctx->on_fatal(*loss_failure);
+    if (cut.loss_failure) {
+      ctx->on_fatal(*cut.loss_failure);
       st.finished = true;
       ctx->consumer.pause(st.tp);
       return;
     }
-    // The end of log seen in an earlier epoch counts too: one whose limit
-    // fell among the offsets before it that hold no record would otherwise
-    // wait for another end-of-log event, which never comes. Not while
-    // records below the limit are still held.
-    bool held_below_limit = !st.held.empty() && st.held.front().offset < limit;
-    if (st.end_of_log >= 0 && !held_below_limit && !cut_short && !skip_past_limit) {
-      // librdkafka's fetch position passed offsets that produced no record
-      // (transaction markers, aborted records): they are handled.
-      skip_to = std::max(skip_to.value_or(0), st.end_of_log);
-    }
-    if (skip_to) {
-      auto end = skip_past_limit ? *skip_to : std::min(*skip_to, limit);
-      if (st.end_offset) end = std::min(end, *st.end_offset);
-      if (end > st.watermark.issued_end()) {
-        auto begin = st.watermark.issued_end();
-        st.watermark.issue(begin, end);
-        st.watermark.ack(begin);
-        st.shared->watermark = st.watermark.watermark();
-        report();
-      }
+    if (cut.handled) {
+      // Offsets that hold no record: handled without a batch.
+      auto [begin, end] = *cut.handled;
+      st.watermark.issue(begin, end);
+      st.watermark.ack(begin);
+      st.shared->watermark = st.watermark.watermark();
+      report();
     }
     // The checkpoint learns that this partition can go no further in the
     // open epoch for now (and when that is over).
@@ -494,12 +353,13 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
             "in flight of {} (all partitions), {} held back, {} event(s) queued, end "
             "of log {}, end {}{}{}{}{}{}{}",
             st.tp.str(), st.watermark.issued_end(), st.watermark.watermark(),
-            st.in_flight, st.credit, ctx->metrics.bytes_in_flight.load(), st.byte_credit,
-            st.held.size(), st.queue->length(), st.end_of_log,
+            st.credit->in_flight(), st.credit->records(),
+            ctx->metrics.bytes_in_flight.load(), st.credit->bytes(),
+            st.window.held_count(), st.queue->length(), st.window.end_of_log(),
             st.end_offset ? std::to_string(*st.end_offset) : std::string("none"),
-            st.stalled ? ", out of credit" : "", st.finished ? ", finished" : "",
-            st.draining ? ", draining" : "", st.poll_scheduled ? ", poll due" : "",
-            st.tick_scheduled ? ", tick due" : "",
+            st.credit->stalled() ? ", out of credit" : "",
+            st.finished ? ", finished" : "", st.draining ? ", draining" : "",
+            st.poll_scheduled ? ", poll due" : "", st.tick_scheduled ? ", tick due" : "",
             ctx->quiesced.load() ? ", quiesced (a rebalance)" : "");
         fetch();
       },
@@ -529,9 +389,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
           st.splits.erase(it);
         }
         if (!st.watermark.ack(ack.begin)) return;
-        st.in_flight -= ack.rows;
-        st.bytes_in_flight -= ack.bytes;
-        ctx->metrics.bytes_in_flight -= ack.bytes;
+        st.credit->settle(ack.rows, ack.bytes);
         st.acked.emplace(ack.begin, std::move(ack));
         auto watermark = st.watermark.watermark();
         while (!st.acked.empty() && st.acked.begin()->first < watermark) {
@@ -547,8 +405,8 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         }
         st.shared->watermark = watermark;
         report();
-        if (st.stalled && st.in_flight <= st.credit - st.batch_records) fetch();
-        if (!st.drained.empty() && st.in_flight == 0) {
+        if (st.credit->resume_due()) fetch();
+        if (!st.drained.empty() && st.credit->in_flight() == 0) {
           for (auto& rp : st.drained)
             rp.deliver(st.watermark.watermark());
           st.drained.clear();
@@ -557,7 +415,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       [=](drain_atom) -> caf::result<std::int64_t> {
         auto& st = self->state;
         st.draining = true;
-        if (st.in_flight == 0) return st.watermark.watermark();
+        if (st.credit->in_flight() == 0) return st.watermark.watermark();
         st.drained.push_back(self->make_response_promise<std::int64_t>());
         return st.drained.back();
       },

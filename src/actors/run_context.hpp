@@ -2,6 +2,7 @@
 
 #include "kafka/consumer.hpp"
 #include "kafka/producer.hpp"
+#include "observe/progress_builder.hpp"
 #include "records/record_router.hpp"
 #include "source/admission.hpp"
 
@@ -89,6 +90,12 @@ struct run_metrics {
     }
   }
   void observe_in_flight(std::int64_t n) { raise(max_in_flight, n); }
+  /// The counters a progress report shows per epoch, as they stand.
+  sluice::epoch_counts epoch_counts() const {
+    return {output_rows.load(),       dlq_rows.load(),  dropped_rows.load(),
+            duplicate_rows.load(),    late_rows.load(), state_rows_updated.load(),
+            state_rows_removed.load()};
+  }
 
 private:
   mutable std::mutex mutex_;

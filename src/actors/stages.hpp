@@ -1,7 +1,9 @@
 #pragma once
 
 // The per-partition stages behind a consumer actor, spawned linked to it:
-//   consumer -> parser -> router -> [user stage] -> sink
+//   consumer -> parser -> steps -> router -> [dedup] -> [user stage] -> sink
+// record_stages.cpp: the chain's assembly and the record stages; sink.cpp,
+// dedup_stage.cpp, actor_stage.cpp: the others.
 // Each takes `batch_ptr` messages and passes them on; the sink acknowledges
 // fully delivered batches to the consumer. Included by actor code only.
 
@@ -27,6 +29,22 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
                         std::uint32_t generation,
                         std::shared_ptr<chain_deliveries> deliveries,
                         std::shared_ptr<std::string> chain_error);
+
+/// Spawns, linked to `owner`, the chain's sink (sink.cpp): writes outputs and
+/// DLQ records in order, one delivery group per batch, and acknowledges each
+/// batch to `consumer` once all of it is delivered.
+caf::actor spawn_sink(caf::event_based_actor* owner, run_context* ctx,
+                      caf::actor consumer, std::uint32_t generation,
+                      std::shared_ptr<chain_deliveries> deliveries,
+                      std::shared_ptr<std::string> chain_error);
+
+/// Spawns, linked to `owner` and detached (RocksDB blocks), the partition's
+/// dedup stage (dedup_stage.cpp); it opens the partition's state, restoring
+/// it from the changelog, before any batch.
+caf::actor spawn_dedup_stage(caf::event_based_actor* owner, run_context* ctx,
+                             const kafka::topic_partition& tp, caf::actor next,
+                             std::shared_ptr<chain_deliveries> deliveries,
+                             std::shared_ptr<std::string> chain_error);
 
 /// Spawns, linked to `owner`, the actor that sends a chain's batches to a
 /// user's stage actor (made by `stage.make`) and passes its answers on to

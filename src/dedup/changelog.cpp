@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 #include "kafka/cluster_health.hpp"
 #include "kafka/config.hpp"
+#include "kafka/errors.hpp"
 
 #include <sluice/config.hpp>
 #include <sluice/errors.hpp>

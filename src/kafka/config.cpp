@@ -108,31 +108,6 @@ std::string describe_certificate_error(int x509_error, int depth, const char* br
          (depth > 0 ? ", at depth " + std::to_string(depth) + " of its chain" : "");
 }
 
-std::string denial(int err, const std::string& operation, const std::string& resource) {
-  auto code = static_cast<rd_kafka_resp_err_t>(err);
-  auto why =
-      std::string(" is denied by the cluster's ACLs (") + rd_kafka_err2str(code) + ")";
-  switch (code) {
-  case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-  case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-    return "not authorized: " + operation + " on " + resource + why;
-  // Not about the resource at hand but the client: an idempotent producer
-  // (Sluice's default) asks for a producer id, which brokers before Kafka 2.8
-  // grant only with IdempotentWrite on the cluster; a transactional one needs
-  // Write on its transactional id.
-  case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-    if (operation == "Write")
-      return "not authorized: IdempotentWrite on the cluster" + why +
-             " (the idempotent producer needs it to write to " + resource + ")";
-    return "not authorized: an operation on the cluster" + why + " (needed for " +
-           operation + " on " + resource + ")";
-  case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-    return "not authorized: Write on the transactional id (kafka.transactional.id)" + why;
-  default:
-    return "";
-  }
-}
-
 bool verifies_certificates(const std::map<std::string, std::string>& props) {
   auto it = props.find("enable.ssl.certificate.verification");
   if (it == props.end()) return true;

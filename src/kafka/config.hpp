@@ -33,13 +33,6 @@ std::string describe_certificate_error(int x509_error, int depth, const char* br
 /// does unless enable.ssl.certificate.verification is false).
 bool verifies_certificates(const std::map<std::string, std::string>& props);
 
-/// For an authorization error (topic, group): "not authorized: <operation> on
-/// <resource> is denied by the cluster's ACLs (<librdkafka's text>)"; a cluster
-/// or transactional id error names what was denied instead (IdempotentWrite on
-/// the cluster for a Write, Write on the transactional id); "" for any other
-/// error.
-std::string denial(int err, const std::string& operation, const std::string& resource);
-
 /// Sets a property only when the user did not.
 void set_default(std::map<std::string, std::string>& props, const std::string& name,
                  const std::string& value);

@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "kafka/config.hpp"
+#include "kafka/errors.hpp"
 #include "kafka/partition_lists.hpp"
 
 #include <sluice/errors.hpp>
@@ -49,12 +50,6 @@ std::int64_t batch_id_of(const rd_kafka_topic_partition_t& e) {
   }
 }
 
-bool is_rebalancing(rd_kafka_resp_err_t err) {
-  return err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
-         err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-         err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
-}
-
 /// A group or topic the cluster's ACLs deny this consumer, as a fatal error's
 /// text; "" for other errors. `topic` names the topic (a resource such as
 /// "topic `orders`"); without it, librdkafka's `reason`, which does, is added.
@@ -92,7 +87,7 @@ commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l,
     auto why = consumer_denial(err, group, topics_of(l));
     out.denied = !why.empty();
     out.error = out.denied ? why : rd_kafka_err2str(err);
-    out.rebalancing = is_rebalancing(err);
+    out.rebalancing = classify(err) == error_kind::rebalancing;
     return out;
   }
   for (int i = 0; l && i < l->cnt; ++i) {
@@ -103,7 +98,7 @@ commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l,
       if (!out.error)
         out.error = std::string(e.topic) + "/" + std::to_string(e.partition) + ": " +
                     (why.empty() ? rd_kafka_err2str(e.err) : why);
-      out.rebalancing = out.rebalancing || is_rebalancing(e.err);
+      out.rebalancing = out.rebalancing || classify(e.err) == error_kind::rebalancing;
     } else {
       out.committed[{e.topic, e.partition}] = e.offset;
     }
@@ -162,11 +157,11 @@ group_consumer::group_consumer(const source_options& opts,
         // One name that does not resolve is not a cluster down: all brokers are.
         if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
           self->health_.mark_down(reason);
-        else if (code != RD_KAFKA_RESP_ERR__FATAL)
+        else if (classify(code) != error_kind::fatal)
           self->health_.note_broker_error(reason);
         sluice::logger().warn("Kafka consumer: {}", reason);
         auto denied = consumer_denial(code, self->opts_.group_id, "", reason);
-        if ((code == RD_KAFKA_RESP_ERR__FATAL || !denied.empty()) && self->listener_)
+        if ((classify(code) == error_kind::fatal || !denied.empty()) && self->listener_)
           self->listener_->on_error(denied.empty() ? reason : denied, true);
       });
   // Keeps OpenSSL's verdict, and says which it was (librdkafka's own message
@@ -244,8 +239,7 @@ void group_consumer::start(rebalance_listener& listener) {
       probe_cluster();
       if (!m) continue;
       if (m->err) {
-        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
-            m->err == RD_KAFKA_RESP_ERR__RESOLVE)
+        if (classify(m->err) == error_kind::unreachable)
           health_.mark_down(rd_kafka_message_errstr(m));
         // ACLs do not change by waiting: a denied group or topic ends the run.
         auto denied =
@@ -254,7 +248,7 @@ void group_consumer::start(rebalance_listener& listener) {
                                   "topic `" + std::string(rd_kafka_topic_name(m->rkt)) +
                                       "`")
                 : consumer_denial(m->err, opts_.group_id, "", rd_kafka_message_errstr(m));
-        bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || !denied.empty();
+        bool fatal = classify(m->err) == error_kind::fatal || !denied.empty();
         listener_->on_error(denied.empty() ? rd_kafka_message_errstr(m) : denied, fatal);
       } else {
         // Every assigned partition is read from its own queue; a record here

@@ -1,6 +1,7 @@
 // One partition's queue of fetched records, read one message per call.
 #include "kafka/config.hpp"
 #include "kafka/consumer.hpp"
+#include "kafka/errors.hpp"
 
 #include <librdkafka/rdkafka.h>
 
@@ -8,15 +9,7 @@
 
 namespace sluice::kafka {
 
-namespace {
-
-/// Errors with which librdkafka skips records it fetched but cannot decode.
-bool is_undecodable(rd_kafka_resp_err_t err) {
-  return err == RD_KAFKA_RESP_ERR__BAD_MSG || err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
-         err == RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED;
-}
-
-} // namespace
+namespace {} // namespace
 
 // -- partition_queue ----------------------------------------------------------
 
@@ -66,7 +59,7 @@ poll_result partition_queue::poll(std::vector<record>& out, std::size_t max) {
       rd_kafka_message_destroy(m);
       continue;
     }
-    if (m->err && !is_undecodable(m->err)) {
+    if (m->err && classify(m->err) != error_kind::undecodable) {
       // A partition-level error (a failed fetch...): it carries the fetch
       // offset, but no record was skipped.
       if (!result.error) result.error = rd_kafka_message_errstr(m);

@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "kafka/config.hpp"
+#include "kafka/errors.hpp"
 
 #include <sluice/errors.hpp>
 
@@ -35,7 +36,7 @@ void delivery_group::report(void* opaque, const void* message) {
     f.reason = denial(m->err, "Write", "topic `" + f.topic + "`");
     f.denied = !f.reason.empty();
     if (f.reason.empty()) f.reason = rd_kafka_err2str(m->err);
-    f.permanent = is_permanent_record_error(m->err);
+    f.permanent = classify(m->err) == error_kind::record_refused;
     if (m->key) f.key.emplace(static_cast<const char*>(m->key), m->key_len);
     if (m->payload) f.value.emplace(static_cast<const char*>(m->payload), m->len);
     f.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
@@ -61,20 +62,6 @@ void delivery_group::release() {
   if (remaining_.fetch_sub(1) == 1) {
     on_done_(*this);
     delete this;
-  }
-}
-
-bool is_permanent_record_error(int err) {
-  switch (static_cast<rd_kafka_resp_err_t>(err)) {
-  case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-  case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-  case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-  case RD_KAFKA_RESP_ERR_INVALID_MSG:
-  case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
-  case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
-    return true;
-  default:
-    return false;
   }
 }
 
@@ -146,15 +133,7 @@ fatal_state fatal_of(rd_kafka_t* rk) {
 /// refusing IdempotentWrite, a broker without idempotence) would end every
 /// new instance too: they end the run at once (on_unrecoverable).
 bool replaceable(rd_kafka_resp_err_t err) {
-  switch (err) {
-  case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
-  case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
-  case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
-  case RD_KAFKA_RESP_ERR__INCONSISTENT:
-    return true;
-  default:
-    return false;
-  }
+  return classify(err) == error_kind::sequence_lost;
 }
 
 /// Replacements allowed within `replacement_window`: fatal errors that keep
@@ -172,9 +151,10 @@ void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
   auto code = static_cast<rd_kafka_resp_err_t>(err);
   auto* c = static_cast<producer::client*>(opaque);
   if (c->retired.load()) return; // its connections are not the sink's health
-  if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE)
+  auto kind = classify(code);
+  if (kind == error_kind::unreachable)
     c->health->mark_down(reason);
-  else if (code == RD_KAFKA_RESP_ERR__FATAL) {
+  else if (kind == error_kind::fatal) {
     c->fatal.store(true); // replace() says it, on the poll thread after this callback
     return;
   } else

@@ -102,9 +102,6 @@ private:
   std::vector<delivery_failure> failures_;
 };
 
-/// True for librdkafka error codes that mean "this record is refused for good".
-bool is_permanent_record_error(int err);
-
 /// The librdkafka properties of a producer made from the user's `props`:
 /// idempotence and Java's key partitioning unless set otherwise.
 std::map<std::string, std::string>

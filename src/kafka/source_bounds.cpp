@@ -1,10 +1,12 @@
 #include "kafka/source_bounds.hpp"
 
+#include "core/log.hpp"
 #include "source/admission.hpp"
 
 #include <sluice/errors.hpp>
 
 #include <algorithm>
+#include <thread>
 
 namespace sluice::kafka {
 
@@ -25,6 +27,54 @@ offset_map source_partitions(group_consumer& consumer, const source_options& src
     out.insert(*it);
   }
   return out;
+}
+
+source_ends read_source_ends(group_consumer& consumer, const source_options& src,
+                             std::chrono::steady_clock::time_point deadline,
+                             std::chrono::milliseconds broker_timeout,
+                             const std::function<bool()>& stopped) {
+  auto missing_deadline =
+      std::chrono::steady_clock::now() +
+      std::min<std::chrono::milliseconds>(broker_timeout, std::chrono::seconds(5));
+  source_ends out;
+  for (;;) {
+    if (stopped()) {
+      sluice::logger().info("stopped before the end offsets could be read");
+      return out;
+    }
+    try {
+      // Each request waits at most what is left of the timeout (at least
+      // 100 ms), so that the run fails when it says, not 2 s later.
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      out.latest = source_partitions(
+          consumer, src,
+          std::clamp<std::chrono::milliseconds>(left, std::chrono::milliseconds(100),
+                                                std::chrono::seconds(2)));
+      return out;
+    } catch (const missing_topic_error& e) {
+      // Metadata can lag a topic's creation for a moment; longer is an answer.
+      if (std::chrono::steady_clock::now() < missing_deadline) {
+        sluice::logger().warn("{} (yet; asking again)", e.what());
+        std::this_thread::sleep_for(std::chrono::milliseconds(500)); // backoff
+        continue;
+      }
+      out.error = std::string(e.what()) + " at " + src.bootstrap_servers +
+                  " (check the source's topics, or create the topic: this cluster "
+                  "does not create topics when they are read)";
+      return out;
+    } catch (const config_error&) {
+      throw;
+    } catch (const fatal_error& e) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        out.error = "cannot read the end offsets at " + src.bootstrap_servers +
+                    " within runtime.brokerTimeout (" +
+                    std::to_string(broker_timeout.count() / 1000) + " s): " + e.what();
+        return out;
+      }
+      sluice::logger().warn("{} (retrying)", e.what());
+    }
+  }
 }
 
 void check_named_partitions(const source_options& src, const offset_map& partitions) {

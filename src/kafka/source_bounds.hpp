@@ -6,6 +6,7 @@
 #include <sluice/plan.hpp>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,23 @@ namespace sluice::kafka {
 /// missing_topic_error or fatal_error as group_consumer::end_offsets does.
 offset_map source_partitions(group_consumer& consumer, const source_options& src,
                              std::chrono::milliseconds timeout);
+
+/// What reading the source's end offsets at the start of a run came to.
+struct source_ends {
+  /// Every partition the source reads, with its end offset; none when the
+  /// run cannot go on (`error`) or a stop came first (no error).
+  std::optional<offset_map> latest;
+  std::string error;
+};
+
+/// source_partitions(), asked again in short steps until `deadline` (from
+/// runtime.brokerTimeout), so that `stopped` is honoured meanwhile; a topic
+/// that does not exist is asked for again for up to 5 s (metadata can lag a
+/// topic's creation). Throws config_error as source_partitions does.
+source_ends read_source_ends(group_consumer& consumer, const source_options& src,
+                             std::chrono::steady_clock::time_point deadline,
+                             std::chrono::milliseconds broker_timeout,
+                             const std::function<bool()>& stopped);
 
 /// Throws config_error naming the option when a partition named in a
 /// per-partition option (starting or ending offsets or timestamps) is not

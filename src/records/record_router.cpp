@@ -9,9 +9,60 @@
 
 #include <exception>
 #include <optional>
+#include <regex>
 #include <set>
+#include <shared_mutex>
+#include <unordered_map>
 
 namespace sluice {
+
+namespace {
+
+/// Whether a topic is one the source reads: a route function's choice is
+/// checked against it for every record (fixed routes were checked at start).
+std::function<bool(const std::string&)> source_topic_test(const source_options& src) {
+  if (src.subscription == subscription_kind::pattern) {
+    // A route function calls this for every record, from every chain: each
+    // topic's answer is kept (a std::regex match costs microseconds).
+    struct pattern_test {
+      std::regex re;
+      std::shared_mutex mutex;
+      std::unordered_map<std::string, bool> known;
+    };
+    auto test = std::make_shared<pattern_test>();
+    test->re = std::regex(src.pattern, std::regex::extended);
+    return [test](const std::string& t) {
+      {
+        std::shared_lock<std::shared_mutex> read{test->mutex};
+        if (auto it = test->known.find(t); it != test->known.end()) return it->second;
+      }
+      bool matches = std::regex_match(t, test->re);
+      std::unique_lock<std::shared_mutex> write{test->mutex};
+      if (test->known.size() < 10000) test->known.emplace(t, matches);
+      return matches;
+    };
+  }
+  std::set<std::string> topics(src.subscribe.begin(), src.subscribe.end());
+  for (auto& tp : src.assign)
+    topics.insert(tp.topic);
+  return
+      [topics = std::move(topics)](const std::string& t) { return topics.contains(t); };
+}
+
+/// The topics no routed record may go to, with what they are.
+std::map<std::string, std::string> reserved_topics(const pipeline_config& cfg) {
+  std::map<std::string, std::string> out;
+  if (cfg.dlq) out[cfg.dlq->topic] = "the pipeline's DLQ";
+  if (cfg.dedup && !cfg.dedup->changelog_topic().empty())
+    out[cfg.dedup->changelog_topic()] = "the dedup changelog";
+  return out;
+}
+
+} // namespace
+
+record_router record_router::for_pipeline(const pipeline_config& cfg) {
+  return record_router(cfg.route, source_topic_test(cfg.source), reserved_topics(cfg));
+}
 
 record_router::record_router(route_options opts,
                              std::function<bool(const std::string&)> is_source,

@@ -23,6 +23,11 @@ public:
                          std::function<bool(const std::string&)> is_source = {},
                          std::map<std::string, std::string> reserved = {});
 
+  /// The router of a pipeline: its route, with the source's topics (a topic
+  /// the source reads, or whose name its pattern matches) and its DLQ and
+  /// dedup changelog guarded against a route function's answers.
+  static record_router for_pipeline(const pipeline_config& cfg);
+
   /// Sets `rec.target_topic`, or `rec.error` (kind `unroutable`) when the
   /// field's value maps to no topic and there is no default.
   void route(record& rec) const;

@@ -1,11 +1,7 @@
-#include "actors/stages.hpp"
-
 #include "actors/messages.hpp"
+#include "actors/stages.hpp"
 #include "core/json_writer.hpp"
 #include "core/log.hpp"
-#include "dedup/partition_dedup.hpp"
-#include "records/record_parser.hpp"
-#include "records/steps.hpp"
 
 #include <sluice/errors.hpp>
 
@@ -15,121 +11,7 @@
 
 namespace sluice::actors {
 
-void fail_on_exception(caf::scheduled_actor* self,
-                       std::shared_ptr<std::string> chain_error) {
-  self->set_exception_handler(
-      [chain_error](caf::scheduled_actor*, std::exception_ptr& ptr) -> caf::error {
-        std::string what = "unknown exception";
-        try {
-          std::rethrow_exception(ptr);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        if (chain_error && chain_error->empty()) *chain_error = what;
-        return caf::make_error(caf::sec::runtime_error, what);
-      });
-}
-
 namespace {
-
-/// Parses every record of a batch (JSON + schema); invalid ones get an error.
-
-caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts,
-                           caf::actor next, std::shared_ptr<std::string> chain_error) {
-  fail_on_exception(self, std::move(chain_error));
-  auto parser = std::make_shared<record_parser>(std::move(opts));
-  return {[=](batch_ptr& batch) {
-    for (auto& rec : batch->records)
-      if (!rec.error) parser->parse(rec);
-    self->send(next, std::move(batch));
-  }};
-}
-
-/// Chooses each valid record's output topic.
-caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx,
-                           caf::actor next, std::shared_ptr<std::string> chain_error) {
-  fail_on_exception(self, std::move(chain_error));
-  // Only a pipeline whose last stage writes the records has delivered ones.
-  bool delivering = !ctx->config.route.delivered_by.empty();
-  return {[=](batch_ptr& batch) {
-    for (auto& rec : batch->records)
-      if (!rec.error && !(rec.delivered && delivering)) ctx->router.route(rec);
-    self->send(next, std::move(batch));
-  }};
-}
-
-/// Runs the user's batch function.
-caf::behavior function_stage(caf::event_based_actor* self, batch_function fn,
-                             caf::actor next, std::shared_ptr<std::string> chain_error) {
-  fail_on_exception(self, std::move(chain_error));
-  return {[=](batch_ptr& batch) {
-    fn(*batch);
-    self->send(next, std::move(batch));
-  }};
-}
-
-/// Runs a pipeline's processing steps (map, filter, flat_map, batch stages).
-/// `steps` are the chain's own copies of the user's functions: state they
-/// keep is this partition's (or lane's), never shared with another chain's
-/// thread, and starts afresh when the chain restarts.
-caf::behavior steps_stage(caf::event_based_actor* self, run_context* ctx,
-                          std::vector<processing_step> steps_copy, caf::actor next,
-                          std::shared_ptr<std::string> chain_error) {
-  fail_on_exception(self, std::move(chain_error));
-  bool schemaless = ctx->config.parse.fields.empty();
-  auto steps = std::make_shared<std::vector<processing_step>>(std::move(steps_copy));
-  return {[=](batch_ptr& batch) {
-    apply_steps(*batch, *steps, schemaless);
-    self->send(next, std::move(batch));
-  }};
-}
-
-/// The dedup stage of one partition chain. It runs detached, on a thread
-/// of its own: RocksDB reads and writes, and the restore from the changelog
-/// when it opens, block, and must not hold a scheduler thread.
-struct dedup_state {
-  std::unique_ptr<dedup::partition_dedup> work;
-};
-
-/// Opens the partition's state (taking its table, restoring it from the
-/// changelog) as its first message, before any batch: so that the restore
-/// starts with the chain, and the keys of a partition without new records
-/// are counted too.
-caf::behavior dedup_stage(caf::stateful_actor<dedup_state>* self, run_context* ctx,
-                          kafka::topic_partition tp, caf::actor next,
-                          std::shared_ptr<chain_deliveries> deliveries,
-                          std::shared_ptr<std::string> chain_error) {
-  fail_on_exception(self, std::move(chain_error));
-  auto open = [self, ctx, tp, deliveries] {
-    auto& st = self->state;
-    if (st.work) return;
-    dedup::changelog_target target;
-    target.topic = ctx->config.dedup->changelog_topic();
-    target.partitions = ctx->changelog_partitions;
-    target.client = ctx->changelog_client;
-    target.timeout = ctx->config.runtime.broker_timeout;
-    st.work = std::make_unique<dedup::partition_dedup>(
-        *ctx->config.dedup, *ctx->state_store, tp, target,
-        [deliveries] { return deliveries->retired.load(); });
-    ctx->metrics.set_state_rows(tp, st.work->rows());
-  };
-  self->send(self, open_atom::value);
-  return {
-      [=](open_atom) { open(); },
-      [=](batch_ptr& batch) {
-        open(); // a batch queued before the open message
-        auto& st = self->state;
-        auto effect = st.work->process(*batch);
-        ctx->metrics.set_state_rows(tp, st.work->rows());
-        ctx->metrics.state_rows_updated += effect.updated;
-        ctx->metrics.state_rows_removed += effect.removed;
-        self->send(next, std::move(batch));
-      },
-  };
-}
-
-// -- sink ---------------------------------------------------------------------
 
 /// A batch waiting to be written. `base` is set for the records of a batch
 /// that the broker refused, re-sent to the DLQ: their delivery acknowledges
@@ -487,54 +369,12 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
 
 } // namespace
 
-caf::actor tracked(run_context* ctx, caf::actor actor) {
-  if (!actor) return actor;
-  auto live = ctx->live;
-  live->enter();
-  // Called at once when the actor has exited already.
-  actor->attach_functor([live](const caf::error&) { live->leave(); });
-  return actor;
-}
-
-caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
-                        const kafka::topic_partition& tp, int lane,
-                        std::uint32_t generation,
-                        std::shared_ptr<chain_deliveries> deliveries,
-                        std::shared_ptr<std::string> chain_error) {
-  auto me = caf::actor_cast<caf::actor>(owner);
-  caf::actor next =
-      tracked(ctx, owner->spawn<caf::linked>(sink_stage, ctx, me, generation, deliveries,
-                                             chain_error));
-  if (ctx->user_stage)
-    next = tracked(ctx, owner->spawn<caf::linked>(function_stage, ctx->user_stage, next,
-                                                  chain_error));
-  if (ctx->state_store)
-    next = tracked(ctx, owner->spawn<caf::linked + caf::detached>(
-                            dedup_stage, ctx, tp, next, deliveries, chain_error));
-  next = tracked(ctx, owner->spawn<caf::linked>(router_stage, ctx, next, chain_error));
-  // The steps, last first: each actor step an actor of its own, each run of
-  // other steps between them one steps stage.
-  auto& steps = ctx->steps;
-  for (auto end = steps.size(); end > 0;) {
-    if (auto* a = std::get_if<actor_step>(&steps[end - 1])) {
-      next = tracked(ctx, spawn_actor_stage(owner, a->stage, tp, lane,
-                                            ctx->config.parse.fields.empty(), next,
-                                            chain_error));
-      --end;
-      continue;
-    }
-    auto begin = end;
-    while (begin > 0 && !std::holds_alternative<actor_step>(steps[begin - 1]))
-      --begin;
-    next = tracked(
-        ctx, owner->spawn<caf::linked>(
-                 steps_stage, ctx,
-                 std::vector<processing_step>(steps.begin() + begin, steps.begin() + end),
-                 next, chain_error));
-    end = begin;
-  }
-  return tracked(
-      ctx, owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error));
+caf::actor spawn_sink(caf::event_based_actor* owner, run_context* ctx,
+                      caf::actor consumer, std::uint32_t generation,
+                      std::shared_ptr<chain_deliveries> deliveries,
+                      std::shared_ptr<std::string> chain_error) {
+  return owner->spawn<caf::linked>(sink_stage, ctx, std::move(consumer), generation,
+                                   std::move(deliveries), std::move(chain_error));
 }
 
 } // namespace sluice::actors
