@@ -3,6 +3,7 @@
 // The message vocabulary of the actor graph. Included only by actor
 // translation units: it pulls in CAF.
 
+#include "core/row_counts.hpp"
 #include "kafka/consumer.hpp"
 #include "kafka/producer.hpp"
 
@@ -24,13 +25,9 @@ using offset_map = kafka::offset_map;
 struct batch_ack {
   std::int64_t begin = 0;
   std::uint32_t generation = 0;
-  std::int64_t rows = 0;
-  std::int64_t bytes = 0;
-  std::int64_t outputs = 0;
-  std::int64_t dlq = 0;
-  std::int64_t dropped = 0;    ///< handled on purpose without a write (tombstones)
-  std::int64_t duplicates = 0; ///< of `dropped`: duplicates the dedup stage dropped
-  std::int64_t late = 0;       ///< passed by the dedup stage as late (written or DLQ)
+  std::int64_t rows = 0;  ///< records the consumer issued (the credit back)
+  std::int64_t bytes = 0; ///< their bytes (the byte credit back)
+  row_counts counts;      ///< what became of them
   std::map<std::string, std::int64_t> rows_by_topic;
 };
 

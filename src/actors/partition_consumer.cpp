@@ -377,11 +377,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
           m.generation = ack.generation;
           m.rows += ack.rows;
           m.bytes += ack.bytes;
-          m.outputs += ack.outputs;
-          m.dlq += ack.dlq;
-          m.dropped += ack.dropped;
-          m.duplicates += ack.duplicates;
-          m.late += ack.late;
+          m.counts += ack.counts;
           for (auto& [topic, n] : ack.rows_by_topic)
             m.rows_by_topic[topic] += n;
           if (--it->second.left > 0) return;
@@ -394,11 +390,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         auto watermark = st.watermark.watermark();
         while (!st.acked.empty() && st.acked.begin()->first < watermark) {
           auto& done = st.acked.begin()->second;
-          ctx->metrics.output_rows += done.outputs;
-          ctx->metrics.dlq_rows += done.dlq;
-          ctx->metrics.dropped_rows += done.dropped;
-          ctx->metrics.duplicate_rows += done.duplicates;
-          ctx->metrics.late_rows += done.late;
+          ctx->metrics.add(done.counts);
           for (auto& [topic, n] : done.rows_by_topic)
             if (n != 0) ctx->metrics.add_rows_to(topic, n);
           st.acked.erase(st.acked.begin());

@@ -96,11 +96,12 @@ bool prepare_dedup(const pipeline_config& cfg, state::store& store,
 /// The counters of a whole run, as its summary shows them.
 void summarize(const run_metrics& m, run_summary& out) {
   out.input_rows = m.input_rows.load();
-  out.output_rows = m.output_rows.load();
-  out.dlq_rows = m.dlq_rows.load();
-  out.dropped_rows = m.dropped_rows.load();
-  out.duplicate_rows = m.duplicate_rows.load();
-  out.late_rows = m.late_rows.load();
+  auto rows = m.rows();
+  out.output_rows = rows.outputs;
+  out.dlq_rows = rows.dlq;
+  out.dropped_rows = rows.dropped;
+  out.duplicate_rows = rows.duplicates;
+  out.late_rows = rows.late;
   out.rows_by_topic = m.rows_by_topic();
   out.max_in_flight = m.max_in_flight.load();
   out.max_bytes_in_flight = m.max_bytes_in_flight.load();

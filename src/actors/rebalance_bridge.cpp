@@ -39,7 +39,11 @@ void rebalance_bridge::log_held() const {
 
 void rebalance_bridge::on_assigned(
     const std::vector<kafka::assigned_partition>& assigned) {
-  if (!ctx_) return; // the consumer starts only once the run's actors are up
+  if (!ctx_) {
+    // The consumer starts after attach() and is closed before detach().
+    sluice::logger().error("an assignment came with no run to take it: ignored");
+    return;
+  }
   auto& ends = ctx_->end_offsets;
   std::string list;
   auto parts = assigned;
@@ -82,7 +86,10 @@ void rebalance_bridge::on_assigned(
 
 void rebalance_bridge::on_revoked(const std::vector<kafka::topic_partition>& parts,
                                   bool lost) {
-  if (!ctx_) return;
+  if (!ctx_) {
+    sluice::logger().error("a revocation came with no run to take it: ignored");
+    return;
+  }
   if (lost)
     // Kafka's onPartitionsLost: the group moved on without this member.
     // Their chains stop at once (no drain); what they handled is still

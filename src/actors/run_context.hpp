@@ -90,11 +90,22 @@ struct run_metrics {
     }
   }
   void observe_in_flight(std::int64_t n) { raise(max_in_flight, n); }
+  /// Counts what became of records once the watermark passed them.
+  void add(const row_counts& c) {
+    output_rows += c.outputs;
+    dlq_rows += c.dlq;
+    dropped_rows += c.dropped;
+    duplicate_rows += c.duplicates;
+    late_rows += c.late;
+  }
+  /// What became of records so far.
+  row_counts rows() const {
+    return {output_rows.load(), dlq_rows.load(), dropped_rows.load(),
+            duplicate_rows.load(), late_rows.load()};
+  }
   /// The counters a progress report shows per epoch, as they stand.
   sluice::epoch_counts epoch_counts() const {
-    return {output_rows.load(),       dlq_rows.load(),  dropped_rows.load(),
-            duplicate_rows.load(),    late_rows.load(), state_rows_updated.load(),
-            state_rows_removed.load()};
+    return {rows(), state_rows_updated.load(), state_rows_removed.load()};
   }
 
 private:

@@ -212,12 +212,12 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         auto& rec = batch.records[st.next_record];
         kafka::producer::send_result res;
         if (rec.dropped && !rec.error) {
-          ++st.outcome->dropped; // on purpose: handled, counted, not written
-          if (rec.duplicate) ++st.outcome->duplicates;
+          ++st.outcome->counts.dropped; // on purpose: handled, counted, not written
+          if (rec.duplicate) ++st.outcome->counts.duplicates;
           continue;
         }
         if (rec.delivered && !rec.error && !ctx->config.route.delivered_by.empty()) {
-          ++st.outcome->outputs; // written by the delivering stage
+          ++st.outcome->counts.outputs; // written by the delivering stage
           ++st.outcome->rows_by_topic[ctx->config.route.delivered_by];
           continue;
         }
@@ -236,9 +236,9 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
                                    topic_handle(ctx, st, rec.target_topic), rec.key,
                                    value, rec.headers, rec.timestamp_ms);
           if (res == kafka::producer::send_result::queued) {
-            ++st.outcome->outputs;
+            ++st.outcome->counts.outputs;
             ++st.outcome->rows_by_topic[rec.target_topic];
-            if (rec.late) ++st.outcome->late;
+            if (rec.late) ++st.outcome->counts.late;
           } else if (res == kafka::producer::send_result::too_large) {
             rec.error =
                 record_error{"sink-refused",
@@ -261,9 +261,9 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
             return;
           }
           if (res == kafka::producer::send_result::queued) {
-            ++st.outcome->dlq;
+            ++st.outcome->counts.dlq;
             ++st.outcome->rows_by_topic[ctx->config.dlq->topic];
-            if (rec.late) ++st.outcome->late;
+            if (rec.late) ++st.outcome->counts.late;
           }
         }
         if (res == kafka::producer::send_result::queue_full) {
@@ -350,7 +350,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           rec.timestamp_ms = f.timestamp_ms;
           rec.error = record_error{
               "sink-refused", "topic `" + f.topic + "` refused the record: " + f.reason};
-          --base.outputs;
+          --base.counts.outputs;
           --base.rows_by_topic[f.topic];
         }
         sluice::logger().warn(

@@ -44,6 +44,7 @@ error_kind classify(int err) {
 }
 
 std::string denial(int err, const std::string& operation, const std::string& resource) {
+  if (classify(err) != error_kind::denied) return "";
   auto code = static_cast<rd_kafka_resp_err_t>(err);
   auto why =
       std::string(" is denied by the cluster's ACLs (") + rd_kafka_err2str(code) + ")";

@@ -5,12 +5,15 @@
 namespace sluice::kafka {
 
 /// What an error code from librdkafka or a broker means to a run: the one
-/// place that sorts them, so that the consumer, the producer and the sink
-/// agree on what is retried, what goes to the DLQ and what ends the run.
+/// place that sorts them, so that the consumer, the partition queues and the
+/// producer agree on what is retried, what goes to the DLQ and what ends the
+/// run.
 enum class error_kind {
   none,
   /// No broker answers (all down, a name that does not resolve): the
   /// cluster's health says so until runtime.brokerTimeout fails the run.
+  /// (The consumer's error callback marks its cluster down on all brokers
+  /// down only: there, one name that does not resolve is one broker.)
   unreachable,
   /// The group is rebalancing: a commit it refuses is made at the next
   /// assignment.

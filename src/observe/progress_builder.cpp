@@ -46,9 +46,10 @@ std::optional<closed_epoch> progress_builder::close(const epoch_reading& r,
   p.source_description = id_.source_description;
   p.sink_description = id_.sink_description;
   auto& c = r.counts;
-  p.num_output_rows = c.outputs - at_start_.outputs;
-  p.num_dlq_rows = c.dlq - at_start_.dlq;
-  p.num_dropped_rows = c.dropped - at_start_.dropped;
+  auto rows = c.rows - at_start_.rows;
+  p.num_output_rows = rows.outputs;
+  p.num_dlq_rows = rows.dlq;
+  p.num_dropped_rows = rows.dropped;
   p.num_processed_rows = p.num_output_rows + p.num_dlq_rows + p.num_dropped_rows;
   if (r.state) {
     state_operator_progress so;
@@ -56,8 +57,8 @@ std::optional<closed_epoch> progress_builder::close(const epoch_reading& r,
     so.rows_updated = c.state_updated - at_start_.state_updated;
     so.rows_removed = c.state_removed - at_start_.state_removed;
     so.memory_used_bytes = r.state->memory_bytes;
-    so.dropped_duplicates = c.duplicates - at_start_.duplicates;
-    so.late_rows = c.late - at_start_.late;
+    so.dropped_duplicates = rows.duplicates;
+    so.late_rows = rows.late;
     p.state_operators.push_back(so);
   }
   std::int64_t in_flight = 0;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/row_counts.hpp"
 #include "source/epoch_planner.hpp"
 
 #include <sluice/progress.hpp>
@@ -14,13 +15,9 @@ namespace sluice {
 
 /// The run's counters that a report shows per epoch (what changed in it).
 struct epoch_counts {
-  std::int64_t outputs = 0;
-  std::int64_t dlq = 0;
-  std::int64_t dropped = 0;
-  std::int64_t duplicates = 0;
-  std::int64_t late = 0;
-  std::int64_t state_updated = 0;
-  std::int64_t state_removed = 0;
+  row_counts rows;
+  std::int64_t state_updated = 0; ///< dedup state rows written
+  std::int64_t state_removed = 0; ///< and purged
 };
 
 /// Where the run stands, as Spark's status message says it.

@@ -27,8 +27,8 @@ BOOST_AUTO_TEST_SUITE(progress_building)
 BOOST_AUTO_TEST_CASE(an_epoch_reports_what_changed_since_the_last) {
   auto builder = make_builder();
   auto r = one_partition(40, 50, 10);
-  r.counts.outputs = 35;
-  r.counts.dlq = 5;
+  r.counts.rows.outputs = 35;
+  r.counts.rows.dlq = 5;
   auto first = builder.close(r, 1000, false);
   BOOST_REQUIRE(first);
   auto& p = first->progress;
@@ -42,8 +42,8 @@ BOOST_AUTO_TEST_CASE(an_epoch_reports_what_changed_since_the_last) {
   BOOST_TEST(first->prior_committed.at({"orders", 0}) == 0);
   // The next epoch counts from there.
   r = one_partition(100, 100);
-  r.counts.outputs = 90;
-  r.counts.dlq = 10;
+  r.counts.rows.outputs = 90;
+  r.counts.rows.dlq = 10;
   auto second = builder.close(r, 1500, false);
   BOOST_REQUIRE(second);
   BOOST_TEST(second->progress.batch_id == 1);
@@ -117,7 +117,7 @@ BOOST_AUTO_TEST_CASE(lost_records_are_reported_once_and_counters_restart_with_a_
   auto second = builder.close(r, 2000, false);
   BOOST_REQUIRE(second);
   BOOST_TEST(second->progress.num_lost_rows == 2);
-  // A new chain's counter starts again below the last: all of it is new.
+  // A counter below the last (the partition assigned anew): all of it is new.
   auto fresh = one_partition(14, 4);
   auto third = builder.close(fresh, 3000, false);
   BOOST_REQUIRE(third);
@@ -134,8 +134,8 @@ BOOST_AUTO_TEST_CASE(lost_records_are_reported_once_and_counters_restart_with_a_
 BOOST_AUTO_TEST_CASE(dedup_state_is_reported_as_a_state_operator) {
   auto builder = make_builder();
   auto r = one_partition(10, 10);
-  r.counts.dropped = 3;
-  r.counts.duplicates = 3;
+  r.counts.rows.dropped = 3;
+  r.counts.rows.duplicates = 3;
   r.counts.state_updated = 7;
   r.state = {{7, 4096}};
   auto report = builder.close(r, 1000, false);

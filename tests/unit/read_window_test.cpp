@@ -137,14 +137,17 @@ BOOST_AUTO_TEST_CASE(a_jump_below_the_log_start_fails_the_run_or_is_counted_once
     BOOST_TEST(cut.lost[0].to == 40);
     BOOST_TEST(!cut.loss_failure.has_value());
   }
-  // A hole above the log start is compaction or markers, never loss.
+  // A hole above the log start is compaction or markers, never loss; the
+  // log start is asked for once per trim, at the first hole.
   read_window window;
-  auto recs = at({5, 9});
+  asked = 0;
+  auto recs = at({5, 9, 12, 20});
   auto cut =
       window.trim(recs, {5, no_limit, std::nullopt}, log_starting_at(0, true, &asked));
-  BOOST_TEST(offsets(recs) == (ints{5, 9}));
+  BOOST_TEST(offsets(recs) == (ints{5, 9, 12, 20}));
   BOOST_TEST(cut.lost.empty());
   BOOST_TEST(!cut.loss_failure.has_value());
+  BOOST_TEST(asked == 1);
 }
 
 BOOST_AUTO_TEST_CASE(offsets_past_the_end_of_log_without_records_are_handled) {
@@ -170,6 +173,15 @@ BOOST_AUTO_TEST_CASE(offsets_past_the_end_of_log_without_records_are_handled) {
   auto later = at({10});
   window.note_poll(std::nullopt, later);
   BOOST_TEST(window.end_of_log() == -1);
+  // Stepping over an undecodable set forgets it too, and handles nothing
+  // past the step: what came after the bad set is fetched again.
+  std::vector<record> bad;
+  bad.push_back(undecodable(11));
+  window.note_poll(30, bad);
+  cut = window.trim(bad, {11, no_limit, std::nullopt}, loss);
+  BOOST_TEST(cut.seek_to.value_or(-1) == 12);
+  BOOST_TEST(window.end_of_log() == -1);
+  BOOST_TEST(!cut.handled.has_value());
 }
 
 BOOST_AUTO_TEST_CASE(an_admitted_range_ending_in_a_hole_is_handled_to_its_limit) {
@@ -188,8 +200,13 @@ BOOST_AUTO_TEST_CASE(an_admitted_range_ending_in_a_hole_is_handled_to_its_limit)
     // The next epoch reads the held records first.
     std::vector<record> next;
     window.take_held(next, 10);
-    cut = window.trim(next, {7, 20, std::nullopt}, log_starting_at(0, true, &asked));
-    BOOST_TEST(offsets(next) == (ints{10, 11}));
+    cut = window.trim(next, {7, 11, std::nullopt}, log_starting_at(0, true, &asked));
+    BOOST_TEST(offsets(next) == (ints{10})); // 11 is past this epoch's limit too
+    BOOST_TEST(window.held_count() == 1u);
+    std::vector<record> last;
+    window.take_held(last, 10);
+    cut = window.trim(last, {11, 20, std::nullopt}, log_starting_at(0, true, &asked));
+    BOOST_TEST(offsets(last) == (ints{11}));
     BOOST_TEST(!window.holds());
   }
   // Deleted records (failOnDataLoss false) are skipped whole, past the limit.
