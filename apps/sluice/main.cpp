@@ -1,5 +1,5 @@
 // sluice: run Kafka pipelines, host an embedded broker, generate load, demo.
-// Thin: parse options, build, run (the work lives in runtime/ and actors/).
+// Thin: parse options, build, run (the work lives in the library, src/).
 
 #include "apps/sluice/commands.hpp"
 
@@ -58,6 +58,17 @@ int main(int argc, char** argv) {
         return "expected a number from 0 to 1, got `" + s + "`";
       },
       "FRACTION");
+  // A required option that must not be empty.
+  auto required = [&non_empty](CLI::App* cmd, const std::string& name, auto& into,
+                               const std::string& what) {
+    return cmd->add_option(name, into, what)->required()->check(non_empty);
+  };
+  // A repeatable option taking one value per occurrence, so that a
+  // subcommand's inputs can follow it.
+  auto repeatable = [](CLI::App* cmd, const std::string& name, auto& into,
+                       const std::string& what) {
+    return cmd->add_option(name, into, what)->allow_extra_args(false);
+  };
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
@@ -75,12 +86,8 @@ int main(int argc, char** argv) {
 
   produce_args produce;
   auto* produce_cmd = app.add_subcommand("produce", "Write generated order events");
-  produce_cmd->add_option("--bootstrap", produce.bootstrap, "bootstrap servers")
-      ->required()
-      ->check(non_empty);
-  produce_cmd->add_option("--topic", produce.topic, "topic")
-      ->required()
-      ->check(non_empty);
+  required(produce_cmd, "--bootstrap", produce.bootstrap, "bootstrap servers");
+  required(produce_cmd, "--topic", produce.topic, "topic");
   produce_cmd->add_option("--count", produce.count, "number of events")
       ->required()
       ->check(count);
@@ -117,16 +124,10 @@ int main(int argc, char** argv) {
   auto* lake_cmd = app.add_subcommand(
       "lake", "Kafka -> files: JSON Lines by event date under DIR/TOPIC/dt=YYYY-MM-DD/, "
               "each file published (fsync, rename) before its offsets are committed");
-  lake_cmd->add_option("--bootstrap", lake.bootstrap, "bootstrap servers")
-      ->required()
-      ->check(non_empty);
-  lake_cmd->add_option("--topic", lake.topics, "topic to read, repeatable")
-      ->required()
-      ->check(non_empty)
+  required(lake_cmd, "--bootstrap", lake.bootstrap, "bootstrap servers");
+  required(lake_cmd, "--topic", lake.topics, "topic to read, repeatable")
       ->allow_extra_args(false); // one per occurrence, so that inputs can follow
-  lake_cmd->add_option("--dir", lake.dir, "directory the files go under")
-      ->required()
-      ->check(non_empty);
+  required(lake_cmd, "--dir", lake.dir, "directory the files go under");
   lake_cmd->add_option("--group", lake.group, "consumer group (kafka.group.id)")
       ->check(non_empty)
       ->capture_default_str();
@@ -151,36 +152,26 @@ int main(int argc, char** argv) {
       ->add_option("--file-interval", lake.file_interval,
                    "...or this long after the first of them came")
       ->capture_default_str();
-  lake_cmd
-      ->add_option("--kafka", lake.kafka,
-                   "NAME=VALUE librdkafka property for the clients (security...), "
-                   "repeatable")
-      ->allow_extra_args(false); // one per occurrence, so that inputs can follow
+  repeatable(lake_cmd, "--kafka", lake.kafka,
+             "NAME=VALUE librdkafka property for the clients (security...), "
+             "repeatable");
 
   ingest_args ingest;
   auto* ingest_cmd = app.add_subcommand(
       "ingest", "Files or stdin -> Kafka: one JSON object per line, idempotent, acks "
                 "from all replicas; invalid lines to a reject file with their number");
-  ingest_cmd->add_option("--bootstrap", ingest.bootstrap, "bootstrap servers")
-      ->required()
-      ->check(non_empty);
-  ingest_cmd->add_option("--topic", ingest.topic, "topic to write")
-      ->required()
-      ->check(non_empty);
+  required(ingest_cmd, "--bootstrap", ingest.bootstrap, "bootstrap servers");
+  required(ingest_cmd, "--topic", ingest.topic, "topic to write");
   ingest_cmd->add_option("--key-field", ingest.key_field,
                          "field whose value is the record's key (default: no key)");
-  ingest_cmd
-      ->add_option("--header", ingest.headers,
-                   "NAME=VALUE header on every record, repeatable")
-      ->allow_extra_args(false); // one per occurrence, so that inputs can follow
+  repeatable(ingest_cmd, "--header", ingest.headers,
+             "NAME=VALUE header on every record, repeatable");
   ingest_cmd->add_option("--reject-file", ingest.reject_file,
                          "where invalid lines go, as FILE<TAB>LINE<TAB>REASON<TAB>TEXT "
                          "(without: an invalid line stops the ingest, exit 1)");
-  ingest_cmd
-      ->add_option("--kafka", ingest.kafka,
-                   "NAME=VALUE librdkafka producer property, repeatable "
-                   "(default compression.type=lz4, linger.ms=5)")
-      ->allow_extra_args(false); // one per occurrence, so that inputs can follow
+  repeatable(ingest_cmd, "--kafka", ingest.kafka,
+             "NAME=VALUE librdkafka producer property, repeatable "
+             "(default compression.type=lz4, linger.ms=5)");
   ingest_cmd->add_option("inputs", ingest.inputs,
                          "files to read in order; - or none: stdin");
 
@@ -188,24 +179,13 @@ int main(int argc, char** argv) {
   auto* enrich_cmd = app.add_subcommand(
       "enrich", "A stream joined with a table kept from a compacted topic (RocksDB): "
                 "each record gets its row's fields, to one topic");
-  enrich_cmd->add_option("--bootstrap", enrich.bootstrap, "bootstrap servers")
-      ->required()
-      ->check(non_empty);
-  enrich_cmd->add_option("--topic", enrich.topics, "the stream's topic, repeatable")
-      ->required()
-      ->check(non_empty)
+  required(enrich_cmd, "--bootstrap", enrich.bootstrap, "bootstrap servers");
+  required(enrich_cmd, "--topic", enrich.topics, "the stream's topic, repeatable")
       ->allow_extra_args(false);
-  enrich_cmd->add_option("--table", enrich.table, "the table's compacted topic")
-      ->required()
-      ->check(non_empty);
-  enrich_cmd
-      ->add_option("--key-field", enrich.key_field,
-                   "the stream field whose value is a key of the table's records")
-      ->required()
-      ->check(non_empty);
-  enrich_cmd->add_option("--to", enrich.to, "the topic the joined records go to")
-      ->required()
-      ->check(non_empty);
+  required(enrich_cmd, "--table", enrich.table, "the table's compacted topic");
+  required(enrich_cmd, "--key-field", enrich.key_field,
+           "the stream field whose value is a key of the table's records");
+  required(enrich_cmd, "--to", enrich.to, "the topic the joined records go to");
   enrich_cmd->add_option("--table-fields", enrich.table_fields,
                          "comma-separated table fields to add (default: all of the row)");
   enrich_cmd
@@ -214,12 +194,9 @@ int main(int argc, char** argv) {
           "a key with no row: dlq (to --dlq, reason no_table_row) or null (pass, "
           "--table-fields set to null)")
       ->capture_default_str();
-  enrich_cmd
-      ->add_option("--dlq", enrich.dlq,
-                   "topic for stream records that cannot be joined and table records "
-                   "that cannot be kept")
-      ->required()
-      ->check(non_empty);
+  required(enrich_cmd, "--dlq", enrich.dlq,
+           "topic for stream records that cannot be joined and table records "
+           "that cannot be kept");
   enrich_cmd->add_option(
       "--state-dir", enrich.state_dir,
       "the table's RocksDB directory (default sluice-state/enrich-TABLE)");
@@ -233,10 +210,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   enrich_cmd->add_flag("--available-now", enrich.available_now,
                        "join what the stream has now, and exit");
-  enrich_cmd
-      ->add_option("--kafka", enrich.kafka,
-                   "NAME=VALUE librdkafka property for the clients, repeatable")
-      ->allow_extra_args(false);
+  repeatable(enrich_cmd, "--kafka", enrich.kafka,
+             "NAME=VALUE librdkafka property for the clients, repeatable");
 
   demo_args demo;
   auto* demo_cmd =

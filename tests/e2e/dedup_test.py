@@ -27,13 +27,12 @@ import re
 import sys
 import tempfile
 import time
-import traceback
 
 from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import (MULT, Abort, check, finish, install_cleanup, procs, read_all, reap,
-                         start, start_broker, start_run, stop_broker, wait_for,
+from e2e_support import (MULT, check, install_cleanup, procs, read_all, reap,
+                         run_test, start, start_broker, start_run, stop_broker, wait_for,
                          write_pipeline)
 
 WORK = tempfile.mkdtemp(prefix="sluice-e2e-dedup-")
@@ -200,11 +199,4 @@ def main():
     stop_broker(broker)
 
 
-try:
-    main()
-except Abort:
-    pass
-except Exception:
-    traceback.print_exc()
-    check("the test ran to its end", False)
-finish()
+run_test(main)
