@@ -13,11 +13,9 @@ namespace {
 
 /// The table key a field's value names: a string as is, a whole number as
 /// its digits; nullopt for anything else.
-std::optional<std::string> key_of(const boost::json::value* v) {
-  if (!v) return std::nullopt;
-  if (v->is_string()) return std::string(v->get_string());
-  if (v->is_int64()) return std::to_string(v->get_int64());
-  if (v->is_uint64()) return std::to_string(v->get_uint64());
+std::optional<std::string> key_of(const row& fields, const std::string& name) {
+  auto kind = fields.kind(name);
+  if (kind == field_kind::string || kind == field_kind::integer) return fields.text(name);
   return std::nullopt;
 }
 
@@ -51,7 +49,7 @@ actor_stage table_stage(std::shared_ptr<table_store> table, std::string table_to
 
 record_map join_step(std::shared_ptr<const table_store> table, join_options options) {
   return [table, options](record& r) {
-    auto key = key_of(r.parsed.if_contains(options.key_field));
+    auto key = key_of(r.fields, options.key_field);
     std::optional<std::string> row;
     if (key) row = table->get(*key);
     if (!row) {
@@ -64,7 +62,7 @@ record_map join_step(std::shared_ptr<const table_store> table, join_options opti
         return;
       }
       for (auto& f : options.table_fields)
-        if (!r.parsed.contains(f)) r.parsed[f] = nullptr;
+        if (!r.fields.contains(f)) r.fields.set(f, nullptr);
       return;
     }
     boost::json::error_code ec;
@@ -74,15 +72,17 @@ record_map join_step(std::shared_ptr<const table_store> table, join_options opti
                              "the table row for key `" + *key + "` is not a JSON object"};
       return;
     }
-    auto& fields = parsed.as_object();
+    // The table's values are JSON objects (the table topic's format).
+    auto& table_row = parsed.as_object();
+    auto& out = r.fields.tree();
     if (options.table_fields.empty()) {
-      for (auto& [name, value] : fields)
-        if (!r.parsed.contains(name)) r.parsed[name] = value;
+      for (auto& [name, value] : table_row)
+        if (!out.contains(name)) out[name] = value;
     } else {
       for (auto& f : options.table_fields) {
-        if (r.parsed.contains(f)) continue;
-        auto* v = fields.if_contains(f);
-        r.parsed[f] = v ? *v : boost::json::value(nullptr);
+        if (out.contains(f)) continue;
+        auto* v = table_row.if_contains(f);
+        out[f] = v ? *v : boost::json::value(nullptr);
       }
     }
   };

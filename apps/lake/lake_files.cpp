@@ -134,20 +134,28 @@ std::optional<std::string> event_date(const record& rec, const std::string& date
     if (rec.timestamp_ms < 0) return std::nullopt;
     return utc_date(rec.timestamp_ms);
   }
-  auto* v = rec.parsed.if_contains(date_field);
-  if (!v) return std::nullopt;
-  if (v->is_string()) {
-    auto ms = parse_timestamp_ms(v->get_string());
+  switch (rec.fields.kind(date_field)) {
+  case field_kind::string: {
+    auto ms = parse_timestamp_ms(*rec.fields.get<std::string_view>(date_field));
     if (!ms) return std::nullopt;
     return utc_date(*ms);
   }
-  // Epoch milliseconds. A number below 10^11 (before 1973-03-03 in ms) is
-  // almost surely seconds: no date rather than a wrong one.
-  constexpr std::int64_t seconds_below = 100'000'000'000;
-  if (v->is_int64() && v->get_int64() >= seconds_below) return utc_date(v->get_int64());
-  if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
-    return utc_date(static_cast<std::int64_t>(v->get_uint64()));
-  return std::nullopt;
+  case field_kind::integer: {
+    // Epoch milliseconds. A number below 10^11 (before 1973-03-03 in ms) is
+    // almost surely seconds: no date rather than a wrong one.
+    constexpr std::int64_t seconds_below = 100'000'000'000;
+    std::int64_t ms = 0;
+    try {
+      ms = *rec.fields.get<std::int64_t>(date_field);
+    } catch (const field_error&) {
+      return std::nullopt; // beyond 64 bits
+    }
+    if (ms < seconds_below) return std::nullopt;
+    return utc_date(ms);
+  }
+  default:
+    return std::nullopt;
+  }
 }
 
 partition_files::partition_files(fs::path root, std::string topic, std::int32_t partition,

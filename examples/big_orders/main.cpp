@@ -41,15 +41,14 @@ int main(int argc, char** argv) {
   trigger.mode = sluice::trigger_options::kind::available_now;
 
   auto total = [](const sluice::record& r) {
-    return r.parsed.at("quantity").to_number<double>() *
-           r.parsed.at("price").to_number<double>();
+    return r.fields.at<double>("quantity") * r.fields.at<double>("price");
   };
   try {
     auto pipeline = sluice::pipeline_builder("big-orders")
                         .source(source)
                         .parse(parse)
                         .filter([&](const sluice::record& r) { return total(r) >= 100; })
-                        .map([&](sluice::record& r) { r.parsed["total"] = total(r); })
+                        .map([&](sluice::record& r) { r.fields.set("total", total(r)); })
                         .route("big-orders")
                         .sink(sink)
                         .dlq("orders-dlq")

@@ -31,16 +31,15 @@ sluice::stage_actor::behavior_type scorer(sluice::stage_actor::pointer) {
   return {[scores](sluice::batch_ptr& batch) {
     for (auto& r : batch->records) {
       if (r.error || r.dropped) continue; // invalid: on its way to the DLQ already
-      auto quantity = r.parsed.at("quantity").to_number<std::int64_t>();
+      auto quantity = r.fields.at<std::int64_t>("quantity");
       if (quantity > 15) {
         r.error = sluice::record_error{"needs_review", "more than 15 items"};
         continue;
       }
-      auto amount =
-          static_cast<double>(quantity) * r.parsed.at("price").to_number<double>();
-      auto& score = (*scores)[std::string(r.parsed.at("customer_id").as_string())];
+      auto amount = static_cast<double>(quantity) * r.fields.at<double>("price");
+      auto& score = (*scores)[r.fields.at<std::string>("customer_id")];
       score = 0.5 * score + amount;
-      r.parsed["rolling_score"] = score;
+      r.fields.set("rolling_score", score);
     }
     return batch;
   }};

@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
   // Called for every valid record, from several partitions at once: keep it
   // free of shared mutable state.
   auto topic_of = [](const sluice::record& r) -> std::string {
-    bool urgent = r.parsed.at("priority").as_string() == "high" ||
-                  r.parsed.at("quantity").to_number<std::int64_t>() >= 10;
+    bool urgent = r.fields.at<std::string_view>("priority") == "high" ||
+                  r.fields.at<std::int64_t>("quantity") >= 10;
     return urgent ? "orders-urgent" : "orders-normal";
   };
   try {

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <boost/json/object.hpp>
+#include <sluice/row.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -35,8 +35,9 @@ struct record {
   std::optional<std::string> value;
   std::vector<header> headers;
 
-  /// Filled by the parser: the record as a JSON object (schema fields only).
-  boost::json::object parsed;
+  /// Filled by the parser: the fields decoded from `value` (with a
+  /// `parse.schema`, the schema's fields only). Read and change them here.
+  row fields;
   /// Set by any stage that rejects the record: it goes to the DLQ instead.
   std::optional<record_error> error;
   /// Set by the router: the topic the record is written to.
@@ -55,15 +56,9 @@ struct record {
   bool delivered = false;
 };
 
-/// A change of a stage's state, written by the sink to a changelog topic
-/// with the batch that caused it (one acknowledgement covers both). A null
-/// value deletes the key (compaction then forgets it).
-struct state_change {
-  std::string topic;
-  std::int32_t partition = 0;
-  std::string key;
-  std::optional<std::string> value;
-};
+/// Sluice's own bookkeeping of a batch (its credit, the state changes the
+/// sink writes with it): not part of the API.
+struct batch_bookkeeping;
 
 /// A batch of consecutive records of one partition: the unit that travels
 /// between actors and that the checkpoint acknowledges. It covers the source
@@ -74,27 +69,16 @@ struct record_batch {
   std::int32_t partition = 0;
   std::int64_t begin_offset = 0;
   std::int64_t end_offset = 0;
-  /// Generation of the partition chain that produced it; a restarted chain
-  /// ignores acknowledgements of batches from an older one.
-  std::uint32_t generation = 0;
-  /// Key, value and header bytes of the records: what the byte credit counts.
-  std::int64_t bytes = 0;
-  /// Records the consumer read into it: what the credit counts, whatever a
-  /// user stage does to `records`.
-  std::int64_t issued_records = 0;
   std::vector<record> records;
-  /// State changes to write with the records (dedup's changelog).
-  std::vector<state_change> changes;
-  /// Where the sink reports the highest changelog offset delivered for this
-  /// partition (max of all batches), so that the stage can record how far
-  /// its local state is known to match the changelog.
-  std::shared_ptr<std::atomic<std::int64_t>> changes_delivered;
+  /// Sluice's, carried with the batch: a stage leaves it as it is (a stage
+  /// that answers with a new batch gets it back, with the coordinates).
+  std::shared_ptr<batch_bookkeeping> bookkeeping;
 };
 
 /// Batches are handed from stage to stage by pointer; one stage owns it at a time.
 using batch_ptr = std::shared_ptr<record_batch>;
 
-/// Appends a record's fields (`parsed`) as compact JSON on one line, as the
+/// Appends a record's fields as compact JSON on one line, as the
 /// sink writes a record with a `parse.schema`: doubles in their shortest
 /// round-trip form (67.27, 5.0).
 void write_fields(const record& rec, std::string& out);

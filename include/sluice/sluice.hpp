@@ -10,6 +10,7 @@
 #include <sluice/plan.hpp>
 #include <sluice/progress.hpp>
 #include <sluice/record.hpp>
+#include <sluice/row.hpp>
 #include <sluice/stage.hpp>
 #include <sluice/version.hpp>
 #include <sluice/writer.hpp>

@@ -17,7 +17,7 @@ namespace sluice {
 // afresh when the chain restarts after a failure. A route function
 // (topic_extractor, config.hpp) is shared by every chain: keep it stateless.
 
-/// Changes one valid record in place: its fields (`parsed`), key, headers or
+/// Changes one valid record in place: its fields (`fields`), key, headers or
 /// timestamp. Without a `parse.schema` values are written byte for byte, and a
 /// record whose fields the map changed is written from them (unless the map
 /// set `value` itself); with a schema records are always written from their

@@ -5,6 +5,7 @@
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
 #include "core/log.hpp"
+#include "format/format.hpp"
 #include "records/steps.hpp"
 
 #include <sluice/actor_stage.hpp>
@@ -86,7 +87,8 @@ struct actor_stage_state {
   std::deque<batch_ptr> waiting; // not sent yet: max_in_flight are out
   std::deque<out_batch> out;     // sent, in offset order
   std::uint64_t next_id = 0;
-  bool schemaless = false; // no parse.schema: values are written byte for byte
+  bool schemaless = false;      // no parse.schema: values are written byte for byte
+  std::unique_ptr<encoder> enc; // writes the values of changed fields
 };
 
 using runner = caf::stateful_actor<actor_stage_state>;
@@ -115,7 +117,7 @@ void pump(runner* self) {
   auto& st = self->state;
   while (!st.out.empty() && st.out.front().answer) {
     auto answer = std::move(st.out.front().answer);
-    st.out.front().guard.settle(*answer);
+    st.out.front().guard.settle(*answer, *st.enc);
     st.out.pop_front();
     if (!st.stage->delivers.empty())
       for (auto& r : answer->records)
@@ -143,7 +145,7 @@ void pump(runner* self) {
 }
 
 caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage> stage,
-                                 kafka::topic_partition tp, int lane, bool schemaless,
+                                 kafka::topic_partition tp, int lane, parse_options parse,
                                  caf::actor next,
                                  std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, chain_error);
@@ -152,7 +154,8 @@ caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage
   st.tp = std::move(tp);
   st.next = std::move(next);
   st.chain_error = std::move(chain_error);
-  st.schemaless = schemaless;
+  st.schemaless = parse.fields.empty();
+  st.enc = make_encoder(parse);
   try {
     st.worker =
         st.stage->make(self->system(), stage_origin{st.tp.topic, st.tp.partition, lane});
@@ -184,10 +187,11 @@ caf::behavior actor_stage_runner(runner* self, std::shared_ptr<const actor_stage
 
 caf::actor spawn_actor_stage(caf::event_based_actor* owner,
                              std::shared_ptr<const actor_stage> stage,
-                             const kafka::topic_partition& tp, int lane, bool schemaless,
-                             caf::actor next, std::shared_ptr<std::string> chain_error) {
-  return owner->spawn<caf::linked>(actor_stage_runner, std::move(stage), tp, lane,
-                                   schemaless, std::move(next), std::move(chain_error));
+                             const kafka::topic_partition& tp, int lane,
+                             const parse_options& parse, caf::actor next,
+                             std::shared_ptr<std::string> chain_error) {
+  return owner->spawn<caf::linked>(actor_stage_runner, std::move(stage), tp, lane, parse,
+                                   std::move(next), std::move(chain_error));
 }
 
 } // namespace sluice::actors

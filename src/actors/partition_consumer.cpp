@@ -2,6 +2,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
+#include "core/batch_bookkeeping.hpp"
 #include "core/credit_ledger.hpp"
 #include "core/log.hpp"
 #include "core/offset_watermark.hpp"
@@ -195,11 +196,10 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         part = std::make_shared<record_batch>();
         part->topic = batch->topic;
         part->partition = batch->partition;
-        part->generation = batch->generation;
         part->begin_offset = batch->begin_offset;
         part->end_offset = batch->end_offset;
       }
-      ++part->issued_records;
+      ++bookkeeping_of(*part).issued_records;
       part->records.push_back(std::move(r));
     }
     auto& pending = st.splits[batch->begin_offset];
@@ -208,7 +208,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     // part is done: the whole batch's bytes can ride on any one part.
     for (auto& part : parts)
       if (part) {
-        part->bytes = batch->bytes;
+        bookkeeping_of(*part).bytes = bookkeeping_of(*batch).bytes;
         break;
       }
     for (std::size_t i = 0; i < n; ++i)
@@ -282,10 +282,10 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       auto batch = std::make_shared<record_batch>();
       batch->topic = st.tp.topic;
       batch->partition = st.tp.partition;
-      batch->generation = st.generation;
       batch->begin_offset = st.watermark.issued_end();
       batch->end_offset = recs.back().offset + 1;
-      batch->bytes = static_cast<std::int64_t>(polled.bytes);
+      auto& books = bookkeeping_of(*batch);
+      books.bytes = static_cast<std::int64_t>(polled.bytes);
       // Input counts each offset once: not again when a restart replays it.
       auto counted_until = st.shared->counted_until.load();
       auto fresh = std::count_if(recs.begin(), recs.end(), [&](const record& r) {
@@ -295,11 +295,11 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
       st.shared->consumed += fresh;
       ctx->metrics.input_rows += fresh;
       batch->records = std::move(recs);
-      batch->issued_records = static_cast<std::int64_t>(batch->records.size());
+      books.issued_records = static_cast<std::int64_t>(batch->records.size());
       recs = {};
       st.watermark.issue(batch->begin_offset, batch->end_offset);
       auto n = static_cast<std::int64_t>(batch->records.size());
-      credit.issue(n, batch->bytes);
+      credit.issue(n, books.bytes);
       ctx->metrics.observe_in_flight(credit.in_flight());
       if (st.lanes.size() == 1)
         self->send(st.lanes.front(), std::move(batch));

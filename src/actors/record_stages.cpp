@@ -1,5 +1,6 @@
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
+#include "format/format.hpp"
 #include "records/record_parser.hpp"
 #include "records/steps.hpp"
 
@@ -25,8 +26,7 @@ void fail_on_exception(caf::scheduled_actor* self,
 
 namespace {
 
-/// Parses every record of a batch (JSON + schema); invalid ones get an error.
-
+/// Parses every record of a batch (decoding + schema); invalid ones get an error.
 caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts,
                            caf::actor next, std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
@@ -71,8 +71,9 @@ caf::behavior steps_stage(caf::event_based_actor* self, run_context* ctx,
   fail_on_exception(self, std::move(chain_error));
   bool schemaless = ctx->config.parse.fields.empty();
   auto steps = std::make_shared<std::vector<processing_step>>(std::move(steps_copy));
+  std::shared_ptr<encoder> enc = make_encoder(ctx->config.parse);
   return {[=](batch_ptr& batch) {
-    apply_steps(*batch, *steps, schemaless);
+    apply_steps(*batch, *steps, schemaless, *enc);
     self->send(next, std::move(batch));
   }};
 }
@@ -107,9 +108,8 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
   auto& steps = ctx->steps;
   for (auto end = steps.size(); end > 0;) {
     if (auto* a = std::get_if<actor_step>(&steps[end - 1])) {
-      next = tracked(ctx, spawn_actor_stage(owner, a->stage, tp, lane,
-                                            ctx->config.parse.fields.empty(), next,
-                                            chain_error));
+      next = tracked(ctx, spawn_actor_stage(owner, a->stage, tp, lane, ctx->config.parse,
+                                            next, chain_error));
       --end;
       continue;
     }

@@ -1,7 +1,8 @@
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
-#include "core/json_writer.hpp"
+#include "core/batch_bookkeeping.hpp"
 #include "core/log.hpp"
+#include "format/format.hpp"
 
 #include <sluice/errors.hpp>
 
@@ -28,6 +29,7 @@ struct sink_state {
   std::shared_ptr<batch_ack> outcome;
   bool retry_scheduled = false;
   std::string output_buffer;
+  std::unique_ptr<encoder> enc; ///< writes records from their fields (with a schema)
   std::vector<header> dlq_headers;
   /// The producer instance the front batch goes to, held while sending: a
   /// replacement (after a fatal error) is picked up at the next batch.
@@ -106,12 +108,14 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
                          std::shared_ptr<chain_deliveries> deliveries,
                          std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
+  self->state.enc = make_encoder(ctx->config.parse);
   // Sends what is pending, in order, until done or the producer queue is full.
   auto pump = [self, ctx, consumer, generation, deliveries] {
     auto& st = self->state;
     while (!st.pending.empty()) {
       auto& entry = st.pending.front();
       auto& batch = *entry.batch;
+      auto& books = bookkeeping_of(batch);
       // A retired chain writes nothing more: its successor may be replaying.
       if (deliveries->retired.load()) {
         if (st.group) st.group->abandon();
@@ -158,12 +162,12 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         } else {
           st.outcome->begin = batch.begin_offset;
           st.outcome->generation = generation;
-          st.outcome->rows = batch.issued_records; // a user stage may add or drop
-          st.outcome->bytes = batch.bytes;
+          st.outcome->rows = books.issued_records; // a user stage may add or drop
+          st.outcome->bytes = books.bytes;
         }
         auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
         auto outcome = st.outcome;
-        auto changes_delivered = batch.changes_delivered;
+        auto changes_delivered = books.changes_delivered;
         // The count goes up before the flag is read, and the supervisor sets
         // the flag before it reads the count: one of them sees the other.
         ++deliveries->open;
@@ -229,7 +233,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
             value = *rec.value;
           } else if (rec.value) {
             st.output_buffer.clear();
-            write_json(rec.parsed, st.output_buffer);
+            st.enc->encode(rec.fields, st.output_buffer);
             value = st.output_buffer;
           }
           res = ctx->producer.send(st.group, slot_index(rec.offset, output_slot),
@@ -276,10 +280,10 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
       }
       // The batch's state changes go in the same group: the batch is
       // acknowledged only once they are delivered too.
-      for (; st.next_record < batch.records.size() + batch.changes.size();
+      for (; st.next_record < batch.records.size() + books.changes.size();
            ++st.next_record) {
         auto i = st.next_record - batch.records.size();
-        auto& c = batch.changes[i];
+        auto& c = books.changes[i];
         auto res = ctx->producer.send_to_partition(
             st.group, slot_index(static_cast<std::int64_t>(i), change_slot),
             topic_handle(ctx, st, c.topic), c.partition, c.key, c.value);

@@ -51,8 +51,9 @@ caf::actor spawn_dedup_stage(caf::event_based_actor* owner, run_context* ctx,
 /// `next` in order (actor_stage.cpp).
 caf::actor spawn_actor_stage(caf::event_based_actor* owner,
                              std::shared_ptr<const actor_stage> stage,
-                             const kafka::topic_partition& tp, int lane, bool schemaless,
-                             caf::actor next, std::shared_ptr<std::string> chain_error);
+                             const kafka::topic_partition& tp, int lane,
+                             const parse_options& parse, caf::actor next,
+                             std::shared_ptr<std::string> chain_error);
 
 /// Counts `actor` among the run's live actors until it exits; returns it.
 caf::actor tracked(run_context* ctx, caf::actor actor);

@@ -1,5 +1,6 @@
 #include "dedup/partition_dedup.hpp"
 
+#include "core/batch_bookkeeping.hpp"
 #include "core/json_writer.hpp"
 #include "core/log.hpp"
 #include "dedup/changelog.hpp"
@@ -13,6 +14,22 @@
 namespace sluice::dedup {
 
 namespace {
+
+/// A dedup.timeField value: epoch milliseconds, or an ISO-8601 timestamp.
+std::optional<std::int64_t> event_time_of(const row& fields, const std::string& name) {
+  switch (fields.kind(name)) {
+  case field_kind::integer:
+    try {
+      return fields.get<std::int64_t>(name);
+    } catch (const field_error&) {
+      return std::nullopt; // beyond 64 bits
+    }
+  case field_kind::string:
+    return iso8601_to_epoch_ms(*fields.get<std::string_view>(name));
+  default:
+    return std::nullopt;
+  }
+}
 
 state::partition_table::lease take(state::store& store, const kafka::topic_partition& tp,
                                    std::chrono::milliseconds timeout) {
@@ -116,7 +133,7 @@ batch_effect partition_dedup::process(record_batch& batch) {
     key.push_back('[');
     const std::string* missing = nullptr;
     for (auto& field : options_.key) {
-      auto* v = rec.parsed.if_contains(field);
+      auto* v = rec.fields.tree().if_contains(field);
       if (!v || v->is_null()) {
         missing = &field;
         break;
@@ -134,12 +151,7 @@ batch_effect partition_dedup::process(record_batch& batch) {
     key.push_back(']');
     std::int64_t event_time = rec.timestamp_ms >= 0 ? rec.timestamp_ms : now;
     if (!options_.time_field.empty()) {
-      auto* v = rec.parsed.if_contains(options_.time_field);
-      std::optional<std::int64_t> t;
-      if (v && v->is_int64())
-        t = v->get_int64();
-      else if (v && v->is_string())
-        t = iso8601_to_epoch_ms(v->get_string());
+      auto t = event_time_of(rec.fields, options_.time_field);
       if (!t) {
         scratch_.pop_back();
         rec.error = record_error{"invalid_dedup_time",
@@ -205,15 +217,16 @@ batch_effect partition_dedup::process(record_batch& batch) {
     effect.removed = table_.purge(options_.within, 100000, changes_);
   }
   if (!changelog_.topic.empty() && !changes_.empty()) {
-    batch.changes.reserve(batch.changes.size() + changes_.size());
+    auto& books = bookkeeping_of(batch);
+    books.changes.reserve(books.changes.size() + changes_.size());
     for (auto& c : changes_) {
-      auto& out = batch.changes.emplace_back();
+      auto& out = books.changes.emplace_back();
       out.topic = changelog_.topic;
       out.partition = changelog_partition_;
       out.key = changelog_prefix_ + c.key;
       if (c.now) out.value = encode_sighting(*c.now);
     }
-    batch.changes_delivered = delivered_;
+    books.changes_delivered = delivered_;
   }
   return effect;
 }

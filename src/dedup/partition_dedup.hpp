@@ -1,7 +1,7 @@
 #pragma once
 
 // The dedup stage's work for one input partition, apart from the actor that
-// runs it: keys taken from parsed records, the window rules applied to a
+// runs it: keys taken from the records' fields, the window rules applied to a
 // batch against the partition's table, expiry, and the changes the sink
 // writes to the changelog with the batch. Blocking (RocksDB, and a restore
 // from the changelog when it opens): run it off the actor scheduler.

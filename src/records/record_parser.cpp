@@ -1,6 +1,7 @@
 #include "records/record_parser.hpp"
 
 #include "core/json_writer.hpp"
+#include "format/format.hpp"
 
 #include <boost/json.hpp>
 
@@ -153,7 +154,10 @@ std::optional<std::int64_t> iso8601_to_epoch_ms(std::string_view s) {
   return ms;
 }
 
-record_parser::record_parser(parse_options opts) : opts_(std::move(opts)) {}
+record_parser::record_parser(parse_options opts)
+    : opts_(std::move(opts)), decoder_(make_decoder(opts_)) {}
+
+record_parser::~record_parser() = default;
 
 void record_parser::parse(record& rec) {
   if (!rec.value) {
@@ -175,19 +179,12 @@ void record_parser::parse(record& rec) {
     rec.error = record_error{"empty_value", "the record has an empty value"};
     return;
   }
-  std::error_code ec;
-  auto doc = reader_.read(*rec.value, ec);
-  if (ec) {
-    rec.error =
-        record_error{"malformed_json", "the value is not valid JSON: " + ec.message()};
+  if (auto failed = decoder_->decode(*rec.value, rec.fields)) {
+    rec.error = std::move(*failed);
     return;
   }
-  if (!doc.is_object()) {
-    rec.error = record_error{"not_an_object", "expected a JSON object, got a JSON " +
-                                                  std::string(kind_of(doc))};
-    return;
-  }
-  auto& obj = doc.get_object();
+  // From here on the checks read the row: the same for every format.
+  auto& obj = rec.fields.tree();
   for (auto& name : opts_.required) {
     auto* v = obj.if_contains(name);
     if (!v || v->is_null()) {
@@ -196,10 +193,7 @@ void record_parser::parse(record& rec) {
       return;
     }
   }
-  if (opts_.fields.empty()) {
-    rec.parsed = std::move(obj);
-    return;
-  }
+  if (opts_.fields.empty()) return;
   // Like Spark's from_json: the output keeps the schema's fields, in its order.
   json::object out(obj.storage());
   out.reserve(opts_.fields.size());
@@ -223,11 +217,11 @@ void record_parser::parse(record& rec) {
     }
     out.emplace(f.name, std::move(*v));
   }
-  rec.parsed = std::move(out);
+  obj = std::move(out);
 }
 
 void write_fields(const record& rec, std::string& out) {
-  write_json(rec.parsed, out);
+  append_json(rec.fields, out);
 }
 
 std::optional<std::int64_t> parse_timestamp_ms(std::string_view text) {

@@ -1,25 +1,30 @@
 #pragma once
 
-#include "core/json_reader.hpp"
-
 #include <sluice/config.hpp>
 #include <sluice/record.hpp>
 
+#include <memory>
+
 namespace sluice {
 
-/// Parses JSON record values and checks them against the pipeline's schema.
-/// Owned by one parser actor; not thread-safe (it reuses its parser's buffers).
+class decoder;
+
+/// The parse stage's rules: tombstones and empty values, decoding by the
+/// pipeline's format, then `parse.required` and `parse.schema` checked on the
+/// decoded row (whatever the format). Owned by one parser actor; not
+/// thread-safe (its decoder reuses buffers).
 class record_parser {
 public:
   explicit record_parser(parse_options opts);
+  ~record_parser();
 
-  /// Fills `rec.parsed`, or sets `rec.error` when the value is not a JSON
-  /// object, misses a required field or has a field of the wrong type.
+  /// Fills `rec.fields`, or sets `rec.error` when the value cannot be
+  /// decoded, misses a required field or has a field of the wrong type.
   void parse(record& rec);
 
 private:
   parse_options opts_;
-  json_reader reader_;
+  std::unique_ptr<decoder> decoder_;
 };
 
 /// True when `s` is an ISO-8601 date or date-time, like 2024-05-01,

@@ -1,11 +1,8 @@
 #include "records/record_router.hpp"
 
 #include "config/checks.hpp"
-#include "core/json_writer.hpp"
 
 #include <sluice/errors.hpp>
-
-#include <boost/json.hpp>
 
 #include <exception>
 #include <optional>
@@ -114,13 +111,8 @@ void record_router::route(record& rec) const {
     rec.target_topic = opts_.topic;
     return;
   }
-  std::string key;
-  if (auto* v = rec.parsed.if_contains(opts_.field); v && !v->is_null()) {
-    if (v->is_string())
-      key = std::string(v->get_string());
-    else
-      write_json(*v, key); // 1.0 routes as "1.0", not "1E0"
-  }
+  // 1.0 routes as "1.0", not "1E0".
+  std::string key = rec.fields.text(opts_.field).value_or(std::string());
   if (auto it = opts_.topics.find(key); !key.empty() && it != opts_.topics.end()) {
     rec.target_topic = it->second;
   } else if (!opts_.default_topic.empty()) {

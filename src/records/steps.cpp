@@ -1,6 +1,6 @@
 #include "records/steps.hpp"
 
-#include "core/json_writer.hpp"
+#include "format/format.hpp"
 
 #include <algorithm>
 #include <exception>
@@ -28,25 +28,25 @@ bool pending(const record& r) {
   return !r.error && !r.dropped;
 }
 
-std::string fields_of(const record& r) {
+std::string fields_of(const record& r, encoder& enc) {
   std::string out;
-  write_json(r.parsed, out);
+  enc.encode(r.fields, out);
   return out;
 }
 
 const char* schema_rule = "with a parse.schema, records are written from their fields: "
-                          "change `parsed`, not `value`";
+                          "change `fields`, not `value`";
 
 /// What a record step may change, kept so that a failed step sends the
 /// source bytes to the DLQ, and so that a change can be told.
 struct before_step {
   std::optional<std::string> key, value;
   std::vector<header> headers;
-  std::optional<boost::json::object> parsed; // without a schema only
+  std::optional<row> fields; // without a schema only
 
   before_step(const record& r, bool schemaless)
       : key(r.key), value(r.value), headers(r.headers) {
-    if (schemaless) parsed = r.parsed;
+    if (schemaless) fields = r.fields;
   }
   void restore(record& r) {
     r.key = std::move(key);
@@ -55,7 +55,7 @@ struct before_step {
   }
 };
 
-void run_map(record_batch& batch, const record_map& fn, bool schemaless) {
+void run_map(record_batch& batch, const record_map& fn, bool schemaless, encoder& enc) {
   for (auto& r : batch.records) {
     if (!pending(r)) continue;
     before_step before(r, schemaless);
@@ -69,7 +69,8 @@ void run_map(record_batch& batch, const record_map& fn, bool schemaless) {
     if (r.value == before.value) {
       // Without a schema the value is written byte for byte: a change of the
       // fields is written by writing the value from them again.
-      if (schemaless && r.value && r.parsed != *before.parsed) r.value = fields_of(r);
+      if (schemaless && r.value && r.fields != *before.fields)
+        r.value = fields_of(r, enc);
     } else if (!schemaless) {
       before.restore(r);
       r.error = record_error{"map_error", schema_rule};
@@ -88,7 +89,8 @@ void run_filter(record_batch& batch, const record_filter& fn) {
   }
 }
 
-void run_flat_map(record_batch& batch, const record_flat_map& fn, bool schemaless) {
+void run_flat_map(record_batch& batch, const record_flat_map& fn, bool schemaless,
+                  encoder& enc) {
   std::vector<record> out;
   out.reserve(batch.records.size());
   for (auto& r : batch.records) {
@@ -112,11 +114,12 @@ void run_flat_map(record_batch& batch, const record_flat_map& fn, bool schemales
     for (auto& m : made) {
       // Outputs keep their input's place: offset order and acknowledgement.
       m.offset = r.offset;
-      if (!m.value && !m.parsed.empty()) {
-        m.value = fields_of(m); // made from fields alone
+      if (!m.value && !m.fields.empty()) {
+        m.value = fields_of(m, enc); // made from fields alone
       } else if (schemaless) {
-        if (m.value && m.value == r.value && m.parsed != r.parsed) m.value = fields_of(m);
-      } else if (m.value && m.parsed.empty()) {
+        if (m.value && m.value == r.value && m.fields != r.fields)
+          m.value = fields_of(m, enc);
+      } else if (m.value && m.fields.empty()) {
         m.error = record_error{"flat_map_error", schema_rule};
       }
       out.push_back(std::move(m));
@@ -132,7 +135,7 @@ batch_guard::batch_guard(record_batch& batch, bool schemaless) {
   for (auto& r : batch.records) {
     offsets_.push_back(r.offset);
     if (schemaless && pending(r) && r.value)
-      before_.emplace(r.offset, std::pair(r.value, r.parsed));
+      before_.emplace(r.offset, std::pair(r.value, r.fields));
   }
   std::sort(offsets_.begin(), offsets_.end());
   offsets_.erase(std::unique(offsets_.begin(), offsets_.end()), offsets_.end());
@@ -142,21 +145,21 @@ batch_guard::batch_guard(record_batch& batch, bool schemaless) {
   batch.records = std::move(records);
 }
 
-void batch_guard::settle(record_batch& out) const {
+void batch_guard::settle(record_batch& out, encoder& enc) const {
   auto records = std::move(out.records);
   out = kept_;
   out.records = std::move(records);
   std::vector<bool> seen(offsets_.size());
   for (auto& r : out.records) {
-    if (pending(r) && !r.value && !r.parsed.empty()) {
-      r.value = fields_of(r); // made from fields alone, as by a flat_map
+    if (pending(r) && !r.value && !r.fields.empty()) {
+      r.value = fields_of(r, enc); // made from fields alone, as by a flat_map
     } else if (!before_.empty() && pending(r) && r.value) {
       // Its value as it was (the stage did not set it): before the stage that
       // value and its fields went together, so changed fields are written.
       auto [first, last] = before_.equal_range(r.offset);
       for (auto it = first; it != last; ++it)
         if (it->second.first == r.value) {
-          if (r.parsed != it->second.second) r.value = fields_of(r);
+          if (r.fields != it->second.second) r.value = fields_of(r, enc);
           break;
         }
     }
@@ -181,18 +184,18 @@ void batch_guard::settle(record_batch& out) const {
 }
 
 void apply_steps(record_batch& batch, const std::vector<processing_step>& steps,
-                 bool schemaless) {
+                 bool schemaless, encoder& enc) {
   for (auto& step : steps) {
     if (auto* fn = std::get_if<batch_stage>(&step)) {
       batch_guard guard(batch, schemaless);
       (*fn)(batch);
-      guard.settle(batch);
+      guard.settle(batch, enc);
     } else if (auto* fn = std::get_if<record_map>(&step)) {
-      run_map(batch, *fn, schemaless);
+      run_map(batch, *fn, schemaless, enc);
     } else if (auto* fn = std::get_if<record_filter>(&step)) {
       run_filter(batch, *fn);
     } else if (auto* fn = std::get_if<record_flat_map>(&step)) {
-      run_flat_map(batch, *fn, schemaless);
+      run_flat_map(batch, *fn, schemaless, enc);
     } // an actor_step is the chain's actor stage's to run
   }
 }

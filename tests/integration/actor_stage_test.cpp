@@ -119,11 +119,11 @@ BOOST_AUTO_TEST_CASE(an_actor_per_partition_keeps_state_per_key_and_marks_record
       return {[counts](batch_ptr& b) {
         for (auto& r : b->records) {
           if (r.error || r.dropped) continue;
-          if (r.parsed.at("quantity").to_number<std::int64_t>() >= 9) {
+          if (r.fields.at<std::int64_t>("quantity") >= 9) {
             r.error = record_error{"too_many_items", "9 items or more"};
             continue;
           }
-          r.parsed["orders_so_far"] = ++(*counts)[r.key.value_or("")];
+          r.fields.set("orders_so_far", ++(*counts)[r.key.value_or("")]);
         }
         return b;
       }};
@@ -357,7 +357,7 @@ BOOST_AUTO_TEST_CASE(actor_stages_and_record_steps_run_in_the_order_given) {
         return {[tag](batch_ptr& b) {
           for (auto& r : b->records)
             if (!r.error && !r.dropped) {
-              auto& path = r.parsed["path"];
+              auto& path = r.fields.tree()["path"];
               std::string was = path.is_string() ? std::string(path.as_string()) : "";
               path = was + tag;
             }
@@ -369,7 +369,7 @@ BOOST_AUTO_TEST_CASE(actor_stages_and_record_steps_run_in_the_order_given) {
   };
   auto b = pipeline_builder::from_config(oc.config("it-actor-order"));
   b.stage(tagger("a")).map([](record& r) {
-    r.parsed["path"] = std::string(r.parsed.at("path").as_string()) + "m";
+    r.fields.set("path", r.fields.at<std::string>("path") + "m");
   });
   b.stage(tagger("b"));
   auto summary = b.build()->run();

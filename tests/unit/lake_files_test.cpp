@@ -47,7 +47,7 @@ std::set<std::string> files_under(const fs::path& root, bool hidden = false) {
 record with_fields(std::string json_text, std::int64_t kafka_ts = -1) {
   record r;
   r.timestamp_ms = kafka_ts;
-  r.parsed = boost::json::parse(json_text).as_object();
+  r.fields.tree() = boost::json::parse(json_text).as_object();
   return r;
 }
 

@@ -29,8 +29,8 @@ BOOST_AUTO_TEST_CASE(malformed_events_are_invalid_for_the_reason_their_kind_says
     BOOST_TEST_CONTEXT("event " << i << ": " << e.value) {
       if (e.malformation.empty()) {
         BOOST_TEST(!r.error.has_value());
-        BOOST_TEST(r.parsed.at("priority").as_string() == e.priority);
-        BOOST_TEST(r.parsed.at("customer_id").as_string() == e.key);
+        BOOST_TEST(r.fields.at<std::string_view>("priority") == e.priority);
+        BOOST_TEST(r.fields.at<std::string>("customer_id") == e.key);
       } else {
         BOOST_REQUIRE(r.error.has_value());
         BOOST_TEST(r.error->type == testing::expected_error_type(e.malformation));

@@ -1,3 +1,4 @@
+#include "format/format.hpp"
 #include "records/record_parser.hpp"
 #include "records/record_router.hpp"
 #include "records/steps.hpp"
@@ -30,7 +31,14 @@ record_batch batch_of(std::initializer_list<std::string> values) {
 }
 
 std::int64_t n_of(const record& r) {
-  return r.parsed.at("n").as_int64();
+  return r.fields.at<std::int64_t>("n");
+}
+
+/// The steps with the pipeline's (JSON) encoder.
+void apply_steps(record_batch& b, const std::vector<processing_step>& steps,
+                 bool schemaless) {
+  auto enc = make_encoder(parse_options{});
+  sluice::apply_steps(b, steps, schemaless, *enc);
 }
 
 } // namespace
@@ -42,11 +50,11 @@ BOOST_AUTO_TEST_CASE(steps_run_in_order_on_valid_records_only) {
   BOOST_REQUIRE(b.records[2].error);
   std::vector<processing_step> steps{
       record_filter([](const record& r) { return n_of(r) != 2; }),
-      record_map([](record& r) { r.parsed["n"] = n_of(r) * 10; }),
-      record_map([](record& r) { r.parsed["m"] = n_of(r) + 1; })};
+      record_map([](record& r) { r.fields.set("n", n_of(r) * 10); }),
+      record_map([](record& r) { r.fields.set("m", n_of(r) + 1); })};
   apply_steps(b, steps, true);
   BOOST_TEST(n_of(b.records[0]) == 10);
-  BOOST_TEST(b.records[0].parsed.at("m").as_int64() ==
+  BOOST_TEST(b.records[0].fields.at<std::int64_t>("m") ==
              11);                      // the second map saw the first
   BOOST_TEST(b.records[1].dropped);    // filtered: a counted drop
   BOOST_TEST(n_of(b.records[1]) == 2); // later steps skip it
@@ -57,7 +65,7 @@ BOOST_AUTO_TEST_CASE(steps_run_in_order_on_valid_records_only) {
 BOOST_AUTO_TEST_CASE(without_a_schema_a_changed_record_is_written_from_its_fields) {
   auto b = batch_of({R"({"n": 1,  "s": "x"})", R"({"n": 2})", R"({"n": 3})"});
   apply_steps(b, {record_map([](record& r) {
-                if (n_of(r) == 1) r.parsed["n"] = 5;
+                if (n_of(r) == 1) r.fields.set("n", 5);
                 if (n_of(r) == 3) r.value = "raw bytes"; // a map that writes the value
               })},
               true);
@@ -72,7 +80,7 @@ BOOST_AUTO_TEST_CASE(with_a_schema_a_map_that_writes_the_value_is_refused) {
                 if (n_of(r) == 1)
                   r.value = "other bytes";
                 else
-                  r.parsed["n"] = 20;
+                  r.fields.set("n", 20);
               })},
               false);
   BOOST_TEST(b.records[0].error->type == "map_error");
@@ -114,8 +122,8 @@ BOOST_AUTO_TEST_CASE(flat_map_keeps_offsets_and_turns_nothing_into_a_drop) {
                 for (std::int64_t i = 0; i < n_of(r); ++i) {
                   record copy;
                   copy.key = "k" + std::to_string(i);
-                  copy.parsed["n"] = n_of(r);
-                  copy.parsed["i"] = i;
+                  copy.fields.set("n", n_of(r));
+                  copy.fields.set("i", i);
                   out.push_back(std::move(copy));
                 }
                 return out;
@@ -135,9 +143,9 @@ BOOST_AUTO_TEST_CASE(flat_map_keeps_offsets_and_turns_nothing_into_a_drop) {
 BOOST_AUTO_TEST_CASE(a_batch_stage_sees_the_batch_and_its_exception_propagates) {
   auto b = batch_of({R"({"n": 1})", R"({"n": 2})"});
   apply_steps(b, {batch_stage([](record_batch& batch) {
-                batch.records.pop_back();         // removed: a counted drop
-                batch.begin_offset = 99;          // coordinates stay Sluice's
-                batch.records[0].parsed["n"] = 7; // changes stay
+                batch.records.pop_back();            // removed: a counted drop
+                batch.begin_offset = 99;             // coordinates stay Sluice's
+                batch.records[0].fields.set("n", 7); // changes stay
               })},
               true);
   BOOST_REQUIRE_EQUAL(b.records.size(), 2u);
@@ -162,11 +170,11 @@ BOOST_AUTO_TEST_CASE(a_batch_stage_sees_the_batch_and_its_exception_propagates) 
 BOOST_AUTO_TEST_CASE(without_a_schema_a_batch_stage_s_field_changes_are_written) {
   auto b = batch_of({R"({"n":1})", R"({"n":2})", R"({"n":3})"});
   std::vector<processing_step> steps{batch_stage([](record_batch& batch) {
-    batch.records[0].parsed["n"] = 10; // fields changed
-    batch.records[1].parsed["n"] = 20; // fields and value changed
+    batch.records[0].fields.set("n", 10); // fields changed
+    batch.records[1].fields.set("n", 20); // fields and value changed
     batch.records[1].value = R"({"n":"twenty"})";
     auto extra = batch.records[2]; // a copy of offset 12, added
-    extra.parsed["copy"] = true;
+    extra.fields.set("copy", true);
     batch.records.push_back(extra);
   })};
   apply_steps(b, steps, true);
@@ -179,7 +187,7 @@ BOOST_AUTO_TEST_CASE(without_a_schema_a_batch_stage_s_field_changes_are_written)
   auto typed = batch_of({R"({"n":1})"});
   apply_steps(
       typed,
-      {batch_stage([](record_batch& batch) { batch.records[0].parsed["n"] = 10; })},
+      {batch_stage([](record_batch& batch) { batch.records[0].fields.set("n", 10); })},
       false);
   BOOST_TEST(*typed.records[0].value == R"({"n":1})");
 }
@@ -194,16 +202,16 @@ BOOST_AUTO_TEST_CASE(a_stage_s_changes_are_matched_by_value_and_added_records_ge
   std::vector<processing_step> steps{
       record_flat_map([](const record& r) {
         auto a = r, c = r;
-        a.parsed["part"] = "a";
-        c.parsed["part"] = "b";
+        a.fields.set("part", "a");
+        c.fields.set("part", "b");
         return std::vector<record>{a, c};
       }),
       batch_stage([](record_batch& batch) {
         batch.records[0].error = record_error{"bad", "the first part"};
-        batch.records[1].parsed["n"] = 2;
+        batch.records[1].fields.set("n", 2);
         record made;
         made.offset = 10;
-        made.parsed["made"] = true;
+        made.fields.set("made", true);
         batch.records.push_back(made);
       })};
   apply_steps(b, steps, true);

@@ -1,0 +1,70 @@
+#include "core/json_reader.hpp"
+#include "core/json_writer.hpp"
+#include "format/format.hpp"
+
+#include <boost/json/value.hpp>
+
+namespace sluice {
+
+namespace {
+
+std::string_view kind_of(const boost::json::value& v) {
+  switch (v.kind()) {
+  case boost::json::kind::null:
+    return "null";
+  case boost::json::kind::bool_:
+    return "boolean";
+  case boost::json::kind::int64:
+  case boost::json::kind::uint64:
+    return "integer";
+  case boost::json::kind::double_:
+    return "double";
+  case boost::json::kind::string:
+    return "string";
+  case boost::json::kind::array:
+    return "array";
+  case boost::json::kind::object:
+    return "object";
+  }
+  return "?";
+}
+
+/// A JSON object per value; its members are the row's fields.
+class json_decoder final : public decoder {
+public:
+  std::optional<record_error> decode(std::string_view value, row& out) override {
+    std::error_code ec;
+    auto doc = reader_.read(value, ec);
+    if (ec)
+      return record_error{"malformed_json",
+                          "the value is not valid JSON: " + ec.message()};
+    if (!doc.is_object())
+      return record_error{"not_an_object", "expected a JSON object, got a JSON " +
+                                               std::string(kind_of(doc))};
+    out = row(std::move(doc.get_object()));
+    return std::nullopt;
+  }
+
+private:
+  json_reader reader_;
+};
+
+/// Compact JSON on one line, doubles in their shortest round-trip form.
+class json_encoder final : public encoder {
+public:
+  void encode(const row& fields, std::string& out) override {
+    write_json(fields.tree(), out);
+  }
+};
+
+} // namespace
+
+std::unique_ptr<decoder> make_decoder(const parse_options&) {
+  return std::make_unique<json_decoder>();
+}
+
+std::unique_ptr<encoder> make_encoder(const parse_options&) {
+  return std::make_unique<json_encoder>();
+}
+
+} // namespace sluice
