@@ -3,8 +3,8 @@
 #   scripts/test.sh                  unit, integration and end-to-end tests on the embedded
 #                                    broker, then the real-Kafka tier (label kafka)
 #   scripts/test.sh --embedded-only  skips the real-Kafka tier, on purpose, and says so
-#   scripts/test.sh --sanitize       also an ASan+UBSan build (build-asan/) running the unit
-#                                    and integration tests (CI does this)
+#   scripts/test.sh --sanitize       also an ASan+UBSan build (build-asan/) running the unit,
+#                                    actor and integration tests (CI does this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,7 +50,7 @@ fi
 
 if [ "$sanitize" = 1 ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
-  targets=(unit_tests integration_tests)
+  targets=(unit_tests actor_tests integration_tests)
   [ "$real_kafka" = 1 ] && targets+=(sluice)
   cmake --build build-asan -j "$jobs" --target "${targets[@]}"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -58,7 +58,7 @@ if [ "$sanitize" = 1 ]; then
   export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
   export SLUICE_TEST_TIMEOUT_MULTIPLIER=4
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j "$jobs" \
-    -L 'unit|integration'
+    -L 'unit|actor|integration'
   if [ "$real_kafka" = 1 ]; then
     # The sanitized binary where real Kafka reaches paths the embedded broker cannot:
     # replicas and leaders killed, a whole cluster gone, real group coordination.
