@@ -78,7 +78,9 @@ public:
   pipeline_builder& trigger(trigger_options options);
   pipeline_builder& runtime(runtime_options options);
 
-  /// Called once per epoch with its progress report (from an actor thread).
+  /// Adds a progress listener: called once per epoch with its report (from
+  /// an actor thread), after the listeners added before it. A listener that
+  /// throws is logged; the others and the commits go on.
   pipeline_builder& on_progress(std::function<void(const epoch_progress&)> fn);
 
   /// The options so far.
@@ -91,7 +93,7 @@ public:
 private:
   pipeline_config config_;
   std::vector<processing_step> steps_;
-  std::function<void(const epoch_progress&)> on_progress_;
+  std::vector<std::function<void(const epoch_progress&)>> progress_listeners_;
   caf::actor_system* system_ = nullptr;
 };
 

@@ -74,7 +74,9 @@ public:
   /// Runs the actors on the app's own actor system (which must outlive
   /// run()) instead of one made for each run.
   void use_actor_system(caf::actor_system& system);
-  /// Called once per epoch with its progress report (from an actor thread).
+  /// Adds a progress listener: called once per epoch with its report (from
+  /// an actor thread), after the listeners added before it. A listener that
+  /// throws is logged; the others and the commits go on. Before run().
   void on_progress(std::function<void(const epoch_progress&)> fn);
 
   run_summary run();

@@ -38,7 +38,7 @@ struct pipeline::impl {
   std::map<std::string, std::string> sink_props;
   std::function<void(record_batch&)> stage;
   std::vector<processing_step> steps;
-  std::function<void(const epoch_progress&)> progress;
+  std::vector<std::function<void(const epoch_progress&)>> progress_listeners;
   /// The app's own actor system (use_actor_system), or null: one per run.
   caf::actor_system* app_system = nullptr;
 
@@ -109,6 +109,24 @@ void summarize(const run_metrics& m, run_summary& out) {
   out.restarts = m.restarts.load();
 }
 
+/// One function that calls every progress listener in order; one that
+/// throws is logged, and the rest still get the report.
+std::function<void(const epoch_progress&)>
+all_listeners(std::vector<std::function<void(const epoch_progress&)>> listeners) {
+  if (listeners.empty()) return {};
+  return [listeners = std::move(listeners)](const epoch_progress& p) {
+    for (std::size_t i = 0; i < listeners.size(); ++i) {
+      try {
+        listeners[i](p);
+      } catch (const std::exception& e) {
+        sluice::logger().error("progress listener {} failed: {}", i + 1, e.what());
+      } catch (...) {
+        sluice::logger().error("progress listener {} failed", i + 1);
+      }
+    }
+  };
+}
+
 } // namespace
 
 pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
@@ -171,7 +189,7 @@ void pipeline::add_steps(std::vector<processing_step> steps) {
 }
 
 void pipeline::on_progress(std::function<void(const epoch_progress&)> fn) {
-  impl_->progress = std::move(fn);
+  if (fn) impl_->progress_listeners.push_back(std::move(fn));
 }
 
 void pipeline::stop() {
@@ -230,7 +248,7 @@ run_summary pipeline::run_until_stopped() {
                   {},
                   stable_uuid(cfg.name + "/" + cfg.source.group_id),
                   random_uuid(),
-                  im.progress,
+                  all_listeners(im.progress_listeners),
                   [&control] { control.mark_complete(); },
                   [&control](const std::string& why) { control.fail(why); }};
   ctx.steps = im.steps;

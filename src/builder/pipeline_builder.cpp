@@ -96,7 +96,7 @@ pipeline_builder& pipeline_builder::runtime(runtime_options options) {
 
 pipeline_builder&
 pipeline_builder::on_progress(std::function<void(const epoch_progress&)> fn) {
-  on_progress_ = std::move(fn);
+  if (fn) progress_listeners_.push_back(std::move(fn));
   return *this;
 }
 
@@ -119,7 +119,8 @@ std::unique_ptr<pipeline> pipeline_builder::build() {
   auto p = std::make_unique<pipeline>(config_);
   p->add_steps(steps_);
   if (system_) p->use_actor_system(*system_);
-  if (on_progress_) p->on_progress(on_progress_);
+  for (auto& listener : progress_listeners_)
+    p->on_progress(listener);
   return p;
 }
 

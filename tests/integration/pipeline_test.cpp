@@ -49,6 +49,15 @@ BOOST_AUTO_TEST_CASE(progress_reports_count_what_was_read) {
   std::mutex m;
   std::vector<epoch_progress> epochs;
   std::atomic<std::int64_t> processed{0};
+  // Listeners, in the order added: one that throws stops neither the next
+  // nor the commits.
+  std::vector<std::int64_t> first_seen;
+  p.on_progress([&](const epoch_progress& e) {
+    std::lock_guard<std::mutex> guard{m};
+    first_seen.push_back(e.batch_id);
+  });
+  p.on_progress(
+      [](const epoch_progress&) { throw std::runtime_error("a broken listener"); });
   p.on_progress([&](const epoch_progress& e) {
     std::lock_guard<std::mutex> guard{m};
     epochs.push_back(e);
@@ -71,6 +80,9 @@ BOOST_AUTO_TEST_CASE(progress_reports_count_what_was_read) {
   }
   BOOST_TEST(input == 20000);
   BOOST_TEST(outputs + dlq == 20000);
+  BOOST_TEST(first_seen.size() == epochs.size());
+  BOOST_TEST(committed_offsets(oc.bootstrap, "it-progress", "orders") ==
+             end_offsets(oc.bootstrap, "orders"));
   BOOST_TEST(dlq == summary.dlq_rows);
   // latestOffset is the broker's high watermark from the first report on,
   // even for a partition nothing was fetched from yet (all data was there).
