@@ -2,7 +2,6 @@
 
 #include <sluice/row.hpp>
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>

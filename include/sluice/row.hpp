@@ -2,6 +2,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <concepts>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -36,7 +37,9 @@ public:
 /// Fields read the same whatever the payload's format: every decoder fills
 /// the same tree (records and maps as nested records, lists as lists, bytes
 /// as text). With a `parse.schema` a row holds the schema's fields in its
-/// order, each of its declared type; without one, whatever the value holds.
+/// order, each checked against its declared type (a `double` field may hold
+/// an integer, which reads as a double too); without one, whatever the value
+/// holds.
 ///
 /// The typed accessors cover flat fields; `tree()` reaches nested ones.
 class row {
@@ -63,8 +66,9 @@ public:
   bool contains(std::string_view name) const noexcept { return fields_.contains(name); }
 
   /// The field's value; nullopt when it is missing or null. Throws
-  /// field_error when it holds another type (a whole-valued double reads as
-  /// an integer; a number never reads as text).
+  /// field_error when it holds another type (a whole-valued double such as
+  /// 3.0 reads as an integer, though its kind() is `number`; a number never
+  /// reads as text).
   template <class T>
   std::optional<T> get(std::string_view name) const {
     static_assert(field_type<T>, "row::get reads string, string_view, int64_t, "
@@ -86,6 +90,7 @@ public:
   std::optional<std::string> text(std::string_view name) const;
 
   /// Sets a field, adding it at the end when the row has none of that name.
+  /// `value` may be a view into this row (copying one field to another).
   void set(std::string_view name, std::string_view value);
   void set(std::string_view name, const char* value) {
     set(name, std::string_view(value));
@@ -93,9 +98,18 @@ public:
   void set(std::string_view name, const std::string& value) {
     set(name, std::string_view(value));
   }
-  void set(std::string_view name, std::int64_t value);
-  void set(std::string_view name, int value) { set(name, std::int64_t{value}); }
+  /// Any integer type; an unsigned value beyond int64_t is kept, but reads
+  /// only as a double.
+  template <std::integral T>
+  requires(!std::same_as<T, bool>) void set(std::string_view name, T value) {
+    if constexpr (std::is_signed_v<T>)
+      set_integer(name, static_cast<std::int64_t>(value));
+    else
+      set_unsigned(name, static_cast<std::uint64_t>(value));
+  }
+  /// A NaN or an infinity is set as null: no payload format here can hold it.
   void set(std::string_view name, double value);
+  void set(std::string_view name, float value) { set(name, static_cast<double>(value)); }
   void set(std::string_view name, bool value);
   void set(std::string_view name, std::nullptr_t);
   /// Removes a field, keeping the others' order; false when there was none.
@@ -108,6 +122,8 @@ public:
   friend bool operator==(const row& a, const row& b) { return a.fields_ == b.fields_; }
 
 private:
+  void set_integer(std::string_view name, std::int64_t value);
+  void set_unsigned(std::string_view name, std::uint64_t value);
   std::optional<std::string> read(std::string_view name, std::string*) const;
   std::optional<std::string_view> read(std::string_view name, std::string_view*) const;
   std::optional<std::int64_t> read(std::string_view name, std::int64_t*) const;

@@ -183,41 +183,42 @@ void record_parser::parse(record& rec) {
     rec.error = std::move(*failed);
     return;
   }
-  // From here on the checks read the row: the same for every format.
-  auto& obj = rec.fields.tree();
+  // From here on the checks read the row: the same for every format. A
+  // record that fails them keeps no fields (stages see an empty row).
+  if (auto failed = check(rec.fields.tree())) {
+    rec.error = std::move(*failed);
+    rec.fields = row();
+  }
+}
+
+std::optional<record_error> record_parser::check(json::object& obj) const {
   for (auto& name : opts_.required) {
     auto* v = obj.if_contains(name);
-    if (!v || v->is_null()) {
-      rec.error =
-          record_error{"missing_field", "required field `" + name + "` is missing"};
-      return;
-    }
+    if (!v || v->is_null())
+      return record_error{"missing_field", "required field `" + name + "` is missing"};
   }
-  if (opts_.fields.empty()) return;
+  if (opts_.fields.empty()) return std::nullopt;
   // Like Spark's from_json: the output keeps the schema's fields, in its order.
   json::object out(obj.storage());
   out.reserve(opts_.fields.size());
   for (auto& f : opts_.fields) {
     auto* v = obj.if_contains(f.name);
     if (!v || v->is_null()) continue;
-    if (v->is_double() && !std::isfinite(v->get_double())) {
-      rec.error =
-          record_error{"wrong_type", "field `" + f.name + "` is out of range for " +
-                                         std::string(to_string(f.type))};
-      return;
-    }
+    if (v->is_double() && !std::isfinite(v->get_double()))
+      return record_error{"wrong_type", "field `" + f.name + "` is out of range for " +
+                                            std::string(to_string(f.type))};
     if (!conforms(*v, f.type)) {
       std::string shown; // numbers as people write them: 1.5, not 1.5E0
       write_json(*v, shown);
-      rec.error = record_error{"wrong_type", "field `" + f.name + "` should be " +
-                                                 std::string(to_string(f.type)) +
-                                                 ", got " + std::string(kind_of(*v)) +
-                                                 " " + shown.substr(0, 40)};
-      return;
+      return record_error{"wrong_type", "field `" + f.name + "` should be " +
+                                            std::string(to_string(f.type)) + ", got " +
+                                            std::string(kind_of(*v)) + " " +
+                                            shown.substr(0, 40)};
     }
     out.emplace(f.name, std::move(*v));
   }
   obj = std::move(out);
+  return std::nullopt;
 }
 
 void write_fields(const record& rec, std::string& out) {

@@ -3,7 +3,10 @@
 #include <sluice/config.hpp>
 #include <sluice/record.hpp>
 
+#include <boost/json/fwd.hpp>
+
 #include <memory>
+#include <optional>
 
 namespace sluice {
 
@@ -23,6 +26,10 @@ public:
   void parse(record& rec);
 
 private:
+  /// parse.required and parse.schema on a decoded row; keeps the schema's
+  /// fields only.
+  std::optional<record_error> check(boost::json::object& fields) const;
+
   parse_options opts_;
   std::unique_ptr<decoder> decoder_;
 };

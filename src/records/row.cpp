@@ -2,6 +2,7 @@
 
 #include <sluice/row.hpp>
 
+#include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
 
 #include <cmath>
@@ -104,7 +105,8 @@ std::optional<std::int64_t> row::read(std::string_view name, std::int64_t*) cons
   if (v->is_uint64()) {
     if (v->get_uint64() <= std::uint64_t(std::numeric_limits<std::int64_t>::max()))
       return static_cast<std::int64_t>(v->get_uint64());
-    throw field_error("field `" + std::string(name) + "` is beyond a 64-bit integer");
+    throw field_error("field `" + std::string(name) +
+                      "` is beyond a signed 64-bit integer");
   }
   if (v->is_double()) {
     // 3.0 in a payload is the integer 3; 3.5 is not an integer at all.
@@ -140,20 +142,45 @@ std::optional<std::string> row::text(std::string_view name) const {
   return out;
 }
 
-void row::set(std::string_view name, std::string_view value) {
-  fields_[name] = value;
+namespace {
+
+/// Sets `name` to `v`. In place when the field is there; otherwise added at
+/// the end under a copy of the name, since inserting may move the row's
+/// storage and `name` may be a view into it.
+void put(json::object& fields, std::string_view name, json::value v) {
+  if (auto* at = fields.if_contains(name)) {
+    *at = std::move(v);
+    return;
+  }
+  fields.emplace(std::string(name), std::move(v));
 }
-void row::set(std::string_view name, std::int64_t value) {
-  fields_[name] = value;
+
+} // namespace
+
+void row::set(std::string_view name, std::string_view value) {
+  // Copied first: `value` may be a view into this row (copying a field).
+  put(fields_, name, json::string(value, fields_.storage()));
+}
+void row::set_integer(std::string_view name, std::int64_t value) {
+  put(fields_, name, json::value(value, fields_.storage()));
+}
+void row::set_unsigned(std::string_view name, std::uint64_t value) {
+  if (value <= std::uint64_t(std::numeric_limits<std::int64_t>::max()))
+    put(fields_, name, json::value(static_cast<std::int64_t>(value), fields_.storage()));
+  else
+    put(fields_, name, json::value(value, fields_.storage()));
 }
 void row::set(std::string_view name, double value) {
-  fields_[name] = value;
+  if (std::isfinite(value))
+    put(fields_, name, json::value(value, fields_.storage()));
+  else
+    put(fields_, name, json::value(nullptr, fields_.storage()));
 }
 void row::set(std::string_view name, bool value) {
-  fields_[name] = value;
+  put(fields_, name, json::value(value, fields_.storage()));
 }
 void row::set(std::string_view name, std::nullptr_t) {
-  fields_[name] = nullptr;
+  put(fields_, name, json::value(nullptr, fields_.storage()));
 }
 
 bool row::erase(std::string_view name) {

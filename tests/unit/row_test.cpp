@@ -6,7 +6,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <string>
+#include <vector>
 
 using namespace sluice;
 
@@ -74,7 +76,7 @@ BOOST_AUTO_TEST_CASE(a_field_of_another_type_or_missing_where_needed_throws_nami
   BOOST_TEST(message([&] { r.at<double>("absent"); }) == "field `absent` is missing");
   BOOST_TEST(message([&] { r.at<double>("none"); }) == "field `none` is null");
   BOOST_TEST(message([&] { r.get<std::int64_t>("big"); }) ==
-             "field `big` is beyond a 64-bit integer");
+             "field `big` is beyond a signed 64-bit integer");
   BOOST_TEST(*r.get<double>("big") == 18446744073709551615.0);
 }
 
@@ -106,6 +108,64 @@ BOOST_AUTO_TEST_CASE(set_replaces_in_place_or_adds_at_the_end_and_the_encoder_wr
   BOOST_TEST((copy == r));
   copy.set("e", 0.2);
   BOOST_TEST(!(copy == r));
+}
+
+// A view into the row given to set(): inserting may move the row's storage
+// (short strings live inside it). Caught by ASan when set() did not copy first.
+BOOST_AUTO_TEST_CASE(a_field_copied_into_a_new_field_by_view_survives_the_insert) {
+  auto r = decoded(R"({"customer_id": "c-17", "a": 1})");
+  for (int i = 0; i < 20; ++i) // each insert may grow the table
+    r.set("copy" + std::to_string(i), *r.get<std::string_view>("customer_id"));
+  BOOST_TEST(*r.get<std::string>("copy19") == "c-17");
+  r.set(r.names()[1], *r.get<std::string_view>("copy0")); // a name that is a view, too
+  BOOST_TEST(*r.get<std::string>("a") == "c-17");
+  BOOST_TEST(r.size() == 22u);
+}
+
+BOOST_AUTO_TEST_CASE(set_takes_any_integer_type_and_keeps_what_json_cannot_hold_as_null) {
+  row r;
+  std::vector<int> v{1, 2, 3};
+  r.set("size", v.size());
+  r.set("u", 7u);
+  r.set("ll", -5LL);
+  r.set("short", static_cast<short>(3));
+  r.set("huge", std::uint64_t{18446744073709551615u});
+  r.set("f", 0.5f);
+  r.set("nan", std::nan(""));
+  r.set("flag", true);
+  BOOST_TEST(*r.get<std::int64_t>("size") == 3);
+  BOOST_TEST(*r.get<std::int64_t>("u") == 7);
+  BOOST_TEST(*r.get<std::int64_t>("ll") == -5);
+  BOOST_TEST(*r.get<std::int64_t>("short") == 3);
+  BOOST_TEST((r.kind("huge") == field_kind::integer));
+  BOOST_TEST(*r.get<double>("huge") == 18446744073709551615.0);
+  BOOST_TEST(*r.get<double>("f") == 0.5);
+  BOOST_TEST((r.kind("nan") == field_kind::null));
+  BOOST_TEST((r.kind("flag") == field_kind::boolean));
+  BOOST_TEST(
+      encoded(r) ==
+      R"({"size":3,"u":7,"ll":-5,"short":3,"huge":18446744073709551615,"f":0.5,"nan":null,"flag":true})");
+}
+
+// A record that fails parse.required or parse.schema used to keep a half-moved
+// row (the fields before the bad one read as null): it keeps none.
+BOOST_AUTO_TEST_CASE(a_record_that_fails_the_schema_keeps_no_fields) {
+  parse_options o;
+  o.fields = {{"id", field_type::string_t}, {"n", field_type::long_t}};
+  o.required = {"id"};
+  record_parser p(o);
+  record wrong;
+  wrong.value = R"({"id": "x", "n": "seven"})";
+  p.parse(wrong);
+  BOOST_REQUIRE(wrong.error);
+  BOOST_TEST(wrong.error->type == "wrong_type");
+  BOOST_TEST(wrong.fields.empty());
+  record missing;
+  missing.value = R"({"n": 1, "other": true})";
+  p.parse(missing);
+  BOOST_REQUIRE(missing.error);
+  BOOST_TEST(missing.error->type == "missing_field");
+  BOOST_TEST(missing.fields.empty());
 }
 
 BOOST_AUTO_TEST_CASE(the_json_decoder_says_why_a_value_is_not_a_row) {

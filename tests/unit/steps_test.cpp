@@ -1,3 +1,4 @@
+#include "core/batch_bookkeeping.hpp"
 #include "format/format.hpp"
 #include "records/record_parser.hpp"
 #include "records/record_router.hpp"
@@ -17,6 +18,7 @@ namespace {
 record_batch batch_of(std::initializer_list<std::string> values) {
   record_parser parser(parse_options{});
   record_batch b;
+  b.topic = "orders";
   std::int64_t offset = 10;
   for (auto& v : values) {
     record r;
@@ -162,6 +164,30 @@ BOOST_AUTO_TEST_CASE(a_batch_stage_sees_the_batch_and_its_exception_propagates) 
                                 })},
                                 true),
                     std::runtime_error);
+}
+
+// The batch's bookkeeping (its credit, dedup's changes) is Sluice's: a stage
+// that replaces the whole batch gives it back with the coordinates.
+BOOST_AUTO_TEST_CASE(a_batch_stage_that_replaces_the_batch_keeps_its_bookkeeping) {
+  auto b = batch_of({R"({"n": 1})", R"({"n": 2})"});
+  bookkeeping_of(b).issued_records = 2;
+  bookkeeping_of(b).bytes = 40;
+  auto books = b.bookkeeping;
+  apply_steps(b, {batch_stage([](record_batch& batch) {
+                record_batch fresh;
+                fresh.records.push_back(batch.records[1]);
+                batch = std::move(fresh);
+              })},
+              true);
+  BOOST_TEST(b.bookkeeping == books);
+  BOOST_TEST(b.bookkeeping->issued_records == 2);
+  BOOST_TEST(b.bookkeeping->bytes == 40);
+  BOOST_TEST(b.topic == "orders");
+  BOOST_TEST(b.begin_offset == 10);
+  BOOST_REQUIRE_EQUAL(b.records.size(), 2u);
+  BOOST_TEST(b.records[0].offset == 11);
+  BOOST_TEST(b.records[1].offset == 10);
+  BOOST_TEST(b.records[1].dropped);
 }
 
 // Without a schema a batch stage's changes to fields were not written: the
