@@ -80,7 +80,8 @@ public:
 
   /// Adds a progress listener: called once per epoch with its report (from
   /// an actor thread), after the listeners added before it. A listener that
-  /// throws is logged; the others and the commits go on.
+  /// throws is logged; the others and the commits go on. An empty function is
+  /// ignored; listeners cannot be removed.
   pipeline_builder& on_progress(std::function<void(const epoch_progress&)> fn);
 
   /// The options so far.

@@ -76,7 +76,8 @@ public:
   void use_actor_system(caf::actor_system& system);
   /// Adds a progress listener: called once per epoch with its report (from
   /// an actor thread), after the listeners added before it. A listener that
-  /// throws is logged; the others and the commits go on. Before run().
+  /// throws is logged; the others and the commits go on. Before run(). An
+  /// empty function is ignored; listeners cannot be removed.
   void on_progress(std::function<void(const epoch_progress&)> fn);
 
   run_summary run();

@@ -43,6 +43,12 @@ public:
 ///
 /// The typed accessors cover flat fields; `tree()` reaches nested ones.
 class row {
+  template <class T>
+  static constexpr bool is_character =
+      std::is_same_v<T, char> || std::is_same_v<T, wchar_t> ||
+      std::is_same_v<T, char8_t> || std::is_same_v<T, char16_t> ||
+      std::is_same_v<T, char32_t>;
+
 public:
   /// The types `get`, `at` and `set` take: text as std::string or
   /// std::string_view (a view into the row, valid until it changes),
@@ -86,7 +92,7 @@ public:
 
   /// The field's value as text, for names and keys: text as it is, a number
   /// or boolean as written (1.0 stays "1.0"), a list or record as compact
-  /// JSON; nullopt when missing or null.
+  /// JSON; nullopt when missing or null (so `text(n) == "x"` is false then).
   std::optional<std::string> text(std::string_view name) const;
 
   /// Sets a field, adding it at the end when the row has none of that name.
@@ -98,10 +104,12 @@ public:
   void set(std::string_view name, const std::string& value) {
     set(name, std::string_view(value));
   }
-  /// Any integer type; an unsigned value beyond int64_t is kept, but reads
-  /// only as a double.
+  /// Any integer type (signed char and unsigned char too). An unsigned value
+  /// beyond int64_t is kept (its kind is `integer`), but get<std::int64_t>
+  /// throws for it: it reads as a double.
   template <std::integral T>
-  requires(!std::same_as<T, bool>) void set(std::string_view name, T value) {
+  requires(!std::same_as<T, bool> && !is_character<T>) void set(std::string_view name,
+                                                                T value) {
     if constexpr (std::is_signed_v<T>)
       set_integer(name, static_cast<std::int64_t>(value));
     else
@@ -109,9 +117,17 @@ public:
   }
   /// A NaN or an infinity is set as null: no payload format here can hold it.
   void set(std::string_view name, double value);
-  void set(std::string_view name, float value) { set(name, static_cast<double>(value)); }
+  /// As the double its shortest text gives: 0.1f is 0.1, not 0.10000000149011612.
+  void set(std::string_view name, float value);
   void set(std::string_view name, bool value);
   void set(std::string_view name, std::nullptr_t);
+  /// Not a character ('A' is not 65) nor a pointer (which would be a bool):
+  /// give text as a string.
+  template <class T>
+  requires is_character<T>
+  void set(std::string_view name, T value) = delete;
+  template <class T>
+  void set(std::string_view name, const T* value) = delete;
   /// Removes a field, keeping the others' order; false when there was none.
   bool erase(std::string_view name);
 

@@ -44,9 +44,21 @@ caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx,
   fail_on_exception(self, std::move(chain_error));
   // Only a pipeline whose last stage writes the records has delivered ones.
   bool delivering = !ctx->config.route.delivered_by.empty();
+  // With a schema, records are written from their fields: the steps must not
+  // have broken it (a map setting `quantity` to "many").
+  std::shared_ptr<const record_parser> schema;
+  if (!ctx->config.parse.fields.empty() && !ctx->steps.empty())
+    schema = std::make_shared<const record_parser>(ctx->config.parse);
   return {[=](batch_ptr& batch) {
-    for (auto& rec : batch->records)
-      if (!rec.error && !(rec.delivered && delivering)) ctx->router.route(rec);
+    for (auto& rec : batch->records) {
+      if (rec.error || (rec.delivered && delivering)) continue;
+      if (schema && !rec.dropped && rec.value)
+        if (auto broken = schema->check_after_steps(rec.fields)) {
+          rec.error = std::move(*broken);
+          continue;
+        }
+      ctx->router.route(rec);
+    }
     self->send(next, std::move(batch));
   }};
 }

@@ -30,7 +30,7 @@ int number(std::string_view s, std::size_t pos, std::size_t n) {
 
 /// Checks one value against its declared type; converts ints to doubles for
 /// `double` fields so outputs carry one type per field.
-bool conforms(json::value& v, field_type t) {
+bool conforms(const json::value& v, field_type t) {
   switch (t) {
   case field_type::string_t:
     return v.is_string();
@@ -218,6 +218,27 @@ std::optional<record_error> record_parser::check(json::object& obj) const {
     out.emplace(f.name, std::move(*v));
   }
   obj = std::move(out);
+  return std::nullopt;
+}
+
+std::optional<record_error> record_parser::check_after_steps(const row& fields) const {
+  auto& obj = fields.tree();
+  for (auto& name : opts_.required) {
+    auto* v = obj.if_contains(name);
+    if (!v || v->is_null())
+      return record_error{"missing_field",
+                          "after the steps, required field `" + name + "` is missing"};
+  }
+  for (auto& f : opts_.fields) {
+    auto* v = obj.if_contains(f.name);
+    if (!v || v->is_null() || conforms(*v, f.type)) continue;
+    std::string shown;
+    write_json(*v, shown);
+    return record_error{"wrong_type",
+                        "after the steps, field `" + f.name + "` should be " +
+                            std::string(to_string(f.type)) + ", got " +
+                            std::string(kind_of(*v)) + " " + shown.substr(0, 40)};
+  }
   return std::nullopt;
 }
 

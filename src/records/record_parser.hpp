@@ -25,6 +25,12 @@ public:
   /// decoded, misses a required field or has a field of the wrong type.
   void parse(record& rec);
 
+  /// With a `parse.schema`: whether a row the steps changed still holds the
+  /// schema's fields with their declared types, and the required ones (a
+  /// record written from its fields must not break the schema it was read
+  /// with). Fields the steps added outside the schema are free.
+  std::optional<record_error> check_after_steps(const row& fields) const;
+
 private:
   /// parse.required and parse.schema on a decoded row; keeps the schema's
   /// fields only.

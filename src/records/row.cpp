@@ -5,6 +5,7 @@
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -176,6 +177,15 @@ void row::set(std::string_view name, double value) {
   else
     put(fields_, name, json::value(nullptr, fields_.storage()));
 }
+void row::set(std::string_view name, float value) {
+  if (!std::isfinite(value)) return set(name, nullptr);
+  // The double a person reads in the float: its shortest decimal text.
+  char text[32];
+  auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+  double d = value;
+  if (ec == std::errc()) std::from_chars(text, end, d);
+  set(name, d);
+}
 void row::set(std::string_view name, bool value) {
   put(fields_, name, json::value(value, fields_.storage()));
 }
@@ -183,8 +193,10 @@ void row::set(std::string_view name, std::nullptr_t) {
   put(fields_, name, json::value(nullptr, fields_.storage()));
 }
 
-bool row::erase(std::string_view name) {
-  if (!fields_.contains(name)) return false;
+bool row::erase(std::string_view name_view) {
+  if (!fields_.contains(name_view)) return false;
+  // A copy: `name_view` may view a value that is moved below.
+  const std::string name(name_view);
   // object::erase moves the last field into the gap (Boost 1.81 has no
   // stable erase): the order is kept by copying the others.
   boost::json::object kept(fields_.storage());

@@ -240,7 +240,7 @@ BOOST_AUTO_TEST_CASE(
     };
     f.start(std::move(s));
     f.send(batch_of(0, 3));
-    BOOST_TEST(f.chain_error->find("the actor stage of orders/0 stopped") == 0u,
+    BOOST_TEST(f.chain_error->find("the actor stage of orders/0 stopped: ") == 0u,
                *f.chain_error);
     BOOST_TEST(f.chain_error->find("out of memory budget") != std::string::npos);
     BOOST_TEST(*f.owner_down);
@@ -258,6 +258,29 @@ BOOST_AUTO_TEST_CASE(make_that_throws_or_returns_no_actor_fails_the_chain_at_onc
   BOOST_TEST(*f.chain_error ==
              "the actor stage of orders/0 was not made: `make` threw: no model file");
   BOOST_TEST(*f.owner_down);
+  runner_fixture g;
+  actor_stage none;
+  none.make = [](caf::actor_system&, const stage_origin&) { return stage_actor{}; };
+  g.start(std::move(none));
+  BOOST_TEST(
+      *g.chain_error ==
+      "the actor stage of orders/0 was not made: `make` returned an invalid actor");
+  BOOST_TEST(*g.owner_down);
+}
+
+BOOST_AUTO_TEST_CASE(a_null_batch_as_the_answer_fails_the_chain) {
+  runner_fixture f;
+  auto h = std::make_shared<held_batches>();
+  f.start(scripted_stage(h, 1));
+  f.send(batch_of(0, 3));
+  BOOST_REQUIRE(h->held.size() == 1u);
+  h->held[0].second = nullptr;
+  caf::anon_send(h->stage, std::size_t{0});
+  f.ds.run();
+  BOOST_TEST(*f.chain_error ==
+             "the actor stage of orders/0 answered a batch with a null batch_ptr");
+  BOOST_TEST(*f.owner_down);
+  BOOST_TEST(f.out->batches.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

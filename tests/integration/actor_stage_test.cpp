@@ -383,6 +383,62 @@ BOOST_AUTO_TEST_CASE(actor_stages_and_record_steps_run_in_the_order_given) {
   BOOST_TEST(n == valid.size());
 }
 
+// With a schema records are written from their fields. A map that broke the
+// schema (an int field set to text, a required field erased) had its record
+// written as broken; now the record goes to the DLQ with its source bytes.
+// Fields outside the schema stay free.
+BOOST_AUTO_TEST_CASE(a_step_that_breaks_the_schema_sends_the_record_to_the_dlq) {
+  order_cluster oc(2);
+  oc.produce(1500);
+  auto b = pipeline_builder::from_config(oc.config("it-schema-after-steps"));
+  b.map([](record& r) {
+    auto priority = r.fields.at<std::string>("priority");
+    if (priority == "high")
+      r.fields.set("quantity", "many");
+    else if (priority == "medium")
+      r.fields.erase("order_id");
+    r.fields.set("note", "free");
+  });
+  auto summary = b.build()->run();
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  testing::order_generator gen(oc.seed, oc.malformed_fraction);
+  std::map<std::string, std::int64_t> want; // what each event should become
+  for (std::int64_t i = 0; i < oc.count; ++i) {
+    auto e = gen.make(i);
+    if (!e.malformation.empty())
+      ++want["dlq:" + testing::expected_error_type(e.malformation)];
+    else if (e.priority == "high")
+      ++want["dlq:wrong_type after the steps"];
+    else if (e.priority == "medium")
+      ++want["dlq:missing_field after the steps"];
+    else
+      ++want["written"];
+  }
+  std::map<std::string, std::int64_t> got;
+  for (auto& c : read_topic(oc.bootstrap, "orders-low")) {
+    auto v = json::parse(c.value.value_or("")).as_object();
+    BOOST_TEST(v.at("note") == "free");
+    ++got["written"];
+  }
+  for (auto topic : {"orders-high", "orders-medium"})
+    BOOST_TEST(read_topic(oc.bootstrap, topic).empty(), topic);
+  for (auto& c : read_topic(oc.bootstrap, "orders-dlq")) {
+    auto type = c.header_value("sluice.error.type").value_or("");
+    auto message = c.header_value("sluice.error.message").value_or("");
+    if (message.starts_with("after the steps")) {
+      type += " after the steps";
+      // The source bytes, not the broken fields.
+      BOOST_TEST(c.value.value_or("").find("\"note\"") == std::string::npos);
+    }
+    ++got["dlq:" + type];
+  }
+  BOOST_TEST(want["dlq:wrong_type after the steps"] > 0);
+  BOOST_TEST(want["dlq:missing_field after the steps"] > 0);
+  for (auto& [what, n] : want)
+    BOOST_TEST(got[what] == n, what);
+  BOOST_TEST(got.size() == want.size());
+}
+
 // A partition held back by its stage: after 30 s without progress the run
 // names the partitions behind and their consumers log where they wait; once
 // the stage answers, the run ends with every record written.

@@ -120,7 +120,28 @@ BOOST_AUTO_TEST_CASE(a_field_copied_into_a_new_field_by_view_survives_the_insert
   r.set(r.names()[1], *r.get<std::string_view>("copy0")); // a name that is a view, too
   BOOST_TEST(*r.get<std::string>("a") == "c-17");
   BOOST_TEST(r.size() == 22u);
+  // A new field named by a view into a (short, inline) value of the row.
+  r.set("name", "fresh");
+  for (int i = 0; i < 20; ++i)
+    r.set(*r.get<std::string_view>("name"), i);
+  BOOST_TEST(*r.get<std::int64_t>("fresh") == 19);
+  // Erasing by a view into a value that moves while the row is rebuilt.
+  r.set("victim", "copy3");
+  BOOST_TEST(r.erase(*r.get<std::string_view>("victim")));
+  BOOST_TEST(!r.contains("copy3"));
+  BOOST_TEST(r.contains("copy4"));
 }
+
+// Compile-time: a character or a pointer is refused ('A' is not 65, and a
+// pointer would have been stored as `true`).
+template <class T>
+concept settable = requires(row r, T v) {
+  r.set("x", v);
+};
+static_assert(settable<std::int64_t> && settable<unsigned char> && settable<signed char>);
+static_assert(settable<const char*> && settable<std::string> && settable<float>);
+static_assert(!settable<char> && !settable<char8_t> && !settable<wchar_t>);
+static_assert(!settable<int*> && !settable<const int*> && !settable<const char8_t*>);
 
 BOOST_AUTO_TEST_CASE(set_takes_any_integer_type_and_keeps_what_json_cannot_hold_as_null) {
   row r;
@@ -140,11 +161,13 @@ BOOST_AUTO_TEST_CASE(set_takes_any_integer_type_and_keeps_what_json_cannot_hold_
   BOOST_TEST((r.kind("huge") == field_kind::integer));
   BOOST_TEST(*r.get<double>("huge") == 18446744073709551615.0);
   BOOST_TEST(*r.get<double>("f") == 0.5);
+  r.set("tenth", 0.1f);
+  BOOST_TEST(*r.text("tenth") == "0.1"); // not 0.10000000149011612
   BOOST_TEST((r.kind("nan") == field_kind::null));
   BOOST_TEST((r.kind("flag") == field_kind::boolean));
   BOOST_TEST(
       encoded(r) ==
-      R"({"size":3,"u":7,"ll":-5,"short":3,"huge":18446744073709551615,"f":0.5,"nan":null,"flag":true})");
+      R"({"size":3,"u":7,"ll":-5,"short":3,"huge":18446744073709551615,"f":0.5,"nan":null,"flag":true,"tenth":0.1})");
 }
 
 // A record that fails parse.required or parse.schema used to keep a half-moved
