@@ -97,6 +97,29 @@ struct runner_fixture {
   }
 };
 
+/// A stage whose actor runs `fn` (a typed behavior function).
+template <class F>
+actor_stage stage_from(F fn) {
+  actor_stage s;
+  s.make = [fn](caf::actor_system& sys, const stage_origin&) -> stage_actor {
+    return sys.spawn(fn);
+  };
+  return s;
+}
+
+/// Starts `s`, sends it a batch, and checks that the chain failed with an
+/// error starting with `starts` and naming `reason`, and passed nothing on.
+void expect_failed_chain(actor_stage s, const std::string& starts,
+                         const std::string& reason) {
+  runner_fixture f;
+  f.start(std::move(s));
+  f.send(batch_of(0, 3));
+  BOOST_TEST(f.chain_error->find(starts) == 0u, *f.chain_error);
+  BOOST_TEST(f.chain_error->find(reason) != std::string::npos, *f.chain_error);
+  BOOST_TEST(*f.owner_down);
+  BOOST_TEST(f.out->batches.empty());
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(actor_stage_runner)
@@ -192,60 +215,28 @@ BOOST_AUTO_TEST_CASE(
 
 BOOST_AUTO_TEST_CASE(
     an_error_answer_or_a_stage_that_stops_fails_the_chain_with_the_reason) {
-  {
-    runner_fixture f;
-    actor_stage s;
-    s.make = [](caf::actor_system& sys, const stage_origin&) -> stage_actor {
-      return sys.spawn([](stage_actor::pointer) -> stage_actor::behavior_type {
+  expect_failed_chain(
+      stage_from([](stage_actor::pointer) -> stage_actor::behavior_type {
         return {[](batch_ptr&) -> caf::result<batch_ptr> {
           return caf::make_error(caf::sec::runtime_error, "the scoring service said no");
         }};
-      });
-    };
-    f.start(std::move(s));
-    f.send(batch_of(0, 3));
-    BOOST_TEST(f.chain_error->find("the actor stage of orders/0 failed on a batch") ==
-               0u);
-    BOOST_TEST(f.chain_error->find("the scoring service said no") != std::string::npos);
-    BOOST_TEST(*f.owner_down);
-    BOOST_TEST(f.out->batches.empty());
-  }
-  {
-    runner_fixture f;
-    actor_stage s;
-    s.make = [](caf::actor_system& sys, const stage_origin&) -> stage_actor {
-      return sys.spawn([](stage_actor::pointer self) -> stage_actor::behavior_type {
+      }),
+      "the actor stage of orders/0 failed on a batch", "the scoring service said no");
+  expect_failed_chain(
+      stage_from([](stage_actor::pointer self) -> stage_actor::behavior_type {
         report_exceptions(self);
         return {[](batch_ptr&) -> batch_ptr { throw std::runtime_error("bad state"); }};
-      });
-    };
-    f.start(std::move(s));
-    f.send(batch_of(0, 3));
-    BOOST_TEST(f.chain_error->find("the actor stage of orders/0") == 0u);
-    BOOST_TEST(f.chain_error->find("bad state") != std::string::npos, *f.chain_error);
-    BOOST_TEST(*f.owner_down);
-    BOOST_TEST(f.out->batches.empty());
-  }
-  {
-    // A stage that quits without answering: its `down` fails the chain.
-    runner_fixture f;
-    actor_stage s;
-    s.make = [](caf::actor_system& sys, const stage_origin&) -> stage_actor {
-      return sys.spawn([](stage_actor::pointer self) -> stage_actor::behavior_type {
+      }),
+      "the actor stage of orders/0", "bad state");
+  // A stage that quits without answering: its `down` fails the chain.
+  expect_failed_chain(
+      stage_from([](stage_actor::pointer self) -> stage_actor::behavior_type {
         return {[self](batch_ptr&) -> caf::result<batch_ptr> {
           self->quit(caf::make_error(caf::sec::runtime_error, "out of memory budget"));
           return caf::delegated<batch_ptr>();
         }};
-      });
-    };
-    f.start(std::move(s));
-    f.send(batch_of(0, 3));
-    BOOST_TEST(f.chain_error->find("the actor stage of orders/0 stopped: ") == 0u,
-               *f.chain_error);
-    BOOST_TEST(f.chain_error->find("out of memory budget") != std::string::npos);
-    BOOST_TEST(*f.owner_down);
-    BOOST_TEST(f.out->batches.empty());
-  }
+      }),
+      "the actor stage of orders/0 stopped: ", "out of memory budget");
 }
 
 BOOST_AUTO_TEST_CASE(make_that_throws_or_returns_no_actor_fails_the_chain_at_once) {
