@@ -46,14 +46,12 @@ caf::behavior router_stage(caf::event_based_actor* self, run_context* ctx,
   bool delivering = !ctx->config.route.delivered_by.empty();
   // With a schema, records are written from their fields: the steps must not
   // have broken it (a map setting `quantity` to "many").
-  std::shared_ptr<const record_parser> schema;
-  if (!ctx->config.parse.fields.empty() && !ctx->steps.empty())
-    schema = std::make_shared<const record_parser>(ctx->config.parse);
+  bool check_schema = !ctx->config.parse.fields.empty() && !ctx->steps.empty();
   return {[=](batch_ptr& batch) {
     for (auto& rec : batch->records) {
       if (rec.error || (rec.delivered && delivering)) continue;
-      if (schema && !rec.dropped && rec.value)
-        if (auto broken = schema->check_after_steps(rec.fields)) {
+      if (check_schema && !rec.dropped && rec.value)
+        if (auto broken = check_after_steps(ctx->config.parse, rec.fields)) {
           rec.error = std::move(*broken);
           continue;
         }

@@ -115,4 +115,25 @@ json::value json_reader::read(std::string_view text, std::error_code& ec) {
   return p.handler().st.release();
 }
 
+std::string_view json_kind_name(const boost::json::value& v) {
+  switch (v.kind()) {
+  case boost::json::kind::null:
+    return "null";
+  case boost::json::kind::bool_:
+    return "boolean";
+  case boost::json::kind::int64:
+  case boost::json::kind::uint64:
+    return "integer";
+  case boost::json::kind::double_:
+    return "double";
+  case boost::json::kind::string:
+    return "string";
+  case boost::json::kind::array:
+    return "array";
+  case boost::json::kind::object:
+    return "object";
+  }
+  return "?";
+}
+
 } // namespace sluice

@@ -30,4 +30,8 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
+/// What a JSON value is, as DLQ reasons name it: null, boolean, integer,
+/// double, string, array or object.
+std::string_view json_kind_name(const boost::json::value& v);
+
 } // namespace sluice

@@ -8,27 +8,6 @@ namespace sluice {
 
 namespace {
 
-std::string_view kind_of(const boost::json::value& v) {
-  switch (v.kind()) {
-  case boost::json::kind::null:
-    return "null";
-  case boost::json::kind::bool_:
-    return "boolean";
-  case boost::json::kind::int64:
-  case boost::json::kind::uint64:
-    return "integer";
-  case boost::json::kind::double_:
-    return "double";
-  case boost::json::kind::string:
-    return "string";
-  case boost::json::kind::array:
-    return "array";
-  case boost::json::kind::object:
-    return "object";
-  }
-  return "?";
-}
-
 /// A JSON object per value; its members are the row's fields.
 class json_decoder final : public decoder {
 public:
@@ -40,7 +19,7 @@ public:
                           "the value is not valid JSON: " + ec.message()};
     if (!doc.is_object())
       return record_error{"not_an_object", "expected a JSON object, got a JSON " +
-                                               std::string(kind_of(doc))};
+                                               std::string(json_kind_name(doc))};
     out = row(std::move(doc.get_object()));
     return std::nullopt;
   }

@@ -1,5 +1,6 @@
 #include "records/record_parser.hpp"
 
+#include "core/json_reader.hpp"
 #include "core/json_writer.hpp"
 #include "format/format.hpp"
 
@@ -54,25 +55,27 @@ bool conforms(const json::value& v, field_type t) {
   return false;
 }
 
-std::string_view kind_of(const json::value& v) {
-  switch (v.kind()) {
-  case json::kind::null:
-    return "null";
-  case json::kind::bool_:
-    return "boolean";
-  case json::kind::int64:
-  case json::kind::uint64:
-    return "integer";
-  case json::kind::double_:
-    return "double";
-  case json::kind::string:
-    return "string";
-  case json::kind::array:
-    return "array";
-  case json::kind::object:
-    return "object";
+/// The first required field that is missing or null, as a DLQ reason.
+std::optional<record_error> missing_required(const parse_options& opts,
+                                             const json::object& obj,
+                                             std::string_view when) {
+  for (auto& name : opts.required) {
+    auto* v = obj.if_contains(name);
+    if (!v || v->is_null())
+      return record_error{"missing_field",
+                          std::string(when) + "required field `" + name + "` is missing"};
   }
-  return "?";
+  return std::nullopt;
+}
+
+record_error wrong_type(const schema_field& f, const json::value& v,
+                        std::string_view when) {
+  std::string shown; // numbers as people write them: 1.5, not 1.5E0
+  write_json(v, shown);
+  return record_error{"wrong_type", std::string(when) + "field `" + f.name +
+                                        "` should be " + std::string(to_string(f.type)) +
+                                        ", got " + std::string(json_kind_name(v)) + " " +
+                                        shown.substr(0, 40)};
 }
 
 } // namespace
@@ -192,11 +195,7 @@ void record_parser::parse(record& rec) {
 }
 
 std::optional<record_error> record_parser::check(json::object& obj) const {
-  for (auto& name : opts_.required) {
-    auto* v = obj.if_contains(name);
-    if (!v || v->is_null())
-      return record_error{"missing_field", "required field `" + name + "` is missing"};
-  }
+  if (auto missing = missing_required(opts_, obj, "")) return missing;
   if (opts_.fields.empty()) return std::nullopt;
   // Like Spark's from_json: the output keeps the schema's fields, in its order.
   json::object out(obj.storage());
@@ -207,38 +206,21 @@ std::optional<record_error> record_parser::check(json::object& obj) const {
     if (v->is_double() && !std::isfinite(v->get_double()))
       return record_error{"wrong_type", "field `" + f.name + "` is out of range for " +
                                             std::string(to_string(f.type))};
-    if (!conforms(*v, f.type)) {
-      std::string shown; // numbers as people write them: 1.5, not 1.5E0
-      write_json(*v, shown);
-      return record_error{"wrong_type", "field `" + f.name + "` should be " +
-                                            std::string(to_string(f.type)) + ", got " +
-                                            std::string(kind_of(*v)) + " " +
-                                            shown.substr(0, 40)};
-    }
+    if (!conforms(*v, f.type)) return wrong_type(f, *v, "");
     out.emplace(f.name, std::move(*v));
   }
   obj = std::move(out);
   return std::nullopt;
 }
 
-std::optional<record_error> record_parser::check_after_steps(const row& fields) const {
+std::optional<record_error> check_after_steps(const parse_options& opts,
+                                              const row& fields) {
+  constexpr std::string_view when = "after the steps, ";
   auto& obj = fields.tree();
-  for (auto& name : opts_.required) {
-    auto* v = obj.if_contains(name);
-    if (!v || v->is_null())
-      return record_error{"missing_field",
-                          "after the steps, required field `" + name + "` is missing"};
-  }
-  for (auto& f : opts_.fields) {
-    auto* v = obj.if_contains(f.name);
-    if (!v || v->is_null() || conforms(*v, f.type)) continue;
-    std::string shown;
-    write_json(*v, shown);
-    return record_error{"wrong_type",
-                        "after the steps, field `" + f.name + "` should be " +
-                            std::string(to_string(f.type)) + ", got " +
-                            std::string(kind_of(*v)) + " " + shown.substr(0, 40)};
-  }
+  if (auto missing = missing_required(opts, obj, when)) return missing;
+  for (auto& f : opts.fields)
+    if (auto* v = obj.if_contains(f.name); v && !v->is_null() && !conforms(*v, f.type))
+      return wrong_type(f, *v, when);
   return std::nullopt;
 }
 

@@ -25,12 +25,6 @@ public:
   /// decoded, misses a required field or has a field of the wrong type.
   void parse(record& rec);
 
-  /// With a `parse.schema`: whether a row the steps changed still holds the
-  /// schema's fields with their declared types, and the required ones (a
-  /// record written from its fields must not break the schema it was read
-  /// with). Fields the steps added outside the schema are free.
-  std::optional<record_error> check_after_steps(const row& fields) const;
-
 private:
   /// parse.required and parse.schema on a decoded row; keeps the schema's
   /// fields only.
@@ -39,6 +33,13 @@ private:
   parse_options opts_;
   std::unique_ptr<decoder> decoder_;
 };
+
+/// With a `parse.schema`: whether a row the steps changed still holds the
+/// schema's fields with their declared types, and the required ones (a record
+/// written from its fields must not break the schema it was read with).
+/// Fields the steps added outside the schema are free.
+std::optional<record_error> check_after_steps(const parse_options& opts,
+                                              const row& fields);
 
 /// True when `s` is an ISO-8601 date or date-time, like 2024-05-01,
 /// 2024-05-01T12:30:00Z or 2024-05-01T12:30:00.125+02:00.
