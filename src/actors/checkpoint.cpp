@@ -221,7 +221,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
       st.pending = std::move(report);
     }
     auto me = caf::actor_cast<caf::actor>(self);
-    ctx->consumer.commit_async(
+    ctx->committer.commit_async(
         to_commit, st.reports->batch_id() - 1, [me, seq](kafka::commit_outcome outcome) {
           caf::anon_send(me, epoch_committed{seq, std::move(outcome)});
         });

@@ -125,7 +125,7 @@ void rebalance_bridge::on_revoked(const std::vector<kafka::topic_partition>& par
   if (parts.empty()) return; // an empty list would mean "all" to the checkpoint
   auto outcome = commit_final(partition_list(parts));
   if (outcome.rebalancing) {
-    ctx_->consumer.commit_after_rebalance(outcome.refused, outcome.batch_id);
+    ctx_->committer.commit_after_rebalance(outcome.refused, outcome.batch_id);
     sluice::logger().info("the group refused the commit while rebalancing; it is "
                           "retried as the rebalance ends");
   } else if (outcome.error) {
@@ -163,7 +163,7 @@ rebalance_bridge::commit_final(std::vector<kafka::topic_partition> parts) {
           },
           [](caf::error&) {});
   if (offsets.empty()) return {};
-  auto outcome = ctx_->consumer.commit_sync(offsets, batch_id, commit_timeout);
+  auto outcome = ctx_->committer.commit_sync(offsets, batch_id, commit_timeout);
   outcome.batch_id = batch_id;
   for (auto& [tp, off] : offsets)
     if (!outcome.committed.contains(tp)) outcome.refused[tp] = off;

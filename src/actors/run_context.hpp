@@ -1,6 +1,7 @@
 #pragma once
 
 #include "kafka/consumer.hpp"
+#include "kafka/offset_committer.hpp"
 #include "kafka/producer.hpp"
 #include "observe/progress_builder.hpp"
 #include "records/record_router.hpp"
@@ -176,6 +177,8 @@ private:
 struct run_context {
   const pipeline_config& config;
   kafka::group_consumer& consumer;
+  /// Where handled offsets go: the guarantee's seam (at-least-once: the group).
+  kafka::offset_committer& committer;
   kafka::producer& producer;
   record_router router;
   batch_function user_stage;

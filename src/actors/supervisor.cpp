@@ -203,7 +203,9 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
                              deadline);
           return;
         }
-        auto from = std::max(c.shared->watermark.load(), c.start_offset);
+        // Where the guarantee says a replay starts (at-least-once: the watermark).
+        auto from = ctx->committer.restart_point(
+            tp, std::max(c.shared->watermark.load(), c.start_offset));
         ctx->consumer.seek(tp, from);
         ++ctx->metrics.restarts; // counted when done: a stop may come first
         sluice::logger().info("{}: chain restarted from offset {}", tp.str(), from);

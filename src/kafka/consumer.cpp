@@ -1,9 +1,11 @@
 #include "kafka/consumer.hpp"
 
 #include "core/log.hpp"
+#include "kafka/commit_metadata.hpp"
 #include "kafka/config.hpp"
 #include "kafka/errors.hpp"
 #include "kafka/partition_lists.hpp"
+#include "source/start_policy.hpp"
 
 #include <sluice/errors.hpp>
 
@@ -19,95 +21,6 @@ namespace sluice::kafka {
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-constexpr std::string_view batch_id_key = "sluice.batchId=";
-
-/// Builds a commit list; every entry carries the epoch id in its metadata.
-tp_list* commit_list(const offset_map& offsets, std::int64_t batch_id) {
-  auto* l = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
-  auto meta = std::string(batch_id_key) + std::to_string(batch_id);
-  for (auto& [tp, off] : offsets) {
-    auto* e = rd_kafka_topic_partition_list_add(l, tp.topic.c_str(), tp.partition);
-    e->offset = off;
-    if (batch_id >= 0) {
-      // Freed by librdkafka with the list.
-      e->metadata = std::malloc(meta.size());
-      std::memcpy(e->metadata, meta.data(), meta.size());
-      e->metadata_size = meta.size();
-    }
-  }
-  return l;
-}
-
-std::int64_t batch_id_of(const rd_kafka_topic_partition_t& e) {
-  if (!e.metadata || e.metadata_size <= batch_id_key.size()) return -1;
-  std::string_view meta(static_cast<const char*>(e.metadata), e.metadata_size);
-  if (!meta.starts_with(batch_id_key)) return -1;
-  try {
-    return std::stoll(std::string(meta.substr(batch_id_key.size())));
-  } catch (...) {
-    return -1;
-  }
-}
-
-/// A group or topic the cluster's ACLs deny this consumer, as a fatal error's
-/// text; "" for other errors. `topic` names the topic (a resource such as
-/// "topic `orders`"); without it, librdkafka's `reason`, which does, is added.
-std::string consumer_denial(int err, const std::string& group, const std::string& topic,
-                            const char* reason = nullptr) {
-  std::string out;
-  if (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
-    out = denial(err, "Read", "group `" + group + "`");
-  else if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
-    out = denial(err, "Read", topic.empty() ? std::string("a topic") : topic);
-  if (!out.empty() && reason && *reason) out += ": " + std::string(reason);
-  return out;
-}
-
-/// "topic `a`", or "one of the topics `a`, `b`": the topics of a commit whose
-/// error does not say which one it is about.
-std::string topics_of(const tp_list* l) {
-  std::vector<std::string> names;
-  for (int i = 0; l && i < l->cnt; ++i)
-    if (std::find(names.begin(), names.end(), l->elems[i].topic) == names.end())
-      names.emplace_back(l->elems[i].topic);
-  if (names.empty()) return "";
-  if (names.size() == 1) return "topic `" + names.front() + "`";
-  std::string out = "one of the topics ";
-  for (std::size_t i = 0; i < names.size(); ++i)
-    out += (i ? ", `" : "`") + names[i] + "`";
-  return out;
-}
-
-commit_outcome outcome_of(rd_kafka_resp_err_t err, const tp_list* l,
-                          const std::string& group) {
-  commit_outcome out;
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    // An offset commit needs Read on the group and on each topic.
-    auto why = consumer_denial(err, group, topics_of(l));
-    out.denied = !why.empty();
-    out.error = out.denied ? why : rd_kafka_err2str(err);
-    out.rebalancing = classify(err) == error_kind::rebalancing;
-    return out;
-  }
-  for (int i = 0; l && i < l->cnt; ++i) {
-    auto& e = l->elems[i];
-    if (e.err) {
-      auto why = denial(e.err, "Read", "topic `" + std::string(e.topic) + "`");
-      out.denied = out.denied || !why.empty();
-      if (!out.error)
-        out.error = std::string(e.topic) + "/" + std::to_string(e.partition) + ": " +
-                    (why.empty() ? rd_kafka_err2str(e.err) : why);
-      out.rebalancing = out.rebalancing || classify(e.err) == error_kind::rebalancing;
-    } else {
-      out.committed[{e.topic, e.partition}] = e.offset;
-    }
-  }
-  return out;
-}
-
-/// Heap-held callback of one asynchronous commit, the commit's opaque.
-using commit_callback = std::function<void(commit_outcome)>;
 
 } // namespace
 
@@ -184,19 +97,12 @@ group_consumer::group_consumer(const source_options& opts,
     throw config_error("source.kafka", std::string("cannot create the consumer: ") + err);
   }
   rd_kafka_poll_set_consumer(rk_);
-  commit_queue_ = rd_kafka_queue_new(rk_);
+  committer_ = std::make_unique<group_committer>(rk_, opts_.group_id, health_);
 }
 
 group_consumer::~group_consumer() {
   close();
-  // Frees the callbacks of commits answered late, without calling them: the
-  // actors they would tell are gone.
-  while (auto* ev = rd_kafka_queue_poll(commit_queue_, 0)) {
-    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT)
-      delete static_cast<commit_callback*>(rd_kafka_event_opaque(ev));
-    rd_kafka_event_destroy(ev);
-  }
-  rd_kafka_queue_destroy(commit_queue_);
+  committer_.reset(); // its queue goes before the client
   if (closed_by_timeout_)
     rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   else
@@ -235,7 +141,7 @@ void group_consumer::start(rebalance_listener& listener) {
   poller_ = std::thread([this] {
     while (!stop_.load()) {
       auto* m = rd_kafka_consumer_poll(rk_, 50);
-      serve_commit_results(0);
+      committer_->serve(0);
       probe_cluster();
       if (!m) continue;
       if (m->err) {
@@ -294,22 +200,6 @@ void group_consumer::probe_cluster() {
   }
 }
 
-void group_consumer::serve_commit_results(int timeout_ms) {
-  while (auto* ev = rd_kafka_queue_poll(commit_queue_, timeout_ms)) {
-    timeout_ms = 0;
-    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
-      std::unique_ptr<commit_callback> done(
-          static_cast<commit_callback*>(rd_kafka_event_opaque(ev)));
-      auto outcome = outcome_of(rd_kafka_event_error(ev),
-                                rd_kafka_event_topic_partition_list(ev), opts_.group_id);
-      if (!outcome.error && !outcome.committed.empty()) health_.mark_up();
-      forget_deferred(outcome.committed);
-      if (done && *done) (*done)(std::move(outcome));
-    }
-    rd_kafka_event_destroy(ev);
-  }
-}
-
 std::shared_ptr<partition_queue> group_consumer::queue(const topic_partition& tp) {
   std::lock_guard<std::mutex> guard{queues_mutex_};
   auto& q = queues_[tp];
@@ -346,134 +236,6 @@ void group_consumer::seek(const topic_partition& tp, std::int64_t offset) {
   }
 }
 
-void group_consumer::commit_async(const offset_map& offsets, std::int64_t batch_id,
-                                  std::function<void(commit_outcome)> done) {
-  if (offsets.empty()) {
-    if (done) done({});
-    return;
-  }
-  auto* l = commit_list(offsets, batch_id);
-  list_guard guard{l};
-  auto* opaque = new commit_callback(std::move(done));
-  auto err = rd_kafka_commit_queue(rk_, l, commit_queue_, nullptr, opaque);
-  if (err) {
-    std::unique_ptr<commit_callback> owned(opaque);
-    if (*owned) (*owned)(outcome_of(err, nullptr, opts_.group_id));
-  }
-}
-
-commit_outcome group_consumer::commit_sync(const offset_map& offsets,
-                                           std::int64_t batch_id,
-                                           std::chrono::milliseconds timeout) {
-  if (offsets.empty()) return {};
-  auto* l = commit_list(offsets, batch_id);
-  list_guard guard{l};
-  auto* q = rd_kafka_queue_new(rk_);
-  commit_outcome outcome;
-  outcome.error = "no answer from the group coordinator within " +
-                  std::to_string(timeout.count()) + " ms";
-  if (auto err = rd_kafka_commit_queue(rk_, l, q, nullptr, nullptr)) {
-    outcome = outcome_of(err, nullptr, opts_.group_id);
-  } else {
-    auto deadline = steady::now() + timeout;
-    while (steady::now() < deadline) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
-      auto* ev =
-          rd_kafka_queue_poll(q, static_cast<int>(std::max<long>(1, left.count())));
-      if (!ev) continue;
-      bool done = rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT;
-      if (done)
-        outcome = outcome_of(rd_kafka_event_error(ev),
-                             rd_kafka_event_topic_partition_list(ev), opts_.group_id);
-      rd_kafka_event_destroy(ev);
-      if (done) break;
-    }
-  }
-  rd_kafka_queue_destroy(q);
-  if (!outcome.committed.empty()) health_.mark_up();
-  forget_deferred(outcome.committed);
-  return outcome;
-}
-
-void group_consumer::forget_deferred(const offset_map& committed) {
-  // A refused offset kept for after the rebalance must never be committed
-  // once a later one went through: it would move the group backwards.
-  std::lock_guard<std::mutex> guard{deferred_mutex_};
-  for (auto& [tp, off] : committed)
-    if (auto it = deferred_commit_.find(tp);
-        it != deferred_commit_.end() && it->second <= off)
-      deferred_commit_.erase(it);
-}
-
-void group_consumer::commit_after_rebalance(const offset_map& offsets,
-                                            std::int64_t batch_id) {
-  std::lock_guard<std::mutex> guard{deferred_mutex_};
-  for (auto& [tp, off] : offsets)
-    deferred_commit_[tp] = std::max(deferred_commit_[tp], off);
-  deferred_batch_id_ = std::max(deferred_batch_id_, batch_id);
-}
-
-std::optional<std::string>
-group_consumer::commit_deferred(std::chrono::milliseconds timeout) {
-  offset_map deferred;
-  std::int64_t batch_id = -1;
-  {
-    std::lock_guard<std::mutex> guard{deferred_mutex_};
-    deferred.swap(deferred_commit_);
-    batch_id = deferred_batch_id_;
-  }
-  if (deferred.empty()) return std::nullopt;
-  auto outcome = commit_sync(deferred, batch_id, timeout);
-  if (!outcome.error) return std::nullopt;
-  std::string missed;
-  for (auto& [tp, off] : deferred)
-    if (!outcome.committed.contains(tp))
-      missed += (missed.empty() ? "" : ", ") + tp.str() + " below " + std::to_string(off);
-  return *outcome.error + "; the records of " + missed +
-         " since the last successful commit will be read again";
-}
-
-std::pair<std::int64_t, std::int64_t>
-group_consumer::cached_watermarks(const topic_partition& tp) {
-  int64_t lo = -1, hi = -1;
-  rd_kafka_get_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi);
-  return {lo, hi};
-}
-
-offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
-                                       std::chrono::milliseconds timeout) {
-  offset_map out;
-  auto ms = static_cast<int>(timeout.count());
-  for (auto& name : topics) {
-    auto* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
-    const rd_kafka_metadata_t* md = nullptr;
-    auto err = rd_kafka_metadata(rk_, 0, rkt, &md, ms);
-    rd_kafka_topic_destroy(rkt);
-    if (err)
-      throw fatal_error("cannot read metadata of topic `" + name +
-                        "`: " + rd_kafka_err2str(err) + cause_suffix());
-    std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)>
-        owned(md, rd_kafka_metadata_destroy);
-    for (int t = 0; t < md->topic_cnt; ++t) {
-      auto& mt = md->topics[t];
-      if (mt.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-        throw missing_topic_error(name);
-      if (mt.err) throw fatal_error("topic `" + name + "`: " + rd_kafka_err2str(mt.err));
-      for (int p = 0; p < mt.partition_cnt; ++p) {
-        int64_t lo = 0, hi = 0;
-        auto id = mt.partitions[p].id;
-        if (auto e =
-                rd_kafka_query_watermark_offsets(rk_, name.c_str(), id, &lo, &hi, ms))
-          throw fatal_error("cannot read end offset of " + name + "/" +
-                            std::to_string(id) + ": " + rd_kafka_err2str(e));
-        out[{name, id}] = hi;
-      }
-    }
-  }
-  return out;
-}
-
 void group_consumer::close(std::chrono::milliseconds timeout) {
   if (closed_) return;
   closed_ = true;
@@ -489,7 +251,7 @@ void group_consumer::close(std::chrono::milliseconds timeout) {
     } else {
       auto deadline = steady::now() + timeout;
       while (!rd_kafka_consumer_closed(rk_) && steady::now() < deadline) {
-        serve_commit_results(0);
+        committer_->serve(0);
         auto* ev = rd_kafka_queue_poll(q, 100);
         if (!ev) continue;
         // Polled as events, a rebalance is ours to answer (or close never ends).
@@ -552,25 +314,7 @@ void group_consumer::on_rebalance(int err, void* raw) {
 
   // What the rebalance refused to commit goes first, so that it is what the
   // committed offsets below (and, usually, the new owners') read.
-  offset_map deferred;
-  std::int64_t deferred_batch_id = -1;
-  {
-    std::lock_guard<std::mutex> guard{deferred_mutex_};
-    deferred.swap(deferred_commit_);
-    deferred_batch_id = deferred_batch_id_;
-  }
-  if (!deferred.empty()) {
-    auto outcome = commit_sync(deferred, deferred_batch_id, std::chrono::seconds(5));
-    if (outcome.error)
-      sluice::logger().warn(
-          "the offsets refused during the rebalance could not be committed "
-          "after it either ({}): those records will be read again",
-          *outcome.error);
-    else
-      sluice::logger().info(
-          "committed the offsets of {} partition(s) the rebalance had refused",
-          outcome.committed.size());
-  }
+  committer_->commit_refused_at_assignment();
 
   if (auto why = take_partitions(parts)) {
     listener_->on_error(*why, true);
@@ -586,92 +330,18 @@ void group_consumer::on_rebalance(int err, void* raw) {
 std::optional<std::string> group_consumer::planned_start(assigned_partition& a,
                                                          std::int64_t committed) {
   try {
-    return start_of(a, committed, false, opts_.fail_on_data_loss);
+    return start_of(a, committed, false);
   } catch (const fatal_error& e) {
     return std::string(e.what());
   }
 }
 
 std::optional<std::string> group_consumer::start_of(assigned_partition& a,
-                                                    std::int64_t committed, bool is_new,
-                                                    bool fail_on_loss) {
-  auto lo = a.log_start, hi = a.latest;
-  auto by_time = [&](std::int64_t ts, const char* option) -> std::optional<std::string> {
-    auto found = offset_for_time(a.tp, ts, std::chrono::seconds(10));
-    if (found) {
-      a.start_offset = *found;
-      return std::nullopt;
-    }
-    if (opts_.starting_strategy == timestamp_strategy::latest) {
-      a.start_offset = hi;
-      return std::nullopt;
-    }
-    return a.tp.str() + ": no record at or after " + option + " " + std::to_string(ts) +
-           " (set source.startingOffsetsByTimestampStrategy to latest to start at the "
-           "end instead)";
-  };
-  // An app that keeps its own positions (an enrichment table) starts from
-  // its start options whatever the group committed.
-  if (!opts_.start_from_commits) committed = -1;
-  if (committed >= 0) {
-    a.start_offset = committed;
-    a.from_commit = true;
-    if (committed > hi) {
-      // The log is shorter than what was read: it was truncated, or the topic
-      // recreated. Records may be gone; how many cannot be known.
-      auto what = a.tp.str() + ": the committed offset " + std::to_string(committed) +
-                  " is past the end of the log (" + std::to_string(hi) +
-                  "): the log was truncated or the topic recreated";
-      if (fail_on_loss)
-        return what + " (source.failOnDataLoss is true; set it to false to read it from "
-                      "its start)";
-      sluice::logger().warn(
-          "{}; reading it from its start (source.failOnDataLoss is false)", what);
-      a.start_offset = lo;
-      a.from_commit = false;
-    }
-  } else if (is_new) {
-    sluice::logger().info(
-        "{}: a partition that appeared while running starts at earliest", a.tp.str());
-    a.start_offset = lo;
-  } else if (opts_.starting_timestamp) {
-    if (auto why = by_time(*opts_.starting_timestamp, "startingTimestamp")) return why;
-  } else if (!opts_.starting_by_timestamp.empty()) {
-    auto it = opts_.starting_by_timestamp.find(a.tp);
-    if (it == opts_.starting_by_timestamp.end())
-      return a.tp.str() + " is not in source.startingOffsetsByTimestamp: with "
-                          "per-partition timestamps, every partition read needs one "
-                          "(Spark's rule)";
-    if (auto why = by_time(it->second, "startingOffsetsByTimestamp")) return why;
-  } else if (opts_.starting == starting_offsets::specific) {
-    auto it = opts_.starting_specific.find(a.tp);
-    if (it == opts_.starting_specific.end())
-      return a.tp.str() +
-             " is not in source.startingOffsets: with per-partition offsets, "
-             "every partition read needs one (Spark's rule)";
-    a.start_offset = it->second == -2 ? lo : it->second == -1 ? hi : it->second;
-    if (a.start_offset > hi)
-      return a.tp.str() + ": source.startingOffsets asks for offset " +
-             std::to_string(a.start_offset) + ", past the end of the log (" +
-             std::to_string(hi) + ")";
-  } else {
-    a.start_offset = opts_.starting == starting_offsets::earliest ? lo : hi;
-  }
-  // Records deleted by retention before they were read.
-  if (a.start_offset < lo) {
-    auto gone = lo - a.start_offset;
-    auto what = a.tp.str() + ": the next offset to read is " +
-                std::to_string(a.start_offset) + " but the log starts at " +
-                std::to_string(lo) + ": " + std::to_string(gone) +
-                " record(s) were deleted before they were read";
-    if (fail_on_loss)
-      return what + " (source.failOnDataLoss is true; set it to false to skip them)";
-    if (!opts_.fail_on_data_loss)
-      sluice::logger().warn("{}; skipping them (source.failOnDataLoss is false)", what);
-    a.lost = gone;
-    a.start_offset = lo;
-  }
-  return std::nullopt;
+                                                    std::int64_t committed, bool is_new) {
+  return choose_start(opts_, a, committed, is_new, opts_.fail_on_data_loss,
+                      [this](const topic_partition& tp, std::int64_t ts) {
+                        return offset_for_time(tp, ts, std::chrono::seconds(10));
+                      });
 }
 
 std::optional<std::string> group_consumer::take_partitions(void* raw) {
@@ -744,9 +414,7 @@ std::optional<std::string> group_consumer::take_partitions(void* raw) {
     bool is_new = known_partitions_ && !known_partitions_->contains(a.tp);
     if (is_new) known_partitions_->insert(a.tp);
     try {
-      if (auto why =
-              start_of(a, committed->elems[i].offset, is_new, opts_.fail_on_data_loss))
-        return why;
+      if (auto why = start_of(a, committed->elems[i].offset, is_new)) return why;
     } catch (const fatal_error& e) {
       return std::string(e.what());
     }

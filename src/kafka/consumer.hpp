@@ -1,6 +1,9 @@
 #pragma once
 
+#include "kafka/assigned_partition.hpp"
 #include "kafka/cluster_health.hpp"
+#include "kafka/group_committer.hpp"
+#include "kafka/offset_committer.hpp"
 
 #include <sluice/config.hpp>
 #include <sluice/record.hpp>
@@ -22,23 +25,6 @@ struct rd_kafka_s;
 struct rd_kafka_queue_s;
 
 namespace sluice::kafka {
-
-using offset_map = std::map<topic_partition, std::int64_t>;
-
-/// A partition the group gave us, and the offset reading starts from
-/// (the committed offset, or `startingOffsets` when none is committed).
-struct assigned_partition {
-  topic_partition tp;
-  std::int64_t start_offset = 0;
-  std::int64_t log_start = -1; ///< broker's low watermark at assignment
-  std::int64_t latest = -1;    ///< broker's high watermark at assignment
-  std::int64_t batch_id = -1;  ///< last epoch id kept in the commit metadata
-  /// Records deleted by retention before they were read, skipped because
-  /// failOnDataLoss is false (the start moved up to the log start).
-  std::int64_t lost = 0;
-  /// The start is the group's committed offset (not a start option).
-  bool from_commit = false;
-};
 
 /// Told about assignment changes, on the consumer's poll thread (or on the
 /// thread that closes it). May block, but only for a bounded time.
@@ -99,16 +85,6 @@ private:
   std::function<void()> wake_;
 };
 
-/// The outcome of an offset commit.
-struct commit_outcome {
-  offset_map committed;             ///< partitions whose offset the broker took
-  std::optional<std::string> error; ///< the first failure, if any partition failed
-  bool rebalancing = false;         ///< failed because the group is rebalancing
-  bool denied = false;              ///< refused by the cluster's ACLs: never retried
-  offset_map refused;               ///< what was asked and not committed
-  std::int64_t batch_id = -1;       ///< the epoch id the commit carried
-};
-
 /// The librdkafka properties of the consumer for `opts`: the user's, with the
 /// ones Sluice's guarantees rest on forced.
 std::map<std::string, std::string> consumer_properties(const source_options& opts);
@@ -138,27 +114,8 @@ public:
   /// seek are dropped, never served.
   void seek(const topic_partition& tp, std::int64_t offset);
 
-  /// Commits offsets (next offset to read) without blocking; `done` runs on
-  /// the poll thread with the outcome. `batch_id` is kept in the commit
-  /// metadata, so that a restart continues the epoch numbering.
-  void commit_async(const offset_map& offsets, std::int64_t batch_id,
-                    std::function<void(commit_outcome)> done);
-
-  /// Commits and waits for the outcome, at most `timeout`.
-  commit_outcome commit_sync(const offset_map& offsets, std::int64_t batch_id,
-                             std::chrono::milliseconds timeout);
-
-  /// Keeps offsets whose commit the group refused because it was rebalancing
-  /// (the embedded broker refuses commits then; Kafka accepts them from the
-  /// current generation). They are committed as the next assignment arrives,
-  /// before any committed offset is read: a partition that comes back to
-  /// this member resumes exactly there, and one that moves usually does.
-  void commit_after_rebalance(const offset_map& offsets, std::int64_t batch_id);
-
-  /// Commits what commit_after_rebalance() kept, if anything (a run that
-  /// stops between a refused commit and the next assignment). Returns what
-  /// went wrong, naming what will be read again.
-  std::optional<std::string> commit_deferred(std::chrono::milliseconds timeout);
+  /// Where this consumer's handled offsets are committed (the group).
+  group_committer& committer() noexcept { return *committer_; }
 
   /// Low and high watermark from the last fetch response (no request).
   std::pair<std::int64_t, std::int64_t> cached_watermarks(const topic_partition& tp);
@@ -218,13 +175,9 @@ private:
   /// Chooses the start of each partition, tells the listener, and sets the
   /// offsets in `parts`; returns why not, when the run must fail instead.
   std::optional<std::string> take_partitions(void* parts);
-  /// The start of `a` (log range filled in): the committed offset, or what the
-  /// start options say; checks for records deleted before they were read.
+  /// The start of `a` (log range filled in), by the start policy's rules.
   std::optional<std::string> start_of(assigned_partition& a, std::int64_t committed,
-                                      bool is_new, bool fail_on_loss);
-  void serve_commit_results(int timeout_ms);
-  /// Drops kept (refused) offsets that a later commit has gone past.
-  void forget_deferred(const offset_map& committed);
+                                      bool is_new);
   void probe_cluster();
   /// " (why)" naming the broker failure behind a failed request (a refused
   /// password, an untrusted certificate), or "" when none was seen.
@@ -233,7 +186,6 @@ private:
   source_options opts_;
   std::chrono::milliseconds broker_timeout_;
   rd_kafka_s* rk_ = nullptr;
-  rd_kafka_queue_s* commit_queue_ = nullptr;
   rebalance_listener* listener_ = nullptr;
   std::atomic<bool> stop_{false};
   bool closed_ = false;
@@ -246,9 +198,7 @@ private:
   std::optional<std::set<topic_partition>> known_partitions_;
   cluster_health health_;
   cluster_health::clock::time_point last_probe_{};
-  std::mutex deferred_mutex_;
-  offset_map deferred_commit_;
-  std::int64_t deferred_batch_id_ = -1;
+  std::unique_ptr<group_committer> committer_;
 };
 
 } // namespace sluice::kafka

@@ -69,4 +69,15 @@ std::string denial(int err, const std::string& operation, const std::string& res
   }
 }
 
+std::string consumer_denial(int err, const std::string& group, const std::string& topic,
+                            const char* reason) {
+  std::string out;
+  if (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+    out = denial(err, "Read", "group `" + group + "`");
+  else if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+    out = denial(err, "Read", topic.empty() ? std::string("a topic") : topic);
+  if (!out.empty() && reason && *reason) out += ": " + std::string(reason);
+  return out;
+}
+
 } // namespace sluice::kafka

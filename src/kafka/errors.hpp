@@ -47,4 +47,10 @@ error_kind classify(int err);
 /// error.
 std::string denial(int err, const std::string& operation, const std::string& resource);
 
+/// A group or topic the cluster's ACLs deny a consumer (Read), as a fatal
+/// error's text; "" for other errors. `topic` names the topic (a resource such
+/// as "topic `orders`"); without it, librdkafka's `reason`, which does, is added.
+std::string consumer_denial(int err, const std::string& group, const std::string& topic,
+                            const char* reason = nullptr);
+
 } // namespace sluice::kafka

@@ -1,4 +1,4 @@
-// What the cluster says of the source: its topics now (a pattern matched
+// What the cluster says of the source: watermarks and end offsets, its topics now (a pattern matched
 // against the metadata), partition counts, log ranges, offsets by time and
 // the group's committed offsets. Each request waits at most `timeout`.
 #include "kafka/consumer.hpp"
@@ -13,6 +13,46 @@
 #include <regex>
 
 namespace sluice::kafka {
+
+std::pair<std::int64_t, std::int64_t>
+group_consumer::cached_watermarks(const topic_partition& tp) {
+  int64_t lo = -1, hi = -1;
+  rd_kafka_get_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi);
+  return {lo, hi};
+}
+
+offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
+                                       std::chrono::milliseconds timeout) {
+  offset_map out;
+  auto ms = static_cast<int>(timeout.count());
+  for (auto& name : topics) {
+    auto* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    auto err = rd_kafka_metadata(rk_, 0, rkt, &md, ms);
+    rd_kafka_topic_destroy(rkt);
+    if (err)
+      throw fatal_error("cannot read metadata of topic `" + name +
+                        "`: " + rd_kafka_err2str(err) + cause_suffix());
+    std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)>
+        owned(md, rd_kafka_metadata_destroy);
+    for (int t = 0; t < md->topic_cnt; ++t) {
+      auto& mt = md->topics[t];
+      if (mt.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        throw missing_topic_error(name);
+      if (mt.err) throw fatal_error("topic `" + name + "`: " + rd_kafka_err2str(mt.err));
+      for (int p = 0; p < mt.partition_cnt; ++p) {
+        int64_t lo = 0, hi = 0;
+        auto id = mt.partitions[p].id;
+        if (auto e =
+                rd_kafka_query_watermark_offsets(rk_, name.c_str(), id, &lo, &hi, ms))
+          throw fatal_error("cannot read end offset of " + name + "/" +
+                            std::to_string(id) + ": " + rd_kafka_err2str(e));
+        out[{name, id}] = hi;
+      }
+    }
+  }
+  return out;
+}
 
 std::optional<std::pair<std::int64_t, std::int64_t>>
 group_consumer::log_range(const topic_partition& tp, std::chrono::milliseconds timeout) {
