@@ -116,11 +116,25 @@ struct dlq_options {
   std::string topic;
 };
 
+/// What becomes of a record further behind its partition's event-time
+/// progress than dedup keeps sightings (`within` + `allowedLateness`), when no
+/// kept sighting makes it a duplicate: the state cannot tell whether it is one.
+enum class late_policy {
+  pass, ///< written unchecked (counted as late)
+  drop, ///< dropped (counted as late and dropped), as Spark does
+  dlq,  ///< to the DLQ with type `late`
+};
+
 /// Drop records whose key was seen within a window, per input partition
 /// (../shared/DESIGN.md "Dedup and state").
 struct dedup_options {
   std::vector<std::string> key; ///< fields whose values together form the key
   std::chrono::milliseconds within{0};
+  /// How long past `within` (behind the partition's event-time progress) a
+  /// sighting is kept, so that a duplicate arriving that late is still
+  /// caught. Unset: as long as `within`.
+  std::optional<std::chrono::milliseconds> allowed_lateness;
+  late_policy late_records = late_policy::pass;
   /// A `timestamp` or `long` (epoch ms) field of the schema; empty: the
   /// record's Kafka timestamp.
   std::string time_field;
@@ -132,6 +146,8 @@ struct dedup_options {
 
   /// The changelog topic, empty for none.
   std::string changelog_topic() const { return changelog.value_or(std::string()); }
+  /// `allowed_lateness`, or its default.
+  std::chrono::milliseconds lateness() const { return allowed_lateness.value_or(within); }
 };
 
 struct trigger_options {

@@ -46,8 +46,9 @@ struct record {
   bool dropped = false;
   /// Set by the dedup stage with `dropped`: a duplicate within the window.
   bool duplicate = false;
-  /// Set by the dedup stage: passed without dedup, being older than the
-  /// window behind its partition's event-time progress.
+  /// Set by the dedup stage: further behind its partition's event-time
+  /// progress than sightings are kept (`dedup.lateRecords` says whether it
+  /// passes unchecked, is dropped, or goes to the DLQ as `late`).
   bool late = false;
   /// Set for the records a delivering actor stage answered
   /// (`actor_stage::delivers`): written by it, counted as outputs, not

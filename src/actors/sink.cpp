@@ -218,6 +218,7 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         if (rec.dropped && !rec.error) {
           ++st.outcome->counts.dropped; // on purpose: handled, counted, not written
           if (rec.duplicate) ++st.outcome->counts.duplicates;
+          if (rec.late) ++st.outcome->counts.late; // dedup.lateRecords: drop
           continue;
         }
         if (rec.delivered && !rec.error && !ctx->config.route.delivered_by.empty()) {

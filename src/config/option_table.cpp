@@ -108,9 +108,15 @@ const std::vector<option_doc>& option_table() {
        "the DLQ."},
       {"dedup", "within", "duration", "(required)",
        "A record whose key was seen at another offset of its partition within this "
-       "(event time) is dropped and counted. Late records (this far behind the "
-       "partition's latest event time) pass without being stored, counted as "
-       "numLateRows."},
+       "(event time) is dropped and counted."},
+      {"dedup", "allowedLateness", "duration", "as long as within",
+       "How long past within (behind the partition's latest event time) sightings are "
+       "kept, so that a duplicate arriving that late is still dropped. Bounds the state: "
+       "keys live within + allowedLateness of event time."},
+      {"dedup", "lateRecords", "pass, drop or dlq", "pass",
+       "A record further behind than within + allowedLateness, whose key no kept "
+       "sighting matches (the state cannot tell): written unchecked, dropped (Spark's "
+       "choice), or sent to the DLQ as `late`. Counted as numLateRows either way."},
       {"dedup", "timeField", "field", "",
        "A timestamp or long (epoch ms) field of parse.schema as event time; default: the "
        "record's Kafka timestamp."},

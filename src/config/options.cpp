@@ -564,7 +564,9 @@ void parse_trigger(const json::object& obj, pipeline_config& cfg) {
 }
 
 void parse_dedup(const json::object& obj, pipeline_config& cfg) {
-  reject_unknown(obj, "dedup", {"key", "within", "timeField", "stateDir", "changelog"},
+  reject_unknown(obj, "dedup",
+                 {"key", "within", "allowedLateness", "lateRecords", "timeField",
+                  "stateDir", "changelog"},
                  false);
   dedup_options d;
   if (auto* key = obj.if_contains("key")) { // without: validate() says it is required
@@ -586,6 +588,20 @@ void parse_dedup(const json::object& obj, pipeline_config& cfg) {
     throw config_error("dedup.within",
                        "required: how long a key is remembered, e.g. \"1 hour\"");
   d.within = as_duration(*within, "dedup.within", "a duration");
+  if (auto* v = obj.if_contains("allowedLateness"); v && !v->is_null())
+    d.allowed_lateness = as_duration(*v, "dedup.allowedLateness", "a duration");
+  if (auto* v = obj.if_contains("lateRecords"); v && !v->is_null()) {
+    auto s = as_string(*v, "dedup.lateRecords", "pass, drop or dlq");
+    if (s == "pass")
+      d.late_records = late_policy::pass;
+    else if (s == "drop")
+      d.late_records = late_policy::drop;
+    else if (s == "dlq")
+      d.late_records = late_policy::dlq;
+    else
+      throw config_error("dedup.lateRecords",
+                         "expected pass, drop or dlq, got `" + s + "`");
+  }
   if (auto* v = obj.if_contains("timeField"); v && !v->is_null()) {
     d.time_field = as_string(*v, "dedup.timeField", "a field name");
     if (d.time_field.empty()) // empty would mean the Kafka timestamp

@@ -82,7 +82,7 @@ dedup_table::dedup_table(state::partition_table& table) : table_(table) {
 }
 
 std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& records,
-                                             std::chrono::milliseconds within,
+                                             const window& win,
                                              std::vector<change>& changes) {
   // Each distinct key is read once; the batch then works on its copy, so a
   // duplicate of a record earlier in the same batch is caught too.
@@ -101,9 +101,11 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
   for (auto& r : records) {
     auto slot = slot_of[r.key];
     auto held = now[slot];
-    if (held && stream_time_ && expired(*held, *stream_time_, within)) held.reset();
-    auto d = decide(held, r.seen, within);
-    if (d.passes() && stream_time_ && expired(r.seen, *stream_time_, within)) {
+    if (held && stream_time_ && expired(*held, *stream_time_, win.kept())) held.reset();
+    auto d = decide(held, r.seen, win.within);
+    // A duplicate of a kept sighting is one however late it comes; a record
+    // past keeping that is not cannot be told from a duplicate purged.
+    if (d.passes() && stream_time_ && expired(r.seen, *stream_time_, win.kept())) {
       d = {verdict::late, std::nullopt};
     } else if (d.store) {
       now[slot] = d.store;
@@ -136,7 +138,7 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
   return out;
 }
 
-std::int64_t dedup_table::purge(std::chrono::milliseconds within, std::size_t limit,
+std::int64_t dedup_table::purge(const window& win, std::size_t limit,
                                 std::vector<change>& changes) {
   if (!stream_time_) return 0;
   auto now_ms = *stream_time_;
@@ -150,7 +152,7 @@ std::int64_t dedup_table::purge(std::chrono::milliseconds within, std::size_t li
       [&](std::string_view k, std::string_view) {
         if (k.size() < 9) return true;
         auto time = get_ordered(k.substr(1, 8));
-        if (!expired(sighting{0, time}, now_ms, within)) return false; // time order
+        if (!expired(sighting{0, time}, now_ms, win.kept())) return false; // time order
         if (static_cast<std::size_t>(removed) == limit) {
           complete = false;
           return false;
@@ -167,7 +169,7 @@ std::int64_t dedup_table::purge(std::chrono::milliseconds within, std::size_t li
   rows_ -= removed;
   // Nothing at or below the cutoff is stored any more (late records are
   // not stored), so the next purge can start there.
-  if (complete) purged_below_ = now_ms - within.count();
+  if (complete) purged_below_ = now_ms - win.kept().count();
   return removed;
 }
 

@@ -48,22 +48,19 @@ public:
   /// Decides a batch's records in order and stores what changes (one write).
   /// Duplicates inside the batch are caught too. Appends the changes.
   ///
-  /// A sighting that expired by the partition's event-time progress (the
-  /// latest event time seen before the record) counts as absent, whether or
-  /// not purge() has removed it yet: so a verdict never depends on where
-  /// batches happen to start, or on when purges run.
+  /// A sighting further behind the partition's event-time progress (the
+  /// latest event time seen before the record) than `w.kept()` counts as
+  /// absent, whether or not purge() has removed it yet: so a verdict never
+  /// depends on where batches happen to start, or on when purges run.
   std::vector<verdict> decide_all(const std::vector<keyed_sighting>& records,
-                                  std::chrono::milliseconds within,
-                                  std::vector<change>& changes);
+                                  const window& w, std::vector<change>& changes);
 
-  /// Removes sightings expired by the event-time progress, oldest first, at
-  /// most `limit`. Appends the removals.
-  std::int64_t purge(std::chrono::milliseconds within, std::size_t limit,
-                     std::vector<change>& changes);
+  /// Removes sightings more than `w.kept()` behind the event-time progress,
+  /// oldest first, at most `limit`. Appends the removals.
+  std::int64_t purge(const window& w, std::size_t limit, std::vector<change>& changes);
 
-  /// Sightings the last decide_all() stored. A record that passes with an
-  /// event time already expired by the progress is late (verdict::late) and
-  /// not stored: no later record could be its duplicate.
+  /// Sightings the last decide_all() stored. A late record (verdict::late)
+  /// is not stored: it would be purged at once.
   std::int64_t last_stored() const noexcept { return last_stored_; }
 
   /// The latest event time decided (kept with the state); nullopt before any.

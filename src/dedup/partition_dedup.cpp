@@ -183,7 +183,8 @@ batch_effect partition_dedup::process(record_batch& batch) {
     positions_.push_back(i);
   }
   changes_.clear();
-  auto verdicts = table_.decide_all(scratch_, options_.within, changes_);
+  const window w{options_.within, options_.lateness()};
+  auto verdicts = table_.decide_all(scratch_, w, changes_);
   for (std::size_t j = 0; j < verdicts.size(); ++j) {
     auto& rec = batch.records[positions_[j]];
     if (verdicts[j] == verdict::duplicate) {
@@ -194,14 +195,27 @@ batch_effect partition_dedup::process(record_batch& batch) {
       // Late data is never silent: counted (numLateRows) and said once.
       rec.late = true;
       ++effect.late;
+      auto seen = [&] { return iso8601_utc(scratch_[j].seen.event_time_ms); };
+      auto progress = [&] { return iso8601_utc(table_.stream_time().value_or(0)); };
+      if (options_.late_records == late_policy::drop) {
+        rec.dropped = true;
+      } else if (options_.late_records == late_policy::dlq) {
+        rec.error = record_error{
+            "late", "event time " + seen() +
+                        " is further behind the partition's event-time progress (" +
+                        progress() + ") than dedup.within + dedup.allowedLateness"};
+      }
       if (!warned_late_) {
         warned_late_ = true;
+        constexpr const char* what[] = {"pass without dedup", "are dropped",
+                                        "go to the DLQ"};
         sluice::logger().warn(
-            "dedup of {}: record at offset {} (event time {}) is more than "
-            "dedup.within behind the partition's event-time progress ({}); "
-            "such late records pass without dedup (counted as numLateRows)",
-            input_.str(), rec.offset, iso8601_utc(scratch_[j].seen.event_time_ms),
-            iso8601_utc(table_.stream_time().value_or(0)));
+            "dedup of {}: record at offset {} (event time {}) is further behind the "
+            "partition's event-time progress ({}) than dedup.within + "
+            "dedup.allowedLateness; such late records {} (dedup.lateRecords; counted "
+            "as numLateRows)",
+            input_.str(), rec.offset, seen(), progress(),
+            what[static_cast<int>(options_.late_records)]);
       }
     }
   }
@@ -214,7 +228,7 @@ batch_effect partition_dedup::process(record_batch& batch) {
       (purged_at_ == std::numeric_limits<std::int64_t>::min() ||
        *now - purged_at_ >= step)) {
     purged_at_ = *now;
-    effect.removed = table_.purge(options_.within, 100000, changes_);
+    effect.removed = table_.purge(w, 100000, changes_);
   }
   if (!changelog_.topic.empty() && !changes_.empty()) {
     auto& books = bookkeeping_of(batch);

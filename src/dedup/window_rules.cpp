@@ -15,8 +15,8 @@ decision decide(const std::optional<sighting>& stored, const sighting& record,
 }
 
 bool expired(const sighting& s, std::int64_t event_time_ms,
-             std::chrono::milliseconds within) {
-  return event_time_ms - s.event_time_ms > within.count();
+             std::chrono::milliseconds kept) {
+  return event_time_ms - s.event_time_ms > kept.count();
 }
 
 } // namespace sluice::dedup

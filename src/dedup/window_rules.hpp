@@ -10,6 +10,25 @@
 
 namespace sluice::dedup {
 
+/// The window and how long past it a sighting is kept.
+struct window {
+  /// Records of a key this close in event time are duplicates.
+  std::chrono::milliseconds within{0};
+  /// How far past `within` behind the partition's event-time progress a
+  /// sighting is still kept, so that a duplicate arriving that late is caught.
+  std::chrono::milliseconds lateness{0};
+
+  window() = default;
+  template <class Rep, class Period>
+  window(std::chrono::duration<Rep, Period> within_,
+         std::chrono::milliseconds lateness_ = std::chrono::milliseconds(0))
+      : within(std::chrono::duration_cast<std::chrono::milliseconds>(within_)),
+        lateness(lateness_) {}
+
+  /// How long behind the progress a sighting is kept: within + lateness.
+  std::chrono::milliseconds kept() const { return within + lateness; }
+};
+
 /// Where and when a key was first seen in a partition.
 struct sighting {
   std::int64_t offset = 0;
@@ -25,8 +44,10 @@ enum class verdict {
   leftover,  ///< stored at a higher offset by work never committed: replaced, passes
   duplicate, ///< seen at another offset within the window: dropped, counted
   renewed,   ///< seen, but outside the window: passes, the new first sighting
-  /// Older than the window behind the partition's event-time progress: it
-  /// passes and is not stored (no later record could be its duplicate).
+  /// Further behind the partition's event-time progress than the state
+  /// keeps sightings (within + lateness), and no kept sighting makes it a
+  /// duplicate: the state cannot tell. `dedup.lateRecords` says what becomes
+  /// of it (passes unchecked, dropped, or the DLQ); it is never stored.
   /// Decided by the table, which knows the progress; never by decide().
   late,
 };
@@ -45,9 +66,9 @@ struct decision {
 decision decide(const std::optional<sighting>& stored, const sighting& record,
                 std::chrono::milliseconds within);
 
-/// Whether a sighting can be purged: no record at or after `event_time_ms`
-/// (the partition's event-time progress) can be its duplicate any more.
+/// Whether a sighting is past keeping: more than `kept` (window::kept())
+/// behind `event_time_ms`, the partition's event-time progress.
 bool expired(const sighting& s, std::int64_t event_time_ms,
-             std::chrono::milliseconds within);
+             std::chrono::milliseconds kept);
 
 } // namespace sluice::dedup

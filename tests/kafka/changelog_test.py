@@ -15,6 +15,12 @@ that exists with another cleanup.policy is refused at start.
    Outputs are exactly k251..k500 and k1001..k1100; 750 duplicates are counted.
 3. A changelog topic with cleanup.policy=delete: the run fails at start (exit 1) naming
    dedup.changelog and the policy, and writes nothing.
+4. Late duplicates (dedup.allowedLateness, dedup.lateRecords): k1..k100 at now-3h, then
+   a1..a50 at now-90min (the event-time progress), then a copy of each k 10 minutes after
+   its first sighting (80 minutes behind the progress: past `within`, inside the default
+   allowedLateness of as long again), then o1..o20 at now-4h (new, 150 minutes behind:
+   later than any kept sighting). With lateRecords dlq: the copies are dropped as
+   duplicates, the o's reach the DLQ as `late`, the k's and a's are the outputs.
 
 Usage: scripts/kafka.sh python tests/kafka/changelog_test.py PATH/TO/sluice
 """
@@ -165,6 +171,50 @@ try:
               (r.returncode, r.stderr[-800:]))
         check("... and nothing is written", len(read_topic(b, "deduped")) == len(out_a)
               + len(out_b))
+
+        # 4. Late duplicates, on the broker's own CreateTime timestamps.
+        create_topics(admin, {"late-orders": 1, "late-out": 1, "late-dlq": 1})
+        now = int(time.time() * 1000)
+
+        def produce_to(topic, ks, ts, n):
+            p = Producer({"bootstrap.servers": b, "enable.idempotence": True})
+            for k in ks:
+                p.produce(topic, key=k.encode(),
+                          value=json.dumps({"order_id": k, "n": n}).encode(),
+                          partition=0, timestamp=ts)
+            if p.flush(30) != 0:
+                raise Abort()
+
+        produce_to("late-orders", keys(1, 100), now - 3 * HOUR, 1)
+        produce_to("late-orders", ["a%d" % i for i in range(1, 51)], now - 90 * 60 * 1000, 2)
+        produce_to("late-orders", keys(1, 100), now - 3 * HOUR + 10 * 60 * 1000, 3)
+        produce_to("late-orders", ["o%d" % i for i in range(1, 21)], now - 4 * HOUR, 4)
+        late = json.loads(pipeline(b, os.path.join(WORK, "state-late")))
+        late["name"] = "dd-late"
+        late["source"]["subscribe"] = "late-orders"
+        late["source"]["kafka.group.id"] = "changelog-test-late"
+        late["route"]["topic"] = "late-out"
+        late["dlq"]["topic"] = "late-dlq"
+        late["dedup"]["lateRecords"] = "dlq"
+        r = sluice(["run", write(os.path.join(WORK, "d.json"), json.dumps(late))])
+        check("run D (lateRecords dlq) exits 0", r.returncode == 0, r.stderr[-1500:])
+        out = sorted(json.loads(x.value)["order_id"] for x in read_topic(b, "late-out"))
+        want = sorted(keys(1, 100) + ["a%d" % i for i in range(1, 51)])
+        check("the late copies are dropped as duplicates: the outputs are k1..k100 and "
+              "a1..a50, once each (%d)" % len(out), out == want,
+              "unexpected %s" % sorted(set(out) - set(want))[:5])
+        dlq = read_topic(b, "late-dlq")
+        types = {x.header("sluice.error.type") for x in dlq}
+        check("the 20 records later than within + allowedLateness reach the DLQ as `late`",
+              len(dlq) == 20 and types == {b"late"},
+              (len(dlq), types))
+        dups = late_rows = 0
+        for p_ in progress_lines(r.stdout):
+            for op in p_.get("stateOperators", []):
+                dups += op.get("customMetrics", {}).get("numDroppedDuplicateRows", 0)
+                late_rows += op.get("customMetrics", {}).get("numLateRows", 0)
+        check("progress counts 100 duplicates and 20 late rows", (dups, late_rows) == (100, 20),
+              (dups, late_rows))
 except Abort:
     check("the test ran to its end", False)
 except Exception:

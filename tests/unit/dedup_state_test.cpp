@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <thread>
 #include <unistd.h>
 
@@ -224,6 +225,86 @@ BOOST_AUTO_TEST_CASE(a_late_record_passes_and_is_not_stored) {
   v = t.decide_all(records({{"c", 3, 45000}, {"c", 4, 39000}}), 1min, changes);
   BOOST_TEST(names(v) == names({verdict::first, verdict::duplicate}),
              boost::test_tools::per_element());
+}
+
+// The late duplicates a new user found passing: 1,000 keys, then 500 records
+// 90 minutes ahead (within is 1 hour), then a copy of each key 30 s after
+// its first sighting. Before allowedLateness, the sightings counted as
+// expired and every copy passed as late.
+std::vector<keyed_sighting> late_duplicates_sequence() {
+  constexpr std::int64_t t0 = 1'000'000'000, minute = 60'000;
+  std::vector<keyed_sighting> out;
+  std::int64_t offset = 0;
+  for (int i = 0; i < 1000; ++i)
+    out.push_back({"k" + std::to_string(i), {offset++, t0 + i}});
+  for (int i = 0; i < 500; ++i)
+    out.push_back({"ahead" + std::to_string(i), {offset++, t0 + 90 * minute + i}});
+  for (int i = 0; i < 1000; ++i)
+    out.push_back({"k" + std::to_string(i), {offset++, t0 + i + 30'000}});
+  return out;
+}
+
+std::map<std::string, int> tally(const std::vector<verdict>& vs) {
+  std::map<std::string, int> out;
+  for (auto& n : names(vs))
+    ++out[n];
+  return out;
+}
+
+BOOST_AUTO_TEST_CASE(a_duplicate_is_caught_late_while_its_sighting_is_kept) {
+  const auto sequence = late_duplicates_sequence();
+  temp_dir dir;
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  std::vector<change> changes;
+  // within 1 h, allowedLateness 1 h (its default): the copies are 90 min
+  // behind the progress, sightings are kept for 2 h.
+  dedup_table kept(s.table("orders/0"));
+  auto v = tally(kept.decide_all(sequence, window{1h, 1h}, changes));
+  BOOST_TEST(v["first"] == 1500);
+  BOOST_TEST(v["duplicate"] == 1000);
+  BOOST_TEST(v["late"] == 0);
+  // Purging at the progress keeps the sightings the copies need...
+  BOOST_TEST(kept.purge(window{1h, 1h}, 100000, changes) == 0);
+  // ...and removes them once the progress is past within + allowedLateness.
+  kept.decide_all(records({{"later", 5000, 1'000'000'000 + 121 * 60'000}}),
+                  window{1h, 1h}, changes);
+  BOOST_TEST(kept.purge(window{1h, 1h}, 100000, changes) == 1000);
+
+  // Without lateness the copies cannot be told from new keys: late.
+  dedup_table none(s.table("orders/1"));
+  v = tally(none.decide_all(sequence, window{1h, 0h}, changes));
+  BOOST_TEST(v["duplicate"] == 0);
+  BOOST_TEST(v["late"] == 1000);
+}
+
+BOOST_AUTO_TEST_CASE(late_verdicts_do_not_depend_on_batches_or_purges) {
+  // Keys first seen, then the progress moves past within + lateness for
+  // some of them, then copies: record by record with a purge after each, and
+  // all in one batch, give the same verdicts.
+  const auto sequence = records({{"a", 0, 1000},
+                                 {"b", 1, 50000},
+                                 {"x", 2, 150000}, // progress: a is 149 s behind
+                                 {"a", 3, 1500},   // a is gone (kept 2 min): late
+                                 {"b", 4, 50500},  // b is kept (100 s): duplicate
+                                 {"c", 5, 20000},  // new and 130 s behind: late
+                                 {"d", 6, 40000},  // new, 110 s behind: first
+                                 {"d", 7, 40001}});
+  const std::vector<verdict> expected{verdict::first, verdict::first,     verdict::first,
+                                      verdict::late,  verdict::duplicate, verdict::late,
+                                      verdict::first, verdict::duplicate};
+  const window w{1min, 1min};
+  temp_dir dir;
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  dedup_table whole(s.table("orders/0")), single(s.table("orders/1"));
+  std::vector<change> changes;
+  BOOST_TEST(names(whole.decide_all(sequence, w, changes)) == names(expected),
+             boost::test_tools::per_element());
+  std::vector<verdict> one_by_one;
+  for (auto& r : sequence) {
+    one_by_one.push_back(single.decide_all({r}, w, changes).at(0));
+    single.purge(w, 100000, changes);
+  }
+  BOOST_TEST(names(one_by_one) == names(expected), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_time_far_ahead_of_the_clock_does_not_move_the_progress) {

@@ -388,6 +388,33 @@ BOOST_AUTO_TEST_CASE(rate_limits_and_lanes_take_positive_counts_and_a_duration) 
              e);
 }
 
+BOOST_AUTO_TEST_CASE(dedup_lateness_and_late_records) {
+  auto cfg =
+      parse_pipeline_config(with(R"("dedup": {"key": "order_id", "within": "1 hour"})"));
+  BOOST_TEST(!cfg.dedup->allowed_lateness.has_value());
+  BOOST_TEST(cfg.dedup->lateness().count() == 3600000); // as long as within
+  BOOST_TEST((cfg.dedup->late_records == late_policy::pass));
+  cfg = parse_pipeline_config(
+      with(R"("dlq": {"topic": "bad"}, "dedup": {"key": "order_id", "within": "1 hour",
+               "allowedLateness": "0 seconds", "lateRecords": "dlq"})"));
+  BOOST_TEST(cfg.dedup->lateness().count() == 0);
+  BOOST_TEST((cfg.dedup->late_records == late_policy::dlq));
+  cfg = parse_pipeline_config(with(R"("dedup": {"key": "order_id", "within": "1 hour"})"),
+                              {"dedup.lateRecords=drop", "dedup.allowedLateness=2 days"});
+  BOOST_TEST((cfg.dedup->late_records == late_policy::drop));
+  BOOST_TEST(cfg.dedup->lateness().count() == 2 * 86400000LL);
+  BOOST_TEST(error_of(with(R"("dedup": {"key": "order_id", "within": "1 hour",
+                                        "lateRecords": "keep"})")) ==
+             "option `dedup.lateRecords`: expected pass, drop or dlq, got `keep`");
+  BOOST_TEST(error_of(with(R"("dedup": {"key": "order_id", "within": "1 hour",
+                                        "allowedLateness": "soon"})"))
+                 .starts_with("option `dedup.allowedLateness`:"));
+  BOOST_TEST(
+      error_of(with(R"("dedup": {"key": "order_id", "within": "1 hour",
+                                        "lateRecords": "dlq"})")) ==
+      "option `dedup.lateRecords`: dlq needs a `dlq` topic to send late records to");
+}
+
 BOOST_AUTO_TEST_CASE(dedup_options_have_defaults_and_bad_values_name_the_option) {
   auto cfg =
       parse_pipeline_config(with(R"("dedup": {"key": "order_id", "within": "1 hour"})"));
