@@ -90,11 +90,16 @@ int run_pipeline(const run_args& args) {
   spdlog::info("run ended: {} in, {} out, {} to the DLQ, {} dropped, {:.2f} s",
                summary.input_rows, summary.output_rows, summary.dlq_rows,
                summary.dropped_rows, summary.seconds);
-  if (dedup)
-    spdlog::info("dedup: {} duplicate(s) dropped, {} late record(s) passed; {} key(s) "
+  if (dedup) {
+    // What became of late records is dedup.lateRecords' choice.
+    const char* late = dedup->late_records == late_policy::drop  ? "dropped"
+                       : dedup->late_records == late_policy::dlq ? "sent to the DLQ"
+                                                                 : "passed unchecked";
+    spdlog::info("dedup: {} duplicate(s) dropped, {} late record(s) {}; {} key(s) "
                  "held in `{}` ({} bytes on disk)",
-                 summary.duplicate_rows, summary.late_rows, summary.state_rows,
+                 summary.duplicate_rows, summary.late_rows, late, summary.state_rows,
                  dedup->state_dir, summary.state_disk_bytes);
+  }
   if (!summary.ok) {
     std::cerr << "sluice: run failed: " << summary.error << "\n";
     return 1;

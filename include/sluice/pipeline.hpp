@@ -29,8 +29,9 @@ struct run_summary {
   /// filtered records, duplicates. With flat_map, one input may make several
   /// outputs: outputs + DLQ rows + drops can then exceed the input rows.
   std::int64_t dropped_rows = 0;
-  std::int64_t duplicate_rows = 0;   ///< of dropped_rows: duplicates dedup dropped
-  std::int64_t late_rows = 0;        ///< passed by dedup as late (outputs or DLQ rows)
+  std::int64_t duplicate_rows = 0; ///< of dropped_rows: duplicates dedup dropped
+  /// Late by dedup's rules: outputs, drops or DLQ rows, as dedup.lateRecords says.
+  std::int64_t late_rows = 0;
   std::int64_t state_rows = 0;       ///< dedup keys held at the end (open partitions)
   std::int64_t state_disk_bytes = 0; ///< dedup state files on disk at the end
   std::map<std::string, std::int64_t> rows_by_topic; ///< outputs and DLQ rows per topic

@@ -30,7 +30,8 @@ struct state_operator_progress {
   std::int64_t rows_removed = 0; ///< expired and purged in the epoch
   std::int64_t memory_used_bytes = 0;
   std::int64_t dropped_duplicates = 0; ///< handled in the epoch
-  std::int64_t late_rows = 0; ///< passed as late (without dedup), handled in the epoch
+  /// Late records handled in the epoch (dedup.lateRecords said what became of them).
+  std::int64_t late_rows = 0;
 };
 
 /// What one epoch did: printed as one JSON line with Spark's

@@ -345,7 +345,7 @@ run_summary pipeline::run_until_stopped() {
     self->request(supervisor, rebalance_bridge::actor_timeout, stop_atom::value)
         .receive([](bool) {}, [](caf::error&) {});
     // Offsets a rebalance refused, still waiting for the next assignment.
-    if (auto err = im.consumer->committer().commit_deferred(rebalance_bridge::commit_timeout)) {
+    if (auto err = ctx.committer.commit_deferred(rebalance_bridge::commit_timeout)) {
       sluice::logger().error("final offset commit failed: {}", *err);
       control.fail("final offset commit failed: " + *err);
     }

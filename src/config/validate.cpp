@@ -361,17 +361,20 @@ void check_dedup(const pipeline_config& cfg) {
   }
   if (d.within.count() <= 0)
     throw config_error("dedup.within", "expected a positive duration");
-  if (d.allowed_lateness && d.allowed_lateness->count() < 0)
-    throw config_error("dedup.allowedLateness", "expected a duration of 0 or more");
-  // Sightings are kept within + allowedLateness of event time: far beyond
-  // any real window, the sum would overflow the window arithmetic.
-  constexpr std::chrono::milliseconds century{100LL * 366 * 24 * 3600 * 1000};
-  if (d.within > century || d.lateness() > century)
-    throw config_error(d.within > century ? "dedup.within" : "dedup.allowedLateness",
-                       "expected at most 100 years");
+  if (d.allowed_lateness)
+    check_not_negative(*d.allowed_lateness, "dedup.allowedLateness");
+  // As a pipeline file's durations are: far beyond any real window, the
+  // window arithmetic (within + allowedLateness, in ms) would overflow.
+  constexpr std::chrono::milliseconds ten_years{10LL * 366 * 24 * 3600 * 1000};
+  for (auto [value, option] : {std::pair{d.within, "dedup.within"},
+                               std::pair{d.lateness(), "dedup.allowedLateness"}})
+    if (value > ten_years)
+      throw config_error(option, "expected at most 10 years, got " +
+                                     std::to_string(value.count()) + " ms");
   if (d.late_records == late_policy::dlq && !cfg.dlq)
     throw config_error("dedup.lateRecords",
-                       "dlq needs a `dlq` topic to send late records to");
+                       "dlq needs a `dlq` section (its topic) to "
+                       "send late records to; or choose pass or drop");
   if (!d.time_field.empty()) {
     auto f = in_schema(d.time_field);
     if (f == fields.end() ||

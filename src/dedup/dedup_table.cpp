@@ -10,6 +10,7 @@ namespace {
 
 constexpr std::string_view position_key = "m/changelog";
 constexpr std::string_view stream_time_key = "m/stream-time";
+constexpr std::string_view decided_key = "m/decided-until";
 
 /// Big-endian with the sign bit flipped: byte order is numeric order.
 void put_ordered(std::string& out, std::int64_t v) {
@@ -69,7 +70,12 @@ std::optional<sighting> decode_sighting(std::string_view text) {
   auto* offset = o.if_contains("offset");
   auto* time = o.if_contains("eventTime");
   if (!offset || !time || !offset->is_int64() || !time->is_int64()) return std::nullopt;
-  return sighting{offset->get_int64(), time->get_int64()};
+  // The years 0 to 9999, as for records: a wild time from another writer
+  // must not reach the window arithmetic.
+  constexpr std::int64_t earliest = -62167219200000, latest = 253402300799999;
+  auto t = time->get_int64();
+  if (t < earliest || t > latest || offset->get_int64() < 0) return std::nullopt;
+  return sighting{offset->get_int64(), t};
 }
 
 dedup_table::dedup_table(state::partition_table& table) : table_(table) {
@@ -79,6 +85,8 @@ dedup_table::dedup_table(state::partition_table& table) : table_(table) {
   });
   if (auto v = table_.get(stream_time_key); v && v->size() == 8)
     stream_time_ = get_ordered(*v);
+  if (auto v = table_.get(decided_key); v && v->size() == 8)
+    decided_until_ = get_ordered(*v);
 }
 
 std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& records,
@@ -106,7 +114,8 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
     // A duplicate of a kept sighting is one however late it comes; a record
     // past keeping that is not cannot be told from a duplicate purged.
     if (d.passes() && stream_time_ && expired(r.seen, *stream_time_, win.kept())) {
-      d = {verdict::late, std::nullopt};
+      bool replayed = decided_until_ && r.seen.offset < *decided_until_;
+      d = {replayed ? verdict::replayed_late : verdict::late, std::nullopt};
     } else if (d.store) {
       now[slot] = d.store;
       changed[slot] = true;
@@ -129,11 +138,9 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
     w.put(expiry_key(now[i]->event_time_ms, key_of[i]), {});
     changes.push_back({std::string(key_of[i]), now[i]});
   }
-  if (stream_time_) {
-    std::string v;
-    put_ordered(v, *stream_time_);
-    w.put(stream_time_key, v);
-  }
+  for (auto& r : records)
+    decided_until_ = std::max(decided_until_.value_or(0), r.seen.offset + 1);
+  put_progress(w);
   table_.apply(w);
   return out;
 }
@@ -197,19 +204,30 @@ void dedup_table::restore(const std::vector<change>& batch) {
       ++rows_;
       // The changelog does not carry the event-time progress: the latest
       // sighting is the best lower bound of it (as long as its time is
-      // believable: the same rule as for records).
+      // believable: the same rule as for records). Every record up to the
+      // sighting's was decided by whoever wrote it: a replay there.
       advance(c.now->event_time_ms);
+      decided_until_ = std::max(decided_until_.value_or(0), c.now->offset + 1);
     } else {
       w.remove(keys[i]);
     }
     latest[c.key] = c.now;
   }
+  put_progress(w);
+  table_.apply(w);
+}
+
+void dedup_table::put_progress(state::partition_table::writes& w) const {
+  std::string v;
   if (stream_time_) {
-    std::string v;
     put_ordered(v, *stream_time_);
     w.put(stream_time_key, v);
   }
-  table_.apply(w);
+  if (decided_until_) {
+    v.clear();
+    put_ordered(v, *decided_until_);
+    w.put(decided_key, v);
+  }
 }
 
 bool dedup_table::set_progress_ceiling(std::int64_t ms) noexcept {
@@ -233,6 +251,7 @@ void dedup_table::clear() {
   table_.clear();
   rows_ = 0;
   stream_time_.reset();
+  decided_until_.reset();
 }
 
 std::optional<std::int64_t> dedup_table::changelog_position(std::string_view log) {

@@ -9,6 +9,7 @@
 //   m/changelog            -> changelog offset the state is known to include,
 //                             and which changelog partition that counts in
 //   m/stream-time          -> the partition's event-time progress
+//   m/decided-until        -> every offset below was decided before
 
 #include "dedup/window_rules.hpp"
 #include "state/state_store.hpp"
@@ -95,10 +96,15 @@ public:
 private:
   /// Moves the progress to `event_time_ms` unless beyond the ceiling.
   void advance(std::int64_t event_time_ms) noexcept;
+  /// Writes the progress and how far records were decided.
+  void put_progress(state::partition_table::writes& w) const;
 
   state::partition_table& table_;
   std::int64_t rows_ = 0;
   std::optional<std::int64_t> stream_time_;
+  /// Every offset below was decided before (by this table or, restored, by
+  /// the changelog's writer): a late record there is a replay.
+  std::optional<std::int64_t> decided_until_;
   std::int64_t last_stored_ = 0;
   std::int64_t progress_ceiling_ = std::numeric_limits<std::int64_t>::max();
   /// Every expiry entry below this time is purged already: purges start

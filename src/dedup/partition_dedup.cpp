@@ -15,6 +15,24 @@ namespace sluice::dedup {
 
 namespace {
 
+/// A duration as people write it: "2 h", "1 h 30 min", "45 s", "250 ms".
+std::string duration_text(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms % 1000 != 0 || ms == 0) return std::to_string(ms) + " ms";
+  std::string out;
+  auto part = [&](std::int64_t unit, const char* name) {
+    if (ms < unit) return;
+    if (!out.empty()) out += ' ';
+    out += std::to_string(ms / unit) + " " + name;
+    ms %= unit;
+  };
+  part(86'400'000, "d");
+  part(3'600'000, "h");
+  part(60'000, "min");
+  part(1000, "s");
+  return out;
+}
+
 /// A dedup.timeField value: epoch milliseconds, or an ISO-8601 timestamp.
 std::optional<std::int64_t> event_time_of(const row& fields, const std::string& name) {
   switch (fields.kind(name)) {
@@ -191,6 +209,9 @@ batch_effect partition_dedup::process(record_batch& batch) {
       rec.dropped = true;
       rec.duplicate = true;
       ++effect.duplicates;
+    } else if (verdicts[j] == verdict::replayed_late) {
+      rec.late = true; // counted; passes (a replay is never dropped)
+      ++effect.late;
     } else if (verdicts[j] == verdict::late) {
       // Late data is never silent: counted (numLateRows) and said once.
       rec.late = true;
@@ -202,19 +223,21 @@ batch_effect partition_dedup::process(record_batch& batch) {
       } else if (options_.late_records == late_policy::dlq) {
         rec.error = record_error{
             "late", "event time " + seen() +
-                        " is further behind the partition's event-time progress (" +
-                        progress() + ") than dedup.within + dedup.allowedLateness"};
+                        " is more than dedup.within + dedup.allowedLateness (" +
+                        duration_text(w.kept()) +
+                        ") behind the partition's event-time progress (" + progress() +
+                        "), and no sighting of its key that old is kept"};
       }
       if (!warned_late_) {
         warned_late_ = true;
         constexpr const char* what[] = {"pass without dedup", "are dropped",
                                         "go to the DLQ"};
         sluice::logger().warn(
-            "dedup of {}: record at offset {} (event time {}) is further behind the "
-            "partition's event-time progress ({}) than dedup.within + "
-            "dedup.allowedLateness; such late records {} (dedup.lateRecords; counted "
-            "as numLateRows)",
-            input_.str(), rec.offset, seen(), progress(),
+            "dedup of {}: record at offset {} (event time {}) is more than "
+            "dedup.within + dedup.allowedLateness ({}) behind the partition's "
+            "event-time progress ({}); such late records {} (dedup.lateRecords; "
+            "counted as numLateRows)",
+            input_.str(), rec.offset, seen(), duration_text(w.kept()), progress(),
             what[static_cast<int>(options_.late_records)]);
       }
     }

@@ -29,8 +29,8 @@ struct batch_effect {
   std::int64_t updated = 0;    ///< sightings stored (first, leftover, renewed)
   std::int64_t removed = 0;    ///< expired sightings purged
   std::int64_t duplicates = 0; ///< records marked as dropped duplicates
-  std::int64_t late =
-      0; ///< records marked late (dedup.lateRecords says what became of them)
+  /// Records marked late (dedup.lateRecords says what became of them).
+  std::int64_t late = 0;
 };
 
 /// Where the changelog is, for a partition's restore and writes.

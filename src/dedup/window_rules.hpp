@@ -19,11 +19,9 @@ struct window {
   std::chrono::milliseconds lateness{0};
 
   window() = default;
-  template <class Rep, class Period>
-  window(std::chrono::duration<Rep, Period> within_,
-         std::chrono::milliseconds lateness_ = std::chrono::milliseconds(0))
-      : within(std::chrono::duration_cast<std::chrono::milliseconds>(within_)),
-        lateness(lateness_) {}
+  /// Both, always: dedup.allowedLateness defaults to `within`, not to 0.
+  window(std::chrono::milliseconds w, std::chrono::milliseconds l)
+      : within(w), lateness(l) {}
 
   /// How long behind the progress a sighting is kept: within + lateness.
   std::chrono::milliseconds kept() const { return within + lateness; }
@@ -50,6 +48,12 @@ enum class verdict {
   /// of it (passes unchecked, dropped, or the DLQ); it is never stored.
   /// Decided by the table, which knows the progress; never by decide().
   late,
+  /// Late, but at or below an offset the state decided before (a restarted
+  /// chain reading again what a failed attempt read, or work restored from
+  /// the changelog): the progress it meets may be ahead of the one its first
+  /// reading met, so it passes, whatever `dedup.lateRecords` says. A restart
+  /// never turns a record into a dropped one.
+  replayed_late,
 };
 
 /// The rule's answer: the verdict, and the sighting the state must hold

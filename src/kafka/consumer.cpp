@@ -11,9 +11,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 namespace sluice::kafka {

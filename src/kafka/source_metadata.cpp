@@ -1,6 +1,6 @@
-// What the cluster says of the source: watermarks and end offsets, its topics now (a pattern matched
-// against the metadata), partition counts, log ranges, offsets by time and
-// the group's committed offsets. Each request waits at most `timeout`.
+// What the cluster says of the source: watermarks and end offsets, its topics now (a
+// pattern matched against the metadata), partition counts, log ranges, offsets by time
+// and the group's committed offsets. Each request waits at most `timeout`.
 #include "kafka/consumer.hpp"
 #include "kafka/partition_lists.hpp"
 

@@ -3,8 +3,10 @@
 // actor asks for and answers it when it chooses, so the commit rules (one at a
 // time, nothing committed twice, a final take that waits, a refusal by a
 // rebalance or by the ACLs) are checked without a broker's timing. The
-// consumer and producer in the run context are real but idle: never
-// subscribed, never polled (the checkpoint only reads their health).
+// consumer and producer in the run context are real clients of an embedded
+// broker, idle: the consumer never subscribes, nothing is produced; the
+// checkpoint only reads their health and cached watermarks. (Making them
+// interfaces too is the exactly-once work.)
 
 #include "actors/checkpoint.hpp"
 #include "actors/messages.hpp"
@@ -272,6 +274,22 @@ BOOST_FIXTURE_TEST_CASE(a_commit_refused_by_a_rebalance_pauses_reading_until_one
   BOOST_CHECK(fatal.empty());
 }
 
+BOOST_FIXTURE_TEST_CASE(with_assign_a_rebalance_refusal_is_just_a_failed_commit,
+                        checkpoint_fixture) {
+  // No group membership to wait for: the group is in use by members.
+  cfg.source.subscription = subscription_kind::assign;
+  report(p0, 10);
+  next_epoch();
+  commit_outcome refused;
+  refused.error = "Broker: Group rebalance in progress";
+  refused.rebalancing = true;
+  committer.answer(0, refused);
+  ds.run();
+  BOOST_CHECK(!ctx.quiesced.load());
+  next_epoch();
+  BOOST_CHECK_EQUAL(committer.async.size(), 2u); // retried
+}
+
 BOOST_FIXTURE_TEST_CASE(a_commit_the_acls_deny_fails_the_run, checkpoint_fixture) {
   report(p0, 10);
   next_epoch();
@@ -311,8 +329,9 @@ BOOST_FIXTURE_TEST_CASE(a_final_take_stops_waiting_after_five_seconds,
   BOOST_CHECK(!t->answered);
   ds.advance_time(std::chrono::milliseconds(4999));
   ds.run();
-  // The epoch timer fired meanwhile; the take still waits.
+  // Epochs ended meanwhile, without a second commit; the take still waits.
   BOOST_CHECK(!t->answered);
+  BOOST_CHECK_EQUAL(committer.async.size(), 1u);
   ds.advance_time(std::chrono::milliseconds(1));
   ds.run();
   BOOST_REQUIRE(t->answered);

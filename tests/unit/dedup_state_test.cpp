@@ -64,6 +64,9 @@ std::vector<std::string> names(const std::vector<verdict>& vs) {
     case verdict::late:
       out.push_back("late");
       break;
+    case verdict::replayed_late:
+      out.push_back("replayed_late");
+      break;
     }
   return out;
 }
@@ -76,7 +79,7 @@ void write_state(const fs::path& dir) {
   std::vector<keyed_sighting> batch;
   for (int i = 0; i < 100; ++i)
     batch.push_back({"k" + std::to_string(i), {i, 1000 + i}});
-  t.decide_all(batch, 1min, changes);
+  t.decide_all(batch, window{1min, 0min}, changes);
   s.flush();
 }
 
@@ -147,16 +150,16 @@ BOOST_AUTO_TEST_CASE(a_batch_is_decided_against_the_state_and_itself) {
   state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
   dedup_table t(s.table("orders/0"));
   std::vector<change> changes;
-  auto v = t.decide_all(records({{"a", 0, 1000}, {"b", 1, 1000}, {"a", 2, 2000}}), 1min,
-                        changes);
+  auto v = t.decide_all(records({{"a", 0, 1000}, {"b", 1, 1000}, {"a", 2, 2000}}),
+                        window{1min, 0min}, changes);
   BOOST_TEST(
       (v == std::vector<verdict>{verdict::first, verdict::first, verdict::duplicate}));
   BOOST_TEST(t.rows() == 2);
   BOOST_TEST(changes.size() == 2u);
   // The next batch sees the stored state; a replay of offset 0 passes.
   changes.clear();
-  v = t.decide_all(records({{"a", 0, 1000}, {"b", 5, 3000}, {"c", 6, 3000}}), 1min,
-                   changes);
+  v = t.decide_all(records({{"a", 0, 1000}, {"b", 5, 3000}, {"c", 6, 3000}}),
+                   window{1min, 0min}, changes);
   BOOST_TEST(
       (v == std::vector<verdict>{verdict::replay, verdict::duplicate, verdict::first}));
   BOOST_TEST(t.rows() == 3);
@@ -172,7 +175,7 @@ BOOST_AUTO_TEST_CASE(state_survives_reopening_and_expired_keys_are_purged) {
     std::vector<keyed_sighting> batch;
     for (int i = 0; i < 1000; ++i)
       batch.push_back({"k" + std::to_string(i), {i, 1000 + i}});
-    t.decide_all(batch, 1min, changes);
+    t.decide_all(batch, window{1min, 0min}, changes);
     BOOST_TEST(t.rows() == 1000);
     t.set_changelog_position(1234, "log/0/4");
   }
@@ -186,24 +189,24 @@ BOOST_AUTO_TEST_CASE(state_survives_reopening_and_expired_keys_are_purged) {
   BOOST_TEST(!t.changelog_position("other/0/4").has_value());
   BOOST_TEST(t.stream_time().value_or(-1) == 1999);
   std::vector<change> changes;
-  auto v = t.decide_all(records({{"k5", 2000, 30000}}), 1min, changes);
+  auto v = t.decide_all(records({{"k5", 2000, 30000}}), window{1min, 0min}, changes);
   BOOST_TEST((v == std::vector<verdict>{verdict::duplicate}));
   // Event time moves 2 minutes past the first keys: 500 expire.
   changes.clear();
-  t.decide_all(records({{"late", 2001, 1499 + 60001}}), 1min, changes);
+  t.decide_all(records({{"late", 2001, 1499 + 60001}}), window{1min, 0min}, changes);
   changes.clear();
-  BOOST_TEST(t.purge(1min, 100000, changes) == 500);
+  BOOST_TEST(t.purge(window{1min, 0min}, 100000, changes) == 500);
   BOOST_TEST(changes.size() == 500u);
   BOOST_TEST(!changes.front().now.has_value());
   BOOST_TEST(changes.front().key == "k0");
   BOOST_TEST(t.rows() == 501);
   // A purged key passes again as a first sighting.
   changes.clear();
-  v = t.decide_all(records({{"k1", 2002, 61500}}), 1min, changes);
+  v = t.decide_all(records({{"k1", 2002, 61500}}), window{1min, 0min}, changes);
   BOOST_TEST((v == std::vector<verdict>{verdict::first}));
   // A second purge finds nothing more to remove.
   changes.clear();
-  BOOST_TEST(t.purge(1min, 100000, changes) == 0);
+  BOOST_TEST(t.purge(window{1min, 0min}, 100000, changes) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_late_record_passes_and_is_not_stored) {
@@ -212,7 +215,7 @@ BOOST_AUTO_TEST_CASE(a_late_record_passes_and_is_not_stored) {
   dedup_table t(s.table("orders/0"));
   std::vector<change> changes;
   auto v = t.decide_all(records({{"a", 0, 100000}, {"b", 1, 10000}, {"b", 2, 10001}}),
-                        1min, changes);
+                        window{1min, 0min}, changes);
   // b is 90 s behind the event-time progress: both pass as late, neither is kept.
   BOOST_TEST(names(v) == names({verdict::first, verdict::late, verdict::late}),
              boost::test_tools::per_element());
@@ -222,7 +225,8 @@ BOOST_AUTO_TEST_CASE(a_late_record_passes_and_is_not_stored) {
   // is a duplicate all the same: c at 45 s is held (55 s behind), its copy at
   // 39 s is late (61 s behind) but 6 s from the sighting.
   changes.clear();
-  v = t.decide_all(records({{"c", 3, 45000}, {"c", 4, 39000}}), 1min, changes);
+  v = t.decide_all(records({{"c", 3, 45000}, {"c", 4, 39000}}), window{1min, 0min},
+                   changes);
   BOOST_TEST(names(v) == names({verdict::first, verdict::duplicate}),
              boost::test_tools::per_element());
 }
@@ -277,6 +281,45 @@ BOOST_AUTO_TEST_CASE(a_duplicate_is_caught_late_while_its_sighting_is_kept) {
   BOOST_TEST(v["late"] == 1000);
 }
 
+BOOST_AUTO_TEST_CASE(a_replay_is_never_late_enough_to_drop) {
+  // A chain decides A then B three minutes on, fails before delivering, and
+  // is restarted from A: the progress it meets is B's, and A's sighting is
+  // past keeping (2 min). A is late, but read before: it must pass, or a
+  // failure would drop (lateRecords drop) what a run without it writes.
+  const window w{1min, 1min};
+  temp_dir dir;
+  std::vector<change> changes;
+  {
+    state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+    dedup_table t(s.table("orders/0"));
+    t.decide_all(records({{"a", 0, 1000}, {"b", 1, 181000}}), w, changes);
+    t.purge(w, 100000, changes); // a's sighting goes
+    BOOST_TEST(names(t.decide_all(records({{"a", 0, 1000}}), w, changes)) ==
+                   names({verdict::replayed_late}),
+               boost::test_tools::per_element());
+  }
+  // The same after the process restarts (the offset is kept with the state),
+  // while a record never read before is late for good.
+  state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
+  dedup_table t(s.table("orders/0"));
+  BOOST_TEST(
+      names(t.decide_all(records({{"a", 0, 1000}, {"b", 1, 181000}, {"c", 2, 2000}}), w,
+                         changes)) ==
+          names({verdict::replayed_late, verdict::replay, verdict::late}),
+      boost::test_tools::per_element());
+  // A table restored from the changelog knows the offsets its sightings were
+  // decided at: the writer's uncommitted work read again is a replay too.
+  dedup_table restored(s.table("orders/9"));
+  restored.restore({{"a", sighting{0, 100000}}, {"b", sighting{1, 181000}}});
+  BOOST_TEST(names(restored.decide_all(records({{"a", 0, 100000}}), w, changes)) ==
+                 names({verdict::replay}),
+             boost::test_tools::per_element());
+  BOOST_TEST(
+      names(restored.decide_all(records({{"x", 1, 1000}, {"y", 5, 1000}}), w, changes)) ==
+          names({verdict::replayed_late, verdict::late}),
+      boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(late_verdicts_do_not_depend_on_batches_or_purges) {
   // Keys first seen, then the progress moves past within + lateness for
   // some of them, then copies: record by record with a purge after each, and
@@ -329,11 +372,12 @@ BOOST_AUTO_TEST_CASE(a_time_far_ahead_of_the_clock_does_not_move_the_progress) {
   whole.set_progress_ceiling(100000);
   single.set_progress_ceiling(100000);
   std::vector<change> changes;
-  BOOST_TEST(names(whole.decide_all(sequence, 1min, changes)) == names(expected),
+  BOOST_TEST(names(whole.decide_all(sequence, window{1min, 0min}, changes)) ==
+                 names(expected),
              boost::test_tools::per_element());
   std::vector<verdict> one_by_one;
   for (auto& r : sequence) {
-    auto v = single.decide_all({r}, 1min, changes);
+    auto v = single.decide_all({r}, window{1min, 0min}, changes);
     one_by_one.push_back(v.at(0));
     if (r.key == "z" && r.seen.offset == 1) // z left the progress at a's time
       BOOST_TEST(single.stream_time().value_or(-1) == 1000);
@@ -345,7 +389,7 @@ BOOST_AUTO_TEST_CASE(a_time_far_ahead_of_the_clock_does_not_move_the_progress) {
     BOOST_TEST(t->rows() == 4);
     // Nothing is purged: a (1 s) is within 1 min of the progress (36 s).
     changes.clear();
-    BOOST_TEST(t->purge(1min, 100000, changes) == 0);
+    BOOST_TEST(t->purge(window{1min, 0min}, 100000, changes) == 0);
   }
 }
 
@@ -357,8 +401,8 @@ BOOST_AUTO_TEST_CASE(a_restored_time_far_ahead_of_the_clock_does_not_move_the_pr
   t.restore({{"a", sighting{0, 1000}}, {"z", sighting{1, 40000 + 7'200'000}}});
   BOOST_TEST(t.stream_time().value_or(-1) == 1000);
   std::vector<change> changes;
-  auto v = t.decide_all(records({{"b", 2, 30000}, {"b", 3, 35000}, {"a", 4, 2000}}), 1min,
-                        changes);
+  auto v = t.decide_all(records({{"b", 2, 30000}, {"b", 3, 35000}, {"a", 4, 2000}}),
+                        window{1min, 0min}, changes);
   BOOST_TEST((
       v == std::vector<verdict>{verdict::first, verdict::duplicate, verdict::duplicate}));
 }
@@ -372,7 +416,8 @@ BOOST_AUTO_TEST_CASE(a_stored_progress_far_ahead_of_the_clock_is_not_used) {
   {
     dedup_table t(s.table("orders/0"));
     std::vector<change> changes;
-    t.decide_all(records({{"a", 0, 1000}, {"z", 1, 7'240'000}}), 1min, changes);
+    t.decide_all(records({{"a", 0, 1000}, {"z", 1, 7'240'000}}), window{1min, 0min},
+                 changes);
     BOOST_TEST(t.stream_time().value_or(-1) == 7'240'000);
   }
   dedup_table t(s.table("orders/0"));
@@ -380,8 +425,8 @@ BOOST_AUTO_TEST_CASE(a_stored_progress_far_ahead_of_the_clock_is_not_used) {
   BOOST_TEST(!t.stream_time().has_value());
   BOOST_TEST(!t.set_progress_ceiling(100000)); // said once
   std::vector<change> changes;
-  auto v = t.decide_all(records({{"b", 2, 30000}, {"b", 3, 35000}, {"a", 4, 2000}}), 1min,
-                        changes);
+  auto v = t.decide_all(records({{"b", 2, 30000}, {"b", 3, 35000}, {"a", 4, 2000}}),
+                        window{1min, 0min}, changes);
   BOOST_TEST((
       v == std::vector<verdict>{verdict::first, verdict::duplicate, verdict::duplicate}));
   BOOST_TEST(t.stream_time().value_or(-1) == 35000);
@@ -397,8 +442,8 @@ BOOST_AUTO_TEST_CASE(changes_from_the_changelog_are_applied_in_order) {
              {"b", std::nullopt}});
   BOOST_TEST(t.rows() == 1);
   std::vector<change> changes;
-  auto v = t.decide_all(records({{"a", 7, 2000}, {"a", 8, 2500}, {"b", 9, 2500}}), 1min,
-                        changes);
+  auto v = t.decide_all(records({{"a", 7, 2000}, {"a", 8, 2500}, {"b", 9, 2500}}),
+                        window{1min, 0min}, changes);
   BOOST_TEST(
       (v == std::vector<verdict>{verdict::replay, verdict::duplicate, verdict::first}));
   t.clear();
@@ -413,10 +458,10 @@ BOOST_AUTO_TEST_CASE(a_crash_loses_the_position_with_the_writes_it_covers) {
   state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
   dedup_table t(s.table("orders/0"));
   std::vector<change> changes;
-  t.decide_all(records({{"a", 0, 1000}, {"b", 1, 1000}}), 1min, changes);
+  t.decide_all(records({{"a", 0, 1000}, {"b", 1, 1000}}), window{1min, 0min}, changes);
   t.set_changelog_position(2, "log/0/1");
   s.flush();
-  t.decide_all(records({{"c", 2, 1000}}), 1min, changes);
+  t.decide_all(records({{"c", 2, 1000}}), window{1min, 0min}, changes);
   t.set_changelog_position(3, "log/0/1"); // not flushed: lost in the crash
   fs::copy(dir.path, crashed.path, fs::copy_options::recursive);
   state::store after(crashed.path.string(), 32 << 20, "dedup.stateDir");
@@ -540,7 +585,7 @@ BOOST_AUTO_TEST_CASE(a_state_records_its_owner_and_keeps_only_its_own) {
     BOOST_TEST(claim_state(s, a).what == claim_outcome::adopted); // empty
     dedup_table t(s.table("orders/0"));
     std::vector<change> changes;
-    t.decide_all(records({{"x", 0, 1000}}), 1min, changes);
+    t.decide_all(records({{"x", 0, 1000}}), window{1min, 0min}, changes);
   }
   {
     state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
@@ -555,8 +600,8 @@ BOOST_AUTO_TEST_CASE(a_state_records_its_owner_and_keeps_only_its_own) {
     dedup_table t(s.table("orders/0")); // made anew, empty
     BOOST_TEST(t.rows() == 0);
     std::vector<change> changes;
-    BOOST_TEST(names(t.decide_all(records({{"x", 5, 1000}}), 1min, changes)) ==
-               names({verdict::first}));
+    BOOST_TEST(names(t.decide_all(records({{"x", 5, 1000}}), window{1min, 0min},
+                                  changes)) == names({verdict::first}));
   }
   state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
   BOOST_TEST(claim_state(s, b).what == claim_outcome::kept); // b's now, on disk
@@ -571,7 +616,7 @@ BOOST_AUTO_TEST_CASE(another_owners_state_without_a_changelog_fails_naming_both)
   {
     dedup_table t(s.table("orders/0"));
     std::vector<change> changes;
-    t.decide_all(records({{"x", 0, 1000}}), 1min, changes);
+    t.decide_all(records({{"x", 0, 1000}}), window{1min, 0min}, changes);
   }
   try {
     claim_state(s, second);

@@ -412,7 +412,8 @@ BOOST_AUTO_TEST_CASE(dedup_lateness_and_late_records) {
   BOOST_TEST(
       error_of(with(R"("dedup": {"key": "order_id", "within": "1 hour",
                                         "lateRecords": "dlq"})")) ==
-      "option `dedup.lateRecords`: dlq needs a `dlq` topic to send late records to");
+      "option `dedup.lateRecords`: dlq needs a `dlq` section (its topic) to send late "
+      "records to; or choose pass or drop");
 }
 
 BOOST_AUTO_TEST_CASE(dedup_options_have_defaults_and_bad_values_name_the_option) {

@@ -255,6 +255,22 @@ BOOST_AUTO_TEST_CASE(every_dedup_rule_holds_without_json) {
   c.dedup->within = 0ms;
   BOOST_TEST(error_of(c) == "option `dedup.within`: expected a positive duration");
   c = valid();
+  c.dedup->allowed_lateness = -1ms;
+  BOOST_TEST(
+      error_of(c) ==
+      "option `dedup.allowedLateness`: expected a duration of 0 or more, got -1 ms");
+  c.dedup->allowed_lateness = std::chrono::hours(24 * 366 * 11);
+  BOOST_TEST(error_of(c).starts_with(
+      "option `dedup.allowedLateness`: expected at most 10 years, got "));
+  c.dedup->allowed_lateness.reset(); // as long as within, which is too long
+  c.dedup->within = std::chrono::hours(24 * 366 * 11);
+  BOOST_TEST(error_of(c).starts_with("option `dedup.within`: expected at most 10 years"));
+  c = valid();
+  c.dedup->late_records = late_policy::dlq;
+  BOOST_TEST(error_of(c) == "(valid)");
+  c.dlq.reset();
+  BOOST_TEST(refused_option(c) == "dedup.lateRecords");
+  c = valid();
   c.dedup->time_field = "priority";
   BOOST_TEST(refused_option(c) == "dedup.timeField");
   c = valid();
