@@ -312,7 +312,8 @@ void group_consumer::on_rebalance(int err, void* raw) {
 
   // What the rebalance refused to commit goes first, so that it is what the
   // committed offsets below (and, usually, the new owners') read.
-  committer_->commit_refused_at_assignment();
+  // (None when the client's own close runs this after ours failed.)
+  if (committer_) committer_->commit_refused_at_assignment();
 
   if (auto why = take_partitions(parts)) {
     listener_->on_error(*why, true);
