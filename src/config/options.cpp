@@ -106,6 +106,22 @@ std::string word_of(std::string_view text) {
   return out;
 }
 
+/// One of a few keywords (as Spark reads them: trimmed, in any case), as its
+/// enum value; else a config_error naming `option` and the words, in order.
+template <class E>
+E keyword_of(const json::value& v, const std::string& option,
+             std::initializer_list<std::pair<const char*, E>> words) {
+  std::string expected;
+  std::size_t i = 0;
+  for (auto& [word, value] : words)
+    expected += (i++ == 0 ? "" : i == words.size() ? " or " : ", ") + std::string(word);
+  auto text = as_string(v, option, expected);
+  auto word = word_of(text);
+  for (auto& [w, value] : words)
+    if (word == w) return value;
+  throw config_error(option, "expected " + expected + ", got `" + text + "`");
+}
+
 bool as_bool(const json::value& v, const std::string& option) {
   if (v.is_bool()) return v.get_bool();
   if (v.is_string()) {
@@ -422,17 +438,10 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
   };
   by_partition("startingOffsetsByTimestamp", src.starting_by_timestamp);
   timestamp("startingTimestamp", src.starting_timestamp);
-  if (auto* v = obj.if_contains("startingOffsetsByTimestampStrategy")) {
-    auto s = word_of(
-        as_string(*v, "source.startingOffsetsByTimestampStrategy", "error or latest"));
-    if (s == "error")
-      src.starting_strategy = timestamp_strategy::error;
-    else if (s == "latest")
-      src.starting_strategy = timestamp_strategy::latest;
-    else
-      throw config_error("source.startingOffsetsByTimestampStrategy",
-                         "expected error or latest, got `" + s + "`");
-  }
+  if (auto* v = obj.if_contains("startingOffsetsByTimestampStrategy"))
+    src.starting_strategy = keyword_of<timestamp_strategy>(
+        *v, "source.startingOffsetsByTimestampStrategy",
+        {{"error", timestamp_strategy::error}, {"latest", timestamp_strategy::latest}});
   if (auto* v = obj.if_contains("endingOffsets")) {
     auto word = v->is_string() ? word_of(v->get_string()) : std::string();
     if (word == "latest")
@@ -480,17 +489,11 @@ void parse_source(const json::object& obj, pipeline_config& cfg) {
 void parse_parse(const json::object& obj, pipeline_config& cfg) {
   reject_unknown(obj, "parse", {"format", "schema", "required", "tombstones"}, false);
   if (auto* v = obj.if_contains("tombstones")) {
-    const std::string expected = "dlq, pass or drop";
-    auto t = as_string(*v, "parse.tombstones", expected);
-    if (t == "dlq")
-      cfg.parse.tombstones = tombstone_policy::dlq;
-    else if (t == "pass")
-      cfg.parse.tombstones = tombstone_policy::pass;
-    else if (t == "drop")
-      cfg.parse.tombstones = tombstone_policy::drop;
-    else
-      throw config_error("parse.tombstones",
-                         "expected " + expected + ", got `" + t + "`");
+    cfg.parse.tombstones =
+        keyword_of<tombstone_policy>(*v, "parse.tombstones",
+                                     {{"dlq", tombstone_policy::dlq},
+                                      {"pass", tombstone_policy::pass},
+                                      {"drop", tombstone_policy::drop}});
   }
   if (auto* v = obj.if_contains("format")) {
     auto f = as_string(*v, "parse.format", "json");
@@ -590,18 +593,11 @@ void parse_dedup(const json::object& obj, pipeline_config& cfg) {
   d.within = as_duration(*within, "dedup.within", "a duration");
   if (auto* v = obj.if_contains("allowedLateness"); v && !v->is_null())
     d.allowed_lateness = as_duration(*v, "dedup.allowedLateness", "a duration");
-  if (auto* v = obj.if_contains("lateRecords"); v && !v->is_null()) {
-    auto s = as_string(*v, "dedup.lateRecords", "pass, drop or dlq");
-    if (s == "pass")
-      d.late_records = late_policy::pass;
-    else if (s == "drop")
-      d.late_records = late_policy::drop;
-    else if (s == "dlq")
-      d.late_records = late_policy::dlq;
-    else
-      throw config_error("dedup.lateRecords",
-                         "expected pass, drop or dlq, got `" + s + "`");
-  }
+  if (auto* v = obj.if_contains("lateRecords"); v && !v->is_null())
+    d.late_records = keyword_of<late_policy>(*v, "dedup.lateRecords",
+                                             {{"pass", late_policy::pass},
+                                              {"drop", late_policy::drop},
+                                              {"dlq", late_policy::dlq}});
   if (auto* v = obj.if_contains("timeField"); v && !v->is_null()) {
     d.time_field = as_string(*v, "dedup.timeField", "a field name");
     if (d.time_field.empty()) // empty would mean the Kafka timestamp

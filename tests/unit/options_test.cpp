@@ -403,6 +403,10 @@ BOOST_AUTO_TEST_CASE(dedup_lateness_and_late_records) {
                               {"dedup.lateRecords=drop", "dedup.allowedLateness=2 days"});
   BOOST_TEST((cfg.dedup->late_records == late_policy::drop));
   BOOST_TEST(cfg.dedup->lateness().count() == 2 * 86400000LL);
+  // Keywords as Spark reads them: trimmed, in any case.
+  cfg = parse_pipeline_config(with(R"("dedup": {"key": "order_id", "within": "1 hour"})"),
+                              {"dedup.lateRecords= DLQ ", "dlq.topic=bad"});
+  BOOST_TEST((cfg.dedup->late_records == late_policy::dlq));
   BOOST_TEST(error_of(with(R"("dedup": {"key": "order_id", "within": "1 hour",
                                         "lateRecords": "keep"})")) ==
              "option `dedup.lateRecords`: expected pass, drop or dlq, got `keep`");
