@@ -91,12 +91,13 @@ int run_pipeline(const run_args& args) {
                summary.input_rows, summary.output_rows, summary.dlq_rows,
                summary.dropped_rows, summary.seconds);
   if (dedup) {
-    // What became of late records is dedup.lateRecords' choice.
-    const char* late = dedup->late_records == late_policy::drop  ? "dropped"
-                       : dedup->late_records == late_policy::dlq ? "sent to the DLQ"
-                                                                 : "passed unchecked";
-    spdlog::info("dedup: {} duplicate(s) dropped, {} late record(s) {}; {} key(s) "
-                 "held in `{}` ({} bytes on disk)",
+    // What became of late records is dedup.lateRecords' choice (those of a
+    // state restored from the changelog pass: README, "Late records").
+    const char* late = dedup->late_records == late_policy::drop  ? "drop"
+                       : dedup->late_records == late_policy::dlq ? "dlq"
+                                                                 : "pass";
+    spdlog::info("dedup: {} duplicate(s) dropped, {} late record(s) (lateRecords {}); "
+                 "{} key(s) held in `{}` ({} bytes on disk)",
                  summary.duplicate_rows, summary.late_rows, late, summary.state_rows,
                  dedup->state_dir, summary.state_disk_bytes);
   }

@@ -50,6 +50,17 @@ std::string row_value(const sighting& s) {
   return out;
 }
 
+/// Where the progress before a batch starting at `begin` is kept.
+std::string snapshot_key(std::int64_t begin) {
+  std::string out = "s";
+  put_ordered(out, begin);
+  return out;
+}
+
+/// How far back (in offsets) a replay finds the progress it first met; one
+/// from further back passes its late records (see verdict::replayed_late).
+constexpr std::int64_t snapshot_span = 10'000'000;
+
 std::optional<sighting> from_row(const std::optional<std::string>& v) {
   if (!v || v->size() != 16) return std::nullopt;
   return sighting{get_ordered(*v), get_ordered(std::string_view(*v).substr(8))};
@@ -74,24 +85,47 @@ std::optional<sighting> decode_sighting(std::string_view text) {
   // must not reach the window arithmetic.
   constexpr std::int64_t earliest = -62167219200000, latest = 253402300799999;
   auto t = time->get_int64();
-  if (t < earliest || t > latest || offset->get_int64() < 0) return std::nullopt;
+  constexpr std::int64_t max_offset = std::int64_t{1} << 62;
+  if (t < earliest || t > latest || offset->get_int64() < 0 ||
+      offset->get_int64() > max_offset)
+    return std::nullopt;
   return sighting{offset->get_int64(), t};
 }
 
 dedup_table::dedup_table(state::partition_table& table) : table_(table) {
-  table_.scan("k", [this](std::string_view, std::string_view) {
+  std::int64_t highest = -1;
+  table_.scan("k", [&](std::string_view, std::string_view v) {
     ++rows_;
+    if (auto s = from_row(std::string(v))) highest = std::max(highest, s->offset);
     return true;
   });
   if (auto v = table_.get(stream_time_key); v && v->size() == 8)
     stream_time_ = get_ordered(*v);
   if (auto v = table_.get(decided_key); v && v->size() == 8)
     decided_until_ = get_ordered(*v);
+  else if (highest >= 0) // a state from before the key existed
+    decided_until_ = highest + 1;
 }
 
 std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& records,
                                              const window& win,
-                                             std::vector<change>& changes) {
+                                             std::vector<change>& changes,
+                                             std::int64_t begin) {
+  if (begin < 0 && !records.empty()) begin = records.front().seen.offset;
+  // A batch starting below where the last one ended (or, first, below what
+  // the state decided) is read again: a restarted chain or process resumes
+  // at a batch start. The progress goes back to what a batch starting there
+  // met, so that late verdicts come out as they did then.
+  auto resumed_below = next_begin_ ? next_begin_ : decided_until_;
+  if (begin >= 0 && resumed_below && begin < *resumed_below) {
+    auto snap = table_.get(snapshot_key(begin));
+    exact_ = snap.has_value();
+    if (snap)
+      stream_time_ = snap->size() == 8 ? std::optional(get_ordered(*snap)) : std::nullopt;
+  }
+  const bool exact = exact_;
+  const bool first_reading = !decided_until_ || begin >= *decided_until_;
+  const auto progress_before = stream_time_;
   // Each distinct key is read once; the batch then works on its copy, so a
   // duplicate of a record earlier in the same batch is caught too.
   std::unordered_map<std::string_view, std::size_t> slot_of;
@@ -114,7 +148,7 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
     // A duplicate of a kept sighting is one however late it comes; a record
     // past keeping that is not cannot be told from a duplicate purged.
     if (d.passes() && stream_time_ && expired(r.seen, *stream_time_, win.kept())) {
-      bool replayed = decided_until_ && r.seen.offset < *decided_until_;
+      bool replayed = !exact && decided_until_ && r.seen.offset < *decided_until_;
       d = {replayed ? verdict::replayed_late : verdict::late, std::nullopt};
     } else if (d.store) {
       now[slot] = d.store;
@@ -138,8 +172,17 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
     w.put(expiry_key(now[i]->event_time_ms, key_of[i]), {});
     changes.push_back({std::string(key_of[i]), now[i]});
   }
-  for (auto& r : records)
+  // The progress this batch met, for a replay from here (none written when
+  // it is not known to be the one a first reading met).
+  if (begin >= 0 && (exact || first_reading)) {
+    std::string v;
+    if (progress_before) put_ordered(v, *progress_before);
+    w.put(snapshot_key(begin), v);
+  }
+  for (auto& r : records) {
     decided_until_ = std::max(decided_until_.value_or(0), r.seen.offset + 1);
+    next_begin_ = std::max(next_begin_.value_or(0), r.seen.offset + 1);
+  }
   put_progress(w);
   table_.apply(w);
   return out;
@@ -172,6 +215,19 @@ std::int64_t dedup_table::purge(const window& win, std::size_t limit,
         return true;
       },
       from);
+  // Snapshots too far back for a replay to use.
+  if (decided_until_ && *decided_until_ - snapshot_span > snapshots_from_) {
+    auto below = *decided_until_ - snapshot_span;
+    table_.scan(
+        "s",
+        [&](std::string_view k, std::string_view) {
+          if (k.size() != 9 || get_ordered(k.substr(1)) >= below) return false;
+          w.remove(k);
+          return true;
+        },
+        snapshot_key(snapshots_from_));
+    snapshots_from_ = below;
+  }
   table_.apply(w);
   rows_ -= removed;
   // Nothing at or below the cutoff is stored any more (late records are
@@ -252,6 +308,10 @@ void dedup_table::clear() {
   rows_ = 0;
   stream_time_.reset();
   decided_until_.reset();
+  next_begin_.reset();
+  exact_ = true;
+  purged_below_.reset();
+  snapshots_from_ = std::numeric_limits<std::int64_t>::min();
 }
 
 std::optional<std::int64_t> dedup_table::changelog_position(std::string_view log) {

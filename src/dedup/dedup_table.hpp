@@ -10,6 +10,8 @@
 //                             and which changelog partition that counts in
 //   m/stream-time          -> the partition's event-time progress
 //   m/decided-until        -> every offset below was decided before
+//   s<batch start>         -> the progress that batch met ("" for none), for
+//                             a replay from there
 
 #include "dedup/window_rules.hpp"
 #include "state/state_store.hpp"
@@ -53,8 +55,16 @@ public:
   /// latest event time seen before the record) than `w.kept()` counts as
   /// absent, whether or not purge() has removed it yet: so a verdict never
   /// depends on where batches happen to start, or on when purges run.
+  ///
+  /// `begin` is the batch's first offset (default: its first record's). A
+  /// batch starting below what the table decided before is a replay: the
+  /// table winds its progress back to what a batch starting there met (kept
+  /// per batch start), so verdicts come out as they did; without that (a
+  /// state restored from the changelog) late records below it pass
+  /// (verdict::replayed_late).
   std::vector<verdict> decide_all(const std::vector<keyed_sighting>& records,
-                                  const window& w, std::vector<change>& changes);
+                                  const window& w, std::vector<change>& changes,
+                                  std::int64_t begin = -1);
 
   /// Removes sightings more than `w.kept()` behind the event-time progress,
   /// oldest first, at most `limit`. Appends the removals.
@@ -105,6 +115,13 @@ private:
   /// Every offset below was decided before (by this table or, restored, by
   /// the changelog's writer): a late record there is a replay.
   std::optional<std::int64_t> decided_until_;
+  /// Where the last batch decided here ended: one starting below is read again.
+  std::optional<std::int64_t> next_begin_;
+  /// The progress is the one a first reading of the coming records met (false
+  /// after a replay that found no snapshot to go back to).
+  bool exact_ = true;
+  /// Snapshots below this are pruned.
+  std::int64_t snapshots_from_ = std::numeric_limits<std::int64_t>::min();
   std::int64_t last_stored_ = 0;
   std::int64_t progress_ceiling_ = std::numeric_limits<std::int64_t>::max();
   /// Every expiry entry below this time is purged already: purges start

@@ -202,7 +202,7 @@ batch_effect partition_dedup::process(record_batch& batch) {
   }
   changes_.clear();
   const window w{options_.within, options_.lateness()};
-  auto verdicts = table_.decide_all(scratch_, w, changes_);
+  auto verdicts = table_.decide_all(scratch_, w, changes_, batch.begin_offset);
   for (std::size_t j = 0; j < verdicts.size(); ++j) {
     auto& rec = batch.records[positions_[j]];
     if (verdicts[j] == verdict::duplicate) {

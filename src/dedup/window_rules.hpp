@@ -48,11 +48,12 @@ enum class verdict {
   /// of it (passes unchecked, dropped, or the DLQ); it is never stored.
   /// Decided by the table, which knows the progress; never by decide().
   late,
-  /// Late, but at or below an offset the state decided before (a restarted
-  /// chain reading again what a failed attempt read, or work restored from
-  /// the changelog): the progress it meets may be ahead of the one its first
-  /// reading met, so it passes, whatever `dedup.lateRecords` says. A restart
-  /// never turns a record into a dropped one.
+  /// Late, but below an offset the state decided before, and the progress
+  /// its first reading met is not known (work restored from the changelog,
+  /// or a replay from further back than the table keeps): the progress it
+  /// meets may be ahead of that one, so it passes, whatever
+  /// `dedup.lateRecords` says. A restart never turns a record into a dropped
+  /// one.
   replayed_late,
 };
 

@@ -310,10 +310,15 @@ void group_consumer::on_rebalance(int err, void* raw) {
     return;
   }
 
+  // librdkafka's own close, after ours failed, may assign from the
+  // destructor: nothing is taken then.
+  if (!committer_) {
+    if (!cooperative) rd_kafka_assign(rk_, nullptr);
+    return;
+  }
   // What the rebalance refused to commit goes first, so that it is what the
   // committed offsets below (and, usually, the new owners') read.
-  // (None when the client's own close runs this after ours failed.)
-  if (committer_) committer_->commit_refused_at_assignment();
+  committer_->commit_refused_at_assignment();
 
   if (auto why = take_partitions(parts)) {
     listener_->on_error(*why, true);

@@ -281,43 +281,50 @@ BOOST_AUTO_TEST_CASE(a_duplicate_is_caught_late_while_its_sighting_is_kept) {
   BOOST_TEST(v["late"] == 1000);
 }
 
-BOOST_AUTO_TEST_CASE(a_replay_is_never_late_enough_to_drop) {
-  // A chain decides A then B three minutes on, fails before delivering, and
-  // is restarted from A: the progress it meets is B's, and A's sighting is
-  // past keeping (2 min). A is late, but read before: it must pass, or a
-  // failure would drop (lateRecords drop) what a run without it writes.
+BOOST_AUTO_TEST_CASE(a_replay_meets_the_progress_its_first_reading_met) {
+  // A chain decides A, then B three minutes on, then C (new, and late behind
+  // B), fails before delivering, and is restarted: from A (in one batch), and
+  // later from C. Each time the table goes back to the progress that batch
+  // start met: A and B are replays, C is late again (lateRecords drop or dlq
+  // holds), not passed and not turned into something else.
   const window w{1min, 1min};
   temp_dir dir;
   std::vector<change> changes;
   {
     state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
     dedup_table t(s.table("orders/0"));
-    t.decide_all(records({{"a", 0, 1000}, {"b", 1, 181000}}), w, changes);
-    t.purge(w, 100000, changes); // a's sighting goes
-    BOOST_TEST(names(t.decide_all(records({{"a", 0, 1000}}), w, changes)) ==
-                   names({verdict::replayed_late}),
+    BOOST_TEST(names(t.decide_all(records({{"a", 0, 1000}, {"b", 1, 181000}}), w, changes,
+                                  0)) == names({verdict::first, verdict::first}),
                boost::test_tools::per_element());
+    BOOST_TEST(names(t.decide_all(records({{"c", 2, 2000}}), w, changes, 2)) ==
+                   names({verdict::late}),
+               boost::test_tools::per_element());
+    t.purge(w, 100000, changes); // a's sighting goes: 180 s behind
+    BOOST_TEST(
+        names(t.decide_all(records({{"a", 0, 1000}, {"b", 1, 181000}, {"c", 2, 2000}}), w,
+                           changes, 0)) ==
+            names({verdict::first, verdict::replay, verdict::late}),
+        boost::test_tools::per_element());
   }
-  // The same after the process restarts (the offset is kept with the state),
-  // while a record never read before is late for good.
+  // The same after the process restarts (the snapshots are kept with the
+  // state), resuming at C's batch.
   state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
   dedup_table t(s.table("orders/0"));
-  BOOST_TEST(
-      names(t.decide_all(records({{"a", 0, 1000}, {"b", 1, 181000}, {"c", 2, 2000}}), w,
-                         changes)) ==
-          names({verdict::replayed_late, verdict::replay, verdict::late}),
-      boost::test_tools::per_element());
-  // A table restored from the changelog knows the offsets its sightings were
-  // decided at: the writer's uncommitted work read again is a replay too.
+  BOOST_TEST(names(t.decide_all(records({{"c", 2, 2000}, {"d", 3, 2000}}), w, changes,
+                                2)) == names({verdict::late, verdict::late}),
+             boost::test_tools::per_element());
+  // A table restored from the changelog has no snapshots: the writer's
+  // uncommitted work read again meets a progress that may be ahead of the
+  // one it first met, so its late records pass rather than be dropped.
   dedup_table restored(s.table("orders/9"));
   restored.restore({{"a", sighting{0, 100000}}, {"b", sighting{1, 181000}}});
-  BOOST_TEST(names(restored.decide_all(records({{"a", 0, 100000}}), w, changes)) ==
+  BOOST_TEST(names(restored.decide_all(records({{"a", 0, 100000}}), w, changes, 0)) ==
                  names({verdict::replay}),
              boost::test_tools::per_element());
-  BOOST_TEST(
-      names(restored.decide_all(records({{"x", 1, 1000}, {"y", 5, 1000}}), w, changes)) ==
-          names({verdict::replayed_late, verdict::late}),
-      boost::test_tools::per_element());
+  BOOST_TEST(names(restored.decide_all(records({{"x", 1, 1000}, {"y", 5, 1000}}), w,
+                                       changes, 1)) ==
+                 names({verdict::replayed_late, verdict::late}),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(late_verdicts_do_not_depend_on_batches_or_purges) {
