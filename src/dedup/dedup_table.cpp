@@ -59,7 +59,9 @@ std::string snapshot_key(std::int64_t begin) {
 
 /// How far back (in offsets) a replay finds the progress it first met; one
 /// from further back passes its late records (see verdict::replayed_late).
-constexpr std::int64_t snapshot_span = 10'000'000;
+/// A replay starts at the watermark or the last commit, close behind; the
+/// span bounds the keys a partition of one-record batches keeps.
+constexpr std::int64_t snapshot_span = 1'000'000;
 
 std::optional<sighting> from_row(const std::optional<std::string>& v) {
   if (!v || v->size() != 16) return std::nullopt;
@@ -179,9 +181,11 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
     if (progress_before) put_ordered(v, *progress_before);
     w.put(snapshot_key(begin), v);
   }
+  // The next batch starts past this one, even one with nothing to decide.
+  if (begin >= 0) next_begin_ = std::max(next_begin_.value_or(begin + 1), begin + 1);
   for (auto& r : records) {
     decided_until_ = std::max(decided_until_.value_or(0), r.seen.offset + 1);
-    next_begin_ = std::max(next_begin_.value_or(0), r.seen.offset + 1);
+    next_begin_ = std::max(*next_begin_, r.seen.offset + 1);
   }
   put_progress(w);
   table_.apply(w);

@@ -415,7 +415,7 @@ void partition_table::lease::release() {
 }
 
 void partition_table::clear() {
-  // Every key starts with k, m or t: this range holds them all.
+  // Every key starts with k, m, s or t: this range holds them all.
   const std::string end(16, '\xff');
   check(owner_->impl_->db->DeleteRange(owner_->impl_->write_options, handle_, "", end),
         "clearing `" + name_ + "`");

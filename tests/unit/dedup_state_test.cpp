@@ -285,8 +285,8 @@ BOOST_AUTO_TEST_CASE(a_replay_meets_the_progress_its_first_reading_met) {
   // A chain decides A, then B three minutes on, then C (new, and late behind
   // B), fails before delivering, and is restarted: from A (in one batch), and
   // later from C. Each time the table goes back to the progress that batch
-  // start met: A and B are replays, C is late again (lateRecords drop or dlq
-  // holds), not passed and not turned into something else.
+  // start met: A is new again (its sighting was purged) or a replay, B a
+  // replay, C late again (lateRecords drop or dlq holds), not passed.
   const window w{1min, 1min};
   temp_dir dir;
   std::vector<change> changes;
@@ -307,9 +307,14 @@ BOOST_AUTO_TEST_CASE(a_replay_meets_the_progress_its_first_reading_met) {
         boost::test_tools::per_element());
   }
   // The same after the process restarts (the snapshots are kept with the
-  // state), resuming at C's batch.
+  // state): from A (without going back, A's sighting would be past keeping,
+  // and A late), then from C's batch.
   state::store s(dir.path.string(), 32 << 20, "dedup.stateDir");
   dedup_table t(s.table("orders/0"));
+  BOOST_TEST(names(t.decide_all(
+                 records({{"a", 0, 1000}, {"b", 1, 181000}, {"c", 2, 2000}}), w, changes,
+                 0)) == names({verdict::replay, verdict::replay, verdict::late}),
+             boost::test_tools::per_element());
   BOOST_TEST(names(t.decide_all(records({{"c", 2, 2000}, {"d", 3, 2000}}), w, changes,
                                 2)) == names({verdict::late, verdict::late}),
              boost::test_tools::per_element());
