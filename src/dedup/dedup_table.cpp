@@ -95,18 +95,19 @@ std::optional<sighting> decode_sighting(std::string_view text) {
 }
 
 dedup_table::dedup_table(state::partition_table& table) : table_(table) {
-  std::int64_t highest = -1;
-  table_.scan("k", [&](std::string_view, std::string_view v) {
-    ++rows_;
-    if (auto s = from_row(std::string(v))) highest = std::max(highest, s->offset);
-    return true;
-  });
   if (auto v = table_.get(stream_time_key); v && v->size() == 8)
     stream_time_ = get_ordered(*v);
   if (auto v = table_.get(decided_key); v && v->size() == 8)
     decided_until_ = get_ordered(*v);
-  else if (highest >= 0) // a state from before the key existed
-    decided_until_ = highest + 1;
+  // A state from before the key existed: its sightings say how far it decided.
+  const bool from_sightings = !decided_until_;
+  std::int64_t highest = -1;
+  table_.scan("k", [&](std::string_view, std::string_view v) {
+    ++rows_;
+    if (from_sightings && v.size() == 16) highest = std::max(highest, get_ordered(v));
+    return true;
+  });
+  if (from_sightings && highest >= 0) decided_until_ = highest + 1;
 }
 
 std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& records,
@@ -120,7 +121,19 @@ std::vector<verdict> dedup_table::decide_all(const std::vector<keyed_sighting>& 
   // met, so that late verdicts come out as they did then.
   auto resumed_below = next_begin_ ? next_begin_ : decided_until_;
   if (begin >= 0 && resumed_below && begin < *resumed_below) {
-    auto snap = table_.get(snapshot_key(begin));
+    // The batch that started there, or the first one after it up to this
+    // batch's first record: offsets between hold no record to decide (a
+    // range handled without a batch, e.g. transaction markers), so that
+    // batch met the same progress.
+    auto last = records.empty() ? begin : records.front().seen.offset;
+    std::optional<std::string> snap;
+    table_.scan(
+        "s",
+        [&](std::string_view k, std::string_view v) {
+          if (k.size() == 9 && get_ordered(k.substr(1)) <= last) snap = std::string(v);
+          return false;
+        },
+        snapshot_key(begin));
     exact_ = snap.has_value();
     if (snap)
       stream_time_ = snap->size() == 8 ? std::optional(get_ordered(*snap)) : std::nullopt;

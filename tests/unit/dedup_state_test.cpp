@@ -318,6 +318,15 @@ BOOST_AUTO_TEST_CASE(a_replay_meets_the_progress_its_first_reading_met) {
   BOOST_TEST(names(t.decide_all(records({{"c", 2, 2000}, {"d", 3, 2000}}), w, changes,
                                 2)) == names({verdict::late, verdict::late}),
              boost::test_tools::per_element());
+  // A restart point where no batch started, with no record before the next
+  // batch's start (a range handled without a batch): that batch's snapshot.
+  dedup_table gap(s.table("orders/5"));
+  gap.decide_all(records({{"a", 0, 1000}, {"b", 1, 181000}}), w, changes, 0);
+  gap.decide_all(records({{"c", 4, 2000}}), w, changes, 4); // 2 and 3: markers
+  dedup_table gap_again(s.table("orders/5"));
+  BOOST_TEST(names(gap_again.decide_all(records({{"c", 4, 2000}}), w, changes, 2)) ==
+                 names({verdict::late}),
+             boost::test_tools::per_element());
   // A table restored from the changelog has no snapshots: the writer's
   // uncommitted work read again meets a progress that may be ahead of the
   // one it first met, so its late records pass rather than be dropped.
