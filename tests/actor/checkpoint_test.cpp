@@ -77,6 +77,14 @@ struct fake_committer final : kafka::offset_committer {
   }
 };
 
+/// What the group answers a commit while it rebalances.
+commit_outcome refused_by_rebalance() {
+  commit_outcome o;
+  o.error = "Broker: Group rebalance in progress";
+  o.rebalancing = true;
+  return o;
+}
+
 /// A checkpoint over orders/0 and orders/1, both assigned at offset 0 without
 /// a committed offset, epochs every second (the default trigger).
 struct checkpoint_fixture {
@@ -260,10 +268,7 @@ BOOST_FIXTURE_TEST_CASE(a_commit_refused_by_a_rebalance_pauses_reading_until_one
                         checkpoint_fixture) {
   report(p0, 10);
   next_epoch();
-  commit_outcome refused;
-  refused.error = "Broker: Group rebalance in progress";
-  refused.rebalancing = true;
-  committer.answer(0, refused);
+  committer.answer(0, refused_by_rebalance());
   ds.run();
   BOOST_CHECK(ctx.quiesced.load());
   next_epoch();
@@ -280,10 +285,7 @@ BOOST_FIXTURE_TEST_CASE(with_assign_a_rebalance_refusal_is_just_a_failed_commit,
   cfg.source.subscription = subscription_kind::assign;
   report(p0, 10);
   next_epoch();
-  commit_outcome refused;
-  refused.error = "Broker: Group rebalance in progress";
-  refused.rebalancing = true;
-  committer.answer(0, refused);
+  committer.answer(0, refused_by_rebalance());
   ds.run();
   BOOST_CHECK(!ctx.quiesced.load());
   next_epoch();
