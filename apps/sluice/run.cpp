@@ -85,6 +85,7 @@ int run_pipeline(const run_args& args) {
   auto builder = pipeline_builder::from_file(args.pipeline_file, args.overrides);
   builder.on_progress(print_progress);
   auto dedup = builder.config().dedup;
+  bool exactly_once = builder.config().guarantee == delivery_guarantee::exactly_once;
   auto built = builder.build();
   auto summary = run_until_signal(*built);
   spdlog::info("run ended: {} in, {} out, {} to the DLQ, {} dropped, {:.2f} s",
@@ -101,6 +102,9 @@ int run_pipeline(const run_args& args) {
                  summary.duplicate_rows, summary.late_rows, late, summary.state_rows,
                  dedup->state_dir, summary.state_disk_bytes);
   }
+  if (exactly_once)
+    spdlog::info("guarantee exactly-once: {} transaction(s) committed, {} aborted",
+                 summary.transactions_committed, summary.transactions_aborted);
   if (!summary.ok) {
     std::cerr << "sluice: run failed: " << summary.error << "\n";
     return 1;

@@ -157,6 +157,18 @@ struct trigger_options {
   std::chrono::milliseconds interval{1000};
 };
 
+/// What a run promises about each input record's effects (../shared/DESIGN.md
+/// "Offsets, checkpoints and guarantees").
+enum class delivery_guarantee {
+  /// Offsets are committed once the outputs they cover are acknowledged: a
+  /// crash or a lost partition repeats what was written since the last commit.
+  at_least_once,
+  /// One Kafka transaction per epoch holds the outputs, the DLQ and changelog
+  /// records and the consumed offsets: a read_committed reader sees each
+  /// input's effects once, whatever fails.
+  exactly_once,
+};
+
 /// How the actors run: flow-control and supervision settings.
 struct runtime_options {
   std::size_t max_in_flight_per_partition = 10000;
@@ -183,6 +195,7 @@ bool has_ending(const source_options& s);
 /// A whole pipeline, as read from `sluice run PIPELINE.json`.
 struct pipeline_config {
   std::string name = "sluice";
+  delivery_guarantee guarantee = delivery_guarantee::at_least_once;
   source_options source;
   parse_options parse;
   route_options route;

@@ -42,6 +42,9 @@ struct run_summary {
   /// Sink producers replaced after a fatal librdkafka error (an idempotent
   /// producer's sequence lost after a broker failover, for one).
   std::int64_t producer_replacements = 0;
+  /// Exactly-once: Kafka transactions committed and aborted (0 otherwise).
+  std::int64_t transactions_committed = 0;
+  std::int64_t transactions_aborted = 0;
   double seconds = 0;            ///< whole run, including joining the group
   double processing_seconds = 0; ///< from the first assignment to the end
 };

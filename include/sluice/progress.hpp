@@ -52,6 +52,12 @@ struct epoch_progress {
   /// The run's state in words, like Spark's status message ("Waiting for
   /// data to arrive", or why the cluster cannot be reached).
   std::string message;
+  /// "at-least-once" or "exactly-once" (the pipeline's `guarantee`).
+  std::string guarantee = "at-least-once";
+  /// Exactly-once: Kafka transactions committed and aborted since the last
+  /// report (-1 for at-least-once, which runs none).
+  std::int64_t transactions_committed = -1;
+  std::int64_t transactions_aborted = -1;
   std::string source_description;
   std::string sink_description;
   std::vector<partition_progress> partitions;

@@ -28,6 +28,11 @@ const std::vector<option_doc>& option_table() {
   static const std::vector<option_doc> table = {
       {"", "name", "string", "sluice",
        "Pipeline name; the default consumer group is `sluice-<name>`."},
+      {"", "guarantee", "at-least-once or exactly-once", "at-least-once",
+       "`exactly-once`: one Kafka transaction per epoch holds the outputs, DLQ and "
+       "changelog records and the consumed offsets (read_committed readers see each "
+       "input once); proven on real Kafka only, the embedded broker cannot hold it. See "
+       "Guarantees."},
       {"source", "kafka.bootstrap.servers", "host:port list", "(required)",
        "Brokers to read from."},
       {"source", "subscribe", "comma list", "",

@@ -690,7 +690,7 @@ void apply_override(json::object& root, const std::string& text,
       throw config_error(dup->first, given_twice);
   // Client properties, names and topics are text: 1e5 or 007 stay as typed.
   bool text_valued = rest.starts_with("kafka.") || section == "route" ||
-                     section == "name" || path == "dlq.topic" ||
+                     section == "name" || section == "guarantee" || path == "dlq.topic" ||
                      path == "source.subscribe";
   if (ec || (text_valued && value.is_number())) value = json::string(raw);
   if (dot == std::string::npos) {
@@ -713,7 +713,8 @@ void apply_override(json::object& root, const std::string& text,
     return;
   }
   auto& slot = root[section];
-  if (slot.is_null() && section != "name") slot = json::object();
+  if (slot.is_null() && section != "name" && section != "guarantee")
+    slot = json::object();
   if (!slot.is_object())
     throw config_error("--set " + path,
                        "`" + section + "` is not a section, so it has no `" + rest + "`");
@@ -778,11 +779,17 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
     apply_override(root, o, replaced);
   reject_unknown(
       root, "",
-      {"name", "source", "parse", "route", "sink", "dlq", "dedup", "trigger", "runtime"},
+      {"name", "guarantee", "source", "parse", "route", "sink", "dlq", "dedup", "trigger",
+       "runtime"},
       false);
 
   pipeline_config cfg;
   if (auto* v = root.if_contains("name")) cfg.name = as_string(*v, "name");
+  if (auto* v = root.if_contains("guarantee"); v && !v->is_null())
+    cfg.guarantee = keyword_of<delivery_guarantee>(
+        *v, "guarantee",
+        {{"at-least-once", delivery_guarantee::at_least_once},
+         {"exactly-once", delivery_guarantee::exactly_once}});
   static const json::object empty;
   auto section = [&](const char* name) -> const json::object& {
     auto* v = root.if_contains(name);

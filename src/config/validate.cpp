@@ -150,7 +150,8 @@ void check_sasl_protocol(const std::map<std::string, std::string>& kafka,
 /// Client properties (`kafka.` stripped) that Sluice refuses, for the source
 /// (`consumer`) or the sink.
 void check_kafka_properties(const std::map<std::string, std::string>& props,
-                            const std::string& section, bool consumer) {
+                            const std::string& section, bool consumer,
+                            bool transactional = false) {
   for (auto& [name, value] : props) {
     auto option = section + ".kafka." + name;
     // In a file the prefix marks a librdkafka property; in code the map is
@@ -190,10 +191,10 @@ void check_kafka_properties(const std::map<std::string, std::string>& props,
         section + ".kafka.enable.idempotence",
         "must stay true: without it a retried batch can be written twice "
         "or out of order, which at-least-once with per-key order rules out");
-  if (props.contains("transactional.id"))
+  if (props.contains("transactional.id") && !transactional)
     throw config_error(section + ".kafka.transactional.id",
-                       "not supported yet: exactly-once (Kafka transactions) is a later "
-                       "step; Sluice is at-least-once");
+                       "only used with \"guarantee\": \"exactly-once\" in a pipeline, "
+                       "which runs the transactions itself");
   if (auto it = props.find("partitioner"); it != props.end() && it->second == "random")
     throw config_error(section + ".kafka.partitioner",
                        "random places records with the same key on different "
@@ -440,12 +441,96 @@ void fill_defaults(pipeline_config& cfg) {
       std::min(cfg.runtime.max_batch_records, cfg.runtime.max_in_flight_per_partition);
 }
 
-void validate(const sink_options& sink) {
+namespace {
+
+/// `transactional`: the pipeline runs Kafka transactions with this sink.
+void check_sink(const sink_options& sink, bool transactional) {
   if (config::is_blank(sink.bootstrap_servers))
     throw config_error("sink.kafka.bootstrap.servers",
                        "required: the brokers to write to, like \"host1:9092\"");
-  check_kafka_properties(sink.kafka, "sink", false);
+  check_kafka_properties(sink.kafka, "sink", false, transactional);
 }
+
+} // namespace
+
+void validate(const sink_options& sink) {
+  check_sink(sink, false);
+}
+
+namespace {
+
+/// What exactly-once rests on: every write in the run's transaction, reads
+/// that skip aborted records, the eager group protocol (../README.md
+/// "Guarantees"); and transactional ids only where transactions run.
+void check_guarantee(const pipeline_config& cfg) {
+  auto word = [](const std::map<std::string, std::string>& props, const char* name) {
+    auto it = props.find(name);
+    std::string out;
+    if (it != props.end())
+      for (char c : it->second)
+        if (c != ' ' && c != '\t')
+          out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  if (cfg.guarantee != delivery_guarantee::exactly_once) return;
+  if (!cfg.route.delivered_by.empty())
+    throw config_error("guarantee", "exactly-once covers what the sink writes, but the "
+                                    "stage `" +
+                                        cfg.route.delivered_by +
+                                        "` writes the records itself");
+  if (word(cfg.source.kafka, "isolation.level") == "read_uncommitted")
+    throw config_error("source.kafka.isolation.level",
+                       "exactly-once reads read_committed (records of aborted "
+                       "transactions are never inputs); leave it out");
+  if (word(cfg.source.kafka, "partition.assignment.strategy").find("cooperative") !=
+      std::string::npos)
+    throw config_error("source.kafka.partition.assignment.strategy",
+                       "exactly-once needs the eager protocol (range or roundrobin): a "
+                       "cooperative rebalance revokes some partitions while the others "
+                       "write into the same transaction, and librdkafka before 2.10 "
+                       "loses the assignment on a commit refused during one "
+                       "(librdkafka#4059)");
+  // The broker aborts a transaction open longer than its timeout: an epoch
+  // (one transaction) must end well within it.
+  if (cfg.trigger.mode == trigger_options::kind::once)
+    throw config_error(
+        "trigger.once",
+        "not with exactly-once: its one epoch is one transaction, which the "
+        "broker aborts after sink.kafka.transaction.timeout.ms; use "
+        "availableNow (epochs of 1 s)");
+  std::int64_t timeout_ms = 10000; // the pipeline's default
+  if (auto it = cfg.sink.kafka.find("transaction.timeout.ms");
+      it != cfg.sink.kafka.end()) {
+    auto& text = it->second;
+    if (text.empty() || text.size() > 9 ||
+        !std::all_of(text.begin(), text.end(),
+                     [](char c) { return c >= '0' && c <= '9'; }))
+      throw config_error("sink.kafka.transaction.timeout.ms",
+                         "expected whole milliseconds, like 60000, got `" + text + "`");
+    timeout_ms = std::stoll(text);
+  }
+  auto epoch_ms = cfg.trigger.interval.count();
+  if (epoch_ms * 2 > timeout_ms) {
+    auto why =
+        " under exactly-once: each epoch is one transaction, which the broker "
+        "aborts when it stays open longer than sink.kafka.transaction.timeout.ms (" +
+        std::to_string(timeout_ms) + " ms); raise it to at least " +
+        std::to_string(2 * epoch_ms) + " or shorten the epoch";
+    if (cfg.trigger.mode == trigger_options::kind::processing_time)
+      throw config_error("trigger.processingTime",
+                         "at most half of the transaction timeout (" +
+                             std::to_string(epoch_ms) + " ms given)" + why);
+    throw config_error("sink.kafka.transaction.timeout.ms", "at least twice the epoch (" +
+                                                                std::to_string(epoch_ms) +
+                                                                " ms)" + why);
+  }
+  if (auto it = cfg.sink.kafka.find("transactional.id");
+      it != cfg.sink.kafka.end() && config::is_blank(it->second))
+    throw config_error("sink.kafka.transactional.id",
+                       "expected an id unique to this instance, got an empty string");
+}
+
+} // namespace
 
 void validate(const pipeline_config& cfg) {
   if (config::is_blank(cfg.name))
@@ -453,12 +538,13 @@ void validate(const pipeline_config& cfg) {
   check_source(cfg.source);
   check_parse(cfg.parse);
   check_route(cfg);
-  validate(cfg.sink);
+  check_sink(cfg.sink, cfg.guarantee == delivery_guarantee::exactly_once);
   if (cfg.dlq) checked_topic(cfg.dlq->topic, "dlq.topic");
   check_no_loop(cfg);
   if (cfg.dedup) check_dedup(cfg);
   check_not_negative(cfg.trigger.interval, "trigger.processingTime");
   check_runtime(cfg.runtime);
+  check_guarantee(cfg);
 }
 
 } // namespace sluice

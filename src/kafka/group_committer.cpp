@@ -197,9 +197,10 @@ void group_committer::commit_refused_at_assignment() {
 }
 
 std::int64_t group_committer::restart_point(const topic_partition&,
-                                            std::int64_t watermark) const {
+                                            std::int64_t watermark,
+                                            std::int64_t assigned_start) const {
   // What the failed chain delivered stays delivered: resume past it.
-  return watermark;
+  return std::max(watermark, assigned_start);
 }
 
 } // namespace sluice::kafka

@@ -35,8 +35,8 @@ public:
   /// exactly there, and one that moves usually does.
   void commit_after_rebalance(const offset_map& offsets, std::int64_t batch_id) override;
   std::optional<std::string> commit_deferred(std::chrono::milliseconds timeout) override;
-  std::int64_t restart_point(const topic_partition& tp,
-                             std::int64_t watermark) const override;
+  std::int64_t restart_point(const topic_partition& tp, std::int64_t watermark,
+                             std::int64_t assigned_start) const override;
 
   /// Calls the callbacks of the asynchronous commits that were answered,
   /// waiting at most `timeout_ms` for the first (the poll thread's job).

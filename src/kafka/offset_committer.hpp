@@ -58,11 +58,25 @@ public:
   commit_deferred(std::chrono::milliseconds timeout) = 0;
 
   /// Where a restarted chain of `tp` resumes, given that every offset below
-  /// `watermark` is handled. At-least-once resumes at the watermark (what the
+  /// `watermark` is handled and that its assignment started it at
+  /// `assigned_start`. At-least-once resumes at the watermark (what the
   /// failed chain delivered is kept); a transactional committer resumes where
   /// its last committed transaction ends.
-  virtual std::int64_t restart_point(const topic_partition& tp,
-                                     std::int64_t watermark) const = 0;
+  virtual std::int64_t restart_point(const topic_partition& tp, std::int64_t watermark,
+                                     std::int64_t assigned_start) const = 0;
+
+  /// Whether what is written since the last commit is taken back when a
+  /// chain fails (exactly-once): then every chain resumes at its restart
+  /// point, after discard().
+  virtual bool discards_on_failure() const { return false; }
+
+  /// Takes back what was written since the last commit, where the guarantee
+  /// can (exactly-once aborts the transaction); `done` runs afterwards, on a
+  /// client thread (it must be quick: send a message).
+  virtual void discard(const std::string& why, std::function<void()> done) {
+    (void)why;
+    if (done) done();
+  }
 };
 
 } // namespace sluice::kafka

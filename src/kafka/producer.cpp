@@ -262,14 +262,19 @@ void producer::replace(client* failed) {
     auto now = std::chrono::steady_clock::now();
     while (!replaced_at_.empty() && now - replaced_at_.front() > replacement_window)
       replaced_at_.pop_front();
-    if (replaceable(code) && replaced_at_.size() < max_replacements)
+    if (replaceable(code) && replaced_at_.size() < max_replacements && !transactional())
       generation = failed->generation + 1;
   }
   if (generation == 0) {
     auto cause = "Kafka producer (" + option_prefix_ + "): fatal error (" + why + "); " +
-                 (replaceable(code) ? "more than " + std::to_string(max_replacements) +
-                                          " within 10 minutes: not replaced again"
-                                    : std::string("a new producer would meet it too"));
+                 (transactional()
+                      // A new instance would fence the old one's transaction and
+                      // could not know what it held: the run ends, and a restart
+                      // resumes from the last committed transaction.
+                      ? std::string("a transactional producer is not replaced")
+                  : replaceable(code) ? "more than " + std::to_string(max_replacements) +
+                                            " within 10 minutes: not replaced again"
+                                      : std::string("a new producer would meet it too"));
     if (on_unrecoverable_)
       on_unrecoverable_(cause); // the run ends now, not after the chains' restarts
     else

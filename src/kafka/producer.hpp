@@ -198,6 +198,10 @@ public:
     on_unrecoverable_ = std::move(handler);
   }
 
+  /// Whether it writes in transactions (`transactional.id` is set): such a
+  /// producer is never replaced, its fatal error ends the run.
+  bool transactional() const { return props_.contains("transactional.id"); }
+
   /// How many times an instance was replaced after a fatal error.
   std::int64_t replacements() const noexcept { return replacements_.load(); }
 

@@ -163,7 +163,11 @@ std::string to_json(const epoch_progress& p) {
       {"numLostRows", p.num_lost_rows},
       {"inFlightRows", in_flight},
       {"lag", lag},
+      {"guarantee", p.guarantee},
   };
+  if (p.transactions_committed >= 0)
+    out["transactions"] = json::object{{"committed", p.transactions_committed},
+                                       {"aborted", p.transactions_aborted}};
   std::string line;
   write_json(out, line);
   return line;

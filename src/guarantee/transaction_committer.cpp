@@ -1,0 +1,278 @@
+#include "guarantee/transaction_committer.hpp"
+
+#include "core/log.hpp"
+#include "kafka/commit_metadata.hpp"
+
+#include <sluice/errors.hpp>
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <future>
+#include <memory>
+
+namespace sluice::guarantee {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// The longest single wait in a transactional call: librdkafka resumes a
+/// commit or an abort that timed out when it is called again, and a shorter
+/// wait keeps a stopping run from waiting on a coordinator that is gone.
+constexpr auto call_slice = std::chrono::seconds(5);
+
+/// Owns a librdkafka error object.
+using error_ptr = std::unique_ptr<rd_kafka_error_t, void (*)(rd_kafka_error_t*)>;
+
+error_ptr no_error() {
+  return {nullptr, rd_kafka_error_destroy};
+}
+
+/// Calls `call` with a bounded wait until it succeeds, fails for good, or
+/// `deadline` passes; retriable errors (timeouts, a coordinator moving) are
+/// retried, and commit and abort resume where they were.
+template <class Call>
+error_ptr until_done(Call call, steady::time_point deadline) {
+  for (;;) {
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+    auto wait = std::clamp<std::chrono::milliseconds>(
+        left, std::chrono::milliseconds(100), call_slice);
+    error_ptr err{call(static_cast<int>(wait.count())), rd_kafka_error_destroy};
+    if (!err || !rd_kafka_error_is_retriable(err.get()) || steady::now() >= deadline)
+      return err;
+  }
+}
+
+std::string text_of(const rd_kafka_error_t* err) {
+  return std::string(rd_kafka_error_name(err)) + ": " + rd_kafka_error_string(err);
+}
+
+} // namespace
+
+transaction_committer::transaction_committer(rd_kafka_s* producer, rd_kafka_s* consumer,
+                                             bool in_group,
+                                             std::chrono::milliseconds call_timeout,
+                                             settled_fn settled, fatal_fn fatal)
+    : producer_(producer), consumer_(consumer), in_group_(in_group),
+      call_timeout_(call_timeout), settled_(std::move(settled)), fatal_(std::move(fatal)),
+      driver_([this] { drive(); }) {}
+
+transaction_committer::~transaction_committer() {
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    stop_ = true;
+  }
+  wake_.notify_all();
+  driver_.join();
+}
+
+void transaction_committer::start(const std::string& bootstrap,
+                                  const std::string& transactional_id) {
+  // A previous instance with this transactional.id (a restart with a fixed
+  // id) is fenced here, and its open transaction aborted.
+  auto deadline = steady::now() + call_timeout_;
+  auto err = until_done(
+      [this](int t) { return rd_kafka_init_transactions(producer_, t); }, deadline);
+  if (err)
+    throw fatal_error("exactly-once: cannot start transactions on the sink cluster (" +
+                      text_of(err.get()) + ")");
+  error_ptr begun{rd_kafka_begin_transaction(producer_), rd_kafka_error_destroy};
+  if (begun)
+    throw fatal_error("exactly-once: cannot begin a transaction (" +
+                      text_of(begun.get()) + ")");
+  std::string cluster;
+  if (char* id = rd_kafka_clusterid(producer_, 5000)) {
+    cluster = id;
+    rd_kafka_mem_free(producer_, id);
+  }
+  if (cluster.starts_with("mockCluster"))
+    sluice::logger().warn(
+        "guarantee exactly-once: the sink at {} is the embedded broker, whose "
+        "transactions are hollow (no commit or abort markers: readers see aborted "
+        "records, and offsets sent to a transaction are not kept: the next run reads "
+        "from the start options again). The run goes on, but the guarantee holds only "
+        "on a real Kafka cluster",
+        bootstrap);
+  else
+    sluice::logger().info("guarantee exactly-once: transactional id `{}`",
+                          transactional_id);
+}
+
+void transaction_committer::post(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
+void transaction_committer::drive() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock{mutex_};
+      wake_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+      if (stop_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job();
+  }
+}
+
+void transaction_committer::fail(const std::string& why) {
+  if (!failed_.exchange(true)) fatal_(why);
+}
+
+bool transaction_committer::begin_now() {
+  error_ptr err{rd_kafka_begin_transaction(producer_), rd_kafka_error_destroy};
+  if (!err) return true;
+  fail("exactly-once: cannot begin the next transaction (" + text_of(err.get()) + ")");
+  return false;
+}
+
+bool transaction_committer::abort_now(const std::string& why) {
+  if (failed_.load()) return false;
+  // Counted before the chains can restart: their replay counts again.
+  if (settled_) settled_(false);
+  auto err =
+      until_done([this](int t) { return rd_kafka_abort_transaction(producer_, t); },
+                 steady::now() + call_timeout_);
+  if (err) {
+    fail("exactly-once: the transaction could not be aborted (" + text_of(err.get()) +
+         ") after: " + why);
+    return false;
+  }
+  sluice::logger().warn("transaction aborted ({}): read_committed readers never see its "
+                        "records; reading resumes from the last committed offsets",
+                        why);
+  return begin_now();
+}
+
+kafka::commit_outcome transaction_committer::commit_now(const kafka::offset_map& offsets,
+                                                        std::int64_t batch_id) {
+  kafka::commit_outcome out;
+  out.batch_id = batch_id;
+  out.refused = offsets;
+  if (failed_.load()) {
+    out.error = "the transactions ended with the run";
+    return out;
+  }
+  auto deadline = steady::now() + call_timeout_;
+  auto err = no_error();
+  if (!offsets.empty()) {
+    // The group's generation now: the coordinator refuses (fences) a member
+    // the group has moved on from. A member without a member id (its session
+    // lost) would be let through unchecked: it must not commit at all.
+    std::unique_ptr<rd_kafka_consumer_group_metadata_t,
+                    void (*)(rd_kafka_consumer_group_metadata_t*)>
+        meta{rd_kafka_consumer_group_metadata(consumer_),
+             rd_kafka_consumer_group_metadata_destroy};
+    std::string member;
+    if (char* id = rd_kafka_memberid(consumer_)) {
+      member = id;
+      rd_kafka_mem_free(consumer_, id);
+    }
+    if (!meta || (in_group_ && member.empty())) {
+      out.error = "transaction aborted (this instance is not a member of the group "
+                  "now: its session was lost)";
+      abort_now(*out.error);
+      return out;
+    }
+    kafka::list_guard list{kafka::commit_list(offsets, batch_id)};
+    err = until_done(
+        [&](int t) {
+          return rd_kafka_send_offsets_to_transaction(producer_, list.list, meta.get(),
+                                                      t);
+        },
+        deadline);
+  }
+  if (!err)
+    err = until_done([this](int t) { return rd_kafka_commit_transaction(producer_, t); },
+                     deadline);
+  if (!err) {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      for (auto& [tp, offset] : offsets)
+        committed_[tp] = offset;
+    }
+    if (settled_) settled_(true);
+    out.committed = offsets;
+    out.refused.clear();
+    begin_now();
+    return out;
+  }
+  auto why = text_of(err.get());
+  if (!rd_kafka_error_txn_requires_abort(err.get())) {
+    // Fatal (fenced by a newer producer with this id, the ACLs), an error
+    // librdkafka says to treat as fatal, or a coordinator that did not answer
+    // in time, when the commit may still complete: the run ends, and the next
+    // one resumes from what the coordinator holds.
+    out.error = "the transaction failed (" + why + ")";
+    fail("exactly-once: " + *out.error);
+    return out;
+  }
+  out.error = "transaction aborted (" + why + ")";
+  abort_now(why);
+  return out;
+}
+
+void transaction_committer::commit_async(
+    const kafka::offset_map& offsets, std::int64_t batch_id,
+    std::function<void(kafka::commit_outcome)> done) {
+  post([this, offsets, batch_id, done = std::move(done)] {
+    auto outcome = commit_now(offsets, batch_id);
+    if (done) done(std::move(outcome));
+  });
+}
+
+kafka::commit_outcome
+transaction_committer::commit_sync(const kafka::offset_map& offsets,
+                                   std::int64_t batch_id,
+                                   std::chrono::milliseconds timeout) {
+  auto answer = std::make_shared<std::promise<kafka::commit_outcome>>();
+  auto future = answer->get_future();
+  auto abandoned = std::make_shared<std::atomic<bool>>(false);
+  post([this, offsets, batch_id, answer, abandoned] {
+    // A caller that gave up has let the partitions go: their offsets must
+    // not land later, in another owner's time.
+    if (abandoned->load()) {
+      kafka::commit_outcome out;
+      out.error = "given up";
+      answer->set_value(std::move(out));
+      return;
+    }
+    answer->set_value(commit_now(offsets, batch_id));
+  });
+  // The job ahead of this one and this one take at most two call timeouts
+  // each (commit, then abort): a shorter wait would let the partitions go
+  // while their offsets can still be committed.
+  auto wait = std::max<std::chrono::milliseconds>(timeout, 4 * call_timeout_);
+  if (future.wait_for(wait) == std::future_status::ready) return future.get();
+  abandoned->store(true);
+  kafka::commit_outcome out;
+  out.batch_id = batch_id;
+  out.refused = offsets;
+  out.error = "the transaction did not commit within " +
+              std::to_string(wait.count() / 1000) + " s";
+  return out;
+}
+
+std::int64_t transaction_committer::restart_point(const kafka::topic_partition& tp,
+                                                  std::int64_t,
+                                                  std::int64_t assigned_start) const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  auto it = committed_.find(tp);
+  return it == committed_.end() ? assigned_start : std::max(it->second, assigned_start);
+}
+
+void transaction_committer::discard(const std::string& why, std::function<void()> done) {
+  post([this, why, done = std::move(done)] {
+    // After a fatal error nothing may restart: the run is ending.
+    if (abort_now(why) && done) done();
+  });
+}
+
+} // namespace sluice::guarantee
