@@ -80,6 +80,8 @@ struct checkpoint_state {
   std::uint64_t next_commit_seq = 1;
   std::optional<pending_report> pending;
   std::uint64_t final_commit_seq = 0;
+  /// Exactly-once: partitions handed over whose report waits for the commit.
+  std::optional<partition_list> taken;
   bool assigned = false; ///< the group assigned this member (maybe nothing)
   /// An asynchronous commit has not answered yet. Commits go one at a time:
   /// librdkafka retries a refused OffsetCommit later, so an older commit
@@ -104,6 +106,16 @@ struct checkpoint_state {
   /// whether the stall since then was logged.
   std::int64_t last_progress_ms = wall_clock_ms();
   bool stall_reported = false;
+  /// Exactly-once: the supervisor, which holds the chains for each commit;
+  /// and the transaction counts the last published report had reached.
+  caf::actor supervisor;
+  /// A rewind is under way: the watermarks are void (they cover outputs of an
+  /// aborted transaction) until the restarted chains' offsets arrive.
+  bool rewinding = false;
+  /// The commit whose chains are held until it answers (0: none).
+  std::uint64_t holding_for = 0;
+  std::int64_t reported_committed = 0;
+  std::int64_t reported_aborted = 0;
 };
 
 namespace {
@@ -124,9 +136,22 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     }
   };
 
+  bool exactly_once = ctx->config.guarantee == delivery_guarantee::exactly_once;
+
   // Sets each partition's endOffset from what the commit confirmed, then publishes.
-  auto finish_report = [self, publish](closed_epoch& r, const kafka::commit_outcome* o) {
+  auto finish_report = [self, ctx, publish,
+                        exactly_once](closed_epoch& r, const kafka::commit_outcome* o) {
     auto& progress = r.progress;
+    if (exactly_once) {
+      auto& st = self->state;
+      progress.guarantee = "exactly-once";
+      auto committed = ctx->metrics.transactions_committed.load();
+      auto aborted = ctx->metrics.transactions_aborted.load();
+      progress.transactions_committed = committed - st.reported_committed;
+      progress.transactions_aborted = aborted - st.reported_aborted;
+      st.reported_committed = committed;
+      st.reported_aborted = aborted;
+    }
     for (auto& pp : progress.partitions) {
       kafka::topic_partition tp{pp.topic, pp.partition};
       if (o && o->committed.contains(tp))
@@ -139,6 +164,9 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     } else if (!o)
       progress.message = "offset commit still pending; endOffset shows what the group "
                          "held before it";
+    else if (o->error && exactly_once)
+      progress.message = "transaction not committed (" + *o->error +
+                         "); endOffset shows what the group holds";
     else if (o->error)
       progress.message = "offset commit failed (" + *o->error +
                          "); endOffset shows what the group holds";
@@ -188,8 +216,63 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
     fail("sink", ctx->config.sink.bootstrap_servers, ctx->producer.health());
   };
 
-  auto close_epoch = [self, ctx, build_report, finish_report] {
+  // Exactly-once: the epoch's transaction commits with the offsets it covers.
+  // The chains are held first (no batch in flight), so that the watermarks
+  // they answer cover exactly what the transaction holds; they go on once
+  // the commit answered (epoch_committed, which reports the epoch: its
+  // counts are the committed transaction's), or restart after an abort.
+  auto close_transaction = [self, ctx] {
     auto& st = self->state;
+    // The last commit has not answered: this epoch's goes with the next.
+    if (st.commit_outstanding || !st.supervisor) return;
+    st.commit_outstanding = true;
+    auto seq = st.next_commit_seq++;
+    auto batch_id = st.reports->batch_id();
+    self->request(st.supervisor, 2 * ctx->producer.delivery_timeout(), hold_atom::value)
+        .then(
+            [self, ctx, seq, batch_id](hold_answer& answer) {
+              auto& st = self->state;
+              sluice::logger().debug("epoch {}: hold answered {} with {} partition(s)",
+                                     batch_id, static_cast<int>(answer.status),
+                                     answer.offsets.size());
+              kafka::offset_map to_commit;
+              for (auto& [tp, watermark] : answer.offsets)
+                if (auto it = st.parts.find(tp); it != st.parts.end() && watermark >= 0 &&
+                                                 watermark != it->second.committed)
+                  to_commit[tp] = watermark;
+              if (answer.status != hold_status::held || to_commit.empty()) {
+                // Nothing to commit, or not now (a rebalance, a restart):
+                // what was written stays in the open transaction.
+                if (answer.status == hold_status::held)
+                  self->send(st.supervisor, release_atom::value);
+                kafka::commit_outcome nothing;
+                self->send(self, epoch_committed{seq, std::move(nothing)});
+                return;
+              }
+              auto me = caf::actor_cast<caf::actor>(self);
+              ctx->committer.commit_async(
+                  to_commit, batch_id, [me, seq](kafka::commit_outcome outcome) {
+                    caf::anon_send(me, epoch_committed{seq, std::move(outcome)});
+                  });
+              self->state.holding_for = seq;
+            },
+            [self, seq](caf::error& err) {
+              // The supervisor did not answer in time: whatever it held goes on.
+              sluice::logger().warn("the chains were not held for the epoch's commit "
+                                    "({}); it goes with the next",
+                                    self->system().render(err));
+              self->send(self->state.supervisor, release_atom::value);
+              self->send(self, epoch_committed{seq, kafka::commit_outcome{}});
+            });
+  };
+
+  auto close_epoch = [self, ctx, build_report, finish_report, exactly_once,
+                      close_transaction] {
+    auto& st = self->state;
+    if (exactly_once) {
+      close_transaction();
+      return;
+    }
     if (st.pending) {
       // The previous epoch's commit has not answered: report it as it stands.
       finish_report(st.pending->epoch, nullptr);
@@ -230,31 +313,42 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
   // Closes the epoch for `which` (all when empty) and hands over their
   // uncommitted watermarks; the caller commits them synchronously and sends
   // the outcome back (`final_committed`), which publishes the report.
-  auto take = [self, ctx, build_report, finish_report](
+  // Lets go of partitions handed over (a revocation, the end of the run).
+  auto forget = [self, ctx](const partition_list& taken) {
+    auto& st = self->state;
+    for (auto& tp : taken) {
+      ctx->admission.forget(tp);
+      st.planner->forget(tp);
+      st.reports->forget(tp);
+      st.positions.erase(tp);
+      st.parts.erase(tp);
+    }
+  };
+
+  auto take = [self, build_report, finish_report, forget, exactly_once](
                   const partition_list& which) -> std::pair<offset_map, std::int64_t> {
     auto& st = self->state;
     if (st.pending) {
       finish_report(st.pending->epoch, nullptr);
       st.pending.reset();
     }
-    auto report = build_report(!st.parts.empty());
     offset_map out;
-    for (auto it = st.parts.begin(); it != st.parts.end();) {
-      auto& tp = it->first;
-      bool wanted =
-          which.empty() || std::find(which.begin(), which.end(), tp) != which.end();
-      if (!wanted) {
-        ++it;
+    partition_list taken;
+    for (auto& [tp, p] : st.parts) {
+      if (!which.empty() && std::find(which.begin(), which.end(), tp) == which.end())
         continue;
-      }
+      taken.push_back(tp);
       auto watermark = st.positions.at(tp).watermark;
-      if (watermark >= 0 && watermark != it->second.committed) out[tp] = watermark;
-      ctx->admission.forget(tp);
-      st.planner->forget(tp);
-      st.reports->forget(tp);
-      st.positions.erase(tp);
-      it = st.parts.erase(it);
+      if (watermark >= 0 && watermark != p.committed) out[tp] = watermark;
     }
+    if (exactly_once && !out.empty()) {
+      // Reported once the transaction answered (final_committed), with the
+      // counts it committed; the partitions are let go then.
+      st.taken = std::move(taken);
+      return {std::move(out), st.reports->batch_id()};
+    }
+    auto report = build_report(!st.parts.empty());
+    forget(taken);
     if (report) {
       report->commit_seq = st.next_commit_seq++;
       st.pending = std::move(report);
@@ -407,7 +501,7 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         // the partition was taken away (a stopped chain's last acks) is stale.
         auto& st = self->state;
         auto it = st.parts.find(r.tp);
-        if (it == st.parts.end()) return;
+        if (it == st.parts.end() || st.rewinding) return;
         auto& p = it->second;
         auto& pos = st.positions.at(r.tp);
         if (r.watermark != pos.watermark || r.consumed != p.consumed) {
@@ -446,6 +540,25 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         for (auto& [tp, off] : outcome.committed)
           if (auto it = st.parts.find(tp); it != st.parts.end())
             it->second.committed = off;
+        if (exactly_once) {
+          if (st.holding_for == r.seq) {
+            // The held chains go on, or restart from the last committed
+            // offsets after an abort (the committer aborted it already).
+            st.holding_for = 0;
+            if (!outcome.error)
+              self->send(st.supervisor, release_atom::value);
+            else
+              self->send(st.supervisor, rewind_atom::value,
+                         "the epoch's transaction was not committed: " + *outcome.error);
+          }
+          // The epoch's report, now that its counts are the transaction's.
+          if (auto report = build_report(false)) finish_report(report->epoch, &outcome);
+          for (auto& [tp, p] : st.parts)
+            p.epoch_start = std::max(p.epoch_start, p.committed);
+          serve_waiting_takes();
+          advance();
+          return;
+        }
         // ACLs do not change by waiting: a refusal by them fails the run.
         if (outcome.denied)
           ctx->on_fatal("offset commit refused: " + *outcome.error);
@@ -495,6 +608,28 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         check_complete();
         advance();
       },
+      [=](supervisor_atom, caf::actor supervisor) {
+        self->state.supervisor = std::move(supervisor);
+      },
+      [=](rewind_atom) {
+        // Exactly-once: the open transaction is being aborted. Its watermarks
+        // must never be committed (a revocation or a stop meanwhile commits
+        // nothing past the last commit), and the stopped chains' last reports
+        // are ignored until the restarted ones report.
+        auto& st = self->state;
+        st.rewinding = true;
+        for (auto& [tp, p] : st.parts)
+          st.positions.at(tp).watermark = p.committed;
+      },
+      [=](rewind_atom, const offset_map& restarted) {
+        // Every chain restarted from its last committed offset (sent after
+        // every stopped chain was gone: none of their reports comes later).
+        auto& st = self->state;
+        st.rewinding = false;
+        for (auto& [tp, offset] : restarted)
+          if (auto it = st.positions.find(tp); it != st.positions.end())
+            it->second.watermark = offset;
+      },
       [=](watermark_atom, const std::string& topic,
           std::int32_t partition) -> std::int64_t {
         auto& positions = self->state.positions;
@@ -540,6 +675,15 @@ caf::behavior checkpoint(caf::stateful_actor<checkpoint_state>* self, run_contex
         if (st.pending && st.pending->commit_seq == st.final_commit_seq) {
           finish_report(st.pending->epoch, &outcome);
           st.pending.reset();
+        }
+        if (st.taken) {
+          // Exactly-once: the epoch's report, with what its transaction held.
+          for (auto& [tp, off] : outcome.committed)
+            if (auto it = st.parts.find(tp); it != st.parts.end())
+              it->second.committed = off;
+          if (auto report = build_report(true)) finish_report(report->epoch, &outcome);
+          forget(*st.taken);
+          st.taken.reset();
         }
       },
   };

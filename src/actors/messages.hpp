@@ -95,6 +95,31 @@ using open_atom = caf::atom_constant<caf::atom("open")>;
 using stall_atom = caf::atom_constant<caf::atom("stall")>;
 // Supervisor: kill every chain now (no drain) and quit.
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+// Exactly-once, checkpoint -> supervisor -> consumers: stop issuing batches
+// and answer once none is in flight (the epoch's transaction then holds
+// exactly what the answered watermarks cover) / go on.
+using hold_atom = caf::atom_constant<caf::atom("hold")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+// Exactly-once, pipeline -> checkpoint: the supervisor to hold the chains with.
+using supervisor_atom = caf::atom_constant<caf::atom("supervisor")>;
+// Exactly-once rewinds: checkpoint -> supervisor `rewind_atom, why` (a commit
+// was aborted: restart every chain from the last commit); supervisor ->
+// checkpoint `rewind_atom` (a rewind began: the watermarks are void) and
+// `rewind_atom, offset_map` (every chain restarted, from these offsets);
+// supervisor -> itself `rewind_step_atom` (the next step, once due).
+using rewind_atom = caf::atom_constant<caf::atom("rewind")>;
+using rewind_step_atom = caf::atom_constant<caf::atom("rewindstep")>;
+
+/// Supervisor -> checkpoint: the answer to `hold_atom`.
+enum class hold_status : std::uint8_t {
+  held,     ///< every chain is held: commit `offsets`, then release
+  busy,     ///< partitions are being drained or chains restarted: skip this epoch
+  rewinding ///< a chain failed: the transaction is being aborted
+};
+struct hold_answer {
+  hold_status status = hold_status::busy;
+  offset_map offsets; ///< held: every chain's watermark
+};
 
 } // namespace sluice::actors
 
@@ -104,6 +129,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::refused_records)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::partition_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::epoch_committed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::final_committed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::hold_answer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::offset_map)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::assignment)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::partition_list)

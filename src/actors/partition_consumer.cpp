@@ -53,6 +53,9 @@ struct consumer_state {
   std::int64_t stable_end_reported = -1;
   bool finished = false;
   bool draining = false;
+  /// Exactly-once: held for the epoch's commit (see hold_atom).
+  bool holding = false;
+  std::vector<caf::typed_response_promise<std::int64_t>> held;
   bool poll_scheduled = false;
   bool tick_scheduled = false;
   /// Drain requests waiting for in-flight records (a revoke and a stop may
@@ -221,7 +224,7 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   auto fetch = [self, ctx, check_end, schedule_tick, report, send_to_lanes, stable_end] {
     auto& st = self->state;
     check_end();
-    if (st.draining || st.finished) return;
+    if (st.draining || st.finished || st.holding) return;
     if (ctx->quiesced.load()) {
       schedule_tick(idle_poll);
       return;
@@ -334,6 +337,16 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
     }
   };
 
+  // The watermark, once nothing is in flight (a drain, a hold); until then
+  // the request waits in `waiting` (acks answer it).
+  auto when_idle = [self](std::vector<caf::typed_response_promise<std::int64_t>>& waiting)
+      -> caf::result<std::int64_t> {
+    auto& st = self->state;
+    if (st.credit->in_flight() == 0) return st.watermark.watermark();
+    waiting.push_back(self->make_response_promise<std::int64_t>());
+    return waiting.back();
+  };
+
   report();
   check_end();
   self->send(self, poll_atom::value);
@@ -398,18 +411,24 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         st.shared->watermark = watermark;
         report();
         if (st.credit->resume_due()) fetch();
-        if (!st.drained.empty() && st.credit->in_flight() == 0) {
-          for (auto& rp : st.drained)
-            rp.deliver(st.watermark.watermark());
-          st.drained.clear();
-        }
+        if (st.credit->in_flight() == 0)
+          for (auto* waiting : {&st.drained, &st.held}) {
+            for (auto& rp : *waiting)
+              rp.deliver(st.watermark.watermark());
+            waiting->clear();
+          }
       },
-      [=](drain_atom) -> caf::result<std::int64_t> {
-        auto& st = self->state;
-        st.draining = true;
-        if (st.credit->in_flight() == 0) return st.watermark.watermark();
-        st.drained.push_back(self->make_response_promise<std::int64_t>());
-        return st.drained.back();
+      [=](hold_atom) {
+        self->state.holding = true;
+        return when_idle(self->state.held);
+      },
+      [=](release_atom) {
+        self->state.holding = false;
+        fetch();
+      },
+      [=](drain_atom) {
+        self->state.draining = true;
+        return when_idle(self->state.drained);
       },
   };
 }

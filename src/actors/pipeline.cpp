@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "dedup/changelog.hpp"
 #include "dedup/state_guard.hpp"
+#include "guarantee/transaction_committer.hpp"
 #include "kafka/config.hpp"
 #include "kafka/consumer.hpp"
 #include "kafka/prefetch_policy.hpp"
@@ -32,6 +33,9 @@ struct pipeline::impl {
   pipeline_config config;
   std::unique_ptr<kafka::producer> producer;
   std::unique_ptr<kafka::group_consumer> consumer;
+  /// Exactly-once: the run's transactions (made once the consumer is final;
+  /// goes before the clients it calls).
+  std::unique_ptr<guarantee::transaction_committer> transactions;
   /// Dedup state; opened at construction, so that a directory in use by
   /// another process fails at start. Closed after every actor is gone.
   std::unique_ptr<state::store> state;
@@ -139,6 +143,19 @@ pipeline::pipeline(pipeline_config config) : impl_(std::make_unique<impl>()) {
   sink_props["bootstrap.servers"] = cfg.sink.bootstrap_servers;
   // Every message is reported within this; drains and restarts wait for it,
   // so it must stay well below the group's max.poll.interval.ms (300 s).
+  if (cfg.guarantee == delivery_guarantee::exactly_once) {
+    // One producer per instance, fenced through the group's generation
+    // (KIP-447): the id need not survive a restart, only be this instance's.
+    kafka::set_default(sink_props, "transactional.id",
+                       "sluice-" + cfg.name + "-" + random_uuid());
+    // A dead instance's open transaction blocks read_committed readers of its
+    // outputs until the broker aborts it: Kafka Streams' 10 s.
+    kafka::set_default(sink_props, "transaction.timeout.ms", "10000");
+    // librdkafka wants every message reported within the transaction's time
+    // (validate() made it whole milliseconds).
+    kafka::set_default(sink_props, "message.timeout.ms",
+                       sink_props.at("transaction.timeout.ms"));
+  }
   kafka::set_default(sink_props, "message.timeout.ms", "60000");
   // `assign` names its partitions; for a subscription run() counts them.
   auto source = with_prefetch_limits(
@@ -238,10 +255,39 @@ run_summary pipeline::run_until_stopped() {
     for (auto& tp : cfg.source.assign)
       source_partitions = std::max(source_partitions, tp.partition + 1);
   }
+  // Set once ctx exists: the committer's hooks count into it.
+  run_metrics* metrics = nullptr;
+  // Exactly-once: the transactions end with the run, and before `metrics` and
+  // `ctx` go. On the normal path they end once the actors are gone; on an
+  // early exception their thread has nothing queued.
+  struct end_transactions {
+    std::unique_ptr<guarantee::transaction_committer>& transactions;
+    ~end_transactions() { transactions.reset(); }
+  } transactions_end{im.transactions};
+  if (cfg.guarantee == delivery_guarantee::exactly_once) {
+    im.transactions = std::make_unique<guarantee::transaction_committer>(
+        im.producer->handle(), im.consumer->handle(),
+        cfg.source.subscription != subscription_kind::assign,
+        std::max<std::chrono::milliseconds>(cfg.runtime.broker_timeout,
+                                            std::chrono::seconds(30)),
+        [&metrics](bool committed) {
+          if (!metrics) return;
+          if (committed)
+            metrics->settle();
+          else
+            metrics->discard();
+        },
+        [&control](const std::string& why) { control.fail(why); });
+    im.transactions->start(cfg.sink.bootstrap_servers,
+                           im.sink_props.at("transactional.id"));
+  }
+  kafka::offset_committer& committer =
+      im.transactions ? static_cast<kafka::offset_committer&>(*im.transactions)
+                      : im.consumer->committer();
   // Declared before the actor system: it must outlive every actor.
   run_context ctx{cfg,
                   *im.consumer,
-                  im.consumer->committer(),
+                  committer,
                   *im.producer,
                   record_router::for_pipeline(cfg),
                   im.stage,
@@ -253,6 +299,10 @@ run_summary pipeline::run_until_stopped() {
                   [&control] { control.mark_complete(); },
                   [&control](const std::string& why) { control.fail(why); }};
   ctx.steps = im.steps;
+  if (im.transactions) {
+    ctx.metrics.hold_until_commit();
+    metrics = &ctx.metrics;
+  }
   if (im.state && !prepare_dedup(cfg, *im.state, *im.consumer, *im.producer,
                                  im.sink_props, control, ctx, source_partitions))
     return out;
@@ -314,6 +364,8 @@ run_summary pipeline::run_until_stopped() {
     auto& bridge = im.bridge;
     auto checkpoint = tracked(&ctx, spawn_checkpoint(system, &ctx));
     auto supervisor = tracked(&ctx, spawn_supervisor(system, &ctx, checkpoint));
+    // Exactly-once: the checkpoint holds the chains for each epoch's commit.
+    if (im.transactions) caf::anon_send(checkpoint, supervisor_atom::value, supervisor);
     bridge.attach(system, ctx, checkpoint, supervisor);
     try {
       im.consumer->start(bridge);
@@ -329,15 +381,24 @@ run_summary pipeline::run_until_stopped() {
     caf::scoped_actor self{system};
     // With a cluster unreachable, in-flight outputs cannot be delivered: a
     // stop does not wait the whole delivery timeout for them.
+    bool drained = false;
     if (!failed)
       self->request(supervisor,
                     bridge.cluster_down() ? std::chrono::milliseconds(5000)
                                           : bridge.drain_timeout(),
                     drain_atom::value)
-          .receive([](bool) {}, [](caf::error&) {});
+          .receive([&](bool clean) { drained = clean; }, [](caf::error&) {});
     // Only acknowledged offsets are in the checkpoint: committing is safe
-    // even after a failure.
-    auto final_commit = bridge.commit_final({});
+    // even after a failure. Not under exactly-once, where the transaction
+    // also holds whatever chains not drained wrote (partial batches): it is
+    // left open, for the broker to abort after transaction.timeout.ms.
+    kafka::commit_outcome final_commit;
+    if (!im.transactions || (drained && !control.fatal()))
+      final_commit = bridge.commit_final({});
+    else if (im.transactions)
+      sluice::logger().warn("exactly-once: nothing committed at the end (the run "
+                            "failed, or its chains were not drained); the next run "
+                            "resumes from the last committed transaction");
     if (final_commit.error) {
       sluice::logger().error("final offset commit failed: {}", *final_commit.error);
       control.fail("final offset commit failed: " + *final_commit.error);
@@ -369,6 +430,7 @@ run_summary pipeline::run_until_stopped() {
     while (!ctx.live->wait_none(std::chrono::seconds(10)))
       sluice::logger().warn("waiting for {} actor(s) of the run to end",
                             ctx.live->count());
+    im.transactions.reset(); // its hooks count into ctx.metrics
   }
   auto fatal = control.fatal();
   out.ok = !fatal;
@@ -385,6 +447,8 @@ run_summary pipeline::run_until_stopped() {
     out.state_disk_bytes = im.state->disk_used();
   }
   out.producer_replacements = im.producer->replacements();
+  out.transactions_committed = ctx.metrics.transactions_committed.load();
+  out.transactions_aborted = ctx.metrics.transactions_aborted.load();
   return out;
 }
 

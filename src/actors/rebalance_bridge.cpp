@@ -123,7 +123,10 @@ void rebalance_bridge::on_revoked(const std::vector<kafka::topic_partition>& par
             });
   }
   if (parts.empty()) return; // an empty list would mean "all" to the checkpoint
-  auto outcome = commit_final(partition_list(parts));
+  // Exactly-once: the group has moved on, so the coordinator refuses the
+  // transaction's offsets; the supervisor aborts it instead.
+  bool commit = !(lost && ctx_->committer.discards_on_failure());
+  auto outcome = commit_final(partition_list(parts), commit);
   if (outcome.rebalancing) {
     ctx_->committer.commit_after_rebalance(outcome.refused, outcome.batch_id);
     sluice::logger().info("the group refused the commit while rebalancing; it is "
@@ -151,7 +154,7 @@ std::chrono::milliseconds rebalance_bridge::drain_timeout() const {
 }
 
 kafka::commit_outcome
-rebalance_bridge::commit_final(std::vector<kafka::topic_partition> parts) {
+rebalance_bridge::commit_final(std::vector<kafka::topic_partition> parts, bool commit) {
   caf::scoped_actor self{*system_};
   offset_map offsets;
   std::int64_t batch_id = -1;
@@ -163,6 +166,10 @@ rebalance_bridge::commit_final(std::vector<kafka::topic_partition> parts) {
           },
           [](caf::error&) {});
   if (offsets.empty()) return {};
+  if (!commit) {
+    self->send(checkpoint_, final_committed{});
+    return {};
+  }
   auto outcome = ctx_->committer.commit_sync(offsets, batch_id, commit_timeout);
   outcome.batch_id = batch_id;
   for (auto& [tp, off] : offsets)

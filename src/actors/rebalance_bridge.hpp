@@ -37,9 +37,11 @@ public:
   void on_error(const std::string& what, bool is_fatal) override;
 
   /// Takes the uncommitted watermarks of `parts` (all when empty) from the
-  /// checkpoint and commits them, waiting at most commit_timeout; the
-  /// checkpoint has published the epoch's report when it returns.
-  kafka::commit_outcome commit_final(std::vector<kafka::topic_partition> parts);
+  /// checkpoint and commits them (unless `commit` is false: the checkpoint
+  /// just lets them go), waiting at most commit_timeout; the checkpoint has
+  /// published the epoch's report when it returns.
+  kafka::commit_outcome commit_final(std::vector<kafka::topic_partition> parts,
+                                     bool commit = true);
 
   /// A cluster cannot be reached: in-flight outputs cannot be delivered.
   bool cluster_down() const;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "guarantee/refused_outputs.hpp"
 #include "kafka/consumer.hpp"
 #include "kafka/offset_committer.hpp"
 #include "kafka/producer.hpp"
@@ -18,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace sluice::state {
@@ -55,8 +57,34 @@ struct run_metrics {
 
   void add_rows_to(const std::string& topic, std::int64_t n) {
     std::lock_guard<std::mutex> guard{mutex_};
-    rows_by_topic_[topic] += n;
+    (held_.load() ? held_rows_by_topic_ : rows_by_topic_)[topic] += n;
   }
+  /// Exactly-once: what records became counts only once their transaction
+  /// commits (settle); an aborted one's are dropped (discard), and its replay
+  /// counts them again.
+  void hold_until_commit() { held_ = true; }
+  void settle() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    ++transactions_committed;
+    output_rows += held_counts_.outputs;
+    dlq_rows += held_counts_.dlq;
+    dropped_rows += held_counts_.dropped;
+    duplicate_rows += held_counts_.duplicates;
+    late_rows += held_counts_.late;
+    for (auto& [topic, n] : held_rows_by_topic_)
+      rows_by_topic_[topic] += n;
+    held_counts_ = {};
+    held_rows_by_topic_.clear();
+  }
+  void discard() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    ++transactions_aborted;
+    held_counts_ = {};
+    held_rows_by_topic_.clear();
+  }
+  /// Exactly-once: transactions committed and aborted so far.
+  std::atomic<std::int64_t> transactions_committed{0};
+  std::atomic<std::int64_t> transactions_aborted{0};
   std::map<std::string, std::int64_t> rows_by_topic() const {
     std::lock_guard<std::mutex> guard{mutex_};
     return rows_by_topic_;
@@ -93,6 +121,11 @@ struct run_metrics {
   void observe_in_flight(std::int64_t n) { raise(max_in_flight, n); }
   /// Counts what became of records once the watermark passed them.
   void add(const row_counts& c) {
+    if (held_.load(std::memory_order_relaxed)) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      held_counts_ += c;
+      return;
+    }
     output_rows += c.outputs;
     dlq_rows += c.dlq;
     dropped_rows += c.dropped;
@@ -111,6 +144,10 @@ struct run_metrics {
 
 private:
   mutable std::mutex mutex_;
+  /// Set before any actor runs; read on every acknowledgement without the lock.
+  std::atomic<bool> held_{false};
+  row_counts held_counts_;
+  std::map<std::string, std::int64_t> held_rows_by_topic_;
   std::map<std::string, std::int64_t> rows_by_topic_;
   std::map<kafka::topic_partition, std::int64_t> lost_by_partition_;
   std::map<kafka::topic_partition, std::int64_t> state_rows_;
@@ -208,6 +245,8 @@ struct run_context {
   /// A pipeline built in code: its map/filter/flat_map/batch steps, run in
   /// order between the parser and the router.
   std::vector<processing_step> steps{};
+  /// Exactly-once: outputs the broker refused, for the DLQ when read again.
+  guarantee::refused_outputs refused{};
   /// The run's actors still alive (each spawn site registers its actor).
   std::shared_ptr<live_actors> live = std::make_shared<live_actors>();
 };

@@ -179,9 +179,20 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         }
         auto open = st.open;
         ++*open;
+        bool transactional = ctx->committer.discards_on_failure() && ctx->config.dlq;
+        kafka::topic_partition source{batch.topic, batch.partition};
         st.group = new kafka::delivery_group([=](const kafka::delivery_group& g) {
           // Runs on the producer's poll thread.
           auto& failures = g.failures();
+          if (transactional)
+            // Exactly-once: the refusal aborts the transaction, whether or not
+            // this chain is still there to see it; read again, the records go
+            // to the DLQ.
+            for (auto& f : failures)
+              if (f.permanent && (f.index & 3u) == output_slot)
+                ctx->refused.add(source, static_cast<std::int64_t>(f.index >> 2),
+                                 "topic `" + f.topic +
+                                     "` refused the record: " + f.reason);
           bool handed_over = false;
           auto denied = std::find_if(failures.begin(), failures.end(),
                                      [](auto& f) { return f.denied; });
@@ -226,6 +237,9 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
           ++st.outcome->rows_by_topic[ctx->config.route.delivered_by];
           continue;
         }
+        if (!rec.error)
+          if (auto reason = ctx->refused.find(batch.topic, batch.partition, rec.offset))
+            rec.error = record_error{"sink-refused", *reason};
         if (!rec.error) {
           // Without a schema the value is written byte for byte; with one, as
           // the schema's fields. A tombstone stays a null value.
@@ -324,6 +338,17 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
       },
       [=](refused_atom, refused_records& refused) {
         --*self->state.open; // the refused group is settled now
+        if (ctx->committer.discards_on_failure() && ctx->config.dlq) {
+          // The refusal aborts the transaction: the records go to the DLQ
+          // when the replay reads them (the delivery callback noted them).
+          auto outputs =
+              std::count_if(refused.failures.begin(), refused.failures.end(),
+                            [](auto& f) { return (f.index & 3u) == output_slot; });
+          if (static_cast<std::size_t>(outputs) == refused.failures.size())
+            throw fatal_error("the sink refused " + std::to_string(outputs) +
+                              " record(s) for good (" + refused.failures.front().reason +
+                              "); they go to the DLQ when read again");
+        }
         // The broker refused these records for good: re-send them to the DLQ
         // with its reason; their delivery acknowledges the original batch.
         auto batch = std::make_shared<record_batch>();

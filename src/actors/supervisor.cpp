@@ -47,11 +47,41 @@ struct pending_drain {
   steady::time_point deadline;
 };
 
+/// Exactly-once: a hold in progress (hold_atom), chains still to answer.
+struct pending_hold {
+  caf::typed_response_promise<hold_answer> rp;
+  std::set<caf::actor_addr> heads;
+  offset_map offsets;
+};
+
+/// Exactly-once: a rewind in progress. Every chain is stopped, and once none
+/// can write any more (heads gone, deliveries reported) the transaction is
+/// aborted and every chain restarts from its restart point.
+struct pending_rewind {
+  std::string why;
+  bool aborted = false; ///< the transaction is aborted already
+  std::set<caf::actor_addr> heads;
+  std::vector<std::shared_ptr<chain_deliveries>> open;
+  steady::time_point deadline;
+  /// Assignments that came meanwhile: started once the abort is done, so
+  /// that nothing of theirs lands in the aborted transaction.
+  std::vector<kafka::assigned_partition> assigned;
+};
+
 struct supervisor_state {
   std::map<kafka::topic_partition, chain> chains;
   std::map<std::uint64_t, pending_drain> drains;
   std::uint64_t next_drain = 1;
   std::uint32_t next_generation = 1;
+  std::optional<pending_hold> hold;
+  /// Exactly-once: every chain is held for a commit until release_atom (or
+  /// a rewind); assignments wait meanwhile, as new chains would write into
+  /// the transaction being committed without its offsets.
+  bool held = false;
+  std::vector<kafka::assigned_partition> assigned_while_held;
+  std::optional<pending_rewind> rewind;
+  /// Rewinds within runtime.restartWindow (exactly-once's restart budget).
+  std::deque<steady::time_point> rewinds;
 };
 
 namespace {
@@ -112,7 +142,88 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
     self->send(self, drain_atom::value, id, caf::actor_addr{});
   };
 
-  self->set_down_handler([self, ctx](caf::down_msg& dm) {
+  // Starts the chains of newly assigned partitions.
+  auto start_assigned = [self, ctx, start_chain](const assignment& parts) {
+    // Lanes: enough parallel chains per partition for minPartitions.
+    if (auto min = ctx->config.source.min_partitions) {
+      std::int64_t assigned = 0;
+      for (auto& [tp, c] : self->state.chains)
+        if (!c.stopping) ++assigned;
+      for (auto& p : parts)
+        if (auto it = self->state.chains.find(p.tp);
+            it == self->state.chains.end() || it->second.stopping)
+          ++assigned;
+      auto lanes = assigned == 0 ? 1 : (*min + assigned - 1) / assigned;
+      ctx->lanes_per_partition = static_cast<int>(
+          std::clamp<std::int64_t>(lanes, 1, static_cast<std::int64_t>(max_lanes)));
+    }
+    for (auto& p : parts) {
+      auto& c = self->state.chains[p.tp];
+      c.stopping = false;
+      c.failures.clear();
+      c.shared->latest = p.latest;
+      if (c.head) { // reassigned before the old chain stopped
+        if (c.deliveries) c.deliveries->retired = true;
+        self->send_exit(c.head, caf::exit_reason::user_shutdown);
+      }
+      c.start_offset = p.start_offset;
+      start_chain(p.tp, p.start_offset);
+    }
+  };
+
+  // Exactly-once: stops every chain that is not being drained and has the
+  // transaction aborted once none of them can write any more (`aborted`: it
+  // is already); then rewind_step_atom restarts them from their restart
+  // points. The checkpoint forgets the watermarks at once: they cover outputs
+  // of the transaction being aborted, and must not be committed.
+  auto rewind = [self, ctx, checkpoint](const std::string& why, bool aborted) {
+    auto& st = self->state;
+    if (st.rewind) return; // one abort takes back everything since the commit
+    auto now = steady::now();
+    st.rewinds.push_back(now);
+    while (!st.rewinds.empty() &&
+           now - st.rewinds.front() > ctx->config.runtime.restart_window)
+      st.rewinds.pop_front();
+    auto budget = ctx->config.runtime.restart_budget;
+    if (static_cast<int>(st.rewinds.size()) > budget) {
+      ctx->on_fatal("exactly-once: transactions aborted " +
+                    std::to_string(st.rewinds.size()) +
+                    " times within runtime.restartWindow (runtime.restartBudget is " +
+                    std::to_string(budget) + "); last: " + why);
+      return;
+    }
+    sluice::logger().warn("exactly-once: {}; aborting the open transaction and "
+                          "restarting every partition from its last committed offset",
+                          why);
+    self->send(checkpoint, rewind_atom::value);
+    auto& r = st.rewind.emplace();
+    r.why = why;
+    r.aborted = aborted;
+    r.deadline = now + ctx->producer.delivery_timeout() + drain_margin;
+    r.assigned = std::move(st.assigned_while_held);
+    st.assigned_while_held.clear();
+    st.held = false;
+    if (st.hold) {
+      st.hold->rp.deliver(hold_answer{hold_status::rewinding, {}});
+      st.hold.reset();
+    }
+    for (auto& [tp, c] : st.chains) {
+      if (c.stopping) continue; // a drain for a revocation has it
+      if (c.deliveries) {
+        c.deliveries->retired = true;
+        r.open.push_back(c.deliveries);
+      }
+      if (c.head) {
+        r.heads.insert(c.head.address());
+        self->send_exit(c.head, caf::exit_reason::user_shutdown);
+        c.head = nullptr;
+      }
+    }
+    self->send(self, rewind_step_atom::value);
+  };
+
+  self->set_down_handler([self, ctx, rewind](caf::down_msg& dm) {
+    if (auto& r = self->state.rewind; r && r->heads.erase(dm.source) > 0) return;
     auto& chains = self->state.chains;
     for (auto it = chains.begin(); it != chains.end(); ++it) {
       auto& [tp, c] = *it;
@@ -124,7 +235,15 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         for (auto& [id, d] : self->state.drains)
           if (d.heads.contains(dm.source))
             self->send(self, drain_atom::value, id, dm.source);
+        // Exactly-once: a chain that failed while draining may have left a
+        // partial batch in the transaction: it must not commit.
+        bool failed = dm.reason && dm.reason != caf::exit_reason::user_shutdown;
+        auto name = tp.str();
         chains.erase(it);
+        if (failed && ctx->committer.discards_on_failure())
+          rewind(name + ": chain failed while draining (" +
+                     self->system().render(dm.reason) + ")",
+                 false);
         return;
       }
       auto why = self->system().render(dm.reason);
@@ -143,6 +262,12 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
                       std::to_string(budget) + "); last error: " + why);
         return;
       }
+      if (ctx->committer.discards_on_failure()) {
+        // Its outputs since the last commit are in the open transaction with
+        // every other chain's: all of it is taken back, and all restart.
+        rewind(tp.str() + ": chain failed (" + why + ")", false);
+        return;
+      }
       auto backoff =
           ctx->config.runtime.restart_backoff * (1 << std::min(recent - 1, 10));
       sluice::logger().warn("{}: chain failed ({}); restart {} of {} in {} ms", tp.str(),
@@ -156,31 +281,19 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
 
   return {
       [=](assign_atom, const assignment& parts) {
-        // Lanes: enough parallel chains per partition for minPartitions.
-        if (auto min = ctx->config.source.min_partitions) {
-          std::int64_t assigned = 0;
-          for (auto& [tp, c] : self->state.chains)
-            if (!c.stopping) ++assigned;
-          for (auto& p : parts)
-            if (auto it = self->state.chains.find(p.tp);
-                it == self->state.chains.end() || it->second.stopping)
-              ++assigned;
-          auto lanes = assigned == 0 ? 1 : (*min + assigned - 1) / assigned;
-          ctx->lanes_per_partition = static_cast<int>(
-              std::clamp<std::int64_t>(lanes, 1, static_cast<std::int64_t>(max_lanes)));
+        auto& st = self->state;
+        if (auto& r = st.rewind) {
+          // Started once the transaction is aborted (rewind_step_atom).
+          r->assigned.insert(r->assigned.end(), parts.begin(), parts.end());
+          return true;
         }
-        for (auto& p : parts) {
-          auto& c = self->state.chains[p.tp];
-          c.stopping = false;
-          c.failures.clear();
-          c.shared->latest = p.latest;
-          if (c.head) { // reassigned before the old chain stopped
-            if (c.deliveries) c.deliveries->retired = true;
-            self->send_exit(c.head, caf::exit_reason::user_shutdown);
-          }
-          c.start_offset = p.start_offset;
-          start_chain(p.tp, p.start_offset);
+        if (st.held) {
+          // Started at release_atom, after the commit.
+          st.assigned_while_held.insert(st.assigned_while_held.end(), parts.begin(),
+                                        parts.end());
+          return true;
         }
+        start_assigned(parts);
         return true;
       },
       [=](restart_atom, const std::string& topic, std::int32_t partition,
@@ -204,8 +317,8 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
           return;
         }
         // Where the guarantee says a replay starts (at-least-once: the watermark).
-        auto from = ctx->committer.restart_point(
-            tp, std::max(c.shared->watermark.load(), c.start_offset));
+        auto from =
+            ctx->committer.restart_point(tp, c.shared->watermark.load(), c.start_offset);
         ctx->consumer.seek(tp, from);
         ++ctx->metrics.restarts; // counted when done: a stop may come first
         sluice::logger().info("{}: chain restarted from offset {}", tp.str(), from);
@@ -215,6 +328,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
         // An empty revoke (a member that held nothing) is answered at once.
         if (which.empty()) return true;
         if (lost) {
+          std::vector<std::shared_ptr<chain_deliveries>> lost_deliveries;
           // Nothing of them can be committed: stop them now, write nothing more.
           for (auto& tp : which) {
             auto it = self->state.chains.find(tp);
@@ -222,16 +336,123 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, run_contex
             auto& c = it->second;
             c.stopping = true;
             if (c.deliveries) c.deliveries->retired = true;
+            if (ctx->committer.discards_on_failure() && c.deliveries)
+              lost_deliveries.push_back(c.deliveries);
             if (c.head)
               self->send_exit(c.head, caf::exit_reason::user_shutdown);
             else
               self->state.chains.erase(it);
+          }
+          if (ctx->committer.discards_on_failure()) {
+            // Their outputs since the last commit are in the open transaction,
+            // which the group's new generation would refuse anyway.
+            rewind("partitions lost (the group moved on without this member)", false);
+            if (auto& r = self->state.rewind)
+              r->open.insert(r->open.end(), lost_deliveries.begin(),
+                             lost_deliveries.end());
           }
           return true;
         }
         auto rp = self->make_response_promise<bool>();
         drain(std::move(which), rp);
         return rp;
+      },
+      [=](hold_atom) -> caf::result<hold_answer> {
+        auto& st = self->state;
+        if (st.rewind) return hold_answer{hold_status::rewinding, {}};
+        if (st.hold || st.held || !st.drains.empty())
+          return hold_answer{hold_status::busy, {}};
+        for (auto& [tp, c] : st.chains)
+          if (c.stopping || !c.head) return hold_answer{hold_status::busy, {}};
+        if (st.chains.empty()) return hold_answer{hold_status::held, {}};
+        auto& h = st.hold.emplace();
+        h.rp = self->make_response_promise<hold_answer>();
+        auto rp = h.rp;
+        for (auto& [tp, c] : st.chains) {
+          auto head = c.head;
+          h.heads.insert(head.address());
+          // A healthy chain settles its batches within the delivery timeout.
+          self->request(head, ctx->producer.delivery_timeout() + drain_margin,
+                        hold_atom::value)
+              .then(
+                  [self, tp = tp, addr = head.address()](std::int64_t watermark) {
+                    auto& st = self->state;
+                    auto& h = st.hold;
+                    if (!h || h->heads.erase(addr) == 0) return;
+                    h->offsets[tp] = watermark;
+                    if (!h->heads.empty()) return;
+                    st.held = true;
+                    h->rp.deliver(hold_answer{hold_status::held, std::move(h->offsets)});
+                    h.reset();
+                  },
+                  [self](caf::error&) {
+                    // A chain died (its down message rewinds) or is stuck:
+                    // no commit this epoch; the others go on.
+                    auto& st = self->state;
+                    if (!st.hold) return;
+                    st.hold->rp.deliver(hold_answer{hold_status::busy, {}});
+                    st.hold.reset();
+                    for (auto& [tp, c] : st.chains)
+                      if (c.head) self->send(c.head, release_atom::value);
+                  });
+        }
+        return rp;
+      },
+      [=](release_atom) {
+        auto& st = self->state;
+        st.held = false;
+        for (auto& [tp, c] : st.chains)
+          if (c.head) self->send(c.head, release_atom::value);
+        auto assigned = std::move(st.assigned_while_held);
+        st.assigned_while_held.clear();
+        if (!assigned.empty()) start_assigned(assigned);
+      },
+      [=](rewind_atom, const std::string& why) { rewind(why, true); },
+      [=](rewind_step_atom) {
+        // A rewind: once no stopped chain can write any more, the abort; once
+        // that is done, every chain restarts where the last commit left it.
+        auto& st = self->state;
+        if (!st.rewind) return;
+        auto& r = *st.rewind;
+        bool busy =
+            !r.heads.empty() || std::any_of(r.open.begin(), r.open.end(),
+                                            [](auto& o) { return o->open.load() > 0; });
+        if (busy) {
+          if (steady::now() >= r.deadline) {
+            ctx->on_fatal("exactly-once: the stopped chains' outputs were not reported "
+                          "within the producer's message.timeout.ms; cannot abort");
+            return;
+          }
+          self->delayed_send(self, delivery_check, rewind_step_atom::value);
+          return;
+        }
+        if (!r.aborted) {
+          r.aborted = true;
+          auto me = caf::actor_cast<caf::actor>(self);
+          ctx->committer.discard(r.why,
+                                 [me] { caf::anon_send(me, rewind_step_atom::value); });
+          return;
+        }
+        auto assigned = std::move(r.assigned);
+        st.rewind.reset();
+        offset_map restarted;
+        for (auto& [tp, c] : st.chains) {
+          if (c.stopping || c.head) continue;
+          auto from = ctx->committer.restart_point(tp, c.shared->watermark.load(),
+                                                   c.start_offset);
+          ctx->consumer.seek(tp, from);
+          ++ctx->metrics.restarts;
+          restarted[tp] = from;
+          start_chain(tp, from);
+        }
+        // Reported after every stopped chain is gone: nothing of theirs
+        // comes after it.
+        self->send(checkpoint, rewind_atom::value, restarted);
+        if (!restarted.empty())
+          sluice::logger().info("exactly-once: {} partition(s) restarted from their last "
+                                "committed offsets",
+                                restarted.size());
+        if (!assigned.empty()) start_assigned(assigned);
       },
       [=](stop_atom) {
         for (auto& [tp, c] : self->state.chains) {

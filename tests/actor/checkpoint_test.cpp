@@ -59,9 +59,9 @@ struct fake_committer final : kafka::offset_committer {
   std::optional<std::string> commit_deferred(std::chrono::milliseconds) override {
     return std::nullopt;
   }
-  std::int64_t restart_point(const kafka::topic_partition&,
-                             std::int64_t watermark) const override {
-    return watermark;
+  std::int64_t restart_point(const kafka::topic_partition&, std::int64_t watermark,
+                             std::int64_t assigned_start) const override {
+    return std::max(watermark, assigned_start);
   }
 
   static commit_outcome taken(const offset_map& offsets) {
