@@ -60,29 +60,6 @@ private:
   std::vector<int> accepted_;
 };
 
-/// Runs a pipeline on a thread of its own.
-struct background_run {
-  pipeline& p;
-  std::future<run_summary> result;
-  explicit background_run(pipeline& pl)
-      : p(pl), result(std::async(std::launch::async, [&pl] { return pl.run(); })) {}
-
-  /// Stops the run and waits for it at most `bound` (scaled); a run that
-  /// does not end is a hang: report it and abort rather than wait forever.
-  run_summary stop_within(std::chrono::milliseconds bound, const char* who) {
-    p.stop();
-    return wait_within(bound, who);
-  }
-  run_summary wait_within(std::chrono::milliseconds bound, const char* who) {
-    if (result.wait_for(scaled(bound)) != std::future_status::ready) {
-      BOOST_ERROR(who << " did not end within " << scaled(bound).count() << " ms");
-      std::fflush(stdout);
-      std::abort();
-    }
-    return result.get();
-  }
-};
-
 std::int64_t committed_sum(const std::string& bootstrap, const std::string& group) {
   std::int64_t sum = 0;
   for (auto& [part, off] : committed_offsets(bootstrap, group, "orders"))
@@ -301,13 +278,7 @@ BOOST_AUTO_TEST_CASE(counts_balance_after_a_restart_and_no_epoch_count_is_negati
     epochs.push_back(e);
   });
   std::atomic<int> thrown{0};
-  p.set_stage([&](record_batch& b) {
-    // Fails partition 1 twice, with records of it in flight each time.
-    if (b.partition == 1 && b.begin_offset >= 1000 && thrown.load() < 2) {
-      ++thrown;
-      throw std::runtime_error("injected failure");
-    }
-  });
+  fail_partition_1_twice(p, thrown);
   background_run run(p);
   BOOST_REQUIRE(eventually(
       [&] { return committed_sum(oc.bootstrap, "it-counts") >= oc.count; }, 60s));

@@ -13,6 +13,10 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -182,5 +186,39 @@ inline observed_run run_to_end(const pipeline_config& cfg) {
   out.summary = p.run();
   return out;
 }
+
+/// A user stage that fails partition 1's chain twice, at a batch from offset
+/// 1000 on (with records of it in flight); `thrown` counts the failures.
+inline void fail_partition_1_twice(pipeline& p, std::atomic<int>& thrown) {
+  p.set_stage([&thrown](record_batch& b) {
+    if (b.partition == 1 && b.begin_offset >= 1000 && thrown.load() < 2) {
+      ++thrown;
+      throw std::runtime_error("injected failure");
+    }
+  });
+}
+
+/// Runs a pipeline on a thread of its own.
+struct background_run {
+  pipeline& p;
+  std::future<run_summary> result;
+  explicit background_run(pipeline& pl)
+      : p(pl), result(std::async(std::launch::async, [&pl] { return pl.run(); })) {}
+
+  /// Stops the run and waits for it at most `bound` (scaled); a run that
+  /// does not end is a hang: report it and abort rather than wait forever.
+  run_summary stop_within(std::chrono::milliseconds bound, const char* who) {
+    p.stop();
+    return wait_within(bound, who);
+  }
+  run_summary wait_within(std::chrono::milliseconds bound, const char* who) {
+    if (result.wait_for(scaled(bound)) != std::future_status::ready) {
+      BOOST_ERROR(who << " did not end within " << scaled(bound).count() << " ms");
+      std::fflush(stdout);
+      std::abort();
+    }
+    return result.get();
+  }
+};
 
 } // namespace sluice::testing

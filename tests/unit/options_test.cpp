@@ -732,8 +732,8 @@ BOOST_AUTO_TEST_CASE(json_excerpts_handle_boms_crlf_and_long_lines) {
 
 BOOST_AUTO_TEST_CASE(sink_settings_a_user_might_try_are_refused_with_the_reason) {
   auto e = error_of(minimal, {"sink.kafka.transactional.id=x"});
-  BOOST_TEST(e.find("option `sink.kafka.transactional.id`: not supported yet: "
-                    "exactly-once") == 0u,
+  BOOST_TEST(e.find("option `sink.kafka.transactional.id`: only used with "
+                    "\"guarantee\": \"exactly-once\"") == 0u,
              e);
   e = error_of(minimal, {"sink.kafka.partitioner=random"});
   BOOST_TEST(e.find("option `sink.kafka.partitioner`: random places records with the "
@@ -958,6 +958,24 @@ BOOST_AUTO_TEST_CASE(the_source_reads_committed_transactions_unless_told_otherwi
       parse_pipeline_config(minimal, {"source.kafka.isolation.level=read_uncommitted"});
   BOOST_TEST(kafka::consumer_properties(cfg.source).at("isolation.level") ==
              "read_uncommitted");
+}
+
+BOOST_AUTO_TEST_CASE(the_guarantee_is_a_top_level_keyword) {
+  BOOST_TEST(
+      (parse_pipeline_config(minimal).guarantee == delivery_guarantee::at_least_once));
+  BOOST_TEST((parse_pipeline_config(with(R"("guarantee": "exactly-once")")).guarantee ==
+              delivery_guarantee::exactly_once));
+  BOOST_TEST((parse_pipeline_config(minimal, {"guarantee= Exactly-Once "}).guarantee ==
+              delivery_guarantee::exactly_once));
+  BOOST_TEST((parse_pipeline_config(with(R"("guarantee": "exactly-once")"),
+                                    {"guarantee=at-least-once"})
+                  .guarantee == delivery_guarantee::at_least_once));
+  BOOST_TEST(error_of(minimal, {"guarantee=exactly_once"}) ==
+             "option `guarantee`: expected at-least-once or exactly-once, got "
+             "`exactly_once`");
+  BOOST_TEST(error_of(with(R"("guarantee": true)"))
+                 .starts_with("option `guarantee`: expected at-least-once or "
+                              "exactly-once"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -365,4 +365,57 @@ BOOST_AUTO_TEST_CASE(a_missing_route_names_the_builder_calls_too) {
   BOOST_TEST(error_of(c).find("route(function)") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(exactly_once_refuses_what_its_transactions_cannot_cover) {
+  auto c = valid();
+  c.guarantee = delivery_guarantee::exactly_once;
+  BOOST_TEST(error_of(c) == "(valid)");
+  c.sink.kafka["transactional.id"] = "orders-instance-1"; // a fixed id is the user's
+  BOOST_TEST(error_of(c) == "(valid)");
+  c.sink.kafka["transactional.id"] = " ";
+  BOOST_TEST(refused_option(c) == "sink.kafka.transactional.id");
+  c.sink.kafka.erase("transactional.id");
+  // A cooperative rebalance revokes partitions whose transaction others go on
+  // writing into (and librdkafka#4059).
+  c.source.kafka["partition.assignment.strategy"] = "Cooperative-Sticky";
+  BOOST_TEST(refused_option(c) == "source.kafka.partition.assignment.strategy");
+  BOOST_TEST(error_of(c).find("eager protocol") != std::string::npos, error_of(c));
+  c.source.kafka["partition.assignment.strategy"] = "range,roundrobin";
+  BOOST_TEST(error_of(c) == "(valid)");
+  c.source.kafka["isolation.level"] = "read_uncommitted";
+  BOOST_TEST(refused_option(c) == "source.kafka.isolation.level");
+  c.source.kafka.erase("isolation.level");
+  // One transaction per epoch: well within the broker's timeout for it.
+  c.trigger.mode = trigger_options::kind::processing_time;
+  c.trigger.interval = 6s;
+  BOOST_TEST(refused_option(c) == "trigger.processingTime");
+  BOOST_TEST(error_of(c).find("raise it to at least 12000") != std::string::npos,
+             error_of(c));
+  c.sink.kafka["transaction.timeout.ms"] = "60000";
+  BOOST_TEST(error_of(c) == "(valid)");
+  c.sink.kafka["transaction.timeout.ms"] = "20 seconds";
+  BOOST_TEST(refused_option(c) == "sink.kafka.transaction.timeout.ms");
+  c.trigger.mode = trigger_options::kind::continuous; // the implicit 1 s epoch
+  c.trigger.interval = 1s;
+  c.sink.kafka["transaction.timeout.ms"] = "1500";
+  BOOST_TEST(refused_option(c) == "sink.kafka.transaction.timeout.ms");
+  c.sink.kafka.erase("transaction.timeout.ms");
+  c.trigger.mode = trigger_options::kind::once; // the whole run in one transaction
+  BOOST_TEST(refused_option(c) == "trigger.once");
+  c.trigger.mode = trigger_options::kind::available_now;
+  BOOST_TEST(error_of(c) == "(valid)");
+  // A stage that writes the records itself is outside the transaction.
+  c.dedup.reset();
+  c.route = {};
+  c.route.delivered_by = "lake";
+  BOOST_TEST(refused_option(c) == "guarantee");
+  // At-least-once has no transactions: an id would do nothing.
+  c = valid();
+  c.sink.kafka["transactional.id"] = "x";
+  BOOST_TEST(refused_option(c) == "sink.kafka.transactional.id");
+  // A sink of its own (lake, ingest) never takes one.
+  BOOST_TEST((c.guarantee == delivery_guarantee::at_least_once));
+  c.guarantee = delivery_guarantee::exactly_once;
+  BOOST_CHECK_THROW(validate(c.sink), config_error);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
