@@ -180,7 +180,9 @@ caf::behavior sink_stage(caf::stateful_actor<sink_state>* self, run_context* ctx
         auto open = st.open;
         ++*open;
         bool transactional = ctx->committer.discards_on_failure() && ctx->config.dlq;
-        kafka::topic_partition source{batch.topic, batch.partition};
+        // Named only where refusals are remembered: not a string copy per batch.
+        auto source = transactional ? kafka::topic_partition{batch.topic, batch.partition}
+                                    : kafka::topic_partition{};
         st.group = new kafka::delivery_group([=](const kafka::delivery_group& g) {
           // Runs on the producer's poll thread.
           auto& failures = g.failures();

@@ -777,11 +777,10 @@ pipeline_config parse_pipeline_config(std::string_view json_text,
   std::set<std::string> replaced;
   for (auto& o : overrides)
     apply_override(root, o, replaced);
-  reject_unknown(
-      root, "",
-      {"name", "guarantee", "source", "parse", "route", "sink", "dlq", "dedup", "trigger",
-       "runtime"},
-      false);
+  reject_unknown(root, "",
+                 {"name", "guarantee", "source", "parse", "route", "sink", "dlq", "dedup",
+                  "trigger", "runtime"},
+                 false);
 
   pipeline_config cfg;
   if (auto* v = root.if_contains("name")) cfg.name = as_string(*v, "name");

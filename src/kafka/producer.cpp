@@ -266,15 +266,16 @@ void producer::replace(client* failed) {
       generation = failed->generation + 1;
   }
   if (generation == 0) {
-    auto cause = "Kafka producer (" + option_prefix_ + "): fatal error (" + why + "); " +
-                 (transactional()
-                      // A new instance would fence the old one's transaction and
-                      // could not know what it held: the run ends, and a restart
-                      // resumes from the last committed transaction.
-                      ? std::string("a transactional producer is not replaced")
-                  : replaceable(code) ? "more than " + std::to_string(max_replacements) +
-                                            " within 10 minutes: not replaced again"
-                                      : std::string("a new producer would meet it too"));
+    auto cause =
+        "Kafka producer (" + option_prefix_ + "): fatal error (" + why + "); " +
+        (transactional()
+             // A new instance would fence the old one's transaction and
+             // could not know what it held: the run ends, and a restart
+             // resumes from the last committed transaction.
+             ? std::string("a transactional producer is not replaced")
+             : replaceable(code) ? "more than " + std::to_string(max_replacements) +
+                                       " within 10 minutes: not replaced again"
+                                 : std::string("a new producer would meet it too"));
     if (on_unrecoverable_)
       on_unrecoverable_(cause); // the run ends now, not after the chains' restarts
     else
