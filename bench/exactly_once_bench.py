@@ -78,9 +78,7 @@ import datetime
 import json
 import os
 import re
-import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,12 +86,10 @@ import threading
 import time
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "scripts", "kafka"))
-
-from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka import KafkaException, TopicPartition
+from realkafka import (Broker, Kafka, Stamped, correlation, cpu_snapshot, die_with_parent,
+                       end_process, load_average, med, others_cpu, pct, snapshot_binary, spawn,
+                       started)
 
 CONTESTANTS = {
     # name: (guarantee, processingTime or None for the default trigger, interval s)
@@ -110,68 +106,6 @@ REQUIRED = ["order_id", "customer_id", "quantity", "price", "priority"]
 DLQ = "bench-dlq"
 LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}) (\w+) (.*)$")
 
-_prctl = __import__("ctypes").CDLL("libc.so.6", use_errno=True).prctl
-started = []  # every process this script started (Popen), ended by the cleanup
-
-
-def die_with_parent():
-    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    os.setpgid(0, 0)           # its own group: /usr/bin/time and its sluice end together
-
-
-def spawn(cmd, **kw):
-    p = subprocess.Popen(cmd, preexec_fn=die_with_parent, **kw)
-    started.append(p)
-    return p
-
-
-def end_process(p, sig=signal.SIGKILL):
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, sig)
-        except OSError:
-            pass
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot(broker_pids):
-    """(all CPUs' busy seconds, the broker JVMs' CPU seconds, this script's CPU seconds,
-    the CPU seconds of its children that ended, grandchildren included)."""
-    import resource
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    busy = (sum(v[:8]) - v[3] - v[4]) / HZ  # all but idle and iowait
-    jvm = 0.0
-    for pid in broker_pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            jvm += (int(fields[11]) + int(fields[12])) / HZ  # utime, stime
-        except (OSError, IndexError, ValueError):
-            pass
-    t = os.times()
-    c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return busy, jvm, t.user + t.system, c.ru_utime + c.ru_stime
-
-
-def others_cpu(args, before, after, r):
-    """What the machine spent meanwhile besides the broker, this script and its children
-    (Sluice, a producer): a build or a test run meanwhile shows here."""
-    d = [a - b for a, b in zip(after, before)]
-    r["busy_cpu"], r["broker_cpu"], r["self_cpu"], r["children_cpu"] = d
-    r["other_cpu"] = d[0] - d[1] - d[2] - d[3]
-    if not args.broker_pids:
-        r["other_cpu"] += d[1]  # an outside cluster: the broker is in it
-    r["disturbed"] = r["other_cpu"] > args.disturbed
-
-
 def log_time(text):
     """A Sluice log timestamp (local time, ms) as epoch seconds."""
     return time.mktime(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) + int(text[20:23]) / 1e3
@@ -181,126 +115,6 @@ def iso_time(text):
     """A progress line's UTC timestamp as epoch seconds."""
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
-
-
-def pct(values, q):
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100.0 * (len(s) - 1))))]
-
-
-class Stamped(threading.Thread):
-    """Reads a process's stdout lines, each with the time it arrived; keeps a copy in a file."""
-
-    def __init__(self, proc, path):
-        super().__init__(daemon=True)
-        self.proc, self.path, self.lines = proc, path, []
-        self.start()
-
-    def run(self):
-        with open(self.path, "w") as f:
-            for line in self.proc.stdout:
-                self.lines.append((time.time(), line.rstrip("\n")))
-                f.write(line)
-
-
-# -- the cluster and its topics -------------------------------------------------------------
-class Kafka:
-    def __init__(self, bootstrap):
-        self.bootstrap = bootstrap
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
-
-    def create(self, topics):
-        """topics: {name: partitions}; waits until every partition's leader answers."""
-        fs = self.admin.create_topics([NewTopic(t, n, 1) for t, n in topics.items()],
-                                      operation_timeout=60)
-        for t, f in fs.items():
-            try:
-                f.result()
-            except KafkaException as e:
-                if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
-                    raise
-        c = self.consumer("eob-ready")
-        try:
-            for t, n in topics.items():
-                deadline = time.time() + 60
-                for p in range(n):
-                    while True:
-                        try:
-                            c.get_watermark_offsets(TopicPartition(t, p), timeout=5)
-                            break
-                        except KafkaException:
-                            if time.time() > deadline:
-                                raise
-                            time.sleep(0.2)
-        finally:
-            c.close()
-
-    def consumer(self, group, **conf):
-        return Consumer(dict({"bootstrap.servers": self.bootstrap, "group.id": group,
-                              "enable.auto.commit": False, "enable.partition.eof": False},
-                             **conf))
-
-    def ends(self, topic):
-        c = self.consumer("eob-ends")
-        try:
-            md = c.list_topics(topic, timeout=10)
-            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                    for p in sorted(md.topics[topic].partitions)}
-        finally:
-            c.close()
-
-    def committed(self, group, topic, partitions):
-        c = self.consumer(group)
-        try:
-            for _ in range(60):
-                try:
-                    got = c.committed([TopicPartition(topic, p) for p in partitions],
-                                      timeout=10)
-                    return {tp.partition: tp.offset for tp in got}
-                except KafkaException as e:
-                    if not e.args[0].retriable():
-                        raise
-                    time.sleep(0.5)
-            raise RuntimeError("no answer for the committed offsets of " + group)
-        finally:
-            c.close()
-
-    def read(self, topic, each, timeout=300):
-        """Calls each(message) for every record of topic up to its end as of now, read
-        read_committed; the positions say when the end is reached (past the markers)."""
-        c = self.consumer("eob-reader", **{"isolation.level": "read_committed",
-                                           "fetch.max.bytes": 52428800})
-        try:
-            md = c.list_topics(topic, timeout=10)
-            ends, assign = {}, []
-            for p in sorted(md.topics[topic].partitions):
-                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                if hi > lo:
-                    ends[p] = hi
-                    assign.append(TopicPartition(topic, p, lo))
-            if not assign:
-                return True
-            c.assign(assign)
-            deadline = time.time() + timeout
-            while ends and time.time() < deadline:
-                for m in c.consume(10000, 0.5):
-                    if not m.error():
-                        each(m)
-                for tp in c.position([TopicPartition(topic, p) for p in list(ends)]):
-                    if tp.offset >= ends[tp.partition]:
-                        ends.pop(tp.partition)
-            return not ends
-        finally:
-            c.close()
-
-
-def correlation(m):
-    for k, v in m.headers() or ():
-        if k == "correlation-id":
-            return v
-    return None
 
 
 # -- the pipeline ---------------------------------------------------------------------------
@@ -653,10 +467,6 @@ def latency_run(args, kafka, kind, attempt=0):
 
 
 # -- the report -----------------------------------------------------------------------------
-def med(xs):
-    return statistics.median(xs) if xs else float("nan")
-
-
 def report(args, runs, lat, traces, when, broker):
     out = []
     w = out.append
@@ -771,47 +581,6 @@ def report(args, runs, lat, traces, when, broker):
     return "\n".join(out)
 
 
-def other_kafka():
-    """Kafka broker JVMs running on this machine (pid, command line): one cluster at a time."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"kafka.Kafka" in cmd:
-            found.append((int(pid), b" ".join(cmd)[-120:].decode(errors="replace")))
-    return found
-
-
-def snapshot_binary(args):
-    """Copies sluice and the shared libraries of its build tree (libsluice*.so, found
-    through its RUNPATH) into OUT/bin and runs that copy (LD_LIBRARY_PATH, which a RUNPATH
-    yields to): a rebuild while the bench runs cannot change what is measured. Returns a
-    line naming the copy (mtime and sha256 of the binary and of each library)."""
-    import hashlib
-    bindir = os.path.join(args.out, "bin")
-    os.makedirs(bindir, exist_ok=True)
-    out = subprocess.run(["ldd", args.sluice], capture_output=True, text=True).stdout
-    libs = [m.group(1) for m in re.finditer(r"=> (\S+) \(", out)
-            if not m.group(1).startswith(("/lib", "/usr"))]
-    names = []
-    for path in [args.sluice] + libs:
-        dest = os.path.join(bindir, os.path.basename(path))
-        shutil.copy2(path, dest)
-        with open(dest, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()[:12]
-        names.append("%s (%s, sha256 %s)" % (os.path.basename(path), time.strftime(
-            "%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(path))), digest))
-    os.environ["LD_LIBRARY_PATH"] = bindir + (
-        ":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else "")
-    args.sluice = os.path.join(bindir, os.path.basename(args.sluice))
-    return ", ".join(names)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sluice")
@@ -852,29 +621,14 @@ def main():
         raise KeyboardInterrupt("signal %d" % sig)
     signal.signal(signal.SIGTERM, on_signal)
 
-    cluster = None
-    kafka = None
-    args.broker_pids = []
+    broker = None
     began = time.time()
     try:
-        if args.bootstrap:
-            bootstrap, broker = args.bootstrap, "a running cluster at " + args.bootstrap
-        else:
-            running = other_kafka()
-            if running:
-                raise SystemExit("another Kafka cluster runs on this machine (%s): one at a "
-                                 "time; stop it, or use it with --bootstrap" % running)
-            from cluster import Cluster
-            cluster = Cluster(os.path.join(args.out, "kafka"), nodes=1, heap="1g")
-            cluster.start()
-            bootstrap = cluster.bootstrap()
-            args.broker_pids = [p.pid for p in cluster.procs.values()]
-            broker = "Kafka %s, 1 node (KRaft, broker+controller, heap 1g) on loopback" \
-                % cluster.version
+        broker = Broker(args.out, args.bootstrap)
+        bootstrap, args.broker_pids = broker.bootstrap, broker.pids
         print("bootstrap.servers=%s; results in %s" % (bootstrap, args.out), flush=True)
         print("measuring a copy: " + args.built, flush=True)
-        with open("/proc/loadavg") as f:
-            args.load = f.read().split()[0]
+        args.load = load_average()
         print("load average (1 min) at start: %s (anything else running skews the figures)"
               % args.load, flush=True)
         kafka = Kafka(bootstrap)
@@ -935,7 +689,7 @@ def main():
                     if not r["disturbed"]:
                         break
         when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
-        text = report(args, runs, lat, traces, when, broker)
+        text = report(args, runs, lat, traces, when, broker.description)
         with open(os.path.join(args.out, "report.md"), "w") as f:
             f.write(text + "\n")
         with open(os.path.join(args.out, "results.json"), "w") as f:
@@ -946,16 +700,9 @@ def main():
         bad = [r for r in runs + lat if not r["ok"]]
         return 1 if bad else 0
     finally:
-        for p in list(started):
-            end_process(p)
-        if cluster is not None:
-            kafka = None  # its admin client, before the broker goes (no reconnect noise)
-            import gc
-            gc.collect()
-            cluster.stop()
-            shutil.rmtree(os.path.join(args.out, "kafka", "node-1", "data"),
-                          ignore_errors=True)
-
+        kafka = None  # its admin client, before the broker goes (no reconnect noise)
+        if broker is not None:
+            broker.stop()
 
 if __name__ == "__main__":
     sys.exit(main())

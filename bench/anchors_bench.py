@@ -1,0 +1,394 @@
+#!/usr/bin/env python3
+"""Sluice against what users would pick instead, on one real Kafka broker: the anchors.
+
+    bench/anchors/fetch.sh     # once: pyspark, Spark's Kafka connector, the Kafka Streams app
+    cmake --build build --target sluice copy_loop
+    scripts/kafka.sh python bench/anchors_bench.py build/apps/sluice \\
+        [--events 1000000] [--partitions 64] [--rounds 3] [--contestants a,b,...] \\
+        [--out DIR] [--bootstrap B] [--disturbed 2.0] [--retries 1]
+
+Starts one Kafka node (bench/realkafka.py: Kafka 4.1.1, KRaft, heap 1 GB, loopback, the
+same two cores as everything else), fills `anchors-in-N` (P partitions) once with
+`sluice produce --count N --seed 1` (order events, none malformed), and runs every
+contestant once per round, the order rotated from round to round, each a whole process
+under `/usr/bin/time -f '%e %M %U %S'`, with a fresh consumer group (or Spark checkpoint)
+and an output topic of its own (P partitions, deleted once checked). The contestants, all
+doing one job (read every record from the beginning, write it to the output topic;
+the routing ones parse it as JSON, check it against the order schema, write the schema's
+fields, and send what fails to the DLQ topic):
+
+- copy-prefetch: bench/copy_loop.cpp (librdkafka, one thread, no parsing, no commits),
+  assigned every partition, `queued.min.messages` = N: it prefetches the whole input. The
+  ceiling, and the anchor the ratios divide by first.
+- python: bench/route_loop.py (confluent-kafka 2.16 of the tier's venv): json.loads, the
+  schema's checks, produce, commits of what was delivered.
+- sluice, sluice-eos, sluice-dedup: `sluice run` of the bench pipeline (run_bench.sh's:
+  the order parse schema, a fixed route, DLQ, includeHeaders, `fetch.wait.max.ms` 50,
+  `linger.ms` 5, `assign`), bounded by `endingOffsets: latest` with the default 1 s epoch;
+  -eos with `guarantee: exactly-once`; -dedup with `dedup` on order_id within 1 hour (a
+  fresh state directory and changelog topic each run; every record is a lookup, a stored
+  sighting and a changelog record).
+- spark: bench/anchors/spark_route.py, the seed's pipeline in Spark Structured Streaming
+  (pyspark 4.1.1 local[2], Spark's Kafka source and sink, from_json, foreachBatch with the
+  topic column and the DLQ write, a checkpoint directory, availableNow). GNU time counts
+  only its Python side: the script adds its JVM's CPU seconds and peak RSS (a child
+  nobody waits for), so CPU s and peak RSS are Python + JVM.
+- kstreams, kstreams-eos: bench/anchors/kstreams (Kafka Streams 4.1.1, 2 stream threads:
+  parse with Jackson, the same checks, split() into the output and the DLQ), at_least_once
+  and exactly_once_v2, every other setting Kafka Streams' default (commit.interval.ms 30 s
+  and 100 ms). Kafka Streams has no bounded run: the app closes itself (a clean close
+  commits) once it has handled N records.
+
+A run counts when it exited 0, handled N records, its group holds the input's end offsets
+(not copy-prefetch, which commits nothing, nor Spark, which keeps its offsets in the
+checkpoint), and its output, read back read_committed by confluent-kafka, holds N records
+with N distinct correlation ids. Others' CPU (the machine's busy CPU minus the broker's,
+this script's and the contestant's) above --disturbed marks a run as shared with something
+else: kept in the per-run table, left out of the medians, run again.
+
+Columns: processing s = first record to the last (each contestant's own clock: the loops
+from the first record read to the last delivery or commit; Sluice from its `assigned:` log
+line to its last `committed the offsets`; Spark from the first micro-batch's start to the
+end of the last one's writes; Kafka Streams from the first record processed to the end of
+its close). start s = process start to the first record, where the contestant tells it
+(Spark: the JVM, the session, the query's planning). msgs/s = N / processing s; wall s and
+CPU s are the whole process's. Ratios: `x / A` is the contestant's figure over anchor A's
+(above 1: better). Results go to OUT (default a new /tmp/sluice-anchors.*): per run the
+logs and GNU time's line, results.json and report.md (also printed).
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from realkafka import (ROOT, Broker, Kafka, correlation, cpu_snapshot, die_with_parent,
+                       load_average, med, others_cpu, snapshot_binary)
+
+CACHE = os.environ.get("SLUICE_KAFKA_CACHE") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sluice-kafka")
+SPARK_VERSION = os.environ.get("SPARK_VERSION", "4.1.1")
+CONTESTANTS = ["copy-prefetch", "python", "sluice", "sluice-eos", "sluice-dedup", "spark",
+               "kstreams", "kstreams-eos"]
+ANCHORS = ["copy-prefetch", "spark", "kstreams", "python"]
+SCHEMA = {"order_id": "string", "customer_id": "string", "product_id": "string",
+          "quantity": "int", "price": "double", "order_time": "timestamp",
+          "priority": "string"}
+REQUIRED = ["order_id", "customer_id", "quantity", "price", "priority"]
+DLQ = "anchors-dlq"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def log_ms(line):
+    """A Sluice log line's local timestamp as epoch seconds (ms precision)."""
+    text = ANSI.sub("", line)[:23]
+    return time.mktime(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) + int(text[20:23]) / 1e3
+
+
+def sluice_pipeline(args, bootstrap, out_topic, kind, tag):
+    source = {"kafka.bootstrap.servers": bootstrap, "startingOffsets": "earliest",
+              "endingOffsets": "latest", "includeHeaders": True,
+              "kafka.fetch.wait.max.ms": 50,
+              "assign": {args.input: list(range(args.partitions))}}
+    p = {"name": "anchors", "source": source,
+         "parse": {"format": "json", "schema": SCHEMA, "required": REQUIRED},
+         "route": {"topic": out_topic},
+         "sink": {"kafka.bootstrap.servers": bootstrap, "kafka.linger.ms": 5},
+         "dlq": {"topic": DLQ}}
+    if kind == "sluice-eos":
+        p["guarantee"] = "exactly-once"
+    if kind == "sluice-dedup":
+        p["dedup"] = {"key": ["order_id"], "within": "1 hour",
+                      "stateDir": os.path.join(args.out, "state-" + tag),
+                      "changelog": "anchors-changelog-" + tag}
+    path = os.path.join(args.out, tag + ".pipeline.json")
+    with open(path, "w") as f:
+        json.dump(p, f, indent=1)
+    return path
+
+
+def command(args, bootstrap, kind, tag, group, out_topic):
+    """The contestant's command line."""
+    n = str(args.events)
+    if kind == "copy-prefetch":
+        return [args.copy_loop, "--bootstrap", bootstrap, "--group", group, "--input",
+                args.input, "--output", out_topic, "--count", n, "--assign",
+                "--consumer-set", "queued.min.messages=%d" % max(args.events, 100000)]
+    if kind == "python":
+        return [sys.executable, os.path.join(ROOT, "bench", "route_loop.py"), "--bootstrap",
+                bootstrap, "--group", group, "--input", args.input, "--output", out_topic,
+                "--dlq", DLQ, "--count", n]
+    if kind.startswith("sluice"):
+        return [args.sluice, "run", sluice_pipeline(args, bootstrap, out_topic, kind, tag),
+                "--set", "source.kafka.group.id=" + group]
+    if kind == "spark":
+        return [args.spark_python, os.path.join(ROOT, "bench", "anchors", "spark_route.py"),
+                "--bootstrap", bootstrap, "--input", args.input, "--output", out_topic,
+                "--dlq", DLQ, "--checkpoint", os.path.join(args.out, "checkpoint-" + tag),
+                "--jars", args.spark_jars]
+    if kind.startswith("kstreams"):
+        return ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp",
+                args.kstreams_cp, "dev.sluice.bench.RouteStreams", "--bootstrap", bootstrap,
+                "--app-id", group, "--input", args.input, "--output", out_topic, "--dlq", DLQ,
+                "--count", n, "--state-dir", os.path.join(args.out, "kstreams-" + tag),
+                "--guarantee", "exactly_once_v2" if kind.endswith("-eos") else "at_least_once"]
+    raise ValueError(kind)
+
+
+def timing(kind, out_lines, err_lines, spawned):
+    """(records handled, processing s, start s or None, extra CPU s, extra peak RSS KiB)."""
+    if kind.startswith("sluice"):
+        start = next(log_ms(l) for l in err_lines if " assigned: " in l and "(none)" not in l)
+        end = max(log_ms(l) for l in err_lines if " committed the offsets " in l)
+        m = re.search(r"run ended: (\d+) in, (\d+) out, (\d+) to the DLQ, (\d+) dropped",
+                      "".join(l for l in err_lines if " run ended: " in l))
+        handled = int(m.group(1)) if m and int(m.group(1)) == int(m.group(2)) + int(
+            m.group(3)) + int(m.group(4)) else -1
+        return handled, end - start, start - spawned, 0.0, 0
+    j = json.loads([l for l in out_lines if l.startswith("{")][-1])
+    if kind in ("copy-prefetch", "python"):
+        if kind == "python" and j["committed"] != j["records"]:
+            return -1, j["seconds"], None, 0.0, 0
+        return j["records"], j["seconds"], None, 0.0, 0
+    if kind == "spark":
+        return (j["records"], (j["last_ms"] - j["first_ms"]) / 1e3,
+                j["first_ms"] / 1e3 - spawned, j["jvm_cpu_s"], j["jvm_peak_rss_kb"])
+    return (j["records"] if j["finished"] and j["closed"] else -1,
+            (j["closed_ms"] - j["first_ms"]) / 1e3, j["first_ms"] / 1e3 - spawned, 0.0, 0)
+
+
+def run_one(args, kafka, kind, rnd, ends, attempt):
+    tag = "%s-r%d%s-%s" % (kind, rnd + 1, "-again%d" % attempt if attempt else "", args.tag)
+    group = "anchors-" + tag
+    out_topic = "anchors-out-" + tag
+    kafka.create({out_topic: args.partitions})
+    base = os.path.join(args.out, tag)
+    cmd = ["/usr/bin/time", "-f", "%e %M %U %S", "-o", base + ".time", "timeout",
+           str(args.run_timeout)] + command(args, kafka.bootstrap, kind, tag, group, out_topic)
+    before = cpu_snapshot(args.broker_pids)
+    spawned = time.time()
+    with open(base + ".out", "w") as out, open(base + ".err", "w") as err:
+        rc = subprocess.call(cmd, stdout=out, stderr=err, preexec_fn=die_with_parent)
+    after = cpu_snapshot(args.broker_pids)
+    r = {"round": rnd, "kind": kind, "rc": rc, "why": [], "tag": tag}
+    with open(base + ".out") as f:
+        out_lines = f.read().splitlines()
+    with open(base + ".err") as f:
+        err_lines = f.read().splitlines()
+    try:
+        wall, rss, user, system = open(base + ".time").read().split()[-4:]
+        r.update(wall=float(wall), rss_kb=int(rss), cpu=float(user) + float(system))
+    except (OSError, ValueError):
+        r.update(wall=float("nan"), rss_kb=0, cpu=float("nan"))
+        r["why"].append("no time line")
+    try:
+        handled, r["processing"], r["start"], jvm_cpu, jvm_rss = timing(
+            kind, out_lines, err_lines, spawned)
+        r["cpu"] += jvm_cpu
+        r["rss_kb"] += jvm_rss
+        after = (after[0], after[1], after[2], after[3] + jvm_cpu)  # Spark's JVM is its own
+    except (StopIteration, ValueError, IndexError, KeyError) as e:
+        handled, r["processing"], r["start"] = -1, float("nan"), None
+        r["why"].append("no timing in its output (%s)" % e)
+    others_cpu(args, before, after, r)
+    if rc != 0:
+        r["why"].append("exit %d (see %s.err)" % (rc, base))
+    if handled != args.events:
+        r["why"].append("handled %d of %d records" % (handled, args.events))
+    if kind not in ("copy-prefetch", "spark") and not r["why"]:
+        got = kafka.committed(group, args.input, sorted(ends))
+        if got != ends:
+            r["why"].append("the group's committed offsets are not the end offsets")
+    ids, count = set(), [0]
+
+    def each(m):
+        count[0] += 1
+        ids.add(correlation(m))
+    if not kafka.read(out_topic, each):
+        r["why"].append("the output could not be read to its end")
+    if count[0] != args.events or len(ids) != args.events:
+        r["why"].append("output read_committed: %d records, %d distinct (want %d)"
+                        % (count[0], len(ids), args.events))
+    kafka.delete([out_topic] + (["anchors-changelog-" + tag] if kind == "sluice-dedup"
+                                else []))
+    r["ok"] = not r["why"]
+    r["rate"] = args.events / r["processing"] if r["processing"] > 0 else 0.0
+    r["rss_mb"] = r["rss_kb"] / 1024.0
+    return r
+
+
+def report(args, runs, when, broker):
+    out = []
+    w = out.append
+    kinds = args.contestants
+    good = {k: [r for r in runs if r["kind"] == k and r["ok"] and not r["disturbed"]]
+            for k in kinds}
+    m = {}
+    for k, rs in good.items():
+        if rs:
+            starts = [r["start"] for r in rs if r["start"] is not None]
+            m[k] = {"rate": med([r["rate"] for r in rs]),
+                    "processing": med([r["processing"] for r in rs]),
+                    "start": med(starts) if starts else None,
+                    "wall": med([r["wall"] for r in rs]), "cpu": med([r["cpu"] for r in rs]),
+                    "rss": med([r["rss_mb"] for r in rs]), "n": len(rs)}
+            m[k]["per_cpu"] = args.events / m[k]["cpu"]
+    w("%d events (order JSON, %.0f B mean), %d partitions, %d rounds, medians; %s; %s"
+      % (args.events, args.record_bytes, args.partitions, args.rounds, broker, when))
+    w("")
+    w("Measured: %s; load average at the start %s" % (args.built, args.load))
+    w("")
+    w("| contestant | msgs/s (processing) | processing s | start s | wall s | CPU s "
+      "| CPU s / M records | records / CPU-s | peak RSS MB | runs (failed, disturbed) |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for k in kinds:
+        failed = sum(1 for r in runs if r["kind"] == k and not r["ok"])
+        disturbed = sum(1 for r in runs if r["kind"] == k and r["ok"] and r["disturbed"])
+        if k not in m:
+            w("| %s | no run passed undisturbed |%s %d (%d, %d) |" % (k, " |" * 7, 0, failed,
+                                                                     disturbed))
+            continue
+        x = m[k]
+        w("| %s | %.0f | %.2f | %s | %.2f | %.2f | %.2f | %.0f | %.0f | %d (%d, %d) |" % (
+            k, x["rate"], x["processing"], "-" if x["start"] is None else "%.2f" % x["start"],
+            x["wall"], x["cpu"], x["cpu"] / (args.events / 1e6), x["per_cpu"], x["rss"],
+            x["n"], failed, disturbed))
+    w("")
+    anchors = [a for a in ANCHORS if a in m]
+    if anchors:
+        w("Ratios (msgs/s while processing; records per CPU-second; whole-process wall time "
+          "as anchor wall / wall): above 1, the contestant is ahead of the anchor.")
+        w("")
+        w("| contestant | " + " | ".join("msgs/s / %s | rec/CPU-s / %s | wall: %s / it" % (
+            a, a, a) for a in anchors) + " |")
+        w("|---|" + "---|---|---|" * len(anchors))
+        for k in kinds:
+            if k not in m:
+                continue
+            cells = []
+            for a in anchors:
+                cells += ["%.2f" % (m[k]["rate"] / m[a]["rate"]),
+                          "%.2f" % (m[k]["per_cpu"] / m[a]["per_cpu"]),
+                          "%.2f" % (m[a]["wall"] / m[k]["wall"])]
+            w("| %s | %s |" % (k, " | ".join(cells)))
+        w("")
+    w("Every run:")
+    w("")
+    w("| round | contestant | processing s | msgs/s | start s | wall s | CPU s | others' CPU s "
+      "| peak RSS MB | check |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        w("| %d | %s | %.2f | %.0f | %s | %.2f | %.2f | %.2f | %.0f | %s |" % (
+            r["round"] + 1, r["kind"], r["processing"], r["rate"],
+            "-" if r["start"] is None else "%.2f" % r["start"], r["wall"], r["cpu"],
+            r["other_cpu"], r["rss_mb"],
+            ("ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]))
+            + (" (disturbed: left out)" if r["disturbed"] else "")))
+    return "\n".join(out)
+
+
+def find_tools(args, ap):
+    """The copy loop beside sluice's build, and what bench/anchors/fetch.sh left in the cache."""
+    build = os.path.dirname(os.path.dirname(os.path.abspath(args.sluice)))
+    args.copy_loop = os.path.join(build, "bench", "copy_loop")
+    args.spark_python = os.path.join(CACHE, "spark-venv-" + SPARK_VERSION, "bin", "python")
+    args.spark_jars = os.path.join(CACHE, "spark-kafka-" + SPARK_VERSION)
+    ks = os.path.join(CACHE, "route-streams", "target")
+    args.kstreams_cp = os.path.join(ks, "route-streams-1.jar") + ":" + os.path.join(ks, "lib/*")
+    need = {"copy-prefetch": args.copy_loop, "spark": args.spark_python,
+            "kstreams": os.path.join(ks, "route-streams-1.jar")}
+    for k, path in need.items():
+        if any(c.startswith(k) for c in args.contestants) and not os.path.exists(path):
+            ap.error("%s is missing for %s: %s" % (path, k, "cmake --build build --target "
+                     "copy_loop" if k == "copy-prefetch" else "run bench/anchors/fetch.sh"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sluice")
+    ap.add_argument("--events", type=int, default=1000000)
+    ap.add_argument("--partitions", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--contestants", default=",".join(CONTESTANTS))
+    ap.add_argument("--bootstrap", help="use this running cluster (nothing is started)")
+    ap.add_argument("--run-timeout", type=int, default=900)
+    ap.add_argument("--disturbed", type=float, default=2.0,
+                    help="others' CPU s above which a run is left out of the medians")
+    ap.add_argument("--retries", type=int, default=1,
+                    help="a disturbed run is run again at most this many times")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    args.contestants = [k for k in args.contestants.split(",") if k]
+    for k in args.contestants:
+        if k not in CONTESTANTS:
+            ap.error("unknown contestant %s (known: %s)" % (k, ", ".join(CONTESTANTS)))
+    find_tools(args, ap)
+    args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="sluice-anchors."))
+    os.makedirs(args.out, exist_ok=True)
+    args.sluice = os.path.abspath(args.sluice)
+    args.built = snapshot_binary(args)
+    args.tag = uuid.uuid4().hex[:6]
+    args.input = "anchors-in-%d-%d" % (args.events, args.partitions)
+
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt("signal %d" % sig)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    broker, kafka, runs = None, None, []
+    began = time.time()
+    try:
+        broker = Broker(args.out, args.bootstrap)
+        args.broker_pids = broker.pids
+        print("bootstrap.servers=%s; results in %s" % (broker.bootstrap, args.out), flush=True)
+        args.load = load_average()
+        kafka = Kafka(broker.bootstrap)
+        kafka.create({DLQ: 1, args.input: args.partitions})
+        ends = kafka.ends(args.input)
+        if sum(ends.values()) == 0:
+            subprocess.run([args.sluice, "produce", "--bootstrap", broker.bootstrap, "--topic",
+                            args.input, "--count", str(args.events), "--seed", "1"],
+                           check=True, stdout=subprocess.DEVNULL, preexec_fn=die_with_parent)
+            ends = kafka.ends(args.input)
+        if sum(ends.values()) != args.events:
+            raise SystemExit("%s holds %d records, not %d" % (args.input, sum(ends.values()),
+                                                              args.events))
+        args.record_bytes = kafka.mean_value_bytes(args.input)
+        kinds = args.contestants
+        for rnd in range(args.rounds):
+            order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
+            for kind in order:
+                for attempt in range(args.retries + 1):
+                    r = run_one(args, kafka, kind, rnd, ends, attempt)
+                    runs.append(r)
+                    print("round %d %-13s processing %6.2f s %8.0f msgs/s  wall %6.2f s  cpu "
+                          "%6.2f s  rss %5.0f MB  others' cpu %5.2f  %s%s" % (
+                              rnd + 1, kind, r["processing"], r["rate"], r["wall"], r["cpu"],
+                              r["rss_mb"], r["other_cpu"],
+                              "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]),
+                              " (disturbed)" if r["disturbed"] else ""), flush=True)
+                    if not r["disturbed"]:
+                        break
+        when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+        text = report(args, runs, when, broker.description)
+        with open(os.path.join(args.out, "report.md"), "w") as f:
+            f.write(text + "\n")
+        with open(os.path.join(args.out, "results.json"), "w") as f:
+            json.dump(runs, f, indent=1, default=str)
+        print()
+        print(text)
+        print("whole bench: %.0f s" % (time.time() - began))
+        return 1 if any(not r["ok"] for r in runs) else 0
+    finally:
+        kafka = None
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

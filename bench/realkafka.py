@@ -1,0 +1,306 @@
+"""What the real-Kafka benches share: their processes, the machine's CPU, the broker and its
+topics (bench/exactly_once_bench.py, bench/anchors_bench.py). Run with the real-Kafka tier's
+Python (`scripts/kafka.sh python ...`): confluent-kafka and scripts/kafka/cluster.py."""
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "scripts", "kafka"))
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+_prctl = __import__("ctypes").CDLL("libc.so.6", use_errno=True).prctl
+started = []  # every process this script started (Popen), ended by the cleanup
+
+
+def die_with_parent():
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.setpgid(0, 0)           # its own group: /usr/bin/time and its sluice end together
+
+
+def spawn(cmd, **kw):
+    p = subprocess.Popen(cmd, preexec_fn=die_with_parent, **kw)
+    started.append(p)
+    return p
+
+
+def end_process(p, sig=signal.SIGKILL):
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, sig)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(broker_pids):
+    """(all CPUs' busy seconds, the broker JVMs' CPU seconds, this script's CPU seconds,
+    the CPU seconds of its children that ended, grandchildren included)."""
+    import resource
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = (sum(v[:8]) - v[3] - v[4]) / HZ  # all but idle and iowait
+    jvm = 0.0
+    for pid in broker_pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            jvm += (int(fields[11]) + int(fields[12])) / HZ  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    t = os.times()
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy, jvm, t.user + t.system, c.ru_utime + c.ru_stime
+
+
+def others_cpu(args, before, after, r):
+    """What the machine spent meanwhile besides the broker, this script and its children
+    (Sluice, a producer): a build or a test run meanwhile shows here."""
+    d = [a - b for a, b in zip(after, before)]
+    r["busy_cpu"], r["broker_cpu"], r["self_cpu"], r["children_cpu"] = d
+    r["other_cpu"] = d[0] - d[1] - d[2] - d[3]
+    if not args.broker_pids:
+        r["other_cpu"] += d[1]  # an outside cluster: the broker is in it
+    r["disturbed"] = r["other_cpu"] > args.disturbed
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q / 100.0 * (len(s) - 1))))]
+
+
+class Stamped(threading.Thread):
+    """Reads a process's stdout lines, each with the time it arrived; keeps a copy in a file."""
+
+    def __init__(self, proc, path):
+        super().__init__(daemon=True)
+        self.proc, self.path, self.lines = proc, path, []
+        self.start()
+
+    def run(self):
+        with open(self.path, "w") as f:
+            for line in self.proc.stdout:
+                self.lines.append((time.time(), line.rstrip("\n")))
+                f.write(line)
+
+
+# -- the cluster and its topics -------------------------------------------------------------
+class Kafka:
+    def __init__(self, bootstrap):
+        self.bootstrap = bootstrap
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def create(self, topics):
+        """topics: {name: partitions}; waits until every partition's leader answers."""
+        fs = self.admin.create_topics([NewTopic(t, n, 1) for t, n in topics.items()],
+                                      operation_timeout=60)
+        for t, f in fs.items():
+            try:
+                f.result()
+            except KafkaException as e:
+                if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+        c = self.consumer("eob-ready")
+        try:
+            for t, n in topics.items():
+                deadline = time.time() + 60
+                for p in range(n):
+                    while True:
+                        try:
+                            c.get_watermark_offsets(TopicPartition(t, p), timeout=5)
+                            break
+                        except KafkaException:
+                            if time.time() > deadline:
+                                raise
+                            time.sleep(0.2)
+        finally:
+            c.close()
+
+    def delete(self, topics):
+        """Deletes topics (a bench's outputs once checked: the broker stays lean)."""
+        for f in self.admin.delete_topics(list(topics), operation_timeout=60).values():
+            try:
+                f.result()
+            except KafkaException:
+                pass
+
+    def consumer(self, group, **conf):
+        return Consumer(dict({"bootstrap.servers": self.bootstrap, "group.id": group,
+                              "enable.auto.commit": False, "enable.partition.eof": False},
+                             **conf))
+
+    def ends(self, topic):
+        c = self.consumer("eob-ends")
+        try:
+            md = c.list_topics(topic, timeout=10)
+            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in sorted(md.topics[topic].partitions)}
+        finally:
+            c.close()
+
+    def committed(self, group, topic, partitions):
+        c = self.consumer(group)
+        try:
+            for _ in range(60):
+                try:
+                    got = c.committed([TopicPartition(topic, p) for p in partitions],
+                                      timeout=10)
+                    return {tp.partition: tp.offset for tp in got}
+                except KafkaException as e:
+                    if not e.args[0].retriable():
+                        raise
+                    time.sleep(0.5)
+            raise RuntimeError("no answer for the committed offsets of " + group)
+        finally:
+            c.close()
+
+    def mean_value_bytes(self, topic, sample=1000):
+        """The mean value size of the first `sample` records of partition 0."""
+        c = self.consumer("bench-sample")
+        try:
+            c.assign([TopicPartition(topic, 0, 0)])
+            sizes = []
+            deadline = time.time() + 30
+            while len(sizes) < sample and time.time() < deadline:
+                sizes += [len(m.value() or b"") for m in c.consume(sample, 1.0)
+                          if not m.error()]
+            return sum(sizes) / len(sizes) if sizes else 0
+        finally:
+            c.close()
+
+    def read(self, topic, each, timeout=300):
+        """Calls each(message) for every record of topic up to its end as of now, read
+        read_committed; the positions say when the end is reached (past the markers)."""
+        c = self.consumer("eob-reader", **{"isolation.level": "read_committed",
+                                           "fetch.max.bytes": 52428800})
+        try:
+            md = c.list_topics(topic, timeout=10)
+            ends, assign = {}, []
+            for p in sorted(md.topics[topic].partitions):
+                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if hi > lo:
+                    ends[p] = hi
+                    assign.append(TopicPartition(topic, p, lo))
+            if not assign:
+                return True
+            c.assign(assign)
+            deadline = time.time() + timeout
+            while ends and time.time() < deadline:
+                for m in c.consume(10000, 0.5):
+                    if not m.error():
+                        each(m)
+                for tp in c.position([TopicPartition(topic, p) for p in list(ends)]):
+                    if tp.offset >= ends[tp.partition]:
+                        ends.pop(tp.partition)
+            return not ends
+        finally:
+            c.close()
+
+
+def correlation(m):
+    for k, v in m.headers() or ():
+        if k == "correlation-id":
+            return v
+    return None
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def other_kafka():
+    """Kafka broker JVMs running on this machine (pid, command line): one cluster at a time."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"kafka.Kafka" in cmd:
+            found.append((int(pid), b" ".join(cmd)[-120:].decode(errors="replace")))
+    return found
+
+
+def snapshot_binary(args):
+    """Copies sluice and the shared libraries of its build tree (libsluice*.so, found
+    through its RUNPATH) into OUT/bin and runs that copy (LD_LIBRARY_PATH, which a RUNPATH
+    yields to): a rebuild while the bench runs cannot change what is measured. Returns a
+    line naming the copy (mtime and sha256 of the binary and of each library)."""
+    import hashlib
+    bindir = os.path.join(args.out, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    out = subprocess.run(["ldd", args.sluice], capture_output=True, text=True).stdout
+    libs = [m.group(1) for m in re.finditer(r"=> (\S+) \(", out)
+            if not m.group(1).startswith(("/lib", "/usr"))]
+    names = []
+    for path in [args.sluice] + libs:
+        dest = os.path.join(bindir, os.path.basename(path))
+        shutil.copy2(path, dest)
+        with open(dest, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:12]
+        names.append("%s (%s, sha256 %s)" % (os.path.basename(path), time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(path))), digest))
+    os.environ["LD_LIBRARY_PATH"] = bindir + (
+        ":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else "")
+    args.sluice = os.path.join(bindir, os.path.basename(args.sluice))
+    return ", ".join(names)
+
+
+class Broker:
+    """One Kafka node for a bench (scripts/kafka/cluster.py: KRaft, broker and controller in
+    one JVM with a 1 GB heap on loopback), or a cluster that already runs (`bootstrap`:
+    nothing is started or stopped then). Refuses to start while another broker runs on the
+    machine: two would share the cores and skew every figure."""
+
+    def __init__(self, out, bootstrap=None):
+        self.cluster, self.out, self.pids = None, out, []
+        if bootstrap:
+            self.bootstrap, self.description = bootstrap, "a running cluster at " + bootstrap
+            return
+        running = other_kafka()
+        if running:
+            raise SystemExit("another Kafka cluster runs on this machine (%s): one at a "
+                             "time; stop it, or use it with --bootstrap" % running)
+        from cluster import Cluster
+        self.cluster = Cluster(os.path.join(out, "kafka"), nodes=1, heap="1g")
+        self.cluster.start()
+        self.bootstrap = self.cluster.bootstrap()
+        self.pids = [p.pid for p in self.cluster.procs.values()]
+        self.description = ("Kafka %s, 1 node (KRaft, broker+controller, heap 1g) on loopback"
+                            % self.cluster.version)
+
+    def stop(self):
+        """Ends every process the bench started, then the broker it started (its data goes)."""
+        for p in list(started):
+            end_process(p)
+        if self.cluster is not None:
+            import gc
+            gc.collect()  # admin clients go before the broker (no reconnect noise)
+            self.cluster.stop()
+            shutil.rmtree(os.path.join(self.out, "kafka", "node-1", "data"), ignore_errors=True)
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
