@@ -4,6 +4,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -61,6 +62,24 @@ public:
 
   row() = default;
   explicit row(boost::json::object fields) : fields_(std::move(fields)) {}
+  /// A copy has memory of its own: a row kept beyond its batch does not
+  /// keep the batch's parsed memory alive.
+  row(const row& other) : fields_(other.fields_, boost::json::storage_ptr()) {}
+  row& operator=(const row& other) {
+    if (this != &other) *this = row(other);
+    return *this;
+  }
+  /// A move takes the other's fields with their memory, whatever this row's
+  /// was (boost::json's own assignment would copy them into this row's).
+  row(row&&) noexcept = default;
+  row& operator=(row&& other) noexcept {
+    if (this != &other) {
+      fields_.~object();
+      new (&fields_) boost::json::object(std::move(other.fields_));
+    }
+    return *this;
+  }
+  ~row() = default;
 
   bool empty() const noexcept { return fields_.empty(); }
   std::size_t size() const noexcept { return fields_.size(); }

@@ -90,7 +90,8 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
   st.credit.emplace(static_cast<std::int64_t>(rt.max_in_flight_per_partition),
                     static_cast<std::int64_t>(rt.max_batch_records),
                     static_cast<std::int64_t>(rt.max_in_flight_bytes),
-                    ctx->metrics.bytes_in_flight, ctx->metrics.max_bytes_in_flight);
+                    ctx->metrics.bytes_in_flight, ctx->metrics.max_bytes_in_flight,
+                    ctx->metrics.parsed_bytes.get());
   if (auto it = ctx->end_offsets.find(tp); it != ctx->end_offsets.end()) {
     st.end_offset = it->second;
   } else if (!ctx->end_offsets.empty()) {

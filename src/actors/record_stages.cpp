@@ -1,6 +1,7 @@
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
 #include "format/format.hpp"
+#include "records/batch_arena.hpp"
 #include "records/record_parser.hpp"
 #include "records/steps.hpp"
 
@@ -26,14 +27,22 @@ void fail_on_exception(caf::scheduled_actor* self,
 
 namespace {
 
-/// Parses every record of a batch (decoding + schema); invalid ones get an error.
-caf::behavior parser_stage(caf::event_based_actor* self, parse_options opts,
+/// Parses every record of a batch (decoding + schema); invalid ones get an
+/// error. The rows of a batch share one arena, counted by the byte credit.
+caf::behavior parser_stage(caf::event_based_actor* self, run_context* ctx,
                            caf::actor next, std::shared_ptr<std::string> chain_error) {
   fail_on_exception(self, std::move(chain_error));
-  auto parser = std::make_shared<record_parser>(std::move(opts));
+  auto parser = std::make_shared<record_parser>(ctx->config.parse);
+  auto gauge = ctx->metrics.parsed_bytes;
   return {[=](batch_ptr& batch) {
+    std::size_t raw = 0;
+    for (auto& rec : batch->records)
+      if (rec.value) raw += rec.value->size();
+    // Parsed rows take about twice their JSON text: one block mostly does.
+    parser->use_storage(batch_arena::make(2 * raw, gauge));
     for (auto& rec : batch->records)
       if (!rec.error) parser->parse(rec);
+    parser->use_storage({}); // the arena goes with the batch's last row
     self->send(next, std::move(batch));
   }};
 }
@@ -133,8 +142,7 @@ caf::actor spawn_stages(caf::event_based_actor* owner, run_context* ctx,
                  next, chain_error));
     end = begin;
   }
-  return tracked(
-      ctx, owner->spawn<caf::linked>(parser_stage, ctx->config.parse, next, chain_error));
+  return tracked(ctx, owner->spawn<caf::linked>(parser_stage, ctx, next, chain_error));
 }
 
 } // namespace sluice::actors

@@ -54,6 +54,10 @@ struct run_metrics {
   /// Bytes read and not yet acknowledged, all partitions (the byte credit).
   std::atomic<std::int64_t> bytes_in_flight{0};
   std::atomic<std::int64_t> max_bytes_in_flight{0};
+  /// Memory of the parsed rows in flight (batch arenas), counted by the byte
+  /// credit with the raw bytes. Shared: a row kept past the run keeps it.
+  std::shared_ptr<std::atomic<std::int64_t>> parsed_bytes =
+      std::make_shared<std::atomic<std::int64_t>>(0);
 
   void add_rows_to(const std::string& topic, std::int64_t n) {
     std::lock_guard<std::mutex> guard{mutex_};

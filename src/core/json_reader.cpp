@@ -98,10 +98,11 @@ struct json_reader::impl {
 json_reader::json_reader() : impl_(std::make_unique<impl>()) {}
 json_reader::~json_reader() = default;
 
-json::value json_reader::read(std::string_view text, std::error_code& ec) {
+json::value json_reader::read(std::string_view text, std::error_code& ec,
+                              json::storage_ptr storage) {
   auto& p = impl_->parser;
   p.reset();
-  p.handler().st.reset();
+  p.handler().st.reset(std::move(storage));
   p.handler().number.clear();
   json::error_code jec;
   auto n = p.write_some(false, text.data(), text.size(), jec);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/json/fwd.hpp>
+#include <boost/json/storage_ptr.hpp>
 
 #include <memory>
 #include <string_view>
@@ -22,8 +23,9 @@ public:
   json_reader& operator=(const json_reader&) = delete;
 
   /// The value of `text`, or a null value with `ec` set (malformed, trailing
-  /// data, or nested deeper than 32).
-  boost::json::value read(std::string_view text, std::error_code& ec);
+  /// data, or nested deeper than 32). Its memory comes from `storage`.
+  boost::json::value read(std::string_view text, std::error_code& ec,
+                          boost::json::storage_ptr storage = {});
 
 private:
   struct impl;

@@ -24,6 +24,12 @@ public:
   /// Fills `out` from a non-empty value, or says why it cannot: the record
   /// then goes to the DLQ with that reason.
   virtual std::optional<record_error> decode(std::string_view value, row& out) = 0;
+  /// Where the rows decoded from now on keep their memory (the batch's
+  /// arena; the default heap when never set).
+  void use_storage(boost::json::storage_ptr storage) { storage_ = std::move(storage); }
+
+protected:
+  boost::json::storage_ptr storage_;
 };
 
 /// Turns a row into value bytes.

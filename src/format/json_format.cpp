@@ -13,7 +13,7 @@ class json_decoder final : public decoder {
 public:
   std::optional<record_error> decode(std::string_view value, row& out) override {
     std::error_code ec;
-    auto doc = reader_.read(value, ec);
+    auto doc = reader_.read(value, ec, storage_);
     if (ec)
       return record_error{"malformed_json",
                           "the value is not valid JSON: " + ec.message()};

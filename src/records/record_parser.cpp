@@ -158,9 +158,37 @@ std::optional<std::int64_t> iso8601_to_epoch_ms(std::string_view s) {
 }
 
 record_parser::record_parser(parse_options opts)
-    : opts_(std::move(opts)), decoder_(make_decoder(opts_)) {}
+    : opts_(std::move(opts)), decoder_(make_decoder(opts_)) {
+  for (auto& name : opts_.required)
+    if (std::none_of(opts_.fields.begin(), opts_.fields.end(),
+                     [&](const schema_field& f) { return f.name == name; }))
+      required_outside_schema_.push_back(name);
+}
+
+bool record_parser::in_schema_order(const json::object& obj) const {
+  if (obj.size() != opts_.fields.size()) return false;
+  auto it = obj.begin();
+  for (auto& f : opts_.fields) {
+    if (it->key() != f.name || it->value().is_null()) return false;
+    ++it;
+  }
+  return true;
+}
+
+std::optional<record_error> record_parser::type_error(const schema_field& f,
+                                                      const json::value& v) const {
+  if (v.is_double() && !std::isfinite(v.get_double()))
+    return record_error{"wrong_type", "field `" + f.name + "` is out of range for " +
+                                          std::string(to_string(f.type))};
+  if (!conforms(v, f.type)) return wrong_type(f, v, "");
+  return std::nullopt;
+}
 
 record_parser::~record_parser() = default;
+
+void record_parser::use_storage(json::storage_ptr storage) {
+  decoder_->use_storage(std::move(storage));
+}
 
 void record_parser::parse(record& rec) {
   if (!rec.value) {
@@ -195,6 +223,18 @@ void record_parser::parse(record& rec) {
 }
 
 std::optional<record_error> record_parser::check(json::object& obj) const {
+  // Most producers write the schema's fields in its order, none null: then
+  // the required ones in the schema are there, and the row stays as it is.
+  if (!opts_.fields.empty() && in_schema_order(obj)) {
+    for (auto& name : required_outside_schema_)
+      if (auto* v = obj.if_contains(name); !v || v->is_null())
+        return record_error{"missing_field", "required field `" + name + "` is missing"};
+    auto it = obj.begin();
+    for (auto& f : opts_.fields) {
+      if (auto bad = type_error(f, (it++)->value())) return bad;
+    }
+    return std::nullopt;
+  }
   if (auto missing = missing_required(opts_, obj, "")) return missing;
   if (opts_.fields.empty()) return std::nullopt;
   // Like Spark's from_json: the output keeps the schema's fields, in its order.
@@ -203,10 +243,7 @@ std::optional<record_error> record_parser::check(json::object& obj) const {
   for (auto& f : opts_.fields) {
     auto* v = obj.if_contains(f.name);
     if (!v || v->is_null()) continue;
-    if (v->is_double() && !std::isfinite(v->get_double()))
-      return record_error{"wrong_type", "field `" + f.name + "` is out of range for " +
-                                            std::string(to_string(f.type))};
-    if (!conforms(*v, f.type)) return wrong_type(f, *v, "");
+    if (auto bad = type_error(f, *v)) return bad;
     out.emplace(f.name, std::move(*v));
   }
   obj = std::move(out);

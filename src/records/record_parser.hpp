@@ -24,13 +24,20 @@ public:
   /// Fills `rec.fields`, or sets `rec.error` when the value cannot be
   /// decoded, misses a required field or has a field of the wrong type.
   void parse(record& rec);
+  /// Where the rows parsed from now on keep their memory (a batch's arena).
+  void use_storage(boost::json::storage_ptr storage);
 
 private:
   /// parse.required and parse.schema on a decoded row; keeps the schema's
   /// fields only.
   std::optional<record_error> check(boost::json::object& fields) const;
+  /// The schema's fields, in its order, none null, and nothing else.
+  bool in_schema_order(const boost::json::object& fields) const;
+  std::optional<record_error> type_error(const schema_field& f,
+                                         const boost::json::value& v) const;
 
   parse_options opts_;
+  std::vector<std::string> required_outside_schema_;
   std::unique_ptr<decoder> decoder_;
 };
 

@@ -27,6 +27,19 @@ BOOST_AUTO_TEST_CASE(records_in_flight_are_bounded_per_partition) {
   BOOST_TEST(ledger.in_flight() == 70);
 }
 
+BOOST_AUTO_TEST_CASE(parsed_memory_counts_against_the_byte_credit) {
+  std::atomic<std::int64_t> bytes{0}, max_bytes{0}, parsed{0};
+  credit_ledger ledger{1000, 10, 1000, bytes, max_bytes, &parsed};
+  ledger.issue(5, 300);
+  BOOST_TEST(!ledger.bytes_spent());
+  parsed += 700; // the batch's rows, once parsed
+  BOOST_TEST(ledger.bytes_spent());
+  ledger.issue(1, 10);
+  BOOST_TEST(max_bytes.load() == 1010); // raw and parsed
+  parsed -= 700;                        // the batch is gone
+  BOOST_TEST(!ledger.bytes_spent());
+}
+
 BOOST_AUTO_TEST_CASE(bytes_in_flight_are_bounded_for_all_partitions_together) {
   std::atomic<std::int64_t> bytes{0}, max_bytes{0};
   std::optional<credit_ledger> a{std::in_place, 1000, 10, 1000, bytes, max_bytes};

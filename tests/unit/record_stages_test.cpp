@@ -54,6 +54,31 @@ BOOST_AUTO_TEST_CASE(valid_record_keeps_schema_fields_in_schema_order) {
   BOOST_TEST(r.fields.tree().at("at").as_string() == "2026-01-02T03:04:05.123Z");
 }
 
+BOOST_AUTO_TEST_CASE(fields_already_in_schema_order_are_checked_alike) {
+  // The common case (every field, in the schema's order, none null) skips
+  // the rebuild; its verdicts are the rebuild's.
+  auto ok = parsed(R"({"order_id": "o1", "quantity": 3, "total": 7, "price": 1.5,
+                       "gift": false, "at": "2026-01-02"})");
+  BOOST_REQUIRE(!ok.error);
+  BOOST_TEST(ok.fields.tree().size() == 6u);
+  auto bad = parsed(R"({"order_id": "o1", "quantity": "3", "total": 7, "price": 1.5,
+                        "gift": false, "at": "2026-01-02"})");
+  BOOST_REQUIRE(bad.error);
+  BOOST_TEST(bad.error->type == "wrong_type");
+  BOOST_TEST(bad.error->message.find("`quantity`") != std::string::npos);
+  BOOST_TEST(bad.fields.empty());
+  // A required field outside the schema is still required.
+  auto o = order_schema();
+  o.required.push_back("region");
+  record_parser p(o);
+  auto r = with_value(R"({"order_id": "o1", "quantity": 3, "total": 7, "price": 1.5,
+                          "gift": false, "at": "2026-01-02"})");
+  p.parse(r);
+  BOOST_REQUIRE(r.error);
+  BOOST_TEST(r.error->type == "missing_field");
+  BOOST_TEST(r.error->message.find("`region`") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(optional_fields_may_be_missing_or_null) {
   auto r = parsed(R"({"order_id": "o1", "quantity": 1, "price": null})");
   BOOST_REQUIRE(!r.error);
