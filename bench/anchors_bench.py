@@ -18,7 +18,8 @@ the routing ones parse it as JSON, check it against the order schema, write the 
 fields, and send what fails to the DLQ topic):
 
 - copy-prefetch: bench/copy_loop.cpp (librdkafka, one thread, no parsing, no commits),
-  assigned every partition, `queued.min.messages` = N: it prefetches the whole input. The
+  assigned every partition, `queued.min.messages` = N (run_bench.sh's copy_loop-prefetch:
+  librdkafka's byte limit, `queued.max.messages.kbytes` 64 MiB, still applies). The
   ceiling, and the anchor the ratios divide by first.
 - python: bench/route_loop.py (confluent-kafka 2.16 of the tier's venv): json.loads, the
   schema's checks, produce, commits of what was delivered.
@@ -68,8 +69,10 @@ import tempfile
 import time
 import uuid
 
-from realkafka import (ROOT, Broker, Kafka, correlation, cpu_snapshot, die_with_parent,
-                       load_average, med, others_cpu, snapshot_binary)
+from realkafka import (ROOT, Broker, Kafka, alternating_rounds, common_arguments,
+                       correlation, cpu_snapshot, end_process, fill_input, load_average,
+                       log_time, med, others_cpu, route_pipeline, snapshot_binary, spawn,
+                       started)
 
 CACHE = os.environ.get("SLUICE_KAFKA_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sluice-kafka")
@@ -77,30 +80,13 @@ SPARK_VERSION = os.environ.get("SPARK_VERSION", "4.1.1")
 CONTESTANTS = ["copy-prefetch", "python", "sluice", "sluice-eos", "sluice-dedup", "spark",
                "kstreams", "kstreams-eos"]
 ANCHORS = ["copy-prefetch", "spark", "kstreams", "python"]
-SCHEMA = {"order_id": "string", "customer_id": "string", "product_id": "string",
-          "quantity": "int", "price": "double", "order_time": "timestamp",
-          "priority": "string"}
-REQUIRED = ["order_id", "customer_id", "quantity", "price", "priority"]
 DLQ = "anchors-dlq"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def log_ms(line):
-    """A Sluice log line's local timestamp as epoch seconds (ms precision)."""
-    text = ANSI.sub("", line)[:23]
-    return time.mktime(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) + int(text[20:23]) / 1e3
 
 
 def sluice_pipeline(args, bootstrap, out_topic, kind, tag):
-    source = {"kafka.bootstrap.servers": bootstrap, "startingOffsets": "earliest",
-              "endingOffsets": "latest", "includeHeaders": True,
-              "kafka.fetch.wait.max.ms": 50,
-              "assign": {args.input: list(range(args.partitions))}}
-    p = {"name": "anchors", "source": source,
-         "parse": {"format": "json", "schema": SCHEMA, "required": REQUIRED},
-         "route": {"topic": out_topic},
-         "sink": {"kafka.bootstrap.servers": bootstrap, "kafka.linger.ms": 5},
-         "dlq": {"topic": DLQ}}
+    p = route_pipeline("anchors", bootstrap,
+                       {"endingOffsets": "latest",
+                        "assign": {args.input: list(range(args.partitions))}}, out_topic, DLQ)
     if kind == "sluice-eos":
         p["guarantee"] = "exactly-once"
     if kind == "sluice-dedup":
@@ -144,8 +130,8 @@ def command(args, bootstrap, kind, tag, group, out_topic):
 def timing(kind, out_lines, err_lines, spawned):
     """(records handled, processing s, start s or None, extra CPU s, extra peak RSS KiB)."""
     if kind.startswith("sluice"):
-        start = next(log_ms(l) for l in err_lines if " assigned: " in l and "(none)" not in l)
-        end = max(log_ms(l) for l in err_lines if " committed the offsets " in l)
+        start = next(log_time(l) for l in err_lines if " assigned: " in l and "(none)" not in l)
+        end = max(log_time(l) for l in err_lines if " committed the offsets " in l)
         m = re.search(r"run ended: (\d+) in, (\d+) out, (\d+) to the DLQ, (\d+) dropped",
                       "".join(l for l in err_lines if " run ended: " in l))
         handled = int(m.group(1)) if m and int(m.group(1)) == int(m.group(2)) + int(
@@ -169,12 +155,20 @@ def run_one(args, kafka, kind, rnd, ends, attempt):
     out_topic = "anchors-out-" + tag
     kafka.create({out_topic: args.partitions})
     base = os.path.join(args.out, tag)
-    cmd = ["/usr/bin/time", "-f", "%e %M %U %S", "-o", base + ".time", "timeout",
-           str(args.run_timeout)] + command(args, kafka.bootstrap, kind, tag, group, out_topic)
+    cmd = ["/usr/bin/time", "-f", "%e %M %U %S", "-o", base + ".time"] + command(
+        args, kafka.bootstrap, kind, tag, group, out_topic)
     before = cpu_snapshot(args.broker_pids)
     spawned = time.time()
+    # Its own process group (spawn): a timeout or an interrupt ends the contestant and
+    # everything it started (Spark's JVM) together.
     with open(base + ".out", "w") as out, open(base + ".err", "w") as err:
-        rc = subprocess.call(cmd, stdout=out, stderr=err, preexec_fn=die_with_parent)
+        p = spawn(cmd, stdout=out, stderr=err)
+        try:
+            rc = p.wait(timeout=args.run_timeout)
+        except subprocess.TimeoutExpired:
+            end_process(p)
+            rc = "timeout after %d s" % args.run_timeout
+        started.remove(p)
     after = cpu_snapshot(args.broker_pids)
     r = {"round": rnd, "kind": kind, "rc": rc, "why": [], "tag": tag}
     with open(base + ".out") as f:
@@ -198,7 +192,7 @@ def run_one(args, kafka, kind, rnd, ends, attempt):
         r["why"].append("no timing in its output (%s)" % e)
     others_cpu(args, before, after, r)
     if rc != 0:
-        r["why"].append("exit %d (see %s.err)" % (rc, base))
+        r["why"].append("exit %s (see %s.err)" % (rc, base))
     if handled != args.events:
         r["why"].append("handled %d of %d records" % (handled, args.events))
     if kind not in ("copy-prefetch", "spark") and not r["why"]:
@@ -311,18 +305,8 @@ def find_tools(args, ap):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("sluice")
-    ap.add_argument("--events", type=int, default=1000000)
-    ap.add_argument("--partitions", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--contestants", default=",".join(CONTESTANTS))
-    ap.add_argument("--bootstrap", help="use this running cluster (nothing is started)")
-    ap.add_argument("--run-timeout", type=int, default=900)
-    ap.add_argument("--disturbed", type=float, default=2.0,
-                    help="others' CPU s above which a run is left out of the medians")
-    ap.add_argument("--retries", type=int, default=1,
-                    help="a disturbed run is run again at most this many times")
-    ap.add_argument("--out")
+    common_arguments(ap, run_timeout=900, retries=1)
     args = ap.parse_args()
     args.contestants = [k for k in args.contestants.split(",") if k]
     for k in args.contestants:
@@ -348,32 +332,20 @@ def main():
         print("bootstrap.servers=%s; results in %s" % (broker.bootstrap, args.out), flush=True)
         args.load = load_average()
         kafka = Kafka(broker.bootstrap)
-        kafka.create({DLQ: 1, args.input: args.partitions})
-        ends = kafka.ends(args.input)
-        if sum(ends.values()) == 0:
-            subprocess.run([args.sluice, "produce", "--bootstrap", broker.bootstrap, "--topic",
-                            args.input, "--count", str(args.events), "--seed", "1"],
-                           check=True, stdout=subprocess.DEVNULL, preexec_fn=die_with_parent)
-            ends = kafka.ends(args.input)
-        if sum(ends.values()) != args.events:
-            raise SystemExit("%s holds %d records, not %d" % (args.input, sum(ends.values()),
-                                                              args.events))
+        kafka.create({DLQ: 1})
+        ends = fill_input(kafka, args.sluice, args.input, args.partitions, args.events)
         args.record_bytes = kafka.mean_value_bytes(args.input)
-        kinds = args.contestants
-        for rnd in range(args.rounds):
-            order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
-            for kind in order:
-                for attempt in range(args.retries + 1):
-                    r = run_one(args, kafka, kind, rnd, ends, attempt)
-                    runs.append(r)
-                    print("round %d %-13s processing %6.2f s %8.0f msgs/s  wall %6.2f s  cpu "
-                          "%6.2f s  rss %5.0f MB  others' cpu %5.2f  %s%s" % (
-                              rnd + 1, kind, r["processing"], r["rate"], r["wall"], r["cpu"],
-                              r["rss_mb"], r["other_cpu"],
-                              "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]),
-                              " (disturbed)" if r["disturbed"] else ""), flush=True)
-                    if not r["disturbed"]:
-                        break
+
+        def show(r):
+            print("round %d %-13s processing %6.2f s %8.0f msgs/s  wall %6.2f s  cpu %6.2f s  "
+                  "rss %5.0f MB  others' cpu %5.2f  %s%s" % (
+                      r["round"] + 1, r["kind"], r["processing"], r["rate"], r["wall"],
+                      r["cpu"], r["rss_mb"], r["other_cpu"],
+                      "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]),
+                      " (disturbed)" if r["disturbed"] else ""), flush=True)
+        runs = alternating_rounds(
+            args.contestants, args.rounds, args.retries,
+            lambda kind, rnd, attempt: run_one(args, kafka, kind, rnd, ends, attempt), show)
         when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
         text = report(args, runs, when, broker.description)
         with open(os.path.join(args.out, "report.md"), "w") as f:

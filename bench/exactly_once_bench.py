@@ -88,8 +88,8 @@ import uuid
 
 from confluent_kafka import KafkaException, TopicPartition
 from realkafka import (Broker, Kafka, Stamped, correlation, cpu_snapshot, die_with_parent,
-                       end_process, load_average, med, others_cpu, pct, snapshot_binary, spawn,
-                       started)
+                       common_arguments, end_process, fill_input, alternating_rounds, load_average, log_time,
+                       med, others_cpu, pct, route_pipeline, snapshot_binary, spawn, started)
 
 CONTESTANTS = {
     # name: (guarantee, processingTime or None for the default trigger, interval s)
@@ -99,17 +99,8 @@ CONTESTANTS = {
     "alo-100ms": ("at-least-once", "100 ms", 0.1),
 }
 BASELINE = "alo-1s"
-SCHEMA = {"order_id": "string", "customer_id": "string", "product_id": "string",
-          "quantity": "int", "price": "double", "order_time": "timestamp",
-          "priority": "string"}
-REQUIRED = ["order_id", "customer_id", "quantity", "price", "priority"]
 DLQ = "bench-dlq"
 LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}) (\w+) (.*)$")
-
-def log_time(text):
-    """A Sluice log timestamp (local time, ms) as epoch seconds."""
-    return time.mktime(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) + int(text[20:23]) / 1e3
-
 
 def iso_time(text):
     """A progress line's UTC timestamp as epoch seconds."""
@@ -120,20 +111,14 @@ def iso_time(text):
 # -- the pipeline ---------------------------------------------------------------------------
 def pipeline(args, bootstrap, topic_in, topic_out, kind, bounded):
     guarantee, processing_time, _ = CONTESTANTS[kind]
-    source = {"kafka.bootstrap.servers": bootstrap, "startingOffsets": "earliest",
-              "includeHeaders": True, "kafka.session.timeout.ms": 6000,
-              "kafka.fetch.wait.max.ms": 50}
+    source = {"kafka.session.timeout.ms": 6000}
     if args.subscribe:
         source["subscribe"] = topic_in
     else:
         source["assign"] = {topic_in: list(range(args.partitions))}
     if bounded:
         source["endingOffsets"] = "latest"
-    p = {"name": "bench", "source": source,
-         "parse": {"format": "json", "schema": SCHEMA, "required": REQUIRED},
-         "route": {"topic": topic_out},
-         "sink": {"kafka.bootstrap.servers": bootstrap, "kafka.linger.ms": 5},
-         "dlq": {"topic": DLQ}}
+    p = route_pipeline("bench", bootstrap, source, topic_out, DLQ)
     if processing_time:
         p["trigger"] = {"processingTime": processing_time}
     # The default trigger (no section): continuous, an epoch every second.
@@ -583,10 +568,6 @@ def report(args, runs, lat, traces, when, broker):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("sluice")
-    ap.add_argument("--events", type=int, default=1000000)
-    ap.add_argument("--partitions", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--contestants", default="alo-1s,eos-1s,eos-100ms,alo-100ms")
     ap.add_argument("--latency-contestants", default="alo-1s,eos-1s,eos-100ms")
     ap.add_argument("--latency-rate", type=int, default=5000)
@@ -595,13 +576,7 @@ def main():
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-trace", action="store_true")
     ap.add_argument("--subscribe", action="store_true")
-    ap.add_argument("--bootstrap", help="use this running cluster (nothing is started)")
-    ap.add_argument("--run-timeout", type=float, default=600)
-    ap.add_argument("--disturbed", type=float, default=2.0,
-                    help="others' CPU s above which a run is left out of the medians")
-    ap.add_argument("--retries", type=int, default=2,
-                    help="a disturbed run is run again at most this many times")
-    ap.add_argument("--out")
+    common_arguments(ap, run_timeout=600, retries=2)
     args = ap.parse_args()
     args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="sluice-eos-bench."))
     os.makedirs(args.out, exist_ok=True)
@@ -636,35 +611,20 @@ def main():
         warm_up(args, kafka)
         runs, lat, traces = [], [], []
         if not args.skip_throughput:
-            kafka.create({args.input: args.partitions})
-            ends = kafka.ends(args.input)
-            if sum(ends.values()) != args.events:
-                t = time.time()
-                subprocess.run([args.sluice, "produce", "--bootstrap", bootstrap, "--topic",
-                                args.input, "--count", str(args.events), "--seed", "1"],
-                               check=True, preexec_fn=die_with_parent)
-                print("filled " + args.input + " in %.1f s" % (time.time() - t), flush=True)
-                ends = kafka.ends(args.input)
-            if sum(ends.values()) != args.events:
-                raise RuntimeError(args.input + " holds %d records, not %d (a topic of another "
-                                   "run? use a fresh cluster)" % (sum(ends.values()),
-                                                                  args.events))
+            ends = fill_input(kafka, args.sluice, args.input, args.partitions, args.events)
+
+            def show(r):
+                print("round %d %-9s wall %6.2f s  %7.0f msgs/s  cpu %5.2f s  rss %4.0f MB  "
+                      "epochs %3d  tx %s  others' cpu %.2f s  %s%s" % (
+                          r["round"] + 1, r["kind"], r["wall"], r["msgs_s"], r["cpu"],
+                          r["rss_mb"], r["epochs"], r["transactions"], r["other_cpu"],
+                          "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]),
+                          " (disturbed)" if r["disturbed"] else ""), flush=True)
             kinds = args.contestants
-            for rnd in range(args.rounds):
-                order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
-                for kind in order:
-                    for attempt in range(args.retries + 1):
-                        r = throughput_run(args, kafka, kind, rnd, ends, attempt)
-                        runs.append(r)
-                        print("round %d %-9s wall %6.2f s  %7.0f msgs/s  cpu %5.2f s  rss %4.0f "
-                              "MB  epochs %3d  tx %s  others' cpu %.2f s  %s%s" % (
-                                  rnd + 1, kind, r["wall"], r["msgs_s"], r["cpu"],
-                                  r["rss_mb"], r["epochs"], r["transactions"], r["other_cpu"],
-                                  "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]),
-                                  " (disturbed)" if r["disturbed"] else ""), flush=True)
-                        time.sleep(2)
-                        if not r["disturbed"]:
-                            break
+            runs = alternating_rounds(
+                kinds, args.rounds, args.retries,
+                lambda kind, rnd, attempt: throughput_run(args, kafka, kind, rnd, ends,
+                                                          attempt), show, pause=2)
             if not args.skip_trace:
                 for kind in kinds:
                     for attempt in range(args.retries + 1):

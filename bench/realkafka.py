@@ -18,6 +18,32 @@ sys.path.insert(0, os.path.join(ROOT, "scripts", "kafka"))
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
+# The order parse schema of src/testing/order_events.cpp (`sluice produce`'s events).
+SCHEMA = {"order_id": "string", "customer_id": "string", "product_id": "string",
+          "quantity": "int", "price": "double", "order_time": "timestamp",
+          "priority": "string"}
+REQUIRED = ["order_id", "customer_id", "quantity", "price", "priority"]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def log_time(text):
+    """A Sluice log line's timestamp (local time, ms; colours stripped) as epoch seconds."""
+    text = ANSI.sub("", text)
+    return time.mktime(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) + int(text[20:23]) / 1e3
+
+
+def route_pipeline(name, bootstrap, source, topic_out, dlq):
+    """run_bench.sh's pipeline: the order schema, a fixed route, a DLQ, headers kept,
+    `fetch.wait.max.ms` 50 and `linger.ms` 5; `source` adds the subscription and bounds."""
+    src = {"kafka.bootstrap.servers": bootstrap, "startingOffsets": "earliest",
+           "includeHeaders": True, "kafka.fetch.wait.max.ms": 50}
+    src.update(source)
+    return {"name": name, "source": src,
+            "parse": {"format": "json", "schema": SCHEMA, "required": REQUIRED},
+            "route": {"topic": topic_out},
+            "sink": {"kafka.bootstrap.servers": bootstrap, "kafka.linger.ms": 5},
+            "dlq": {"topic": dlq}}
+
 _prctl = __import__("ctypes").CDLL("libc.so.6", use_errno=True).prctl
 started = []  # every process this script started (Popen), ended by the cleanup
 
@@ -265,6 +291,58 @@ def snapshot_binary(args):
         ":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else "")
     args.sluice = os.path.join(bindir, os.path.basename(args.sluice))
     return ", ".join(names)
+
+
+def common_arguments(ap, run_timeout, retries):
+    """The options every real-Kafka bench takes: the binary, the input, the rounds, the
+    cluster, time limits, the disturbed-run rule, where results go."""
+    ap.add_argument("sluice")
+    ap.add_argument("--events", type=int, default=1000000)
+    ap.add_argument("--partitions", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bootstrap", help="use this running cluster (nothing is started)")
+    ap.add_argument("--run-timeout", type=int, default=run_timeout)
+    ap.add_argument("--disturbed", type=float, default=2.0,
+                    help="others' CPU s above which a run is left out of the medians")
+    ap.add_argument("--retries", type=int, default=retries,
+                    help="a disturbed run is run again at most this many times")
+    ap.add_argument("--out")
+
+
+def fill_input(kafka, sluice, topic, partitions, events):
+    """Creates `topic` and fills it, once, with `sluice produce --count events --seed 1`
+    (order events, none malformed; a reused cluster keeps it); returns its end offsets."""
+    kafka.create({topic: partitions})
+    ends = kafka.ends(topic)
+    if sum(ends.values()) != events:
+        t = time.time()
+        subprocess.run([sluice, "produce", "--bootstrap", kafka.bootstrap, "--topic", topic,
+                        "--count", str(events), "--seed", "1"], check=True,
+                       stdout=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        print("filled %s in %.1f s" % (topic, time.time() - t), flush=True)
+        ends = kafka.ends(topic)
+    if sum(ends.values()) != events:
+        raise RuntimeError("%s holds %d records, not %d (a topic of another run? use a fresh "
+                           "cluster)" % (topic, sum(ends.values()), events))
+    return ends
+
+
+def alternating_rounds(kinds, rounds, retries, run, show, pause=0.0):
+    """Every kind once per round, the order rotated from round to round; a run marked
+    disturbed (shared with other work) is run again, at most `retries` times.
+    run(kind, round, attempt) -> result dict with "disturbed"; show(result) prints it."""
+    results = []
+    for rnd in range(rounds):
+        order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
+        for kind in order:
+            for attempt in range(retries + 1):
+                r = run(kind, rnd, attempt)
+                results.append(r)
+                show(r)
+                time.sleep(pause)
+                if not r["disturbed"]:
+                    break
+    return results
 
 
 class Broker:

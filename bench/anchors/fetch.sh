@@ -15,6 +15,14 @@ spark_version="${SPARK_VERSION:-4.1.1}"
 confluent_kafka_version=2.16.1
 
 "$root/scripts/kafka.sh" fetch   # Java, Maven, the broker and the tier's venv
+# The Kafka Streams app is compiled here: a JDK, not only the tier's JRE.
+if ! dpkg-query -W -f='${Status}' openjdk-17-jdk-headless 2>/dev/null | grep -q 'install ok installed'; then
+  echo "anchors: installing openjdk-17-jdk-headless" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    openjdk-17-jdk-headless >/dev/null
+fi
 mkdir -p "$cache"
 exec 9>"$cache/.bench-lock"
 flock 9
@@ -37,13 +45,18 @@ if [ ! -f "$jars/.complete" ]; then
   touch "$jars/.complete"
 fi
 
-# Built outside the checkout so that target/ never lands in the tree.
+# Built outside the checkout so that target/ never lands in the tree; again only when
+# its sources changed (a bench may be running the built one).
 kstreams="$cache/route-streams"
-rm -rf "$kstreams"
-mkdir -p "$kstreams"
-cp -r "$here/kstreams/pom.xml" "$here/kstreams/src" "$kstreams/"
-echo "anchors: building the Kafka Streams app" >&2
-mvn -q -B -f "$kstreams/pom.xml" package -DskipTests
+stamp="$(cd "$here/kstreams" && find pom.xml src -type f | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+if [ "$(cat "$kstreams/.built" 2>/dev/null)" != "$stamp" ]; then
+  echo "anchors: building the Kafka Streams app" >&2
+  rm -rf "$kstreams"
+  mkdir -p "$kstreams"
+  cp -r "$here/kstreams/pom.xml" "$here/kstreams/src" "$kstreams/"
+  mvn -q -B -f "$kstreams/pom.xml" package -DskipTests
+  echo "$stamp" > "$kstreams/.built"
+fi
 
 echo "SPARK_PYTHON=$venv/bin/python"
 echo "SPARK_JARS=$jars"

@@ -55,7 +55,8 @@ struct stage_origin {
 /// Sluice ends that actor when its chain ends; actors it spawned itself (a
 /// pool of helpers) are its to end (`attach_functor`). A run waits for its
 /// actors at its end: a blocking call in a detached actor needs a bound of
-/// its own.
+/// its own. Helpers may read a batch's rows at once, but change them from one
+/// thread at a time: the rows of a batch share one memory arena (see `row`).
 ///
 /// How to spawn it, in `make`:
 /// - `sys.spawn(fn)`: on CAF's scheduler, as Sluice's own stages. Each

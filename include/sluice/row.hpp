@@ -43,6 +43,13 @@ public:
 /// holds.
 ///
 /// The typed accessors cover flat fields; `tree()` reaches nested ones.
+///
+/// Memory: the rows of a batch share one arena (freed with the batch's last
+/// row, counted by `runtime.maxInFlightBytes`). Change a batch's rows from one
+/// thread at a time. To keep a row beyond its batch, copy it (a row's copy has
+/// memory of its own); a boost::json value copied out of `tree()` keeps the
+/// arena's storage, so copy such a value with `boost::json::storage_ptr()` or
+/// it holds the whole batch's memory, and its credit, as long as it lives.
 class row {
   template <class T>
   static constexpr bool is_character =
@@ -70,12 +77,14 @@ public:
     return *this;
   }
   /// A move takes the other's fields with their memory, whatever this row's
-  /// was (boost::json's own assignment would copy them into this row's).
-  row(row&&) noexcept = default;
+  /// was (boost::json's own assignment would copy them into this row's), and
+  /// leaves the other empty on the default heap.
+  row(row&& other) noexcept : fields_(std::move(other.fields_)) { other.clear_storage(); }
   row& operator=(row&& other) noexcept {
     if (this != &other) {
       fields_.~object();
       new (&fields_) boost::json::object(std::move(other.fields_));
+      other.clear_storage();
     }
     return *this;
   }
@@ -157,6 +166,10 @@ public:
   friend bool operator==(const row& a, const row& b) { return a.fields_ == b.fields_; }
 
 private:
+  void clear_storage() noexcept {
+    fields_.~object();
+    new (&fields_) boost::json::object();
+  }
   void set_integer(std::string_view name, std::int64_t value);
   void set_unsigned(std::string_view name, std::uint64_t value);
   std::optional<std::string> read(std::string_view name, std::string*) const;

@@ -364,12 +364,13 @@ caf::behavior partition_consumer(caf::stateful_actor<consumer_state>* self,
         auto& st = self->state;
         sluice::logger().warn(
             "{}: read to {}, handled to {}, {} in flight of a credit of {}, {} bytes "
-            "in flight of {} (all partitions), {} held back, {} event(s) queued, end "
-            "of log {}, end {}{}{}{}{}{}{}",
+            "in flight and {} bytes of parsed rows of {} (all partitions), {} held "
+            "back, {} event(s) queued, end of log {}, end {}{}{}{}{}{}{}",
             st.tp.str(), st.watermark.issued_end(), st.watermark.watermark(),
             st.credit->in_flight(), st.credit->records(),
-            ctx->metrics.bytes_in_flight.load(), st.credit->bytes(),
-            st.window.held_count(), st.queue->length(), st.window.end_of_log(),
+            ctx->metrics.bytes_in_flight.load(), ctx->metrics.parsed_bytes->load(),
+            st.credit->bytes(), st.window.held_count(), st.queue->length(),
+            st.window.end_of_log(),
             st.end_offset ? std::to_string(*st.end_offset) : std::string("none"),
             st.credit->stalled() ? ", out of credit" : "",
             st.finished ? ", finished" : "", st.draining ? ", draining" : "",

@@ -38,8 +38,9 @@ caf::behavior parser_stage(caf::event_based_actor* self, run_context* ctx,
     std::size_t raw = 0;
     for (auto& rec : batch->records)
       if (rec.value) raw += rec.value->size();
-    // Parsed rows take about twice their JSON text: one block mostly does.
-    parser->use_storage(batch_arena::make(2 * raw, gauge));
+    // Parsed rows take about three times their JSON text (blocks of at most
+    // 64 KiB; a small batch fits the first).
+    parser->use_storage(batch_arena::make(3 * raw, gauge));
     for (auto& rec : batch->records)
       if (!rec.error) parser->parse(rec);
     parser->use_storage({}); // the arena goes with the batch's last row

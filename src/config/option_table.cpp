@@ -141,8 +141,9 @@ const std::vector<option_doc>& option_table() {
       {"runtime", "maxInFlightPerPartition", "integer", "10000",
        "Credit: records read but not yet acknowledged, per partition."},
       {"runtime", "maxInFlightBytes", "integer", "33554432",
-       "Credit in bytes (keys, values, headers) read but not yet acknowledged, across "
-       "all partitions; librdkafka's prefetch is sized from it."},
+       "Credit in bytes read but not yet acknowledged, across all partitions: keys, "
+       "values and headers, and the memory of their parsed rows; librdkafka's "
+       "prefetch is sized from it."},
       {"runtime", "maxBatchRecords", "integer", "500",
        "Records per batch between actors."},
       {"runtime", "restartBudget", "integer", "5",

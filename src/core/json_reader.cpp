@@ -110,10 +110,15 @@ json::value json_reader::read(std::string_view text, std::error_code& ec,
   if (jec) {
     p.fail(jec);
     ec = jec;
+    // What was built so far, and the storage, go now: a batch's arena must
+    // not stay alive in the reader until the next read.
+    p.handler().st.reset();
     return nullptr;
   }
   ec.clear();
-  return p.handler().st.release();
+  auto doc = p.handler().st.release();
+  p.handler().st.reset(); // the stack keeps no reference to the storage
+  return doc;
 }
 
 std::string_view json_kind_name(const boost::json::value& v) {

@@ -43,16 +43,25 @@ void* batch_arena::do_allocate(std::size_t n, std::size_t align) {
     return reinterpret_cast<char*>(at + pad);
   };
   if (auto* p = fits()) return p;
-  // A new block, large enough for this allocation whatever its alignment.
-  auto size = std::max(next_size_, sizeof(block) + n + align);
-  auto* b = static_cast<block*>(::operator new(size));
-  b->next = head_;
-  b->size = size;
-  head_ = b;
+  auto take = [&](std::size_t size) {
+    auto* b = static_cast<block*>(::operator new(size));
+    b->next = head_;
+    b->size = size;
+    head_ = b;
+    held_ += size;
+    if (gauge_) *gauge_ += static_cast<std::int64_t>(size);
+    return b;
+  };
+  if (sizeof(block) + n + align > next_size_) {
+    // Larger than a block: one of its own, and the current block stays the
+    // one later allocations come from.
+    auto* b = take(sizeof(block) + n + align);
+    auto at = reinterpret_cast<std::uintptr_t>(b + 1);
+    return reinterpret_cast<char*>(at + ((0 - at) & (align - 1)));
+  }
+  auto* b = take(next_size_);
   next_ = reinterpret_cast<char*>(b + 1);
-  left_ = size - sizeof(block);
-  held_ += size;
-  if (gauge_) *gauge_ += static_cast<std::int64_t>(size);
+  left_ = next_size_ - sizeof(block);
   next_size_ = std::min(next_size_ * 2, max_block);
   return fits();
 }

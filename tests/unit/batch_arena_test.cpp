@@ -64,6 +64,34 @@ BOOST_AUTO_TEST_CASE(the_gauge_holds_the_arena_while_a_row_uses_it) {
   BOOST_TEST(copy.at<std::string>("id") == "b-long-identifier-of-a-record");
 }
 
+BOOST_AUTO_TEST_CASE(a_parser_that_lives_on_keeps_nothing_of_a_batch_it_parsed) {
+  // The parser stays for the next batch; the batch it parsed, ending with a
+  // value that is not JSON, must not stay alive in it (nor its credit).
+  auto g = gauge();
+  record_parser p(two_fields());
+  for (auto last : {std::string(R"({"id":"z","n":3})"), std::string(R"({"id": "a",)")}) {
+    p.use_storage(batch_arena::make(256, g));
+    std::vector<record> batch(2);
+    batch[0].value = R"({"id":"a-long-identifier-of-a-record","n":1})";
+    batch[1].value = last;
+    for (auto& r : batch)
+      p.parse(r);
+    p.use_storage({});
+    BOOST_TEST(!batch[0].error);
+    BOOST_TEST(g->load() > 0);
+    batch.clear();
+    BOOST_TEST(g->load() == 0, "after a batch ending with " << last);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_row_moved_from_lets_the_arena_go) {
+  auto g = gauge();
+  auto batch = parse_batch({R"({"id":"a","n":1})"}, g);
+  row moved = std::move(batch[0].fields);
+  moved = row(); // the arena's only holder now is batch[0], moved from
+  BOOST_TEST(g->load() == 0);
+}
+
 BOOST_AUTO_TEST_CASE(a_rejected_record_keeps_nothing_of_the_arena) {
   auto g = gauge();
   auto batch = parse_batch({R"({"n":1})", R"({"id":"x","n":"one"})"}, g);
@@ -81,9 +109,13 @@ BOOST_AUTO_TEST_CASE(allocations_are_aligned_and_may_exceed_a_block) {
       auto* p = arena.allocate(3, align);
       BOOST_TEST(reinterpret_cast<std::uintptr_t>(p) % align == 0u);
     }
+    auto* before = static_cast<char*>(arena.allocate(8, 8));
     auto* big = static_cast<char*>(arena.allocate(200000, 16));
     big[0] = big[199999] = 'x'; // the whole of it is there
     BOOST_TEST(arena.bytes() >= 200000u);
+    // The large one had a block of its own: small ones go on in the current block.
+    auto* after = static_cast<char*>(arena.allocate(8, 8));
+    BOOST_TEST(after == before + 8);
     BOOST_TEST(g->load() == static_cast<std::int64_t>(arena.bytes()));
   }
   BOOST_TEST(g->load() == 0);
