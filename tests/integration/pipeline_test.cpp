@@ -289,6 +289,27 @@ BOOST_AUTO_TEST_CASE(a_slow_sink_keeps_in_flight_records_under_the_credit) {
   BOOST_TEST(check_outputs(oc, slow.bootstrap_servers()).size() == valid.size());
 }
 
+BOOST_AUTO_TEST_CASE(a_byte_credit_smaller_than_the_parsed_rows_still_reads_everything) {
+  // The byte credit counts parsed rows (a batch's arena) besides raw bytes. A
+  // parser that kept the arena of the batch it parsed last (above all one
+  // ending with a record that is not JSON) held that credit while idle: with
+  // 16 partitions and 64 KiB, every partition stalled for good (a user trial).
+  order_cluster oc(16);
+  oc.malformed_fraction = 0.2;
+  oc.produce(20000);
+  auto [valid, malformed] = expected_events(oc);
+  pipeline p(oc.config("it-tiny-credit", {"runtime.maxInFlightBytes=65536"}));
+  background_run run(p);
+  auto summary =
+      run.wait_within(std::chrono::seconds(120), "the run with a 64 KiB credit");
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(summary.input_rows == 20000);
+  BOOST_TEST(summary.output_rows == static_cast<std::int64_t>(valid.size()));
+  BOOST_TEST(summary.dlq_rows == static_cast<std::int64_t>(malformed.size()));
+  BOOST_TEST(summary.pauses > 0); // the credit was what held the partitions back
+  BOOST_TEST(check_outputs(oc, oc.bootstrap).size() == valid.size());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(startup)
