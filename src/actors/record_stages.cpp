@@ -1,5 +1,6 @@
 #include "actors/messages.hpp"
 #include "actors/stages.hpp"
+#include "core/batch_bookkeeping.hpp"
 #include "format/format.hpp"
 #include "records/batch_arena.hpp"
 #include "records/record_parser.hpp"
@@ -35,9 +36,9 @@ caf::behavior parser_stage(caf::event_based_actor* self, run_context* ctx,
   auto parser = std::make_shared<record_parser>(ctx->config.parse);
   auto gauge = ctx->metrics.parsed_bytes;
   return {[=](batch_ptr& batch) {
-    std::size_t raw = 0;
-    for (auto& rec : batch->records)
-      if (rec.value) raw += rec.value->size();
+    // The consumer counted the batch's raw bytes already (its credit).
+    auto raw =
+        batch->bookkeeping ? static_cast<std::size_t>(batch->bookkeeping->bytes) : 0;
     // Parsed rows take about three times their JSON text (blocks of at most
     // 64 KiB; a small batch fits the first).
     parser->use_storage(batch_arena::make(3 * raw, gauge));
