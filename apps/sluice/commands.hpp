@@ -28,6 +28,7 @@ struct produce_args {
   double malformed_fraction = 0.0;
   double duplicate_fraction = 0.0;
   std::uint64_t seed = 1;
+  std::int64_t value_bytes = 0; ///< 0: the events' own size
 };
 
 struct run_args {

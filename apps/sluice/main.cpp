@@ -107,6 +107,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   produce_cmd->add_option("--seed", produce.seed, "generator seed")
       ->capture_default_str();
+  produce_cmd
+      ->add_option("--value-bytes", produce.value_bytes,
+                   "fit each good event's value to this size: optional fields dropped "
+                   "(down to ~100 bytes), a filler `note` field added (default: their "
+                   "own ~160 bytes)")
+      ->check(count);
 
   run_args run;
   auto* run_cmd = app.add_subcommand("run", "Run a pipeline described in a JSON file");

@@ -14,9 +14,9 @@ int run_produce(const produce_args& args) {
   if (args.rate && *args.rate <= 0)
     throw config_error("--rate", "expected events per second > 0");
   auto start = std::chrono::steady_clock::now();
-  auto written = testing::produce_orders(args.bootstrap, args.topic, args.count,
-                                         args.rate, args.malformed_fraction, args.seed,
-                                         {}, args.duplicate_fraction);
+  auto written = testing::produce_orders(
+      args.bootstrap, args.topic, args.count, args.rate, args.malformed_fraction,
+      args.seed, {}, args.duplicate_fraction, static_cast<std::size_t>(args.value_bytes));
   double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("wrote %lld records (%lld malformed, %lld duplicates) to %s in %.2f s "

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <string_view>
 #include <thread>
 
 namespace sluice::testing {
@@ -111,11 +112,43 @@ order_event order_generator::make(std::int64_t i) const {
   return e;
 }
 
+namespace {
+
+/// Removes `"name":"..."` and the comma that joins it to the object.
+void erase_string_field(std::string& json, std::string_view name) {
+  auto key = "\"" + std::string(name) + "\":\"";
+  auto at = json.find(key);
+  if (at == std::string::npos) return;
+  auto end = json.find('"', at + key.size()) + 1;
+  if (end < json.size() && json[end] == ',')
+    ++end;
+  else if (at > 0 && json[at - 1] == ',')
+    --at;
+  json.erase(at, end - at);
+}
+
+} // namespace
+
+void fit_value(order_event& event, std::size_t bytes) {
+  if (!event.malformation.empty() || event.value.empty()) return;
+  for (auto optional : {"product_id", "order_time"})
+    if (event.value.size() > bytes) erase_string_field(event.value, optional);
+  static constexpr std::string_view note = ",\"note\":\"\"";
+  if (event.value.size() + note.size() <= bytes) {
+    auto fill = bytes - event.value.size() - note.size();
+    event.value.insert(event.value.size() - 1,
+                       std::string(note.substr(0, note.size() - 1)) +
+                           std::string(fill, 'x') + "\"");
+  } else if (event.value.size() < bytes) { // too close for a field: spaces
+    event.value.insert(event.value.size() - 1, bytes - event.value.size(), ' ');
+  }
+}
+
 produced produce_orders(const std::string& bootstrap, const std::string& topic,
                         std::int64_t count, std::optional<double> rate,
                         double malformed_fraction, std::uint64_t seed,
                         std::map<std::string, std::string> props,
-                        double duplicate_fraction) {
+                        double duplicate_fraction, std::size_t value_bytes) {
   props["bootstrap.servers"] = bootstrap;
   props.try_emplace("linger.ms", "20");
   // A generator that cannot reach its cluster says so within 2 minutes, not
@@ -140,6 +173,7 @@ produced produce_orders(const std::string& bootstrap, const std::string& topic,
   auto start = std::chrono::steady_clock::now();
   for (std::int64_t i = 0; i < count; ++i) {
     auto e = gen.make(i);
+    if (value_bytes > 0) fit_value(e, value_bytes);
     out_count.malformed += e.malformation.empty() ? 0 : 1;
     out_count.duplicates += e.duplicate_of ? 1 : 0;
     std::vector<header> headers{{"correlation-id", e.correlation_id}};

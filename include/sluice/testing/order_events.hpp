@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -49,6 +50,12 @@ private:
   double duplicate_fraction_;
 };
 
+/// Gives a good event's value `bytes` bytes where it can (for benches of record
+/// size): a longer one loses its optional fields (product_id, order_time), a
+/// shorter one gets a `note` field of filler (or spaces). Broken events stay as they are;
+/// the minimal event (~100 bytes) is not cut further.
+void fit_value(order_event& event, std::size_t bytes);
+
 /// What produce_orders wrote.
 struct produced {
   std::int64_t malformed = 0;
@@ -58,11 +65,12 @@ struct produced {
 
 /// Writes `count` events to `topic` (at most `rate` per second when given)
 /// and waits for every delivery. Throws fatal_error when a delivery fails.
-/// `props` are extra librdkafka producer properties (e.g. compression.type).
+/// `props` are extra librdkafka producer properties (e.g. compression.type);
+/// `value_bytes` > 0 fits each good event's value to that size (fit_value).
 produced produce_orders(const std::string& bootstrap, const std::string& topic,
                         std::int64_t count, std::optional<double> rate,
                         double malformed_fraction, std::uint64_t seed,
                         std::map<std::string, std::string> props = {},
-                        double duplicate_fraction = 0);
+                        double duplicate_fraction = 0, std::size_t value_bytes = 0);
 
 } // namespace sluice::testing
