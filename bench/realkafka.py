@@ -309,15 +309,17 @@ def common_arguments(ap, run_timeout, retries):
     ap.add_argument("--out")
 
 
-def fill_input(kafka, sluice, topic, partitions, events):
+def fill_input(kafka, sluice, topic, partitions, events, value_bytes=0):
     """Creates `topic` and fills it, once, with `sluice produce --count events --seed 1`
-    (order events, none malformed; a reused cluster keeps it); returns its end offsets."""
+    (order events, none malformed, each `--value-bytes` long when given; a reused cluster
+    keeps it); returns its end offsets."""
     kafka.create({topic: partitions})
     ends = kafka.ends(topic)
     if sum(ends.values()) != events:
         t = time.time()
+        fit = ["--value-bytes", str(value_bytes)] if value_bytes else []
         subprocess.run([sluice, "produce", "--bootstrap", kafka.bootstrap, "--topic", topic,
-                        "--count", str(events), "--seed", "1"], check=True,
+                        "--count", str(events), "--seed", "1"] + fit, check=True,
                        stdout=subprocess.DEVNULL, preexec_fn=die_with_parent)
         print("filled %s in %.1f s" % (topic, time.time() - t), flush=True)
         ends = kafka.ends(topic)

@@ -35,7 +35,9 @@ import org.apache.kafka.streams.processor.api.FixedKeyRecord;
  * <p>Kafka Streams has no bounded run: the app counts the records it handled and, once it has
  * --count, closes the streams (a clean close commits: the offsets, and under exactly_once_v2
  * the open transaction) and prints one JSON line: the first and last record's times and the
- * end of the close, in milliseconds since the epoch, for the bench to time.
+ * end of the close, in milliseconds since the epoch, for the bench to time. With --count 0 it
+ * runs until SIGTERM (bench/latency_bench.py), then closes the same way; it prints
+ * {"state":"RUNNING"} each time its threads start processing after a rebalance.
  *
  * <pre>
  * java -cp 'route-streams-1.jar:lib/*' dev.sluice.bench.RouteStreams --bootstrap B --app-id G
@@ -238,6 +240,24 @@ public final class RouteStreams {
       return org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler
           .StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
     });
+    streams.setStateListener((now, before) -> {
+      if (now == KafkaStreams.State.RUNNING) {
+        System.out.println("{\"state\":\"RUNNING\"}");
+        System.out.flush();
+      }
+    });
+    // Continuous (--count 0): SIGTERM ends the wait; the JVM's exit waits for the close.
+    var mainDone = new CountDownLatch(1);
+    if (count == 0) {
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        done.countDown();
+        try {
+          mainDone.await(90, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }));
+    }
     streams.start();
     long timeout = Long.parseLong(args.getOrDefault("timeout-s", "600"));
     boolean finished = done.await(timeout, TimeUnit.SECONDS);
@@ -248,6 +268,11 @@ public final class RouteStreams {
             + "\"last_ms\":%d,\"closed_ms\":%d,\"closed\":%b,\"finished\":%b,\"error\":%s}%n",
         handled.get(), startMs, firstMs.get(), lastMs.get(), endMs, closed, finished,
         failed.get() == null ? "null" : JSON.writeValueAsString(failed.get().toString()));
+    System.out.flush();
+    if (count == 0) {
+      mainDone.countDown(); // the shutdown hook returns; the JVM ends with SIGTERM's status
+      return;
+    }
     System.exit(finished && closed && failed.get() == null ? 0 : 1);
   }
 }

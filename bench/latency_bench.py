@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""End-to-end latency at a steady rate: Sluice against Kafka Streams, on one real Kafka broker.
+
+    bench/anchors/fetch.sh     # once: the Kafka Streams app
+    cmake --build build --target sluice
+    scripts/kafka.sh python bench/latency_bench.py build/apps/sluice \\
+        [--rate 20000] [--seconds 30] [--partitions 64] [--rounds 2] \\
+        [--contestants a,b,...] [--out DIR] [--bootstrap B]
+
+Per contestant and round: a fresh input and output topic (P partitions); a read_committed
+reader of the output (confluent-kafka, `fetch.wait.max.ms` 20, one poll() per record so
+that each is stamped when it arrives) starts first; the contestant starts as a continuous
+run (no end) in a fresh group; once it reports its partitions (Sluice: its `assigned:` log
+line; Kafka Streams: its RUNNING state) and 2 s more, `sluice produce --rate R --count
+R*S --seed 2` writes order events at a steady rate (about 160 B, none malformed; the
+producer's `linger.ms` 20 is in every figure). Latency of a record = the time the reader
+got it - its timestamp: the producer's CreateTime, which both keep on their output (checked
+against the input record of the same correlation id). Once the reader has every record (and
+1 s more, for duplicates), the contestant gets SIGTERM. A round counts when the output held
+R*S records with R*S distinct correlation ids, each with its input's timestamp.
+
+Besides p50/p90/p99/max over every record, "steady" leaves out the first 2 s of writes
+(group join, first fetches), and "CPU % of a core" is the contestant's CPU while the
+producer wrote (/proc), divided by the time it wrote.
+
+Contestants (`--contestants`):
+- direct: no processor; the reader reads the input topic itself: the floor the others
+  stand on (the producer's linger, the broker, this reader on the same two cores).
+- sluice: `sluice run` of the bench pipeline (bench/realkafka.py's route_pipeline:
+  the order schema, a fixed route, DLQ, `fetch.wait.max.ms` 50, `linger.ms` 5),
+  subscribed, at-least-once: outputs are readable once delivered, epochs of 1 s commit
+  offsets behind them.
+- sluice-eos: `guarantee: exactly-once` with the default 1 s epoch: an output is readable
+  when its epoch's transaction commits.
+- sluice-eos-100ms: the same with `trigger.processingTime` "100 ms".
+- kstreams, kstreams-eos: bench/anchors/kstreams (Kafka Streams 4.1.1, 2 threads, every
+  setting its default: at_least_once, and exactly_once_v2 whose commit.interval.ms is 100 ms;
+  its producer's linger.ms is the 100 ms Kafka Streams sets: as shipped, not tuned).
+
+Results in OUT (default a new /tmp/sluice-latency.*): per run its logs and lat-*.tsv (every
+record's latency), results.json and report.md (also printed). Exit 1 when a run failed.
+"""
+import argparse
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from anchors_bench import find_tools
+from exactly_once_bench import Reader
+from realkafka import (HZ, Broker, Kafka, correlation, cpu_snapshot, die_with_parent,
+                       end_process, load_average, med, others_cpu, pct, route_pipeline,
+                       snapshot_binary, spawn, started)
+
+CONTESTANTS = ["direct", "sluice", "sluice-eos", "sluice-eos-100ms", "kstreams", "kstreams-eos"]
+DLQ = "latency-dlq"
+
+
+def cpu_of(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def command(args, kind, tag, topic_in, topic_out, group):
+    if kind.startswith("kstreams"):
+        return ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp",
+                args.kstreams_cp, "dev.sluice.bench.RouteStreams", "--bootstrap",
+                args.bootstrap, "--app-id", group, "--input", topic_in, "--output",
+                topic_out, "--dlq", DLQ, "--count", "0", "--timeout-s", "3600",
+                "--state-dir", os.path.join(args.out, "kstreams-" + tag), "--guarantee",
+                "exactly_once_v2" if kind.endswith("-eos") else "at_least_once"]
+    p = route_pipeline("latency", args.bootstrap, {"subscribe": topic_in}, topic_out, DLQ)
+    if kind != "sluice":
+        p["guarantee"] = "exactly-once"
+    if kind.endswith("-100ms"):
+        p["trigger"] = {"processingTime": "100 ms"}
+    path = os.path.join(args.out, tag + ".pipeline.json")
+    with open(path, "w") as f:
+        json.dump(p, f, indent=1)
+    return [args.sluice, "run", path, "--set", "source.kafka.group.id=" + group]
+
+
+def ready(kind, out_path, err_path):
+    """Has the contestant its partitions?"""
+    path, mark = (out_path, '"state":"RUNNING"') if kind.startswith("kstreams") else (
+        err_path, " assigned: ")
+    with open(path) as f:
+        return any(mark in line and "(none)" not in line for line in f)
+
+
+def latency_run(args, kafka, kind, rnd):
+    tag = "%s-r%d-%s" % (kind, rnd + 1, args.tag)
+    topic_in, topic_out = "latency-in-" + tag, "latency-out-" + tag
+    group = "latency-" + tag
+    kafka.create({topic_in: args.partitions, topic_out: args.partitions})
+    count = int(args.rate * args.seconds)
+    r = {"round": rnd, "kind": kind, "why": [], "count": count, "tag": tag}
+    direct = kind == "direct"
+    reader = Reader(kafka, topic_in if direct else topic_out, args.partitions)
+    base = os.path.join(args.out, tag)
+    before = cpu_snapshot(args.broker_pids)
+    with open(base + ".out", "w") as out, open(base + ".err", "w") as err:
+        # direct: a stand-in process that waits for its SIGTERM.
+        p = spawn(["sleep", "3600"] if direct else command(
+            args, kind, tag, topic_in, topic_out, group), stdout=out, stderr=err)
+        if direct:
+            err.write(" assigned: the reader reads the input\n")
+    deadline = time.time() + 90
+    while not ready(kind, base + ".out", base + ".err") and time.time() < deadline \
+            and p.poll() is None:
+        time.sleep(0.1)
+    if p.poll() is not None or time.time() >= deadline:
+        r["why"].append("not ready within 90 s (exit %s)" % p.poll())
+    time.sleep(2.0)  # its first fetches are out
+    t_start = time.time()
+    cpu0 = cpu_of(p.pid) if p.poll() is None else float("nan")
+    prod = subprocess.run([args.sluice, "produce", "--bootstrap", args.bootstrap, "--topic",
+                           topic_in, "--count", str(count), "--rate", str(args.rate),
+                           "--seed", "2"], capture_output=True, text=True,
+                          preexec_fn=die_with_parent)
+    t_end = time.time()
+    cpu1 = cpu_of(p.pid) if p.poll() is None else float("nan")
+    r["produce"] = (prod.stdout + prod.stderr).strip().splitlines()[:1]
+    if prod.returncode != 0:
+        r["why"].append("produce exit %d" % prod.returncode)
+    deadline = time.time() + 60
+    while len(reader.got) < count and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # anything beyond count (duplicates) would come now
+    end_process(p, signal.SIGTERM)
+    started.remove(p)
+    reader.stopping.set()
+    reader.join(timeout=30)
+    others_cpu(args, before, cpu_snapshot(args.broker_pids), r)
+    # Kafka Streams ends with the signal's status once closed; Sluice exits 0.
+    r["rc"] = p.returncode
+    if p.returncode not in ((0, 143, -15) if kind.startswith("kstreams") or direct
+                            else (0,)):
+        r["why"].append("exit %s after SIGTERM" % p.returncode)
+    got = reader.got
+    ids = {g[2] for g in got}
+    r["received"], r["distinct"] = len(got), len(ids)
+    if len(got) != count or len(ids) != count:
+        r["why"].append("read_committed: %d records, %d distinct (want %d)"
+                        % (len(got), len(ids), count))
+    stamps = {}
+
+    def each(m):
+        stamps[correlation(m)] = m.timestamp()[1] / 1e3
+    kafka.read(topic_in, each)
+    differ = sum(1 for _, ts, cid in got if stamps.get(cid) != ts)
+    if differ:
+        r["why"].append("%d output(s) whose timestamp is not their input's" % differ)
+    with open(base + ".tsv", "w") as f:
+        f.write("received\ttimestamp\tlatency_ms\n")
+        for now, ts, _ in got:
+            f.write("%.3f\t%.3f\t%.1f\n" % (now, ts, (now - ts) * 1e3))
+    lat = [(now - ts) * 1e3 for now, ts, _ in got]
+    steady = [(now - ts) * 1e3 for now, ts, _ in got if ts >= t_start + 2]
+    r.update(p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99),
+             max=max(lat) if lat else float("nan"), s_p50=pct(steady, 50),
+             s_p99=pct(steady, 99), s_max=max(steady) if steady else float("nan"),
+             wrote_s=t_end - t_start, core_share=(cpu1 - cpu0) / (t_end - t_start))
+    kafka.delete([topic_in, topic_out])
+    r["ok"] = not r["why"]
+    return r
+
+
+def report(args, runs, when, broker):
+    out = []
+    w = out.append
+    w("%d records/s for %d s (%d order events, %d partitions), %d round(s), medians of the "
+      "rounds' figures; %s; %s" % (args.rate, args.seconds, int(args.rate * args.seconds),
+                                   args.partitions, args.rounds, broker, when))
+    w("")
+    w("Measured: %s; load average at the start %s" % (args.built, args.load))
+    w("")
+    w("| contestant | p50 ms | p90 ms | p99 ms | max ms | steady p50 | steady p99 "
+      "| steady max | CPU % of a core | runs (failed) |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for k in args.contestants:
+        rs = [r for r in runs if r["kind"] == k]
+        good = [r for r in rs if r["ok"]]
+        if not good:
+            w("| %s | no run passed |%s 0 (%d) |" % (k, " |" * 8, len(rs)))
+            continue
+        w("| %s | %s | %d (%d) |" % (k, " | ".join(
+            "%.0f" % med([r[f] for r in good])
+            for f in ("p50", "p90", "p99", "max", "s_p50", "s_p99", "s_max")) + " | %.0f%%" % (
+            100 * med([r["core_share"] for r in good])), len(good), len(rs) - len(good)))
+    w("")
+    w("Every run:")
+    w("")
+    w("| round | contestant | p50 | p99 | max | steady p99 | CPU % | others' CPU s | check |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        w("| %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f%% | %.1f | %s |" % (
+            r["round"] + 1, r["kind"], r["p50"], r["p99"], r["max"], r["s_p99"],
+            100 * r["core_share"], r["other_cpu"],
+            "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"])))
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sluice")
+    ap.add_argument("--rate", type=int, default=20000)
+    ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--partitions", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--contestants", default=",".join(CONTESTANTS))
+    ap.add_argument("--bootstrap", help="use this running cluster (nothing is started)")
+    ap.add_argument("--disturbed", type=float, default=2.0)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    args.contestants = [k for k in args.contestants.split(",") if k]
+    for k in args.contestants:
+        if k not in CONTESTANTS:
+            ap.error("unknown contestant %s (known: %s)" % (k, ", ".join(CONTESTANTS)))
+    find_tools(args, ap)
+    args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="sluice-latency."))
+    os.makedirs(args.out, exist_ok=True)
+    args.sluice = os.path.abspath(args.sluice)
+    args.built = snapshot_binary(args)
+    args.tag = uuid.uuid4().hex[:6]
+
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt("signal %d" % sig)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    broker, kafka, runs = None, None, []
+    began = time.time()
+    try:
+        broker = Broker(args.out, args.bootstrap)
+        args.broker_pids, args.bootstrap = broker.pids, broker.bootstrap
+        print("bootstrap.servers=%s; results in %s" % (broker.bootstrap, args.out), flush=True)
+        args.load = load_average()
+        kafka = Kafka(broker.bootstrap)
+        kafka.create({DLQ: 1})
+        for rnd in range(args.rounds):
+            order = args.contestants[rnd:] + args.contestants[:rnd]
+            for kind in order:
+                r = latency_run(args, kafka, kind, rnd)
+                runs.append(r)
+                print("round %d %-16s p50 %5.0f  p99 %5.0f  max %5.0f ms  steady p99 %5.0f  "
+                      "cpu %3.0f%%  %s" % (rnd + 1, kind, r["p50"], r["p99"], r["max"],
+                                           r["s_p99"], 100 * r["core_share"],
+                                           "ok" if r["ok"] else "FAILED: " + "; ".join(
+                                               r["why"])), flush=True)
+        when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+        text = report(args, runs, when, broker.description)
+        with open(os.path.join(args.out, "report.md"), "w") as f:
+            f.write(text + "\n")
+        with open(os.path.join(args.out, "results.json"), "w") as f:
+            json.dump(runs, f, indent=1, default=str)
+        print()
+        print(text)
+        print("whole bench: %.0f s" % (time.time() - began))
+        return 1 if any(not r["ok"] for r in runs) else 0
+    finally:
+        kafka = None
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
