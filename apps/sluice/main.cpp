@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
                    "fit each good event's value to this size: optional fields dropped "
                    "(down to ~100 bytes), a filler `note` field added (default: their "
                    "own ~160 bytes)")
-      ->check(count);
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000})); // message.max.bytes
 
   run_args run;
   auto* run_cmd = app.add_subcommand("run", "Run a pipeline described in a JSON file");

@@ -360,8 +360,9 @@ run_summary pipeline::run_until_stopped() {
     caf::actor_system_config system_config;
     // CAF's workers poll 500 times, 50 us apart, after their last job before they
     // wait on a condition variable; librdkafka's wake-ups kept an idle run in
-    // that phase, at 11% of a core (bench/scaling_bench.py). 20 polls give the
-    // same throughput under load and an idle run 1.5%.
+    // that phase, at 11% of a core. With 20 polls: 1.6%, and the same throughput
+    // and latency at 20k records/s (bench/README.md, scaling and latency). A
+    // system the application passes (builder.actor_system) keeps its own setting.
     system_config.set("work-stealing.moderate-poll-attempts", std::size_t{20});
     std::optional<caf::actor_system> own_system;
     caf::actor_system& system =

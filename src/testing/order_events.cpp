@@ -119,7 +119,9 @@ void erase_string_field(std::string& json, std::string_view name) {
   auto key = "\"" + std::string(name) + "\":\"";
   auto at = json.find(key);
   if (at == std::string::npos) return;
-  auto end = json.find('"', at + key.size()) + 1;
+  auto close = json.find('"', at + key.size());
+  if (close == std::string::npos) return; // not a whole string field: left alone
+  auto end = close + 1;
   if (end < json.size() && json[end] == ',')
     ++end;
   else if (at > 0 && json[at - 1] == ',')
