@@ -87,6 +87,8 @@ def sluice_pipeline(args, bootstrap, out_topic, kind, tag):
     p = route_pipeline("anchors", bootstrap,
                        {"endingOffsets": "latest",
                         "assign": {args.input: list(range(args.partitions))}}, out_topic, DLQ)
+    # scaling_bench's fitted events: their filler field written too, as the copy loop does.
+    p["parse"]["schema"] = dict(p["parse"]["schema"], **getattr(args, "extra_schema", {}))
     if kind == "sluice-eos":
         p["guarantee"] = "exactly-once"
     if kind == "sluice-dedup":
@@ -199,10 +201,11 @@ def run_one(args, kafka, kind, rnd, ends, attempt):
         got = kafka.committed(group, args.input, sorted(ends))
         if got != ends:
             r["why"].append("the group's committed offsets are not the end offsets")
-    ids, count = set(), [0]
+    ids, count, value_bytes = set(), [0], [0]
 
     def each(m):
         count[0] += 1
+        value_bytes[0] += len(m.value() or b"")
         ids.add(correlation(m))
     if not kafka.read(out_topic, each):
         r["why"].append("the output could not be read to its end")
@@ -211,6 +214,7 @@ def run_one(args, kafka, kind, rnd, ends, attempt):
                         % (count[0], len(ids), args.events))
     kafka.delete([out_topic] + (["anchors-changelog-" + tag] if kind == "sluice-dedup"
                                 else []))
+    r["out_value_bytes"] = value_bytes[0] / count[0] if count[0] else 0.0
     r["ok"] = not r["why"]
     r["rate"] = args.events / r["processing"] if r["processing"] > 0 else 0.0
     r["rss_mb"] = r["rss_kb"] / 1024.0

@@ -87,7 +87,7 @@ import time
 import uuid
 
 from confluent_kafka import KafkaException, TopicPartition
-from realkafka import (Broker, Kafka, Stamped, correlation, cpu_snapshot, die_with_parent,
+from realkafka import (Broker, Kafka, Reader, Stamped, correlation, cpu_snapshot, die_with_parent,
                        common_arguments, end_process, fill_input, alternating_rounds, load_average, log_time,
                        med, others_cpu, pct, route_pipeline, snapshot_binary, spawn, started)
 
@@ -346,29 +346,6 @@ def trace_run(args, kafka, kind, attempt=0):
 
 
 # -- latency --------------------------------------------------------------------------------
-class Reader(threading.Thread):
-    """A read_committed consumer of topic from its beginning: per record, the time it
-    arrived, its timestamp and its correlation id."""
-
-    def __init__(self, kafka, topic, partitions):
-        super().__init__(daemon=True)
-        self.c = kafka.consumer("eob-latency-" + uuid.uuid4().hex[:8],
-                                **{"isolation.level": "read_committed",
-                                   "fetch.wait.max.ms": 20})
-        self.c.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
-        self.got, self.stopping = [], threading.Event()
-        self.start()
-
-    def run(self):
-        # poll, not consume(n, t): a batch call waits for n records or t, and its
-        # records would all be stamped at its return.
-        while not self.stopping.is_set():
-            m = self.c.poll(0.05)
-            if m is not None and not m.error():
-                self.got.append((time.time(), m.timestamp()[1] / 1e3, correlation(m)))
-        self.c.close()
-
-
 def latency_run(args, kafka, kind, attempt=0):
     tag = "lat-" + kind + ("-again%d" % attempt if attempt else "")
     topic_in = "eob-in-%s-%s" % (tag, args.run_tag)

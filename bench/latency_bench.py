@@ -5,7 +5,7 @@
     cmake --build build --target sluice
     scripts/kafka.sh python bench/latency_bench.py build/apps/sluice \\
         [--rate 20000] [--seconds 30] [--partitions 64] [--rounds 2] \\
-        [--contestants a,b,...] [--out DIR] [--bootstrap B]
+        [--contestants a,b,...] [--out DIR] [--bootstrap B] [--disturbed 2.0] [--retries 1]
 
 Per contestant and round: a fresh input and output topic (P partitions); a read_committed
 reader of the output (confluent-kafka, `fetch.wait.max.ms` 20, one poll() per record so
@@ -17,7 +17,11 @@ producer's `linger.ms` 20 is in every figure). Latency of a record = the time th
 got it - its timestamp: the producer's CreateTime, which both keep on their output (checked
 against the input record of the same correlation id). Once the reader has every record (and
 1 s more, for duplicates), the contestant gets SIGTERM. A round counts when the output held
-R*S records with R*S distinct correlation ids, each with its input's timestamp.
+R*S records with R*S distinct correlation ids, each with its input's timestamp, and the
+contestant ran until the SIGTERM and then stopped cleanly (Sluice: exit 0; Kafka Streams:
+143 and its last line saying it closed without error). As in the other real-Kafka benches,
+a run while other work took more than `--disturbed` CPU seconds is marked, left out of
+the medians and run again (at most `--retries` times).
 
 Besides p50/p90/p99/max over every record, "steady" leaves out the first 2 s of writes
 (group join, first fetches), and "CPU % of a core" is the contestant's CPU while the
@@ -52,19 +56,12 @@ import time
 import uuid
 
 from anchors_bench import find_tools
-from exactly_once_bench import Reader
-from realkafka import (HZ, Broker, Kafka, correlation, cpu_snapshot, die_with_parent,
-                       end_process, load_average, med, others_cpu, pct, route_pipeline,
-                       snapshot_binary, spawn, started)
+from realkafka import (Broker, Kafka, Reader, alternating_rounds, correlation, cpu_snapshot,
+                       die_with_parent, end_process, load_average, med, others_cpu, pct,
+                       proc_cpu_seconds, route_pipeline, snapshot_binary, spawn, started)
 
 CONTESTANTS = ["direct", "sluice", "sluice-eos", "sluice-eos-100ms", "kstreams", "kstreams-eos"]
 DLQ = "latency-dlq"
-
-
-def cpu_of(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def command(args, kind, tag, topic_in, topic_out, group):
@@ -94,8 +91,8 @@ def ready(kind, out_path, err_path):
         return any(mark in line and "(none)" not in line for line in f)
 
 
-def latency_run(args, kafka, kind, rnd):
-    tag = "%s-r%d-%s" % (kind, rnd + 1, args.tag)
+def latency_run(args, kafka, kind, rnd, attempt):
+    tag = "%s-r%d%s-%s" % (kind, rnd + 1, "-again%d" % attempt if attempt else "", args.tag)
     topic_in, topic_out = "latency-in-" + tag, "latency-out-" + tag
     group = "latency-" + tag
     kafka.create({topic_in: args.partitions, topic_out: args.partitions})
@@ -109,40 +106,56 @@ def latency_run(args, kafka, kind, rnd):
         # direct: a stand-in process that waits for its SIGTERM.
         p = spawn(["sleep", "3600"] if direct else command(
             args, kind, tag, topic_in, topic_out, group), stdout=out, stderr=err)
-        if direct:
-            err.write(" assigned: the reader reads the input\n")
     deadline = time.time() + 90
-    while not ready(kind, base + ".out", base + ".err") and time.time() < deadline \
-            and p.poll() is None:
+    while not direct and not ready(kind, base + ".out", base + ".err") \
+            and time.time() < deadline and p.poll() is None:
         time.sleep(0.1)
-    if p.poll() is not None or time.time() >= deadline:
-        r["why"].append("not ready within 90 s (exit %s)" % p.poll())
-    time.sleep(2.0)  # its first fetches are out
-    t_start = time.time()
-    cpu0 = cpu_of(p.pid) if p.poll() is None else float("nan")
-    prod = subprocess.run([args.sluice, "produce", "--bootstrap", args.bootstrap, "--topic",
-                           topic_in, "--count", str(count), "--rate", str(args.rate),
-                           "--seed", "2"], capture_output=True, text=True,
-                          preexec_fn=die_with_parent)
-    t_end = time.time()
-    cpu1 = cpu_of(p.pid) if p.poll() is None else float("nan")
-    r["produce"] = (prod.stdout + prod.stderr).strip().splitlines()[:1]
-    if prod.returncode != 0:
-        r["why"].append("produce exit %d" % prod.returncode)
-    deadline = time.time() + 60
-    while len(reader.got) < count and time.time() < deadline and p.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)  # anything beyond count (duplicates) would come now
+    t_start = t_end = time.time()
+    cpu0 = cpu1 = float("nan")  # no CPU share unless it wrote to a ready contestant
+    if not direct and not ready(kind, base + ".out", base + ".err"):
+        r["why"].append("no partitions within 90 s (exit %s)" % p.poll())
+    else:
+        time.sleep(2.0)  # its first fetches are out
+        t_start = time.time()
+        cpu0 = proc_cpu_seconds(p.pid)
+        prod = subprocess.run([args.sluice, "produce", "--bootstrap", args.bootstrap,
+                               "--topic", topic_in, "--count", str(count), "--rate",
+                               str(args.rate), "--seed", "2"], capture_output=True,
+                              text=True, preexec_fn=die_with_parent)
+        t_end = time.time()
+        if p.poll() is None:
+            cpu1 = proc_cpu_seconds(p.pid)
+        r["produce"] = (prod.stdout + prod.stderr).strip().splitlines()[:1]
+        if prod.returncode != 0:
+            r["why"].append("produce exit %d" % prod.returncode)
+        deadline = time.time() + 60
+        while len(reader.got) < count and time.time() < deadline and p.poll() is None:
+            time.sleep(0.2)
+        time.sleep(1.0)  # anything beyond count (duplicates) would come now
+    if p.poll() is not None:
+        r["why"].append("exited %s before it was stopped" % p.returncode)
     end_process(p, signal.SIGTERM)
     started.remove(p)
     reader.stopping.set()
     reader.join(timeout=30)
     others_cpu(args, before, cpu_snapshot(args.broker_pids), r)
-    # Kafka Streams ends with the signal's status once closed; Sluice exits 0.
+    # Sluice exits 0 on SIGTERM; Kafka Streams' JVM with 143 once closed (1 otherwise),
+    # and says how its close went on its last line; `sleep` dies of the signal.
     r["rc"] = p.returncode
-    if p.returncode not in ((0, 143, -15) if kind.startswith("kstreams") or direct
-                            else (0,)):
+    if p.returncode != (-15 if direct else 143 if kind.startswith("kstreams") else 0):
         r["why"].append("exit %s after SIGTERM" % p.returncode)
+    if kind.startswith("kstreams"):
+        last = []
+        with open(base + ".out") as f:
+            for line in f:
+                try:
+                    if line.startswith('{"contestant"'):
+                        last.append(json.loads(line))
+                except ValueError:
+                    pass  # a line cut short by a kill
+        if not last or not last[-1]["closed"] or last[-1]["error"] is not None:
+            r["why"].append("Kafka Streams did not close cleanly: %s" % (last[-1:] or
+                                                                        "no final line"))
     got = reader.got
     ids = {g[2] for g in got}
     r["received"], r["distinct"] = len(got), len(ids)
@@ -166,7 +179,9 @@ def latency_run(args, kafka, kind, rnd):
     r.update(p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99),
              max=max(lat) if lat else float("nan"), s_p50=pct(steady, 50),
              s_p99=pct(steady, 99), s_max=max(steady) if steady else float("nan"),
-             wrote_s=t_end - t_start, core_share=(cpu1 - cpu0) / (t_end - t_start))
+             wrote_s=t_end - t_start,
+             core_share=(cpu1 - cpu0) / (t_end - t_start) if t_end > t_start
+             else float("nan"))
     kafka.delete([topic_in, topic_out])
     r["ok"] = not r["why"]
     return r
@@ -182,18 +197,21 @@ def report(args, runs, when, broker):
     w("Measured: %s; load average at the start %s" % (args.built, args.load))
     w("")
     w("| contestant | p50 ms | p90 ms | p99 ms | max ms | steady p50 | steady p99 "
-      "| steady max | CPU % of a core | runs (failed) |")
+      "| steady max | CPU % of a core | runs (failed, disturbed) |")
     w("|---|---|---|---|---|---|---|---|---|---|")
     for k in args.contestants:
         rs = [r for r in runs if r["kind"] == k]
-        good = [r for r in rs if r["ok"]]
+        good = [r for r in rs if r["ok"] and not r["disturbed"]]
+        failed = sum(1 for r in rs if not r["ok"])
+        disturbed = sum(1 for r in rs if r["ok"] and r["disturbed"])
         if not good:
-            w("| %s | no run passed |%s 0 (%d) |" % (k, " |" * 8, len(rs)))
+            w("| %s | no run passed undisturbed |%s 0 (%d, %d) |" % (k, " |" * 7, failed,
+                                                                   disturbed))
             continue
-        w("| %s | %s | %d (%d) |" % (k, " | ".join(
+        w("| %s | %s | %d (%d, %d) |" % (k, " | ".join(
             "%.0f" % med([r[f] for r in good])
             for f in ("p50", "p90", "p99", "max", "s_p50", "s_p99", "s_max")) + " | %.0f%%" % (
-            100 * med([r["core_share"] for r in good])), len(good), len(rs) - len(good)))
+            100 * med([r["core_share"] for r in good])), len(good), failed, disturbed))
     w("")
     w("Every run:")
     w("")
@@ -203,7 +221,8 @@ def report(args, runs, when, broker):
         w("| %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f%% | %.1f | %s |" % (
             r["round"] + 1, r["kind"], r["p50"], r["p99"], r["max"], r["s_p99"],
             100 * r["core_share"], r["other_cpu"],
-            "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"])))
+            ("ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]))
+            + (" (disturbed: left out)" if r["disturbed"] else "")))
     return "\n".join(out)
 
 
@@ -216,7 +235,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--contestants", default=",".join(CONTESTANTS))
     ap.add_argument("--bootstrap", help="use this running cluster (nothing is started)")
-    ap.add_argument("--disturbed", type=float, default=2.0)
+    ap.add_argument("--disturbed", type=float, default=2.0,
+                    help="others' CPU s above which a run is left out of the medians")
+    ap.add_argument("--retries", type=int, default=1,
+                    help="a disturbed run is run again at most this many times")
     ap.add_argument("--out")
     args = ap.parse_args()
     args.contestants = [k for k in args.contestants.split(",") if k]
@@ -243,16 +265,16 @@ def main():
         args.load = load_average()
         kafka = Kafka(broker.bootstrap)
         kafka.create({DLQ: 1})
-        for rnd in range(args.rounds):
-            order = args.contestants[rnd:] + args.contestants[:rnd]
-            for kind in order:
-                r = latency_run(args, kafka, kind, rnd)
-                runs.append(r)
-                print("round %d %-16s p50 %5.0f  p99 %5.0f  max %5.0f ms  steady p99 %5.0f  "
-                      "cpu %3.0f%%  %s" % (rnd + 1, kind, r["p50"], r["p99"], r["max"],
-                                           r["s_p99"], 100 * r["core_share"],
-                                           "ok" if r["ok"] else "FAILED: " + "; ".join(
-                                               r["why"])), flush=True)
+        def show(r):
+            print("round %d %-16s p50 %5.0f  p99 %5.0f  max %5.0f ms  steady p99 %5.0f  "
+                  "cpu %3.0f%%  others' cpu %5.2f  %s%s" % (
+                      r["round"] + 1, r["kind"], r["p50"], r["p99"], r["max"], r["s_p99"],
+                      100 * r["core_share"], r["other_cpu"],
+                      "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]),
+                      " (disturbed)" if r["disturbed"] else ""), flush=True)
+        runs = alternating_rounds(
+            args.contestants, args.rounds, args.retries,
+            lambda kind, rnd, attempt: latency_run(args, kafka, kind, rnd, attempt), show)
         when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
         text = report(args, runs, when, broker.description)
         with open(os.path.join(args.out, "report.md"), "w") as f:

@@ -1,6 +1,7 @@
 """What the real-Kafka benches share: their processes, the machine's CPU, the broker and its
-topics (bench/exactly_once_bench.py, bench/anchors_bench.py). Run with the real-Kafka tier's
-Python (`scripts/kafka.sh python ...`): confluent-kafka and scripts/kafka/cluster.py."""
+topics, a latency reader (bench/anchors_bench.py, exactly_once_bench.py, scaling_bench.py,
+latency_bench.py). Run with the real-Kafka tier's Python (`scripts/kafka.sh python ...`):
+confluent-kafka and scripts/kafka/cluster.py."""
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -75,6 +77,13 @@ def end_process(p, sig=signal.SIGKILL):
 HZ = os.sysconf("SC_CLK_TCK")
 
 
+def proc_cpu_seconds(pid):
+    """User + system CPU seconds of a running process (all its threads), from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
 def cpu_snapshot(broker_pids):
     """(all CPUs' busy seconds, the broker JVMs' CPU seconds, this script's CPU seconds,
     the CPU seconds of its children that ended, grandchildren included)."""
@@ -85,9 +94,7 @@ def cpu_snapshot(broker_pids):
     jvm = 0.0
     for pid in broker_pids:
         try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            jvm += (int(fields[11]) + int(fields[12])) / HZ  # utime, stime
+            jvm += proc_cpu_seconds(pid)
         except (OSError, IndexError, ValueError):
             pass
     t = os.times()
@@ -126,6 +133,29 @@ class Stamped(threading.Thread):
             for line in self.proc.stdout:
                 self.lines.append((time.time(), line.rstrip("\n")))
                 f.write(line)
+
+
+class Reader(threading.Thread):
+    """A read_committed consumer of topic from its beginning: per record, the time it
+    arrived, its timestamp and its correlation id."""
+
+    def __init__(self, kafka, topic, partitions):
+        super().__init__(daemon=True)
+        self.c = kafka.consumer("eob-latency-" + uuid.uuid4().hex[:8],
+                                **{"isolation.level": "read_committed",
+                                   "fetch.wait.max.ms": 20})
+        self.c.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
+        self.got, self.stopping = [], threading.Event()
+        self.start()
+
+    def run(self):
+        # poll, not consume(n, t): a batch call waits for n records or t, and its
+        # records would all be stamped at its return.
+        while not self.stopping.is_set():
+            m = self.c.poll(0.05)
+            if m is not None and not m.error():
+                self.got.append((time.time(), m.timestamp()[1] / 1e3, correlation(m)))
+        self.c.close()
 
 
 # -- the cluster and its topics -------------------------------------------------------------

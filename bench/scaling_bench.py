@@ -5,7 +5,7 @@ one group, and a run with nothing to read.
     cmake --build build --target sluice copy_loop
     scripts/kafka.sh python bench/scaling_bench.py build/apps/sluice \\
         [--events 1000000] [--rounds 3] [--partition-counts 1,4,16,64,256] \\
-        [--sizes 100,1024,10240] [--size-budget-mb 500] [--instances 1,2,4] \\
+        [--sizes 100,1024,10240] [--size-budget-mb 1000] [--instances 1,2,4] \\
         [--idle 4,64,64@50] [--idle-seconds 20] [--dimensions partitions,sizes,...] \\
         [--out DIR] [--bootstrap B] [--disturbed 2.0] [--retries 1]
 
@@ -17,17 +17,24 @@ checked, alternating rounds, medians). The dimensions:
 - partitions: the anchors' bounded `sluice run` (at-least-once, `assign`, endingOffsets
   latest) and the raw copy loop with full prefetch, over inputs of N order events (about
   160 B) in 1, 4, 16, 64 and 256 partitions; the output topic has as many.
-- sizes: the same two at 64 partitions over events fitted to 100 B, 1 KB and 10 KB
-  (`sluice produce --value-bytes`: the optional fields dropped, or a filler `note`
-  field); N events, or fewer so that the input holds at most `--size-budget-mb`.
+- sizes: the same two at P partitions (`--partitions`, 64) over events fitted to 100 B, 1
+  KB and 10 KB (`sluice produce --value-bytes`: the optional fields dropped, leaving
+  100-102 B, or a filler `note` field added, which the schema names last so that Sluice
+  writes it too and its output is about the input's size, as the copy loop's: the report
+  shows the mean output value read back); N events, or fewer so that the input holds at
+  most `--size-budget-mb`. The 100 B events take the parser's general path (two fields
+  missing); at 1 KB and 10 KB the filler is last, in the schema's order: the fast path,
+  as at 160 B.
 - instances: 1, 2 and 4 `sluice run` processes started together, each subscribed to the
-  64-partition input in one consumer group (group coordination and rebalances included),
+  P-partition input in one consumer group (group coordination and rebalances included),
   continuous runs (a bounded member's exit would hand its partitions to the others); the
   run is done when the output's end offsets sum to N (asked every 0.1 s, one ListOffsets
   request), and the group's committed offsets reach the input's ends. CPU seconds and peak
-  RSS are read from /proc for each process at that moment (summed), then every process is
-  stopped with SIGTERM and must exit 0. Processing = the first assignment logged by any
-  instance to the moment the output was complete.
+  RSS are read from /proc for each process at that moment, then every process is stopped
+  with SIGTERM and must exit 0. Processing = the first assignment logged by any instance to
+  the moment the output was complete. So, unlike the bounded rows, CPU stops there (not at
+  the process's end: no final commit, no shutdown), and peak RSS is the sum of each
+  member's own peak (reached at different times), with the largest member's beside it.
 - idle: one continuous `sluice run` subscribed to an empty topic of P partitions; after its
   assignment and 3 s to settle, its CPU over `--idle-seconds` (/proc), as a share of one
   core. `P@MS` sets `kafka.fetch.wait.max.ms` MS (the bench pipeline's 50); a bare P
@@ -49,11 +56,11 @@ import time
 import uuid
 
 from anchors_bench import find_tools, run_one
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
-from realkafka import (HZ, Broker, Kafka, alternating_rounds, common_arguments, cpu_snapshot,
+from realkafka import (Broker, Kafka, alternating_rounds, common_arguments, cpu_snapshot,
                        end_process, fill_input, load_average, log_time, med, others_cpu,
-                       route_pipeline, snapshot_binary, spawn, started)
+                       proc_cpu_seconds, route_pipeline, snapshot_binary, spawn, started)
 
 DIMENSIONS = ["partitions", "sizes", "instances", "idle"]
 DLQ = "anchors-dlq"
@@ -61,9 +68,7 @@ DLQ = "anchors-dlq"
 
 def proc_usage(pid):
     """(CPU seconds, peak RSS KiB, threads) of a running process, from /proc."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / HZ
+    cpu = proc_cpu_seconds(pid)
     status = {}
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -73,10 +78,14 @@ def proc_usage(pid):
 
 
 def output_end(kafka, topic, partitions):
-    """The sum of a topic's end offsets: one ListOffsets request."""
-    fs = kafka.admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest()
-                                   for p in range(partitions)}, request_timeout=10)
-    return sum(f.result().offset for f in fs.values())
+    """The sum of a topic's end offsets (one ListOffsets request), or -1 when the broker
+    did not answer (asked again by the caller)."""
+    try:
+        fs = kafka.admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest()
+                                       for p in range(partitions)}, request_timeout=10)
+        return sum(f.result().offset for f in fs.values())
+    except KafkaException:
+        return -1
 
 
 def assigned_at(path):
@@ -104,7 +113,7 @@ def subscribe_pipeline(args, bootstrap, topic_in, topic_out, tag, fetch_wait=Non
 
 
 def instances_run(args, kafka, case, rnd, attempt):
-    """`case["instances"]` continuous members of one group over the 64-partition input."""
+    """`case["instances"]` continuous members of one group over the P-partition input."""
     n, parts, events = case["instances"], case["partitions"], case["events"]
     tag = "inst%d-r%d%s-%s" % (n, rnd + 1, "-again%d" % attempt if attempt else "", args.tag)
     group, out_topic = "scaling-" + tag, "scaling-out-" + tag
@@ -148,7 +157,11 @@ def instances_run(args, kafka, case, rnd, attempt):
     others_cpu(args, before, cpu_snapshot(args.broker_pids), r)
     if kafka.committed(group, case["input"], range(parts)) != case["ends"]:
         r["why"].append("the group's committed offsets are not the end offsets")
-    got = output_end(kafka, out_topic, parts)
+    for _ in range(5):  # -1: the broker did not answer; ask again
+        got = output_end(kafka, out_topic, parts)
+        if got >= 0:
+            break
+        time.sleep(1)
     if got != events:
         r["why"].append("output holds %d records, want %d" % (got, events))
     firsts = [t for t in (assigned_at(path) for path in logs) if t is not None]
@@ -171,6 +184,7 @@ def bounded_run(args, kafka, case, kind, rnd, attempt):
     """The anchors bench's run of one contestant, over this case's input."""
     a = copy.copy(args)
     a.input, a.partitions, a.events = case["input"], case["partitions"], case["events"]
+    a.extra_schema = case.get("extra_schema", {})
     a.tag = "%s-%s" % (case["label"].replace(" ", ""), args.tag)
     r = run_one(a, kafka, kind, rnd, case["ends"], attempt)
     r["case"] = case["label"]
@@ -179,7 +193,7 @@ def bounded_run(args, kafka, case, kind, rnd, attempt):
 
 def idle_run(args, kafka, case):
     """CPU of a continuous run with nothing to read."""
-    tag = "idle-%s-%s" % (case["label"].replace(" ", "").replace("@", "-"), args.tag)
+    tag = "idle-%s-%s" % (case["spec"].replace("@", "-"), args.tag)
     pipe = subscribe_pipeline(args, kafka.bootstrap, case["input"], "scaling-idle-out", tag,
                               case["fetch_wait"])
     log = os.path.join(args.out, tag + ".err")
@@ -217,26 +231,28 @@ def cases(args, kafka):
     if "partitions" in args.dimensions or "instances" in args.dimensions:
         counts = set(args.partition_counts if "partitions" in args.dimensions else [])
         if "instances" in args.dimensions:
-            counts.add(64)
+            counts.add(args.partitions)
         for p in sorted(counts):
             topic = "scaling-in-%d-p%d" % (args.events, p)
             ends = fill_input(kafka, args.sluice, topic, p, args.events)
             base = {"input": topic, "partitions": p, "events": args.events, "ends": ends,
                     "bytes": kafka.mean_value_bytes(topic)}
             if "partitions" in args.dimensions and p in args.partition_counts:
-                out.append(dict(base, dim="partitions", label="%d partitions" % p))
-            if "instances" in args.dimensions and p == 64:
+                out.append(dict(base, dim="partitions",
+                                label="%d partition%s" % (p, "" if p == 1 else "s")))
+            if "instances" in args.dimensions and p == args.partitions:
                 for n in args.instances:
                     out.append(dict(base, dim="instances", instances=n,
                                     label="%d instance%s" % (n, "" if n == 1 else "s")))
     if "sizes" in args.dimensions:
         for size in args.sizes:
             events = min(args.events, int(args.size_budget_mb * 1e6 / size))
-            topic = "scaling-in-%d-p64-b%d" % (events, size)
-            ends = fill_input(kafka, args.sluice, topic, 64, events, size)
+            topic = "scaling-in-%d-p%d-b%d" % (events, args.partitions, size)
+            ends = fill_input(kafka, args.sluice, topic, args.partitions, events, size)
             out.append({"dim": "sizes", "label": "%d B" % size, "input": topic,
-                        "partitions": 64, "events": events, "ends": ends,
-                        "bytes": kafka.mean_value_bytes(topic)})
+                        "partitions": args.partitions, "events": events, "ends": ends,
+                        "bytes": kafka.mean_value_bytes(topic),
+                        "extra_schema": {"note": "string"}})
     return out
 
 
@@ -257,10 +273,10 @@ def report(args, runs, idle, when, broker):
         w("")
         w("**%s**" % dim)
         w("")
-        w("| case | records | value B | contestant | msgs/s | MB/s | CPU s / M records "
-          "| records / CPU-s | peak RSS MB | sluice / copy loop (msgs/s, rec/CPU-s) "
-          "| runs (failed, disturbed) |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        w("| case | records | value B | contestant | output value B | msgs/s | MB/s "
+          "| CPU s / M records | records / CPU-s | peak RSS MB "
+          "| sluice / copy loop (msgs/s, rec/CPU-s) | runs (failed, disturbed) |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for lab in rows:
             m = {}
             for kind in ("sluice", "copy-prefetch"):
@@ -286,10 +302,14 @@ def report(args, runs, idle, when, broker):
                                             m["sluice"]["per_cpu"] / x["per_cpu"])
                 extra = ""
                 if dim == "instances":
-                    extra = " (%.0f each, %d threads)" % (
+                    extra = " (largest %.0f, %d threads in all)" % (
                         med([r["rss_each_mb"] for r in good]), good[0]["threads"])
-                w("| %s | %d | %.0f | %s | %.0f | %.1f | %.2f | %.0f | %.0f%s | %s | %d (%d, %d) |"
-                  % (lab, c["events"], c["bytes"], kind, x["rate"],
+                # What the contestant wrote, read back (the instances runs count offsets).
+                out_b = [r["out_value_bytes"] for r in good if "out_value_bytes" in r]
+                w("| %s | %d | %.0f | %s | %s | %.0f | %.1f | %.2f | %.0f | %.0f%s | %s "
+                  "| %d (%d, %d) |"
+                  % (lab, c["events"], c["bytes"], kind,
+                     "%.0f" % med(out_b) if out_b else "-", x["rate"],
                      x["rate"] * c["bytes"] / 1e6, x["cpu"] / (c["events"] / 1e6),
                      x["per_cpu"], x["rss"], extra, ratio, len(good), failed, disturbed))
     if idle:
@@ -326,7 +346,7 @@ def main():
     ap.add_argument("--dimensions", default=",".join(DIMENSIONS))
     ap.add_argument("--partition-counts", default="1,4,16,64,256")
     ap.add_argument("--sizes", default="100,1024,10240")
-    ap.add_argument("--size-budget-mb", type=float, default=500)
+    ap.add_argument("--size-budget-mb", type=float, default=1000)
     ap.add_argument("--instances", default="1,2,4")
     ap.add_argument("--idle", default="4,64,64@50")
     ap.add_argument("--idle-seconds", type=float, default=20)
@@ -386,10 +406,9 @@ def main():
                 p, _, wait = spec.partition("@")
                 topic = "scaling-empty-p%s" % p
                 kafka.create({topic: int(p), "scaling-idle-out": 1})
-                r = idle_run(args, kafka, {"label": spec.replace("@", " partitions, "
-                                           "fetch.wait.max.ms ") if wait else p + " partitions",
-                                           "input": topic, "fetch_wait": int(wait) if wait
-                                           else None})
+                label = p + " partitions" + (", fetch.wait.max.ms " + wait if wait else "")
+                r = idle_run(args, kafka, {"label": label, "spec": spec, "input": topic,
+                                           "fetch_wait": int(wait) if wait else None})
                 idle.append(r)
                 print("idle %-40s %.1f%% of a core, %d threads, %.0f MB %s" % (
                     r["case"], 100 * r["core_share"], r["threads"], r["rss_mb"],

@@ -42,7 +42,8 @@ import org.apache.kafka.streams.processor.api.FixedKeyRecord;
  * <pre>
  * java -cp 'route-streams-1.jar:lib/*' dev.sluice.bench.RouteStreams --bootstrap B --app-id G
  *     --input T --output T --dlq T --count N [--guarantee at_least_once|exactly_once_v2]
- *     [--threads 2] [--commit-interval-ms MS] [--state-dir D]
+ *     [--threads 2] [--commit-interval-ms MS] [--state-dir D] [--timeout-s 600]
+ * (--count 0: continuous, until SIGTERM)
  * </pre>
  */
 public final class RouteStreams {
@@ -261,18 +262,27 @@ public final class RouteStreams {
     streams.start();
     long timeout = Long.parseLong(args.getOrDefault("timeout-s", "600"));
     boolean finished = done.await(timeout, TimeUnit.SECONDS);
-    boolean closed = streams.close(Duration.ofSeconds(60));
-    long endMs = System.currentTimeMillis();
-    System.out.printf(
-        "{\"contestant\":\"kafka-streams\",\"records\":%d,\"start_ms\":%d,\"first_ms\":%d,"
-            + "\"last_ms\":%d,\"closed_ms\":%d,\"closed\":%b,\"finished\":%b,\"error\":%s}%n",
-        handled.get(), startMs, firstMs.get(), lastMs.get(), endMs, closed, finished,
-        failed.get() == null ? "null" : JSON.writeValueAsString(failed.get().toString()));
-    System.out.flush();
-    if (count == 0) {
-      mainDone.countDown(); // the shutdown hook returns; the JVM ends with SIGTERM's status
-      return;
+    boolean closed = false;
+    try {
+      // Continuous: within the 30 s the bench gives a SIGTERMed process before SIGKILL.
+      closed = streams.close(Duration.ofSeconds(count == 0 ? 20 : 60));
+      long endMs = System.currentTimeMillis();
+      System.out.printf(
+          "{\"contestant\":\"kafka-streams\",\"records\":%d,\"start_ms\":%d,\"first_ms\":%d,"
+              + "\"last_ms\":%d,\"closed_ms\":%d,\"closed\":%b,\"finished\":%b,\"error\":%s}%n",
+          handled.get(), startMs, firstMs.get(), lastMs.get(), endMs, closed, finished,
+          failed.get() == null ? "null" : JSON.writeValueAsString(failed.get().toString()));
+      System.out.flush();
+    } finally {
+      if (count == 0) {
+        // SIGTERM's status (143) says it ran until stopped and closed; anything else
+        // (it failed, timed out, or did not close) is 1. halt: exit would wait for the
+        // shutdown hook, which waits for this thread.
+        if (!finished || !closed || failed.get() != null) Runtime.getRuntime().halt(1);
+        mainDone.countDown();
+      }
     }
+    if (count == 0) return;
     System.exit(finished && closed && failed.get() == null ? 0 : 1);
   }
 }
