@@ -62,17 +62,15 @@ import datetime
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
-from realkafka import (ROOT, Broker, Kafka, alternating_rounds, common_arguments,
-                       correlation, cpu_snapshot, end_process, fill_input, load_average,
-                       log_time, med, others_cpu, route_pipeline, snapshot_binary, spawn,
-                       started)
+from realkafka import (ROOT, alternating_rounds, common_arguments, correlation, cpu_snapshot,
+                       end_process, fill_input, log_time, med, others_cpu, route_pipeline,
+                       run_bench, snapshot_binary, spawn, started)
 
 CACHE = os.environ.get("SLUICE_KAFKA_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sluice-kafka")
@@ -324,18 +322,7 @@ def main():
     args.tag = uuid.uuid4().hex[:6]
     args.input = "anchors-in-%d-%d" % (args.events, args.partitions)
 
-    def on_signal(sig, _frame):
-        raise KeyboardInterrupt("signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_signal)
-
-    broker, kafka, runs = None, None, []
-    began = time.time()
-    try:
-        broker = Broker(args.out, args.bootstrap)
-        args.broker_pids = broker.pids
-        print("bootstrap.servers=%s; results in %s" % (broker.bootstrap, args.out), flush=True)
-        args.load = load_average()
-        kafka = Kafka(broker.bootstrap)
+    def body(kafka, broker):
         kafka.create({DLQ: 1})
         ends = fill_input(kafka, args.sluice, args.input, args.partitions, args.events)
         args.record_bytes = kafka.mean_value_bytes(args.input)
@@ -351,19 +338,9 @@ def main():
             args.contestants, args.rounds, args.retries,
             lambda kind, rnd, attempt: run_one(args, kafka, kind, rnd, ends, attempt), show)
         when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
-        text = report(args, runs, when, broker.description)
-        with open(os.path.join(args.out, "report.md"), "w") as f:
-            f.write(text + "\n")
-        with open(os.path.join(args.out, "results.json"), "w") as f:
-            json.dump(runs, f, indent=1, default=str)
-        print()
-        print(text)
-        print("whole bench: %.0f s" % (time.time() - began))
-        return 1 if any(not r["ok"] for r in runs) else 0
-    finally:
-        kafka = None
-        if broker is not None:
-            broker.stop()
+        return (report(args, runs, when, broker.description), runs,
+                all(r["ok"] for r in runs))
+    return run_bench(args, body)
 
 
 if __name__ == "__main__":

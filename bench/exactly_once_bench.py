@@ -89,7 +89,8 @@ import uuid
 from confluent_kafka import KafkaException, TopicPartition
 from realkafka import (Broker, Kafka, Reader, Stamped, correlation, cpu_snapshot, die_with_parent,
                        common_arguments, end_process, fill_input, alternating_rounds, load_average, log_time,
-                       med, others_cpu, pct, route_pipeline, snapshot_binary, spawn, started)
+                       latency_figures, med, others_cpu, route_pipeline, snapshot_binary, spawn,
+                       started)
 
 CONTESTANTS = {
     # name: (guarantee, processingTime or None for the default trigger, interval s)
@@ -391,32 +392,9 @@ def latency_run(args, kafka, kind, attempt=0):
     r["rc"] = p.returncode
     if p.returncode != 0:
         r["why"].append("exit %s after SIGTERM" % p.returncode)
-    got = reader.got
-    ids = {g[2] for g in got}
-    r["received"], r["distinct"] = len(got), len(ids)
-    if len(got) != count or len(ids) != count:
-        r["why"].append("read_committed: %d records, %d distinct (want %d)"
-                        % (len(got), len(ids), count))
     # Sluice keeps the input's timestamp: each output's equals its input's.
-    stamps = {}
-
-    def each(m):
-        stamps[correlation(m)] = m.timestamp()[1] / 1e3
-    kafka.read(topic_in, each)
-    differ = sum(1 for _, ts, cid in got if stamps.get(cid) != ts)
-    r["timestamp_mismatch"] = differ
-    if differ:
-        r["why"].append("%d output(s) whose timestamp is not their input's" % differ)
-    with open(os.path.join(args.out, tag + ".tsv"), "w") as f:
-        f.write("received\ttimestamp\tlatency_ms\n")
-        for now, ts, _ in got:
-            f.write("%.3f\t%.3f\t%.1f\n" % (now, ts, (now - ts) * 1e3))
-    lat = [(now - ts) * 1e3 for now, ts, _ in got]
-    r.update(p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99),
-             max=max(lat) if lat else float("nan"))
-    # Steady state: without the first 2 s of writes.
-    steady = [(now - ts) * 1e3 for now, ts, _ in got if ts >= t_start + 2]
-    r.update(s_p50=pct(steady, 50), s_p99=pct(steady, 99))
+    latency_figures(kafka, reader.got, count, topic_in,
+                    os.path.join(args.out, tag + ".tsv"), t_start, r)
     with open(errfile) as f:
         log = f.read().splitlines()
     r["warnings"] = [l for l in log if " warning " in l or " error " in l]

@@ -41,7 +41,7 @@ Contestants (`--contestants`):
   setting its default: at_least_once, and exactly_once_v2 whose commit.interval.ms is 100 ms;
   its producer's linger.ms is the 100 ms Kafka Streams sets: as shipped, not tuned).
 
-Results in OUT (default a new /tmp/sluice-latency.*): per run its logs and lat-*.tsv (every
+Results in OUT (default a new /tmp/sluice-latency.*): per run its logs and a .tsv (every
 record's latency), results.json and report.md (also printed). Exit 1 when a run failed.
 """
 import argparse
@@ -56,9 +56,9 @@ import time
 import uuid
 
 from anchors_bench import find_tools
-from realkafka import (Broker, Kafka, Reader, alternating_rounds, correlation, cpu_snapshot,
-                       die_with_parent, end_process, load_average, med, others_cpu, pct,
-                       proc_cpu_seconds, route_pipeline, snapshot_binary, spawn, started)
+from realkafka import (Reader, alternating_rounds, cpu_snapshot, die_with_parent, end_process,
+                       latency_figures, med, others_cpu, proc_cpu_seconds, route_pipeline,
+                       run_bench, snapshot_binary, spawn, started)
 
 CONTESTANTS = ["direct", "sluice", "sluice-eos", "sluice-eos-100ms", "kstreams", "kstreams-eos"]
 DLQ = "latency-dlq"
@@ -156,30 +156,8 @@ def latency_run(args, kafka, kind, rnd, attempt):
         if not last or not last[-1]["closed"] or last[-1]["error"] is not None:
             r["why"].append("Kafka Streams did not close cleanly: %s" % (last[-1:] or
                                                                         "no final line"))
-    got = reader.got
-    ids = {g[2] for g in got}
-    r["received"], r["distinct"] = len(got), len(ids)
-    if len(got) != count or len(ids) != count:
-        r["why"].append("read_committed: %d records, %d distinct (want %d)"
-                        % (len(got), len(ids), count))
-    stamps = {}
-
-    def each(m):
-        stamps[correlation(m)] = m.timestamp()[1] / 1e3
-    kafka.read(topic_in, each)
-    differ = sum(1 for _, ts, cid in got if stamps.get(cid) != ts)
-    if differ:
-        r["why"].append("%d output(s) whose timestamp is not their input's" % differ)
-    with open(base + ".tsv", "w") as f:
-        f.write("received\ttimestamp\tlatency_ms\n")
-        for now, ts, _ in got:
-            f.write("%.3f\t%.3f\t%.1f\n" % (now, ts, (now - ts) * 1e3))
-    lat = [(now - ts) * 1e3 for now, ts, _ in got]
-    steady = [(now - ts) * 1e3 for now, ts, _ in got if ts >= t_start + 2]
-    r.update(p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99),
-             max=max(lat) if lat else float("nan"), s_p50=pct(steady, 50),
-             s_p99=pct(steady, 99), s_max=max(steady) if steady else float("nan"),
-             wrote_s=t_end - t_start,
+    latency_figures(kafka, reader.got, count, topic_in, base + ".tsv", t_start, r)
+    r.update(wrote_s=t_end - t_start,
              core_share=(cpu1 - cpu0) / (t_end - t_start) if t_end > t_start
              else float("nan"))
     kafka.delete([topic_in, topic_out])
@@ -252,19 +230,10 @@ def main():
     args.built = snapshot_binary(args)
     args.tag = uuid.uuid4().hex[:6]
 
-    def on_signal(sig, _frame):
-        raise KeyboardInterrupt("signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_signal)
-
-    broker, kafka, runs = None, None, []
-    began = time.time()
-    try:
-        broker = Broker(args.out, args.bootstrap)
-        args.broker_pids, args.bootstrap = broker.pids, broker.bootstrap
-        print("bootstrap.servers=%s; results in %s" % (broker.bootstrap, args.out), flush=True)
-        args.load = load_average()
-        kafka = Kafka(broker.bootstrap)
+    def body(kafka, broker):
+        args.bootstrap = broker.bootstrap
         kafka.create({DLQ: 1})
+
         def show(r):
             print("round %d %-16s p50 %5.0f  p99 %5.0f  max %5.0f ms  steady p99 %5.0f  "
                   "cpu %3.0f%%  others' cpu %5.2f  %s%s" % (
@@ -276,19 +245,9 @@ def main():
             args.contestants, args.rounds, args.retries,
             lambda kind, rnd, attempt: latency_run(args, kafka, kind, rnd, attempt), show)
         when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
-        text = report(args, runs, when, broker.description)
-        with open(os.path.join(args.out, "report.md"), "w") as f:
-            f.write(text + "\n")
-        with open(os.path.join(args.out, "results.json"), "w") as f:
-            json.dump(runs, f, indent=1, default=str)
-        print()
-        print(text)
-        print("whole bench: %.0f s" % (time.time() - began))
-        return 1 if any(not r["ok"] for r in runs) else 0
-    finally:
-        kafka = None
-        if broker is not None:
-            broker.stop()
+        return (report(args, runs, when, broker.description), runs,
+                all(r["ok"] for r in runs))
+    return run_bench(args, body)
 
 
 if __name__ == "__main__":

@@ -411,6 +411,68 @@ class Broker:
             shutil.rmtree(os.path.join(self.out, "kafka", "node-1", "data"), ignore_errors=True)
 
 
+def run_bench(args, body):
+    """A bench's life around its rounds: SIGTERM raised as an interrupt, the broker
+    started (Broker: one node, or the cluster at args.bootstrap), args.broker_pids and
+    args.load set, then body(kafka, broker) -> (report text, what results.json holds,
+    whether every run passed); the report written to OUT/report.md and printed, the
+    results to OUT/results.json; the broker stopped whatever happens. Returns the exit
+    code: 1 when a run failed."""
+    import json
+
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt("signal %d" % sig)
+    signal.signal(signal.SIGTERM, on_signal)
+    broker, began = None, time.time()
+    try:
+        broker = Broker(args.out, args.bootstrap)
+        args.broker_pids = broker.pids
+        print("bootstrap.servers=%s; results in %s" % (broker.bootstrap, args.out), flush=True)
+        args.load = load_average()
+        text, results, passed = body(Kafka(broker.bootstrap), broker)
+        with open(os.path.join(args.out, "report.md"), "w") as f:
+            f.write(text + "\n")
+        with open(os.path.join(args.out, "results.json"), "w") as f:
+            json.dump(results, f, indent=1, default=str)
+        print()
+        print(text)
+        print("whole bench: %.0f s" % (time.time() - began))
+        return 0 if passed else 1
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def latency_figures(kafka, got, count, topic_in, tsv, t_start, r):
+    """The checks and figures of a latency run from what a Reader got (time received,
+    timestamp, correlation id), into r: `count` records, all distinct; each output's
+    timestamp its input's (topic_in read back); every latency written to `tsv`;
+    p50/p90/p99/max over all, and s_p50/s_p99/s_max from 2 s after t_start (steady)."""
+    ids = {g[2] for g in got}
+    r["received"], r["distinct"] = len(got), len(ids)
+    if len(got) != count or len(ids) != count:
+        r["why"].append("read_committed: %d records, %d distinct (want %d)"
+                        % (len(got), len(ids), count))
+    stamps = {}
+
+    def each(m):
+        stamps[correlation(m)] = m.timestamp()[1] / 1e3
+    kafka.read(topic_in, each)
+    differ = sum(1 for _, ts, cid in got if stamps.get(cid) != ts)
+    r["timestamp_mismatch"] = differ
+    if differ:
+        r["why"].append("%d output(s) whose timestamp is not their input's" % differ)
+    with open(tsv, "w") as f:
+        f.write("received\ttimestamp\tlatency_ms\n")
+        for now, ts, _ in got:
+            f.write("%.3f\t%.3f\t%.1f\n" % (now, ts, (now - ts) * 1e3))
+    lat = [(now - ts) * 1e3 for now, ts, _ in got]
+    steady = [(now - ts) * 1e3 for now, ts, _ in got if ts >= t_start + 2]
+    r.update(p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99),
+             max=max(lat) if lat else float("nan"), s_p50=pct(steady, 50),
+             s_p99=pct(steady, 99), s_max=max(steady) if steady else float("nan"))
+
+
 def load_average():
     with open("/proc/loadavg") as f:
         return f.read().split()[0]

@@ -7,7 +7,7 @@ one group, and a run with nothing to read.
         [--events 1000000] [--rounds 3] [--partition-counts 1,4,16,64,256] \\
         [--sizes 100,1024,10240] [--size-budget-mb 1000] [--instances 1,2,4] \\
         [--idle 4,64,64@50] [--idle-seconds 20] [--dimensions partitions,sizes,...] \\
-        [--out DIR] [--bootstrap B] [--disturbed 2.0] [--retries 1]
+        [--partitions 64] [--out DIR] [--bootstrap B] [--disturbed 2.0] [--retries 1]
 
 The broker, the input fill, the contestants' command lines and every run's checks are
 bench/anchors_bench.py's (one Kafka 4.1.1 node, whole processes, a fresh group and output
@@ -34,7 +34,8 @@ checked, alternating rounds, medians). The dimensions:
   with SIGTERM and must exit 0. Processing = the first assignment logged by any instance to
   the moment the output was complete. So, unlike the bounded rows, CPU stops there (not at
   the process's end: no final commit, no shutdown), and peak RSS is the sum of each
-  member's own peak (reached at different times), with the largest member's beside it.
+  member's own peak (reached at different times), with the largest member's beside it;
+  their output is counted by offsets, not read back ("output value B" is "-").
 - idle: one continuous `sluice run` subscribed to an empty topic of P partitions; after its
   assignment and 3 s to settle, its CPU over `--idle-seconds` (/proc), as a share of one
   core. `P@MS` sets `kafka.fetch.wait.max.ms` MS (the bench pipeline's 50); a bare P
@@ -58,9 +59,9 @@ import uuid
 from anchors_bench import find_tools, run_one
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
-from realkafka import (Broker, Kafka, alternating_rounds, common_arguments, cpu_snapshot,
-                       end_process, fill_input, load_average, log_time, med, others_cpu,
-                       proc_cpu_seconds, route_pipeline, snapshot_binary, spawn, started)
+from realkafka import (alternating_rounds, common_arguments, cpu_snapshot, end_process,
+                       fill_input, log_time, med, others_cpu, proc_cpu_seconds, route_pipeline,
+                       run_bench, snapshot_binary, spawn, started)
 
 DIMENSIONS = ["partitions", "sizes", "instances", "idle"]
 DLQ = "anchors-dlq"
@@ -259,7 +260,7 @@ def cases(args, kafka):
 def report(args, runs, idle, when, broker):
     out = []
     w = out.append
-    w("Medians of %d rounds; %s; %s" % (args.rounds, broker, when))
+    w("Medians of %d round(s); %s; %s" % (args.rounds, broker, when))
     w("")
     w("Measured: %s; load average at the start %s" % (args.built, args.load))
     labels = []
@@ -366,18 +367,7 @@ def main():
     args.built = snapshot_binary(args)
     args.tag = uuid.uuid4().hex[:6]
 
-    def on_signal(sig, _frame):
-        raise KeyboardInterrupt("signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_signal)
-
-    broker, kafka, runs, idle = None, None, [], []
-    began = time.time()
-    try:
-        broker = Broker(args.out, args.bootstrap)
-        args.broker_pids = broker.pids
-        print("bootstrap.servers=%s; results in %s" % (broker.bootstrap, args.out), flush=True)
-        args.load = load_average()
-        kafka = Kafka(broker.bootstrap)
+    def body(kafka, broker):
         kafka.create({DLQ: 1})
         todo = []
         for c in cases(args, kafka):
@@ -400,7 +390,7 @@ def main():
                       r["cpu"], r["rss_mb"], r["other_cpu"],
                       "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"]),
                       " (disturbed)" if r["disturbed"] else ""), flush=True)
-        runs = alternating_rounds(todo, args.rounds, args.retries, run, show)
+        runs, idle = alternating_rounds(todo, args.rounds, args.retries, run, show), []
         if "idle" in args.dimensions:
             for spec in args.idle.split(","):
                 p, _, wait = spec.partition("@")
@@ -414,19 +404,9 @@ def main():
                     r["case"], 100 * r["core_share"], r["threads"], r["rss_mb"],
                     "ok" if r["ok"] else "FAILED: " + "; ".join(r["why"])), flush=True)
         when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
-        text = report(args, runs, idle, when, broker.description)
-        with open(os.path.join(args.out, "report.md"), "w") as f:
-            f.write(text + "\n")
-        with open(os.path.join(args.out, "results.json"), "w") as f:
-            json.dump({"runs": runs, "idle": idle}, f, indent=1, default=str)
-        print()
-        print(text)
-        print("whole bench: %.0f s" % (time.time() - began))
-        return 1 if any(not r["ok"] for r in runs + idle) else 0
-    finally:
-        kafka = None
-        if broker is not None:
-            broker.stop()
+        return (report(args, runs, idle, when, broker.description),
+                {"runs": runs, "idle": idle}, all(r["ok"] for r in runs + idle))
+    return run_bench(args, body)
 
 
 if __name__ == "__main__":
