@@ -64,13 +64,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 
-from realkafka import (ROOT, alternating_rounds, common_arguments, correlation, cpu_snapshot,
-                       end_process, fill_input, log_time, med, others_cpu, route_pipeline,
-                       run_bench, snapshot_binary, spawn, started)
+from realkafka import (ROOT, alternating_rounds, common_arguments, correlation,
+                       cpu_snapshot, end_process, fill_input, log_time, med, others_cpu,
+                       prepare_out, route_pipeline, run_bench, spawn, started)
 
 CACHE = os.environ.get("SLUICE_KAFKA_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sluice-kafka")
@@ -315,11 +313,7 @@ def main():
         if k not in CONTESTANTS:
             ap.error("unknown contestant %s (known: %s)" % (k, ", ".join(CONTESTANTS)))
     find_tools(args, ap)
-    args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="sluice-anchors."))
-    os.makedirs(args.out, exist_ok=True)
-    args.sluice = os.path.abspath(args.sluice)
-    args.built = snapshot_binary(args)
-    args.tag = uuid.uuid4().hex[:6]
+    prepare_out(args, "sluice-anchors")
     args.input = "anchors-in-%d-%d" % (args.events, args.partitions)
 
     def body(kafka, broker):

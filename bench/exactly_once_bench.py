@@ -87,10 +87,10 @@ import time
 import uuid
 
 from confluent_kafka import KafkaException, TopicPartition
-from realkafka import (Broker, Kafka, Reader, Stamped, correlation, cpu_snapshot, die_with_parent,
-                       common_arguments, end_process, fill_input, alternating_rounds, load_average, log_time,
-                       latency_figures, med, others_cpu, route_pipeline, snapshot_binary, spawn,
-                       started)
+from realkafka import (Broker, Kafka, Reader, Stamped, alternating_rounds, common_arguments,
+                       correlation, cpu_snapshot, die_with_parent, end_process, fill_input,
+                       latency_figures, load_average, log_time, med, others_cpu,
+                       produce_and_wait, route_pipeline, snapshot_binary, spawn, started)
 
 CONTESTANTS = {
     # name: (guarantee, processingTime or None for the default trigger, interval s)
@@ -372,17 +372,8 @@ def latency_run(args, kafka, kind, attempt=0):
             time.sleep(0.1)
         time.sleep(1.0)  # its first fetches are out
         t_start = time.time()
-        prod = subprocess.run([args.sluice, "produce", "--bootstrap", kafka.bootstrap,
-                               "--topic", topic_in, "--count", str(count), "--rate",
-                               str(args.latency_rate), "--seed", "2"],
-                              capture_output=True, text=True, preexec_fn=die_with_parent)
-        r["produce"] = (prod.stdout + prod.stderr).strip().splitlines()[:1]
-        if prod.returncode != 0:
-            r["why"].append("produce exit %d" % prod.returncode)
-        deadline = time.time() + 60
-        while len(reader.got) < count and time.time() < deadline and p.poll() is None:
-            time.sleep(0.2)
-        time.sleep(1.0)  # anything beyond count (duplicates) would come now
+        produce_and_wait(args.sluice, kafka.bootstrap, topic_in, count, args.latency_rate,
+                         reader, p, r)
         end_process(p, signal.SIGTERM)
         started.remove(p)
         lines.join(timeout=10)

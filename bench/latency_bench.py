@@ -49,18 +49,16 @@ import datetime
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 
 from anchors_bench import find_tools
-from realkafka import (Reader, alternating_rounds, cpu_snapshot, die_with_parent, end_process,
-                       latency_figures, med, others_cpu, proc_cpu_seconds, route_pipeline,
-                       run_bench, snapshot_binary, spawn, started)
+from realkafka import (Reader, alternating_rounds, cpu_snapshot, end_process,
+                       latency_figures, med, others_cpu, prepare_out, proc_cpu_seconds,
+                       produce_and_wait, route_pipeline, run_bench, spawn, started)
 
-CONTESTANTS = ["direct", "sluice", "sluice-eos", "sluice-eos-100ms", "kstreams", "kstreams-eos"]
+CONTESTANTS = ["direct", "sluice", "sluice-eos", "sluice-eos-100ms", "kstreams",
+               "kstreams-eos"]
 DLQ = "latency-dlq"
 
 
@@ -118,20 +116,14 @@ def latency_run(args, kafka, kind, rnd, attempt):
         time.sleep(2.0)  # its first fetches are out
         t_start = time.time()
         cpu0 = proc_cpu_seconds(p.pid)
-        prod = subprocess.run([args.sluice, "produce", "--bootstrap", args.bootstrap,
-                               "--topic", topic_in, "--count", str(count), "--rate",
-                               str(args.rate), "--seed", "2"], capture_output=True,
-                              text=True, preexec_fn=die_with_parent)
-        t_end = time.time()
-        if p.poll() is None:
-            cpu1 = proc_cpu_seconds(p.pid)
-        r["produce"] = (prod.stdout + prod.stderr).strip().splitlines()[:1]
-        if prod.returncode != 0:
-            r["why"].append("produce exit %d" % prod.returncode)
-        deadline = time.time() + 60
-        while len(reader.got) < count and time.time() < deadline and p.poll() is None:
-            time.sleep(0.2)
-        time.sleep(1.0)  # anything beyond count (duplicates) would come now
+        cpu_end = []  # the contestant's CPU when the producer ended
+
+        def written():
+            if p.poll() is None:
+                cpu_end.append(proc_cpu_seconds(p.pid))
+        t_end = produce_and_wait(args.sluice, args.bootstrap, topic_in, count, args.rate,
+                                 reader, p, r, written)
+        cpu1 = cpu_end[0] if cpu_end else float("nan")
     if p.poll() is not None:
         r["why"].append("exited %s before it was stopped" % p.returncode)
     end_process(p, signal.SIGTERM)
@@ -224,11 +216,7 @@ def main():
         if k not in CONTESTANTS:
             ap.error("unknown contestant %s (known: %s)" % (k, ", ".join(CONTESTANTS)))
     find_tools(args, ap)
-    args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="sluice-latency."))
-    os.makedirs(args.out, exist_ok=True)
-    args.sluice = os.path.abspath(args.sluice)
-    args.built = snapshot_binary(args)
-    args.tag = uuid.uuid4().hex[:6]
+    prepare_out(args, "sluice-latency")
 
     def body(kafka, broker):
         args.bootstrap = broker.bootstrap

@@ -323,6 +323,40 @@ def snapshot_binary(args):
     return ", ".join(names)
 
 
+def prepare_out(args, prefix):
+    """args.out made (a new /tmp/PREFIX.* unless given), the binary snapshotted into it
+    (args.built names the copy), and args.tag, this run's suffix for topic and group
+    names."""
+    import tempfile
+    args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix=prefix + "."))
+    os.makedirs(args.out, exist_ok=True)
+    args.sluice = os.path.abspath(args.sluice)
+    args.built = snapshot_binary(args)
+    args.tag = uuid.uuid4().hex[:6]
+
+
+def produce_and_wait(sluice, bootstrap, topic, count, rate, reader, proc, r,
+                     written=None):
+    """`sluice produce --rate` of `count` order events (seed 2) into `topic`; written()
+    once it ended; then up to 60 s for `reader` to have them while `proc` runs, and 1 s
+    more (duplicates would come then). A failed produce goes into r["why"]. Returns when
+    the producer ended."""
+    prod = subprocess.run([sluice, "produce", "--bootstrap", bootstrap, "--topic", topic,
+                           "--count", str(count), "--rate", str(rate), "--seed", "2"],
+                          capture_output=True, text=True, preexec_fn=die_with_parent)
+    r["produce"] = (prod.stdout + prod.stderr).strip().splitlines()[:1]
+    if prod.returncode != 0:
+        r["why"].append("produce exit %d" % prod.returncode)
+    done = time.time()
+    if written:
+        written()
+    deadline = done + 60
+    while len(reader.got) < count and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    return done
+
+
 def common_arguments(ap, run_timeout, retries):
     """The options every real-Kafka bench takes: the binary, the input, the rounds, the
     cluster, time limits, the disturbed-run rule, where results go."""

@@ -52,16 +52,14 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 
 from anchors_bench import find_tools, run_one
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 from realkafka import (alternating_rounds, common_arguments, cpu_snapshot, end_process,
-                       fill_input, log_time, med, others_cpu, proc_cpu_seconds, route_pipeline,
-                       run_bench, snapshot_binary, spawn, started)
+                       fill_input, log_time, med, others_cpu, prepare_out, proc_cpu_seconds,
+                       route_pipeline, run_bench, spawn, started)
 
 DIMENSIONS = ["partitions", "sizes", "instances", "idle"]
 DLQ = "anchors-dlq"
@@ -361,11 +359,7 @@ def main():
     args.instances = ints(args.instances)
     args.contestants = ["sluice", "copy-prefetch"]
     find_tools(args, ap)
-    args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="sluice-scaling."))
-    os.makedirs(args.out, exist_ok=True)
-    args.sluice = os.path.abspath(args.sluice)
-    args.built = snapshot_binary(args)
-    args.tag = uuid.uuid4().hex[:6]
+    prepare_out(args, "sluice-scaling")
 
     def body(kafka, broker):
         kafka.create({DLQ: 1})

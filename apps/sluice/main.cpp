@@ -35,25 +35,23 @@ int main(int argc, char** argv) {
         return "expected a number above 0, got `" + s + "`";
       },
       "POSITIVE");
-  // A whole number of things: digits only, at most a trillion.
+  // Digits only (no sign, no exponent), from lo to hi.
+  auto whole_in = [](const std::string& s, long long lo, long long hi) {
+    return !s.empty() && s.size() <= 13 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+           std::stoll(s) >= lo && std::stoll(s) <= hi;
+  };
+  // A whole number of things, at most a trillion.
   const auto count = CLI::Validator(
-      [](std::string& s) {
-        if (!s.empty() && s.size() <= 13 &&
-            std::all_of(s.begin(), s.end(),
-                        [](char c) { return c >= '0' && c <= '9'; }) &&
-            std::stoll(s) > 0 && std::stoll(s) <= 1'000'000'000'000)
-          return std::string();
+      [=](std::string& s) {
+        if (whole_in(s, 1, 1'000'000'000'000)) return std::string();
         return "expected a whole number from 1 to 10^12, got `" + s + "`";
       },
       "COUNT");
   // A value size for `produce`: 0 (off) up to librdkafka's message.max.bytes.
   const auto value_bytes = CLI::Validator(
-      [](std::string& s) {
-        if (!s.empty() && s.size() <= 7 &&
-            std::all_of(s.begin(), s.end(),
-                        [](char c) { return c >= '0' && c <= '9'; }) &&
-            std::stoll(s) <= 1'000'000)
-          return std::string();
+      [=](std::string& s) {
+        if (whole_in(s, 0, 1'000'000)) return std::string();
         return "expected a number of bytes from 0 (off) to 1000000, got `" + s + "`";
       },
       "BYTES");

@@ -8,15 +8,23 @@
 
 using namespace sluice;
 
-BOOST_AUTO_TEST_SUITE(order_events)
+namespace {
 
-BOOST_AUTO_TEST_CASE(malformed_events_are_invalid_for_the_reason_their_kind_says) {
-  // The schema the demo, tests and benchmarks use, read like any pipeline.
-  auto cfg = parse_pipeline_config(
+/// The schema the demo, tests and benchmarks use, read like any pipeline.
+pipeline_config order_pipeline() {
+  return parse_pipeline_config(
       R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "orders"},
         "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "b"},
         "parse": )" +
       testing::order_parse_section() + "}");
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(order_events)
+
+BOOST_AUTO_TEST_CASE(malformed_events_are_invalid_for_the_reason_their_kind_says) {
+  auto cfg = order_pipeline();
   BOOST_TEST(cfg.parse.fields.size() == 7u);
   record_parser parser(cfg.parse);
   testing::order_generator gen(7, 0.5);
@@ -49,11 +57,7 @@ BOOST_AUTO_TEST_CASE(the_same_seed_gives_the_same_events) {
 }
 
 BOOST_AUTO_TEST_CASE(fitted_events_have_the_size_asked_and_the_same_meaning) {
-  auto cfg = parse_pipeline_config(
-      R"({"source": {"kafka.bootstrap.servers": "b", "subscribe": "orders"},
-        "route": {"topic": "out"}, "sink": {"kafka.bootstrap.servers": "b"},
-        "parse": )" +
-      testing::order_parse_section() + "}");
+  auto cfg = order_pipeline();
   record_parser parser(cfg.parse);
   // The bench's seed over the sequence numbers of a 1M fill: the longest ids too.
   testing::order_generator gen(1, 0.2);
