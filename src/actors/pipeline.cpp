@@ -266,7 +266,7 @@ run_summary pipeline::run_until_stopped() {
   } transactions_end{im.transactions};
   if (cfg.guarantee == delivery_guarantee::exactly_once) {
     im.transactions = std::make_unique<guarantee::transaction_committer>(
-        im.producer->handle(), im.consumer->handle(),
+        *im.producer, im.consumer->handle(),
         cfg.source.subscription != subscription_kind::assign,
         std::max<std::chrono::milliseconds>(cfg.runtime.broker_timeout,
                                             std::chrono::seconds(30)),

@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "kafka/commit_metadata.hpp"
+#include "kafka/producer.hpp"
 
 #include <sluice/errors.hpp>
 
@@ -51,13 +52,13 @@ std::string text_of(const rd_kafka_error_t* err) {
 
 } // namespace
 
-transaction_committer::transaction_committer(rd_kafka_s* producer, rd_kafka_s* consumer,
-                                             bool in_group,
+transaction_committer::transaction_committer(kafka::producer& producer,
+                                             rd_kafka_s* consumer, bool in_group,
                                              std::chrono::milliseconds call_timeout,
                                              settled_fn settled, fatal_fn fatal)
-    : producer_(producer), consumer_(consumer), in_group_(in_group),
-      call_timeout_(call_timeout), settled_(std::move(settled)), fatal_(std::move(fatal)),
-      driver_([this] { drive(); }) {}
+    : producer_(producer), handle_(producer.handle()), consumer_(consumer),
+      in_group_(in_group), call_timeout_(call_timeout), settled_(std::move(settled)),
+      fatal_(std::move(fatal)), driver_([this] { drive(); }) {}
 
 transaction_committer::~transaction_committer() {
   {
@@ -73,19 +74,19 @@ void transaction_committer::start(const std::string& bootstrap,
   // A previous instance with this transactional.id (a restart with a fixed
   // id) is fenced here, and its open transaction aborted.
   auto deadline = steady::now() + call_timeout_;
-  auto err = until_done(
-      [this](int t) { return rd_kafka_init_transactions(producer_, t); }, deadline);
+  auto err = until_done([this](int t) { return rd_kafka_init_transactions(handle_, t); },
+                        deadline);
   if (err)
     throw fatal_error("exactly-once: cannot start transactions on the sink cluster (" +
                       text_of(err.get()) + ")");
-  error_ptr begun{rd_kafka_begin_transaction(producer_), rd_kafka_error_destroy};
+  error_ptr begun{rd_kafka_begin_transaction(handle_), rd_kafka_error_destroy};
   if (begun)
     throw fatal_error("exactly-once: cannot begin a transaction (" +
                       text_of(begun.get()) + ")");
   std::string cluster;
-  if (char* id = rd_kafka_clusterid(producer_, 5000)) {
+  if (char* id = rd_kafka_clusterid(handle_, 5000)) {
     cluster = id;
-    rd_kafka_mem_free(producer_, id);
+    rd_kafka_mem_free(handle_, id);
   }
   if (cluster.starts_with("mockCluster"))
     sluice::logger().warn(
@@ -127,8 +128,9 @@ void transaction_committer::fail(const std::string& why) {
 }
 
 bool transaction_committer::begin_now() {
-  error_ptr err{rd_kafka_begin_transaction(producer_), rd_kafka_error_destroy};
+  error_ptr err{rd_kafka_begin_transaction(handle_), rd_kafka_error_destroy};
   if (!err) return true;
+  if (renewed_after_fence(err.get(), "beginning a transaction")) return true;
   fail("exactly-once: cannot begin the next transaction (" + text_of(err.get()) + ")");
   return false;
 }
@@ -137,9 +139,10 @@ bool transaction_committer::abort_now(const std::string& why) {
   if (failed_.load()) return false;
   // Counted before the chains can restart: their replay counts again.
   if (settled_) settled_(false);
-  auto err =
-      until_done([this](int t) { return rd_kafka_abort_transaction(producer_, t); },
-                 steady::now() + call_timeout_);
+  auto err = until_done([this](int t) { return rd_kafka_abort_transaction(handle_, t); },
+                        steady::now() + call_timeout_);
+  if (err && renewed_after_fence(err.get(), "aborting a transaction after: " + why))
+    return true;
   if (err) {
     fail("exactly-once: the transaction could not be aborted (" + text_of(err.get()) +
          ") after: " + why);
@@ -149,6 +152,36 @@ bool transaction_committer::abort_now(const std::string& why) {
                         "records; reading resumes from the last committed offsets",
                         why);
   return begin_now();
+}
+
+bool transaction_committer::renewed_after_fence(const rd_kafka_error_s* err,
+                                                const std::string& what) {
+  if (failed_.load() || rd_kafka_error_code(err) != RD_KAFKA_RESP_ERR__FENCED)
+    return false;
+  try {
+    handle_ = producer_.renew([this](rd_kafka_s* fresh) {
+      auto init =
+          until_done([fresh](int t) { return rd_kafka_init_transactions(fresh, t); },
+                     steady::now() + call_timeout_);
+      if (init)
+        throw fatal_error("cannot start its transactions (" + text_of(init.get()) + ")");
+      error_ptr begun{rd_kafka_begin_transaction(fresh), rd_kafka_error_destroy};
+      if (begun)
+        throw fatal_error("cannot begin a transaction (" + text_of(begun.get()) + ")");
+    });
+  } catch (const std::exception& e) {
+    fail("exactly-once: the producer was fenced (" + text_of(err) +
+         ") and no new one took over: " + e.what());
+    return false;
+  }
+  // With the id new for each process, only the coordinator fences it: the
+  // transaction outlived transaction.timeout.ms (a broker down, a stall).
+  sluice::logger().warn(
+      "exactly-once: the producer was fenced ({}), {}: the broker aborted its "
+      "transaction, read_committed readers never see its records; a new producer took "
+      "over, and reading resumes from the last committed offsets",
+      text_of(err), what);
+  return true;
 }
 
 kafka::commit_outcome transaction_committer::commit_now(const kafka::offset_map& offsets,
@@ -184,13 +217,12 @@ kafka::commit_outcome transaction_committer::commit_now(const kafka::offset_map&
     kafka::list_guard list{kafka::commit_list(offsets, batch_id)};
     err = until_done(
         [&](int t) {
-          return rd_kafka_send_offsets_to_transaction(producer_, list.list, meta.get(),
-                                                      t);
+          return rd_kafka_send_offsets_to_transaction(handle_, list.list, meta.get(), t);
         },
         deadline);
   }
   if (!err)
-    err = until_done([this](int t) { return rd_kafka_commit_transaction(producer_, t); },
+    err = until_done([this](int t) { return rd_kafka_commit_transaction(handle_, t); },
                      deadline);
   if (!err) {
     {
@@ -205,6 +237,13 @@ kafka::commit_outcome transaction_committer::commit_now(const kafka::offset_map&
     return out;
   }
   auto why = text_of(err.get());
+  if (rd_kafka_error_code(err.get()) == RD_KAFKA_RESP_ERR__FENCED) {
+    if (settled_) settled_(false); // the coordinator aborted it
+    out.error = "transaction aborted by the broker (" + why + ")";
+    if (!renewed_after_fence(err.get(), "committing an epoch"))
+      out.error = "the transaction failed (" + why + ")";
+    return out;
+  }
   if (!rd_kafka_error_txn_requires_abort(err.get())) {
     // Fatal (fenced by a newer producer with this id, the ACLs), an error
     // librdkafka says to treat as fatal, or a coordinator that did not answer

@@ -12,6 +12,11 @@
 #include <thread>
 
 struct rd_kafka_s;
+struct rd_kafka_error_s;
+
+namespace sluice::kafka {
+class producer;
+}
 
 namespace sluice::guarantee {
 
@@ -31,14 +36,15 @@ public:
   /// What became of a transaction: committed (true) or aborted (false); on
   /// the driver thread (the run counts them).
   using settled_fn = std::function<void(bool committed)>;
-  /// An error no abort gets past (fenced by a newer instance, refused by the
-  /// ACLs, a coordinator that stopped answering): the run must end.
+  /// An error no abort gets past (refused by the ACLs, a coordinator that
+  /// stopped answering, fenced too often): the run must end.
   using fatal_fn = std::function<void(const std::string&)>;
 
-  /// `producer` has `transactional.id` set; `consumer` is the group consumer
-  /// whose metadata fences commits from a stale generation (`in_group`: it
-  /// subscribes, so it must be a member when it commits). Both outlive this.
-  transaction_committer(rd_kafka_s* producer, rd_kafka_s* consumer, bool in_group,
+  /// `producer` has `transactional.id` set (renewed here when fenced);
+  /// `consumer` is the group consumer whose metadata fences commits from a
+  /// stale generation (`in_group`: it subscribes, so it must be a member when
+  /// it commits). Both outlive this.
+  transaction_committer(kafka::producer& producer, rd_kafka_s* consumer, bool in_group,
                         std::chrono::milliseconds call_timeout, settled_fn settled,
                         fatal_fn fatal);
   /// Joins the driver thread; an open transaction is left to the broker
@@ -82,9 +88,16 @@ private:
   bool abort_now(const std::string& why);
   /// begin_transaction; false (and the run ends) when it cannot.
   bool begin_now();
+  /// On the driver thread, when `err` is a fence: the coordinator aborted the
+  /// transaction (it outlived transaction.timeout.ms, e.g. while a broker was
+  /// down) and fenced the producer; a new one takes over with a transaction
+  /// begun. True if `err` was a fence and the producer renewed; `what` is
+  /// what the committer was doing.
+  bool renewed_after_fence(const rd_kafka_error_s* err, const std::string& what);
   void fail(const std::string& why);
 
-  rd_kafka_s* producer_;
+  kafka::producer& producer_;
+  rd_kafka_s* handle_; // producer_'s current instance, on the driver thread
   rd_kafka_s* consumer_;
   bool in_group_;
   std::chrono::milliseconds call_timeout_;

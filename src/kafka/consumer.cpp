@@ -404,11 +404,11 @@ std::optional<std::string> group_consumer::take_partitions(void* raw) {
     auto& p = parts->elems[i];
     assigned_partition a;
     a.tp = {p.topic, p.partition};
-    int64_t lo = 0, hi = 0;
+    std::int64_t lo = 0, hi = 0;
     failed = retry_until(deadline, stop_, [&]() -> std::optional<std::string> {
-      if (auto e =
-              rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &lo, &hi, 5000))
-        return "cannot read the log range of " + a.tp.str() + ": " + rd_kafka_err2str(e);
+      if (auto e = query_log_range(a.tp, lo, hi, std::chrono::seconds(5)))
+        return "cannot read the log range of " + a.tp.str() + ": " +
+               rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(e));
       return std::nullopt;
     });
     if (failed) return *failed;

@@ -265,6 +265,14 @@ void producer::replace(client* failed) {
     if (replaceable(code) && replaced_at_.size() < max_replacements && !transactional())
       generation = failed->generation + 1;
   }
+  if (generation == 0 && transactional() && code == RD_KAFKA_RESP_ERR__FENCED) {
+    // The transactions' committer meets it at its next call and renews the
+    // producer (renew()); writes fail until then, and are replayed.
+    sluice::logger().warn("Kafka producer ({}): fenced ({}); the exactly-once committer "
+                          "replaces it",
+                          option_prefix_, why);
+    return;
+  }
   if (generation == 0) {
     auto cause =
         "Kafka producer (" + option_prefix_ + "): fatal error (" + why + "); " +
@@ -313,6 +321,39 @@ void producer::replace(client* failed) {
       "{}): "
       "partitions whose batches it failed restart from what was delivered",
       option_prefix_, why, n);
+}
+
+rd_kafka_s* producer::renew(const std::function<void(rd_kafka_s*)>& prepare) {
+  std::uint64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (closing_) throw fatal_error("the producer is closing");
+    auto now = std::chrono::steady_clock::now();
+    while (!replaced_at_.empty() && now - replaced_at_.front() > replacement_window)
+      replaced_at_.pop_front();
+    if (replaced_at_.size() >= max_replacements)
+      throw fatal_error("fenced more than " + std::to_string(max_replacements) +
+                        " times within 10 minutes (does another running instance use "
+                        "the same " +
+                        option_prefix_ + ".kafka.transactional.id?)");
+    generation = current_->generation + 1;
+  }
+  auto fresh = make_client(generation);
+  prepare(fresh->rk); // no sender sees it before its transaction is open
+  std::int64_t n = 0;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (closing_) throw fatal_error("the producer is closing");
+    current_->retired.store(true);
+    retired_.push_back(std::move(current_));
+    current_ = fresh;
+    replaced_at_.push_back(std::chrono::steady_clock::now());
+    n = replacements_.fetch_add(1) + 1;
+  }
+  fresh->poller = std::thread([raw = fresh.get()] { raw->poll_loop(); });
+  sluice::logger().warn("Kafka producer ({}): renewed after a fence (replacement {})",
+                        option_prefix_, n);
+  return fresh->rk;
 }
 
 void producer::release_retired() {

@@ -199,8 +199,17 @@ public:
   }
 
   /// Whether it writes in transactions (`transactional.id` is set): such a
-  /// producer is never replaced, its fatal error ends the run.
+  /// producer is not replaced on its own; a fatal error ends the run, except
+  /// a fence, after which the transactions' committer calls renew().
   bool transactional() const { return props_.contains("transactional.id"); }
+
+  /// Exactly-once, after the coordinator fenced the current instance (it
+  /// aborts a transaction that outlived `transaction.timeout.ms`, and bumps
+  /// the producer's epoch): a new instance with the same transactional id,
+  /// `prepare`d (its transactions registered, one begun) before any sender
+  /// can take it. Throws fatal_error when closing or renewed too often
+  /// (another running instance with the same id), or what `prepare` throws.
+  rd_kafka_s* renew(const std::function<void(rd_kafka_s*)>& prepare);
 
   /// How many times an instance was replaced after a fatal error.
   std::int64_t replacements() const noexcept { return replacements_.load(); }

@@ -41,12 +41,12 @@ offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
         throw missing_topic_error(name);
       if (mt.err) throw fatal_error("topic `" + name + "`: " + rd_kafka_err2str(mt.err));
       for (int p = 0; p < mt.partition_cnt; ++p) {
-        int64_t lo = 0, hi = 0;
+        std::int64_t lo = 0, hi = 0;
         auto id = mt.partitions[p].id;
-        if (auto e =
-                rd_kafka_query_watermark_offsets(rk_, name.c_str(), id, &lo, &hi, ms))
+        if (auto e = query_log_range({name, id}, lo, hi, timeout))
           throw fatal_error("cannot read end offset of " + name + "/" +
-                            std::to_string(id) + ": " + rd_kafka_err2str(e));
+                            std::to_string(id) + ": " +
+                            rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(e)));
         out[{name, id}] = hi;
       }
     }
@@ -54,12 +54,62 @@ offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
   return out;
 }
 
+namespace {
+
+/// The partition errors that mean the asked broker does not lead it (now).
+bool leader_moved(rd_kafka_resp_err_t err) {
+  switch (err) {
+  case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+  case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+  case RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE:
+  case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
+  case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
+  case RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/// Asks for `topic`'s metadata: the answer updates librdkafka's leader cache.
+void refresh_leaders(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  auto* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(rkt);
+}
+
+} // namespace
+
+int group_consumer::query_log_range(const topic_partition& tp, std::int64_t& lo,
+                                    std::int64_t& hi, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = [&] {
+    return static_cast<int>(
+        std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - std::chrono::steady_clock::now())
+                                      .count()));
+  };
+  int64_t l = 0, h = 0;
+  auto err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &l, &h,
+                                              left());
+  if (leader_moved(err)) {
+    refresh_leaders(rk_, tp.topic, left());
+    err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &l, &h,
+                                           left());
+  }
+  if (!err) {
+    lo = l;
+    hi = h;
+  }
+  return err;
+}
+
 std::optional<std::pair<std::int64_t, std::int64_t>>
 group_consumer::log_range(const topic_partition& tp, std::chrono::milliseconds timeout) {
-  int64_t lo = 0, hi = 0;
-  if (rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi,
-                                       static_cast<int>(timeout.count())))
-    return std::nullopt;
+  std::int64_t lo = 0, hi = 0;
+  if (query_log_range(tp, lo, hi, timeout)) return std::nullopt;
   return std::pair<std::int64_t, std::int64_t>{lo, hi};
 }
 
@@ -123,9 +173,19 @@ group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestam
                                 std::chrono::milliseconds timeout) {
   auto* list = rd_kafka_topic_partition_list_new(1);
   list_guard guard{list};
-  rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition)->offset =
-      timestamp_ms;
-  if (auto err = rd_kafka_offsets_for_times(rk_, list, static_cast<int>(timeout.count())))
+  auto ms = static_cast<int>(timeout.count());
+  auto ask = [&] {
+    list->elems[0].offset = timestamp_ms;
+    list->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    return rd_kafka_offsets_for_times(rk_, list, ms);
+  };
+  rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
+  auto err = ask();
+  if (leader_moved(err) || leader_moved(list->elems[0].err)) { // as in query_log_range
+    refresh_leaders(rk_, tp.topic, ms);
+    err = ask();
+  }
+  if (err)
     throw fatal_error("cannot look up the offset of " + tp.str() + " at timestamp " +
                       std::to_string(timestamp_ms) + ": " + rd_kafka_err2str(err));
   if (list->elems[0].err)

@@ -95,4 +95,37 @@ BOOST_AUTO_TEST_CASE(a_record_the_broker_refuses_aborts_and_goes_to_the_dlq_when
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_fenced_producer_is_renewed_and_the_run_goes_on) {
+  order_cluster oc;
+  oc.produce(5000);
+  // The coordinator fences the producer at its first commit, as Kafka does
+  // when a transaction outlives transaction.timeout.ms (a broker down for
+  // longer, the process stopped): it aborts the transaction and bumps the
+  // producer's epoch.
+  rd_kafka_resp_err_t fenced = RD_KAFKA_RESP_ERR_PRODUCER_FENCED;
+  rd_kafka_mock_push_request_errors_array(oc.cluster.handle(), api_key::end_txn, 1,
+                                          &fenced);
+  pipeline p(
+      oc.config("it-eos-fenced", {"guarantee=exactly-once", "trigger.availableNow=false",
+                                  "trigger.processingTime=100ms"}));
+  std::atomic<std::int64_t> processed{0};
+  p.on_progress([&](const epoch_progress& e) { processed += e.num_processed_rows; });
+  background_run run(p);
+  BOOST_REQUIRE(eventually([&] { return processed.load() >= oc.count; }, 60s));
+  auto summary = run.stop_within(30s, "the run");
+  BOOST_REQUIRE_MESSAGE(summary.ok, summary.error);
+  BOOST_TEST(processed.load() == 5000);
+  BOOST_TEST(summary.producer_replacements == 1);
+  BOOST_TEST(summary.transactions_aborted >= 1);
+  BOOST_TEST(summary.transactions_committed >= 1);
+  // Counted from committed transactions only: the input once.
+  BOOST_TEST(summary.input_rows == 5000);
+  BOOST_TEST(summary.input_rows == summary.output_rows + summary.dlq_rows);
+  // The embedded broker keeps aborted records too: every event is there,
+  // each as it should be.
+  auto outputs = check_outputs(oc, oc.bootstrap);
+  auto dead = check_dlq(oc, oc.bootstrap);
+  BOOST_TEST(outputs.size() + dead.size() == 5000u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -14,6 +14,8 @@
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include <atomic>
 #include <functional>
@@ -120,6 +122,43 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(committed_offsets(b, "g-pattern", "my-evt1").at(0) < 0);
   std::lock_guard<std::mutex> guard{m};
   BOOST_TEST(description == "KafkaV2[SubscribePattern[(__)?evt[0-9]+]]");
+}
+
+BOOST_AUTO_TEST_CASE(a_log_range_is_asked_of_the_partitions_leader_after_it_moved) {
+  // librdkafka 2.0.2 asks the leader it has cached and does not refresh after
+  // a partition-level NOT_LEADER: a member assigned a partition whose leader
+  // moved (a broker killed and back) failed after brokerTimeout (found in
+  // kafka.exactly_once).
+  mock_cluster cluster(3);
+  auto b = cluster.bootstrap_servers();
+  cluster.create_topic("moved", 1);
+  produce_to_partition(b, "moved", 0, 10);
+  auto cfg = config(b, "g-moved", R"("subscribe": "moved")");
+  kafka::group_consumer consumer(cfg.source, cfg.runtime.broker_timeout);
+  auto first = consumer.log_range({"moved", 0}, 10s); // caches the leader
+  BOOST_REQUIRE(first.has_value());
+  BOOST_TEST(first->second == 10);
+  // Each broker leads in turn: at least two of the moves leave the cache stale.
+  for (int leader : {1, 2, 3}) {
+    BOOST_REQUIRE(
+        rd_kafka_mock_partition_set_leader(cluster.handle(), "moved", 0, leader) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    auto range = consumer.log_range({"moved", 0}, 10s);
+    BOOST_REQUIRE_MESSAGE(range.has_value(),
+                          "no log range with broker " << leader << " leading");
+    BOOST_TEST(range->first == 0);
+    BOOST_TEST(range->second == 10);
+    BOOST_TEST(consumer.end_offsets({"moved"}, 10s).at({"moved", 0}) == 10);
+  }
+  // Offsets by time (startingOffsetsByTimestamp) likewise; the embedded
+  // broker finds none: nullopt, not an error.
+  for (int leader : {1, 2, 3}) {
+    BOOST_REQUIRE(
+        rd_kafka_mock_partition_set_leader(cluster.handle(), "moved", 0, leader) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    BOOST_TEST(!consumer.offset_for_time({"moved", 0}, 1, 10s).has_value());
+  }
+  consumer.close(1s);
 }
 
 BOOST_AUTO_TEST_CASE(assign_reads_its_partitions_without_a_group_and_commits_to_it) {

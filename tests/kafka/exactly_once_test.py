@@ -48,6 +48,10 @@ input topic read back, checked against what the producer was told it wrote.
    hold all 6 partitions; then SIGCONT. The zombie either rejoins and goes on, or exits 1
    with the reason (fenced, generation, member...) on stderr: either is accepted and
    printed. The group goes on, and the outputs are exactly once.
+5. Stalled: the zombie again with the default transaction timeout (10 s), which the 15 s
+   stop outlasts: the broker aborts its transaction and fences its producer (as a broker
+   down for longer than the timeout does). On SIGCONT it must renew its producer, rejoin
+   and go on committing; the outputs are exactly once.
 
 Runs about 7 minutes on 2 cores (SLUICE_TEST_TIMEOUT_MULTIPLIER scales the waits).
 
@@ -626,12 +630,14 @@ def kill_broker(c, tag, members):
     revive(tag, members, "through the broker kill")
 
 
-def zombie(c):
-    """4: a holder SIGSTOPped past the session timeout, its partitions moved, SIGCONT."""
-    tag = "eo-zombie"
+def zombie(c, tag="eo-zombie", stalled=False):
+    """4: a holder SIGSTOPped past the session timeout, its partitions moved, SIGCONT.
+    `stalled`: past the default transaction timeout too (10 s), so that the broker aborts
+    its transaction and fences its producer: it must renew the producer and rejoin."""
     began = time.time()
     make_topics(c, tag)
-    path = pipeline(c, tag, guarantee=None, sink={"kafka.transaction.timeout.ms": 30000})
+    sink = None if stalled else {"kafka.transaction.timeout.ms": 30000}
+    path = pipeline(c, tag, guarantee=None, sink=sink)
     args = [path, "--set", "guarantee=exactly-once"]
     writer = Writer(c.bootstrap(), tag, RATE, 6000)
     writer.start()
@@ -678,7 +684,11 @@ def zombie(c):
             print("%s: the zombie's first progress line after SIGCONT: transactions %s, "
                   "message %r" % (tag, after[0].get("transactions"), after[0].get("message")),
                   flush=True)
-        if how == "exited":
+        if stalled:
+            check("%s: the fenced zombie renews its producer, rejoins and goes on committing "
+                  "(%s)" % (tag, how), how == "rejoined" and "renewed after a fence"
+                  in a.log_text(), a.log_text()[-2500:])
+        elif how == "exited":
             text = a.log_text()
             failed = [l for l in text.splitlines() if "run failed" in l] or text.splitlines()[-3:]
             print("%s: the zombie exited %s: %s" % (tag, a.proc.returncode, failed[-1:]),
@@ -734,6 +744,7 @@ def main():
         scenario(kills, c, "eo-alo", "at-least-once", 8000, 2, seed=12)
         scenario(kills, c, "eo-dedup", "exactly-once", 8000, 3, dedup=True, seed=13)
         scenario(zombie, c)
+        scenario(zombie, c, "eo-stalled", stalled=True)
     print("exactly-once test: %.0f s" % (time.time() - t0), flush=True)
 
 

@@ -73,6 +73,7 @@ constexpr std::int16_t fetch = 1;
 constexpr std::int16_t offset_commit = 8;
 constexpr std::int16_t offset_fetch = 9;
 constexpr std::int16_t init_producer_id = 22;
+constexpr std::int16_t end_txn = 26;
 } // namespace api_key
 
 /// Timeouts scale with SLUICE_TEST_TIMEOUT_MULTIPLIER (e.g. 3 under sanitizers).
