@@ -268,6 +268,8 @@ run_summary pipeline::run_until_stopped() {
     im.transactions = std::make_unique<guarantee::transaction_committer>(
         *im.producer, im.consumer->handle(),
         cfg.source.subscription != subscription_kind::assign,
+        !cfg.sink.kafka.contains("transactional.id"), // the id is this process's
+        std::chrono::milliseconds(std::stoll(im.sink_props.at("transaction.timeout.ms"))),
         std::max<std::chrono::milliseconds>(cfg.runtime.broker_timeout,
                                             std::chrono::seconds(30)),
         [&metrics](bool committed) {

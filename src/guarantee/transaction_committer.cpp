@@ -52,13 +52,14 @@ std::string text_of(const rd_kafka_error_t* err) {
 
 } // namespace
 
-transaction_committer::transaction_committer(kafka::producer& producer,
-                                             rd_kafka_s* consumer, bool in_group,
-                                             std::chrono::milliseconds call_timeout,
-                                             settled_fn settled, fatal_fn fatal)
+transaction_committer::transaction_committer(
+    kafka::producer& producer, rd_kafka_s* consumer, bool in_group, bool own_id,
+    std::chrono::milliseconds transaction_timeout, std::chrono::milliseconds call_timeout,
+    settled_fn settled, fatal_fn fatal)
     : producer_(producer), handle_(producer.handle()), consumer_(consumer),
-      in_group_(in_group), call_timeout_(call_timeout), settled_(std::move(settled)),
-      fatal_(std::move(fatal)), driver_([this] { drive(); }) {}
+      in_group_(in_group), own_id_(own_id), transaction_timeout_(transaction_timeout),
+      call_timeout_(call_timeout), settled_(std::move(settled)), fatal_(std::move(fatal)),
+      driver_([this] { drive(); }) {}
 
 transaction_committer::~transaction_committer() {
   {
@@ -80,6 +81,7 @@ void transaction_committer::start(const std::string& bootstrap,
     throw fatal_error("exactly-once: cannot start transactions on the sink cluster (" +
                       text_of(err.get()) + ")");
   error_ptr begun{rd_kafka_begin_transaction(handle_), rd_kafka_error_destroy};
+  began_ = steady::now();
   if (begun)
     throw fatal_error("exactly-once: cannot begin a transaction (" +
                       text_of(begun.get()) + ")");
@@ -129,6 +131,7 @@ void transaction_committer::fail(const std::string& why) {
 
 bool transaction_committer::begin_now() {
   error_ptr err{rd_kafka_begin_transaction(handle_), rd_kafka_error_destroy};
+  began_ = steady::now();
   if (!err) return true;
   if (renewed_after_fence(err.get(), "beginning a transaction")) return true;
   fail("exactly-once: cannot begin the next transaction (" + text_of(err.get()) + ")");
@@ -158,28 +161,41 @@ bool transaction_committer::renewed_after_fence(const rd_kafka_error_s* err,
                                                 const std::string& what) {
   if (failed_.load() || rd_kafka_error_code(err) != RD_KAFKA_RESP_ERR__FENCED)
     return false;
+  if (!own_id_ && steady::now() - began_ < transaction_timeout_) {
+    // The user's id, and a transaction younger than its timeout: a newer
+    // instance with that id fenced this one (and a commit being resumed may
+    // have completed); renewing would fence it back.
+    fail("exactly-once: the producer was fenced (" + text_of(err) + ") while " + what +
+         ": another instance started with the same sink.kafka.transactional.id (give "
+         "each running instance its own, or leave it unset), or a transaction outlived "
+         "sink.kafka.transaction.timeout.ms; the next run resumes from the last "
+         "committed transaction");
+    return false;
+  }
   try {
     handle_ = producer_.renew([this](rd_kafka_s* fresh) {
       auto init =
           until_done([fresh](int t) { return rd_kafka_init_transactions(fresh, t); },
                      steady::now() + call_timeout_);
       if (init)
-        throw fatal_error("cannot start its transactions (" + text_of(init.get()) + ")");
+        throw fatal_error("it cannot start transactions (" + text_of(init.get()) + ")");
       error_ptr begun{rd_kafka_begin_transaction(fresh), rd_kafka_error_destroy};
+      began_ = steady::now();
       if (begun)
         throw fatal_error("cannot begin a transaction (" + text_of(begun.get()) + ")");
     });
   } catch (const std::exception& e) {
     fail("exactly-once: the producer was fenced (" + text_of(err) +
-         ") and no new one took over: " + e.what());
+         ") and no new one took over: " + e.what() +
+         "; the next run resumes from the last committed transaction");
     return false;
   }
-  // With the id new for each process, only the coordinator fences it: the
-  // transaction outlived transaction.timeout.ms (a broker down, a stall).
+  // The coordinator aborted a transaction that outlived its timeout (a broker
+  // down, a stall): the open one, as one it let commit is never aborted.
   sluice::logger().warn(
-      "exactly-once: the producer was fenced ({}), {}: the broker aborted its "
-      "transaction, read_committed readers never see its records; a new producer took "
-      "over, and reading resumes from the last committed offsets",
+      "exactly-once: the broker fenced the producer ({}) while {}: it aborts the open "
+      "transaction (read_committed readers never see its records); a new producer took "
+      "over, and what was not committed is read again",
       text_of(err), what);
   return true;
 }
@@ -238,14 +254,16 @@ kafka::commit_outcome transaction_committer::commit_now(const kafka::offset_map&
   }
   auto why = text_of(err.get());
   if (rd_kafka_error_code(err.get()) == RD_KAFKA_RESP_ERR__FENCED) {
+    if (!renewed_after_fence(err.get(), "committing an epoch")) {
+      out.error = "the transaction failed (" + why + ")";
+      return out;
+    }
     if (settled_) settled_(false); // the coordinator aborted it
     out.error = "transaction aborted by the broker (" + why + ")";
-    if (!renewed_after_fence(err.get(), "committing an epoch"))
-      out.error = "the transaction failed (" + why + ")";
     return out;
   }
   if (!rd_kafka_error_txn_requires_abort(err.get())) {
-    // Fatal (fenced by a newer producer with this id, the ACLs), an error
+    // Fatal (refused by the ACLs), an error
     // librdkafka says to treat as fatal, or a coordinator that did not answer
     // in time, when the commit may still complete: the run ends, and the next
     // one resumes from what the coordinator holds.
@@ -285,10 +303,11 @@ transaction_committer::commit_sync(const kafka::offset_map& offsets,
     }
     answer->set_value(commit_now(offsets, batch_id));
   });
-  // The job ahead of this one and this one take at most two call timeouts
-  // each (commit, then abort): a shorter wait would let the partitions go
-  // while their offsets can still be committed.
-  auto wait = std::max<std::chrono::milliseconds>(timeout, 4 * call_timeout_);
+  // The job ahead of this one and this one take at most three call timeouts
+  // each (commit, abort, and a new producer's registration after a fence): a
+  // shorter wait would let the partitions go while their offsets can still be
+  // committed.
+  auto wait = std::max<std::chrono::milliseconds>(timeout, 6 * call_timeout_);
   if (future.wait_for(wait) == std::future_status::ready) return future.get();
   abandoned->store(true);
   kafka::commit_outcome out;

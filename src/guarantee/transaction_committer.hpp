@@ -40,11 +40,16 @@ public:
   /// stopped answering, fenced too often): the run must end.
   using fatal_fn = std::function<void(const std::string&)>;
 
-  /// `producer` has `transactional.id` set (renewed here when fenced);
-  /// `consumer` is the group consumer whose metadata fences commits from a
-  /// stale generation (`in_group`: it subscribes, so it must be a member when
-  /// it commits). Both outlive this.
+  /// `producer` has `transactional.id` set; `consumer` is the group consumer
+  /// whose metadata fences commits from a stale generation (`in_group`: it
+  /// subscribes, so it must be a member when it commits). Both outlive this.
+  /// A fence is renewed (a new producer takes over) when it can only be the
+  /// broker aborting a transaction that outlived `transaction_timeout`: with
+  /// `own_id` (the id is this process's), or when the open transaction is
+  /// that old; otherwise (an id of the user's, shared by another instance?)
+  /// it ends the run.
   transaction_committer(kafka::producer& producer, rd_kafka_s* consumer, bool in_group,
+                        bool own_id, std::chrono::milliseconds transaction_timeout,
                         std::chrono::milliseconds call_timeout, settled_fn settled,
                         fatal_fn fatal);
   /// Joins the driver thread; an open transaction is left to the broker
@@ -100,6 +105,10 @@ private:
   rd_kafka_s* handle_; // producer_'s current instance, on the driver thread
   rd_kafka_s* consumer_;
   bool in_group_;
+  bool own_id_;
+  std::chrono::milliseconds transaction_timeout_;
+  /// When the open transaction began (on the driver thread).
+  std::chrono::steady_clock::time_point began_;
   std::chrono::milliseconds call_timeout_;
   settled_fn settled_;
   fatal_fn fatal_;

@@ -406,9 +406,8 @@ std::optional<std::string> group_consumer::take_partitions(void* raw) {
     a.tp = {p.topic, p.partition};
     std::int64_t lo = 0, hi = 0;
     failed = retry_until(deadline, stop_, [&]() -> std::optional<std::string> {
-      if (auto e = query_log_range(a.tp, lo, hi, std::chrono::seconds(5)))
-        return "cannot read the log range of " + a.tp.str() + ": " +
-               rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(e));
+      if (auto why = query_log_range(a.tp, lo, hi, std::chrono::seconds(5)))
+        return "cannot read the log range of " + a.tp.str() + ": " + *why;
       return std::nullopt;
     });
     if (failed) return *failed;

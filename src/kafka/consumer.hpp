@@ -170,12 +170,13 @@ public:
   rd_kafka_s* handle() const noexcept { return rk_; }
 
 private:
-  /// rd_kafka_query_watermark_offsets, asked again once after a refresh of
-  /// the topic's metadata when the broker it asked no longer leads the
-  /// partition: librdkafka 2.0.2 refreshes only after a request-level error,
-  /// and would ask the same broker until the periodic refresh.
-  int query_log_range(const topic_partition& tp, std::int64_t& lo, std::int64_t& hi,
-                      std::chrono::milliseconds timeout);
+  /// rd_kafka_query_watermark_offsets within `timeout`, asked again when the
+  /// broker asked does not lead the partition, after waiting for a refresh of
+  /// the topic's metadata (librdkafka 2.0.2 only starts one, and answers with
+  /// the error). Returns why not, naming the leader the metadata gave.
+  std::optional<std::string> query_log_range(const topic_partition& tp, std::int64_t& lo,
+                                             std::int64_t& hi,
+                                             std::chrono::milliseconds timeout);
   static void rebalance_trampoline(rd_kafka_s*, int err, void* parts, void* opaque);
   void on_rebalance(int err, void* parts);
   /// Chooses the start of each partition, tells the listener, and sets the

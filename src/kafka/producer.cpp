@@ -266,11 +266,9 @@ void producer::replace(client* failed) {
       generation = failed->generation + 1;
   }
   if (generation == 0 && transactional() && code == RD_KAFKA_RESP_ERR__FENCED) {
-    // The transactions' committer meets it at its next call and renews the
-    // producer (renew()); writes fail until then, and are replayed.
-    sluice::logger().warn("Kafka producer ({}): fenced ({}); the exactly-once committer "
-                          "replaces it",
-                          option_prefix_, why);
+    // The transactions' committer meets it at its next call: it renews the
+    // producer (renew()) or ends the run. Writes fail until then.
+    sluice::logger().warn("Kafka producer ({}): fenced ({})", option_prefix_, why);
     return;
   }
   if (generation == 0) {
@@ -333,9 +331,10 @@ rd_kafka_s* producer::renew(const std::function<void(rd_kafka_s*)>& prepare) {
       replaced_at_.pop_front();
     if (replaced_at_.size() >= max_replacements)
       throw fatal_error("fenced more than " + std::to_string(max_replacements) +
-                        " times within 10 minutes (does another running instance use "
-                        "the same " +
-                        option_prefix_ + ".kafka.transactional.id?)");
+                        " times within 10 minutes: transactions keep outliving " +
+                        option_prefix_ +
+                        ".kafka.transaction.timeout.ms (brokers down, the process "
+                        "stalled); raise it, or see to the brokers");
     generation = current_->generation + 1;
   }
   auto fresh = make_client(generation);

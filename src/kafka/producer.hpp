@@ -207,8 +207,8 @@ public:
   /// aborts a transaction that outlived `transaction.timeout.ms`, and bumps
   /// the producer's epoch): a new instance with the same transactional id,
   /// `prepare`d (its transactions registered, one begun) before any sender
-  /// can take it. Throws fatal_error when closing or renewed too often
-  /// (another running instance with the same id), or what `prepare` throws.
+  /// can take it. Throws fatal_error when closing or renewed too often, or
+  /// what `prepare` throws.
   rd_kafka_s* renew(const std::function<void(rd_kafka_s*)>& prepare);
 
   /// How many times an instance was replaced after a fatal error.

@@ -43,10 +43,9 @@ offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
       for (int p = 0; p < mt.partition_cnt; ++p) {
         std::int64_t lo = 0, hi = 0;
         auto id = mt.partitions[p].id;
-        if (auto e = query_log_range({name, id}, lo, hi, timeout))
+        if (auto why = query_log_range({name, id}, lo, hi, timeout))
           throw fatal_error("cannot read end offset of " + name + "/" +
-                            std::to_string(id) + ": " +
-                            rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(e)));
+                            std::to_string(id) + ": " + *why);
         out[{name, id}] = hi;
       }
     }
@@ -56,8 +55,9 @@ offset_map group_consumer::end_offsets(const std::vector<std::string>& topics,
 
 namespace {
 
-/// The partition errors that mean the asked broker does not lead it (now).
-bool leader_moved(rd_kafka_resp_err_t err) {
+/// The partition errors that mean the asked broker does not lead it, or not
+/// yet (a leader still taking over answers OFFSET_NOT_AVAILABLE).
+bool not_led_there(rd_kafka_resp_err_t err) {
   switch (err) {
   case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
   case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
@@ -71,39 +71,56 @@ bool leader_moved(rd_kafka_resp_err_t err) {
   }
 }
 
-/// Asks for `topic`'s metadata: the answer updates librdkafka's leader cache.
-void refresh_leaders(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
-  auto* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+/// Asks for `tp`'s topic metadata and waits for it (the answer updates
+/// librdkafka's leader cache); returns the leader it names (-1: none known).
+std::int32_t refresh_leader(rd_kafka_t* rk, const topic_partition& tp, int timeout_ms) {
+  auto* rkt = rd_kafka_topic_new(rk, tp.topic.c_str(), nullptr);
+  if (!rkt) return -1;
   const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+  std::int32_t leader = -1;
+  if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int t = 0; t < md->topic_cnt; ++t)
+      for (int p = 0; p < md->topics[t].partition_cnt; ++p)
+        if (md->topics[t].partitions[p].id == tp.partition)
+          leader = md->topics[t].partitions[p].leader;
     rd_kafka_metadata_destroy(md);
+  }
   rd_kafka_topic_destroy(rkt);
+  return leader;
+}
+
+/// Milliseconds until `deadline`, at least 1.
+int ms_until(std::chrono::steady_clock::time_point deadline) {
+  return static_cast<int>(
+      std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count()));
 }
 
 } // namespace
 
-int group_consumer::query_log_range(const topic_partition& tp, std::int64_t& lo,
-                                    std::int64_t& hi, std::chrono::milliseconds timeout) {
+std::optional<std::string>
+group_consumer::query_log_range(const topic_partition& tp, std::int64_t& lo,
+                                std::int64_t& hi, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto left = [&] {
-    return static_cast<int>(
-        std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      deadline - std::chrono::steady_clock::now())
-                                      .count()));
-  };
   int64_t l = 0, h = 0;
   auto err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &l, &h,
-                                              left());
-  if (leader_moved(err)) {
-    refresh_leaders(rk_, tp.topic, left());
+                                              ms_until(deadline));
+  std::string why;
+  if (not_led_there(err)) {
+    auto leader = refresh_leader(rk_, tp, ms_until(deadline));
+    why = std::string(rd_kafka_err2str(err)) + " (asked again after a metadata refresh";
+    if (leader >= 0) why += " naming broker " + std::to_string(leader) + " its leader";
     err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &l, &h,
-                                           left());
+                                           ms_until(deadline));
+    why += err ? std::string(": ") + rd_kafka_err2str(err) + ")" : ")";
+  } else if (err) {
+    why = rd_kafka_err2str(err);
   }
-  if (!err) {
-    lo = l;
-    hi = h;
-  }
-  return err;
+  if (err) return why;
+  lo = l;
+  hi = h;
+  return std::nullopt;
 }
 
 std::optional<std::pair<std::int64_t, std::int64_t>>
@@ -173,16 +190,16 @@ group_consumer::offset_for_time(const topic_partition& tp, std::int64_t timestam
                                 std::chrono::milliseconds timeout) {
   auto* list = rd_kafka_topic_partition_list_new(1);
   list_guard guard{list};
-  auto ms = static_cast<int>(timeout.count());
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   auto ask = [&] {
     list->elems[0].offset = timestamp_ms;
     list->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    return rd_kafka_offsets_for_times(rk_, list, ms);
+    return rd_kafka_offsets_for_times(rk_, list, ms_until(deadline));
   };
   rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
   auto err = ask();
-  if (leader_moved(err) || leader_moved(list->elems[0].err)) { // as in query_log_range
-    refresh_leaders(rk_, tp.topic, ms);
+  if (not_led_there(err) || not_led_there(list->elems[0].err)) { // as query_log_range
+    refresh_leader(rk_, tp, ms_until(deadline));
     err = ask();
   }
   if (err)

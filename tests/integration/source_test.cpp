@@ -125,10 +125,10 @@ BOOST_AUTO_TEST_CASE(
 }
 
 BOOST_AUTO_TEST_CASE(a_log_range_is_asked_of_the_partitions_leader_after_it_moved) {
-  // librdkafka 2.0.2 asks the leader it has cached and does not refresh after
-  // a partition-level NOT_LEADER: a member assigned a partition whose leader
-  // moved (a broker killed and back) failed after brokerTimeout (found in
-  // kafka.exactly_once).
+  // librdkafka 2.0.2 answers a lookup at a broker that no longer leads the
+  // partition with NOT_LEADER (it only starts a metadata refresh): lookups
+  // without retries of their own (a plan's log ranges, a bounded run's end
+  // offsets, offsets by time) failed at once.
   mock_cluster cluster(3);
   auto b = cluster.bootstrap_servers();
   cluster.create_topic("moved", 1);

@@ -51,9 +51,10 @@ input topic read back, checked against what the producer was told it wrote.
 5. Stalled: the zombie again with the default transaction timeout (10 s), which the 15 s
    stop outlasts: the broker aborts its transaction and fences its producer (as a broker
    down for longer than the timeout does). On SIGCONT it must renew its producer, rejoin
-   and go on committing; the outputs are exactly once.
+   and go on committing; the outputs are exactly once. Again with a transactional id per
+   instance set by the user (the fence comes after the timeout: renewed too).
 
-Runs about 7 minutes on 2 cores (SLUICE_TEST_TIMEOUT_MULTIPLIER scales the waits).
+Runs about 9 minutes on 2 cores (SLUICE_TEST_TIMEOUT_MULTIPLIER scales the waits).
 
 Usage: scripts/kafka.sh python tests/kafka/exactly_once_test.py PATH/TO/sluice
 """
@@ -630,10 +631,11 @@ def kill_broker(c, tag, members):
     revive(tag, members, "through the broker kill")
 
 
-def zombie(c, tag="eo-zombie", stalled=False):
+def zombie(c, tag="eo-zombie", stalled=False, fixed_ids=False):
     """4: a holder SIGSTOPped past the session timeout, its partitions moved, SIGCONT.
     `stalled`: past the default transaction timeout too (10 s), so that the broker aborts
-    its transaction and fences its producer: it must renew the producer and rejoin."""
+    its transaction and fences its producer: it must renew the producer and rejoin.
+    `fixed_ids`: each instance with a transactional id of its own, set by the user."""
     began = time.time()
     make_topics(c, tag)
     sink = None if stalled else {"kafka.transaction.timeout.ms": 30000}
@@ -641,7 +643,9 @@ def zombie(c, tag="eo-zombie", stalled=False):
     args = [path, "--set", "guarantee=exactly-once"]
     writer = Writer(c.bootstrap(), tag, RATE, 6000)
     writer.start()
-    members = [Member(tag, slot, args) for slot in range(2)]
+    members = [Member(tag, slot, args + (["--set", "sink.kafka.transactional.id=%s-%d"
+                                           % (tag, slot)] if fixed_ids else []))
+               for slot in range(2)]
     a, b = members
     try:
         flowing(c, tag, members)
@@ -745,6 +749,7 @@ def main():
         scenario(kills, c, "eo-dedup", "exactly-once", 8000, 3, dedup=True, seed=13)
         scenario(zombie, c)
         scenario(zombie, c, "eo-stalled", stalled=True)
+        scenario(zombie, c, "eo-stalled-fixed", stalled=True, fixed_ids=True)
     print("exactly-once test: %.0f s" % (time.time() - t0), flush=True)
 
 
