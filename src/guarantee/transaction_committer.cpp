@@ -81,7 +81,7 @@ void transaction_committer::start(const std::string& bootstrap,
     throw fatal_error("exactly-once: cannot start transactions on the sink cluster (" +
                       text_of(err.get()) + ")");
   error_ptr begun{rd_kafka_begin_transaction(handle_), rd_kafka_error_destroy};
-  began_ = steady::now();
+  producer_.transaction_begun();
   if (begun)
     throw fatal_error("exactly-once: cannot begin a transaction (" +
                       text_of(begun.get()) + ")");
@@ -131,7 +131,7 @@ void transaction_committer::fail(const std::string& why) {
 
 bool transaction_committer::begin_now() {
   error_ptr err{rd_kafka_begin_transaction(handle_), rd_kafka_error_destroy};
-  began_ = steady::now();
+  producer_.transaction_begun();
   if (!err) return true;
   if (renewed_after_fence(err.get(), "beginning a transaction")) return true;
   fail("exactly-once: cannot begin the next transaction (" + text_of(err.get()) + ")");
@@ -161,10 +161,13 @@ bool transaction_committer::renewed_after_fence(const rd_kafka_error_s* err,
                                                 const std::string& what) {
   if (failed_.load() || rd_kafka_error_code(err) != RD_KAFKA_RESP_ERR__FENCED)
     return false;
-  if (!own_id_ && steady::now() - began_ < transaction_timeout_) {
-    // The user's id, and a transaction younger than its timeout: a newer
-    // instance with that id fenced this one (and a commit being resumed may
-    // have completed); renewing would fence it back.
+  // The broker's timer starts at the transaction's first write, never before
+  // the write is queued here.
+  auto age = producer_.since_first_write();
+  if (!own_id_ && !(age && *age >= transaction_timeout_)) {
+    // The user's id, and a transaction younger than its timeout (or with
+    // nothing written): a newer instance with that id fenced this one (and a
+    // commit being resumed may have completed); renewing would fence it back.
     fail("exactly-once: the producer was fenced (" + text_of(err) + ") while " + what +
          ": another instance started with the same sink.kafka.transactional.id (give "
          "each running instance its own, or leave it unset), or a transaction outlived "
@@ -180,7 +183,7 @@ bool transaction_committer::renewed_after_fence(const rd_kafka_error_s* err,
       if (init)
         throw fatal_error("it cannot start transactions (" + text_of(init.get()) + ")");
       error_ptr begun{rd_kafka_begin_transaction(fresh), rd_kafka_error_destroy};
-      began_ = steady::now();
+      producer_.transaction_begun();
       if (begun)
         throw fatal_error("cannot begin a transaction (" + text_of(begun.get()) + ")");
     });
@@ -231,6 +234,7 @@ kafka::commit_outcome transaction_committer::commit_now(const kafka::offset_map&
       return out;
     }
     kafka::list_guard list{kafka::commit_list(offsets, batch_id)};
+    producer_.note_write(); // offsets alone open the transaction on the broker too
     err = until_done(
         [&](int t) {
           return rd_kafka_send_offsets_to_transaction(handle_, list.list, meta.get(), t);
@@ -306,8 +310,11 @@ transaction_committer::commit_sync(const kafka::offset_map& offsets,
   // The job ahead of this one and this one take at most three call timeouts
   // each (commit, abort, and a new producer's registration after a fence): a
   // shorter wait would let the partitions go while their offsets can still be
-  // committed.
-  auto wait = std::max<std::chrono::milliseconds>(timeout, 6 * call_timeout_);
+  // committed. Capped below max.poll.interval.ms (300 s): past it the group
+  // moves on anyway, and refuses this generation's offsets.
+  auto wait = std::max<std::chrono::milliseconds>(
+      timeout,
+      std::min<std::chrono::milliseconds>(6 * call_timeout_, std::chrono::seconds(280)));
   if (future.wait_for(wait) == std::future_status::ready) return future.get();
   abandoned->store(true);
   kafka::commit_outcome out;

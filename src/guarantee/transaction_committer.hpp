@@ -37,7 +37,8 @@ public:
   /// the driver thread (the run counts them).
   using settled_fn = std::function<void(bool committed)>;
   /// An error no abort gets past (refused by the ACLs, a coordinator that
-  /// stopped answering, fenced too often): the run must end.
+  /// stopped answering, fenced too often, or by another instance with the
+  /// user's id): the run must end.
   using fatal_fn = std::function<void(const std::string&)>;
 
   /// `producer` has `transactional.id` set; `consumer` is the group consumer
@@ -45,9 +46,9 @@ public:
   /// subscribes, so it must be a member when it commits). Both outlive this.
   /// A fence is renewed (a new producer takes over) when it can only be the
   /// broker aborting a transaction that outlived `transaction_timeout`: with
-  /// `own_id` (the id is this process's), or when the open transaction is
-  /// that old; otherwise (an id of the user's, shared by another instance?)
-  /// it ends the run.
+  /// `own_id` (the id is this process's), or when the open transaction's
+  /// first write is that old; otherwise (an id of the user's, shared by
+  /// another instance?) it ends the run.
   transaction_committer(kafka::producer& producer, rd_kafka_s* consumer, bool in_group,
                         bool own_id, std::chrono::milliseconds transaction_timeout,
                         std::chrono::milliseconds call_timeout, settled_fn settled,
@@ -107,8 +108,6 @@ private:
   bool in_group_;
   bool own_id_;
   std::chrono::milliseconds transaction_timeout_;
-  /// When the open transaction began (on the driver thread).
-  std::chrono::steady_clock::time_point began_;
   std::chrono::milliseconds call_timeout_;
   settled_fn settled_;
   fatal_fn fatal_;

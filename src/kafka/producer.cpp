@@ -417,7 +417,10 @@ producer::send(delivery_group* group, std::size_t index, topic_handle topic,
       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
       RD_KAFKA_V_TIMESTAMP(timestamp_ms > 0 ? timestamp_ms : 0), RD_KAFKA_V_HEADERS(hdrs),
       RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return send_result::queued;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    note_write();
+    return send_result::queued;
+  }
   group->cancel_one();
   if (hdrs) rd_kafka_headers_destroy(hdrs); // not taken over on failure
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return send_result::queue_full;
@@ -438,7 +441,10 @@ producer::send_to_partition(delivery_group* group, std::size_t index, topic_hand
       rk, RD_KAFKA_V_RKT(topic.rkt), RD_KAFKA_V_PARTITION(partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key.data(), key.size()),
       RD_KAFKA_V_VALUE(payload, size), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return send_result::queued;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    note_write();
+    return send_result::queued;
+  }
   group->cancel_one();
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return send_result::queue_full;
   if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return send_result::too_large;

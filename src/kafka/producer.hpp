@@ -211,6 +211,25 @@ public:
   /// what `prepare` throws.
   rd_kafka_s* renew(const std::function<void(rd_kafka_s*)>& prepare);
 
+  /// Exactly-once: a transaction begins; its first write is not yet queued.
+  void transaction_begun() noexcept { first_write_.store(0); }
+  /// Notes a write into the open transaction (a record queued, or offsets
+  /// sent to it): the first one starts the broker's transaction timer.
+  void note_write() noexcept {
+    if (first_write_.load(std::memory_order_relaxed) != 0) return;
+    std::int64_t none = 0;
+    first_write_.compare_exchange_strong(
+        none, std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  /// How long ago the open transaction's first write was queued; nullopt
+  /// when nothing was written since it began.
+  std::optional<std::chrono::steady_clock::duration> since_first_write() const noexcept {
+    auto at = first_write_.load();
+    if (at == 0) return std::nullopt;
+    return std::chrono::steady_clock::now().time_since_epoch() -
+           std::chrono::steady_clock::duration(at);
+  }
+
   /// How many times an instance was replaced after a fatal error.
   std::int64_t replacements() const noexcept { return replacements_.load(); }
 
@@ -231,7 +250,8 @@ private:
   std::chrono::milliseconds delivery_timeout_{300000};
   cluster_health health_;
   std::atomic<std::int64_t> replacements_{0};
-  mutable std::mutex mutex_; // guards current_, retired_ and replaced_at_
+  std::atomic<std::int64_t> first_write_{0}; // steady ticks; 0: none since begin
+  mutable std::mutex mutex_;                 // guards current_, retired_ and replaced_at_
   lease current_;
   std::vector<lease> retired_;
   std::deque<std::chrono::steady_clock::time_point> replaced_at_;

@@ -103,14 +103,16 @@ std::optional<std::string>
 group_consumer::query_log_range(const topic_partition& tp, std::int64_t& lo,
                                 std::int64_t& hi, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  int64_t l = 0, h = 0;
+  std::int64_t l = 0, h = 0;
   auto err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &l, &h,
                                               ms_until(deadline));
   std::string why;
   if (not_led_there(err)) {
     auto leader = refresh_leader(rk_, tp, ms_until(deadline));
-    why = std::string(rd_kafka_err2str(err)) + " (asked again after a metadata refresh";
-    if (leader >= 0) why += " naming broker " + std::to_string(leader) + " its leader";
+    why = std::string(rd_kafka_err2str(err)) + " (asked again after ";
+    why += leader >= 0
+               ? "metadata naming broker " + std::to_string(leader) + " its leader"
+               : std::string("a metadata request that named no leader");
     err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &l, &h,
                                            ms_until(deadline));
     why += err ? std::string(": ") + rd_kafka_err2str(err) + ")" : ")";

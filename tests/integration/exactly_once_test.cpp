@@ -110,12 +110,12 @@ run_summary run_fenced_at(order_cluster& oc, std::int16_t api, rd_kafka_resp_err
   std::atomic<std::int64_t> processed{0};
   p.on_progress([&](const epoch_progress& e) { processed += e.num_processed_rows; });
   background_run run(p);
-  eventually(
+  BOOST_TEST(eventually(
       [&] {
         return processed.load() >= oc.count ||
                run.result.wait_for(0s) == std::future_status::ready;
       },
-      60s);
+      60s));
   auto summary = run.stop_within(30s, "the run");
   BOOST_TEST(summary.input_rows == processed.load());
   return summary;
@@ -155,7 +155,9 @@ BOOST_AUTO_TEST_CASE(a_fenced_producer_is_renewed_and_the_run_goes_on) {
 BOOST_AUTO_TEST_CASE(a_fenced_producer_with_a_fixed_id_ends_the_run_naming_the_option) {
   order_cluster oc;
   auto summary = run_fenced_at(oc, api_key::end_txn, RD_KAFKA_RESP_ERR_PRODUCER_FENCED,
-                               {"sink.kafka.transactional.id=it-eos-fixed"});
+                               {"sink.kafka.transactional.id=it-eos-fixed",
+                                // a slow start must not make it look old
+                                "sink.kafka.transaction.timeout.ms=60000"});
   BOOST_TEST(!summary.ok);
   BOOST_TEST(summary.error.find("sink.kafka.transactional.id") != std::string::npos,
              summary.error);
