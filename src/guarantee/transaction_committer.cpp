@@ -168,11 +168,11 @@ bool transaction_committer::renewed_after_fence(const rd_kafka_error_s* err,
     // The user's id, and a transaction younger than its timeout (or with
     // nothing written): a newer instance with that id fenced this one (and a
     // commit being resumed may have completed); renewing would fence it back.
-    fail("exactly-once: the producer was fenced (" + text_of(err) + ") while " + what +
-         ": another instance started with the same sink.kafka.transactional.id (give "
-         "each running instance its own, or leave it unset), or a transaction outlived "
-         "sink.kafka.transaction.timeout.ms; the next run resumes from the last "
-         "committed transaction");
+    fail("exactly-once: another instance started with this one's "
+         "sink.kafka.transactional.id and fenced its producer: give each running "
+         "instance its own id, or leave it unset; the next run resumes from the last "
+         "committed transaction (" +
+         text_of(err) + ")");
     return false;
   }
   try {
@@ -196,8 +196,8 @@ bool transaction_committer::renewed_after_fence(const rd_kafka_error_s* err,
   // The coordinator aborted a transaction that outlived its timeout (a broker
   // down, a stall): the open one, as one it let commit is never aborted.
   sluice::logger().warn(
-      "exactly-once: the broker fenced the producer ({}) while {}: it aborts the open "
-      "transaction (read_committed readers never see its records); a new producer took "
+      "exactly-once: the broker fenced the producer ({}) while {}: the open transaction "
+      "is aborted (read_committed readers never see its records); a new producer took "
       "over, and what was not committed is read again",
       text_of(err), what);
   return true;
