@@ -259,10 +259,7 @@ void producer::replace(client* failed) {
   {
     std::lock_guard<std::mutex> guard{mutex_};
     if (closing_ || current_.get() != failed) return; // closing, or already replaced
-    auto now = std::chrono::steady_clock::now();
-    while (!replaced_at_.empty() && now - replaced_at_.front() > replacement_window)
-      replaced_at_.pop_front();
-    if (replaceable(code) && replaced_at_.size() < max_replacements && !transactional())
+    if (replaceable(code) && recent_replacements() < max_replacements && !transactional())
       generation = failed->generation + 1;
   }
   if (generation == 0 && transactional() && code == RD_KAFKA_RESP_ERR__FENCED) {
@@ -298,19 +295,8 @@ void producer::replace(client* failed) {
         why, e.what());
     return;
   }
-  std::int64_t n = 0;
-  {
-    std::lock_guard<std::mutex> guard{mutex_};
-    if (closing_) return; // the destructor took every instance already
-    failed->retired.store(true);
-    retired_.push_back(std::move(current_));
-    current_ = fresh;
-    replaced_at_.push_back(std::chrono::steady_clock::now());
-    n = replacements_.fetch_add(1) + 1;
-  }
-  // Outside the lock: ~producer joins `failed` (this thread) before it
-  // destroys `fresh`, so the thread is in place by then.
-  fresh->poller = std::thread([raw = fresh.get()] { raw->poll_loop(); });
+  auto n = install(failed, fresh);
+  if (n == 0) return; // the destructor took every instance already
   // librdkafka dropped the queued messages. Those in a broker's hands get
   // their real outcome: purged now, they could be written after their own
   // replay, out of order.
@@ -321,35 +307,49 @@ void producer::replace(client* failed) {
       option_prefix_, why, n);
 }
 
+std::size_t producer::recent_replacements() {
+  auto now = std::chrono::steady_clock::now();
+  while (!replaced_at_.empty() && now - replaced_at_.front() > replacement_window)
+    replaced_at_.pop_front();
+  return replaced_at_.size();
+}
+
+std::int64_t producer::install(client* old, lease fresh) {
+  std::int64_t n = 0;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (closing_ || current_.get() != old) return 0;
+    old->retired.store(true);
+    retired_.push_back(std::move(current_));
+    current_ = fresh;
+    replaced_at_.push_back(std::chrono::steady_clock::now());
+    n = replacements_.fetch_add(1) + 1;
+  }
+  // Outside the lock: ~producer joins `old`'s poll thread (maybe the caller)
+  // before it destroys `fresh`, so the thread is in place by then.
+  fresh->poller = std::thread([raw = fresh.get()] { raw->poll_loop(); });
+  return n;
+}
+
 rd_kafka_s* producer::renew(const std::function<void(rd_kafka_s*)>& prepare) {
   std::uint64_t generation = 0;
+  client* old = nullptr;
   {
     std::lock_guard<std::mutex> guard{mutex_};
     if (closing_) throw fatal_error("the producer is closing");
-    auto now = std::chrono::steady_clock::now();
-    while (!replaced_at_.empty() && now - replaced_at_.front() > replacement_window)
-      replaced_at_.pop_front();
-    if (replaced_at_.size() >= max_replacements)
+    if (recent_replacements() >= max_replacements)
       throw fatal_error("fenced more than " + std::to_string(max_replacements) +
                         " times within 10 minutes: transactions keep outliving " +
                         option_prefix_ +
                         ".kafka.transaction.timeout.ms (brokers down, the process "
                         "stalled); raise it, or see to the brokers");
     generation = current_->generation + 1;
+    old = current_.get();
   }
   auto fresh = make_client(generation);
   prepare(fresh->rk); // no sender sees it before its transaction is open
-  std::int64_t n = 0;
-  {
-    std::lock_guard<std::mutex> guard{mutex_};
-    if (closing_) throw fatal_error("the producer is closing");
-    current_->retired.store(true);
-    retired_.push_back(std::move(current_));
-    current_ = fresh;
-    replaced_at_.push_back(std::chrono::steady_clock::now());
-    n = replacements_.fetch_add(1) + 1;
-  }
-  fresh->poller = std::thread([raw = fresh.get()] { raw->poll_loop(); });
+  auto n = install(old, fresh);
+  if (n == 0) throw fatal_error("the producer is closing");
   sluice::logger().warn("Kafka producer ({}): renewed after a fence (replacement {})",
                         option_prefix_, n);
   return fresh->rk;

@@ -242,6 +242,13 @@ private:
   lease make_client(std::uint64_t generation);
   /// Called by `failed`'s poll thread once librdkafka reports a fatal error.
   void replace(client* failed);
+  /// Replacements within `replacement_window` (older ones forgotten); with
+  /// mutex_ held.
+  std::size_t recent_replacements();
+  /// Makes `fresh` current in place of `old` (retired) and starts its poll
+  /// thread; returns the replacement's number, 0 when closing or `old` is no
+  /// longer current.
+  std::int64_t install(client* old, lease fresh);
   /// Destroys replaced instances that nobody uses and that reported all.
   void release_retired();
 
